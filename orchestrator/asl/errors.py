@@ -1,0 +1,73 @@
+"""Errors of the Amazon States Language, named as ASL names them.
+
+An ``StatesError`` is what a state raises when its execution must fail with an ASL error
+(``States.Runtime``, ``States.IntrinsicFailure``, ...): it carries the error name and the
+cause exactly as AWS words them, and the engine turns it into a failed state that Retry and
+Catch may handle. ``DefinitionError`` is raised before any execution starts, for a state
+machine definition that is not valid ASL.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+ALL = "States.ALL"
+TASK_FAILED = "States.TaskFailed"
+RUNTIME = "States.Runtime"
+TIMEOUT = "States.Timeout"
+HEARTBEAT_TIMEOUT = "States.HeartbeatTimeout"
+DATA_LIMIT_EXCEEDED = "States.DataLimitExceeded"
+INTRINSIC_FAILURE = "States.IntrinsicFailure"
+NO_CHOICE_MATCHED = "States.NoChoiceMatched"
+PARAMETER_PATH_FAILURE = "States.ParameterPathFailure"
+RESULT_PATH_MATCH_FAILURE = "States.ResultPathMatchFailure"
+BRANCH_FAILED = "States.BranchFailed"
+PERMISSIONS = "States.Permissions"
+ITEM_READER_FAILED = "States.ItemReaderFailed"
+EXCEED_TOLERATED_FAILURE_THRESHOLD = "States.ExceedToleratedFailureThreshold"
+QUERY_EVALUATION_ERROR = "States.QueryEvaluationError"
+
+# Errors that States.ALL does not catch or retry, as the ASL specification says.
+NOT_MATCHED_BY_ALL = frozenset({RUNTIME, DATA_LIMIT_EXCEEDED})
+
+
+class StatesError(Exception):
+    """An ASL error raised while running a state: ``error`` is its name, ``cause`` its text."""
+
+    def __init__(self, error: str, cause: str | None = None) -> None:
+        super().__init__(f"{error}: {cause}" if cause else error)
+        self.error = error
+        self.cause = cause
+
+
+class PathNotFound(Exception):  # noqa: N818 - a lookup outcome, not a failure of the program
+    """A reference path or JSONPath selected nothing in the document it was applied to.
+
+    Callers turn it into the ``StatesError`` whose wording fits where the path was used
+    (InputPath, a ``.$`` field, a Choice variable, ...).
+    """
+
+    def __init__(self, path: str, document: object = None) -> None:
+        super().__init__(path)
+        self.path = path
+        self.document = document
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with a definition: where (a JSON path such as ``/States/A/Next``) and what."""
+
+    where: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.message}"
+
+
+class DefinitionError(ValueError):
+    """A state machine definition that is not valid ASL; ``problems`` lists every finding."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"invalid state machine definition ({len(problems)} problem(s)):\n{lines}")

@@ -1,0 +1,46 @@
+"""Configuration from the environment, shared by every redstep process."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit, urlunsplit
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Every knob of a redstep process; each one reads the environment variable of its name.
+
+    ``REDIS_URL`` and ``REDSTEP_PREFIX`` are the two most people set; the timing knobs are
+    here so tests can make a failure happen on purpose instead of waiting for it.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="REDSTEP_", extra="ignore", populate_by_name=True)
+
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        validation_alias="REDIS_URL",
+        description="Where Redis is; a password, an ACL user or rediss:// (TLS) just work.",
+    )
+    prefix: str = Field(default="redstep", description="Every key redstep writes starts with this.")
+    source_queue: str = Field(default="dragons", description="The queue the dragon pipeline pulls from.")
+    state_machine: str = Field(default="DragonPipeline", description="What the source queue starts.")
+    topic: str = Field(default="dragon-notifications", description="The notification topic.")
+    batch_size: int = Field(default=100, ge=1, le=10_000, description="Records pulled per batch.")
+    batching_window_seconds: float = Field(default=0.0, ge=0, le=300)
+    visibility_timeout_seconds: float = Field(default=30.0, gt=0)
+    max_receive_count: int = Field(default=5, ge=1)
+    poll_interval_seconds: float = Field(default=0.05, gt=0, description="Longest idle wait of a loop.")
+    notification_stream_length: int = Field(default=10_000, ge=1)
+
+
+def masked_url(url: str) -> str:
+    """``url`` with its password replaced by ``***``, fit for logs and CLI output."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.hostname or ""
+    if parts.port is not None:
+        host = f"{host}:{parts.port}"
+    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
