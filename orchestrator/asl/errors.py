@@ -40,7 +40,7 @@ class StatesError(Exception):
         self.cause = cause
 
 
-class PathNotFound(Exception):  # noqa: N818 - a lookup outcome, not a failure of the program
+class PathNotFound(Exception):
     """A reference path or JSONPath selected nothing in the document it was applied to.
 
     Callers turn it into the ``StatesError`` whose wording fits where the path was used
