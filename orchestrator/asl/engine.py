@@ -1,0 +1,145 @@
+"""The transition function: ``advance(execution, event, now) -> (execution', actions, history)``.
+
+An execution is a JSON document. It holds *threads of control*: the top level is one
+thread; each Parallel branch and Map iteration runs in a thread of its own whose parent
+waits for it. A thread that waits for the outside world (a task result, a timer) holds a
+*token*; the event that resumes it names that token, so an event for a token nobody waits
+for any more (a late result, a timer of a state already left) changes nothing.
+
+Nothing here does I/O or reads a clock: the caller passes ``now`` and carries out the
+actions (run a task, set a timer) that a step returns.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.asl import errors
+from orchestrator.asl.dataflow import StateData, iso_time
+from orchestrator.asl.definition import ROOT, StateMachine
+from orchestrator.asl.errors import StatesError
+
+RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED = "RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"
+ACCOUNT = "000000000000"
+REGION = "us-east-1"
+
+
+@dataclass(slots=True)
+class Step:
+    """What one call of the core decided: the updated execution, actions to carry out, new history."""
+
+    execution: dict[str, Any]
+    actions: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def state_machine_arn(name: str) -> str:
+    return f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{name}"
+
+
+def execution_arn(machine: str, name: str) -> str:
+    return f"arn:aws:states:{REGION}:{ACCOUNT}:execution:{machine}:{name}"
+
+
+def start_execution(
+    machine: StateMachine, name: str, input: Any, now: float, *, arn: str | None = None
+) -> Step:
+    """Start an execution of ``machine`` called ``name`` and run it until it first waits."""
+    execution: dict[str, Any] = {
+        "name": name,
+        "arn": arn or execution_arn(machine.name, name),
+        "stateMachine": machine.name,
+        "status": RUNNING,
+        "input": input,
+        "output": None,
+        "error": None,
+        "cause": None,
+        "startDate": now,
+        "stopDate": None,
+        "lastEventId": 0,
+        "seq": 0,
+        "threads": {},
+        "tokens": {},
+    }
+    run = _run(machine, execution, now)
+    run.record(None, "ExecutionStarted", input=input, roleArn=f"arn:aws:iam::{ACCOUNT}:role/redstep")
+    if machine.timeout_seconds:
+        token = run.new_token(None, "execution-timeout")
+        run.actions.append({"type": "SetTimer", "token": token, "due": now + machine.timeout_seconds})
+    root = run.spawn(None, ROOT, machine.scope(ROOT).start_at, input, dict())
+    run.ready.append(root["id"])
+    run.drive()
+    return run.step()
+
+
+def advance(machine: StateMachine, execution: dict[str, Any], event: dict[str, Any], now: float) -> Step:
+    """Apply one event to a running execution and run it until it waits again or ends.
+
+    ``execution`` is updated in place and returned in the step.
+    """
+    run = _run(machine, execution, now)
+    if execution["status"] != RUNNING:
+        return run.step()
+    run.handle(event)
+    run.drive()
+    return run.step()
+
+
+def _run(machine: StateMachine, execution: dict[str, Any], now: float) -> Any:
+    # Imported late: the runner imports the state-type modules, which import this one.
+    from orchestrator.asl.runner import Run
+
+    return Run(machine, execution, now)
+
+
+def context_object(run: Any, thread: dict[str, Any], state_name: str) -> dict[str, Any]:
+    """The context object (``$$``) a state sees."""
+    execution = run.execution
+    context: dict[str, Any] = {
+        "Execution": {
+            "Id": execution["arn"],
+            "Input": execution["input"],
+            "StartTime": iso_time(execution["startDate"]),
+            "Name": execution["name"],
+            "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/redstep",
+            "RedriveCount": execution.get("redriveCount", 0),
+        },
+        "StateMachine": {"Id": state_machine_arn(run.machine.name), "Name": run.machine.name},
+        "State": {
+            "EnteredTime": iso_time(thread.get("enteredAt", run.now)),
+            "Name": state_name,
+            "RetryCount": thread.get("retryCount", 0),
+        },
+    }
+    if "item" in thread:
+        context["Map"] = {"Item": thread["item"]}
+    return context
+
+
+def state_data(run: Any, thread: dict[str, Any]) -> StateData:
+    """The view of its input, context and variables that ``thread``'s current state has."""
+    state = run.machine.state(thread["scope"], thread["state"])
+    language = run.machine.query_language_of(thread["scope"], state)
+    context = context_object(run, thread, thread["state"])
+    return StateData(state, language, thread["input"], context, thread["vars"])
+
+
+def deep_copy(value: Any) -> Any:
+    return copy.deepcopy(value)
+
+
+__all__ = [
+    "ABORTED",
+    "FAILED",
+    "RUNNING",
+    "SUCCEEDED",
+    "TIMED_OUT",
+    "StatesError",
+    "Step",
+    "advance",
+    "errors",
+    "execution_arn",
+    "start_execution",
+]

@@ -1,0 +1,235 @@
+"""Parallel and Map: states that fork child threads and join their results."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from orchestrator.asl import errors, payload
+from orchestrator.asl.dataflow import StateData
+from orchestrator.asl.definition import child_scope
+from orchestrator.asl.errors import StatesError
+
+
+def enter_parallel(run: Any, thread: dict[str, Any], data: StateData) -> None:
+    state = data.state
+    effective = data.effective_input()
+    run.record(thread, "ParallelStateStarted")
+    branches = state["Branches"]
+    fork: dict[str, Any] = {"results": [None] * len(branches), "pending": len(branches), "children": []}
+    thread["fork"] = fork
+    for index in range(len(branches)):
+        scope = child_scope(thread["scope"], thread["state"], index)
+        start = run.machine.scope(scope).start_at
+        child = run.spawn(thread, scope, start, effective, dict(thread["vars"]), slot=index)
+        fork["children"].append(child["id"])
+        run.ready.append(child["id"])
+
+
+def enter_map(run: Any, thread: dict[str, Any], data: StateData) -> None:
+    state = data.state
+    selected = data.selected_input()
+    items = _items(data, selected)
+    if data.jsonata:
+        max_concurrency = _jsonata_number(data, "MaxConcurrency", 0)
+    else:
+        max_concurrency = _number_field(data, selected, "MaxConcurrency", 0)
+    tolerated_count, tolerated_percentage = _tolerance(data, selected)
+    if _distributed(state):
+        run.record(thread, "MapRunStarted")
+    run.record(thread, "MapStateStarted", length=len(items))
+    thread["fork"] = {
+        "results": [None] * len(items),
+        "pending": len(items),
+        "next": 0,
+        "running": 0,
+        "failures": 0,
+        "items": items,
+        "selected": selected,
+        "max": int(max_concurrency) or len(items) or 1,
+        "toleratedCount": tolerated_count,
+        "toleratedPercentage": tolerated_percentage,
+        "children": [],
+    }
+    if not items:
+        _map_done(run, thread, data)
+        return
+    _start_iterations(run, thread, data)
+
+
+def _distributed(state: dict[str, Any]) -> bool:
+    processor = state.get("ItemProcessor") or {}
+    return (processor.get("ProcessorConfig") or {}).get("Mode") == "DISTRIBUTED"
+
+
+def _items(data: StateData, selected: Any) -> list[Any]:
+    state = data.state
+    if data.jsonata:
+        items = data.evaluate_jsonata(state["Items"], "Items") if "Items" in state else data.raw_input
+    else:
+        items = data.resolve(selected)(state.get("ItemsPath", "$"))
+    if not isinstance(items, list):
+        raise StatesError(
+            errors.RUNTIME if not data.jsonata else errors.QUERY_EVALUATION_ERROR,
+            _items_cause(data, items),
+        )
+    return items
+
+
+def _items_cause(data: StateData, items: Any) -> str:
+    import json
+
+    rendered = json.dumps(items, separators=(",", ":"))
+    if data.jsonata:
+        return f"Map state input must be an array but was: {rendered}"
+    return f"Item path {data.state.get('ItemsPath', '$')} evaluated to a non-array value: {rendered}"
+
+
+def _number_field(data: StateData, selected: Any, field: str, default: float) -> float:
+    state = data.state
+    if field in state:
+        return state[field]
+    if f"{field}Path" in state:
+        value = data.resolve(selected)(state[f"{field}Path"])
+        return value
+    return default
+
+
+def _jsonata_number(data: StateData, field: str, default: float) -> float:
+    value = data.state.get(field, default)
+    if isinstance(value, str):
+        value = data.evaluate_jsonata(value, field)
+    return value
+
+
+def _tolerance(data: StateData, selected: Any) -> tuple[float, float]:
+    if data.jsonata:
+        return (
+            _jsonata_number(data, "ToleratedFailureCount", 0),
+            _jsonata_number(data, "ToleratedFailurePercentage", 0),
+        )
+    return (
+        _number_field(data, selected, "ToleratedFailureCount", 0),
+        _number_field(data, selected, "ToleratedFailurePercentage", 0),
+    )
+
+
+def _start_iterations(run: Any, thread: dict[str, Any], data: StateData) -> None:
+    fork = thread["fork"]
+    while fork["next"] < len(fork["items"]) and fork["running"] < fork["max"]:
+        index = fork["next"]
+        fork["next"] += 1
+        fork["running"] += 1
+        item = {"Index": index, "Value": fork["items"][index]}
+        item_input = _item_input(data, fork["selected"], item)
+        run.record(thread, "MapIterationStarted", name=thread["state"], index=index)
+        scope = child_scope(thread["scope"], thread["state"])
+        start = run.machine.scope(scope).start_at
+        child = run.spawn(thread, scope, start, item_input, dict(thread["vars"]), slot=index)
+        fork["children"].append(child["id"])
+        run.ready.append(child["id"])
+
+
+def _item_input(data: StateData, selected: Any, item: dict[str, Any]) -> Any:
+    state = data.state
+    data.context["Map"] = {"Item": item}
+    if data.jsonata:
+        if "ItemSelector" in state:
+            return data.evaluate_jsonata(state["ItemSelector"], "ItemSelector")
+        return item["Value"]
+    template_field = "ItemSelector" if "ItemSelector" in state else "Parameters"
+    if template_field in state:
+        return payload.fill_template(state[template_field], data.scope(selected), template_field)
+    return item["Value"]
+
+
+def child_succeeded(run: Any, parent: dict[str, Any], child: dict[str, Any], output: Any) -> None:
+    fork = parent["fork"]
+    fork["results"][child["slot"]] = output
+    fork["pending"] -= 1
+    fork["children"].remove(child["id"])
+    data = run.data(parent)
+    try:
+        if data.state["Type"] == "Map":
+            run.record(parent, "MapIterationSucceeded", name=parent["state"], index=child["slot"])
+            fork["running"] -= 1
+            if fork["pending"] == 0:
+                _map_done(run, parent, data)
+            else:
+                _start_iterations(run, parent, data)
+        elif fork["pending"] == 0:
+            _join(run, parent, data, "Parallel")
+    except StatesError as failure:
+        from orchestrator.asl.state_types import fail_state
+
+        fail_state(run, parent, data, failure.error, failure.cause)
+
+
+def child_failed(
+    run: Any, parent: dict[str, Any], child: dict[str, Any], error: str, cause: str | None
+) -> None:
+    from orchestrator.asl.state_types import fail_state
+
+    fork = parent["fork"]
+    fork["children"].remove(child["id"])
+    data = run.data(parent)
+    if data.state["Type"] == "Map":
+        run.record(parent, "MapIterationFailed", name=parent["state"], index=child["slot"])
+        fork["failures"] += 1
+        fork["running"] -= 1
+        fork["pending"] -= 1
+        if _tolerated(fork):
+            fork["results"][child["slot"]] = {
+                "Error": error,
+                **({"Cause": cause} if cause is not None else {}),
+            }
+            try:
+                if fork["pending"] == 0:
+                    _map_done(run, parent, data)
+                else:
+                    _start_iterations(run, parent, data)
+            except StatesError as failure:
+                fail_state(run, parent, data, failure.error, failure.cause)
+            return
+        if fork["toleratedCount"] or fork["toleratedPercentage"]:
+            error = errors.EXCEED_TOLERATED_FAILURE_THRESHOLD
+            cause = "The specified tolerated failure threshold was exceeded"
+    _abort_children(run, parent)
+    run.record(parent, f"{data.state['Type']}StateFailed")
+    fail_state(run, parent, data, error, cause)
+
+
+def _tolerated(fork: dict[str, Any]) -> bool:
+    total = len(fork["results"])
+    if fork["failures"] <= fork["toleratedCount"]:
+        return bool(fork["toleratedCount"])
+    if fork["toleratedPercentage"]:
+        return fork["failures"] <= math.floor(total * fork["toleratedPercentage"] / 100)
+    return False
+
+
+def _abort_children(run: Any, parent: dict[str, Any]) -> None:
+    for child_id in list(parent["fork"]["children"]):
+        child = run.execution["threads"].get(child_id)
+        if child is None:
+            continue
+        state = run.machine.state(child["scope"], child["state"])
+        if state["Type"] == "Task" and child.get("tokens"):
+            run.record(child, "TaskStateAborted")
+        run.remove_thread(child)
+    parent["fork"]["children"] = []
+
+
+def _map_done(run: Any, thread: dict[str, Any], data: StateData) -> None:
+    if _distributed(data.state):
+        run.record(thread, "MapRunSucceeded")
+    _join(run, thread, data, "Map")
+
+
+def _join(run: Any, thread: dict[str, Any], data: StateData, state_type: str) -> None:
+    results = thread.pop("fork")["results"]
+    run.record(thread, f"{state_type}StateSucceeded")
+    output = data.output(results)
+    run.assign(thread, data.assignments(data.state.get("Assign"), result=results))
+    run.record(thread, f"{state_type}StateExited", name=thread["state"], output=output)
+    run.advance_or_finish(thread, data.state, output)

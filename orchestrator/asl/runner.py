@@ -1,0 +1,248 @@
+"""One call of the core on one execution: threads, tokens, history, errors, Retry and Catch.
+
+State types live in their own modules; each exposes ``enter`` (run the state for a thread)
+and, where it waits, handlers for the event that resumes it. This module is what they share.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from orchestrator.asl import errors
+from orchestrator.asl.dataflow import StateData
+from orchestrator.asl.definition import StateMachine
+from orchestrator.asl.engine import (
+    ABORTED,
+    FAILED,
+    SUCCEEDED,
+    TIMED_OUT,
+    Step,
+    state_data,
+)
+from orchestrator.asl.errors import StatesError
+from orchestrator.asl.retry import find_catcher, retry_delay
+
+
+class Run:
+    """The state of one ``start_execution`` / ``advance`` call while it decides."""
+
+    def __init__(self, machine: StateMachine, execution: dict[str, Any], now: float) -> None:
+        self.machine = machine
+        self.execution = execution
+        self.now = now
+        self.actions: list[dict[str, Any]] = []
+        self.history: list[dict[str, Any]] = []
+        self.ready: list[str] = []
+
+    def step(self) -> Step:
+        return Step(self.execution, self.actions, self.history)
+
+    # -- history -----------------------------------------------------------------------------
+
+    def record(self, thread: dict[str, Any] | None, event_type: str, **details: Any) -> int:
+        """Append an AWS-shaped history event; returns its id."""
+        execution = self.execution
+        event_id = execution["lastEventId"] + 1
+        execution["lastEventId"] = event_id
+        previous = thread.get("lastEventId", 0) if thread is not None else event_id - 1
+        event = {"id": event_id, "previousEventId": previous, "timestamp": self.now, "type": event_type}
+        event.update(details)
+        self.history.append(event)
+        if thread is not None:
+            thread["lastEventId"] = event_id
+        return event_id
+
+    # -- threads and tokens ------------------------------------------------------------------
+
+    def new_token(self, thread: dict[str, Any] | None, kind: str) -> str:
+        execution = self.execution
+        execution["seq"] += 1
+        token = f"{execution['name']}:{execution['seq']}"
+        execution["tokens"][token] = [thread["id"] if thread else None, kind]
+        if thread is not None:
+            thread.setdefault("tokens", []).append(token)
+        return token
+
+    def drop_tokens(self, thread: dict[str, Any]) -> None:
+        for token in thread.pop("tokens", []):
+            self.execution["tokens"].pop(token, None)
+
+    def spawn(
+        self,
+        parent: dict[str, Any] | None,
+        scope: str,
+        state: str,
+        input: Any,
+        variables: dict[str, Any],
+        **extra: Any,
+    ) -> dict[str, Any]:
+        execution = self.execution
+        execution["seq"] += 1
+        thread_id = "0" if parent is None else f"{parent['id']}.{execution['seq']}"
+        thread = {"id": thread_id, "parent": parent["id"] if parent else None, "scope": scope}
+        thread.update(state=state, input=input, vars=variables, **extra)
+        if parent is not None:
+            thread["lastEventId"] = parent.get("lastEventId", 0)
+        execution["threads"][thread_id] = thread
+        return thread
+
+    def thread(self, thread_id: str) -> dict[str, Any]:
+        return self.execution["threads"][thread_id]
+
+    def remove_thread(self, thread: dict[str, Any]) -> None:
+        """Forget a thread and everything under it, invalidating their tokens."""
+        for child_id in thread.get("fork", {}).get("children", []):
+            child = self.execution["threads"].get(child_id)
+            if child is not None:
+                self.remove_thread(child)
+        self.drop_tokens(thread)
+        self.execution["threads"].pop(thread["id"], None)
+
+    def data(self, thread: dict[str, Any]) -> StateData:
+        return state_data(self, thread)
+
+    # -- driving -----------------------------------------------------------------------------
+
+    def drive(self) -> None:
+        """Enter states of ready threads until every thread waits or the execution ends."""
+        from orchestrator.asl.state_types import enter
+
+        while self.ready and self.execution["status"] == "RUNNING":
+            thread = self.execution["threads"].get(self.ready.pop(0))
+            if thread is not None:
+                enter(self, thread)
+
+    def handle(self, event: dict[str, Any]) -> None:
+        """Route an outside event to the thread whose token it carries."""
+        from orchestrator.asl.state_types import resume
+
+        if event.get("type") == "StopExecution":
+            self.stop(event.get("error"), event.get("cause"))
+            return
+        owner = self.execution["tokens"].get(event.get("token"))
+        if owner is None:
+            return
+        thread_id, kind = owner
+        if kind == "execution-timeout":
+            self.time_out()
+            return
+        thread = self.execution["threads"].get(thread_id)
+        if thread is None:
+            return
+        resume(self, thread, kind, event)
+
+    def goto(self, thread: dict[str, Any], next_state: str, output: Any) -> None:
+        thread["state"] = next_state
+        thread["input"] = output
+        thread.pop("retries", None)
+        thread["retryCount"] = 0
+        self.ready.append(thread["id"])
+
+    def advance_or_finish(self, thread: dict[str, Any], state: dict[str, Any], output: Any) -> None:
+        """Follow ``Next``, or end the thread with ``output`` when the state is an End state."""
+        if state.get("End"):
+            self.thread_succeeded(thread, output)
+        else:
+            self.goto(thread, state["Next"], output)
+
+    def assign(self, thread: dict[str, Any], assignments: dict[str, Any]) -> None:
+        if assignments:
+            thread["vars"] = {**thread["vars"], **assignments}
+
+    # -- endings -----------------------------------------------------------------------------
+
+    def thread_succeeded(self, thread: dict[str, Any], output: Any) -> None:
+        from orchestrator.asl.fork_states import child_succeeded
+
+        if thread["parent"] is None:
+            self.finish(SUCCEEDED, output=output)
+            return
+        parent = self.thread(thread["parent"])
+        self.remove_thread(thread)
+        child_succeeded(self, parent, thread, output)
+
+    def thread_failed(self, thread: dict[str, Any], error: str, cause: str | None) -> None:
+        from orchestrator.asl.fork_states import child_failed
+
+        if thread["parent"] is None:
+            self.finish(FAILED, error=error, cause=cause)
+            return
+        parent = self.thread(thread["parent"])
+        self.remove_thread(thread)
+        child_failed(self, parent, thread, error, cause)
+
+    def state_failed(
+        self, thread: dict[str, Any], error: str, cause: str | None, *, exited_type: str | None = None
+    ) -> None:
+        """A state raised ``error``: retry it, catch it, or fail its thread."""
+        from orchestrator.asl.state_types import restart
+
+        data = self.data(thread)
+        state = data.state
+        retry = retry_delay(state.get("Retry"), thread, error, self.execution["name"])
+        if retry is not None:
+            thread["retryCount"] = thread.get("retryCount", 0) + 1
+            if retry <= 0:
+                restart(self, thread)
+                return
+            token = self.new_token(thread, "retry")
+            self.actions.append({"type": "SetTimer", "token": token, "due": self.now + retry})
+            return
+        catcher = find_catcher(state.get("Catch"), error)
+        if catcher is None:
+            self.thread_failed(thread, error, cause)
+            return
+        error_output: dict[str, Any] = {"Error": error}
+        if cause is not None:
+            error_output["Cause"] = cause
+        try:
+            output = data.catch_output(catcher, error_output)
+            self.assign(thread, data.assignments(catcher.get("Assign"), errorOutput=error_output))
+        except StatesError as failure:
+            self.thread_failed(thread, failure.error, failure.cause)
+            return
+        if exited_type:
+            self.record(thread, exited_type, name=thread["state"], output=output)
+        self.goto(thread, catcher["Next"], output)
+
+    def finish(
+        self, status: str, *, output: Any = None, error: str | None = None, cause: str | None = None
+    ) -> None:
+        execution = self.execution
+        execution.update(status=status, output=output, error=error, cause=cause, stopDate=self.now)
+        details: dict[str, Any] = {}
+        if status == SUCCEEDED:
+            details["output"] = output
+            _check_size(output)
+            self.record(None, "ExecutionSucceeded", **details)
+        else:
+            if error is not None:
+                details["error"] = error
+            if cause is not None:
+                details["cause"] = cause
+            event_type = {
+                FAILED: "ExecutionFailed",
+                TIMED_OUT: "ExecutionTimedOut",
+                ABORTED: "ExecutionAborted",
+            }
+            self.record(None, event_type[status], **details)
+        execution["threads"] = {}
+        execution["tokens"] = {}
+        self.ready.clear()
+        self.actions.append({"type": "ExecutionFinished", "status": status})
+
+    def time_out(self) -> None:
+        self.finish(TIMED_OUT, error=errors.TIMEOUT, cause="The execution timed out.")
+
+    def stop(self, error: str | None, cause: str | None) -> None:
+        self.finish(ABORTED, error=error, cause=cause)
+
+
+def _check_size(value: Any) -> None:
+    # Output size is checked where AWS checks it; the engine's own limit guard lives in task_state.
+    del value
+
+
+def encoded_size(value: Any) -> int:
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())

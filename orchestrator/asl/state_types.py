@@ -1,0 +1,218 @@
+"""Entering a state, by type, and resuming a thread that waited; Pass, Choice, Wait, Succeed, Fail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from orchestrator.asl import choice, errors, fork_states, task_state
+from orchestrator.asl.dataflow import StateData
+from orchestrator.asl.errors import StatesError
+
+# States whose errors may be retried and caught; in any other state an error fails the thread.
+_HANDLES_ERRORS = frozenset({"Task", "Parallel", "Map"})
+
+
+def enter(run: Any, thread: dict[str, Any]) -> None:
+    """Record that ``thread`` entered its state, then run the state."""
+    thread["enteredAt"] = run.now
+    data = run.data(thread)
+    state_type = data.state["Type"]
+    run.record(thread, f"{state_type}StateEntered", name=thread["state"], input=thread["input"])
+    _run_guarded(run, thread, data, lambda: _ENTER[state_type](run, thread, data))
+
+
+def restart(run: Any, thread: dict[str, Any]) -> None:
+    """Run the thread's state again, after a retry's back-off, without entering it anew."""
+    data = run.data(thread)
+    state_type = data.state["Type"]
+    _run_guarded(run, thread, data, lambda: _ENTER[state_type](run, thread, data))
+
+
+def resume(run: Any, thread: dict[str, Any], kind: str, event: dict[str, Any]) -> None:
+    """Route an event to the waiting thread: a task report, a timer, a heartbeat."""
+    data = run.data(thread)
+    if kind == "retry":
+        run.drop_tokens(thread)
+        restart(run, thread)
+    elif kind == "wait":
+        run.drop_tokens(thread)
+        _run_guarded(run, thread, data, lambda: _leave(run, thread, data, data.raw_input, "Wait"))
+    else:
+        _run_guarded(run, thread, data, lambda: task_state.resume(run, thread, data, kind, event))
+
+
+def _run_guarded(run: Any, thread: dict[str, Any], data: StateData, body: Any) -> None:
+    try:
+        body()
+    except StatesError as failure:
+        fail_state(run, thread, data, failure.error, failure.cause)
+
+
+def fail_state(run: Any, thread: dict[str, Any], data: StateData, error: str, cause: str | None) -> None:
+    """An error raised while running ``thread``'s state."""
+    if data.state["Type"] in _HANDLES_ERRORS and error not in (errors.RUNTIME,):
+        exited = f"{data.state['Type']}StateExited"
+        run.state_failed(thread, error, cause, exited_type=exited)
+        return
+    if error in (errors.QUERY_EVALUATION_ERROR, errors.RUNTIME) or error.startswith("States."):
+        run.record(thread, "EvaluationFailed", error=error, cause=cause, state=thread["state"])
+    run.thread_failed(thread, error, cause)
+
+
+def _leave(run: Any, thread: dict[str, Any], data: StateData, result: Any, state_type: str) -> None:
+    """Finish a state with ``result``: output processing, Assign, the Exited event, what is next."""
+    output = data.output(result, selector=False)
+    run.assign(thread, data.assignments(data.state.get("Assign"), result=result))
+    run.record(thread, f"{state_type}StateExited", name=thread["state"], output=output)
+    run.advance_or_finish(thread, data.state, output)
+
+
+def _enter_pass(run: Any, thread: dict[str, Any], data: StateData) -> None:
+    state = data.state
+    if data.jsonata:
+        _leave(run, thread, data, data.raw_input, "Pass")
+        return
+    result = state["Result"] if "Result" in state else data.effective_input()
+    _leave(run, thread, data, result, "Pass")
+
+
+def _enter_choice(run: Any, thread: dict[str, Any], data: StateData) -> None:
+    state = data.state
+    if data.jsonata:
+        rules = state["Choices"]
+        chosen_rule: dict[str, Any] | None = None
+
+        def condition(expression: Any) -> Any:
+            return (
+                expression if isinstance(expression, bool) else data.evaluate_jsonata(expression, "Condition")
+            )
+
+        next_state = choice.choose_by_condition(state, condition)
+        for rule in rules:
+            if rule.get("Next") == next_state:
+                chosen_rule = rule
+                break
+        source = chosen_rule if chosen_rule is not None and next_state != state.get("Default") else state
+        output = data.raw_input
+        if "Output" in source:
+            output = data.evaluate_jsonata(source["Output"], "Output")
+        run.assign(thread, data.assignments(source.get("Assign")))
+    else:
+        selected = data.selected_input()
+        next_state = choice.choose(state, data.resolve(selected))
+        scope = data.scope(selected)
+        from orchestrator.asl import payload
+
+        output = payload.select_output(state.get("OutputPath", "$"), selected, scope)
+        run.assign(thread, data.assignments(state.get("Assign")))
+    run.record(thread, "ChoiceStateExited", name=thread["state"], output=output)
+    run.goto(thread, next_state, output)
+
+
+def _enter_wait(run: Any, thread: dict[str, Any], data: StateData) -> None:
+    due = run.now + _wait_seconds(data) if _waits_seconds(data.state) else _wait_until(data)
+    token = run.new_token(thread, "wait")
+    run.actions.append({"type": "SetTimer", "token": token, "due": due})
+
+
+def _waits_seconds(state: dict[str, Any]) -> bool:
+    return "Seconds" in state or "SecondsPath" in state
+
+
+def _wait_seconds(data: StateData) -> float:
+    state = data.state
+    if data.jsonata or "Seconds" in state:
+        seconds = state["Seconds"]
+        if data.jsonata and isinstance(seconds, str):
+            seconds = data.evaluate_jsonata(seconds, "Seconds")
+    else:
+        path = state["SecondsPath"]
+        seconds = data.resolve(data.selected_input())(path)
+        if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 0:
+            raise StatesError(
+                errors.RUNTIME,
+                f"The SecondsPath parameter does not reference a valid integer value: {path}",
+            )
+    return float(seconds)
+
+
+def _wait_until(data: StateData) -> float:
+    state = data.state
+    if "Timestamp" in state:
+        stamp = state["Timestamp"]
+        if data.jsonata and isinstance(stamp, str) and stamp.startswith("{%"):
+            stamp = data.evaluate_jsonata(stamp, "Timestamp")
+    else:
+        stamp = data.resolve(data.selected_input())(state["TimestampPath"])
+    moment = parse_timestamp(stamp)
+    if moment is None:
+        path = state.get("TimestampPath", "")
+        raise StatesError(
+            errors.RUNTIME,
+            f"The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {path}",
+        )
+    return moment
+
+
+def parse_timestamp(value: Any) -> float | None:
+    """An RFC 3339 timestamp (with a time zone) as epoch seconds, or None if it is not one."""
+    if not isinstance(value, str) or "T" not in value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        return None
+    if moment.tzinfo is None:
+        return None
+    return moment.timestamp()
+
+
+def _enter_succeed(run: Any, thread: dict[str, Any], data: StateData) -> None:
+    state = data.state
+    if data.jsonata:
+        output = data.evaluate_jsonata(state["Output"], "Output") if "Output" in state else data.raw_input
+    else:
+        from orchestrator.asl import payload
+
+        selected = data.selected_input()
+        output = payload.select_output(state.get("OutputPath", "$"), selected, data.scope(selected))
+    run.record(thread, "SucceedStateExited", name=thread["state"], output=output)
+    run.thread_succeeded(thread, output)
+
+
+def _enter_fail(run: Any, thread: dict[str, Any], data: StateData) -> None:
+    state = data.state
+    error, cause = state.get("Error"), state.get("Cause")
+    if data.jsonata:
+        if isinstance(error, str):
+            error = data.evaluate_jsonata(error, "Error")
+        if isinstance(cause, str):
+            cause = data.evaluate_jsonata(cause, "Cause")
+    else:
+        resolve = data.resolve(data.raw_input)
+        if "ErrorPath" in state:
+            error = _path_or_intrinsic(state["ErrorPath"], resolve)
+        if "CausePath" in state:
+            cause = _path_or_intrinsic(state["CausePath"], resolve)
+    run.thread_failed(thread, error, cause)
+
+
+def _path_or_intrinsic(expression: str, resolve: Any) -> Any:
+    from orchestrator.asl import intrinsics
+
+    if intrinsics.is_intrinsic(expression):
+        return intrinsics.evaluate(expression, resolve)
+    return resolve(expression)
+
+
+_ENTER = {
+    "Pass": _enter_pass,
+    "Choice": _enter_choice,
+    "Wait": _enter_wait,
+    "Succeed": _enter_succeed,
+    "Fail": _enter_fail,
+    "Task": task_state.enter,
+    "Parallel": fork_states.enter_parallel,
+    "Map": fork_states.enter_map,
+}

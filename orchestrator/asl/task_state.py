@@ -1,0 +1,259 @@
+"""The Task state: which resource runs, what it is sent, and what its report does."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from orchestrator.asl import errors
+from orchestrator.asl.dataflow import StateData
+from orchestrator.asl.errors import StatesError
+
+PAYLOAD_LIMIT_BYTES = 256 * 1024
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+SERVICES = {
+    "arn:aws:states:::sns:publish": "sns:publish",
+    "arn:aws:states:::sqs:sendMessage": "sqs:sendMessage",
+}
+CALLBACK_SUFFIX = ".waitForTaskToken"
+SYNC_SUFFIX = ".sync"
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """What a Task's ``Resource`` names: a Lambda function, lambda:invoke, or a built-in service."""
+
+    kind: str  # "lambda" (a function ARN or bare name), "invoke" (lambda:invoke), "service"
+    target: str  # the function name (lambda) or the service ("sns:publish")
+    arn: str
+    callback: bool = False
+
+    @property
+    def event_prefix(self) -> str:
+        return "LambdaFunction" if self.kind == "lambda" else "Task"
+
+
+def parse_resource(resource: str) -> Resource:
+    """Read a Task's Resource string.
+
+    Raises:
+        ValueError: for a resource redstep cannot run, with what it accepts.
+    """
+    base, callback = resource, False
+    if base.endswith(CALLBACK_SUFFIX):
+        base, callback = base[: -len(CALLBACK_SUFFIX)], True
+    elif base.endswith(SYNC_SUFFIX):
+        base = base[: -len(SYNC_SUFFIX)]
+    if base == LAMBDA_INVOKE:
+        return Resource("invoke", "", resource, callback)
+    if base in SERVICES:
+        return Resource("service", SERVICES[base], resource, callback)
+    if base.startswith("arn:aws:lambda:"):
+        parts = base.split(":")
+        if len(parts) >= 7 and parts[5] == "function":
+            return Resource("lambda", parts[6], base, callback)
+    elif ":" not in base and base:
+        return Resource("lambda", base, function_arn(base), callback)
+    raise ValueError(
+        f"unsupported resource {resource!r}: use a Lambda function ARN or name, {LAMBDA_INVOKE}, "
+        "arn:aws:states:::sns:publish or arn:aws:states:::sqs:sendMessage"
+    )
+
+
+def function_arn(name: str) -> str:
+    return f"arn:aws:lambda:us-east-1:000000000000:function:{name}"
+
+
+def function_of(function_name: Any) -> tuple[str, str]:
+    """The registered name and the ARN of a lambda:invoke ``FunctionName`` (name, ARN or partial ARN)."""
+    text = str(function_name)
+    if text.startswith("arn:"):
+        parts = text.split(":")
+        return (parts[6] if len(parts) > 6 else text), text
+    name = text.split(":")[0]
+    return name, function_arn(name) if ":" not in text else text
+
+
+def enter(run: Any, thread: dict[str, Any], data: StateData) -> None:
+    """Schedule the task: compute its input, emit the action, arm its timers."""
+    state = data.state
+    resource = parse_resource(state["Resource"])
+    if resource.callback:
+        data.context["Task"] = {"Token": _callback_token(run, thread)}
+    effective = data.effective_input()
+    _check_payload_size(effective)
+    timeout = _seconds(state, data, "TimeoutSeconds")
+    heartbeat = _seconds(state, data, "HeartbeatSeconds")
+    prefix = resource.event_prefix
+    scheduled: dict[str, Any] = {}
+    if resource.kind == "lambda":
+        scheduled.update(input=effective, resource=resource.arn)
+    else:
+        scheduled.update(
+            parameters=effective, region="us-east-1", resource=_short(resource), resourceType=_type(resource)
+        )
+    if timeout is not None:
+        scheduled["timeoutInSeconds"] = int(timeout)
+    if heartbeat is not None:
+        scheduled["heartbeatInSeconds"] = int(heartbeat)
+    run.record(thread, f"{prefix}Scheduled", **scheduled)
+    started = (
+        {} if resource.kind == "lambda" else {"resource": _short(resource), "resourceType": _type(resource)}
+    )
+    run.record(thread, f"{prefix}Started", **started)
+    token = run.new_token(thread, "dispatch" if resource.callback else "task")
+    run.actions.append(_action(resource, token, effective, thread))
+    if timeout is not None:
+        run.actions.append(
+            {"type": "SetTimer", "token": run.new_token(thread, "timeout"), "due": run.now + timeout}
+        )
+    if heartbeat is not None:
+        thread["heartbeat"] = heartbeat
+        run.actions.append(
+            {"type": "SetTimer", "token": run.new_token(thread, "heartbeat"), "due": run.now + heartbeat}
+        )
+
+
+def _callback_token(run: Any, thread: dict[str, Any]) -> str:
+    return run.new_token(thread, "task")
+
+
+def _short(resource: Resource) -> str:
+    return resource.target.split(":")[-1] if resource.kind == "service" else "invoke"
+
+
+def _type(resource: Resource) -> str:
+    return resource.target.split(":")[0] if resource.kind == "service" else "lambda"
+
+
+def _action(resource: Resource, token: str, effective: Any, thread: dict[str, Any]) -> dict[str, Any]:
+    attempt = thread.get("retryCount", 0) + 1
+    if resource.kind == "service":
+        return {"type": "RunService", "token": token, "service": resource.target, "parameters": effective}
+    if resource.kind == "lambda":
+        name, arn, payload = resource.target, resource.arn, effective
+    else:
+        parameters = effective if isinstance(effective, dict) else {}
+        name, arn = function_of(parameters.get("FunctionName", ""))
+        payload = _invoke_payload(parameters.get("Payload"))
+    return {
+        "type": "RunTask",
+        "token": token,
+        "function": name,
+        "function_arn": arn,
+        "payload": payload,
+        "attempt": attempt,
+    }
+
+
+def _invoke_payload(payload: Any) -> Any:
+    # lambda:invoke sends a string Payload as the raw request body, so JSON text arrives decoded.
+    if isinstance(payload, str):
+        try:
+            return json.loads(payload)
+        except ValueError:
+            return payload
+    return payload
+
+
+def _seconds(state: dict[str, Any], data: StateData, field: str) -> float | None:
+    if field in state:
+        value = state[field]
+        if data.jsonata and isinstance(value, str):
+            value = data.evaluate_jsonata(value, field)
+        return float(value)
+    path_field = f"{field}Path"
+    if path_field in state:
+        value = data.resolve(data.raw_input)(state[path_field])
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise StatesError(
+                errors.RUNTIME, f"The {path_field} parameter does not reference a valid integer value."
+            )
+        return float(value)
+    return None
+
+
+def _check_payload_size(value: Any) -> None:
+    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > PAYLOAD_LIMIT_BYTES:
+        raise StatesError(
+            errors.DATA_LIMIT_EXCEEDED,
+            "The state/task returned a result with a size exceeding the maximum number of bytes service limit.",
+        )
+
+
+def resume(run: Any, thread: dict[str, Any], data: StateData, kind: str, event: dict[str, Any]) -> None:
+    """A report for the task ``thread`` waits on: its result, its error, a heartbeat or a timeout."""
+    resource = parse_resource(data.state["Resource"])
+    prefix = resource.event_prefix
+    event_type = event.get("type")
+    if kind == "heartbeat" or (kind in ("task", "dispatch") and event_type == "TaskHeartbeat"):
+        _heartbeat(run, thread, kind, event)
+        return
+    if kind == "timeout":
+        run.drop_tokens(thread)
+        run.record(thread, f"{prefix}TimedOut", error=errors.TIMEOUT, **_resource_details(resource))
+        raise StatesError(errors.TIMEOUT, None)
+    if event_type == "TaskFailed":
+        run.drop_tokens(thread)
+        error, cause = event.get("error") or "Error", event.get("cause")
+        failed: dict[str, Any] = {"error": error}
+        if cause is not None:
+            failed["cause"] = cause
+        run.record(thread, f"{prefix}Failed", **failed, **_resource_details(resource))
+        raise StatesError(error, cause)
+    if kind == "dispatch":
+        return  # the function ran; a callback task waits for SendTaskSuccess instead
+    run.drop_tokens(thread)
+    result = event.get("output")
+    if resource.kind == "invoke" and not resource.callback:
+        result = invoke_envelope(result)
+    run.record(thread, f"{prefix}Succeeded", output=result, **_resource_details(resource))
+    _check_payload_size(result)
+    output = data.output(result)
+    run.assign(thread, data.assignments(data.state.get("Assign"), result=result))
+    run.record(thread, "TaskStateExited", name=thread["state"], output=output)
+    run.advance_or_finish(thread, data.state, output)
+
+
+def _heartbeat(run: Any, thread: dict[str, Any], kind: str, event: dict[str, Any]) -> None:
+    if kind == "heartbeat":
+        run.drop_tokens(thread)
+        run.record(thread, "TaskTimedOut", error=errors.HEARTBEAT_TIMEOUT)
+        raise StatesError(errors.HEARTBEAT_TIMEOUT, None)
+    for token in list(thread.get("tokens", [])):
+        if run.execution["tokens"].get(token, [None, None])[1] == "heartbeat":
+            run.execution["tokens"].pop(token)
+            thread["tokens"].remove(token)
+    if thread.get("heartbeat"):
+        due = run.now + thread["heartbeat"]
+        run.actions.append({"type": "SetTimer", "token": run.new_token(thread, "heartbeat"), "due": due})
+
+
+def _resource_details(resource: Resource) -> dict[str, Any]:
+    if resource.kind == "lambda":
+        return {}
+    return {"resource": _short(resource), "resourceType": _type(resource)}
+
+
+def invoke_envelope(payload: Any) -> dict[str, Any]:
+    """The result lambda:invoke gives a state: the function's output wrapped as the Invoke API returns it."""
+    body = json.dumps(payload, separators=(",", ":"))
+    headers = {
+        "Connection": "keep-alive",
+        "Content-Length": str(len(body)),
+        "Content-Type": "application/json",
+        "X-Amz-Executed-Version": "$LATEST",
+    }
+    return {
+        "ExecutedVersion": "$LATEST",
+        "Payload": payload,
+        "SdkHttpMetadata": {
+            "AllHttpHeaders": {key: [value] for key, value in headers.items()},
+            "HttpHeaders": headers,
+            "HttpStatusCode": 200,
+        },
+        "SdkResponseMetadata": {"RequestId": "00000000-0000-0000-0000-000000000000"},
+        "StatusCode": 200,
+    }

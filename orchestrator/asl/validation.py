@@ -1,0 +1,112 @@
+"""Static checks of a definition, each finding reported with its JSON path.
+
+Run before any execution starts, so an invalid definition never reaches the orchestrator.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.asl.errors import Problem
+
+STATE_TYPES = frozenset({"Task", "Pass", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map"})
+TERMINAL_TYPES = frozenset({"Choice", "Succeed", "Fail"})
+QUERY_LANGUAGES = frozenset({"JSONPath", "JSONata"})
+
+
+def validate(definition: Any) -> list[Problem]:
+    """Every problem found in ``definition``; an empty list means it is valid."""
+    if not isinstance(definition, dict):
+        return [Problem("/", "a state machine definition must be a JSON object")]
+    problems: list[Problem] = []
+    language = definition.get("QueryLanguage", "JSONPath")
+    if language not in QUERY_LANGUAGES:
+        problems.append(Problem("/QueryLanguage", f"must be JSONPath or JSONata, not {language!r}"))
+    _check_body(definition, "", problems)
+    return problems
+
+
+def _check_body(body: Any, where: str, problems: list[Problem]) -> None:
+    if not isinstance(body, dict):
+        problems.append(Problem(where or "/", "must be an object with StartAt and States"))
+        return
+    states = body.get("States")
+    if not isinstance(states, dict) or not states:
+        problems.append(Problem(f"{where}/States", "must be a non-empty object of states"))
+        return
+    start_at = body.get("StartAt")
+    if not isinstance(start_at, str):
+        problems.append(Problem(f"{where}/StartAt", "is required and must name a state"))
+    elif start_at not in states:
+        problems.append(Problem(f"{where}/StartAt", f"names no state: {start_at!r}"))
+    for name, state in states.items():
+        _check_state(name, state, states, f"{where}/States/{name}", problems)
+    _check_reachable(body, where, problems)
+
+
+def _check_state(name: str, state: Any, states: dict[str, Any], where: str, problems: list[Problem]) -> None:
+    if not isinstance(state, dict):
+        problems.append(Problem(where, "a state must be an object"))
+        return
+    if len(name) > 80:
+        problems.append(Problem(where, "a state name must be at most 80 characters"))
+    state_type = state.get("Type")
+    if state_type not in STATE_TYPES:
+        problems.append(Problem(f"{where}/Type", f"unknown state type {state_type!r}"))
+        return
+    for field in ("Next", "Default"):
+        target = state.get(field)
+        if target is not None and target not in states:
+            problems.append(Problem(f"{where}/{field}", f"names no state: {target!r}"))
+    if state_type not in TERMINAL_TYPES:
+        has_next, has_end = "Next" in state, state.get("End") is True
+        if has_next == has_end:
+            problems.append(Problem(where, 'must have exactly one of Next or "End": true'))
+    if state_type == "Task" and not isinstance(state.get("Resource"), str):
+        problems.append(Problem(f"{where}/Resource", "a Task needs a Resource string"))
+    if state_type == "Choice":
+        choices = state.get("Choices")
+        if not isinstance(choices, list) or not choices:
+            problems.append(Problem(f"{where}/Choices", "must be a non-empty array of rules"))
+        else:
+            for index, rule in enumerate(choices):
+                target = rule.get("Next") if isinstance(rule, dict) else None
+                if target not in states:
+                    problems.append(Problem(f"{where}/Choices/{index}/Next", f"names no state: {target!r}"))
+    for index, catcher in enumerate(state.get("Catch") or []):
+        target = catcher.get("Next") if isinstance(catcher, dict) else None
+        if target not in states:
+            problems.append(Problem(f"{where}/Catch/{index}/Next", f"names no state: {target!r}"))
+    if state_type == "Parallel":
+        branches = state.get("Branches")
+        if not isinstance(branches, list) or not branches:
+            problems.append(Problem(f"{where}/Branches", "must be a non-empty array of state machines"))
+        else:
+            for index, branch in enumerate(branches):
+                _check_body(branch, f"{where}/Branches/{index}", problems)
+    if state_type == "Map":
+        field = "ItemProcessor" if "ItemProcessor" in state else "Iterator"
+        _check_body(state.get(field), f"{where}/{field}", problems)
+
+
+def _successors(state: dict[str, Any]) -> list[str]:
+    targets = [state.get("Next"), state.get("Default")]
+    targets += [rule.get("Next") for rule in state.get("Choices") or [] if isinstance(rule, dict)]
+    targets += [catcher.get("Next") for catcher in state.get("Catch") or [] if isinstance(catcher, dict)]
+    return [target for target in targets if isinstance(target, str)]
+
+
+def _check_reachable(body: dict[str, Any], where: str, problems: list[Problem]) -> None:
+    states = body["States"]
+    seen: set[str] = set()
+    pending = [body.get("StartAt")]
+    while pending:
+        name = pending.pop()
+        if not isinstance(name, str) or name in seen or name not in states:
+            continue
+        seen.add(name)
+        if isinstance(states[name], dict):
+            pending.extend(_successors(states[name]))
+    for name in states:
+        if name not in seen:
+            problems.append(Problem(f"{where}/States/{name}", "is unreachable from StartAt"))
