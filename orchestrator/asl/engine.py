@@ -107,12 +107,10 @@ def context_object(run: Any, thread: dict[str, Any], state_name: str) -> dict[st
             "RedriveCount": execution.get("redriveCount", 0),
         },
         "StateMachine": {"Id": state_machine_arn(run.machine.name), "Name": run.machine.name},
-        "State": {
-            "EnteredTime": iso_time(thread.get("enteredAt", run.now)),
-            "Name": state_name,
-            "RetryCount": thread.get("retryCount", 0),
-        },
+        "State": {"EnteredTime": iso_time(thread.get("enteredAt", run.now)), "Name": state_name},
     }
+    if run.machine.state(thread["scope"], state_name)["Type"] == "Task":
+        context["State"]["RetryCount"] = thread.get("retryCount", 0)
     if "item" in thread:
         context["Map"] = {"Item": thread["item"]}
     return context

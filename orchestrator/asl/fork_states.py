@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -22,6 +23,8 @@ def enter_parallel(run: Any, thread: dict[str, Any], data: StateData) -> None:
         scope = child_scope(thread["scope"], thread["state"], index)
         start = run.machine.scope(scope).start_at
         child = run.spawn(thread, scope, start, effective, dict(thread["vars"]), slot=index)
+        if thread.get("quiet"):
+            child["quiet"] = True
         fork["children"].append(child["id"])
         run.ready.append(child["id"])
 
@@ -34,10 +37,10 @@ def enter_map(run: Any, thread: dict[str, Any], data: StateData) -> None:
         max_concurrency = _jsonata_number(data, "MaxConcurrency", 0)
     else:
         max_concurrency = _number_field(data, selected, "MaxConcurrency", 0)
+    run.record(thread, "MapStateStarted", length=len(items))
     tolerated_count, tolerated_percentage = _tolerance(data, selected)
     if _distributed(state):
         run.record(thread, "MapRunStarted")
-    run.record(thread, "MapStateStarted", length=len(items))
     thread["fork"] = {
         "results": [None] * len(items),
         "pending": len(items),
@@ -58,7 +61,7 @@ def enter_map(run: Any, thread: dict[str, Any], data: StateData) -> None:
 
 
 def _distributed(state: dict[str, Any]) -> bool:
-    processor = state.get("ItemProcessor") or {}
+    processor = state.get("ItemProcessor") or state.get("Iterator") or {}
     return (processor.get("ProcessorConfig") or {}).get("Mode") == "DISTRIBUTED"
 
 
@@ -77,22 +80,67 @@ def _items(data: StateData, selected: Any) -> list[Any]:
 
 
 def _items_cause(data: StateData, items: Any) -> str:
-    import json
-
     rendered = json.dumps(items, separators=(",", ":"))
+    if data.jsonata and isinstance(data.state.get("Items"), str):
+        expression = data.state["Items"].strip()[2:-2].strip()
+        return (
+            f"The JSONata expression '{expression}' specified for the field 'Items' returned an unexpected "
+            f"result type. Expected 'array', but was '{_json_type(items)}' for value: {rendered}"
+        )
     if data.jsonata:
         return f"Map state input must be an array but was: {rendered}"
     return f"Item path {data.state.get('ItemsPath', '$')} evaluated to a non-array value: {rendered}"
 
 
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    if value is None:
+        return "null"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _numeric(value: Any, integral: bool) -> float | None:
+    """A path's value as a number; AWS also takes numeric text such as "1" here."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            return int(value) if integral else float(value)
+        except ValueError:
+            return None
+    if integral:
+        return value if isinstance(value, int) else None
+    return value if isinstance(value, int | float) else None
+
+
 def _number_field(data: StateData, selected: Any, field: str, default: float) -> float:
     state = data.state
     if field in state:
-        return state[field]
-    if f"{field}Path" in state:
-        value = data.resolve(selected)(state[f"{field}Path"])
-        return value
-    return default
+        value = state[field]
+    elif f"{field}Path" in state:
+        path = state[f"{field}Path"]
+        raw = data.resolve(selected)(path)
+        integral = field != "ToleratedFailurePercentage"
+        value = _numeric(raw, integral)
+        if value is None:
+            shown = raw if isinstance(raw, str) else json.dumps(raw, separators=(",", ":"))
+            kind = "integer" if integral else "float"
+            raise StatesError(
+                errors.RUNTIME,
+                f'The {field}Path field refers to value "{shown}" which is not a valid {kind}: {path}',
+            )
+    else:
+        return default
+    if field == "ToleratedFailureCount" and value < 0:
+        raise StatesError(errors.RUNTIME, "ToleratedFailureCount cannot be negative.")
+    if field == "ToleratedFailurePercentage" and not 0 <= value <= 100:
+        raise StatesError(errors.RUNTIME, "ToleratedFailurePercentage must be between 0 and 100.")
+    return value
 
 
 def _jsonata_number(data: StateData, field: str, default: float) -> float:
@@ -122,10 +170,13 @@ def _start_iterations(run: Any, thread: dict[str, Any], data: StateData) -> None
         fork["running"] += 1
         item = {"Index": index, "Value": fork["items"][index]}
         item_input = _item_input(data, fork["selected"], item)
-        run.record(thread, "MapIterationStarted", name=thread["state"], index=index)
+        if not _distributed(data.state):
+            run.record(thread, "MapIterationStarted", name=thread["state"], index=index)
         scope = child_scope(thread["scope"], thread["state"])
         start = run.machine.scope(scope).start_at
         child = run.spawn(thread, scope, start, item_input, dict(thread["vars"]), slot=index)
+        if thread.get("quiet") or _distributed(data.state):
+            child["quiet"] = True
         fork["children"].append(child["id"])
         run.ready.append(child["id"])
 
@@ -151,7 +202,8 @@ def child_succeeded(run: Any, parent: dict[str, Any], child: dict[str, Any], out
     data = run.data(parent)
     try:
         if data.state["Type"] == "Map":
-            run.record(parent, "MapIterationSucceeded", name=parent["state"], index=child["slot"])
+            if not _distributed(data.state):
+                run.record(parent, "MapIterationSucceeded", name=parent["state"], index=child["slot"])
             fork["running"] -= 1
             if fork["pending"] == 0:
                 _map_done(run, parent, data)
@@ -174,7 +226,8 @@ def child_failed(
     fork["children"].remove(child["id"])
     data = run.data(parent)
     if data.state["Type"] == "Map":
-        run.record(parent, "MapIterationFailed", name=parent["state"], index=child["slot"])
+        if not _distributed(data.state):
+            run.record(parent, "MapIterationFailed", name=parent["state"], index=child["slot"])
         fork["failures"] += 1
         fork["running"] -= 1
         fork["pending"] -= 1
@@ -194,9 +247,13 @@ def child_failed(
         if fork["toleratedCount"] or fork["toleratedPercentage"]:
             error = errors.EXCEED_TOLERATED_FAILURE_THRESHOLD
             cause = "The specified tolerated failure threshold was exceeded"
+    if (
+        data.state["Type"] == "Parallel"
+        and run.machine.state(child["scope"], child["state"])["Type"] == "Task"
+    ):
+        run.record(child, "TaskStateAborted")
     _abort_children(run, parent)
-    run.record(parent, f"{data.state['Type']}StateFailed")
-    fail_state(run, parent, data, error, cause)
+    fail_state(run, parent, data, error, cause, reported=True)
 
 
 def _tolerated(fork: dict[str, Any]) -> bool:
@@ -228,7 +285,8 @@ def _map_done(run: Any, thread: dict[str, Any], data: StateData) -> None:
 
 def _join(run: Any, thread: dict[str, Any], data: StateData, state_type: str) -> None:
     results = thread.pop("fork")["results"]
-    run.record(thread, f"{state_type}StateSucceeded")
+    if state_type == "Map":
+        run.record(thread, "MapStateSucceeded")
     output = data.output(results)
     run.assign(thread, data.assignments(data.state.get("Assign"), result=results))
     run.record(thread, f"{state_type}StateExited", name=thread["state"], output=output)

@@ -6,10 +6,8 @@ and, where it waits, handlers for the event that resumes it. This module is what
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from orchestrator.asl import errors
 from orchestrator.asl.dataflow import StateData
 from orchestrator.asl.definition import StateMachine
 from orchestrator.asl.engine import (
@@ -20,7 +18,7 @@ from orchestrator.asl.engine import (
     Step,
     state_data,
 )
-from orchestrator.asl.errors import StatesError
+from orchestrator.asl.errors import RUNTIME, StatesError
 from orchestrator.asl.retry import find_catcher, retry_delay
 
 
@@ -43,6 +41,10 @@ class Run:
     def record(self, thread: dict[str, Any] | None, event_type: str, **details: Any) -> int:
         """Append an AWS-shaped history event; returns its id."""
         execution = self.execution
+        if thread is not None and thread.get("quiet"):
+            # Children of a distributed Map run as executions of their own; the parent's
+            # history shows only the map run.
+            return execution["lastEventId"]
         event_id = execution["lastEventId"] + 1
         execution["lastEventId"] = event_id
         previous = thread.get("lastEventId", 0) if thread is not None else event_id - 1
@@ -180,6 +182,10 @@ class Run:
 
         data = self.data(thread)
         state = data.state
+        if error == RUNTIME:
+            # States.Runtime is neither retried nor caught, whatever the definition says.
+            self.thread_failed(thread, error, cause)
+            return
         retry = retry_delay(state.get("Retry"), thread, error, self.execution["name"])
         if retry is not None:
             thread["retryCount"] = thread.get("retryCount", 0) + 1
@@ -189,8 +195,12 @@ class Run:
             token = self.new_token(thread, "retry")
             self.actions.append({"type": "SetTimer", "token": token, "due": self.now + retry})
             return
+        if state["Type"] == "Map":
+            self.record(thread, "MapStateFailed")
         catcher = find_catcher(state.get("Catch"), error)
         if catcher is None:
+            if state["Type"] == "Parallel":
+                self.record(thread, "ParallelStateFailed")
             self.thread_failed(thread, error, cause)
             return
         error_output: dict[str, Any] = {"Error": error}
@@ -214,7 +224,6 @@ class Run:
         details: dict[str, Any] = {}
         if status == SUCCEEDED:
             details["output"] = output
-            _check_size(output)
             self.record(None, "ExecutionSucceeded", **details)
         else:
             if error is not None:
@@ -233,16 +242,7 @@ class Run:
         self.actions.append({"type": "ExecutionFinished", "status": status})
 
     def time_out(self) -> None:
-        self.finish(TIMED_OUT, error=errors.TIMEOUT, cause="The execution timed out.")
+        self.finish(TIMED_OUT)
 
     def stop(self, error: str | None, cause: str | None) -> None:
         self.finish(ABORTED, error=error, cause=cause)
-
-
-def _check_size(value: Any) -> None:
-    # Output size is checked where AWS checks it; the engine's own limit guard lives in task_state.
-    del value
-
-
-def encoded_size(value: Any) -> int:
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Any
 
@@ -18,7 +19,9 @@ def enter(run: Any, thread: dict[str, Any]) -> None:
     thread["enteredAt"] = run.now
     data = run.data(thread)
     state_type = data.state["Type"]
-    run.record(thread, f"{state_type}StateEntered", name=thread["state"], input=thread["input"])
+    thread["enteredEventId"] = run.record(
+        thread, f"{state_type}StateEntered", name=thread["state"], input=thread["input"]
+    )
     _run_guarded(run, thread, data, lambda: _ENTER[state_type](run, thread, data))
 
 
@@ -46,18 +49,37 @@ def _run_guarded(run: Any, thread: dict[str, Any], data: StateData, body: Any) -
     try:
         body()
     except StatesError as failure:
-        fail_state(run, thread, data, failure.error, failure.cause)
+        reported = isinstance(failure, task_state.ReportedError)
+        fail_state(run, thread, data, failure.error, failure.cause, reported=reported)
 
 
-def fail_state(run: Any, thread: dict[str, Any], data: StateData, error: str, cause: str | None) -> None:
-    """An error raised while running ``thread``'s state."""
-    if data.state["Type"] in _HANDLES_ERRORS and error not in (errors.RUNTIME,):
-        exited = f"{data.state['Type']}StateExited"
-        run.state_failed(thread, error, cause, exited_type=exited)
-        return
-    if error in (errors.QUERY_EVALUATION_ERROR, errors.RUNTIME) or error.startswith("States."):
-        run.record(thread, "EvaluationFailed", error=error, cause=cause, state=thread["state"])
-    run.thread_failed(thread, error, cause)
+def fail_state(
+    run: Any,
+    thread: dict[str, Any],
+    data: StateData,
+    error: str,
+    cause: str | None,
+    *,
+    reported: bool = False,
+) -> None:
+    """An error in ``thread``'s state: raised while the state ran, or ``reported`` by its task or branch.
+
+    AWS names the state and the event that entered it in the cause of an error the state
+    raised itself, and records a failed JSONata evaluation as an event of its own.
+    """
+    if not reported:
+        if cause is not None:
+            entered = thread.get("enteredEventId", 0)
+            cause = (
+                f"An error occurred while executing the state '{thread['state']}' "
+                f"(entered at the event id #{entered}). {cause}"
+            )
+        if error == errors.QUERY_EVALUATION_ERROR:
+            run.record(thread, "EvaluationFailed", error=error, cause=cause, state=thread["state"])
+    if data.state["Type"] in _HANDLES_ERRORS:
+        run.state_failed(thread, error, cause, exited_type=f"{data.state['Type']}StateExited")
+    else:
+        run.thread_failed(thread, error, cause)
 
 
 def _leave(run: Any, thread: dict[str, Any], data: StateData, result: Any, state_type: str) -> None:
@@ -73,7 +95,12 @@ def _enter_pass(run: Any, thread: dict[str, Any], data: StateData) -> None:
     if data.jsonata:
         _leave(run, thread, data, data.raw_input, "Pass")
         return
-    result = state["Result"] if "Result" in state else data.effective_input()
+    if "Result" in state:
+        result = state["Result"]
+        if task_state.exceeds_payload_limit(result):
+            raise task_state.data_limit_error(thread["state"])
+    else:
+        result = data.effective_input()
     _leave(run, thread, data, result, "Pass")
 
 
@@ -129,10 +156,14 @@ def _wait_seconds(data: StateData) -> float:
     else:
         path = state["SecondsPath"]
         seconds = data.resolve(data.selected_input())(path)
-        if not isinstance(seconds, int) or isinstance(seconds, bool) or seconds < 0:
+        shown = f"{path} == {_render(seconds)}"
+        if not isinstance(seconds, int) or isinstance(seconds, bool):
             raise StatesError(
-                errors.RUNTIME,
-                f"The SecondsPath parameter does not reference a valid integer value: {path}",
+                errors.RUNTIME, f"The SecondsPath parameter cannot be parsed as a long value: {shown}"
+            )
+        if seconds < 0:
+            raise StatesError(
+                errors.RUNTIME, f"The SecondsPath parameter references a negative value: {shown}"
             )
     return float(seconds)
 
@@ -146,13 +177,20 @@ def _wait_until(data: StateData) -> float:
     else:
         stamp = data.resolve(data.selected_input())(state["TimestampPath"])
     moment = parse_timestamp(stamp)
-    if moment is None:
-        path = state.get("TimestampPath", "")
+    if moment is not None:
+        return moment
+    iso = "ISO-8601 extended offset date-time format string"
+    if "TimestampPath" in state:
+        shown = f"{state['TimestampPath']} == {_render(stamp)}"
         raise StatesError(
-            errors.RUNTIME,
-            f"The TimestampPath parameter does not reference a valid ISO-8601 extended offset date-time format string: {path}",
+            errors.RUNTIME, f"The TimestampPath parameter does not reference a valid {iso}: {shown}"
         )
-    return moment
+    language_error = errors.QUERY_EVALUATION_ERROR if data.jsonata else errors.RUNTIME
+    raise StatesError(language_error, f"The Timestamp field cannot be parsed as an {iso}: {_render(stamp)}")
+
+
+def _render(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
 
 
 def parse_timestamp(value: Any) -> float | None:

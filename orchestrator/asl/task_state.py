@@ -20,6 +20,13 @@ CALLBACK_SUFFIX = ".waitForTaskToken"
 SYNC_SUFFIX = ".sync"
 
 
+class ReportedError(StatesError):
+    """An error the task reported (or a limit its result broke), as opposed to one the state raised.
+
+    AWS words these causes without naming the state that was running.
+    """
+
+
 @dataclass(frozen=True, slots=True)
 class Resource:
     """What a Task's ``Resource`` names: a Lambda function, lambda:invoke, or a built-in service."""
@@ -82,7 +89,6 @@ def enter(run: Any, thread: dict[str, Any], data: StateData) -> None:
     if resource.callback:
         data.context["Task"] = {"Token": _callback_token(run, thread)}
     effective = data.effective_input()
-    _check_payload_size(effective)
     timeout = _seconds(state, data, "TimeoutSeconds")
     heartbeat = _seconds(state, data, "HeartbeatSeconds")
     prefix = resource.event_prefix
@@ -174,13 +180,21 @@ def _seconds(state: dict[str, Any], data: StateData, field: str) -> float | None
     return None
 
 
-def _check_payload_size(value: Any) -> None:
-    size = len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode())
-    if size > PAYLOAD_LIMIT_BYTES:
-        raise StatesError(
-            errors.DATA_LIMIT_EXCEEDED,
-            "The state/task returned a result with a size exceeding the maximum number of bytes service limit.",
-        )
+def exceeds_payload_limit(value: Any) -> bool:
+    """Whether ``value`` as JSON is over the 256 KiB that AWS allows for any state's data."""
+    if isinstance(value, str):
+        return len(value) * 4 > PAYLOAD_LIMIT_BYTES and len(value.encode()) > PAYLOAD_LIMIT_BYTES
+    if not isinstance(value, dict | list):
+        return False
+    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()) > PAYLOAD_LIMIT_BYTES
+
+
+def data_limit_error(source: str) -> ReportedError:
+    return ReportedError(
+        errors.DATA_LIMIT_EXCEEDED,
+        f"The state/task '{source}' returned a result with a size exceeding the maximum number of bytes "
+        "service limit.",
+    )
 
 
 def resume(run: Any, thread: dict[str, Any], data: StateData, kind: str, event: dict[str, Any]) -> None:
@@ -194,7 +208,7 @@ def resume(run: Any, thread: dict[str, Any], data: StateData, kind: str, event: 
     if kind == "timeout":
         run.drop_tokens(thread)
         run.record(thread, f"{prefix}TimedOut", error=errors.TIMEOUT, **_resource_details(resource))
-        raise StatesError(errors.TIMEOUT, None)
+        raise ReportedError(errors.TIMEOUT, None)
     if event_type == "TaskFailed":
         run.drop_tokens(thread)
         error, cause = event.get("error") or "Error", event.get("cause")
@@ -202,15 +216,19 @@ def resume(run: Any, thread: dict[str, Any], data: StateData, kind: str, event: 
         if cause is not None:
             failed["cause"] = cause
         run.record(thread, f"{prefix}Failed", **failed, **_resource_details(resource))
-        raise StatesError(error, cause)
+        raise ReportedError(error, cause)
     if kind == "dispatch":
         return  # the function ran; a callback task waits for SendTaskSuccess instead
     run.drop_tokens(thread)
     result = event.get("output")
+    if exceeds_payload_limit(result):
+        source = f"lambda:{resource.target}" if resource.kind == "lambda" else _type(resource)
+        failure = data_limit_error(source)
+        run.record(thread, f"{prefix}Failed", error=failure.error, cause=failure.cause)
+        raise failure
     if resource.kind == "invoke" and not resource.callback:
         result = invoke_envelope(result)
     run.record(thread, f"{prefix}Succeeded", output=result, **_resource_details(resource))
-    _check_payload_size(result)
     output = data.output(result)
     run.assign(thread, data.assignments(data.state.get("Assign"), result=result))
     run.record(thread, "TaskStateExited", name=thread["state"], output=output)
@@ -221,7 +239,7 @@ def _heartbeat(run: Any, thread: dict[str, Any], kind: str, event: dict[str, Any
     if kind == "heartbeat":
         run.drop_tokens(thread)
         run.record(thread, "TaskTimedOut", error=errors.HEARTBEAT_TIMEOUT)
-        raise StatesError(errors.HEARTBEAT_TIMEOUT, None)
+        raise ReportedError(errors.HEARTBEAT_TIMEOUT, None)
     for token in list(thread.get("tokens", [])):
         if run.execution["tokens"].get(token, [None, None])[1] == "heartbeat":
             run.execution["tokens"].pop(token)
