@@ -7,6 +7,7 @@ calls these functions without caring which query language a state speaks.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,9 +17,10 @@ from orchestrator.asl.definition import JSONATA
 _MISSING: Any = object()
 
 
+@functools.lru_cache(maxsize=4096)
 def iso_time(epoch: float) -> str:
     """An epoch time as AWS writes it in the context object (ISO 8601, milliseconds, Z)."""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
 
 
 class StateData:

@@ -96,17 +96,10 @@ def _run(machine: StateMachine, execution: dict[str, Any], now: float) -> Any:
 
 def context_object(run: Any, thread: dict[str, Any], state_name: str) -> dict[str, Any]:
     """The context object (``$$``) a state sees."""
-    execution = run.execution
+    execution_part, machine_part = run.context_parts()
     context: dict[str, Any] = {
-        "Execution": {
-            "Id": execution["arn"],
-            "Input": execution["input"],
-            "StartTime": iso_time(execution["startDate"]),
-            "Name": execution["name"],
-            "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/redstep",
-            "RedriveCount": execution.get("redriveCount", 0),
-        },
-        "StateMachine": {"Id": state_machine_arn(run.machine.name), "Name": run.machine.name},
+        "Execution": execution_part,
+        "StateMachine": machine_part,
         "State": {"EnteredTime": iso_time(thread.get("enteredAt", run.now)), "Name": state_name},
     }
     if run.machine.state(thread["scope"], state_name)["Type"] == "Task":
@@ -114,6 +107,22 @@ def context_object(run: Any, thread: dict[str, Any], state_name: str) -> dict[st
     if "item" in thread:
         context["Map"] = {"Item": thread["item"]}
     return context
+
+
+def execution_context(run: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The parts of the context object that stay the same for the whole execution."""
+    execution = run.execution
+    return (
+        {
+            "Id": execution["arn"],
+            "Input": execution["input"],
+            "StartTime": iso_time(execution["startDate"]),
+            "Name": execution["name"],
+            "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/redstep",
+            "RedriveCount": execution.get("redriveCount", 0),
+        },
+        {"Id": state_machine_arn(run.machine.name), "Name": run.machine.name},
+    )
 
 
 def state_data(run: Any, thread: dict[str, Any]) -> StateData:

@@ -226,15 +226,14 @@ class JsonPath:
         if keys is None or self.length:
             return self._query_general(document)
         node = document
-        for key in keys:
-            if isinstance(key, str):
-                if not isinstance(node, dict) or key not in node:
-                    raise self._unmatched(document)
+        try:
+            for key in keys:
+                # Python lets an index pick a character of a string; JSONPath does not.
+                if key.__class__ is int and node.__class__ is str:
+                    raise TypeError(key)
                 node = node[key]
-            elif isinstance(node, list) and -len(node) <= key < len(node):
-                node = node[key]
-            else:
-                raise self._unmatched(document)
+        except (KeyError, IndexError, TypeError):
+            raise self._unmatched(document) from None
         return node
 
     def _query_general(self, document: Any) -> Any:

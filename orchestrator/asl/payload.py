@@ -14,6 +14,7 @@ caller that wants to modify a value in place must copy it first.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -71,7 +72,7 @@ def select_input(input_path: str | None, state_input: Any, scope: Scope) -> Any:
         return state_input
     if input_path is None:
         return {}
-    return _select(input_path, Scope(state_input, scope.context, scope.variables))
+    return _select(input_path, state_input, scope)
 
 
 def select_output(output_path: str | None, value: Any, scope: Scope) -> Any:
@@ -84,12 +85,16 @@ def select_output(output_path: str | None, value: Any, scope: Scope) -> Any:
         return value
     if output_path is None:
         return {}
-    return _select(output_path, Scope(value, scope.context, scope.variables))
+    return _select(output_path, value, scope)
 
 
-def _select(path: str, scope: Scope) -> Any:
+def _select(path: str, document: Any, scope: Scope) -> Any:
+    """``path`` applied to ``document`` when it reads ``$``, else to the context or a variable."""
     try:
-        return resolve_path(path, scope)
+        compiled = compile_path(path)
+        if compiled.root == "$":
+            return compiled.query(document)
+        return compiled.query(_document_for(compiled, scope))
     except UnmatchedPath as missing:
         raise StatesError(RUNTIME, f"Invalid path '{path}' : {missing.reason}") from None
     except PathSyntaxError as error:
@@ -100,37 +105,89 @@ def fill_template(template: Any, scope: Scope, field: str = "Parameters") -> Any
     """Build a payload from a template (Parameters, ResultSelector, ItemSelector, Assign, ...).
 
     A key ending in ``.$`` takes the value its path or intrinsic function call gives, under
-    the key without the suffix; objects and arrays recurse; other values are copied as they are.
+    the key without the suffix; objects and arrays recurse; other values are copied as they
+    are. ``field`` names the template's field for the reader; AWS words errors by key.
+
+    A template is compiled on first use and the compiled form is kept while the template
+    object lives in the cache, so templates (parts of a definition) must not be modified.
 
     Raises:
         StatesError: States.Runtime when a path selects nothing or a ``.$`` value is not a
             path or intrinsic call; States.IntrinsicFailure from an intrinsic function.
     """
+    if not isinstance(template, dict | list):
+        return template
+    entry = _compiled_templates.get(id(template))
+    if entry is None or entry[0] is not template:
+        if len(_compiled_templates) >= _TEMPLATE_CACHE_SIZE:
+            _compiled_templates.clear()
+        entry = (template, _compile_template(template))
+        # Holding the template itself keeps its id from being reused by another object.
+        _compiled_templates[id(template)] = entry
+    return entry[1](scope)
+
+
+Filler = Callable[[Scope], Any]
+_TEMPLATE_CACHE_SIZE = 4096
+_compiled_templates: dict[int, tuple[Any, Filler]] = {}
+
+
+def _compile_template(template: Any) -> Filler:
     if isinstance(template, dict):
-        return {_output_key(key): _field_value(key, value, scope, field) for key, value in template.items()}
+        members = [(_output_key(key), _member_filler(key, value)) for key, value in template.items()]
+        return lambda scope: {key: fill(scope) for key, fill in members}
     if isinstance(template, list):
-        return [fill_template(item, scope, field) for item in template]
-    return template
+        items = [_compile_template(item) for item in template]
+        return lambda scope: [fill(scope) for fill in items]
+    return lambda scope: template
 
 
 def _output_key(key: str) -> str:
     return key[: -len(_TEMPLATE_PATH_SUFFIX)] if key.endswith(_TEMPLATE_PATH_SUFFIX) else key
 
 
-def _field_value(key: str, value: Any, scope: Scope, field: str) -> Any:
+def _member_filler(key: str, value: Any) -> Filler:
     if not key.endswith(_TEMPLATE_PATH_SUFFIX):
-        return fill_template(value, scope, field) if isinstance(value, dict | list) else value
+        return _compile_template(value)
     if isinstance(value, str) and value.startswith("$"):
-        return _resolve_field_path(key, value, scope)
+        return _path_filler(key, value)
     if isinstance(value, str) and intrinsics.is_intrinsic(value):
-        return intrinsics.evaluate(value, lambda path: _resolve_field_path(key, path, scope))
-    raise StatesError(
-        RUNTIME,
-        f"The value for the field '{key}' must be a valid JSONPath or a valid intrinsic function call",
-    )
+        return lambda scope: intrinsics.evaluate(value, lambda path: _field_path_value(key, path, scope))
+    cause = f"The value for the field '{key}' must be a valid JSONPath or a valid intrinsic function call"
+    return _failing(StatesError(RUNTIME, cause))
 
 
-def _resolve_field_path(key: str, path: str, scope: Scope) -> Any:
+def _failing(error: StatesError) -> Filler:
+    def fail(scope: Scope) -> Any:
+        raise StatesError(error.error, error.cause)
+
+    return fail
+
+
+def _path_filler(key: str, path: str) -> Filler:
+    try:
+        compiled = compile_path(path)
+    except PathSyntaxError as error:
+        return _failing(
+            StatesError(RUNTIME, f"The JSONPath '{path}' specified for the field '{key}' is invalid: {error}")
+        )
+    if compiled.root != "$":
+        return lambda scope: _field_path_value(key, path, scope)
+    query = compiled.query
+
+    def fill_from_input(scope: Scope) -> Any:
+        document = scope.input
+        if document is None:
+            raise StatesError(RUNTIME, _NULL_INPUT)
+        try:
+            return query(document)
+        except PathNotFound:
+            raise _not_found(key, path, scope) from None
+
+    return fill_from_input
+
+
+def _field_path_value(key: str, path: str, scope: Scope) -> Any:
     try:
         compiled = compile_path(path)
     except PathSyntaxError as error:
@@ -138,15 +195,22 @@ def _resolve_field_path(key: str, path: str, scope: Scope) -> Any:
             RUNTIME, f"The JSONPath '{path}' specified for the field '{key}' is invalid: {error}"
         ) from None
     if compiled.root == "$" and scope.input is None:
-        raise StatesError(RUNTIME, "Unable to apply Path transformation to null or empty input.")
+        raise StatesError(RUNTIME, _NULL_INPUT)
     try:
         return compiled.query(_document_for(compiled, scope))
     except PathNotFound:
-        raise StatesError(
-            RUNTIME,
-            f"The JSONPath '{path}' specified for the field '{key}' could not be found "
-            f"in the input '{render_json(scope.input)}'",
-        ) from None
+        raise _not_found(key, path, scope) from None
+
+
+_NULL_INPUT = "Unable to apply Path transformation to null or empty input."
+
+
+def _not_found(key: str, path: str, scope: Scope) -> StatesError:
+    return StatesError(
+        RUNTIME,
+        f"The JSONPath '{path}' specified for the field '{key}' could not be found "
+        f"in the input '{render_json(scope.input)}'",
+    )
 
 
 def merge_result(result_path: str | None, state_input: Any, result: Any) -> Any:

@@ -16,6 +16,7 @@ from orchestrator.asl.engine import (
     SUCCEEDED,
     TIMED_OUT,
     Step,
+    execution_context,
     state_data,
 )
 from orchestrator.asl.errors import RUNTIME, StatesError
@@ -32,6 +33,12 @@ class Run:
         self.actions: list[dict[str, Any]] = []
         self.history: list[dict[str, Any]] = []
         self.ready: list[str] = []
+        self._context_parts: tuple[dict[str, Any], dict[str, Any]] | None = None
+
+    def context_parts(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        if self._context_parts is None:
+            self._context_parts = execution_context(self)
+        return self._context_parts
 
     def step(self) -> Step:
         return Step(self.execution, self.actions, self.history)

@@ -42,6 +42,10 @@ _LARGEST_PLAIN_INTEGER = 10**21
 
 _COMPILED_EXPRESSIONS = 4096
 
+# JSONata optimises tail calls, so a runaway expression loops instead of overflowing; a
+# budget of evaluation steps stops it the same way on every run, without reading a clock.
+MAX_EVALUATION_STEPS = 500_000
+
 
 def is_expression(value: Any) -> bool:
     """Tell whether ``value`` is a JSONata expression string.
@@ -123,6 +127,11 @@ def evaluate(text: str, states: dict[str, Any], variables: dict[str, Any], *, fi
         raise _evaluation_error(body, field, describe_jsonata_error(problem)) from None
     except sfn_functions.FunctionError as problem:
         raise _evaluation_error(body, field, str(problem)) from None
+    except _RunawayEvaluation:
+        detail = (
+            f"The expression took more than {MAX_EVALUATION_STEPS} evaluation steps. Check for infinite loop"
+        )
+        raise _evaluation_error(body, field, detail) from None
     except RecursionError:
         raise _evaluation_error(body, field, _message_for("D1011")) from None
     except Exception as problem:  # the library surfaces some failures as Python errors
@@ -241,6 +250,22 @@ def describe_jsonata_error(problem: JException) -> str:
     return f"{known_code}: {code}" if known_code else str(code)
 
 
+class _RunawayEvaluation(Exception):
+    """An evaluation that used up its step budget."""
+
+
+class _StepBudget:
+    """Counts evaluation steps; the library calls it on entering every node of the expression."""
+
+    def __init__(self, steps: int) -> None:
+        self.remaining = steps
+
+    def __call__(self, node: object, focus: object, frame: object) -> None:
+        self.remaining -= 1
+        if self.remaining < 0:
+            raise _RunawayEvaluation
+
+
 class _Unrepresentable(Exception):
     """A result that JSON cannot hold (a function, NaN, an infinity)."""
 
@@ -266,6 +291,7 @@ def _bindings(states: dict[str, Any], variables: Mapping[str, Any]) -> dict[str,
     # A binding of None reads as undefined; JSON null has its own marker.
     bindings.update({name: _null_marked(value) for name, value in variables.items()})
     bindings["states"] = _null_marked(states)
+    bindings["__evaluate_entry"] = _StepBudget(MAX_EVALUATION_STEPS)
     return bindings
 
 
