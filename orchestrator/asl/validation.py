@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.asl.errors import Problem
+from orchestrator.asl.state_checks import check_state
 
 STATE_TYPES = frozenset({"Task", "Pass", "Choice", "Wait", "Succeed", "Fail", "Parallel", "Map"})
 TERMINAL_TYPES = frozenset({"Choice", "Succeed", "Fail"})
@@ -22,11 +23,11 @@ def validate(definition: Any) -> list[Problem]:
     language = definition.get("QueryLanguage", "JSONPath")
     if language not in QUERY_LANGUAGES:
         problems.append(Problem("/QueryLanguage", f"must be JSONPath or JSONata, not {language!r}"))
-    _check_body(definition, "", problems)
+    _check_body(definition, "", problems, language)
     return problems
 
 
-def _check_body(body: Any, where: str, problems: list[Problem]) -> None:
+def _check_body(body: Any, where: str, problems: list[Problem], language: str) -> None:
     if not isinstance(body, dict):
         problems.append(Problem(where or "/", "must be an object with StartAt and States"))
         return
@@ -39,12 +40,15 @@ def _check_body(body: Any, where: str, problems: list[Problem]) -> None:
         problems.append(Problem(f"{where}/StartAt", "is required and must name a state"))
     elif start_at not in states:
         problems.append(Problem(f"{where}/StartAt", f"names no state: {start_at!r}"))
+    language = body.get("QueryLanguage", language)
     for name, state in states.items():
-        _check_state(name, state, states, f"{where}/States/{name}", problems)
+        _check_state(name, state, states, f"{where}/States/{name}", problems, language)
     _check_reachable(body, where, problems)
 
 
-def _check_state(name: str, state: Any, states: dict[str, Any], where: str, problems: list[Problem]) -> None:
+def _check_state(
+    name: str, state: Any, states: dict[str, Any], where: str, problems: list[Problem], language: str
+) -> None:
     if not isinstance(state, dict):
         problems.append(Problem(where, "a state must be an object"))
         return
@@ -54,6 +58,8 @@ def _check_state(name: str, state: Any, states: dict[str, Any], where: str, prob
     if state_type not in STATE_TYPES:
         problems.append(Problem(f"{where}/Type", f"unknown state type {state_type!r}"))
         return
+    language = state.get("QueryLanguage", language)
+    problems.extend(check_state(state, language, where))
     for field in ("Next", "Default"):
         target = state.get(field)
         if target is not None and target not in states:
@@ -83,10 +89,10 @@ def _check_state(name: str, state: Any, states: dict[str, Any], where: str, prob
             problems.append(Problem(f"{where}/Branches", "must be a non-empty array of state machines"))
         else:
             for index, branch in enumerate(branches):
-                _check_body(branch, f"{where}/Branches/{index}", problems)
+                _check_body(branch, f"{where}/Branches/{index}", problems, language)
     if state_type == "Map":
         field = "ItemProcessor" if "ItemProcessor" in state else "Iterator"
-        _check_body(state.get(field), f"{where}/{field}", problems)
+        _check_body(state.get(field), f"{where}/{field}", problems, language)
 
 
 def _successors(state: dict[str, Any]) -> list[str]:
