@@ -13,6 +13,7 @@ actions (run a task, set a timer) that a step returns.
 from __future__ import annotations
 
 import copy
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -88,10 +89,15 @@ def advance(machine: StateMachine, execution: dict[str, Any], event: dict[str, A
 
 
 def _run(machine: StateMachine, execution: dict[str, Any], now: float) -> Any:
-    # Imported late: the runner imports the state-type modules, which import this one.
-    from orchestrator.asl.runner import Run
+    return _runner().Run(machine, execution, now)
 
-    return Run(machine, execution, now)
+
+@functools.cache
+def _runner() -> Any:
+    # Imported on first use: the runner imports the state-type modules, which import this one.
+    from orchestrator.asl import runner
+
+    return runner
 
 
 def context_object(run: Any, thread: dict[str, Any], state_name: str) -> dict[str, Any]:

@@ -20,7 +20,9 @@ from orchestrator.asl.engine import (
     state_data,
 )
 from orchestrator.asl.errors import RUNTIME, StatesError
+from orchestrator.asl.fork_states import child_failed, child_succeeded
 from orchestrator.asl.retry import find_catcher, retry_delay
+from orchestrator.asl.state_types import enter, restart, resume
 
 
 class Run:
@@ -115,8 +117,6 @@ class Run:
 
     def drive(self) -> None:
         """Enter states of ready threads until every thread waits or the execution ends."""
-        from orchestrator.asl.state_types import enter
-
         while self.ready and self.execution["status"] == "RUNNING":
             thread = self.execution["threads"].get(self.ready.pop(0))
             if thread is not None:
@@ -124,8 +124,6 @@ class Run:
 
     def handle(self, event: dict[str, Any]) -> None:
         """Route an outside event to the thread whose token it carries."""
-        from orchestrator.asl.state_types import resume
-
         if event.get("type") == "StopExecution":
             self.stop(event.get("error"), event.get("cause"))
             return
@@ -162,8 +160,6 @@ class Run:
     # -- endings -----------------------------------------------------------------------------
 
     def thread_succeeded(self, thread: dict[str, Any], output: Any) -> None:
-        from orchestrator.asl.fork_states import child_succeeded
-
         if thread["parent"] is None:
             self.finish(SUCCEEDED, output=output)
             return
@@ -172,8 +168,6 @@ class Run:
         child_succeeded(self, parent, thread, output)
 
     def thread_failed(self, thread: dict[str, Any], error: str, cause: str | None) -> None:
-        from orchestrator.asl.fork_states import child_failed
-
         if thread["parent"] is None:
             self.finish(FAILED, error=error, cause=cause)
             return
@@ -185,8 +179,6 @@ class Run:
         self, thread: dict[str, Any], error: str, cause: str | None, *, exited_type: str | None = None
     ) -> None:
         """A state raised ``error``: retry it, catch it, or fail its thread."""
-        from orchestrator.asl.state_types import restart
-
         data = self.data(thread)
         state = data.state
         if error == RUNTIME:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,7 @@ class Resource:
         return "LambdaFunction" if self.kind == "lambda" else "Task"
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_resource(resource: str) -> Resource:
     """Read a Task's Resource string.
 
