@@ -1,0 +1,1 @@
+"""redstep's Lambda role: the function registry, the RQ job that runs tasks, the dragon functions."""

@@ -1,0 +1,179 @@
+"""The API the CLI and tests use: register machines, start and inspect executions, see the stack."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+import redis
+from rq import Queue, Worker
+from rq.serializers import JSONSerializer
+
+from orchestrator.runtime import transitions
+from orchestrator.runtime.keys import GROUP, STATUSES, Keys
+from orchestrator.runtime.machines import MachineCache, register_machine
+from orchestrator.runtime.store import Store
+from orchestrator.settings import Settings
+
+TERMINAL = frozenset(STATUSES) - {"RUNNING"}
+
+
+class ExecutionNotFound(LookupError):
+    """No execution has the name asked for."""
+
+
+class Client:
+    """redstep as a library.
+
+    Args:
+        redis_client: the connection.
+        settings: the prefix, queue and topic names.
+    """
+
+    def __init__(self, redis_client: redis.Redis, settings: Settings) -> None:
+        self.redis = redis_client
+        self.settings = settings
+        self.keys = Keys(settings.prefix)
+        self.store = Store(redis_client, self.keys)
+
+    # -- state machines and executions ---------------------------------------------------------
+
+    def register_machine(self, name: str, definition: dict[str, Any] | str) -> None:
+        """Store a definition under ``name``; an invalid one raises DefinitionError, storing nothing."""
+        register_machine(self.redis, self.keys, name, definition)
+
+    def start_execution(self, machine: str, input: Any, name: str | None = None) -> str:
+        """Start an execution of ``machine`` and return its name; an existing name starts nothing.
+
+        An unregistered machine still gets an execution, which ends FAILED saying so.
+        """
+        name = name or str(uuid.uuid4())
+        for _ in range(3):
+            if self.store.load([name])[name][0] is not None:
+                return name
+            transition = self._start(machine, name, input)
+            commit = self.store.new_commit()
+            commit.expect_version(name, 0)
+            transitions.record(commit, transition, 0, self.settings)
+            commit.enqueue_tasks(transition.tasks)
+            if not self.store.commit(commit):
+                return name
+        return name
+
+    def _start(self, machine_name: str, name: str, input: Any) -> transitions.Transition:
+        now = time.time()
+        machine = MachineCache(self.redis, self.keys, refresh_seconds=0).get(machine_name)
+        if machine is None:
+            cause = f"State Machine Does Not Exist: '{machine_name}' (no definition is registered under it)"
+            return transitions.fail(name, machine_name, input, "States.Runtime", cause, now)
+        return transitions.start(machine, name, input, now)
+
+    def stop_execution(self, name: str, error: str | None = None, cause: str | None = None) -> None:
+        """Ask the orchestrators to abort a running execution."""
+        event = {"type": "StopExecution", "execution": name, "error": error, "cause": cause}
+        self.redis.xadd(self.keys.events, {"event": json.dumps(event)})
+
+    def describe(self, name: str) -> dict[str, Any] | None:
+        """The execution as DescribeExecution shows it, or None when there is none of that name."""
+        execution = self.store.load([name])[name][0]
+        return None if execution is None else summary(execution)
+
+    def list_executions(self, status: str | None = None, limit: int = 1000) -> list[dict[str, Any]]:
+        """Executions, newest first, optionally of one status."""
+        index = self.keys.status(status) if status else self.keys.executions
+        names = [n.decode() for n in self.redis.zrevrange(index, 0, limit - 1)]
+        loaded = self.store.load(names)
+        return [summary(loaded[n][0]) for n in names if loaded[n][0] is not None]
+
+    def history(self, name: str) -> list[dict[str, Any]]:
+        """The execution's events, in GetExecutionHistory shape (empty when there is none)."""
+        return [json.loads(event) for event in self.redis.lrange(self.keys.history(name), 0, -1)]
+
+    def wait(self, name: str, timeout: float, poll_seconds: float = 0.02) -> dict[str, Any]:
+        """The execution once it is no longer RUNNING.
+
+        Raises:
+            TimeoutError: when it still runs after ``timeout`` seconds.
+            ExecutionNotFound: when it does not exist by then.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            described = self.describe(name)
+            if described and described["status"] in TERMINAL:
+                return described
+            if time.monotonic() > deadline:
+                if described is None:
+                    raise ExecutionNotFound(name)
+                raise TimeoutError(f"execution {name} still {described['status']} after {timeout}s")
+            time.sleep(poll_seconds)
+
+    # -- the stack -----------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """Queue depths (with what is pending), dead letters, the task queue, workers, executions."""
+        queue = self.keys.queue(self.settings.source_queue)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xlen(queue)
+        pipe.xlen(self.keys.dead_letters(self.settings.source_queue))
+        pipe.xlen(self.keys.events)
+        pipe.zcard(self.keys.timers)
+        pipe.xlen(self.keys.malformed)
+        for status in STATUSES:
+            pipe.zcard(self.keys.status(status))
+        depth, dead, events, timers, malformed, *counts = pipe.execute()
+        task_queue = Queue(self.keys.task_queue_name, connection=self.redis, serializer=JSONSerializer)
+        return {
+            "queue": {
+                "name": self.settings.source_queue,
+                "depth": depth,
+                "pending": self._pending(queue),
+                "dead_letters": dead,
+            },
+            "events": {"depth": events, "pending": self._pending(self.keys.events)},
+            "timers": timers,
+            "malformed": malformed,
+            "tasks": {"queue": task_queue.name, "depth": task_queue.count},
+            "workers": [w.name for w in Worker.all(queue=task_queue)],
+            "orchestrators": self.orchestrators(),
+            "executions": dict(zip(STATUSES, counts, strict=True)),
+        }
+
+    def _pending(self, stream: str) -> int:
+        try:
+            return int(self.redis.xpending(stream, GROUP)["pending"])
+        except redis.ResponseError:  # no group yet: nothing was ever pulled
+            return 0
+
+    def orchestrators(self) -> list[str]:
+        """The consumers whose heartbeat has not expired."""
+        prefix = self.keys.heartbeat("")
+        return sorted(k.decode()[len(prefix) :] for k in self.redis.scan_iter(self.keys.heartbeat_pattern))
+
+    def healthy(self) -> tuple[bool, str]:
+        """Whether Redis answers and at least one orchestrator beat recently, and why not."""
+        try:
+            self.redis.ping()
+        except redis.RedisError as exc:
+            return False, f"Redis unreachable: {exc}"
+        alive = self.orchestrators()
+        if not alive:
+            return False, "no orchestrator has sent a heartbeat recently"
+        return True, f"Redis reachable; {len(alive)} orchestrator(s) alive"
+
+
+def summary(execution: dict[str, Any]) -> dict[str, Any]:
+    """An execution as DescribeExecution shows it."""
+    return {
+        "name": execution["name"],
+        "executionArn": execution["arn"],
+        "stateMachine": execution["stateMachine"],
+        "status": execution["status"],
+        "input": execution.get("input"),
+        "output": execution.get("output"),
+        "error": execution.get("error"),
+        "cause": execution.get("cause"),
+        "startDate": execution.get("startDate"),
+        "stopDate": execution.get("stopDate"),
+    }

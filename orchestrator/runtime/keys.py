@@ -1,0 +1,116 @@
+"""Every Redis key redstep uses, in one place.
+
+Layout (``{p}`` is the configured prefix; ``{name}`` in braces is a Redis Cluster hash tag,
+so all keys of one execution hash to one slot):
+
+Executions
+    ``{p}:exec:{<name>}``        hash: ``execution`` (the JSON blob the ASL core reads and writes)
+                                 and ``version`` (an integer bumped on every committed transition;
+                                 optimistic concurrency between orchestrators)
+    ``{p}:history:{<name>}``     list of JSON history events, in AWS GetExecutionHistory shape
+    ``{p}:executions``           zset: execution name scored by start time (the index)
+    ``{p}:status:<STATUS>``      zset per status (RUNNING, SUCCEEDED, ...): name scored by start time
+    ``{p}:machines``             hash: state machine name -> definition JSON
+
+The orchestrators
+    ``{p}:events``               stream of events for executions; one field ``event`` holding JSON
+                                 (TaskSucceeded, TaskFailed, TaskHeartbeat, TimerFired, StopExecution)
+    ``{p}:timers``               zset: a TimerFired event (JSON) scored by its due time
+    ``{p}:malformed``            stream of entries moved aside: ``stream``, ``id``, ``reason``, ``fields``
+    ``{p}:heartbeat:<consumer>`` string with a TTL, set by each orchestrator every loop
+
+Source queues (SQS role) and topics (SNS role)
+    ``{p}:queue:<name>``         stream of messages; one field ``body`` holding JSON
+    ``{p}:dlq:<name>``           dead letters: ``body``, ``message_id``, ``reason``, ``receive_count``
+    ``{p}:topic:<name>``         pub/sub channel of SNS-shaped envelopes (JSON)
+    ``{p}:topic-log:<name>``     stream capped near ``notification_stream_length``; field ``message``
+
+Workers (Lambda role)
+    ``<p>-tasks``                the RQ queue name; RQ keeps it in ``rq:queue:<p>-tasks``, jobs in
+                                 ``rq:job:<id>`` and the set of queues in ``rq:queues``
+    ``{p}:dragons``              hash: dragon name -> record JSON (the dragon functions' store)
+
+Every stream with consumers has one consumer group, ``orchestrators``.
+"""
+
+from __future__ import annotations
+
+GROUP = "orchestrators"
+EVENT_FIELD = "event"
+BODY_FIELD = "body"
+STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+
+RQ_QUEUES = "rq:queues"
+RQ_QUEUE_PREFIX = "rq:queue:"
+RQ_JOB_PREFIX = "rq:job:"
+
+
+class Keys:
+    """The keys of one redstep installation, all under ``prefix``."""
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def execution(self, name: str) -> str:
+        return f"{self.prefix}:exec:{{{name}}}"
+
+    def history(self, name: str) -> str:
+        return f"{self.prefix}:history:{{{name}}}"
+
+    @property
+    def executions(self) -> str:
+        return f"{self.prefix}:executions"
+
+    def status(self, status: str) -> str:
+        return f"{self.prefix}:status:{status}"
+
+    @property
+    def machines(self) -> str:
+        return f"{self.prefix}:machines"
+
+    @property
+    def events(self) -> str:
+        return f"{self.prefix}:events"
+
+    @property
+    def timers(self) -> str:
+        return f"{self.prefix}:timers"
+
+    @property
+    def malformed(self) -> str:
+        return f"{self.prefix}:malformed"
+
+    def heartbeat(self, consumer: str) -> str:
+        return f"{self.prefix}:heartbeat:{consumer}"
+
+    @property
+    def heartbeat_pattern(self) -> str:
+        return f"{self.prefix}:heartbeat:*"
+
+    def queue(self, name: str) -> str:
+        return f"{self.prefix}:queue:{name}"
+
+    def dead_letters(self, name: str) -> str:
+        return f"{self.prefix}:dlq:{name}"
+
+    def topic(self, name: str) -> str:
+        return f"{self.prefix}:topic:{name}"
+
+    def topic_log(self, name: str) -> str:
+        return f"{self.prefix}:topic-log:{name}"
+
+    @property
+    def task_queue_name(self) -> str:
+        return f"{self.prefix}-tasks"
+
+    @property
+    def task_queue(self) -> str:
+        return f"{RQ_QUEUE_PREFIX}{self.task_queue_name}"
+
+    @staticmethod
+    def rq_job(job_id: str) -> str:
+        return f"{RQ_JOB_PREFIX}{job_id}"
+
+    @property
+    def dragons(self) -> str:
+        return f"{self.prefix}:dragons"

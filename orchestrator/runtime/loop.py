@@ -1,0 +1,397 @@
+"""The orchestrator: one iteration (:meth:`Orchestrator.run_once`) and the thin driver around it.
+
+An iteration fires due timers, starts executions for a batch of source-queue messages,
+reads a batch of events, groups them by execution, loads those executions in one round
+trip, advances each, and commits the whole batch with one script call. Nothing is
+acknowledged before its commit; a batch that loses a race (an execution moved on, an event
+was applied by another orchestrator) is reloaded and recomputed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import redis
+
+from orchestrator.runtime import transitions
+from orchestrator.runtime.keys import EVENT_FIELD, GROUP, Keys
+from orchestrator.runtime.machines import MachineCache, register_shipped_machines
+from orchestrator.runtime.sources import (
+    EventSourceMapping,
+    Message,
+    ensure_group,
+    entries_of,
+    move_aside,
+    text,
+)
+from orchestrator.runtime.store import Commit, Conflict, Store, load_script
+from orchestrator.runtime.transitions import Transition
+from orchestrator.settings import Settings, masked_url
+
+log = logging.getLogger(__name__)
+
+EVENT_BATCH = 500
+TIMER_BATCH = 1000
+COMMIT_ATTEMPTS = 5
+HEARTBEAT_TTL_SECONDS = 10
+
+Event = tuple[str, dict[str, Any]]  # (stream entry id, the event)
+
+
+class Orchestrator:
+    """One orchestrator process's work; several may share one Redis.
+
+    Args:
+        redis_client: the connection.
+        settings: prefix, source queue, state machine and timing knobs.
+        consumer: this orchestrator's name in the consumer groups (unique per process).
+        clock: the time source (epoch seconds).
+        claim_idle_seconds: how long an event may sit unacknowledged with another
+            orchestrator before this one takes it over (that one is presumed dead).
+    """
+
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        settings: Settings,
+        consumer: str,
+        clock: Callable[[], float] = time.time,
+        claim_idle_seconds: float = 10.0,
+    ) -> None:
+        self.redis = redis_client
+        self.settings = settings
+        self.consumer = consumer
+        self.clock = clock
+        self.claim_idle_seconds = claim_idle_seconds
+        self.keys = Keys(settings.prefix)
+        self.store = Store(redis_client, self.keys)
+        self.machines = MachineCache(redis_client, self.keys)
+        self.source = EventSourceMapping(redis_client, settings, consumer, clock=clock)
+        self._fire_timers = load_script(redis_client, "fire_timers")
+        self._fire_timers.sha = redis_client.script_load(self._fire_timers.script)
+        self._last_claim = float("-inf")
+        ensure_group(redis_client, self.keys.events)
+
+    # -- one iteration -----------------------------------------------------------------------
+
+    def run_once(self, block_seconds: float | None = None) -> int:
+        """One iteration; returns how many messages and events it consumed.
+
+        The heartbeat, firing timers and both reads share one pipelined round trip; only an
+        iteration that finds nothing to do waits (on both streams at once).
+
+        Args:
+            block_seconds: when given and nothing is waiting, wait up to this long for work.
+        """
+        self.source.reclaim_if_due()
+        events = self.read_all()
+        batch = self.source.take_batch()
+        if not events and not batch and block_seconds:
+            events = self.wait_for_work(block_seconds)
+            batch = self.source.take_batch()
+        events += self.parse_events(self.claim_abandoned_events())
+        return self.start_executions(batch) + self.apply_events(events)
+
+    def read_all(self) -> list[Event]:
+        """Beat, fire due timers, and read both the source queue and the event stream, in one round trip."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.set(self.keys.heartbeat(self.consumer), repr(self.clock()), ex=HEARTBEAT_TTL_SECONDS)
+        pipe.evalsha(self._fire_timers.sha, 2, *self.timer_arguments())
+        room = self.source.room
+        if room > 0:
+            pipe.xreadgroup(GROUP, self.consumer, {self.source.stream: ">"}, count=room)
+        pipe.xreadgroup(GROUP, self.consumer, {self.keys.events: ">"}, count=EVENT_BATCH)
+        try:
+            replies = pipe.execute()
+        except redis.exceptions.NoScriptError:
+            # Redis restarted or flushed its scripts: load the script again, and read next time.
+            self._fire_timers.sha = self.redis.script_load(self._fire_timers.script)
+            return []
+        if room > 0:
+            self.source.accept_entries(entries_of(replies[2]))
+        return self.parse_events(entries_of(replies[-1]))
+
+    def wait_for_work(self, block_seconds: float) -> list[Event]:
+        """Block until a message or an event arrives on either stream, or ``block_seconds`` pass."""
+        streams = {self.keys.events: ">", self.source.stream: ">"}
+        block = max(1, int(block_seconds * 1000))
+        reply = self.redis.xreadgroup(
+            GROUP, self.consumer, streams, count=max(1, self.source.room), block=block
+        )
+        entries: list[tuple[Any, dict[Any, Any]]] = []
+        for stream, batch in stream_batches(reply):
+            if stream == self.source.stream:
+                self.source.accept_entries(batch)
+            else:
+                entries += batch
+        return self.parse_events(entries)
+
+    def timer_arguments(self) -> list[Any]:
+        return [self.keys.timers, self.keys.events, repr(self.clock()), TIMER_BATCH, EVENT_FIELD]
+
+    def fire_timers(self) -> int:
+        """Move due timers onto the event stream; the script lets exactly one orchestrator fire each."""
+        arguments = self.timer_arguments()
+        return int(self._fire_timers(keys=arguments[:2], args=arguments[2:]))
+
+    # -- starting executions -----------------------------------------------------------------
+
+    def start_executions(self, messages: list[Message]) -> int:
+        """Start one execution per message, named after it; an existing one only acks its message."""
+        if not messages:
+            return 0
+        for attempt in range(COMMIT_ATTEMPTS):
+            # A message is nearly always new: assume so, and load only after a conflict says otherwise.
+            loaded = (
+                self.store.load([m.id for m in messages])
+                if attempt
+                else dict.fromkeys((m.id for m in messages), (None, 0))
+            )
+            commit = self.store.new_commit()
+            tasks = []
+            for message in messages:
+                commit.expect_pending(self.source.stream, message.id)
+                commit.ack(self.source.stream, message.id)
+                if loaded[message.id][0] is None:
+                    commit.expect_version(message.id, 0)
+                    transition = self.start_one(self.settings.state_machine, message.id, message.body)
+                    transitions.record(commit, transition, 0, self.settings)
+                    tasks += transition.tasks
+            commit.enqueue_tasks(tasks)
+            conflicts = self.store.commit(commit)
+            if not conflicts:
+                return len(messages)
+            messages = [m for m in messages if not acked_elsewhere(conflicts, m.id)]
+        log.warning("gave up starting %d execution(s) after %d races", len(messages), COMMIT_ATTEMPTS)
+        return 0
+
+    def start_one(self, machine_name: str, name: str, input: Any) -> Transition:
+        now = self.clock()
+        machine = self.machines.get(machine_name)
+        if machine is None:
+            cause = f"State Machine Does Not Exist: '{machine_name}' (no definition is registered under it)"
+            return transitions.fail(name, machine_name, input, "States.Runtime", cause, now)
+        try:
+            return transitions.start(machine, name, input, now)
+        except Exception as exc:
+            log.exception("starting %s failed", name)
+            cause = f"The orchestrator could not start the execution: {type(exc).__name__}: {exc}"
+            return transitions.fail(name, machine_name, input, "States.Runtime", cause, now)
+
+    # -- events ------------------------------------------------------------------------------
+
+    def read_events(self, block_seconds: float | None) -> list[Event]:
+        """Events for this orchestrator: new ones, plus those a dead orchestrator left pending."""
+        entries = self.claim_abandoned_events()
+        if not entries:
+            block = None if block_seconds is None else max(1, int(block_seconds * 1000))
+            reply = self.redis.xreadgroup(
+                GROUP, self.consumer, {self.keys.events: ">"}, count=EVENT_BATCH, block=block
+            )
+            entries = entries_of(reply)
+        return self.parse_events(entries)
+
+    def claim_abandoned_events(self) -> list[tuple[Any, dict[Any, Any]]]:
+        now = self.clock()
+        if now - self._last_claim < self.claim_idle_seconds / 2:
+            return []
+        self._last_claim = now
+        idle_ms = int(self.claim_idle_seconds * 1000)
+        reply = self.redis.xautoclaim(
+            self.keys.events, GROUP, self.consumer, idle_ms, start_id="0-0", count=EVENT_BATCH
+        )
+        if len(reply) > 2 and reply[2]:
+            self.redis.xack(self.keys.events, GROUP, *reply[2])
+        return [(raw_id, fields) for raw_id, fields in reply[1] if fields]
+
+    def parse_events(self, entries: list[tuple[Any, dict[Any, Any]]]) -> list[Event]:
+        events, malformed = [], []
+        for raw_id, fields in entries:
+            entry_id = text(raw_id)
+            event, reason = parse_event(fields)
+            if event is None:
+                malformed.append((entry_id, fields, reason))
+            else:
+                events.append((entry_id, event))
+        self.move_aside(malformed)
+        return events
+
+    def move_aside(self, entries: list[tuple[str, dict[Any, Any], str]]) -> None:
+        if not entries:
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        for entry_id, fields, reason in entries:
+            log.warning("event %s moved aside: %s", entry_id, reason)
+            move_aside(pipe, self.keys, self.keys.events, entry_id, fields, reason)
+        pipe.execute()
+
+    def apply_events(self, events: list[Event]) -> int:
+        """Advance every execution the events name and commit them all in one script call.
+
+        A batch whose commit Redis refuses (not a race: an error) is retried one execution at
+        a time, and the events of an execution that still cannot commit are moved aside, so
+        one poisoned execution neither blocks the others nor comes back forever.
+        """
+        if not events:
+            return 0
+        try:
+            return self._apply_batch(events)
+        except redis.ResponseError as exc:
+            by_execution = group_by_execution(events)
+            if len(by_execution) > 1:
+                return sum(self.apply_events(batch) for batch in by_execution.values())
+            reason = f"the transition could not be committed: {exc}"
+            self.move_aside([(i, {EVENT_FIELD: json.dumps(e)}, reason) for i, e in events])
+            return len(events)
+
+    def _apply_batch(self, events: list[Event]) -> int:
+        count = len(events)
+        for _ in range(COMMIT_ATTEMPTS):
+            by_execution = group_by_execution(events)
+            loaded = self.store.load(list(by_execution))
+            commit = self.store.new_commit()
+            tasks = []
+            for name, batch in by_execution.items():
+                tasks += self.advance_one(commit, name, batch, *loaded[name])
+            commit.enqueue_tasks(tasks)
+            conflicts = self.store.commit(commit)
+            if not conflicts:
+                return count
+            events = [(i, e) for i, e in events if not acked_elsewhere(conflicts, i)]
+        log.warning(
+            "left %d event(s) pending after %d races; they will be claimed again",
+            len(events),
+            COMMIT_ATTEMPTS,
+        )
+        return count
+
+    def advance_one(
+        self, commit: Commit, name: str, batch: list[Event], execution: dict[str, Any] | None, version: int
+    ) -> list[Any]:
+        """Write one execution's transition for ``batch`` into ``commit``; returns its tasks."""
+        for entry_id, _ in batch:
+            commit.expect_pending(self.keys.events, entry_id)
+            commit.ack(self.keys.events, entry_id)
+        if execution is None:
+            reason = f"no execution named {name!r}"
+            for entry_id, event in batch:
+                fields = {EVENT_FIELD: json.dumps(event)}
+                commit.add_stream_entry(
+                    self.keys.malformed,
+                    {
+                        "stream": self.keys.events,
+                        "id": entry_id,
+                        "reason": reason,
+                        "fields": json.dumps(fields),
+                    },
+                )
+            return []
+        if execution["status"] != "RUNNING":
+            return []  # late reports for a finished execution change nothing
+        commit.expect_version(name, version)
+        transition = self.transition(execution, [event for _, event in batch])
+        transitions.record(commit, transition, version, self.settings)
+        return transition.tasks
+
+    def transition(self, execution: dict[str, Any], events: list[dict[str, Any]]) -> Transition:
+        now = self.clock()
+        name, machine_name = execution["name"], execution["stateMachine"]
+        machine = self.machines.get(machine_name)
+        if machine is None:
+            cause = f"State Machine Does Not Exist: '{machine_name}' (its definition was removed)"
+            return transitions.fail(name, machine_name, None, "States.Runtime", cause, now, execution)
+        snapshot = json.dumps(execution)
+        try:
+            return transitions.apply(machine, execution, events, now)
+        except Exception as exc:
+            log.exception("advancing %s failed", name)
+            cause = f"The orchestrator could not advance the execution: {type(exc).__name__}: {exc}"
+            return transitions.fail(
+                name, machine_name, None, "States.Runtime", cause, now, json.loads(snapshot)
+            )
+
+    # -- the driver --------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> None:
+        """Repeat :meth:`run_once` until ``stop`` is set; a Redis outage is waited out, not fatal."""
+        while not stop.is_set():
+            try:
+                self.run_once(block_seconds=self.settings.poll_interval_seconds)
+            except redis.ConnectionError as exc:
+                log.warning("Redis unreachable (%s); retrying", exc)
+                stop.wait(1.0)
+            except Exception:
+                # Whatever was consumed is still pending and will be claimed again; the
+                # process itself stays up.
+                log.exception("orchestrator iteration failed")
+                stop.wait(1.0)
+
+
+def parse_event(fields: dict[Any, Any]) -> tuple[dict[str, Any] | None, str]:
+    """The event an entry holds, or None and why it is malformed."""
+    raw = fields.get(EVENT_FIELD.encode(), fields.get(EVENT_FIELD))
+    if raw is None:
+        return None, f"no {EVENT_FIELD!r} field"
+    try:
+        event = json.loads(raw)
+    except ValueError as exc:
+        return None, f"not JSON: {exc}"
+    if not isinstance(event, dict):
+        return None, "the event is not a JSON object"
+    missing = [f for f in ("type", "execution") if not isinstance(event.get(f), str)]
+    if missing:
+        return None, f"missing or non-string field(s): {', '.join(missing)}"
+    if event["type"] not in KNOWN_EVENTS:
+        return None, f"unknown event type {event['type']!r}"
+    if event["type"] != "StopExecution" and not isinstance(event.get("token"), str):
+        return None, "missing or non-string field(s): token"
+    return event, ""
+
+
+KNOWN_EVENTS = frozenset({"TaskSucceeded", "TaskFailed", "TaskHeartbeat", "TimerFired", "StopExecution"})
+
+
+def stream_batches(reply: Any) -> list[tuple[str, list[tuple[Any, dict[Any, Any]]]]]:
+    """(stream, entries) pairs of an XREADGROUP reply, whichever protocol it came in."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        return [(text(stream), [e for batch in batches for e in batch]) for stream, batches in reply.items()]
+    return [(text(stream), batch) for stream, batch in reply]
+
+
+def group_by_execution(events: list[Event]) -> dict[str, list[Event]]:
+    grouped: dict[str, list[Event]] = {}
+    for entry_id, event in events:
+        grouped.setdefault(event["execution"], []).append((entry_id, event))
+    return grouped
+
+
+def acked_elsewhere(conflicts: list[Conflict], entry_id: str) -> bool:
+    return any(c.kind == "acked" and c.entry_id == entry_id for c in conflicts)
+
+
+def run_orchestrator(
+    settings: Settings, stop: threading.Event | None = None, consumer: str | None = None
+) -> None:
+    """Run one orchestrator until ``stop`` is set or SIGTERM / SIGINT arrives (the CLI's entry)."""
+    stop = stop or threading.Event()
+    consumer = consumer or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+    if threading.current_thread() is threading.main_thread():
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(signum, lambda *_: stop.set())
+    redis_client = redis.Redis.from_url(settings.redis_url)
+    try:
+        register_shipped_machines(redis_client, Keys(settings.prefix))
+        log.info("orchestrator %s on %s", consumer, masked_url(settings.redis_url))
+        Orchestrator(redis_client, settings, consumer).run(stop)
+    finally:
+        redis_client.close()

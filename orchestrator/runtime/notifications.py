@@ -1,0 +1,99 @@
+"""Notifications (the SNS role): SNS-shaped envelopes on a pub/sub channel and a capped stream.
+
+Pub/sub is at-most-once, so each envelope also goes to the topic's log stream; a subscriber
+with ``replay`` reads the log first and then the channel, and drops by MessageId what it
+sees twice, so it misses nothing that was published after it subscribed and nothing the
+log still holds.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+
+from orchestrator.runtime.keys import Keys
+from orchestrator.settings import Settings
+
+
+def topic_name(topic_arn: str) -> str:
+    """The topic's name: the last segment of its ARN (a bare name is its own name)."""
+    return topic_arn.rsplit(":", 1)[-1]
+
+
+def sns_timestamp(now: float) -> str:
+    """ISO-8601 UTC with milliseconds and a Z, as SNS writes Timestamp."""
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def envelope(parameters: dict[str, Any], now: float) -> dict[str, Any]:
+    """The SNS message an ``sns:publish`` task with ``parameters`` sends."""
+    message = parameters.get("Message")
+    return {
+        "Type": "Notification",
+        "MessageId": str(uuid.uuid4()),
+        "TopicArn": parameters.get("TopicArn", ""),
+        "Subject": parameters.get("Subject"),
+        # SNS carries a string; a structure is sent as its JSON text.
+        "Message": message if isinstance(message, str) else json.dumps(message),
+        "Timestamp": sns_timestamp(now),
+        "MessageAttributes": parameters.get("MessageAttributes", {}),
+    }
+
+
+def publish_result(message_id: str) -> dict[str, Any]:
+    """The task output of ``sns:publish``, shaped as Step Functions returns it."""
+    request_id = str(uuid.uuid4())
+    return {
+        "MessageId": message_id,
+        "SdkHttpMetadata": {
+            "HttpHeaders": {"Content-Type": "text/xml", "x-amzn-RequestId": request_id},
+            "HttpStatusCode": 200,
+        },
+        "SdkResponseMetadata": {"RequestId": request_id},
+    }
+
+
+def subscribe(
+    redis_client: redis.Redis,
+    settings: Settings,
+    topic: str | None = None,
+    replay: bool = False,
+    poll_seconds: float = 0.5,
+) -> Iterator[dict[str, Any]]:
+    """The topic's envelopes, as they arrive; with ``replay``, first what its log holds.
+
+    Args:
+        redis_client: the connection (a pub/sub connection is taken from its pool).
+        settings: the prefix and the default topic.
+        topic: the topic's name or ARN (default: ``settings.topic``).
+        replay: start with every envelope the topic's log stream still holds.
+        poll_seconds: longest wait for a live message before the generator checks in again.
+    """
+    keys = Keys(settings.prefix)
+    name = topic_name(topic or settings.topic)
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    # Subscribing before reading the log leaves no gap between the two.
+    pubsub.subscribe(keys.topic(name))
+    seen: set[str] = set()
+    try:
+        if replay:
+            for _, fields in redis_client.xrange(keys.topic_log(name)):
+                message = json.loads(fields[b"message"])
+                seen.add(message["MessageId"])
+                yield message
+        while True:
+            raw = pubsub.get_message(timeout=poll_seconds)
+            if raw is None or raw.get("type") != "message":
+                continue
+            message = json.loads(raw["data"])
+            if message["MessageId"] in seen:
+                seen.discard(message["MessageId"])  # a duplicate comes at most once
+                continue
+            yield message
+    finally:
+        pubsub.close()

@@ -1,0 +1,248 @@
+"""Source queues (the SQS role) and the event-source mapping that pulls them (the Lambda role).
+
+A queue is a Redis stream whose consumer group is shared by every orchestrator. A pulled
+message stays pending until the commit that starts its execution acknowledges (and deletes)
+it; one left pending longer than the visibility timeout is claimed again, and one received
+``max_receive_count`` times moves to the queue's dead-letter stream with its reason.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from orchestrator.runtime.keys import BODY_FIELD, GROUP, Keys
+from orchestrator.settings import Settings
+
+Clock = Callable[[], float]
+
+
+@dataclass
+class Message:
+    """One queued message: its stream id (also its execution's name) and its JSON body."""
+
+    queue: str
+    id: str
+    body: Any
+    receive_count: int = 1
+
+
+def text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def ensure_group(redis_client: redis.Redis, stream: str) -> None:
+    """Create the ``orchestrators`` group on ``stream`` (and the stream) unless it exists.
+
+    The group starts at id 0 so that messages sent before any consumer existed are delivered.
+    """
+    try:
+        redis_client.xgroup_create(stream, GROUP, id="0", mkstream=True)
+    except redis.ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+def send_messages(redis_client: redis.Redis, settings: Settings, queue: str, bodies: list[Any]) -> list[str]:
+    """Append ``bodies`` (JSON-serializable) to ``queue`` in one round trip; returns the message ids."""
+    stream = Keys(settings.prefix).queue(queue)
+    pipe = redis_client.pipeline(transaction=False)
+    for body in bodies:
+        pipe.xadd(stream, {BODY_FIELD: json.dumps(body)})
+    return [text(entry_id) for entry_id in pipe.execute()]
+
+
+def move_aside(
+    pipe: redis.client.Pipeline, keys: Keys, stream: str, entry_id: str, fields: dict[Any, Any], reason: str
+) -> None:
+    """Queue on ``pipe``: copy a malformed entry to the malformed stream with why, ack and drop it."""
+    raw = {text(k): text(v) for k, v in fields.items()}
+    pipe.xadd(keys.malformed, {"stream": stream, "id": entry_id, "reason": reason, "fields": json.dumps(raw)})
+    pipe.xack(stream, GROUP, entry_id)
+    pipe.xdel(stream, entry_id)
+
+
+class EventSourceMapping:
+    """Pulls batches from one source queue for one consumer, as Lambda's event-source mapping does.
+
+    Args:
+        redis_client: the connection.
+        settings: batch size, batching window, visibility timeout and max receive count.
+        consumer: this orchestrator's consumer name in the group.
+        queue: the queue's name (default: ``settings.source_queue``).
+        clock: the time source; tests pass their own.
+    """
+
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        settings: Settings,
+        consumer: str,
+        queue: str | None = None,
+        clock: Clock = time.time,
+    ) -> None:
+        self.redis = redis_client
+        self.settings = settings
+        self.consumer = consumer
+        self.queue = queue or settings.source_queue
+        self.keys = Keys(settings.prefix)
+        self.stream = self.keys.queue(self.queue)
+        self.clock = clock
+        self._buffer: list[Message] = []
+        self._window_opened: float | None = None
+        self._last_reclaim = float("-inf")
+        ensure_group(redis_client, self.stream)
+
+    @property
+    def reclaim_interval(self) -> float:
+        # Claiming is a round trip; a quarter of the timeout keeps redelivery close to on time.
+        return min(1.0, self.settings.visibility_timeout_seconds / 4)
+
+    def poll(self, block_seconds: float | None = None) -> list[Message]:
+        """One pull: a full batch, or what arrived once the batching window closed, else ``[]``."""
+        self.reclaim_if_due()
+        room = self.room
+        if room > 0:
+            block = None if block_seconds is None else max(1, int(block_seconds * 1000))
+            reply = self.redis.xreadgroup(GROUP, self.consumer, {self.stream: ">"}, count=room, block=block)
+            self.accept_entries(entries_of(reply))
+        return self.take_batch()
+
+    @property
+    def room(self) -> int:
+        """How many more messages the batch being filled takes."""
+        return self.settings.batch_size - len(self._buffer)
+
+    def reclaim_if_due(self) -> None:
+        """Take back overdue messages, at most every :attr:`reclaim_interval` (it costs a round trip)."""
+        now = self.clock()
+        if now - self._last_reclaim >= self.reclaim_interval:
+            self._last_reclaim = now
+            self.accept_messages(self.reclaim())
+
+    def pull_batch(self) -> list[Message]:
+        """Wait up to the batching window for a full batch; what arrived by then (maybe ``[]``)."""
+        deadline = self.clock() + self.settings.batching_window_seconds
+        while True:
+            remaining = deadline - self.clock()
+            batch = self.poll(block_seconds=max(remaining, self.settings.poll_interval_seconds))
+            if batch or remaining <= 0:
+                return batch or self.flush()
+
+    def accept_entries(self, entries: list[tuple[Any, dict[Any, Any]]]) -> None:
+        """Take raw stream entries read for this consumer into the batch being filled."""
+        messages, malformed = [], []
+        for raw_id, fields in entries:
+            message = self.parse(text(raw_id), fields)
+            if message is None:
+                malformed.append((text(raw_id), fields))
+            else:
+                messages.append(message)
+        if malformed:
+            pipe = self.redis.pipeline(transaction=True)
+            for entry_id, fields in malformed:
+                move_aside(pipe, self.keys, self.stream, entry_id, fields, "body is missing or not JSON")
+            pipe.execute()
+        self.accept_messages(messages)
+
+    def accept_messages(self, messages: list[Message]) -> None:
+        if messages and not self._buffer:
+            self._window_opened = self.clock()
+        self._buffer.extend(messages)
+
+    def take_batch(self) -> list[Message]:
+        full = len(self._buffer) >= self.settings.batch_size
+        window_closed = (
+            self._window_opened is not None
+            and self.clock() - self._window_opened >= self.settings.batching_window_seconds
+        )
+        if self._buffer and (full or window_closed):
+            return self.flush()
+        return []
+
+    def flush(self) -> list[Message]:
+        batch, self._buffer, self._window_opened = self._buffer, [], None
+        return batch
+
+    def parse(self, entry_id: str, fields: dict[Any, Any]) -> Message | None:
+        raw = fields.get(BODY_FIELD.encode(), fields.get(BODY_FIELD))
+        if raw is None:
+            return None
+        try:
+            return Message(self.queue, entry_id, json.loads(raw))
+        except ValueError:
+            return None
+
+    def reclaim(self) -> list[Message]:
+        """Claim messages left unacknowledged past the visibility timeout; dead-letter the worn out."""
+        idle_ms = int(self.settings.visibility_timeout_seconds * 1000)
+        reply = self.redis.xautoclaim(
+            self.stream, GROUP, self.consumer, idle_ms, start_id="0-0", count=self.settings.batch_size
+        )
+        claimed, deleted = reply[1], reply[2] if len(reply) > 2 else []
+        if deleted:
+            self.redis.xack(self.stream, GROUP, *deleted)
+        entries = [(raw_id, fields) for raw_id, fields in claimed if fields]
+        if not entries:
+            return []
+        counts = self.delivery_counts([text(raw_id) for raw_id, _ in entries])
+        fresh, worn_out = [], []
+        for raw_id, fields in entries:
+            message = self.parse(text(raw_id), fields)
+            if message is None:
+                self.accept_entries([(raw_id, fields)])
+                continue
+            message.receive_count = counts.get(message.id, 1)
+            (worn_out if message.receive_count > self.settings.max_receive_count else fresh).append(message)
+        self.dead_letter(worn_out)
+        return fresh
+
+    def delivery_counts(self, ids: list[str]) -> dict[str, int]:
+        pipe = self.redis.pipeline(transaction=False)
+        for entry_id in ids:
+            pipe.xpending_range(self.stream, GROUP, min=entry_id, max=entry_id, count=1)
+        counts = {}
+        for rows in pipe.execute():
+            for row in rows:
+                counts[text(row["message_id"])] = int(row["times_delivered"])
+        return counts
+
+    def dead_letter(self, messages: list[Message]) -> None:
+        """Move messages to the dead-letter stream with their reason, and off the queue, atomically."""
+        if not messages:
+            return
+        pipe = self.redis.pipeline(transaction=True)
+        for message in messages:
+            received = message.receive_count - 1  # the claim that found it worn out is not a receive
+            reason = (
+                f"maxReceiveCount {self.settings.max_receive_count} exceeded: received {received} times "
+                f"without being acknowledged within the visibility timeout "
+                f"({self.settings.visibility_timeout_seconds:g}s)"
+            )
+            pipe.xadd(
+                self.keys.dead_letters(self.queue),
+                {
+                    BODY_FIELD: json.dumps(message.body),
+                    "message_id": message.id,
+                    "queue": self.queue,
+                    "reason": reason,
+                    "receive_count": str(received),
+                },
+            )
+            pipe.xack(self.stream, GROUP, message.id)
+            pipe.xdel(self.stream, message.id)
+        pipe.execute()
+
+
+def entries_of(reply: Any) -> list[tuple[Any, dict[Any, Any]]]:
+    """The entries of an XREADGROUP reply, whichever protocol (RESP2 list, RESP3 map) it came in."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        return [entry for streams in reply.values() for batch in streams for entry in batch]
+    return [entry for _, batch in reply for entry in batch]

@@ -1,0 +1,158 @@
+"""One execution's transition, carried out as far as the orchestrator can on its own.
+
+The ASL core decides; this module settles what the orchestrator does itself (``sns:publish``
+and ``sqs:sendMessage`` tasks complete inside the same transition, so their effect and the
+state change commit together) and writes the outcome into a :class:`Commit`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from orchestrator.asl import engine
+from orchestrator.asl.definition import StateMachine
+from orchestrator.runtime import notifications
+from orchestrator.runtime.keys import BODY_FIELD
+from orchestrator.runtime.store import Commit
+from orchestrator.settings import Settings
+from orchestrator.tasks import Task
+
+MACHINE_NOT_FOUND = "States.Runtime"
+ORCHESTRATOR_FAULT = "States.Runtime"
+
+
+@dataclass
+class Transition:
+    """What one execution did in one batch: its new blob, new history, and what it asked for."""
+
+    execution: dict[str, Any]
+    previous_status: str | None  # None: the execution starts in this transition
+    history: list[dict[str, Any]] = field(default_factory=list)
+    tasks: list[Task] = field(default_factory=list)
+    timers: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    publishes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    messages: list[tuple[str, Any]] = field(default_factory=list)
+
+
+def start(machine: StateMachine, name: str, input: Any, now: float) -> Transition:
+    """Start an execution of ``machine`` and carry it as far as it goes without a worker."""
+    step = engine.start_execution(machine, name, input, now)
+    transition = Transition(step.execution, None)
+    settle(machine, transition, step, now)
+    return transition
+
+
+def apply(
+    machine: StateMachine, execution: dict[str, Any], events: list[dict[str, Any]], now: float
+) -> Transition:
+    """Feed ``events`` to a running execution, in order, settling each step."""
+    transition = Transition(execution, execution["status"])
+    for event in events:
+        step = engine.advance(machine, transition.execution, event, now)
+        settle(machine, transition, step, now)
+    return transition
+
+
+def settle(machine: StateMachine, transition: Transition, step: engine.Step, now: float) -> None:
+    """Take a step's history and actions; carry out service tasks and feed their results back."""
+    steps = [step]
+    while steps:
+        step = steps.pop(0)
+        transition.execution = step.execution
+        transition.history.extend(step.history)
+        name = step.execution["name"]
+        for action in step.actions:
+            kind = action["type"]
+            if kind == "RunTask":
+                transition.tasks.append(task_of(name, action))
+            elif kind == "SetTimer":
+                fired = {"type": "TimerFired", "execution": name, "token": action["token"]}
+                transition.timers.append((float(action["due"]), fired))
+            elif kind == "RunService":
+                event = run_service(transition, action, now)
+                steps.append(engine.advance(machine, transition.execution, event, now))
+
+
+def task_of(execution: str, action: dict[str, Any]) -> Task:
+    return {
+        "execution": execution,
+        "token": action["token"],
+        "function": action["function"],
+        "function_arn": action["function_arn"],
+        "payload": action["payload"],
+        "attempt": int(action.get("attempt", 0)),
+    }
+
+
+def run_service(transition: Transition, action: dict[str, Any], now: float) -> dict[str, Any]:
+    """Carry out one service task into ``transition``; the event that reports how it went."""
+    token, service, parameters = action["token"], action["service"], action.get("parameters") or {}
+    if service == "sns:publish":
+        message = notifications.envelope(parameters, now)
+        transition.publishes.append((notifications.topic_name(message["TopicArn"]), message))
+        output: dict[str, Any] = notifications.publish_result(message["MessageId"])
+    elif service == "sqs:sendMessage":
+        body = parameters.get("MessageBody")
+        queue = str(parameters.get("QueueUrl", "")).rstrip("/").rsplit("/", 1)[-1]
+        transition.messages.append((queue, body))
+        text = body if isinstance(body, str) else json.dumps(body)
+        output = {"MessageId": str(uuid.uuid4()), "MD5OfMessageBody": hashlib.md5(text.encode()).hexdigest()}
+    else:
+        cause = f"The service integration {service!r} is not supported by this orchestrator"
+        return {"type": "TaskFailed", "token": token, "error": "States.Runtime", "cause": cause}
+    return {"type": "TaskSucceeded", "token": token, "output": output}
+
+
+def fail(
+    name: str, machine_name: str, input: Any, error: str, cause: str, now: float,
+    execution: dict[str, Any] | None = None,
+) -> Transition:  # fmt: skip
+    """End an execution FAILED without the core: its machine is unknown, or the core raised.
+
+    With ``execution`` None the execution starts and fails at once (its machine is unknown).
+    """
+    previous = execution["status"] if execution else None
+    if execution is None:
+        execution = {
+            "name": name,
+            "arn": engine.execution_arn(machine_name, name),
+            "stateMachine": machine_name,
+            "status": engine.RUNNING,
+            "input": input,
+            "output": None,
+            "startDate": now,
+            "lastEventId": 0,
+        }
+    transition = Transition(execution, previous)
+    if previous is None:
+        transition.history.append(_event(execution, now, "ExecutionStarted", input=input))
+    execution.update(status=engine.FAILED, error=error, cause=cause, stopDate=now, threads={}, tokens={})
+    transition.history.append(_event(execution, now, "ExecutionFailed", error=error, cause=cause))
+    return transition
+
+
+def _event(execution: dict[str, Any], now: float, event_type: str, **details: Any) -> dict[str, Any]:
+    event_id = execution.get("lastEventId", 0) + 1
+    execution["lastEventId"] = event_id
+    return {"id": event_id, "previousEventId": event_id - 1, "timestamp": now, "type": event_type, **details}
+
+
+def record(commit: Commit, transition: Transition, version: int, settings: Settings) -> None:
+    """Write ``transition`` (committed at ``version`` + 1) into ``commit``, tasks excepted.
+
+    Tasks are left to the caller, who groups a whole batch's tasks into few RQ jobs.
+    """
+    execution = transition.execution
+    commit.save_execution(execution, version + 1)
+    commit.append_history(execution["name"], transition.history)
+    commit.index_status(execution, transition.previous_status)
+    for due, event in transition.timers:
+        commit.add_timer(due, event)
+    for topic, message in transition.publishes:
+        commit.publish(topic, message, settings.notification_stream_length)
+    for queue, body in transition.messages:
+        commit.add_stream_entry(commit.keys.queue(queue), {BODY_FIELD: json.dumps(body)})

@@ -1,0 +1,164 @@
+"""Worker processes end to end: real subprocesses, a real Redis, JSON jobs only."""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+import zlib
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+import redis
+from rq import Queue
+from rq.job import JobStatus
+from rq.registry import FailedJobRegistry
+
+from worker.entry import TASK_ENTRY
+from worker.jobs import SERIALIZER, TaskJob
+
+REPO = Path(__file__).resolve().parent.parent
+EVENTS = "t:events"
+QUEUE = "t-tasks"
+SMOK = {"dragon_name_str": "Smok", "family_str": "red", "validation": {"exists": False}}
+
+
+def task(function: str, n: int, payload: Any = SMOK) -> dict[str, Any]:
+    return {
+        "execution": f"exec-{n}",
+        "token": f"token-{n}",
+        "function": function,
+        "function_arn": f"arn:aws:lambda:us-east-1:000000000000:function:{function}",
+        "payload": payload,
+        "attempt": 0,
+    }
+
+
+def task_queue(client: redis.Redis) -> Queue:
+    return Queue(QUEUE, connection=client, serializer=SERIALIZER, job_class=TaskJob)
+
+
+def reports(client: redis.Redis) -> list[dict[str, Any]]:
+    return [json.loads(fields[b"event"]) for _, fields in client.xrange(EVENTS)]
+
+
+def run_burst_worker(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "worker", "--burst", *args]
+    return subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=60)
+
+
+@pytest.fixture
+def acl_user_url(redis_client: redis.Redis, redis_url: str) -> Any:
+    """The test server's URL with an ACL user and password, so masking has something to hide."""
+    redis_client.acl_setuser(
+        "dragonkeeper",
+        enabled=True,
+        passwords=["+s3cret-w0rd"],
+        keys=["*"],
+        channels=["*"],
+        commands=["+@all"],
+    )
+    parts = urlsplit(redis_url)
+    yield f"redis://dragonkeeper:s3cret-w0rd@{parts.hostname}:{parts.port}/0"
+    redis_client.acl_deluser("dragonkeeper")
+
+
+def test_a_burst_worker_runs_three_tasks_of_one_json_job_and_reports_them_on_the_stream(
+    redis_client: redis.Redis, subprocess_env: dict[str, str], acl_user_url: str
+) -> None:
+    tasks = [task("ValidateDragon", 1), task("AddDragon", 2), task("AddDragon", 3)]
+    task_queue(redis_client).enqueue(TASK_ENTRY, tasks, EVENTS)
+
+    finished = run_burst_worker({**subprocess_env, "REDIS_URL": acl_user_url})
+
+    assert finished.returncode == 0, finished.stderr
+    got = reports(redis_client)
+    assert [(r["execution"], r["type"]) for r in got] == [
+        ("exec-1", "TaskSucceeded"),
+        ("exec-2", "TaskSucceeded"),
+        ("exec-3", "TaskFailed"),
+    ]
+    assert got[0]["output"] == {"exists": False}
+    assert got[2]["error"] == "DragonAlreadyExists"
+    assert json.loads(got[2]["cause"])["errorMessage"] == "Dragon Smok already exists"
+    assert json.loads(redis_client.hget("t:dragons", "Smok")) == {
+        "dragon_name_str": "Smok",
+        "family_str": "red",
+    }
+    assert finished.stdout == ""
+    assert "dragonkeeper:***@" in finished.stderr
+    assert "s3cret-w0rd" not in finished.stderr
+    assert task_queue(redis_client).count == 0
+
+
+def test_a_pickled_job_is_failed_without_being_unpickled_and_the_worker_goes_on(
+    redis_client: redis.Redis, subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    marker = tmp_path / "unpickled"
+
+    class Payload:
+        def __reduce__(self) -> tuple[Any, ...]:
+            return (os.mkdir, (str(marker),))
+
+    queue = task_queue(redis_client)
+    pickled = queue.enqueue(TASK_ENTRY, [task("ValidateDragon", 1)], EVENTS)
+    redis_client.hset(pickled.key, "data", zlib.compress(pickle.dumps((TASK_ENTRY, None, (Payload(),), {}))))
+    queue.enqueue(TASK_ENTRY, [task("ValidateDragon", 2)], EVENTS)
+
+    finished = run_burst_worker(subprocess_env)
+
+    assert finished.returncode == 0, finished.stderr
+    assert not marker.exists()
+    assert pickled.id in FailedJobRegistry(queue=queue).get_job_ids()
+    assert pickled.get_status(refresh=True) == JobStatus.FAILED
+    assert [r["execution"] for r in reports(redis_client)] == ["exec-2"]
+
+
+SLOW_FUNCTIONS = textwrap.dedent(
+    """
+    import time
+
+    def Brood(event, context):
+        context.redis.set(f"{context.prefix}:brooding", 1)
+        time.sleep(1.0)
+        return {"brooded": event["seconds"], "remaining_ms": context.get_remaining_time_in_millis() > 0}
+    """
+)
+
+
+def test_sigterm_lets_the_running_job_finish_and_report_before_the_worker_exits(
+    redis_client: redis.Redis, subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    functions = tmp_path / "slow_functions.py"
+    functions.write_text(SLOW_FUNCTIONS)
+    task_queue(redis_client).enqueue(TASK_ENTRY, [task("Brood", 1, {"seconds": 1})], EVENTS)
+    command = [sys.executable, "-m", "worker", "--functions", str(functions)]
+    worker = subprocess.Popen(command, env=subprocess_env, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not redis_client.exists("t:brooding"):
+            assert time.monotonic() < deadline and worker.poll() is None, "the function never started"
+            time.sleep(0.02)
+
+        worker.send_signal(signal.SIGTERM)
+
+        assert worker.wait(timeout=30) == 0
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+        worker.communicate()
+    assert reports(redis_client) == [
+        {
+            "type": "TaskSucceeded",
+            "execution": "exec-1",
+            "token": "token-1",
+            "output": {"brooded": 1, "remaining_ms": True},
+        }
+    ]

@@ -1,0 +1,242 @@
+"""The RQ job that carries task invocations to registered functions and reports their outcome.
+
+One job may carry several tasks. Each task's outcome becomes a TaskReport; all reports of a
+job go to the orchestrator's event stream in one pipeline, one XADD each with the single
+field ``event`` holding the report's JSON. A function that raises fails its task, never the
+job or the worker: Retry and Catch belong to the state machine, not to RQ.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from redis import Redis
+from rq import get_current_job
+from rq.job import Job
+from rq.timeouts import JobTimeoutException
+
+from orchestrator.settings import Settings
+from orchestrator.tasks import Task, TaskReport, function_arn, function_not_found, lambda_error
+from worker.context import DEFAULT_TIMEOUT_SECONDS, LambdaContext
+from worker.registry import FunctionRegistry, default_registry
+
+TASK_ENTRY = "worker.entry.run_tasks"
+"""The only function name an RQ job may carry; see worker.jobs.TaskJob."""
+
+REPORT_FIELD = "event"
+TIMEOUT_ERROR = "Sandbox.Timedout"
+MARSHAL_ERROR = "Runtime.MarshalError"
+
+log = logging.getLogger(__name__)
+
+_worker_settings: Settings | None = None
+
+
+class ColdShutdown(SystemExit):
+    """The worker was told to stop now; unlike a function's own ``sys.exit()``, it is let through."""
+
+
+def use_settings(settings: Settings) -> None:
+    """Make ``settings`` (its key prefix) the ones this process's jobs run with."""
+    global _worker_settings
+    _worker_settings = settings
+
+
+def worker_settings() -> Settings:
+    """The settings jobs run with: those given to use_settings, else the environment's."""
+    global _worker_settings
+    if _worker_settings is None:
+        _worker_settings = Settings()
+    return _worker_settings
+
+
+@dataclass(frozen=True)
+class TimeLimit:
+    """The time a job's tasks share: RQ's job timeout, counted from when the tasks start."""
+
+    seconds: float
+    deadline: float
+
+    @classmethod
+    def from_now(cls, seconds: float) -> TimeLimit:
+        """A limit of ``seconds`` that starts counting now."""
+        return cls(seconds, time.monotonic() + seconds)
+
+
+def run_tasks(tasks: list[dict[str, Any]], events_key: str) -> None:
+    """RQ job entry: run every task and report every outcome on ``events_key``.
+
+    Args:
+        tasks: the Task messages this job carries.
+        events_key: the orchestrator's event stream.
+
+    Raises:
+        RuntimeError: when called outside an RQ job (call ``carry_out`` instead).
+    """
+    job = get_current_job()
+    if job is None:
+        raise RuntimeError("run_tasks runs inside an RQ job; outside one, call carry_out")
+    carry_out(
+        tasks,
+        events_key,
+        connection=job.connection,
+        prefix=worker_settings().prefix,
+        timeout_seconds=job_timeout_seconds(job),
+    )
+
+
+def job_timeout_seconds(job: Job) -> float:
+    """How long the job may run, as RQ will enforce it."""
+    timeout = job.timeout
+    if timeout is None or timeout <= 0:
+        return DEFAULT_TIMEOUT_SECONDS
+    return float(timeout)
+
+
+def carry_out(
+    tasks: Iterable[dict[str, Any]],
+    events_key: str,
+    *,
+    connection: Redis,
+    prefix: str,
+    timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    registry: FunctionRegistry = default_registry,
+) -> list[TaskReport]:
+    """Run ``tasks`` one after another and append their reports to ``events_key`` in one pipeline.
+
+    Returns:
+        The reports, in task order (tasks too malformed to address a report to are skipped).
+    """
+    limit = TimeLimit.from_now(timeout_seconds)
+    encoded = list(invoke_all(tasks, connection=connection, prefix=prefix, limit=limit, registry=registry))
+    publish_reports(connection, events_key, [line for _, line in encoded])
+    return [report for report, _ in encoded]
+
+
+def invoke_all(
+    tasks: Iterable[dict[str, Any]],
+    *,
+    connection: Redis,
+    prefix: str,
+    limit: TimeLimit,
+    registry: FunctionRegistry,
+) -> Iterator[tuple[TaskReport, str]]:
+    """Each addressable task's report and its JSON; once the job's time is up, the rest time out unrun."""
+    timed_out = False
+    for task in tasks:
+        if not is_addressable(task):
+            log.error("task dropped: it names no execution and token to report to: %.300r", task)
+            continue
+        if timed_out:
+            report = timeout_report(task, limit.seconds, started=False)
+        else:
+            context = context_for(task, connection=connection, prefix=prefix, deadline=limit.deadline)
+            try:
+                report = invoke(task, context, registry)
+            except JobTimeoutException:
+                timed_out = True
+                report = timeout_report(task, limit.seconds, started=True)
+        yield encode(report)
+
+
+def is_addressable(task: object) -> bool:
+    """Whether ``task`` names the execution and token a report must carry."""
+    return (
+        isinstance(task, dict)
+        and isinstance(task.get("execution"), str)
+        and isinstance(task.get("token"), str)
+    )
+
+
+def context_for(
+    task: Task | dict[str, Any], *, connection: Redis, prefix: str, deadline: float
+) -> LambdaContext:
+    """The ``context`` object for one invocation of ``task``'s function."""
+    name = str(task.get("function") or "")
+    return LambdaContext(
+        function_name=name,
+        invoked_function_arn=str(task.get("function_arn") or function_arn(name)),
+        deadline=deadline,
+        redis=connection,
+        prefix=prefix,
+        execution=task["execution"],
+        attempt=int(task.get("attempt") or 0),
+    )
+
+
+def invoke(task: Task | dict[str, Any], context: LambdaContext, registry: FunctionRegistry) -> TaskReport:
+    """Call the task's registered function with ``(payload, context)`` and say how it went."""
+    fn = registry.lookup(context.function_name)
+    if fn is None:
+        return failure(task, *function_not_found(context.invoked_function_arn))
+    try:
+        output = fn(task.get("payload"), context)
+    except JobTimeoutException:
+        raise
+    except ColdShutdown:
+        raise
+    except (Exception, SystemExit) as exc:
+        # A function's sys.exit() is its own failure, as on Lambda; it must not end the worker.
+        return failure(task, *describe_error(exc))
+    return {"type": "TaskSucceeded", "execution": task["execution"], "token": task["token"], "output": output}
+
+
+def failure(task: Task | dict[str, Any], error: str, cause: str) -> TaskReport:
+    """A TaskFailed report for ``task``."""
+    return {
+        "type": "TaskFailed",
+        "execution": task["execution"],
+        "token": task["token"],
+        "error": error,
+        "cause": cause,
+    }
+
+
+def describe_error(exc: BaseException) -> tuple[str, str]:
+    """The ASL error and cause for ``exc``, even when the exception cannot describe itself."""
+    try:
+        return lambda_error(exc)
+    except Exception:
+        error = type(exc).__name__
+        return error, lambda_cause(error, f"<{error} whose message could not be rendered>")
+
+
+def encode(report: TaskReport) -> tuple[TaskReport, str]:
+    """``report`` and its JSON; an output JSON cannot carry becomes a Runtime.MarshalError failure."""
+    try:
+        return report, json.dumps(report, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError, RecursionError) as exc:
+        report = failure(
+            report, MARSHAL_ERROR, lambda_cause(MARSHAL_ERROR, f"Unable to marshal response: {exc}")
+        )
+        return report, json.dumps(report, separators=(",", ":"))
+
+
+def timeout_report(task: Task | dict[str, Any], seconds: float, *, started: bool) -> TaskReport:
+    """A Sandbox.Timedout failure, worded as Lambda words a function that ran out of time."""
+    request_id = str(uuid.uuid4())
+    what = "Task timed out" if started else "Task not started: its job timed out"
+    message = f"RequestId: {request_id} Error: {what} after {seconds:.2f} seconds"
+    return failure(task, TIMEOUT_ERROR, lambda_cause(TIMEOUT_ERROR, message, request_id))
+
+
+def lambda_cause(error: str, message: str, request_id: str | None = None) -> str:
+    """Lambda's JSON error document for an error the runtime (not the function) raised."""
+    document = {"errorMessage": message, "errorType": error, "requestId": request_id or str(uuid.uuid4())}
+    return json.dumps({**document, "stackTrace": []})
+
+
+def publish_reports(connection: Redis, events_key: str, reports: list[str]) -> None:
+    """Append each JSON report to the event stream, all in one round trip."""
+    if not reports:
+        return
+    pipeline = connection.pipeline(transaction=False)
+    for report in reports:
+        pipeline.xadd(events_key, {REPORT_FIELD: report})
+    pipeline.execute()
