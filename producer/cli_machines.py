@@ -1,0 +1,156 @@
+"""``redstep run`` and ``redstep machines validate``: run or check any ASL definition.
+
+``run --local`` drives the pure core in-process on a virtual clock, so Wait states, back-off
+and timeouts take no real time; without ``--local`` the execution runs on the stack that
+``REDIS_URL`` points at, and the command waits for it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from orchestrator.asl.definition import StateMachine
+from orchestrator.asl.errors import DefinitionError
+from orchestrator.asl.validation import validate
+
+machines_app = typer.Typer(help="Check and manage state machine definitions.", no_args_is_help=True)
+
+
+def _read_json(path: Path, what: str) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except OSError as exc:
+        raise typer.BadParameter(f"cannot read {what} {path}: {exc.strerror}") from None
+    except ValueError as exc:
+        raise typer.BadParameter(f"{what} {path} is not valid JSON: {exc}") from None
+
+
+@machines_app.command("validate")
+def validate_command(
+    definition: Annotated[Path, typer.Argument(help="An ASL definition (JSON file).")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the problems as JSON.")] = False,
+) -> None:
+    """Check a definition and report every problem with its JSON path; exit 1 when it is invalid."""
+    problems = validate(_read_json(definition, "definition"))
+    if as_json:
+        print(json.dumps({"valid": not problems, "problems": [p.__dict__ for p in problems]}))
+    elif problems:
+        for problem in problems:
+            print(f"{definition}: {problem}")
+    else:
+        print(f"{definition}: valid")
+    raise typer.Exit(1 if problems else 0)
+
+
+def run_command(
+    definition: Annotated[Path, typer.Argument(help="An ASL definition (JSON file).")],
+    input: Annotated[str | None, typer.Option("--input", help="The execution input, as JSON.")] = None,
+    input_file: Annotated[Path | None, typer.Option("--input-file", help="A file holding the input.")] = None,
+    functions: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--functions", help="A Python file or module whose (event, context) functions tasks may call."
+        ),
+    ] = None,
+    local: Annotated[
+        bool, typer.Option("--local", help="Run in-process on a virtual clock, no Redis.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for a stack execution.")] = 300.0,
+) -> None:
+    """Run one execution of DEFINITION and print how it ended; exit 0 only when it SUCCEEDED."""
+    document = _read_json(definition, "definition")
+    execution_input = _execution_input(input, input_file)
+    try:
+        machine = StateMachine.parse(document, name=_machine_name(definition, document))
+    except DefinitionError as exc:
+        print(str(exc), file=sys.stderr)
+        raise typer.Exit(1) from None
+    if local:
+        result = _run_local(machine, execution_input, functions or [])
+    else:
+        result = _run_on_stack(machine, document, execution_input, timeout)
+    _print_result(result, as_json)
+    raise typer.Exit(0 if result["status"] == "SUCCEEDED" else 1)
+
+
+def _execution_input(text: str | None, path: Path | None) -> Any:
+    if text is not None and path is not None:
+        raise typer.BadParameter("give --input or --input-file, not both")
+    if path is not None:
+        return _read_json(path, "input file")
+    if text is None:
+        return {}
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise typer.BadParameter(f"--input is not valid JSON: {exc}") from None
+
+
+def _machine_name(path: Path, document: Any) -> str:
+    # The same definition always gets the same name, so re-running it reuses the registration.
+    digest = hashlib.sha256(json.dumps(document, sort_keys=True).encode()).hexdigest()[:12]
+    stem = "".join(c if c.isalnum() or c in "-_" else "-" for c in path.stem.split(".")[0])
+    return f"{stem}-{digest}"
+
+
+def _run_local(machine: StateMachine, execution_input: Any, specs: list[str]) -> dict[str, Any]:
+    from orchestrator.local import LocalRunner
+    from worker.registry import FunctionRegistry
+
+    registry = FunctionRegistry()
+    for spec in specs:
+        try:
+            registry.load_functions(spec)
+        except (ImportError, OSError, SyntaxError) as exc:
+            raise typer.BadParameter(f"cannot load functions from {spec}: {exc}") from None
+    handlers = {name: registry.lookup(name) for name in registry.names()}
+    return LocalRunner(machine, handlers).run(execution_input).to_json()  # type: ignore[arg-type]
+
+
+def _run_on_stack(
+    machine: StateMachine, document: Any, execution_input: Any, timeout: float
+) -> dict[str, Any]:
+    import redis
+
+    from orchestrator.runtime.client import Client
+    from orchestrator.settings import Settings
+
+    settings = Settings()
+    client = Client(redis.Redis.from_url(settings.redis_url), settings)
+    client.register_machine(machine.name, document)
+    name = client.start_execution(machine.name, execution_input)
+    described = client.wait(name, timeout)
+    return {
+        "status": described["status"],
+        "output": described.get("output"),
+        "error": described.get("error"),
+        "cause": described.get("cause"),
+        "executionArn": described.get("executionArn"),
+        "history": client.history(name),
+    }
+
+
+def _print_result(result: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(result))
+        return
+    print(f"{result['status']}  {result['executionArn']}")
+    if result["status"] == "SUCCEEDED":
+        print(json.dumps(result["output"], indent=2))
+    else:
+        print(f"error: {result['error']}")
+        if result["cause"]:
+            print(f"cause: {result['cause']}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``run`` and ``machines validate`` to the ``redstep`` app."""
+    app.command("run")(run_command)
+    app.add_typer(machines_app, name="machines")
