@@ -31,6 +31,11 @@ class Settings(BaseSettings):
     visibility_timeout_seconds: float = Field(default=30.0, gt=0)
     max_receive_count: int = Field(default=5, ge=1)
     poll_interval_seconds: float = Field(default=0.05, gt=0, description="Longest idle wait of a loop.")
+    claim_idle_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Events a dead orchestrator left this long are taken over.",
+    )
     notification_stream_length: int = Field(default=10_000, ge=1)
 
 

@@ -42,7 +42,8 @@ def test_envelope_is_shaped_like_an_sns_message() -> None:
     assert message["Message"] == json.dumps({"dragon": "Puff"})
     assert message["Timestamp"] == "2023-11-14T22:13:20.250Z"
     assert re.fullmatch(r"[0-9a-f-]{36}", message["MessageId"])
-    assert message["MessageAttributes"] == parameters["MessageAttributes"]
+    # Publish takes DataType/StringValue; SNS delivers Type/Value.
+    assert message["MessageAttributes"] == {"dragon_name": {"Type": "String", "Value": "Puff"}}
     assert topic_name(message["TopicArn"]) == "dragon-notifications"
 
 

@@ -43,8 +43,8 @@ def test_25_records_with_5_repeats_notify_20_inserted_and_5_already_exists(
         json.loads(f[b"message"]) for _, f in redis_client.xrange(keys.topic_log("dragon-notifications"))
     ]
     assert Counter(n["Subject"] for n in notices) == {"Record inserted": 20, "Already exists": 5}
-    assert Counter(n["MessageAttributes"]["dragon_name"]["StringValue"] for n in notices) == Counter(names)
-    assert all(n["MessageAttributes"]["dragon_name"]["StringValue"] in n["Message"] for n in notices)
+    assert Counter(n["MessageAttributes"]["dragon_name"]["Value"] for n in notices) == Counter(names)
+    assert all(n["MessageAttributes"]["dragon_name"]["Value"] in n["Message"] for n in notices)
     assert redis_client.hlen(keys.dragons) == 20
     status = client.status()
     assert status["queue"] == {"name": "dragons", "depth": 0, "pending": 0, "dead_letters": 0}

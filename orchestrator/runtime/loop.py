@@ -392,6 +392,7 @@ def run_orchestrator(
     try:
         register_shipped_machines(redis_client, Keys(settings.prefix))
         log.info("orchestrator %s on %s", consumer, masked_url(settings.redis_url))
-        Orchestrator(redis_client, settings, consumer).run(stop)
+        idle = settings.claim_idle_seconds
+        Orchestrator(redis_client, settings, consumer, claim_idle_seconds=idle).run(stop)
     finally:
         redis_client.close()

@@ -41,8 +41,20 @@ def envelope(parameters: dict[str, Any], now: float) -> dict[str, Any]:
         # SNS carries a string; a structure is sent as its JSON text.
         "Message": message if isinstance(message, str) else json.dumps(message),
         "Timestamp": sns_timestamp(now),
-        "MessageAttributes": parameters.get("MessageAttributes", {}),
+        "MessageAttributes": delivered_attributes(parameters.get("MessageAttributes") or {}),
     }
+
+
+def delivered_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """Message attributes as SNS delivers them (``Type``/``Value``), from how Publish takes them."""
+    delivered: dict[str, Any] = {}
+    for name, attribute in attributes.items():
+        if not isinstance(attribute, dict):
+            delivered[name] = attribute
+            continue
+        value = attribute.get("StringValue", attribute.get("BinaryValue", attribute.get("Value")))
+        delivered[name] = {"Type": attribute.get("DataType", attribute.get("Type", "String")), "Value": value}
+    return delivered
 
 
 def publish_result(message_id: str) -> dict[str, Any]:

@@ -1,0 +1,124 @@
+"""An orchestrator SIGKILLed in the middle of a run: after a restart every record completes exactly once."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from orchestrator.runtime.client import Client
+from orchestrator.runtime.keys import Keys
+from orchestrator.settings import Settings
+
+RECORDS = 200
+SAMPLES = Path(__file__).resolve().parents[1] / "producer" / "data" / "dragons.json"
+
+
+def redstep_process(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "producer.cli", *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_until(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def fault_env(subprocess_env: dict[str, str]) -> dict[str, str]:
+    """Short recovery knobs, so a dead orchestrator's work is taken over within seconds.
+
+    Small source batches keep the run going long enough for the kill to land in its middle.
+    """
+    knobs = {
+        "REDSTEP_VISIBILITY_TIMEOUT_SECONDS": "2",
+        "REDSTEP_CLAIM_IDLE_SECONDS": "2",
+        "REDSTEP_BATCH_SIZE": "5",
+    }
+    return {**subprocess_env, **knobs}
+
+
+@pytest.fixture
+def workers(fault_env: dict[str, str]) -> Iterator[None]:
+    processes = [redstep_process(fault_env, "worker") for _ in range(2)]
+    yield
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.wait(timeout=30)
+
+
+def unique_dragons(tmp_path: Path) -> Path:
+    samples = json.loads(SAMPLES.read_text())
+    records = []
+    for index in range(RECORDS):
+        record = dict(samples[index % len(samples)])
+        record["dragon_name_str"] = f"{record['dragon_name_str']}-{index}"
+        records.append(record)
+    path = tmp_path / "dragons.json"
+    path.write_text(json.dumps(records))
+    return path
+
+
+def test_a_killed_orchestrator_loses_nothing_and_repeats_nothing(
+    tmp_path: Path, fault_env: dict[str, str], workers: None, redis_client: redis.Redis
+) -> None:
+    settings = Settings(redis_url=fault_env["REDIS_URL"], prefix=fault_env["REDSTEP_PREFIX"])
+    client, keys = Client(redis_client, settings), Keys(settings.prefix)
+    first = redstep_process(fault_env, "orchestrator")
+    produced = subprocess.run(
+        [sys.executable, "-m", "producer.cli", "produce", str(unique_dragons(tmp_path))],
+        env=fault_env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert produced.returncode == 0, produced.stderr
+
+    def finished() -> int:
+        counts = client.status()["executions"]
+        return sum(count for status, count in counts.items() if status != "RUNNING")
+
+    wait_until(lambda: finished() >= 20, 60, "the first executions to finish", interval=0.001)
+    os.kill(first.pid, signal.SIGKILL)
+    first.wait()
+    finished_at_kill = finished()
+    second = redstep_process(fault_env, "orchestrator")
+    try:
+        wait_until(lambda: finished() == RECORDS, 120, f"all {RECORDS} executions to finish")
+    finally:
+        second.terminate()
+        second.wait(timeout=30)
+
+    assert finished_at_kill < RECORDS, "the orchestrator was killed after the run, not in the middle of it"
+    executions = client.list_executions(limit=10 * RECORDS)
+    assert len(executions) == RECORDS
+    assert Counter(e["status"] for e in executions) == {"SUCCEEDED": RECORDS}
+    assert redis_client.hlen(keys.dragons) == RECORDS
+    notifications = [
+        json.loads(fields[b"message"]) for _, fields in redis_client.xrange(keys.topic_log(settings.topic))
+    ]
+    names = Counter(n["MessageAttributes"]["dragon_name"]["Value"] for n in notifications)
+    assert len(notifications) == RECORDS and set(names.values()) == {1}
+    assert {n["Subject"] for n in notifications} == {"Record inserted"}
+    for execution in executions:
+        entered = Counter(
+            e["name"] for e in client.history(execution["name"]) if e["type"].endswith("StateEntered")
+        )
+        assert set(entered.values()) == {1}, f"{execution['name']} entered a state twice: {entered}"
+    status = client.status()
+    assert status["queue"]["depth"] == status["queue"]["pending"] == status["queue"]["dead_letters"] == 0
+    assert status["events"]["pending"] == 0
