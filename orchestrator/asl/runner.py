@@ -24,6 +24,8 @@ from orchestrator.asl.fork_states import child_failed, child_succeeded
 from orchestrator.asl.retry import find_catcher, retry_delay
 from orchestrator.asl.state_types import enter, restart, resume
 
+_TIMER_KINDS = frozenset({"execution-timeout", "wait", "retry", "timeout", "heartbeat"})
+
 
 class Run:
     """The state of one ``start_execution`` / ``advance`` call while it decides."""
@@ -131,6 +133,10 @@ class Run:
         if owner is None:
             return
         thread_id, kind = owner
+        if (kind in _TIMER_KINDS) != (event.get("type") == "TimerFired"):
+            # A timer's token answers only its own firing, and a task's token only reports:
+            # a report that names a timer's token must not fire it early.
+            return
         if kind == "execution-timeout":
             self.time_out()
             return

@@ -1,0 +1,133 @@
+"""The pure core: what one step decides, with no Redis and no clock of its own."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from orchestrator.asl.definition import StateMachine
+from orchestrator.asl.engine import advance, start_execution
+
+CALLBACK = {
+    "StartAt": "T",
+    "States": {
+        "T": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+            "TimeoutSeconds": 60,
+            "Parameters": {"FunctionName": "f", "Payload": {"token.$": "$$.Task.Token"}},
+            "End": True,
+        }
+    },
+}
+
+
+def actions_of(step: Any, kind: str) -> list[dict[str, Any]]:
+    return [action for action in step.actions if action["type"] == kind]
+
+
+def test_a_report_naming_a_timers_token_does_not_fire_the_timer() -> None:
+    machine = StateMachine.parse(CALLBACK, "M")
+    step = start_execution(machine, "e", {}, 0.0)
+    timer = actions_of(step, "SetTimer")[0]["token"]
+    after = advance(machine, step.execution, {"type": "TaskSucceeded", "token": timer, "output": {}}, 1.0)
+    assert after.execution["status"] == "RUNNING"
+    assert after.history == [] and after.actions == []
+
+
+def test_the_callback_token_completes_the_task_and_the_function_result_does_not() -> None:
+    machine = StateMachine.parse(CALLBACK, "M")
+    step = start_execution(machine, "e", {}, 0.0)
+    run_task = actions_of(step, "RunTask")[0]
+    callback_token = run_task["payload"]["token"]
+    ignored = advance(
+        machine, step.execution, {"type": "TaskSucceeded", "token": run_task["token"], "output": 1}, 1.0
+    )
+    assert ignored.execution["status"] == "RUNNING"
+    done = advance(
+        machine, step.execution, {"type": "TaskSucceeded", "token": callback_token, "output": {"ok": 1}}, 2.0
+    )
+    assert done.execution["status"] == "SUCCEEDED"
+    assert done.execution["output"] == {"ok": 1}
+
+
+def test_a_late_result_from_a_timed_out_attempt_changes_nothing() -> None:
+    definition = {
+        "StartAt": "T",
+        "States": {
+            "T": {
+                "Type": "Task",
+                "Resource": "f",
+                "TimeoutSeconds": 5,
+                "Retry": [{"ErrorEquals": ["States.Timeout"], "IntervalSeconds": 1, "MaxAttempts": 1}],
+                "End": True,
+            }
+        },
+    }
+    machine = StateMachine.parse(definition, "M")
+    step = start_execution(machine, "e", {}, 0.0)
+    first_attempt = actions_of(step, "RunTask")[0]["token"]
+    timeout = actions_of(step, "SetTimer")[0]
+    retrying = advance(
+        machine, step.execution, {"type": "TimerFired", "token": timeout["token"]}, timeout["due"]
+    )
+    backoff = actions_of(retrying, "SetTimer")[0]
+    assert backoff["due"] == timeout["due"] + 1
+    second = advance(
+        machine, step.execution, {"type": "TimerFired", "token": backoff["token"]}, backoff["due"]
+    )
+    second_attempt = actions_of(second, "RunTask")[0]
+    assert second_attempt["attempt"] == 2
+    late = advance(
+        machine, step.execution, {"type": "TaskSucceeded", "token": first_attempt, "output": "late"}, 9.0
+    )
+    assert late.history == [] and step.execution["status"] == "RUNNING"
+    done = advance(
+        machine, step.execution, {"type": "TaskSucceeded", "token": second_attempt["token"], "output": 2}, 9.5
+    )
+    assert done.execution["status"] == "SUCCEEDED" and done.execution["output"] == 2
+
+
+def test_parallel_branches_schedule_their_tasks_in_one_step() -> None:
+    branch = {"StartAt": "Work", "States": {"Work": {"Type": "Task", "Resource": "f", "End": True}}}
+    machine = StateMachine.parse(
+        {"StartAt": "P", "States": {"P": {"Type": "Parallel", "Branches": [branch, branch], "End": True}}},
+        "M",
+    )
+    step = start_execution(machine, "e", {"n": 1}, 0.0)
+    tasks = actions_of(step, "RunTask")
+    assert len(tasks) == 2
+    advance(
+        machine,
+        step.execution,
+        {"type": "TaskSucceeded", "token": tasks[1]["token"], "output": "second"},
+        1.0,
+    )
+    done = advance(
+        machine, step.execution, {"type": "TaskSucceeded", "token": tasks[0]["token"], "output": "first"}, 2.0
+    )
+    assert done.execution["output"] == ["first", "second"]
+
+
+def test_the_execution_timeout_ends_it_timed_out() -> None:
+    definition = {
+        "TimeoutSeconds": 10,
+        "StartAt": "W",
+        "States": {"W": {"Type": "Wait", "Seconds": 60, "End": True}},
+    }
+    machine = StateMachine.parse(definition, "M")
+    step = start_execution(machine, "e", {}, 0.0)
+    deadline = min(actions_of(step, "SetTimer"), key=lambda action: action["due"])
+    assert deadline["due"] == 10
+    done = advance(machine, step.execution, {"type": "TimerFired", "token": deadline["token"]}, 10.0)
+    assert done.execution["status"] == "TIMED_OUT"
+    assert done.history[-1]["type"] == "ExecutionTimedOut"
+    assert actions_of(done, "ExecutionFinished") == [{"type": "ExecutionFinished", "status": "TIMED_OUT"}]
+
+
+def test_an_execution_is_plain_json_that_survives_a_round_trip() -> None:
+    import json
+
+    machine = StateMachine.parse(CALLBACK, "M")
+    step = start_execution(machine, "e", {"a": [1, 2]}, 0.0)
+    assert json.loads(json.dumps(step.execution)) == step.execution
+    assert all(json.loads(json.dumps(event)) == event for event in step.history)
