@@ -51,8 +51,11 @@ class _Context:
 
     function_name: str
     invoked_function_arn: str
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
     memory_limit_in_mb: int = 128
+
+    @property
+    def aws_request_id(self) -> str:
+        return str(uuid.uuid4())
 
     def get_remaining_time_in_millis(self) -> int:
         return 900_000

@@ -8,6 +8,7 @@ calls these functions without caring which query language a state speaks.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,21 +27,29 @@ def iso_time(epoch: float) -> str:
 class StateData:
     """What one state sees while it runs: its raw input, context object and variables."""
 
-    __slots__ = ("context", "language", "raw_input", "state", "variables")
+    __slots__ = ("_context", "_make_context", "language", "raw_input", "state", "variables")
 
     def __init__(
         self,
         state: dict[str, Any],
         language: str,
         raw_input: Any,
-        context: dict[str, Any],
+        make_context: Callable[[], dict[str, Any]],
         variables: dict[str, Any],
     ) -> None:
         self.state = state
         self.language = language
         self.raw_input = raw_input
-        self.context = context
+        self._make_context = make_context
+        self._context: dict[str, Any] | None = None
         self.variables = variables
+
+    @property
+    def context(self) -> dict[str, Any]:
+        """The context object, built on first use: most states never read it."""
+        if self._context is None:
+            self._context = self._make_context()
+        return self._context
 
     @property
     def jsonata(self) -> bool:
@@ -62,11 +71,10 @@ class StateData:
 
     def selected_input(self) -> Any:
         """JSONPath: the input after InputPath. JSONata: the raw input."""
-        if self.jsonata:
+        input_path = self.state.get("InputPath", "$")
+        if self.jsonata or input_path == "$":
             return self.raw_input
-        return payload.select_input(
-            self.state.get("InputPath", "$"), self.raw_input, self.scope(self.raw_input)
-        )
+        return payload.select_input(input_path, self.raw_input, self.scope(self.raw_input))
 
     def effective_input(self, template_field: str = "Parameters") -> Any:
         """The input after InputPath and Parameters (JSONPath), or after Arguments (JSONata)."""
@@ -93,7 +101,10 @@ class StateData:
         if selector and "ResultSelector" in self.state:
             result = payload.fill_template(self.state["ResultSelector"], self.scope(result), "ResultSelector")
         merged = payload.merge_result(self.state.get("ResultPath", "$"), self.raw_input, result)
-        return payload.select_output(self.state.get("OutputPath", "$"), merged, self.scope(merged))
+        output_path = self.state.get("OutputPath", "$")
+        if output_path == "$":
+            return merged
+        return payload.select_output(output_path, merged, self.scope(merged))
 
     def assignments(self, assign: Any, result: Any = _MISSING, **extra: Any) -> dict[str, Any]:
         """The variables an ``Assign`` block sets, evaluated against the current variables."""

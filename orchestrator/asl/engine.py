@@ -135,8 +135,10 @@ def state_data(run: Any, thread: dict[str, Any]) -> StateData:
     """The view of its input, context and variables that ``thread``'s current state has."""
     state = run.machine.state(thread["scope"], thread["state"])
     language = run.machine.query_language_of(thread["scope"], state)
-    context = context_object(run, thread, thread["state"])
-    return StateData(state, language, thread["input"], context, thread["vars"])
+    name = thread["state"]
+    return StateData(
+        state, language, thread["input"], lambda: context_object(run, thread, name), thread["vars"]
+    )
 
 
 def deep_copy(value: Any) -> Any:

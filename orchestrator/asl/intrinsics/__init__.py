@@ -83,7 +83,13 @@ def evaluate(expression: str, resolve: Callable[[str], Any]) -> Any:
         call = parse(expression)
     except ValueError as error:
         raise StatesError(INTRINSIC_FAILURE, str(error)) from None
-    return _call_value(call, resolve)
+    try:
+        return _call_value(call, resolve)
+    except RecursionError:
+        # A value nested deeper than the stack allows (an argument read from the input).
+        raise StatesError(
+            INTRINSIC_FAILURE, f"a value in intrinsic {expression!r} is nested too deeply to process"
+        ) from None
 
 
 def _call_value(call: Call, resolve: Callable[[str], Any]) -> Any:

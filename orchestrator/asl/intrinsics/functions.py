@@ -128,6 +128,8 @@ def string_to_json(text: Any) -> Any:
         return json.loads(source, parse_constant=_reject_constant)
     except ValueError as error:
         raise fail("States.StringToJson", f"the string is not valid JSON ({error})") from None
+    except RecursionError:
+        raise fail("States.StringToJson", "the JSON in the string is nested too deeply to decode") from None
 
 
 def _reject_constant(name: str) -> Any:

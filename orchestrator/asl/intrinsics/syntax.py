@@ -20,6 +20,9 @@ _NUMBER = re.compile(r"-?\d+(?P<fraction>\.\d+)?(?P<exponent>[eE][+-]?\d+)?")
 _KEYWORDS = {"true": True, "false": False, "null": None}
 _KEYWORD = re.compile(r"[a-z]+")
 _ESCAPABLE = "'{}\\"
+# Calls nest by recursion; a bound far above any real definition keeps hostile text from
+# exhausting the interpreter's stack and turns it into an ordinary syntax error.
+MAX_NESTING = 100
 
 
 @dataclass(frozen=True)
@@ -62,6 +65,7 @@ class CallParser:
         self.text = expression
         self.position = 0
         self.arity = arity
+        self.depth = 0
 
     def parse(self) -> Call:
         """Parse the whole expression, which must be exactly one call."""
@@ -95,7 +99,11 @@ class CallParser:
         if self._peek() != "(":
             self._fail(f"expected '(' after {name}")
         self.position += 1
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            self._fail(f"calls nest more than {MAX_NESTING} deep", start)
         call = Call(name, self._arguments(name), start)
+        self.depth -= 1
         self._check_arity(call)
         return call
 

@@ -144,6 +144,8 @@ def evaluate(text: str, states: dict[str, Any], variables: dict[str, Any], *, fi
         raise StatesError(
             QUERY_EVALUATION_ERROR, f"{_quoted(body, field)} returned an unsupported result type."
         ) from None
+    except RecursionError:
+        raise _evaluation_error(body, field, _message_for("D1011")) from None
 
 
 def evaluate_as(

@@ -90,6 +90,8 @@ def parse(text: str) -> Any:
         value = json.loads(text, parse_constant=_reject_constant)
     except ValueError as problem:
         raise FunctionError(f"$parse could not read its argument as JSON: {problem}") from None
+    except RecursionError:
+        raise FunctionError("$parse could not read its argument as JSON: nested too deeply to decode") from None
     return Utils.NULL_VALUE if value is None else value
 
 
