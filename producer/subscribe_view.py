@@ -1,0 +1,49 @@
+"""How ``redstep subscribe`` prints notifications: one readable line, or one JSON envelope per line."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from itertools import islice
+from typing import Any, TextIO
+
+
+def human_line(envelope: dict[str, Any]) -> str:
+    """``<time>  <subject>  <message>`` on one line, whatever the message holds."""
+    timestamp = envelope.get("Timestamp", "")
+    subject = envelope.get("Subject") or "(no subject)"
+    message = envelope.get("Message", "")
+    if not isinstance(message, str):
+        message = json.dumps(message, separators=(",", ":"))
+    # A multi-line message would break the one-line-per-notification promise.
+    message = " ".join(message.split())
+    return f"{timestamp}  {subject}  {message}"
+
+
+def json_line(envelope: dict[str, Any]) -> str:
+    """The SNS-shaped envelope as compact JSON, one line."""
+    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
+
+
+def first(messages: Iterable[dict[str, Any]], count: int | None) -> Iterator[dict[str, Any]]:
+    """All messages, or only the first ``count`` of them."""
+    return iter(messages) if count is None else islice(messages, count)
+
+
+def print_messages(
+    messages: Iterable[dict[str, Any]], out: TextIO, as_json: bool = False, count: int | None = None
+) -> int:
+    """Print each message as it arrives, flushed at once, and return how many were printed.
+
+    Args:
+        messages: the envelopes, in arrival order (a live iterator blocks between them).
+        out: where to print; flushed after every line so a pipe reader sees each one at once.
+        as_json: one JSON envelope per line instead of the human form.
+        count: stop after this many messages; ``None`` runs until the iterator ends.
+    """
+    printed = 0
+    for envelope in first(messages, count):
+        out.write((json_line(envelope) if as_json else human_line(envelope)) + "\n")
+        out.flush()
+        printed += 1
+    return printed

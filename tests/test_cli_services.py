@@ -1,0 +1,137 @@
+"""Each docker-compose service's command, run as a local process against the test Redis.
+
+The commands and the environment come from docker-compose.yml itself, so a broken command
+or variable there fails here in seconds, without Docker.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import pytest
+
+from orchestrator.runtime.server import free_port
+
+COMPOSE = Path(__file__).resolve().parents[1] / "docker-compose.yml"
+
+
+def compose_command(service: str) -> list[str]:
+    """The exec-form ``command:`` of ``service`` in docker-compose.yml."""
+    text = COMPOSE.read_text()
+    block = re.search(rf"^  {service}:\n(.*?)(?=^  \S|^\S|\Z)", text, re.M | re.S)
+    assert block, f"no service {service} in {COMPOSE}"
+    command = re.search(r"^    command: (\[.*\])$", block.group(1), re.M)
+    assert command, f"service {service} has no one-line exec-form command"
+    return json.loads(command.group(1))
+
+
+def healthcheck_command() -> list[str]:
+    """The services' shared healthcheck, ``CMD`` form."""
+    test = re.search(r'^    test: (\["CMD", .*\])$', COMPOSE.read_text(), re.M)
+    assert test, "no CMD healthcheck in the redstep anchor"
+    return json.loads(test.group(1))[1:]
+
+
+def local(command: list[str]) -> list[str]:
+    """The command with ``redstep`` run by this interpreter (the package need not be installed)."""
+    assert command[0] == "redstep"
+    return [sys.executable, "-m", "producer.cli", *command[1:]]
+
+
+@pytest.fixture
+def compose_env(subprocess_env: dict[str, str]) -> dict[str, str]:
+    """The environment compose gives the services: REDIS_URL empty, the address in its parts."""
+    address = urlsplit(subprocess_env["REDIS_URL"])
+    env = {key: value for key, value in subprocess_env.items() if not key.startswith("REDSTEP_")}
+    env.update(
+        REDIS_URL="",
+        REDSTEP_REDIS_HOST=str(address.hostname),
+        REDSTEP_REDIS_PORT=str(address.port),
+        REDSTEP_REDIS_PASSWORD="",
+        REDSTEP_PREFIX="t",
+    )
+    return env
+
+
+@pytest.fixture
+def services(compose_env: dict[str, str], tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
+    started: list[subprocess.Popen[bytes]] = []
+    for service in ("orchestrator", "worker"):
+        log = (tmp_path / f"{service}.log").open("w")
+        started.append(
+            subprocess.Popen(local(compose_command(service)), env=compose_env, stderr=log, stdout=log)
+        )
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_compose_commands_are_exec_form_redstep_commands() -> None:
+    assert compose_command("orchestrator") == ["redstep", "orchestrator"]
+    assert compose_command("worker") == ["redstep", "worker"]
+    assert healthcheck_command() == ["redstep", "check"]
+
+
+def test_check_fails_with_exit_1_while_no_orchestrator_runs(compose_env: dict[str, str]) -> None:
+    result = subprocess.run(
+        local(healthcheck_command()), env=compose_env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stdout == ""
+    assert "orchestrator" in result.stderr
+
+
+def test_check_fails_when_redis_is_unreachable_without_showing_the_password(
+    compose_env: dict[str, str],
+) -> None:
+    env = {**compose_env, "REDSTEP_REDIS_PORT": str(free_port()), "REDSTEP_REDIS_PASSWORD": "sekrit"}
+    result = subprocess.run(local(healthcheck_command()), env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "sekrit" not in result.stderr
+    assert "***" in result.stderr
+
+
+def test_the_service_commands_run_the_pipeline_and_stop_on_sigterm(
+    services: list[subprocess.Popen[bytes]], compose_env: dict[str, str]
+) -> None:
+    def redstep(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            local(["redstep", *args]), env=compose_env, capture_output=True, text=True, timeout=60
+        )
+
+    deadline = time.monotonic() + 60
+    while redstep("check").returncode != 0:
+        assert time.monotonic() < deadline, "the healthcheck never passed"
+        assert all(p.poll() is None for p in services), "a service exited"
+        time.sleep(0.3)
+
+    flags = [
+        "--name",
+        "Ashgrave",
+        "--description",
+        "A young dragon.",
+        "--family",
+        "red",
+        "--city",
+        "portland",
+    ]
+    flags += ["--state", "oregon", "--country", "usa", "--neighborhood", "alberta arts district"]
+    assert redstep("produce", *flags).returncode == 0
+    notification = json.loads(redstep("subscribe", "--json", "--replay", "--count", "1").stdout)
+    assert notification["Subject"] == "Record inserted"
+    assert "Ashgrave" in notification["Message"]
+
+    for process in services:
+        process.send_signal(signal.SIGTERM)
+    for process in services:
+        assert process.wait(timeout=30) == 0

@@ -1,0 +1,81 @@
+"""The CLI's small pieces without Redis: notification lines, the Redis address, the supervisor."""
+
+from __future__ import annotations
+
+import io
+import json
+import sys
+import threading
+
+from producer.address import configured_url, url_from_parts
+from producer.stack import Child, Stack
+from producer.subscribe_view import human_line, print_messages
+
+ENVELOPE = {
+    "MessageId": "m1",
+    "TopicArn": "arn:aws:sns:us-east-1:000000000000:dragon-notifications",
+    "Subject": "Record inserted",
+    "Message": "Dragon Ashgrave\nwas inserted",
+    "Timestamp": "2026-11-27T23:17:14.932Z",
+    "MessageAttributes": {},
+}
+
+
+def test_a_notification_reads_as_one_line_with_time_subject_and_message() -> None:
+    assert human_line(ENVELOPE) == "2026-11-27T23:17:14.932Z  Record inserted  Dragon Ashgrave was inserted"
+
+
+def test_json_form_prints_one_envelope_per_line_and_stops_after_count() -> None:
+    out = io.StringIO()
+    printed = print_messages(iter([ENVELOPE] * 5), out, as_json=True, count=3)
+    assert printed == 3
+    assert [json.loads(line) for line in out.getvalue().splitlines()] == [ENVELOPE] * 3
+
+
+def test_the_redis_url_is_made_from_its_parts_with_the_password_encoded() -> None:
+    env = {"REDSTEP_REDIS_HOST": "redis", "REDSTEP_REDIS_PORT": "6380", "REDSTEP_REDIS_PASSWORD": "p@ss/word"}
+    assert url_from_parts(env) == "redis://:p%40ss%2Fword@redis:6380/0"
+    assert url_from_parts({}) is None
+
+
+def test_redis_url_wins_over_the_parts_and_an_empty_one_counts_as_unset() -> None:
+    parts = {"REDSTEP_REDIS_HOST": "redis"}
+    assert configured_url(None, {**parts, "REDIS_URL": "redis://elsewhere:1/0"}) == "redis://elsewhere:1/0"
+    assert configured_url(None, {**parts, "REDIS_URL": ""}) == "redis://redis:6379/0"
+    assert configured_url("redis://flag:2/0", {"REDIS_URL": "redis://env:1/0"}) == "redis://flag:2/0"
+    assert configured_url(None, {}) is None
+
+
+def test_the_supervisor_restarts_a_child_then_gives_up_when_it_keeps_failing_on_start() -> None:
+    stack = Stack(restart_backoff_seconds=0, max_quick_exits=3, redis_url="redis://unused")
+    stack.children = [Child("flaky", [sys.executable, "-c", "raise SystemExit(3)"])]
+    stack._spawn(stack.children[0])
+
+    code = stack.run_until(threading.Event(), poll_seconds=0.05)
+
+    assert code == 1
+    assert stack.children[0].quick_exits == 3
+    stack.stop()
+
+
+def test_stop_terminates_every_child_and_returns_once_they_are_gone() -> None:
+    stack = Stack(grace_seconds=5, redis_url="redis://unused")
+    stack.children = [
+        Child(f"sleeper-{i}", [sys.executable, "-c", "import time; time.sleep(60)"]) for i in (1, 2)
+    ]
+    for child in stack.children:
+        stack._spawn(child)
+
+    stack.stop()
+
+    assert all(child.process is not None and child.process.returncode is not None for child in stack.children)
+
+
+def test_execution_dates_read_as_utc_times_in_the_human_table() -> None:
+    from rich.console import Console
+
+    from producer.views import executions_table
+
+    console = Console(width=200, record=True)
+    console.print(executions_table([{"name": "e1", "status": "SUCCEEDED", "startDate": 1795822158.466}]))
+    assert "2026-11-27 23:29:18.466" in console.export_text()
