@@ -23,6 +23,7 @@ class Task(TypedDict):
     function_arn: str  # the Lambda ARN the definition named (or one made from the name)
     payload: Any  # the event the function receives
     attempt: int
+    heartbeat_seconds: NotRequired[float]  # report TaskHeartbeat at least this often while running
 
 
 class TaskReport(TypedDict):

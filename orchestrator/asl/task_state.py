@@ -111,7 +111,11 @@ def enter(run: Any, thread: dict[str, Any], data: StateData) -> None:
     )
     run.record(thread, f"{prefix}Started", **started)
     token = run.new_token(thread, "dispatch" if resource.callback else "task")
-    run.actions.append(_action(resource, token, effective, thread))
+    action = _action(resource, token, effective, thread)
+    if heartbeat is not None and action["type"] == "RunTask":
+        # The worker running it reports a heartbeat this often, so a frozen worker shows.
+        action["heartbeat_seconds"] = heartbeat
+    run.actions.append(action)
     if timeout is not None:
         run.actions.append(
             {"type": "SetTimer", "token": run.new_token(thread, "timeout"), "due": run.now + timeout}
