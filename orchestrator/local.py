@@ -17,7 +17,7 @@ from typing import Any
 
 from orchestrator.asl.definition import StateMachine
 from orchestrator.asl.engine import RUNNING, Step, advance, start_execution
-from orchestrator.tasks import function_not_found, lambda_error
+from orchestrator.tasks import function_not_found, lambda_error, marshal_error
 
 Function = Callable[[Any, Any], Any]
 
@@ -120,9 +120,14 @@ class LocalRunner:
         delay = float(getattr(function, "virtual_duration_seconds", 0.0))
         try:
             output = function(json.loads(json.dumps(action["payload"])), context)
-            json.dumps(output)
         except Exception as exc:
             error, cause = lambda_error(exc)
+            return delay, {"type": "TaskFailed", "token": token, "error": error, "cause": cause}
+        try:
+            # The result travels as JSON, as a worker's would: what JSON cannot carry fails the task.
+            output = json.loads(json.dumps(output, allow_nan=False))
+        except (TypeError, ValueError, RecursionError) as exc:
+            error, cause = marshal_error(exc)
             return delay, {"type": "TaskFailed", "token": token, "error": error, "cause": cause}
         return delay, {"type": "TaskSucceeded", "token": token, "output": output}
 

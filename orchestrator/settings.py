@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -39,13 +39,28 @@ class Settings(BaseSettings):
     notification_stream_length: int = Field(default=10_000, ge=1)
 
 
+# redis-py also takes a password from the query string: the server's, or the client key's.
+SECRET_QUERY_PARAMETERS = frozenset({"password", "ssl_password"})
+
+
 def masked_url(url: str) -> str:
-    """``url`` with its password replaced by ``***``, fit for logs and CLI output."""
+    """``url`` with every password in it replaced by ``***``, fit for logs and CLI output.
+
+    The rest is kept as written: the user name, an IPv6 host in brackets, the query's other
+    options (a CA file's path is no secret).
+    """
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit((parts.scheme, f"{user}:***@{host}", parts.path, parts.query, parts.fragment))
+    netloc = parts.netloc
+    if parts.password is not None:
+        # Split as urlsplit does (at the last "@"), so the host part is kept verbatim.
+        userinfo, _, host = netloc.rpartition("@")
+        netloc = f"{userinfo.partition(':')[0]}:***@{host}"
+    query = "&".join(_masked_pair(pair) for pair in parts.query.split("&")) if parts.query else ""
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def _masked_pair(pair: str) -> str:
+    name, equals, value = pair.partition("=")
+    if equals and value and unquote_plus(name) in SECRET_QUERY_PARAMETERS:
+        return f"{name}=***"
+    return pair

@@ -53,6 +53,17 @@ def lambda_error(exc: BaseException) -> tuple[str, str]:
     return error_type, json.dumps(cause)
 
 
+def marshal_error(exc: BaseException) -> tuple[str, str]:
+    """The ASL error and cause for a function whose result cannot travel as JSON, as Lambda words it."""
+    cause = {
+        "errorMessage": f"Unable to marshal response: {exc}",
+        "errorType": "Runtime.MarshalError",
+        "requestId": str(uuid.uuid4()),
+        "stackTrace": [],
+    }
+    return "Runtime.MarshalError", json.dumps(cause)
+
+
 def function_arn(function: str) -> str:
     """The Lambda ARN of a function known only by its name."""
     return f"arn:aws:lambda:us-east-1:000000000000:function:{function}"

@@ -35,12 +35,15 @@ if TYPE_CHECKING:
 class RedstepApp(typer.Typer):
     """The typer app, turning a lost Redis connection into one line on stderr and exit 1."""
 
+    redis_url: str | None = None  # the Redis the command talks to, named (masked) in its errors
+
     def __call__(self, *args: object, **kwargs: object) -> object:
         try:
             return super().__call__(*args, **kwargs)
         except (redis.ConnectionError, redis.TimeoutError) as error:
-            # The error names host and port only, never the password of REDIS_URL.
-            print(f"cannot reach Redis: {error}", file=sys.stderr, flush=True)
+            # redis-py names host and port only for a refused connection, not for refused credentials.
+            where = f" at {masked_url(self.redis_url)}" if self.redis_url else ""
+            print(f"cannot reach Redis{where}: {error}", file=sys.stderr, flush=True)
             sys.exit(1)
         except ValidationError as error:
             # A bad REDSTEP_* variable: name it and what is wrong, without the value (it may be secret).
@@ -128,6 +131,7 @@ def main(
         stream=sys.stderr, level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     ctx.obj = Shared(redis_url=configured_url(redis_url), prefix=prefix, log_level=log_level.upper())
+    app.redis_url = ctx.obj.redis_url or Settings.model_fields["redis_url"].default
 
 
 @app.command()

@@ -52,6 +52,8 @@ class StateMachine:
                 definition = json.loads(definition)
             except ValueError as exc:
                 raise DefinitionError([Problem("/", f"not valid JSON: {exc}")]) from None
+            except RecursionError:
+                raise DefinitionError([Problem("/", "not valid JSON: nested too deeply")]) from None
         # Imported here because validation needs the query-language modules, which import this one.
         from orchestrator.asl.validation import validate
 

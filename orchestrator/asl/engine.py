@@ -69,10 +69,23 @@ def start_execution(
     if machine.timeout_seconds:
         token = run.new_token(None, "execution-timeout")
         run.actions.append({"type": "SetTimer", "token": token, "due": now + machine.timeout_seconds})
+    if _exceeds_payload_limit(input):
+        run.finish(
+            FAILED,
+            error=errors.DATA_LIMIT_EXCEEDED,
+            cause="The execution input exceeds the maximum number of bytes service limit (262144).",
+        )
+        return run.step()
     root = run.spawn(None, ROOT, machine.scope(ROOT).start_at, input, dict())
     run.ready.append(root["id"])
     run.drive()
     return run.step()
+
+
+def _exceeds_payload_limit(value: Any) -> bool:
+    from orchestrator.asl.task_state import exceeds_payload_limit
+
+    return exceeds_payload_limit(value)
 
 
 def advance(machine: StateMachine, execution: dict[str, Any], event: dict[str, Any], now: float) -> Step:

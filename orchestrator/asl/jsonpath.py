@@ -28,6 +28,8 @@ Key = str | int
 
 _VARIABLE_ROOT = re.compile(r"\$(\w+)")
 _DOT_NAME_END = ".[("
+# '!' and parentheses in a filter parse by recursion; real filters nest a few levels at most.
+MAX_FILTER_NESTING = 50
 
 
 class PathSyntaxError(ValueError):
@@ -181,13 +183,15 @@ Step = Name | Index | Wildcard | Slice | IndexUnion | NameUnion | DeepScan | Fil
 
 
 def _descend(node: Any, found: list[Any]) -> None:
-    found.append(node)
-    if isinstance(node, dict):
-        for child in node.values():
-            _descend(child, found)
-    elif isinstance(node, list):
-        for child in node:
-            _descend(child, found)
+    # An explicit stack rather than recursion: a document may nest deeper than the interpreter's stack.
+    pending = [node]
+    while pending:
+        current = pending.pop()
+        found.append(current)
+        if isinstance(current, dict):
+            pending.extend(reversed(list(current.values())))
+        elif isinstance(current, list):
+            pending.extend(reversed(current))
 
 
 # ---------------------------------------------------------------------------- compiled path
@@ -314,11 +318,19 @@ def compile_path(path: str) -> JsonPath:
     if not isinstance(path, str):
         raise PathSyntaxError(f"a path must be a string, not {type(path).__name__}")
     root, variable, start = _parse_root(path)
-    steps, length = _parse_steps(path, start)
+    try:
+        steps, length = _parse_steps(path, start)
+    except RecursionError:
+        # Filters inside filters parse by recursion; no real path nests anywhere near this deep.
+        raise PathSyntaxError(f"the path '{_abridged(path)}' nests too deeply") from None
     definite = all(isinstance(step, Name | Index) or _merging(step) for step in steps)
     simple = all(isinstance(step, Name | Index) for step in steps)
     keys = tuple(step.key if isinstance(step, Name) else step.index for step in steps) if simple else None
     return JsonPath(path, root, variable, tuple(steps), keys, definite, length)  # type: ignore[arg-type]
+
+
+def _abridged(path: str) -> str:
+    return path if len(path) <= 80 else f"{path[:80]}..."
 
 
 def _merging(step: Step) -> bool:
@@ -602,7 +614,15 @@ class _FilterParser:
     def __init__(self, tokens: list[tuple[str, Any]], text: str, path: str) -> None:
         self.tokens = tokens
         self.position = 0
-        self.where = f"the filter '{text}' of '{path}'"
+        self.depth = 0
+        self.where = f"the filter '{_abridged(text)}' of '{_abridged(path)}'"
+
+    def _enter(self) -> None:
+        """Count one more level of ``!`` or parentheses; too many is a syntax error, not a stack overflow."""
+        self.depth += 1
+        if self.depth > MAX_FILTER_NESTING:
+            limit = MAX_FILTER_NESTING
+            raise PathSyntaxError(f"{self.where} nests '!' and parentheses more than {limit} deep")
 
     def parse(self) -> Predicate:
         predicate = self._any()
@@ -621,24 +641,30 @@ class _FilterParser:
         return None
 
     def _any(self) -> Predicate:
-        predicate = self._all()
+        # A chain of operands becomes one flat predicate, so a long chain costs no stack depth.
+        predicates = [self._all()]
         while self._take_op("||"):
-            predicate = _either(predicate, self._all())
-        return predicate
+            predicates.append(self._all())
+        return predicates[0] if len(predicates) == 1 else _either(tuple(predicates))
 
     def _all(self) -> Predicate:
-        predicate = self._unary()
+        predicates = [self._unary()]
         while self._take_op("&&"):
-            predicate = _both(predicate, self._unary())
-        return predicate
+            predicates.append(self._unary())
+        return predicates[0] if len(predicates) == 1 else _both(tuple(predicates))
 
     def _unary(self) -> Predicate:
         if self._take_op("!"):
-            return _negation(self._unary())
+            self._enter()
+            predicate = _negation(self._unary())
+            self.depth -= 1
+            return predicate
         if self._take_op("("):
+            self._enter()
             predicate = self._any()
             if not self._take_op(")"):
                 raise PathSyntaxError(f"missing ')' in {self.where}")
+            self.depth -= 1
             return predicate
         left = self._operand()
         comparison = self._take_op(*_COMPARISONS)
@@ -654,12 +680,12 @@ class _FilterParser:
         return token[1]
 
 
-def _either(first: Predicate, second: Predicate) -> Predicate:
-    return lambda current, root: first(current, root) or second(current, root)
+def _either(predicates: tuple[Predicate, ...]) -> Predicate:
+    return lambda current, root: any(predicate(current, root) for predicate in predicates)
 
 
-def _both(first: Predicate, second: Predicate) -> Predicate:
-    return lambda current, root: first(current, root) and second(current, root)
+def _both(predicates: tuple[Predicate, ...]) -> Predicate:
+    return lambda current, root: all(predicate(current, root) for predicate in predicates)
 
 
 def _negation(inner: Predicate) -> Predicate:

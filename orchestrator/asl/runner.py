@@ -24,6 +24,10 @@ from orchestrator.asl.fork_states import child_failed, child_succeeded
 from orchestrator.asl.retry import find_catcher, retry_delay
 from orchestrator.asl.state_types import enter, restart, resume
 
+# AWS ends a Standard execution whose history reaches this many events; it also stops a
+# definition that loops forever from running forever here.
+MAX_HISTORY_EVENTS = 25_000
+HISTORY_LIMIT_CAUSE = f"The execution reached the maximum number of history events ({MAX_HISTORY_EVENTS})."
 _TIMER_KINDS = frozenset({"execution-timeout", "wait", "retry", "timeout", "heartbeat"})
 
 
@@ -120,12 +124,18 @@ class Run:
     def drive(self) -> None:
         """Enter states of ready threads until every thread waits or the execution ends."""
         while self.ready and self.execution["status"] == "RUNNING":
+            if self.execution["lastEventId"] >= MAX_HISTORY_EVENTS:
+                self.finish(FAILED, error=RUNTIME, cause=HISTORY_LIMIT_CAUSE)
+                return
             thread = self.execution["threads"].get(self.ready.pop(0))
             if thread is not None:
                 enter(self, thread)
 
     def handle(self, event: dict[str, Any]) -> None:
         """Route an outside event to the thread whose token it carries."""
+        if self.execution["lastEventId"] >= MAX_HISTORY_EVENTS:
+            self.finish(FAILED, error=RUNTIME, cause=HISTORY_LIMIT_CAUSE)
+            return
         if event.get("type") == "StopExecution":
             self.stop(event.get("error"), event.get("cause"))
             return

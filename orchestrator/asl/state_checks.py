@@ -114,9 +114,8 @@ def _check_paths(state: dict[str, Any], where: str, problems: list[Problem]) -> 
         if message:
             problems.append(Problem(f"{where}/ResultPath", message))
     for field in ("ErrorPath", "CausePath"):
-        value = state.get(field)
-        if isinstance(value, str) and not intrinsics.is_intrinsic(value):
-            message = jsonpath.check_path(value)
+        if field in state:
+            message = _error_path_problem(state[field])
             if message:
                 problems.append(Problem(f"{where}/{field}", message))
     for field in _TEMPLATES:
@@ -124,6 +123,19 @@ def _check_paths(state: dict[str, Any], where: str, problems: list[Problem]) -> 
             _check_template(state[field], f"{where}/{field}", problems)
     if "Assign" in state:
         _check_template(state["Assign"], f"{where}/Assign", problems)
+
+
+def _error_path_problem(value: Any) -> str | None:
+    """What is wrong with a Fail state's ErrorPath or CausePath (a path or an intrinsic), or None."""
+    if not isinstance(value, str):
+        return "must be a path or an intrinsic function string"
+    if not intrinsics.is_intrinsic(value):
+        return jsonpath.check_path(value)
+    try:
+        intrinsics.parse(value)
+    except ValueError as error:
+        return str(error)
+    return None
 
 
 def _check_template(template: Any, where: str, problems: list[Problem]) -> None:

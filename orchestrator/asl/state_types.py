@@ -8,7 +8,7 @@ from typing import Any
 
 from orchestrator.asl import choice, errors, fork_states, task_state
 from orchestrator.asl.dataflow import StateData
-from orchestrator.asl.errors import StatesError
+from orchestrator.asl.errors import PathNotFound, StatesError
 
 # States whose errors may be retried and caught; in any other state an error fails the thread.
 _HANDLES_ERRORS = frozenset({"Task", "Parallel", "Map"})
@@ -51,6 +51,11 @@ def _run_guarded(run: Any, thread: dict[str, Any], data: StateData, body: Any) -
     except StatesError as failure:
         reported = isinstance(failure, task_state.ReportedError)
         fail_state(run, thread, data, failure.error, failure.cause, reported=reported)
+    except PathNotFound as missing:
+        # Fields that read a value through a path (ErrorPath, ItemsPath, SecondsPath, ...) fail
+        # the way InputPath does when the path selects nothing.
+        reason = getattr(missing, "reason", f"No results for path: {missing.path}")
+        fail_state(run, thread, data, errors.RUNTIME, f"Invalid path '{missing.path}' : {reason}")
 
 
 def fail_state(

@@ -15,10 +15,40 @@ TERMINAL_TYPES = frozenset({"Choice", "Succeed", "Fail"})
 QUERY_LANGUAGES = frozenset({"JSONPath", "JSONata"})
 
 
+# Checking and running a definition recurse through its JSON; real definitions nest a few
+# dozen levels, and a bound far below the interpreter's stack keeps hostile ones from
+# crashing the validator, or the engine later on.
+MAX_NESTING = 256
+
+
 def validate(definition: Any) -> list[Problem]:
     """Every problem found in ``definition``; an empty list means it is valid."""
     if not isinstance(definition, dict):
         return [Problem("/", "a state machine definition must be a JSON object")]
+    too_deep = _first_too_deep(definition, MAX_NESTING)
+    if too_deep is not None:
+        return [Problem(too_deep, f"the definition nests deeper than {MAX_NESTING} levels here")]
+    try:
+        return _validate(definition)
+    except RecursionError:
+        return [Problem("/", "the definition nests too deeply to be checked")]
+
+
+def _first_too_deep(value: Any, limit: int) -> str | None:
+    """The JSON path of the first node nested deeper than ``limit``, or None; no recursion."""
+    pending: list[tuple[Any, int, str]] = [(value, 0, "")]
+    while pending:
+        node, depth, where = pending.pop()
+        if depth > limit:
+            return where or "/"
+        if isinstance(node, dict):
+            pending.extend((child, depth + 1, f"{where}/{key}") for key, child in node.items())
+        elif isinstance(node, list):
+            pending.extend((child, depth + 1, f"{where}/{index}") for index, child in enumerate(node))
+    return None
+
+
+def _validate(definition: dict[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     language = definition.get("QueryLanguage", "JSONPath")
     if language not in QUERY_LANGUAGES:
@@ -55,14 +85,14 @@ def _check_state(
     if len(name) > 80:
         problems.append(Problem(where, "a state name must be at most 80 characters"))
     state_type = state.get("Type")
-    if state_type not in STATE_TYPES:
+    if not isinstance(state_type, str) or state_type not in STATE_TYPES:
         problems.append(Problem(f"{where}/Type", f"unknown state type {state_type!r}"))
         return
     language = state.get("QueryLanguage", language)
     problems.extend(check_state(state, language, where))
     for field in ("Next", "Default"):
         target = state.get(field)
-        if target is not None and target not in states:
+        if target is not None and not _names_state(target, states):
             problems.append(Problem(f"{where}/{field}", f"names no state: {target!r}"))
     if state_type not in TERMINAL_TYPES:
         has_next, has_end = "Next" in state, state.get("End") is True
@@ -77,11 +107,11 @@ def _check_state(
         else:
             for index, rule in enumerate(choices):
                 target = rule.get("Next") if isinstance(rule, dict) else None
-                if target not in states:
+                if not _names_state(target, states):
                     problems.append(Problem(f"{where}/Choices/{index}/Next", f"names no state: {target!r}"))
-    for index, catcher in enumerate(state.get("Catch") or []):
+    for index, catcher in enumerate(_listed(state, "Catch")):
         target = catcher.get("Next") if isinstance(catcher, dict) else None
-        if target not in states:
+        if not _names_state(target, states):
             problems.append(Problem(f"{where}/Catch/{index}/Next", f"names no state: {target!r}"))
     if state_type == "Parallel":
         branches = state.get("Branches")
@@ -95,10 +125,21 @@ def _check_state(
         _check_body(state.get(field), f"{where}/{field}", problems, language)
 
 
+def _listed(state: dict[str, Any], field: str) -> list[Any]:
+    # The field's own check reports a non-list; here it only must not break the walk.
+    value = state.get(field)
+    return value if isinstance(value, list) else []
+
+
+def _names_state(target: Any, states: dict[str, Any]) -> bool:
+    # A list or an object where a name belongs is unhashable; it names no state either way.
+    return isinstance(target, str) and target in states
+
+
 def _successors(state: dict[str, Any]) -> list[str]:
     targets = [state.get("Next"), state.get("Default")]
-    targets += [rule.get("Next") for rule in state.get("Choices") or [] if isinstance(rule, dict)]
-    targets += [catcher.get("Next") for catcher in state.get("Catch") or [] if isinstance(catcher, dict)]
+    targets += [rule.get("Next") for rule in _listed(state, "Choices") if isinstance(rule, dict)]
+    targets += [catcher.get("Next") for catcher in _listed(state, "Catch") if isinstance(catcher, dict)]
     return [target for target in targets if isinstance(target, str)]
 
 

@@ -7,7 +7,9 @@ import socket
 import subprocess
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote, urlencode
 
 import redis
 
@@ -33,6 +35,21 @@ def find_redis_server() -> str:
     )
 
 
+def tls_unsupported_reason(binary: str | None = None) -> str | None:
+    """Why ``binary`` (default: :func:`find_redis_server`) cannot serve TLS, or ``None`` when it can.
+
+    A redis-server built without TLS refuses ``tls-port`` as a bad directive while reading its
+    configuration; one built with TLS reads it and then exits at once, as nothing is to be
+    listened on. Either way the probe ends within moments and leaves no process behind.
+    """
+    command = [binary or find_redis_server(), "--port", "0", "--tls-port", "0", "--save", ""]
+    probe = subprocess.run(command, capture_output=True, text=True, timeout=10)
+    output = probe.stdout + probe.stderr
+    if "Bad directive" in output and "tls-port" in output:
+        return "redis-server was built without TLS support"
+    return None
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that nothing listens on right now."""
     with socket.socket() as sock:
@@ -40,8 +57,35 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass(frozen=True)
+class ServerTls:
+    """The PEM files of a server that speaks only TLS.
+
+    Attributes:
+        cert_file: the server's certificate.
+        key_file: the server certificate's private key.
+        ca_file: the CA that signed it; clients verify the server against this file.
+    """
+
+    cert_file: Path
+    key_file: Path
+    ca_file: Path
+
+
 class RedisServer:
-    """A redis-server child process on 127.0.0.1, stopped by :meth:`stop` or on ``with`` exit."""
+    """A redis-server child process on 127.0.0.1, stopped by :meth:`stop` or on ``with`` exit.
+
+    Args:
+        port: the port to listen on (with ``tls``, the TLS port); a free one by default.
+        data_dir: where the server keeps its files; a temporary directory, removed on stop,
+            by default.
+        extra_args: more ``--name value`` options for redis-server, e.g. ``--requirepass``
+            or ``--aclfile``.
+        username: the ACL user that :attr:`url` names and the readiness PING logs in as.
+        password: the password that :attr:`url` carries and the readiness PING sends; the
+            server is told to require it only through ``extra_args``.
+        tls: serve TLS only, with these files, and let clients in without a certificate.
+    """
 
     def __init__(
         self,
@@ -49,22 +93,49 @@ class RedisServer:
         *,
         data_dir: Path | None = None,
         extra_args: list[str] | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        tls: ServerTls | None = None,
     ) -> None:
         self.port = port or free_port()
         self._owned_dir = None if data_dir else tempfile.TemporaryDirectory(prefix="redstep-redis-")
         self.data_dir = data_dir or Path(self._owned_dir.name)  # type: ignore[union-attr]
         self.extra_args = extra_args or []
+        self.username = username
+        self.password = password
+        self.tls = tls
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
+        """The URL that reaches this server: its credentials, and for TLS its CA, included."""
+        credentials = ""
+        if self.username or self.password:
+            user = quote(self.username or "", safe="")
+            secret = f":{quote(self.password, safe='')}" if self.password else ""
+            credentials = f"{user}{secret}@"
+        if self.tls is None:
+            return f"redis://{credentials}127.0.0.1:{self.port}/0"
+        query = urlencode({"ssl_ca_certs": str(self.tls.ca_file)})
+        return f"rediss://{credentials}127.0.0.1:{self.port}/0?{query}"
+
+    def _listen_args(self) -> list[str]:
+        if self.tls is None:
+            return ["--port", str(self.port)]
+        return [
+            "--port", "0",  # no plain-text listener at all: every client must speak TLS
+            "--tls-port", str(self.port),
+            "--tls-cert-file", str(self.tls.cert_file),
+            "--tls-key-file", str(self.tls.key_file),
+            "--tls-ca-cert-file", str(self.tls.ca_file),
+            "--tls-auth-clients", "no",
+        ]  # fmt: skip
 
     def start(self, timeout: float = 10.0) -> RedisServer:
-        """Start the server and wait until it answers PING."""
+        """Start the server and wait until it answers PING (over TLS and logged in, as :attr:`url` says)."""
         command = [
             find_redis_server(),
-            "--port", str(self.port),
+            *self._listen_args(),
             "--bind", "127.0.0.1",
             "--dir", str(self.data_dir),
             "--save", "",
@@ -73,7 +144,7 @@ class RedisServer:
         ]  # fmt: skip
         self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + timeout
-        client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
         while True:
             try:
                 client.ping()

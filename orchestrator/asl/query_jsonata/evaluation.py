@@ -371,6 +371,8 @@ def _javascript_json(value: Any) -> str:
         return compact_json(_to_json(value))
     except (_Unrepresentable, TypeError, ValueError):
         return str(value)
+    except RecursionError:
+        return "<a value nested too deeply to show>"
 
 
 _CODE_BY_MESSAGE = {

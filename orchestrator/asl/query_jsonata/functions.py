@@ -91,7 +91,7 @@ def parse(text: str) -> Any:
     except ValueError as problem:
         raise FunctionError(f"$parse could not read its argument as JSON: {problem}") from None
     except RecursionError:
-        raise FunctionError("$parse could not read its argument as JSON: nested too deeply to decode") from None
+        raise FunctionError("$parse could not read its argument as JSON: it nests too deeply") from None
     return Utils.NULL_VALUE if value is None else value
 
 
