@@ -142,7 +142,11 @@ class RedisServer:
             "--appendonly", "no",
             *self.extra_args,
         ]  # fmt: skip
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        # A session of its own: a terminal's Ctrl-C reaches `redstep up`, which stops the
+        # workers and orchestrators before it stops Redis, instead of Redis going first.
+        self.process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
         deadline = time.monotonic() + timeout
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
         while True:
