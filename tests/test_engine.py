@@ -131,3 +131,39 @@ def test_an_execution_is_plain_json_that_survives_a_round_trip() -> None:
     step = start_execution(machine, "e", {"a": [1, 2]}, 0.0)
     assert json.loads(json.dumps(step.execution)) == step.execution
     assert all(json.loads(json.dumps(event)) == event for event in step.history)
+
+
+def test_a_failed_execution_redrives_from_the_state_that_failed_with_its_input() -> None:
+    import pytest
+
+    from orchestrator.asl.engine import redrive_execution
+
+    definition = {
+        "StartAt": "First",
+        "States": {
+            "First": {"Type": "Task", "Resource": "first", "Next": "Second"},
+            "Second": {"Type": "Task", "Resource": "second", "End": True},
+        },
+    }
+    machine = StateMachine.parse(definition, "M")
+    step = start_execution(machine, "e", {"n": 1}, 0.0)
+    first = actions_of(step, "RunTask")[0]
+    step = advance(
+        machine, step.execution, {"type": "TaskSucceeded", "token": first["token"], "output": {"n": 2}}, 1.0
+    )
+    second = actions_of(step, "RunTask")[0]
+    failed = advance(
+        machine, step.execution, {"type": "TaskFailed", "token": second["token"], "error": "Boom"}, 2.0
+    )
+    assert failed.execution["status"] == "FAILED"
+
+    redriven = redrive_execution(machine, failed.execution, 3.0)
+    assert [e["type"] for e in redriven.history][:2] == ["ExecutionRedriven", "TaskStateEntered"]
+    again = actions_of(redriven, "RunTask")[0]
+    assert (again["function"], again["payload"]) == ("second", {"n": 2})
+    done = advance(
+        machine, redriven.execution, {"type": "TaskSucceeded", "token": again["token"], "output": 3}, 4.0
+    )
+    assert done.execution["status"] == "SUCCEEDED" and done.execution["redriveCount"] == 1
+    with pytest.raises(ValueError, match="SUCCEEDED"):
+        redrive_execution(machine, done.execution, 5.0)

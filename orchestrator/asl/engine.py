@@ -12,7 +12,6 @@ actions (run a task, set a timer) that a step returns.
 
 from __future__ import annotations
 
-import copy
 import functools
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,6 +76,32 @@ def start_execution(
         )
         return run.step()
     root = run.spawn(None, ROOT, machine.scope(ROOT).start_at, input, dict())
+    run.ready.append(root["id"])
+    run.drive()
+    return run.step()
+
+
+def redrive_execution(machine: StateMachine, execution: dict[str, Any], now: float) -> Step:
+    """Restart a FAILED, TIMED_OUT or ABORTED execution from the top-level state where it stopped.
+
+    As AWS's RedriveExecution does: the history goes on (an ``ExecutionRedriven`` event, then
+    the state entered again with the input it had), and ``$$.Execution.RedriveCount`` counts up.
+
+    Raises:
+        ValueError: when the execution succeeded, still runs, or never got past its start.
+    """
+    point = execution.get("redrivePoint")
+    if execution["status"] in (RUNNING, SUCCEEDED) or point is None:
+        raise ValueError(
+            f"execution {execution['name']} is {execution['status']}: only a FAILED, TIMED_OUT or "
+            "ABORTED execution that entered a state can be redriven"
+        )
+    execution["redriveCount"] = execution.get("redriveCount", 0) + 1
+    execution.update(status=RUNNING, output=None, error=None, cause=None, stopDate=None)
+    del execution["redrivePoint"]
+    run = _run(machine, execution, now)
+    run.record(None, "ExecutionRedriven", redriveCount=execution["redriveCount"])
+    root = run.spawn(None, ROOT, point["state"], point["input"], point["vars"])
     run.ready.append(root["id"])
     run.drive()
     return run.step()
@@ -154,10 +179,6 @@ def state_data(run: Any, thread: dict[str, Any]) -> StateData:
     )
 
 
-def deep_copy(value: Any) -> Any:
-    return copy.deepcopy(value)
-
-
 __all__ = [
     "ABORTED",
     "FAILED",
@@ -169,5 +190,6 @@ __all__ = [
     "advance",
     "errors",
     "execution_arn",
+    "redrive_execution",
     "start_execution",
 ]

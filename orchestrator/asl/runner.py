@@ -235,6 +235,10 @@ class Run:
         self, status: str, *, output: Any = None, error: str | None = None, cause: str | None = None
     ) -> None:
         execution = self.execution
+        root = execution["threads"].get("0")
+        if status != SUCCEEDED and root is not None:
+            # Where a redrive starts again: the top-level state that failed, with its input.
+            execution["redrivePoint"] = {"state": root["state"], "input": root["input"], "vars": root["vars"]}
         execution.update(status=status, output=output, error=error, cause=cause, stopDate=self.now)
         details: dict[str, Any] = {}
         if status == SUCCEEDED:
