@@ -30,6 +30,7 @@ from orchestrator.asl.errors import (
     Problem,
     StatesError,
 )
+from orchestrator.asl.json_values import json_type
 
 Resolve = Callable[[str], Any]
 
@@ -256,14 +257,6 @@ def choose(state: dict[str, Any], resolve: Resolve) -> str:
     return _default_or_fail(state)
 
 
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    return {str: "string", list: "array", dict: "object"}.get(type(value), "null")
-
-
 def _expression_text(condition: str) -> str:
     return condition.strip().removeprefix("{%").removesuffix("%}").strip()
 
@@ -282,7 +275,7 @@ def _condition_holds(condition: Any, evaluate: Callable[[Any], Any]) -> bool:
     raise StatesError(
         QUERY_EVALUATION_ERROR,
         f"{prefix} returned an unexpected result type. Expected 'boolean', but was "
-        f"'{_json_type(result)}' for value: {json.dumps(result, separators=(',', ':'))}",
+        f"'{json_type(result)}' for value: {json.dumps(result, separators=(',', ':'))}",
     )
 
 

@@ -10,6 +10,7 @@ from orchestrator.asl import errors, payload
 from orchestrator.asl.dataflow import StateData
 from orchestrator.asl.definition import child_scope
 from orchestrator.asl.errors import StatesError
+from orchestrator.asl.json_values import json_type
 
 
 def enter_parallel(run: Any, thread: dict[str, Any], data: StateData) -> None:
@@ -85,23 +86,11 @@ def _items_cause(data: StateData, items: Any) -> str:
         expression = data.state["Items"].strip()[2:-2].strip()
         return (
             f"The JSONata expression '{expression}' specified for the field 'Items' returned an unexpected "
-            f"result type. Expected 'array', but was '{_json_type(items)}' for value: {rendered}"
+            f"result type. Expected 'array', but was '{json_type(items)}' for value: {rendered}"
         )
     if data.jsonata:
         return f"Map state input must be an array but was: {rendered}"
     return f"Item path {data.state.get('ItemsPath', '$')} evaluated to a non-array value: {rendered}"
-
-
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    if value is None:
-        return "null"
-    return "array" if isinstance(value, list) else "object"
 
 
 def _numeric(value: Any, integral: bool) -> float | None:

@@ -20,19 +20,12 @@ from typing import Any
 from orchestrator.asl.errors import INTRINSIC_FAILURE, StatesError
 from orchestrator.asl.intrinsics.rendering import format_text, json_text
 from orchestrator.asl.intrinsics.syntax import PLACEHOLDER
+from orchestrator.asl.json_values import HASH_ALGORITHMS, json_type
 
 # Limits the Step Functions documentation states for these intrinsics.
 MAX_RANGE_ITEMS = 1000
 MAX_ENCODING_INPUT = 10_000
 MAX_HASH_INPUT = 10_000
-
-HASH_ALGORITHMS = {
-    "MD5": "md5",
-    "SHA-1": "sha1",
-    "SHA-256": "sha256",
-    "SHA-384": "sha384",
-    "SHA-512": "sha512",
-}
 
 _unseeded = random.Random()
 
@@ -40,19 +33,6 @@ _unseeded = random.Random()
 def fail(function: str, problem: str) -> StatesError:
     """The error an intrinsic raises when its arguments are unusable."""
     return StatesError(INTRINSIC_FAILURE, f"Invalid arguments in {function}: {problem}")
-
-
-def json_type(value: Any) -> str:
-    """The JSON type name of a value, for messages."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int | float):
-        return "number"
-    if isinstance(value, str):
-        return "string"
-    return "array" if isinstance(value, list) else "object"
 
 
 def identity(value: Any) -> Any:

@@ -28,6 +28,7 @@ from typing import Any
 from jsonata import JException, Jsonata, Utils
 
 from orchestrator.asl.errors import QUERY_EVALUATION_ERROR, StatesError
+from orchestrator.asl.json_values import json_type
 from orchestrator.asl.query_jsonata import functions as sfn_functions
 
 EXPRESSION_START = "{%"
@@ -212,21 +213,6 @@ def fill(template: Any, states: dict[str, Any], variables: dict[str, Any], *, fi
             for index, value in enumerate(template)
         ]
     return template
-
-
-def json_type(value: Any) -> str:
-    """The JSON type name of a plain JSON value, as AWS names it in causes."""
-    if value is None:
-        return NULL
-    if isinstance(value, bool):
-        return BOOLEAN
-    if isinstance(value, int | float):
-        return NUMBER
-    if isinstance(value, str):
-        return STRING
-    if isinstance(value, list):
-        return ARRAY
-    return OBJECT
 
 
 def compact_json(value: Any) -> str:

@@ -19,13 +19,7 @@ from typing import Any
 
 from jsonata import Functions, Jsonata, Utils
 
-HASH_ALGORITHMS = {
-    "MD5": "md5",
-    "SHA-1": "sha1",
-    "SHA-256": "sha256",
-    "SHA-384": "sha384",
-    "SHA-512": "sha512",
-}
+from orchestrator.asl.json_values import HASH_ALGORITHMS
 
 # Guards the orchestrator's memory against a typo such as $range(0, 1e12, 1).
 MAX_RANGE_ITEMS = 1_000_000
