@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
+from redis.commands.core import Script
 from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
@@ -232,11 +233,24 @@ def lambda_cause(error: str, message: str, request_id: str | None = None) -> str
     return json.dumps({**document, "stackTrace": []})
 
 
+# One command for a job's reports instead of one XADD each: the client packs and parses every
+# command in Python, which cost a worker a tenth of its time.
+APPEND_REPORTS = """
+-- KEYS[1]: the orchestrators' event stream; ARGV[1]: the entry's field; ARGV[2..]: the reports.
+for i = 2, #ARGV do
+  redis.call("XADD", KEYS[1], "*", ARGV[1], ARGV[i])
+end
+return #ARGV - 1
+"""
+
+_append_reports: Script | None = None
+
+
 def publish_reports(connection: Redis, events_key: str, reports: list[str]) -> None:
-    """Append each JSON report to the event stream, all in one round trip."""
+    """Append each JSON report to the event stream, in order, with one script call."""
+    global _append_reports
     if not reports:
         return
-    pipeline = connection.pipeline(transaction=False)
-    for report in reports:
-        pipeline.xadd(events_key, {REPORT_FIELD: report})
-    pipeline.execute()
+    if _append_reports is None:
+        _append_reports = connection.register_script(APPEND_REPORTS)
+    _append_reports(keys=[events_key], args=[REPORT_FIELD, *reports], client=connection)

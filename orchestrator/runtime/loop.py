@@ -32,7 +32,7 @@ from orchestrator.runtime.sources import (
     move_aside,
     text,
 )
-from orchestrator.runtime.store import Commit, Conflict, Store, load_script
+from orchestrator.runtime.store import Commit, Conflict, KnownExecutions, Store, load_script
 from orchestrator.runtime.transitions import Transition
 from orchestrator.settings import Settings, masked_url
 
@@ -73,6 +73,7 @@ class Orchestrator:
         self.claim_idle_seconds = claim_idle_seconds
         self.keys = Keys(settings.prefix)
         self.store = Store(redis_client, self.keys)
+        self.known = KnownExecutions()
         self.machines = MachineCache(redis_client, self.keys)
         self.source = EventSourceMapping(redis_client, settings, consumer, clock=clock)
         self._fire_timers = load_script(redis_client, "fire_timers")
@@ -156,7 +157,7 @@ class Orchestrator:
                 else dict.fromkeys((m.id for m in messages), (None, 0))
             )
             commit = self.store.new_commit()
-            tasks = []
+            started = []
             for message in messages:
                 commit.expect_pending(self.source.stream, message.id)
                 commit.ack(self.source.stream, message.id)
@@ -164,10 +165,12 @@ class Orchestrator:
                     commit.expect_version(message.id, 0)
                     transition = self.start_one(self.settings.state_machine, message.id, message.body)
                     transitions.record(commit, transition, 0, self.settings)
-                    tasks += transition.tasks
-            commit.enqueue_tasks(tasks)
+                    started.append(transition)
+            commit.enqueue_tasks([task for transition in started for task in transition.tasks])
             conflicts = self.store.commit(commit)
             if not conflicts:
+                for transition in started:
+                    self.known.remember(transition.execution, 1)
                 return len(messages)
             messages = [m for m in messages if not acked_elsewhere(conflicts, m.id)]
         log.warning("gave up starting %d execution(s) after %d races", len(messages), COMMIT_ATTEMPTS)
@@ -254,16 +257,22 @@ class Orchestrator:
 
     def _apply_batch(self, events: list[Event]) -> int:
         count = len(events)
-        for _ in range(COMMIT_ATTEMPTS):
+        for attempt in range(COMMIT_ATTEMPTS):
             by_execution = group_by_execution(events)
-            loaded = self.store.load(list(by_execution))
+            names = list(by_execution)
+            # After a race, what this orchestrator remembers may be what lost it: load afresh.
+            loaded = self.store.load(names) if attempt else self.store.load_known(names, self.known)
             commit = self.store.new_commit()
-            tasks = []
+            advanced = []
             for name, batch in by_execution.items():
-                tasks += self.advance_one(commit, name, batch, *loaded[name])
-            commit.enqueue_tasks(tasks)
+                transition = self.advance_one(commit, name, batch, *loaded[name])
+                if transition is not None:
+                    advanced.append((transition, loaded[name][1] + 1))
+            commit.enqueue_tasks([task for transition, _ in advanced for task in transition.tasks])
             conflicts = self.store.commit(commit)
             if not conflicts:
+                for transition, version in advanced:
+                    self.known.remember(transition.execution, version)
                 return count
             events = [(i, e) for i, e in events if not acked_elsewhere(conflicts, i)]
         log.warning(
@@ -275,8 +284,8 @@ class Orchestrator:
 
     def advance_one(
         self, commit: Commit, name: str, batch: list[Event], execution: dict[str, Any] | None, version: int
-    ) -> list[Any]:
-        """Write one execution's transition for ``batch`` into ``commit``; returns its tasks."""
+    ) -> Transition | None:
+        """Write one execution's transition for ``batch`` into ``commit``; returns it, or None."""
         for entry_id, _ in batch:
             commit.expect_pending(self.keys.events, entry_id)
             commit.ack(self.keys.events, entry_id)
@@ -293,13 +302,13 @@ class Orchestrator:
                         "fields": json.dumps(fields),
                     },
                 )
-            return []
+            return None
         if execution["status"] != "RUNNING":
-            return []  # late reports for a finished execution change nothing
+            return None  # late reports for a finished execution change nothing
         commit.expect_version(name, version)
         transition = self.transition(execution, [event for _, event in batch])
         transitions.record(commit, transition, version, self.settings)
-        return transition.tasks
+        return transition
 
     def transition(self, execution: dict[str, Any], events: list[dict[str, Any]]) -> Transition:
         now = self.clock()
@@ -308,15 +317,16 @@ class Orchestrator:
         if machine is None:
             cause = f"State Machine Does Not Exist: '{machine_name}' (its definition was removed)"
             return transitions.fail(name, machine_name, None, "States.Runtime", cause, now, execution)
-        snapshot = json.dumps(execution)
         try:
             return transitions.apply(machine, execution, events, now)
         except Exception as exc:
             log.exception("advancing %s failed", name)
             cause = f"The orchestrator could not advance the execution: {type(exc).__name__}: {exc}"
-            return transitions.fail(
-                name, machine_name, None, "States.Runtime", cause, now, json.loads(snapshot)
-            )
+            # The core changes the execution in place, so it fails from the copy at rest: the one
+            # this transition started from (a newer one loses the commit's version check anyway).
+            # Reading it here, on the rare failure, spares a copy of every execution on every step.
+            at_rest = self.store.load([name])[name][0] or execution
+            return transitions.fail(name, machine_name, None, "States.Runtime", cause, now, at_rest)
 
     # -- the driver --------------------------------------------------------------------------
 

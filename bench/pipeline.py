@@ -1,0 +1,390 @@
+"""The dragon pipeline through the real stack, against the same flow as a plain RQ chain.
+
+Starts a private redis-server (unless ``--redis-url`` is given), then N orchestrator and W
+worker processes, and measures:
+
+* full load: N dragon records pushed in batches; executions/s from the first send to the
+  last terminal execution, and each execution's end-to-end latency (send -> stopDate);
+* one at a time: records sent one after another, each awaited on the notification channel;
+* Redis commands per execution (INFO commandstats delta; commands a Lua script runs count);
+* memory: VmRSS of every orchestrator and worker process, Redis used_memory.
+
+Then, on the same Redis (flushed), the same 3-step flow as an RQ ``depends_on`` chain run by
+W SimpleWorkers, and the ratio of the two.
+
+    python bench/pipeline.py [--records 5000] [--workers 2] [--orchestrators 1] [--redis-url URL]
+
+``--redis-url`` points at a Redis the benchmark may FLUSHDB: never one holding data you keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import redis
+import rq_chain
+
+from orchestrator.runtime.keys import STATUSES, Keys
+from orchestrator.runtime.server import RedisServer
+from orchestrator.runtime.sources import send_messages
+from orchestrator.runtime.store import Store
+from orchestrator.settings import Settings
+
+ROOT = Path(__file__).resolve().parent.parent
+SEND_BATCH = 500
+TERMINAL = [s for s in STATUSES if s != "RUNNING"]
+ORCHESTRATOR_COMMAND = (
+    "from orchestrator.runtime.loop import run_orchestrator; "
+    "from orchestrator.settings import Settings; run_orchestrator(Settings())"
+)
+
+
+def dragon(run: str, index: int) -> dict[str, Any]:
+    """A dragon record with a name no other record of the run has."""
+    return {
+        "dragon_name_str": f"Dragon {run}-{index}",
+        "description_str": "A bench dragon that breathes fire.",
+        "family_str": "red",
+        "location_city_str": "Seattle",
+        "location_state_str": "WA",
+        "location_country_str": "USA",
+        "location_neighborhood_str": "Fremont",
+        "reportingPhoneNumber": "15555555555",
+        "confirmationRequired": False,
+    }
+
+
+def percentiles(seconds: list[float]) -> str:
+    """p50 / p95 / p99 in milliseconds."""
+    if len(seconds) < 2:
+        return "-"
+    cuts = statistics.quantiles(seconds, n=100, method="inclusive")
+    return f"{cuts[49] * 1000:.2f} / {cuts[94] * 1000:.2f} / {cuts[98] * 1000:.2f}"
+
+
+def command_stats(redis_client: redis.Redis) -> dict[str, int]:
+    """Calls per command since the server started (or since CONFIG RESETSTAT)."""
+    return {
+        name.removeprefix("cmdstat_"): int(row["calls"])
+        for name, row in redis_client.info("commandstats").items()
+    }
+
+
+def redis_cpu(redis_client: redis.Redis) -> float:
+    """CPU seconds the Redis server has used so far."""
+    info = redis_client.info("cpu")
+    return float(info["used_cpu_sys"]) + float(info["used_cpu_user"])
+
+
+def command_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    return {name: after[name] - before.get(name, 0) for name in after if after[name] != before.get(name, 0)}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time the process has used, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def rss_mib(pid: int) -> float:
+    """The process's resident set, in MiB, from /proc."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+class Stack:
+    """redstep's orchestrators and workers as child processes on one Redis."""
+
+    def __init__(self, redis_url: str, prefix: str, orchestrators: int, workers: int, log: Path) -> None:
+        self.env = {**os.environ, "REDIS_URL": redis_url, "REDSTEP_PREFIX": prefix}
+        self.settings = Settings(redis_url=redis_url, prefix=prefix)
+        self.counts = (orchestrators, workers)
+        self.log = log
+        self.orchestrators: list[subprocess.Popen[bytes]] = []
+        self.workers: list[subprocess.Popen[bytes]] = []
+
+    def start(self, redis_client: redis.Redis, timeout: float = 30.0) -> None:
+        """Start every process and wait until each orchestrator beats and each worker registered."""
+        orchestrator = [sys.executable, "-c", ORCHESTRATOR_COMMAND]
+        worker = [sys.executable, "-m", "worker", "--logging-level", "WARNING"]
+        self.orchestrators = [self.spawn(orchestrator) for _ in range(self.counts[0])]
+        self.workers = [self.spawn(worker) for _ in range(self.counts[1])]
+        keys = Keys(self.settings.prefix)
+        deadline = time.monotonic() + timeout
+        while True:
+            beating = len(list(redis_client.scan_iter(keys.heartbeat_pattern)))
+            registered = redis_client.scard("rq:workers")
+            if beating >= self.counts[0] and registered >= self.counts[1]:
+                return
+            if time.monotonic() > deadline or any(p.poll() is not None for p in self.processes):
+                raise RuntimeError(f"the stack did not start; see {self.log}")
+            time.sleep(0.05)
+
+    def spawn(self, command: list[str]) -> subprocess.Popen[bytes]:
+        with self.log.open("ab") as sink:
+            return subprocess.Popen(command, env=self.env, cwd=ROOT, stdout=sink, stderr=sink)
+
+    @property
+    def processes(self) -> list[subprocess.Popen[bytes]]:
+        return self.orchestrators + self.workers
+
+    def memory(self) -> tuple[list[float], list[float]]:
+        """VmRSS (MiB) of each orchestrator and each worker."""
+        return [rss_mib(p.pid) for p in self.orchestrators], [rss_mib(p.pid) for p in self.workers]
+
+    def cpu(self) -> tuple[list[float], list[float]]:
+        """CPU seconds used so far by each orchestrator and each worker."""
+        return [cpu_seconds(p.pid) for p in self.orchestrators], [cpu_seconds(p.pid) for p in self.workers]
+
+    def stop(self) -> None:
+        stop_all(self.processes)
+
+
+def stop_all(processes: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM each process, then SIGKILL what has not exited after a few seconds."""
+    for process in processes:
+        if process.poll() is None:
+            process.terminate()
+    for process in processes:
+        try:
+            process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def full_load(redis_client: redis.Redis, settings: Settings, records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Send every record in batches and wait until all executions are terminal."""
+    keys = Keys(settings.prefix)
+    sent_at: dict[str, float] = {}
+    begin = time.time()
+    for start in range(0, len(records), SEND_BATCH):
+        ids = send_messages(
+            redis_client, settings, settings.source_queue, records[start : start + SEND_BATCH]
+        )
+        now = time.time()
+        sent_at.update(dict.fromkeys(ids, now))
+    polls = 1
+    while terminal_count(redis_client, keys) < len(records):
+        polls += 1
+        time.sleep(0.01)
+    loaded: dict[str, tuple[dict[str, Any] | None, int]] = {}
+    store = Store(redis_client, keys)
+    names = list(sent_at)
+    for start in range(0, len(names), 1000):
+        loaded.update(store.load(names[start : start + 1000]))
+    stops = {name: execution["stopDate"] for name, (execution, _) in loaded.items() if execution}
+    statuses = [execution["status"] for execution, _ in loaded.values() if execution]
+    seconds = max(stops.values()) - begin
+    return {
+        "executions": len(stops),
+        "seconds": seconds,
+        "throughput": len(stops) / seconds,
+        "latencies": [stops[name] - sent_at[name] for name in stops],
+        "succeeded": statuses.count("SUCCEEDED"),
+        # What the benchmark itself asked, to take out of the stack's count.
+        "own_commands": {"zcard": polls * len(TERMINAL), "hmget": len(names)},
+    }
+
+
+def terminal_count(redis_client: redis.Redis, keys: Keys) -> int:
+    pipe = redis_client.pipeline(transaction=False)
+    for status in TERMINAL:
+        pipe.zcard(keys.status(status))
+    return sum(pipe.execute())
+
+
+def one_at_a_time(
+    redis_client: redis.Redis, settings: Settings, records: list[dict[str, Any]]
+) -> list[float]:
+    """Send each record once the one before it was notified; each one's send -> notification time."""
+    keys = Keys(settings.prefix)
+    pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(keys.topic(settings.topic))
+    latencies = []
+    for record in records:
+        name = record["dragon_name_str"]
+        sent = time.time()
+        send_messages(redis_client, settings, settings.source_queue, [record])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            message = pubsub.get_message(timeout=1.0)
+            if message and message["type"] == "message":
+                attribute = json.loads(message["data"])["MessageAttributes"]["dragon_name"]
+                # SNS delivers Type/Value; Publish takes DataType/StringValue.
+                if attribute.get("Value", attribute.get("StringValue")) == name:
+                    latencies.append(time.time() - sent)
+                    break
+    pubsub.close()
+    return latencies
+
+
+@contextmanager
+def redis_at(url: str | None) -> Iterator[str]:
+    """The URL given, or that of a private redis-server for the run."""
+    if url:
+        yield url
+        return
+    with RedisServer() as server:
+        yield server.url
+
+
+def run_redstep(url: str, args: argparse.Namespace, log: Path) -> dict[str, Any]:
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    stack = Stack(url, "bench", args.orchestrators, args.workers, log)
+    stack.start(client)
+    try:
+        run = uuid.uuid4().hex[:8]
+        one_at_a_time(client, stack.settings, [dragon(run + "w", i) for i in range(20)])  # warm up
+        client.config_resetstat()
+        before, cpu_before, server_before = command_stats(client), stack.cpu(), redis_cpu(client)
+        loaded = full_load(client, stack.settings, [dragon(run, i) for i in range(args.records)])
+        delta = command_delta(before, command_stats(client))
+        cpu = [
+            [b - a for a, b in zip(*pair, strict=True)] for pair in zip(cpu_before, stack.cpu(), strict=True)
+        ]
+        cpu.append([redis_cpu(client) - server_before])
+        delta["info"] = delta.get("info", 0) - 1
+        for name, calls in loaded.pop("own_commands").items():
+            delta[name] = delta.get(name, 0) - calls
+        orchestrator_rss, worker_rss = stack.memory()
+        single = one_at_a_time(client, stack.settings, [dragon(run + "s", i) for i in range(args.single)])
+        used_memory = int(client.info("memory")["used_memory"])
+    finally:
+        stack.stop()
+        client.close()
+    return {
+        **loaded,
+        "single": single,
+        "commands": delta,
+        "orchestrator_rss": orchestrator_rss,
+        "worker_rss": worker_rss,
+        "used_memory": used_memory,
+        "cpu": cpu,
+    }
+
+
+def run_rq(url: str, args: argparse.Namespace, log: Path) -> dict[str, Any]:
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    workers = rq_chain.start_workers(url, args.workers, log)
+    try:
+        rq_chain.wait_for_workers(client, args.workers)
+        chain = rq_chain.Chain(client)
+        run = uuid.uuid4().hex[:8]
+        chain.run_one_at_a_time([dragon(run + "w", i) for i in range(20)])
+        client.config_resetstat()
+        before, cpu_before, server_before = (
+            command_stats(client),
+            [cpu_seconds(p.pid) for p in workers],
+            redis_cpu(client),
+        )
+        loaded = chain.run_load([dragon(run, i) for i in range(args.rq_executions)])
+        delta = command_delta(before, command_stats(client))
+        cpu = [[], [cpu_seconds(p.pid) - a for p, a in zip(workers, cpu_before, strict=True)]]
+        cpu.append([redis_cpu(client) - server_before])
+        rss = [rss_mib(p.pid) for p in workers]
+        single = chain.run_one_at_a_time([dragon(run + "s", i) for i in range(args.single)])
+    finally:
+        stop_all(workers)
+        client.close()
+    return {
+        "executions": loaded.executions,
+        "throughput": loaded.throughput,
+        "latencies": loaded.latencies,
+        "single": single.latencies,
+        "commands": delta,
+        "worker_rss": rss,
+        "cpu": cpu,
+    }
+
+
+def cpu_per(result: dict[str, Any], role: int) -> str:
+    """CPU milliseconds per execution of each process of a role (0 orchestrators, 1 workers, 2 Redis)."""
+    return " ".join(f"{1000 * seconds / result['executions']:.2f}" for seconds in result["cpu"][role])
+
+
+def report(args: argparse.Namespace, ours: dict[str, Any], chain: dict[str, Any]) -> None:
+    def per_execution(commands: dict[str, int], executions: int, name: str | None = None) -> str:
+        total = commands.get(name, 0) if name else sum(commands.values())
+        return f"{total / max(executions, 1):.2f}"
+
+    rows = [
+        ("executions", ours["executions"], chain["executions"]),
+        ("throughput (exec/s)", f"{ours['throughput']:.0f}", f"{chain['throughput']:.0f}"),
+        ("full-load latency p50/p95/p99 ms", percentiles(ours["latencies"]), percentiles(chain["latencies"])),
+        ("one-at-a-time latency p50/p95/p99 ms", percentiles(ours["single"]), percentiles(chain["single"])),
+        (
+            "Redis commands / execution",
+            per_execution(ours["commands"], ours["executions"]),
+            per_execution(chain["commands"], chain["executions"]),
+        ),
+        (
+            "  of which EVALSHA / execution",
+            per_execution(ours["commands"], ours["executions"], "evalsha"),
+            per_execution(chain["commands"], chain["executions"], "evalsha"),
+        ),
+        ("orchestrator RSS MiB", " ".join(f"{m:.0f}" for m in ours["orchestrator_rss"]), "-"),
+        (
+            "worker RSS MiB",
+            " ".join(f"{m:.0f}" for m in ours["worker_rss"]),
+            " ".join(f"{m:.0f}" for m in chain["worker_rss"]),
+        ),
+        ("orchestrator CPU ms / execution", cpu_per(ours, 0), "-"),
+        ("worker CPU ms / execution", cpu_per(ours, 1), cpu_per(chain, 1)),
+        ("redis-server CPU ms / execution", cpu_per(ours, 2), cpu_per(chain, 2)),
+        ("Redis used_memory MiB (after run)", f"{ours['used_memory'] / 2**20:.1f}", "-"),
+    ]
+    print(f"\n{args.orchestrators} orchestrator(s), {args.workers} worker process(es), {os.cpu_count()} CPUs")
+    width = max(len(r[0]) for r in rows)
+    print(f"{'':{width}}  {'redstep':>24}  {'RQ chain':>24}")
+    for label, a, b in rows:
+        print(f"{label:{width}}  {a!s:>24}  {b!s:>24}")
+    print(f"\nthroughput ratio redstep / RQ chain: {ours['throughput'] / chain['throughput']:.1f}x")
+    print(f"redstep succeeded: {ours['succeeded']} of {args.records}")
+    for title, result in (("redstep", ours), ("RQ chain", chain)):
+        commands, executions = result["commands"], result["executions"]
+        top = sorted(commands.items(), key=lambda kv: -kv[1])[:12]
+        print(f"{title} commands per execution: " + ", ".join(f"{k} {v / executions:.2f}" for k, v in top))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Parse the command line, run both benchmarks, print the table."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--records", type=int, default=5000, help="records under full load")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes (both systems)")
+    parser.add_argument("--orchestrators", type=int, default=1)
+    parser.add_argument("--single", type=int, default=200, help="records sent one at a time")
+    parser.add_argument("--rq-executions", type=int, default=1000, help="RQ chain executions under full load")
+    parser.add_argument("--redis-url", default=None, help="a Redis the benchmark may FLUSHDB")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="redstep-bench-") as scratch, redis_at(args.redis_url) as url:
+        log = Path(scratch) / "processes.log"
+        try:
+            ours = run_redstep(url, args, log)
+            chain = run_rq(url, args, log)
+        except Exception:
+            print(log.read_text()[-4000:] if log.exists() else "", file=sys.stderr)
+            raise
+        report(args, ours, chain)
+
+
+if __name__ == "__main__":
+    main()
