@@ -1,8 +1,9 @@
 """Where Redis is: ``REDIS_URL``, or a URL made from its parts when only those are given.
 
 docker-compose 1.29 cannot nest variable defaults (``${REDIS_URL:-redis://:${REDIS_PASSWORD}@...}``),
-so the compose file hands the parts over as ``REDSTEP_REDIS_HOST``, ``REDSTEP_REDIS_PORT`` and
-``REDSTEP_REDIS_PASSWORD`` and leaves ``REDIS_URL`` empty unless the user sets it.
+so the compose file hands the parts over as ``REDSTEP_REDIS_HOST``, ``REDSTEP_REDIS_PORT``,
+``REDSTEP_REDIS_USER`` and ``REDSTEP_REDIS_PASSWORD`` and leaves ``REDIS_URL`` empty unless the
+user sets it.
 """
 
 from __future__ import annotations
@@ -13,9 +14,9 @@ from urllib.parse import quote
 
 
 def url_from_parts(env: Mapping[str, str]) -> str | None:
-    """The Redis URL that ``REDSTEP_REDIS_HOST`` / ``_PORT`` / ``_PASSWORD`` / ``_DB`` describe, if any.
+    """The Redis URL that ``REDSTEP_REDIS_HOST`` / ``_PORT`` / ``_USER`` / ``_PASSWORD`` / ``_DB`` describe.
 
-    The password is percent-encoded, so any character may appear in it.
+    User and password are percent-encoded, so any character may appear in them.
     """
     host = env.get("REDSTEP_REDIS_HOST")
     if not host:
@@ -23,7 +24,8 @@ def url_from_parts(env: Mapping[str, str]) -> str | None:
     port = env.get("REDSTEP_REDIS_PORT") or "6379"
     database = env.get("REDSTEP_REDIS_DB") or "0"
     password = env.get("REDSTEP_REDIS_PASSWORD")
-    auth = f":{quote(password, safe='')}@" if password else ""
+    user = quote(env.get("REDSTEP_REDIS_USER") or "", safe="")
+    auth = f"{user}:{quote(password, safe='')}@" if password else ""
     return f"redis://{auth}{host}:{port}/{database}"
 
 

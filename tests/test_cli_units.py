@@ -38,6 +38,11 @@ def test_the_redis_url_is_made_from_its_parts_with_the_password_encoded() -> Non
     assert url_from_parts({}) is None
 
 
+def test_the_redis_url_carries_the_acl_user_when_one_is_given() -> None:
+    env = {"REDSTEP_REDIS_HOST": "redis", "REDSTEP_REDIS_USER": "redstep", "REDSTEP_REDIS_PASSWORD": "s3cret"}
+    assert url_from_parts(env) == "redis://redstep:s3cret@redis:6379/0"
+
+
 def test_redis_url_wins_over_the_parts_and_an_empty_one_counts_as_unset() -> None:
     parts = {"REDSTEP_REDIS_HOST": "redis"}
     assert configured_url(None, {**parts, "REDIS_URL": "redis://elsewhere:1/0"}) == "redis://elsewhere:1/0"

@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from orchestrator.runtime.server import free_port
 
@@ -65,8 +66,8 @@ def stack() -> Iterator[tuple[Lab, dict[str, str]]]:
         return result.stdout
 
     assert "DOCKER_HOST=unix://" in lab("start", timeout=900)
-    # The host CLI talks to the stack's Redis directly; the password is this run's own.
-    cli_env = {**env, "REDIS_URL": f"redis://:{password}@127.0.0.1:{port}/0"}
+    # The host CLI talks to the stack's Redis directly, as the app's ACL user with this run's password.
+    cli_env = {**env, "REDIS_URL": f"redis://redstep:{password}@127.0.0.1:{port}/0"}
     try:
         yield lab, cli_env
     finally:
@@ -136,3 +137,13 @@ def test_the_compose_stack_runs_the_dragon_flow_and_scales_workers(stack: tuple[
         "compose", "exec", "-T", "worker", "redstep", "produce", "-", stdin=records
     )
     wait_until(lambda: succeeded(env, 25 + 56), 120, "81 SUCCEEDED executions")
+
+    # The app's ACL user cannot wipe or reconfigure the server.
+    app = redis.Redis.from_url(env["REDIS_URL"])
+    for command in (("FLUSHALL",), ("CONFIG", "GET", "maxmemory")):
+        with pytest.raises(redis.exceptions.NoPermissionError):
+            app.execute_command(*command)
+    # Redis 7 refuses DEBUG to every client unless enabled; either refusal keeps it out of reach.
+    with pytest.raises(redis.exceptions.ResponseError, match=r"NOPERM|not allowed"):
+        app.execute_command("DEBUG", "SLEEP", "0")
+    app.close()
