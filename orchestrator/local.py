@@ -8,7 +8,9 @@ Functions are plain Python callables with the Lambda handler signature ``(event,
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -67,10 +69,15 @@ class LocalRunner:
     def __init__(self, machine: StateMachine, functions: dict[str, Function] | None = None) -> None:
         self.machine = machine
         self.functions = dict(functions or {})
+        # Execution names are UUID-shaped and unique: one random prefix, then a count,
+        # which costs far less than a fresh UUID for every execution.
+        self._name_prefix = str(uuid.uuid4())[:24]
+        self._names = itertools.count(1)
+        self._contexts: dict[tuple[str, str], _Context] = {}
 
     def run(self, input: Any, *, name: str | None = None, start: float | None = None) -> LocalResult:
         now = time.time() if start is None else start
-        name = name or str(uuid.uuid4())
+        name = name or f"{self._name_prefix}{next(self._names):012x}"
         history: list[dict[str, Any]] = []
         notifications: list[dict[str, Any]] = []
         due: list[tuple[float, int, dict[str, Any]]] = []
@@ -116,20 +123,29 @@ class LocalRunner:
         if function is None:
             error, cause = function_not_found(action["function_arn"])
             return 0.0, {"type": "TaskFailed", "token": token, "error": error, "cause": cause}
-        context = _Context(action["function"], action["function_arn"])
+        context = self._context(action["function"], action["function_arn"])
         delay = float(getattr(function, "virtual_duration_seconds", 0.0))
         try:
-            output = function(json.loads(json.dumps(action["payload"])), context)
+            output = function(json_copy(action["payload"]), context)
         except Exception as exc:
             error, cause = lambda_error(exc)
             return delay, {"type": "TaskFailed", "token": token, "error": error, "cause": cause}
         try:
             # The result travels as JSON, as a worker's would: what JSON cannot carry fails the task.
-            output = json.loads(json.dumps(output, allow_nan=False))
+            output = json_copy(output, allow_nan=False)
         except (TypeError, ValueError, RecursionError) as exc:
             error, cause = marshal_error(exc)
             return delay, {"type": "TaskFailed", "token": token, "error": error, "cause": cause}
         return delay, {"type": "TaskSucceeded", "token": token, "output": output}
+
+    def _context(self, function: str, arn: str) -> _Context:
+        # The context holds nothing that changes between calls (its request id is made when
+        # read), so one per function serves every call.
+        key = (function, arn)
+        context = self._contexts.get(key)
+        if context is None:
+            context = self._contexts[key] = _Context(function, arn)
+        return context
 
     def _service(self, action: dict[str, Any], notifications: list[dict[str, Any]]) -> dict[str, Any]:
         message_id = str(uuid.uuid4())
@@ -138,3 +154,48 @@ class LocalRunner:
         )
         output: dict[str, Any] = {"MessageId": message_id}
         return {"type": "TaskSucceeded", "token": action["token"], "output": output}
+
+
+class _NotPlainJson(Exception):
+    """A value holds something other than JSON's own types, exactly."""
+
+
+# Python refuses to turn an int of more than 4300 digits into text, so JSON cannot carry it.
+_LARGEST_PLAIN_INT = 10**4000
+
+
+def json_copy(value: Any, *, allow_nan: bool = True) -> Any:
+    """What ``value`` becomes after a trip through JSON text, as a task's payload and result make.
+
+    A value made only of dicts with string keys, lists, strings, finite numbers, booleans
+    and None comes back as an equal copy; copying it directly costs a fraction of encoding
+    and decoding it. Anything else takes the real trip, which converts or refuses it as
+    JSON does.
+
+    Raises:
+        TypeError, ValueError, RecursionError: as ``json.dumps`` does for what JSON cannot carry.
+    """
+    try:
+        return _plain_copy(value)
+    except (_NotPlainJson, RecursionError):
+        return json.loads(json.dumps(value, allow_nan=allow_nan))
+
+
+def _plain_copy(value: Any) -> Any:
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
+        return value
+    if kind is dict:
+        copy = {}
+        for key, item in value.items():
+            if type(key) is not str:
+                raise _NotPlainJson
+            copy[key] = _plain_copy(item)
+        return copy
+    if kind is list:
+        return [_plain_copy(item) for item in value]
+    if kind is int and -_LARGEST_PLAIN_INT < value < _LARGEST_PLAIN_INT:
+        return value
+    if kind is float and math.isfinite(value):
+        return value
+    raise _NotPlainJson

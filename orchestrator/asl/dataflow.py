@@ -8,12 +8,12 @@ calls these functions without caring which query language a state speaks.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.asl import payload, query_jsonata
-from orchestrator.asl.definition import JSONATA
+from orchestrator.asl.compiled import CompiledState
+from orchestrator.asl.definition import JSONATA, JSONPATH
 
 _MISSING: Any = object()
 
@@ -25,35 +25,47 @@ def iso_time(epoch: float) -> str:
 
 
 class StateData:
-    """What one state sees while it runs: its raw input, context object and variables."""
+    """What one state sees while it runs: its raw input, context object and variables.
 
-    __slots__ = ("_context", "_make_context", "language", "raw_input", "state", "variables")
+    Attributes:
+        compiled: the state, as its machine was parsed.
+        state: the state's definition.
+        raw_input: the state's input.
+        variables: the workflow variables it sees.
+    """
+
+    __slots__ = ("_context", "_run", "_thread", "compiled", "raw_input", "state", "variables")
 
     def __init__(
-        self,
-        state: dict[str, Any],
-        language: str,
-        raw_input: Any,
-        make_context: Callable[[], dict[str, Any]],
-        variables: dict[str, Any],
+        self, compiled: CompiledState, raw_input: Any, variables: dict[str, Any], run: Any, thread: Any
     ) -> None:
-        self.state = state
-        self.language = language
+        """Make the view; ``run.context_object(thread, compiled)`` builds the context object.
+
+        The context object is built on first use only, because most states never read it,
+        and from the run rather than a closure so that a step allocates nothing for it.
+        """
+        self.compiled = compiled
+        self.state = compiled.definition
         self.raw_input = raw_input
-        self._make_context = make_context
-        self._context: dict[str, Any] | None = None
         self.variables = variables
+        self._run = run
+        self._thread = thread
+        self._context: dict[str, Any] | None = None
 
     @property
     def context(self) -> dict[str, Any]:
-        """The context object, built on first use: most states never read it."""
+        """The context object, built on first use."""
         if self._context is None:
-            self._context = self._make_context()
+            self._context = self._run.context_object(self._thread, self.compiled)
         return self._context
 
     @property
+    def language(self) -> str:
+        return JSONATA if self.compiled.jsonata else JSONPATH
+
+    @property
     def jsonata(self) -> bool:
-        return self.language == JSONATA
+        return self.compiled.jsonata
 
     def states_binding(self, **extra: Any) -> dict[str, Any]:
         """The ``$states`` object a JSONata expression sees."""
@@ -71,13 +83,16 @@ class StateData:
 
     def selected_input(self) -> Any:
         """JSONPath: the input after InputPath. JSONata: the raw input."""
-        input_path = self.state.get("InputPath", "$")
-        if self.jsonata or input_path == "$":
+        compiled = self.compiled
+        input_path = compiled.input_path
+        if input_path == "$" or compiled.jsonata:
             return self.raw_input
         return payload.select_input(input_path, self.raw_input, self.scope(self.raw_input))
 
     def effective_input(self, template_field: str = "Parameters") -> Any:
         """The input after InputPath and Parameters (JSONPath), or after Arguments (JSONata)."""
+        if self.compiled.input_as_is and template_field == "Parameters":
+            return self.raw_input
         if self.jsonata:
             if "Arguments" not in self.state:
                 return self.raw_input
@@ -94,14 +109,17 @@ class StateData:
 
     def output(self, result: Any, *, selector: bool = True) -> Any:
         """The state's output for ``result``: ResultSelector, ResultPath, OutputPath, or Output."""
-        if self.jsonata:
-            if "Output" not in self.state:
+        compiled = self.compiled
+        if compiled.jsonata:
+            if compiled.result_as_is:
                 return result
             return self.evaluate_jsonata(self.state["Output"], "Output", result=result)
-        if selector and "ResultSelector" in self.state:
+        if selector and compiled.has_result_selector:
             result = payload.fill_template(self.state["ResultSelector"], self.scope(result), "ResultSelector")
-        merged = payload.merge_result(self.state.get("ResultPath", "$"), self.raw_input, result)
-        output_path = self.state.get("OutputPath", "$")
+        if compiled.result_as_is:
+            return result
+        merged = payload.merge_result(compiled.result_path, self.raw_input, result)
+        output_path = compiled.output_path
         if output_path == "$":
             return merged
         return payload.select_output(output_path, merged, self.scope(merged))

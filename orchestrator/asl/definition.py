@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.asl.compiled import CompiledState, compile_state
 from orchestrator.asl.errors import DefinitionError, Problem
 
 JSONPATH = "JSONPath"
@@ -27,6 +28,7 @@ class Scope:
     start_at: str
     states: dict[str, dict[str, Any]]
     query_language: str
+    compiled: dict[str, CompiledState]
 
 
 class StateMachine:
@@ -68,16 +70,21 @@ class StateMachine:
     def state(self, scope_key: str, name: str) -> dict[str, Any]:
         return self.scopes[scope_key].states[name]
 
+    def compiled_state(self, scope_key: str, name: str) -> CompiledState:
+        return self.scopes[scope_key].compiled[name]
+
     def query_language_of(self, scope_key: str, state: dict[str, Any]) -> str:
         return state.get("QueryLanguage", self.scopes[scope_key].query_language)
 
     def _collect(self, key: str, body: dict[str, Any], inherited: str) -> None:
         language = body.get("QueryLanguage", inherited)
         states = body.get("States", {})
-        self.scopes[key] = Scope(key, body.get("StartAt", ""), states, language)
+        compiled: dict[str, CompiledState] = {}
+        self.scopes[key] = Scope(key, body.get("StartAt", ""), states, language, compiled)
         for state_name, state in states.items():
             prefix = f"{key}/{state_name}" if key else state_name
             state_language = state.get("QueryLanguage", language)
+            compiled[state_name] = compile_state(state_name, state, state_language == JSONATA)
             if state.get("Type") == "Parallel":
                 for index, branch in enumerate(state.get("Branches", [])):
                     self._collect(f"{prefix}/{index}", branch, state_language)

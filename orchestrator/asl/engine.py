@@ -17,13 +17,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.asl import errors
+from orchestrator.asl.compiled import CompiledState
 from orchestrator.asl.dataflow import StateData, iso_time
 from orchestrator.asl.definition import ROOT, StateMachine
 from orchestrator.asl.errors import StatesError
+from orchestrator.asl.json_values import exceeds_payload_limit
 
 RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED = "RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"
 ACCOUNT = "000000000000"
 REGION = "us-east-1"
+ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/redstep"
 
 
 @dataclass(slots=True)
@@ -64,11 +67,11 @@ def start_execution(
         "tokens": {},
     }
     run = _run(machine, execution, now)
-    run.record(None, "ExecutionStarted", input=input, roleArn=f"arn:aws:iam::{ACCOUNT}:role/redstep")
+    run.record(None, "ExecutionStarted", input=input, roleArn=ROLE_ARN)
     if machine.timeout_seconds:
         token = run.new_token(None, "execution-timeout")
         run.actions.append({"type": "SetTimer", "token": token, "due": now + machine.timeout_seconds})
-    if _exceeds_payload_limit(input):
+    if exceeds_payload_limit(input):
         run.finish(
             FAILED,
             error=errors.DATA_LIMIT_EXCEEDED,
@@ -107,12 +110,6 @@ def redrive_execution(machine: StateMachine, execution: dict[str, Any], now: flo
     return run.step()
 
 
-def _exceeds_payload_limit(value: Any) -> bool:
-    from orchestrator.asl.task_state import exceeds_payload_limit
-
-    return exceeds_payload_limit(value)
-
-
 def advance(machine: StateMachine, execution: dict[str, Any], event: dict[str, Any], now: float) -> Step:
     """Apply one event to a running execution and run it until it waits again or ends.
 
@@ -138,15 +135,15 @@ def _runner() -> Any:
     return runner
 
 
-def context_object(run: Any, thread: dict[str, Any], state_name: str) -> dict[str, Any]:
-    """The context object (``$$``) a state sees."""
+def context_object(run: Any, thread: dict[str, Any], state: CompiledState) -> dict[str, Any]:
+    """The context object (``$$``) that ``state`` sees in ``thread``."""
     execution_part, machine_part = run.context_parts()
     context: dict[str, Any] = {
         "Execution": execution_part,
         "StateMachine": machine_part,
-        "State": {"EnteredTime": iso_time(thread.get("enteredAt", run.now)), "Name": state_name},
+        "State": {"EnteredTime": iso_time(thread.get("enteredAt", run.now)), "Name": state.name},
     }
-    if run.machine.state(thread["scope"], state_name)["Type"] == "Task":
+    if state.type == "Task":
         context["State"]["RetryCount"] = thread.get("retryCount", 0)
     if "item" in thread:
         context["Map"] = {"Item": thread["item"]}
@@ -162,7 +159,7 @@ def execution_context(run: Any) -> tuple[dict[str, Any], dict[str, Any]]:
             "Input": execution["input"],
             "StartTime": iso_time(execution["startDate"]),
             "Name": execution["name"],
-            "RoleArn": f"arn:aws:iam::{ACCOUNT}:role/redstep",
+            "RoleArn": ROLE_ARN,
             "RedriveCount": execution.get("redriveCount", 0),
         },
         {"Id": state_machine_arn(run.machine.name), "Name": run.machine.name},
@@ -171,12 +168,8 @@ def execution_context(run: Any) -> tuple[dict[str, Any], dict[str, Any]]:
 
 def state_data(run: Any, thread: dict[str, Any]) -> StateData:
     """The view of its input, context and variables that ``thread``'s current state has."""
-    state = run.machine.state(thread["scope"], thread["state"])
-    language = run.machine.query_language_of(thread["scope"], state)
-    name = thread["state"]
-    return StateData(
-        state, language, thread["input"], lambda: context_object(run, thread, name), thread["vars"]
-    )
+    compiled = run.machine.compiled_state(thread["scope"], thread["state"])
+    return StateData(compiled, thread["input"], thread["vars"], run, thread)
 
 
 __all__ = [

@@ -279,4 +279,4 @@ def _join(run: Any, thread: dict[str, Any], data: StateData, state_type: str) ->
     output = data.output(results)
     run.assign(thread, data.assignments(data.state.get("Assign"), result=results))
     run.record(thread, f"{state_type}StateExited", name=thread["state"], output=output)
-    run.advance_or_finish(thread, data.state, output)
+    run.advance_or_finish(thread, data.compiled, output)

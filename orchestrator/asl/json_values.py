@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 # The hash algorithms States.Hash and $hash accept, by the names AWS gives them.
@@ -25,3 +26,29 @@ def json_type(value: Any) -> str:
     if isinstance(value, str):
         return "string"
     return "array" if isinstance(value, list) else "object"
+
+
+# AWS's limit on any state's input, output or result, in bytes of UTF-8 JSON.
+PAYLOAD_LIMIT_BYTES = 256 * 1024
+_COMPACT = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
+def exceeds_payload_limit(value: Any) -> bool:
+    r"""Whether ``value`` as JSON is over the 256 KiB that AWS allows for any state's data.
+
+    Encoding every value that passes through a state would cost more than the rest of the
+    state does, so a cheap upper bound decides first: for the plain JSON values the engine
+    holds, no character of Python's ``repr`` becomes more than four bytes of compact UTF-8
+    JSON (a printable non-ASCII character; ``\x01`` in four becomes ``\u0001`` in six).
+    Only a value whose bound is over the limit is encoded to be measured exactly.
+    """
+    if isinstance(value, str):
+        return len(value) * 4 > PAYLOAD_LIMIT_BYTES and len(value.encode()) > PAYLOAD_LIMIT_BYTES
+    if not isinstance(value, dict | list):
+        return False
+    try:
+        if 4 * len(repr(value)) <= PAYLOAD_LIMIT_BYTES:
+            return False
+    except (RecursionError, ValueError):
+        pass  # nested too deeply, or an int too long for text: the exact measure answers
+    return len(_COMPACT.encode(value).encode()) > PAYLOAD_LIMIT_BYTES

@@ -6,8 +6,9 @@ and, where it waits, handlers for the event that resumes it. This module is what
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
+from orchestrator.asl.compiled import CompiledState
 from orchestrator.asl.dataflow import StateData
 from orchestrator.asl.definition import StateMachine
 from orchestrator.asl.engine import (
@@ -16,6 +17,7 @@ from orchestrator.asl.engine import (
     SUCCEEDED,
     TIMED_OUT,
     Step,
+    context_object,
     execution_context,
     state_data,
 )
@@ -28,6 +30,7 @@ from orchestrator.asl.state_types import enter, restart, resume
 # definition that loops forever from running forever here.
 MAX_HISTORY_EVENTS = 25_000
 HISTORY_LIMIT_CAUSE = f"The execution reached the maximum number of history events ({MAX_HISTORY_EVENTS})."
+_FINISHED_EVENTS = {FAILED: "ExecutionFailed", TIMED_OUT: "ExecutionTimedOut", ABORTED: "ExecutionAborted"}
 _TIMER_KINDS = frozenset({"execution-timeout", "wait", "retry", "timeout", "heartbeat"})
 
 
@@ -56,18 +59,26 @@ class Run:
     def record(self, thread: dict[str, Any] | None, event_type: str, **details: Any) -> int:
         """Append an AWS-shaped history event; returns its id."""
         execution = self.execution
-        if thread is not None and thread.get("quiet"):
+        event_id = execution["lastEventId"] + 1
+        if thread is None:
+            previous = event_id - 1
+        elif thread.get("quiet"):
             # Children of a distributed Map run as executions of their own; the parent's
             # history shows only the map run.
-            return execution["lastEventId"]
-        event_id = execution["lastEventId"] + 1
-        execution["lastEventId"] = event_id
-        previous = thread.get("lastEventId", 0) if thread is not None else event_id - 1
-        event = {"id": event_id, "previousEventId": previous, "timestamp": self.now, "type": event_type}
-        event.update(details)
-        self.history.append(event)
-        if thread is not None:
+            return event_id - 1
+        else:
+            previous = thread.get("lastEventId", 0)
             thread["lastEventId"] = event_id
+        execution["lastEventId"] = event_id
+        self.history.append(
+            {
+                "id": event_id,
+                "previousEventId": previous,
+                "timestamp": self.now,
+                "type": event_type,
+                **details,
+            }
+        )
         return event_id
 
     # -- threads and tokens ------------------------------------------------------------------
@@ -119,6 +130,9 @@ class Run:
     def data(self, thread: dict[str, Any]) -> StateData:
         return state_data(self, thread)
 
+    def context_object(self, thread: dict[str, Any], state: CompiledState) -> dict[str, Any]:
+        return context_object(self, thread, state)
+
     # -- driving -----------------------------------------------------------------------------
 
     def drive(self) -> None:
@@ -162,12 +176,13 @@ class Run:
         thread["retryCount"] = 0
         self.ready.append(thread["id"])
 
-    def advance_or_finish(self, thread: dict[str, Any], state: dict[str, Any], output: Any) -> None:
+    def advance_or_finish(self, thread: dict[str, Any], state: CompiledState, output: Any) -> None:
         """Follow ``Next``, or end the thread with ``output`` when the state is an End state."""
-        if state.get("End"):
+        if state.end:
             self.thread_succeeded(thread, output)
         else:
-            self.goto(thread, state["Next"], output)
+            # Validation gives every state that does not end a Next.
+            self.goto(thread, cast(str, state.next), output)
 
     def assign(self, thread: dict[str, Any], assignments: dict[str, Any]) -> None:
         if assignments:
@@ -249,12 +264,7 @@ class Run:
                 details["error"] = error
             if cause is not None:
                 details["cause"] = cause
-            event_type = {
-                FAILED: "ExecutionFailed",
-                TIMED_OUT: "ExecutionTimedOut",
-                ABORTED: "ExecutionAborted",
-            }
-            self.record(None, event_type[status], **details)
+            self.record(None, _FINISHED_EVENTS[status], **details)
         execution["threads"] = {}
         execution["tokens"] = {}
         self.ready.clear()

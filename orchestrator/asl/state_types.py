@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from orchestrator.asl import choice, errors, fork_states, task_state
+from orchestrator.asl import choice, errors, fork_states, intrinsics, payload, task_state
 from orchestrator.asl.dataflow import StateData
 from orchestrator.asl.errors import PathNotFound, StatesError
 
@@ -17,19 +17,17 @@ _HANDLES_ERRORS = frozenset({"Task", "Parallel", "Map"})
 def enter(run: Any, thread: dict[str, Any]) -> None:
     """Record that ``thread`` entered its state, then run the state."""
     thread["enteredAt"] = run.now
-    data = run.data(thread)
-    state_type = data.state["Type"]
-    thread["enteredEventId"] = run.record(
-        thread, f"{state_type}StateEntered", name=thread["state"], input=thread["input"]
-    )
-    _run_guarded(run, thread, data, lambda: _ENTER[state_type](run, thread, data))
+    raw_input = thread["input"]
+    compiled = run.machine.compiled_state(thread["scope"], thread["state"])
+    thread["enteredEventId"] = run.record(thread, compiled.entered_event, name=compiled.name, input=raw_input)
+    data = StateData(compiled, raw_input, thread["vars"], run, thread)
+    _run_guarded(run, thread, data, _ENTER[compiled.type])
 
 
 def restart(run: Any, thread: dict[str, Any]) -> None:
     """Run the thread's state again, after a retry's back-off, without entering it anew."""
     data = run.data(thread)
-    state_type = data.state["Type"]
-    _run_guarded(run, thread, data, lambda: _ENTER[state_type](run, thread, data))
+    _run_guarded(run, thread, data, _ENTER[data.compiled.type])
 
 
 def resume(run: Any, thread: dict[str, Any], kind: str, event: dict[str, Any]) -> None:
@@ -40,14 +38,15 @@ def resume(run: Any, thread: dict[str, Any], kind: str, event: dict[str, Any]) -
         restart(run, thread)
     elif kind == "wait":
         run.drop_tokens(thread)
-        _run_guarded(run, thread, data, lambda: _leave(run, thread, data, data.raw_input, "Wait"))
+        _run_guarded(run, thread, data, _leave_wait)
     else:
-        _run_guarded(run, thread, data, lambda: task_state.resume(run, thread, data, kind, event))
+        _run_guarded(run, thread, data, task_state.resume, kind, event)
 
 
-def _run_guarded(run: Any, thread: dict[str, Any], data: StateData, body: Any) -> None:
+def _run_guarded(run: Any, thread: dict[str, Any], data: StateData, body: Any, *args: Any) -> None:
+    """Run ``body(run, thread, data, *args)``, turning the errors it raises into the state's failure."""
     try:
-        body()
+        body(run, thread, data, *args)
     except StatesError as failure:
         reported = isinstance(failure, task_state.ReportedError)
         fail_state(run, thread, data, failure.error, failure.cause, reported=reported)
@@ -87,18 +86,24 @@ def fail_state(
         run.thread_failed(thread, error, cause)
 
 
-def _leave(run: Any, thread: dict[str, Any], data: StateData, result: Any, state_type: str) -> None:
+def _leave(run: Any, thread: dict[str, Any], data: StateData, result: Any) -> None:
     """Finish a state with ``result``: output processing, Assign, the Exited event, what is next."""
-    output = data.output(result, selector=False)
-    run.assign(thread, data.assignments(data.state.get("Assign"), result=result))
-    run.record(thread, f"{state_type}StateExited", name=thread["state"], output=output)
-    run.advance_or_finish(thread, data.state, output)
+    compiled = data.compiled
+    output = result if compiled.result_as_is else data.output(result, selector=False)
+    if compiled.assign is not None:
+        run.assign(thread, data.assignments(compiled.assign, result=result))
+    run.record(thread, compiled.exited_event, name=compiled.name, output=output)
+    run.advance_or_finish(thread, compiled, output)
+
+
+def _leave_wait(run: Any, thread: dict[str, Any], data: StateData) -> None:
+    _leave(run, thread, data, data.raw_input)
 
 
 def _enter_pass(run: Any, thread: dict[str, Any], data: StateData) -> None:
     state = data.state
-    if data.jsonata:
-        _leave(run, thread, data, data.raw_input, "Pass")
+    if data.jsonata or (data.compiled.input_as_is and "Result" not in state):
+        _leave(run, thread, data, data.raw_input)
         return
     if "Result" in state:
         result = state["Result"]
@@ -106,7 +111,7 @@ def _enter_pass(run: Any, thread: dict[str, Any], data: StateData) -> None:
             raise task_state.data_limit_error(thread["state"])
     else:
         result = data.effective_input()
-    _leave(run, thread, data, result, "Pass")
+    _leave(run, thread, data, result)
 
 
 def _enter_choice(run: Any, thread: dict[str, Any], data: StateData) -> None:
@@ -133,11 +138,13 @@ def _enter_choice(run: Any, thread: dict[str, Any], data: StateData) -> None:
     else:
         selected = data.selected_input()
         next_state = choice.choose(state, data.resolve(selected))
-        scope = data.scope(selected)
-        from orchestrator.asl import payload
-
-        output = payload.select_output(state.get("OutputPath", "$"), selected, scope)
-        run.assign(thread, data.assignments(state.get("Assign")))
+        output_path = data.compiled.output_path
+        if output_path != "$":
+            output = payload.select_output(output_path, selected, data.scope(selected))
+        else:
+            output = selected
+        if data.compiled.assign is not None:
+            run.assign(thread, data.assignments(data.compiled.assign))
     run.record(thread, "ChoiceStateExited", name=thread["state"], output=output)
     run.goto(thread, next_state, output)
 
@@ -216,8 +223,6 @@ def _enter_succeed(run: Any, thread: dict[str, Any], data: StateData) -> None:
     if data.jsonata:
         output = data.evaluate_jsonata(state["Output"], "Output") if "Output" in state else data.raw_input
     else:
-        from orchestrator.asl import payload
-
         selected = data.selected_input()
         output = payload.select_output(state.get("OutputPath", "$"), selected, data.scope(selected))
     run.record(thread, "SucceedStateExited", name=thread["state"], output=output)
@@ -242,8 +247,6 @@ def _enter_fail(run: Any, thread: dict[str, Any], data: StateData) -> None:
 
 
 def _path_or_intrinsic(expression: str, resolve: Any) -> Any:
-    from orchestrator.asl import intrinsics
-
     if intrinsics.is_intrinsic(expression):
         return intrinsics.evaluate(expression, resolve)
     return resolve(expression)

@@ -2,23 +2,23 @@
 
 from __future__ import annotations
 
-import functools
 import json
-from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.asl import errors
 from orchestrator.asl.dataflow import StateData
 from orchestrator.asl.errors import StatesError
+from orchestrator.asl.json_values import PAYLOAD_LIMIT_BYTES, exceeds_payload_limit
+from orchestrator.asl.resources import Resource, function_of, parse_resource
 
-PAYLOAD_LIMIT_BYTES = 256 * 1024
-LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
-SERVICES = {
-    "arn:aws:states:::sns:publish": "sns:publish",
-    "arn:aws:states:::sqs:sendMessage": "sqs:sendMessage",
-}
-CALLBACK_SUFFIX = ".waitForTaskToken"
-SYNC_SUFFIX = ".sync"
+__all__ = [
+    "PAYLOAD_LIMIT_BYTES",
+    "ReportedError",
+    "enter",
+    "exceeds_payload_limit",
+    "parse_resource",
+    "resume",
+]
 
 
 class ReportedError(StatesError):
@@ -28,71 +28,17 @@ class ReportedError(StatesError):
     """
 
 
-@dataclass(frozen=True, slots=True)
-class Resource:
-    """What a Task's ``Resource`` names: a Lambda function, lambda:invoke, or a built-in service."""
-
-    kind: str  # "lambda" (a function ARN or bare name), "invoke" (lambda:invoke), "service"
-    target: str  # the function name (lambda) or the service ("sns:publish")
-    arn: str
-    callback: bool = False
-
-    @property
-    def event_prefix(self) -> str:
-        return "LambdaFunction" if self.kind == "lambda" else "Task"
-
-
-@functools.lru_cache(maxsize=1024)
-def parse_resource(resource: str) -> Resource:
-    """Read a Task's Resource string.
-
-    Raises:
-        ValueError: for a resource redstep cannot run, with what it accepts.
-    """
-    base, callback = resource, False
-    if base.endswith(CALLBACK_SUFFIX):
-        base, callback = base[: -len(CALLBACK_SUFFIX)], True
-    elif base.endswith(SYNC_SUFFIX):
-        base = base[: -len(SYNC_SUFFIX)]
-    if base == LAMBDA_INVOKE:
-        return Resource("invoke", "", resource, callback)
-    if base in SERVICES:
-        return Resource("service", SERVICES[base], resource, callback)
-    if base.startswith("arn:aws:lambda:"):
-        parts = base.split(":")
-        if len(parts) >= 7 and parts[5] == "function":
-            return Resource("lambda", parts[6], base, callback)
-    elif ":" not in base and base:
-        return Resource("lambda", base, function_arn(base), callback)
-    raise ValueError(
-        f"unsupported resource {resource!r}: use a Lambda function ARN or name, {LAMBDA_INVOKE}, "
-        "arn:aws:states:::sns:publish or arn:aws:states:::sqs:sendMessage"
-    )
-
-
-def function_arn(name: str) -> str:
-    return f"arn:aws:lambda:us-east-1:000000000000:function:{name}"
-
-
-def function_of(function_name: Any) -> tuple[str, str]:
-    """The registered name and the ARN of a lambda:invoke ``FunctionName`` (name, ARN or partial ARN)."""
-    text = str(function_name)
-    if text.startswith("arn:"):
-        parts = text.split(":")
-        return (parts[6] if len(parts) > 6 else text), text
-    name = text.split(":")[0]
-    return name, function_arn(name) if ":" not in text else text
-
-
 def enter(run: Any, thread: dict[str, Any], data: StateData) -> None:
     """Schedule the task: compute its input, emit the action, arm its timers."""
     state = data.state
-    resource = parse_resource(state["Resource"])
+    resource = data.compiled.resource or parse_resource(state["Resource"])
     if resource.callback:
         data.context["Task"] = {"Token": _callback_token(run, thread)}
     effective = data.effective_input()
-    timeout = _seconds(state, data, "TimeoutSeconds")
-    heartbeat = _seconds(state, data, "HeartbeatSeconds")
+    timeout = heartbeat = None
+    if data.compiled.has_timers:
+        timeout = _seconds(state, data, "TimeoutSeconds")
+        heartbeat = _seconds(state, data, "HeartbeatSeconds")
     prefix = resource.event_prefix
     scheduled: dict[str, Any] = {}
     if resource.kind == "lambda":
@@ -186,15 +132,6 @@ def _seconds(state: dict[str, Any], data: StateData, field: str) -> float | None
     return None
 
 
-def exceeds_payload_limit(value: Any) -> bool:
-    """Whether ``value`` as JSON is over the 256 KiB that AWS allows for any state's data."""
-    if isinstance(value, str):
-        return len(value) * 4 > PAYLOAD_LIMIT_BYTES and len(value.encode()) > PAYLOAD_LIMIT_BYTES
-    if not isinstance(value, dict | list):
-        return False
-    return len(json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()) > PAYLOAD_LIMIT_BYTES
-
-
 def data_limit_error(source: str) -> ReportedError:
     return ReportedError(
         errors.DATA_LIMIT_EXCEEDED,
@@ -205,7 +142,7 @@ def data_limit_error(source: str) -> ReportedError:
 
 def resume(run: Any, thread: dict[str, Any], data: StateData, kind: str, event: dict[str, Any]) -> None:
     """A report for the task ``thread`` waits on: its result, its error, a heartbeat or a timeout."""
-    resource = parse_resource(data.state["Resource"])
+    resource = data.compiled.resource or parse_resource(data.state["Resource"])
     prefix = resource.event_prefix
     event_type = event.get("type")
     if kind == "heartbeat" or (kind in ("task", "dispatch") and event_type == "TaskHeartbeat"):
@@ -236,9 +173,10 @@ def resume(run: Any, thread: dict[str, Any], data: StateData, kind: str, event: 
         result = invoke_envelope(result)
     run.record(thread, f"{prefix}Succeeded", output=result, **_resource_details(resource))
     output = data.output(result)
-    run.assign(thread, data.assignments(data.state.get("Assign"), result=result))
+    if data.compiled.assign is not None:
+        run.assign(thread, data.assignments(data.compiled.assign, result=result))
     run.record(thread, "TaskStateExited", name=thread["state"], output=output)
-    run.advance_or_finish(thread, data.state, output)
+    run.advance_or_finish(thread, data.compiled, output)
 
 
 def _heartbeat(run: Any, thread: dict[str, Any], kind: str, event: dict[str, Any]) -> None:

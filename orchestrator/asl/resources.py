@@ -1,0 +1,70 @@
+"""What a Task's ``Resource`` names: a Lambda function, lambda:invoke, or a built-in service."""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+SERVICES = {
+    "arn:aws:states:::sns:publish": "sns:publish",
+    "arn:aws:states:::sqs:sendMessage": "sqs:sendMessage",
+}
+CALLBACK_SUFFIX = ".waitForTaskToken"
+SYNC_SUFFIX = ".sync"
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """A parsed Task ``Resource``."""
+
+    kind: str  # "lambda" (a function ARN or bare name), "invoke" (lambda:invoke), "service"
+    target: str  # the function name (lambda) or the service ("sns:publish")
+    arn: str
+    callback: bool = False
+
+    @property
+    def event_prefix(self) -> str:
+        return "LambdaFunction" if self.kind == "lambda" else "Task"
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_resource(resource: str) -> Resource:
+    """Read a Task's Resource string.
+
+    Raises:
+        ValueError: for a resource redstep cannot run, with what it accepts.
+    """
+    base, callback = resource, False
+    if base.endswith(CALLBACK_SUFFIX):
+        base, callback = base[: -len(CALLBACK_SUFFIX)], True
+    elif base.endswith(SYNC_SUFFIX):
+        base = base[: -len(SYNC_SUFFIX)]
+    if base == LAMBDA_INVOKE:
+        return Resource("invoke", "", resource, callback)
+    if base in SERVICES:
+        return Resource("service", SERVICES[base], resource, callback)
+    if base.startswith("arn:aws:lambda:"):
+        parts = base.split(":")
+        if len(parts) >= 7 and parts[5] == "function":
+            return Resource("lambda", parts[6], base, callback)
+    elif ":" not in base and base:
+        return Resource("lambda", base, function_arn(base), callback)
+    raise ValueError(
+        f"unsupported resource {resource!r}: use a Lambda function ARN or name, {LAMBDA_INVOKE}, "
+        "arn:aws:states:::sns:publish or arn:aws:states:::sqs:sendMessage"
+    )
+
+
+def function_arn(name: str) -> str:
+    return f"arn:aws:lambda:us-east-1:000000000000:function:{name}"
+
+
+def function_of(function_name: object) -> tuple[str, str]:
+    """The registered name and the ARN of a lambda:invoke ``FunctionName`` (name, ARN or partial ARN)."""
+    text = str(function_name)
+    if text.startswith("arn:"):
+        parts = text.split(":")
+        return (parts[6] if len(parts) > 6 else text), text
+    name = text.split(":")[0]
+    return name, function_arn(name) if ":" not in text else text
