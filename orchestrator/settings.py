@@ -37,6 +37,29 @@ class Settings(BaseSettings):
         description="Events a dead orchestrator left this long are taken over.",
     )
     notification_stream_length: int = Field(default=10_000, ge=1)
+    lease_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="A task whose worker stops renewing its lease this long fails with Lambda.Unknown.",
+    )
+    max_event_deliveries: int = Field(
+        default=10,
+        ge=1,
+        description="An event delivered this often without being committed is moved aside as poison.",
+    )
+    reconnect_initial_seconds: float = Field(
+        default=0.1, gt=0, description="First back-off delay after Redis is lost (doubles, jittered)."
+    )
+    reconnect_max_seconds: float = Field(default=5.0, gt=0, description="Longest back-off delay.")
+    socket_timeout_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        description="Longest wait for one Redis reply before the connection counts as lost.",
+    )
+    fault_point: str = Field(
+        default="",
+        description="Tests only: <point>[:<n>] makes the orchestrator SIGKILL itself there.",
+    )
 
 
 # redis-py also takes a password from the query string: the server's, or the client key's.

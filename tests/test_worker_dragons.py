@@ -112,3 +112,21 @@ def test_the_context_looks_like_lambdas() -> None:
     assert context.memory_limit_in_mb == 128
     assert 0 < context.get_remaining_time_in_millis() <= 180_000
     assert context.aws_request_id != LambdaContext(function_name="AddDragon").aws_request_id
+
+
+def test_a_retried_add_by_the_execution_that_inserted_the_dragon_succeeds_again(
+    redis_client: redis.Redis,
+) -> None:
+    # Given an insert whose worker died before it could report,
+    first = LambdaContext(function_name="AddDragon", redis=redis_client, prefix="t", execution="exec-1")
+    AddDragon(SMOK, first)
+
+    # when the same execution's retry runs AddDragon again, it succeeds as the first attempt did;
+    assert AddDragon(SMOK, first) == {"dragon_name_str": "Smok", "inserted": True}
+
+    # and another execution still finds the name taken.
+    other = LambdaContext(function_name="AddDragon", redis=redis_client, prefix="t", execution="exec-2")
+    with pytest.raises(DragonAlreadyExists):
+        AddDragon(SMOK, other)
+    assert DragonStore(redis_client, "t").get("Smok") == SMOK
+    assert DragonStore(redis_client, "t").inserted_by("Smok") == "exec-1"

@@ -91,6 +91,7 @@ def test_a_burst_worker_runs_three_tasks_of_one_json_job_and_reports_them_on_the
     assert json.loads(redis_client.hget("t:dragons", "Smok")) == {
         "dragon_name_str": "Smok",
         "family_str": "red",
+        "execution": "exec-2",
     }
     assert finished.stdout == ""
     assert "dragonkeeper:***@" in finished.stderr

@@ -1,8 +1,11 @@
 """ValidateDragon and AddDragon, the reference application's two functions, on a Redis store.
 
 The store is one hash, ``{prefix}:dragons``: field = the dragon's name, value = its record
-as JSON. AddDragon inserts with HSETNX, so of two executions racing on one name exactly one
-inserts and the other gets DragonAlreadyExists, which the state machine catches.
+as JSON, plus the name of the execution that inserted it under ``execution``. AddDragon
+inserts with HSETNX, so of two executions racing on one name exactly one inserts and the
+other gets DragonAlreadyExists, which the state machine catches. A task runs at least once:
+when a worker dies after the insert and before its report, the retried AddDragon of the same
+execution finds its own record and succeeds as the first attempt did.
 """
 
 from __future__ import annotations
@@ -37,11 +40,16 @@ class InvalidDragonRecord(ValueError):
     """The event is not a dragon record (no usable ``dragon_name_str``)."""
 
 
+EXECUTION_FIELD = "execution"
+"""Where a stored record names the execution that inserted it (kept apart from the record)."""
+
+
 class StoreContext(Protocol):
     """What the dragon functions need from their ``context``: where the store lives."""
 
     redis: Redis | None
     prefix: str
+    execution: str
 
 
 class DragonStore:
@@ -66,16 +74,38 @@ class DragonStore:
         """Whether a dragon of this name is stored."""
         return bool(self.connection.hexists(self.key, name))
 
-    def add(self, record: dict[str, Any]) -> bool:
-        """Store ``record`` unless its name is taken; True when this call inserted it."""
+    def add(self, record: dict[str, Any], execution: str = "") -> bool:
+        """Store ``record`` unless its name is taken.
+
+        Args:
+            record: the dragon record; fields other than RECORD_FIELDS are not stored.
+            execution: the execution inserting it ("" for none): an earlier insert by the same
+                execution counts as this one.
+
+        Returns:
+            True when this call inserted the record, or ``execution`` had inserted it before.
+        """
         name = dragon_name(record)
-        stored = {field: record[field] for field in RECORD_FIELDS if field in record}
-        return bool(self.connection.hsetnx(self.key, name, json.dumps(stored, separators=(",", ":"))))
+        stored: dict[str, Any] = {field: record[field] for field in RECORD_FIELDS if field in record}
+        if execution:
+            stored[EXECUTION_FIELD] = execution
+        if self.connection.hsetnx(self.key, name, json.dumps(stored, separators=(",", ":"))):
+            return True
+        return bool(execution) and self.inserted_by(name) == execution
 
     def get(self, name: str) -> dict[str, Any] | None:
         """The stored record of this dragon, or None."""
         raw = self.connection.hget(self.key, name)
-        return None if raw is None else json.loads(raw)
+        if raw is None:
+            return None
+        record = json.loads(raw)
+        record.pop(EXECUTION_FIELD, None)
+        return record
+
+    def inserted_by(self, name: str) -> str | None:
+        """The execution that inserted this dragon, when one did."""
+        raw = self.connection.hget(self.key, name)
+        return None if raw is None else json.loads(raw).get(EXECUTION_FIELD)
 
     def count(self) -> int:
         """How many dragons are stored."""
@@ -100,12 +130,12 @@ def ValidateDragon(event: dict[str, Any], context: StoreContext) -> dict[str, bo
 
 
 def AddDragon(event: dict[str, Any], context: StoreContext) -> dict[str, Any]:
-    """Store the dragon in ``event``.
+    """Store the dragon in ``event``; a retry of an insert that landed succeeds again.
 
     Raises:
-        DragonAlreadyExists: when the name is taken, including by a racing execution.
+        DragonAlreadyExists: when another execution took the name, including a racing one.
     """
     name = dragon_name(event)
-    if not DragonStore.of(context).add(event):
+    if not DragonStore.of(context).add(event, getattr(context, "execution", "")):
         raise DragonAlreadyExists(f"Dragon {name} already exists")
     return {NAME_FIELD: name, "inserted": True}

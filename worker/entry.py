@@ -12,19 +12,23 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from redis import Redis
+from redis.client import Pipeline
 from redis.commands.core import Script
 from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
+from orchestrator.runtime.keys import RQ_QUEUES, Keys
+from orchestrator.runtime.store import rq_job_fields
 from orchestrator.settings import Settings
 from orchestrator.tasks import Task, TaskReport, function_arn, function_not_found, lambda_error
 from worker.context import DEFAULT_TIMEOUT_SECONDS, LambdaContext
+from worker.leases import WorkerLeases
 from worker.registry import FunctionRegistry, default_registry
 
 TASK_ENTRY = "worker.entry.run_tasks"
@@ -37,6 +41,7 @@ MARSHAL_ERROR = "Runtime.MarshalError"
 log = logging.getLogger(__name__)
 
 _worker_settings: Settings | None = None
+_worker_leases: WorkerLeases | None = None
 
 
 class ColdShutdown(SystemExit):
@@ -47,6 +52,12 @@ def use_settings(settings: Settings) -> None:
     """Make ``settings`` (its key prefix) the ones this process's jobs run with."""
     global _worker_settings
     _worker_settings = settings
+
+
+def use_leases(leases: WorkerLeases | None) -> None:
+    """Make the jobs of this process lease their tasks through ``leases`` (None: no leases)."""
+    global _worker_leases
+    _worker_leases = leases
 
 
 def worker_settings() -> Settings:
@@ -89,6 +100,8 @@ def run_tasks(tasks: list[dict[str, Any]], events_key: str) -> None:
         connection=job.connection,
         prefix=worker_settings().prefix,
         timeout_seconds=job_timeout_seconds(job),
+        leases=_worker_leases,
+        job_id=job.id,
     )
 
 
@@ -108,16 +121,71 @@ def carry_out(
     prefix: str,
     timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     registry: FunctionRegistry = default_registry,
+    leases: WorkerLeases | None = None,
+    job_id: str = "",
 ) -> list[TaskReport]:
-    """Run ``tasks`` one after another and append their reports to ``events_key`` in one pipeline.
+    """Run ``tasks`` one after another and append their reports to ``events_key`` in one script call.
+
+    With ``leases``, each task is leased before anything runs and its lease goes in the same
+    call as the reports. A cold shutdown in the middle publishes what finished and hands the
+    rest back to the task queue as a new job, so no task waits for its lease to fire.
 
     Returns:
         The reports, in task order (tasks too malformed to address a report to are skipped).
     """
     limit = TimeLimit.from_now(timeout_seconds)
-    encoded = list(invoke_all(tasks, connection=connection, prefix=prefix, limit=limit, registry=registry))
-    publish_reports(connection, events_key, [line for _, line in encoded])
+    runnable = addressable(tasks)
+    held = leases.take(job_id, runnable) if leases is not None else []
+    encoded: list[tuple[TaskReport, str]] = []
+    try:
+        reports = invoke_all(runnable, connection=connection, prefix=prefix, limit=limit, registry=registry)
+        for item in reports:
+            encoded.append(item)
+    except ColdShutdown:
+        unfinished = runnable[len(encoded) :]
+        log.warning("stopping now: %d task(s) handed back to the queue", len(unfinished))
+        hand_back(connection, prefix, events_key, [line for _, line in encoded], held, unfinished)
+        raise
+    finally:
+        if leases is not None:
+            leases.release(job_id)
+    publish_reports(connection, events_key, [line for _, line in encoded], held, Keys(prefix).timers)
     return [report for report, _ in encoded]
+
+
+def addressable(tasks: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The tasks that name the execution and token a report must carry; the rest are logged and dropped."""
+    kept = []
+    for task in tasks:
+        if is_addressable(task):
+            kept.append(task)
+        else:
+            log.error("task dropped: it names no execution and token to report to: %.300r", task)
+    return kept
+
+
+def hand_back(
+    connection: Redis,
+    prefix: str,
+    events_key: str,
+    reports: list[str],
+    leases: list[str],
+    unfinished: list[dict[str, Any]],
+) -> None:
+    """Publish ``reports``, drop every lease and queue ``unfinished`` at the head, in one transaction.
+
+    An interrupted task runs again from the start with the same token (at least once, as on
+    Lambda); only one of its reports can be taken.
+    """
+    keys = Keys(prefix)
+    with connection.pipeline(transaction=True) as pipe:
+        if unfinished:
+            job_id, fields = rq_job_fields(unfinished, keys, connection)  # type: ignore[arg-type]
+            pipe.hset(Keys.rq_job(job_id), mapping={name: str(value) for name, value in fields.items()})
+            pipe.lpush(keys.task_queue, job_id)
+            pipe.sadd(RQ_QUEUES, keys.task_queue)
+        publish_reports(pipe, events_key, reports, leases, keys.timers)
+        pipe.execute()
 
 
 def invoke_all(
@@ -131,9 +199,6 @@ def invoke_all(
     """Each addressable task's report and its JSON; once the job's time is up, the rest time out unrun."""
     timed_out = False
     for task in tasks:
-        if not is_addressable(task):
-            log.error("task dropped: it names no execution and token to report to: %.300r", task)
-            continue
         if timed_out:
             report = timeout_report(task, limit.seconds, started=False)
         else:
@@ -234,23 +299,37 @@ def lambda_cause(error: str, message: str, request_id: str | None = None) -> str
 
 
 # One command for a job's reports instead of one XADD each: the client packs and parses every
-# command in Python, which cost a worker a tenth of its time.
+# command in Python, which cost a worker a tenth of its time. The leases go in the same call,
+# so a report and its lease never both stay behind.
 APPEND_REPORTS = """
--- KEYS[1]: the orchestrators' event stream; ARGV[1]: the entry's field; ARGV[2..]: the reports.
-for i = 2, #ARGV do
+-- KEYS[1]: the orchestrators' event stream; KEYS[2]: the timers zset holding the leases.
+-- ARGV[1]: the entry's field; ARGV[2]: n, the number of reports; ARGV[3 .. n+2]: the reports;
+-- ARGV[n+3 ..]: the leases to remove.
+local n = tonumber(ARGV[2])
+for i = 3, n + 2 do
   redis.call("XADD", KEYS[1], "*", ARGV[1], ARGV[i])
 end
-return #ARGV - 1
+for i = n + 3, #ARGV do
+  redis.call("ZREM", KEYS[2], ARGV[i])
+end
+return n
 """
 
 _append_reports: Script | None = None
 
 
-def publish_reports(connection: Redis, events_key: str, reports: list[str]) -> None:
-    """Append each JSON report to the event stream, in order, with one script call."""
+def publish_reports(
+    connection: Redis | Pipeline,
+    events_key: str,
+    reports: list[str],
+    leases: Sequence[str] = (),
+    timers_key: str = "",
+) -> None:
+    """Append each JSON report to the event stream, in order, and remove ``leases``, in one script call."""
     global _append_reports
-    if not reports:
+    if not reports and not leases:
         return
     if _append_reports is None:
         _append_reports = connection.register_script(APPEND_REPORTS)
-    _append_reports(keys=[events_key], args=[REPORT_FIELD, *reports], client=connection)
+    keys = [events_key, timers_key or events_key]
+    _append_reports(keys=keys, args=[REPORT_FIELD, len(reports), *reports, *leases], client=connection)

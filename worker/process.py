@@ -15,20 +15,24 @@ from __future__ import annotations
 import logging
 import sys
 import time
+import uuid
 from collections.abc import Sequence
 from types import FrameType
+from typing import Any, ClassVar
 
 from redis import Redis
 from redis.client import Pipeline
 from rq import Queue, SimpleWorker
+from rq.exceptions import DequeueTimeout
 from rq.job import Job
 from rq.registry import StartedJobRegistry
 from rq.utils import now
 
 from orchestrator.runtime.keys import Keys
 from orchestrator.settings import Settings, masked_url
-from worker.entry import ColdShutdown, use_settings
+from worker.entry import ColdShutdown, use_leases, use_settings
 from worker.jobs import SERIALIZER, TaskJob
+from worker.leases import WorkerLeases, claimed_key
 from worker.registry import default_registry
 
 HEARTBEAT_EVERY_SECONDS = 1.0
@@ -41,6 +45,39 @@ log = logging.getLogger(__name__)
 def task_queue_name(settings: Settings) -> str:
     """The RQ queue the orchestrator puts task jobs on."""
     return Keys(settings.prefix).task_queue_name
+
+
+class ClaimingQueue(Queue):
+    """A task queue whose dequeue moves the job into one worker's own claimed list.
+
+    RQ moves a dequeued job into a list shared by all workers and sweeps it after a minute at
+    the earliest; a list per worker lets another worker give back what a dead one dequeued
+    as soon as that one's liveness key expires (see worker.leases).
+    """
+
+    claimed_key: ClassVar[str | None] = None
+
+    @classmethod
+    def lmove(cls, connection: Redis, queue_key: str, timeout: int | None) -> tuple[str, Any] | None:
+        """Move the job at the head of ``queue_key`` into the claimed list (blocking up to ``timeout``).
+
+        Raises:
+            DequeueTimeout: when ``timeout`` passed with the queue empty.
+        """
+        if cls.claimed_key is None:
+            return super().lmove(connection, queue_key, timeout)
+        if timeout is not None:
+            result = connection.blmove(queue_key, cls.claimed_key, timeout)
+            if result is None:
+                raise DequeueTimeout(timeout, queue_key)
+            return queue_key, result
+        result = connection.lmove(queue_key, cls.claimed_key)
+        return None if result is None else (queue_key, result)
+
+
+def claiming_queue_class(settings: Settings, worker: str) -> type[ClaimingQueue]:
+    """A ClaimingQueue class that claims into ``worker``'s list."""
+    return type("ClaimingQueue", (ClaimingQueue,), {"claimed_key": claimed_key(settings.prefix, worker)})
 
 
 class TaskWorker(SimpleWorker):
@@ -108,14 +145,19 @@ class TaskWorker(SimpleWorker):
 
 
 def task_worker(connection: Redis, settings: Settings, name: str | None = None) -> TaskWorker:
-    """A worker on the settings' task queue, reading JSON jobs only."""
-    queue = Queue(task_queue_name(settings), connection=connection, serializer=SERIALIZER, job_class=TaskJob)
+    """A worker on the settings' task queue, reading JSON jobs only, claiming each into its own list."""
+    name = name or uuid.uuid4().hex
+    queue_class = claiming_queue_class(settings, name)
+    queue = queue_class(
+        task_queue_name(settings), connection=connection, serializer=SERIALIZER, job_class=TaskJob
+    )
     return TaskWorker(
         [queue],
         name=name,
         connection=connection,
         serializer=SERIALIZER,
         job_class=TaskJob,
+        queue_class=queue_class,
         # Outcomes travel as reports on the event stream; an RQ result would only take memory.
         default_result_ttl=0,
         # A job's description holds its payloads: too big and too private for an INFO line each.
@@ -157,9 +199,14 @@ def run_worker(
         task_queue_name(settings),
         ", ".join(default_registry.names()),
     )
+    leases = WorkerLeases(connection, settings.prefix, worker.name, settings.lease_seconds)
+    leases.start()
+    use_leases(leases)
     try:
         worker.work(burst=burst, logging_level=logging_level)
     finally:
+        use_leases(None)
+        leases.stop()
         connection.close()
 
 

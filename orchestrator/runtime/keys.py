@@ -29,6 +29,10 @@ Workers (Lambda role)
     ``<p>-tasks``                the RQ queue name; RQ keeps it in ``rq:queue:<p>-tasks``, jobs in
                                  ``rq:job:<id>`` and the set of queues in ``rq:queues``
     ``{p}:dragons``              hash: dragon name -> record JSON (the dragon functions' store)
+    ``{p}:workers``              set of live worker names; ``{p}:worker:<name>`` (TTL: the lease) says
+                                 one is alive; ``{p}:claimed:<name>`` lists the RQ jobs it dequeued
+                                 and has not started. A task's lease is a TaskFailed (Lambda.Unknown)
+                                 member of ``{p}:timers`` (worker.leases).
 
 Every stream with consumers has one consumer group, ``orchestrators``.
 """

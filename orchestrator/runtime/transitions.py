@@ -78,7 +78,7 @@ def settle(machine: StateMachine, transition: Transition, step: engine.Step, now
 
 
 def task_of(execution: str, action: dict[str, Any]) -> Task:
-    return {
+    task: Task = {
         "execution": execution,
         "token": action["token"],
         "function": action["function"],
@@ -86,6 +86,9 @@ def task_of(execution: str, action: dict[str, Any]) -> Task:
         "payload": action["payload"],
         "attempt": int(action.get("attempt", 0)),
     }
+    if action.get("heartbeat_seconds") is not None:
+        task["heartbeat_seconds"] = float(action["heartbeat_seconds"])
+    return task
 
 
 def run_service(transition: Transition, action: dict[str, Any], now: float) -> dict[str, Any]:

@@ -1,0 +1,66 @@
+"""A frozen worker (SIGSTOP) sends no heartbeat: the task fails with States.HeartbeatTimeout."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import redis
+
+from orchestrator.runtime.client import Client
+from orchestrator.runtime.keys import Keys
+from orchestrator.settings import Settings
+from tests.chaos import HOLD_FUNCTIONS, events_settled, hold_machine, redstep_process, stop, wait_until
+
+
+def transitions(client: redis.Redis, keys: Keys, name: str) -> int:
+    """How many transitions the execution committed (each heartbeat it takes is one)."""
+    return int(client.hget(keys.execution(name), "version") or 0)
+
+
+def leased(client: redis.Redis, keys: Keys) -> bool:
+    """Whether a worker still holds a task's lease (its report removes it in the same call)."""
+    return any(json.loads(m)["type"] == "TaskFailed" for m in client.zrange(keys.timers, 0, -1))
+
+
+def test_a_frozen_worker_times_its_task_out_on_heartbeat_and_its_result_after_thawing_is_rejected(
+    subprocess_env: dict[str, str], redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    # The lease is far longer than the heartbeat, so the HeartbeatTimeout is what fails the task.
+    env = {**subprocess_env, "REDSTEP_LEASE_SECONDS": "60"}
+    (tmp_path / "hold.py").write_text(HOLD_FUNCTIONS)
+    settings = Settings(redis_url=env["REDIS_URL"], prefix=env["REDSTEP_PREFIX"])
+    client, keys = Client(redis_client, settings), Keys(settings.prefix)
+    client.register_machine("Beating", hold_machine(HeartbeatSeconds=1))
+    orchestrator = redstep_process(env, "orchestrator")
+    worker = redstep_process(env, "worker", "--functions", str(tmp_path / "hold.py"))
+    try:
+        # A task waiting in the queue sends no heartbeat: start once the worker is listening.
+        wait_until(lambda: redis_client.scard(f"{keys.prefix}:workers") == 1, 30, "the worker to start")
+        client.start_execution("Beating", {"dir": str(tmp_path)}, name="beating")
+        # Given a task whose worker keeps it alive past several heartbeat periods,
+        wait_until(lambda: (tmp_path / "attempt-1").exists(), 30, "the task to start")
+        wait_until(lambda: transitions(redis_client, keys, "beating") >= 6, 30, "five heartbeats")
+        assert client.describe("beating")["status"] == "RUNNING"
+
+        # when the worker is frozen,
+        os.kill(worker.pid, signal.SIGSTOP)
+        # then the task fails with States.HeartbeatTimeout.
+        finished = client.wait("beating", timeout=30)
+        assert finished["status"] == "FAILED"
+        assert finished["error"] == "States.HeartbeatTimeout"
+        history = client.history("beating")
+
+        # And once thawed, the worker's result is rejected: nothing changes.
+        (tmp_path / "release-1").touch()
+        os.kill(worker.pid, signal.SIGCONT)
+        wait_until(lambda: not leased(redis_client, keys), 30, "the late result")
+        wait_until(lambda: events_settled(redis_client, keys), 30, "the late result to be consumed")
+        assert client.describe("beating")["status"] == "FAILED"
+        assert client.history("beating") == history
+    finally:
+        os.kill(worker.pid, signal.SIGCONT)
+        stop(worker)
+        stop(orchestrator)

@@ -1,0 +1,97 @@
+"""Graceful stop: SIGTERM lets a worker finish its task; a second signal hands the task back."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from orchestrator.runtime.client import Client
+from orchestrator.runtime.keys import Keys
+from orchestrator.settings import Settings
+from tests.chaos import HOLD_FUNCTIONS, hold_machine, redstep_process, stop, wait_until
+
+
+@pytest.fixture
+def stack_env(subprocess_env: dict[str, str], tmp_path: Path) -> Iterator[dict[str, str]]:
+    """An orchestrator, the Hold machine, and a lease too long to finish anything in these tests."""
+    env = {**subprocess_env, "REDSTEP_LEASE_SECONDS": "300"}
+    (tmp_path / "hold.py").write_text(HOLD_FUNCTIONS)
+    client = redis.Redis.from_url(env["REDIS_URL"])
+    Client(client, Settings(redis_url=env["REDIS_URL"], prefix=env["REDSTEP_PREFIX"])).register_machine(
+        "Hold", hold_machine()
+    )
+    client.close()
+    orchestrator = redstep_process(env, "orchestrator")
+    yield env
+    stop(orchestrator)
+
+
+def leases(client: redis.Redis, keys: Keys) -> list[str]:
+    return [m for m in client.zrange(keys.timers, 0, -1) if json.loads(m)["type"] == "TaskFailed"]
+
+
+def start_worker(env: dict[str, str], tmp_path: Path, log: Path) -> subprocess.Popen[bytes]:
+    with log.open("wb") as out:
+        return redstep_process(env, "worker", "--functions", str(tmp_path / "hold.py"), log=out)
+
+
+def test_a_worker_told_to_stop_finishes_its_task_and_reports_it_before_it_exits(
+    stack_env: dict[str, str], redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    client = Client(
+        redis_client, Settings(redis_url=stack_env["REDIS_URL"], prefix=stack_env["REDSTEP_PREFIX"])
+    )
+    log = tmp_path / "worker.log"
+    worker = start_worker(stack_env, tmp_path, log)
+    client.start_execution("Hold", {"dir": str(tmp_path)}, name="held")
+    wait_until(lambda: (tmp_path / "attempt-1").exists(), 30, "the task to start")
+
+    # When the worker gets SIGTERM in the middle of its task,
+    worker.send_signal(signal.SIGTERM)
+    wait_until(lambda: b"warm shut down requested" in log.read_bytes(), 30, "the worker to take the signal")
+    (tmp_path / "release-1").touch()
+
+    # then it finishes the task, reports it and exits cleanly.
+    assert worker.wait(timeout=30) == 0
+    finished = client.wait("held", timeout=30)
+    assert finished["status"] == "SUCCEEDED"
+    assert finished["output"] == {"attempt": 1, "pid": worker.pid}
+    assert not [e for e in client.history("held") if e["type"] == "LambdaFunctionFailed"]
+
+
+def test_a_worker_told_twice_to_stop_hands_its_task_back_and_another_worker_runs_it(
+    stack_env: dict[str, str], redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    settings = Settings(redis_url=stack_env["REDIS_URL"], prefix=stack_env["REDSTEP_PREFIX"])
+    client, keys = Client(redis_client, settings), Keys(settings.prefix)
+    log = tmp_path / "worker.log"
+    first = start_worker(stack_env, tmp_path, log)
+    client.start_execution("Hold", {"dir": str(tmp_path)}, name="held")
+    wait_until(lambda: (tmp_path / "attempt-1").exists(), 30, "the task to start")
+
+    # When the worker is told to stop, and told again (RQ ignores a repeat within a second),
+    def stopped_cold() -> bool:
+        if first.poll() is None:
+            first.send_signal(signal.SIGTERM)
+        return first.poll() is not None and b"cold shut down" in log.read_bytes()
+
+    wait_until(stopped_cold, 30, "a cold shutdown", interval=0.3)
+    # then it drops its lease and hands the task back, and the next worker runs it as the same attempt.
+    assert leases(redis_client, keys) == []
+    (tmp_path / "attempt-1").unlink()
+    second = start_worker(stack_env, tmp_path, tmp_path / "second.log")
+    try:
+        wait_until(lambda: (tmp_path / "attempt-1").exists(), 30, "the task to run again")
+        (tmp_path / "release-1").touch()
+        finished = client.wait("held", timeout=30)
+    finally:
+        stop(second)
+    assert finished["status"] == "SUCCEEDED"
+    assert finished["output"] == {"attempt": 1, "pid": second.pid}
+    assert not [e for e in client.history("held") if e["type"] == "LambdaFunctionFailed"]

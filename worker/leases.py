@@ -1,0 +1,264 @@
+"""Task leases and heartbeats: a worker that dies or freezes surfaces as a task error, never a hang.
+
+Keys (``{p}`` is the prefix; see also orchestrator.runtime.keys):
+    ``{p}:timers``            the orchestrators' timer zset. A task's lease is a member here:
+                              the TaskFailed event (Lambda.Unknown) its worker's death should
+                              cause, scored by when it fires unless renewed.
+    ``{p}:workers``           set of live worker names (a worker adds itself; a reaper removes it)
+    ``{p}:worker:<name>``     string with a TTL of ``lease_seconds``: the worker is alive
+    ``{p}:claimed:<name>``    list of RQ job ids the worker dequeued and has not started yet
+
+A job's life on a worker:
+    1. RQ dequeues with BLMOVE straight into the worker's claimed list (never a shared
+       list), so a job popped by a worker that dies at once is still somewhere.
+    2. ``START`` takes the job out of the claimed list and puts each task's lease in the
+       timers zset, in one script call: every job is either claimed or leased.
+    3. A thread renews the leases (ZADD XX) every ``lease_seconds / 3`` and sends a
+       TaskHeartbeat at least every ``heartbeat_seconds / 3`` for tasks that ask for one.
+    4. The reports go out in one script call that also removes their leases (worker.entry).
+
+A SIGKILLed or frozen worker renews nothing: its leases fire through the orchestrators'
+timer path as TaskFailed/Lambda.Unknown, so the state's Retry and Catch apply; its claimed
+jobs (dequeued, never started) go back to the head of the queue once its liveness key
+expires, moved by any other worker's reaper. A report and its lease can both reach the
+event stream only if the worker stalls past its lease; the token is consumed once, so the
+second changes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis import Redis
+from redis.commands.core import Script
+
+from orchestrator.runtime.keys import EVENT_FIELD, Keys
+
+LEASE_ERROR = "Lambda.Unknown"
+
+log = logging.getLogger(__name__)
+
+# KEYS[1]: the worker's claimed list; KEYS[2]: the timers zset.
+# ARGV[1]: the job id; ARGV[2]: the leases' due time; ARGV[3..]: the leases.
+# Returns 1 when the job was still claimed by this worker, 0 when a reaper had taken it back
+# (the worker looked dead): the tasks run anyway, their tokens fence a second run's report.
+START = """
+local claimed = redis.call("LREM", KEYS[1], 1, ARGV[1])
+for i = 3, #ARGV do
+  redis.call("ZADD", KEYS[2], ARGV[2], ARGV[i])
+end
+return claimed
+"""
+
+# KEYS[1]: the workers set; KEYS[2]: the dead worker's liveness key; KEYS[3]: its claimed
+# list; KEYS[4]: the RQ task queue. ARGV[1]: the worker's name.
+# Returns how many jobs went back, or -1 when the worker turned out to be alive.
+RECLAIM = """
+if redis.call("EXISTS", KEYS[2]) == 1 then
+  return -1
+end
+local moved = 0
+while redis.call("LMOVE", KEYS[3], KEYS[4], "RIGHT", "LEFT") do
+  moved = moved + 1
+end
+redis.call("SREM", KEYS[1], ARGV[1])
+return moved
+"""
+
+
+def lease_event(task: dict[str, Any], worker: str, lease_seconds: float) -> str:
+    """The lease member of ``task``: the TaskFailed event its worker's silence turns into.
+
+    It names the worker, so a worker removes exactly the members it added.
+    """
+    message = (
+        f"The worker running the task stopped responding: worker {worker} renewed no lease "
+        f"for {lease_seconds:.2f} seconds"
+    )
+    cause = {"errorMessage": message, "errorType": LEASE_ERROR, "requestId": str(uuid.uuid4())}
+    event = {
+        "type": "TaskFailed",
+        "execution": task["execution"],
+        "token": task["token"],
+        "error": LEASE_ERROR,
+        "cause": json.dumps({**cause, "stackTrace": []}),
+    }
+    return json.dumps(event, separators=(",", ":"))
+
+
+@dataclass
+class HeldTask:
+    """A task this worker holds: its lease member and when its last heartbeat went out."""
+
+    task: dict[str, Any]
+    lease: str
+    heartbeat_seconds: float | None
+    beaten_at: float = field(default=float("-inf"))
+
+
+class WorkerLeases:
+    """One worker process's leases, liveness key, heartbeats and reaper of dead workers' jobs.
+
+    Args:
+        connection: the worker's Redis connection (its pool is shared with this thread).
+        prefix: the key prefix.
+        worker: the worker's name (unique among live workers).
+        lease_seconds: how long a task outlives its worker's silence.
+        clock: epoch seconds, the clock the orchestrators fire timers by.
+    """
+
+    def __init__(
+        self,
+        connection: Redis,
+        prefix: str,
+        worker: str,
+        lease_seconds: float,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.connection = connection
+        self.keys = Keys(prefix)
+        self.worker = worker
+        self.lease_seconds = lease_seconds
+        self.clock = clock
+        self.workers_key = f"{prefix}:workers"
+        self.claimed_key = claimed_key(prefix, worker)
+        self.alive_key = alive_key(prefix, worker)
+        self._held: dict[str, list[HeldTask]] = {}
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._start: Script = connection.register_script(START)
+        self._reclaim: Script = connection.register_script(RECLAIM)
+        self._reaped_at = float("-inf")
+
+    # -- the worker's side -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Announce the worker alive and start the thread that keeps it so."""
+        self.beat()
+        self._thread = threading.Thread(target=self._run, name=f"leases-{self.worker}", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread; give back what the worker claimed and never started; leave the set."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.connection.delete(self.alive_key)
+        self.reclaim(self.worker)
+
+    def take(self, job_id: str, tasks: Iterable[dict[str, Any]]) -> list[str]:
+        """Lease ``tasks`` of job ``job_id`` and take the job out of the claimed list, atomically.
+
+        Returns:
+            The lease members, to be removed together with the tasks' reports.
+        """
+        held = [
+            HeldTask(task, lease_event(task, self.worker, self.lease_seconds), heartbeat_of(task))
+            for task in tasks
+        ]
+        due = repr(self.clock() + self.lease_seconds)
+        members = [h.lease for h in held]
+        claimed = self._start(keys=[self.claimed_key, self.keys.timers], args=[job_id, due, *members])
+        if not claimed:
+            log.warning("job %s was given back while this worker looked dead; running it anyway", job_id)
+        with self._lock:
+            self._held[job_id] = held
+        if any(h.heartbeat_seconds for h in held):
+            self._wake.set()  # the first heartbeat goes out now, not at the next tick
+        return members
+
+    def release(self, job_id: str) -> None:
+        """Stop renewing the job's leases (its reports removed them)."""
+        with self._lock:
+            self._held.pop(job_id, None)
+
+    # -- the thread --------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self.tick())
+            self._wake.clear()
+            if self._stop.is_set():
+                return
+            try:
+                self.beat()
+                if self.clock() - self._reaped_at >= self.lease_seconds / 2:
+                    self._reaped_at = self.clock()
+                    self.reap()
+            except Exception:
+                # The next tick tries again; a lease outlives a few missed ticks.
+                log.warning("renewing leases failed", exc_info=True)
+
+    def tick(self) -> float:
+        """How long the thread may sleep: a third of the lease or of the shortest heartbeat."""
+        with self._lock:
+            beats = [h.heartbeat_seconds for held in self._held.values() for h in held if h.heartbeat_seconds]
+        return min([self.lease_seconds, *beats]) / 3
+
+    def beat(self) -> None:
+        """Renew liveness and every held lease; send the heartbeats that are due; one round trip."""
+        now = self.clock()
+        with self._lock:
+            held = [h for tasks in self._held.values() for h in tasks]
+        pipe = self.connection.pipeline(transaction=False)
+        pipe.set(self.alive_key, repr(now), px=max(1, int(self.lease_seconds * 1000)))
+        pipe.sadd(self.workers_key, self.worker)
+        if held:
+            due = now + self.lease_seconds
+            pipe.zadd(self.keys.timers, {h.lease: due for h in held}, xx=True)
+        for h in held:
+            if h.heartbeat_seconds and now - h.beaten_at >= h.heartbeat_seconds / 3:
+                beat = {"type": "TaskHeartbeat", "execution": h.task["execution"], "token": h.task["token"]}
+                pipe.xadd(self.keys.events, {EVENT_FIELD: json.dumps(beat, separators=(",", ":"))})
+                h.beaten_at = now
+        pipe.execute()
+
+    def reap(self) -> int:
+        """Give back the claimed, unstarted jobs of every worker whose liveness key expired."""
+        members = self.connection.smembers(self.workers_key)
+        names = [n.decode() if isinstance(n, bytes) else n for n in members]
+        others = [n for n in names if n != self.worker]
+        if not others:
+            return 0
+        pipe = self.connection.pipeline(transaction=False)
+        for name in others:
+            pipe.exists(alive_key(self.keys.prefix, name))
+        moved = 0
+        for name, alive in zip(others, pipe.execute(), strict=True):
+            if not alive:
+                moved += max(0, self.reclaim(name))
+        return moved
+
+    def reclaim(self, worker: str) -> int:
+        """Move ``worker``'s claimed jobs back to the head of the task queue, if it is not alive."""
+        keys = [self.workers_key, alive_key(self.keys.prefix, worker), claimed_key(self.keys.prefix, worker)]
+        moved = int(self._reclaim(keys=[*keys, self.keys.task_queue], args=[worker]))
+        if moved > 0:
+            log.warning("gave back %d job(s) that worker %s dequeued and never started", moved, worker)
+        return moved
+
+
+def heartbeat_of(task: dict[str, Any]) -> float | None:
+    """The task's heartbeat interval, or None when its state asks for none."""
+    seconds = task.get("heartbeat_seconds")
+    return float(seconds) if isinstance(seconds, int | float) and seconds > 0 else None
+
+
+def claimed_key(prefix: str, worker: str) -> str:
+    """The list of jobs ``worker`` dequeued and has not started."""
+    return f"{prefix}:claimed:{worker}"
+
+
+def alive_key(prefix: str, worker: str) -> str:
+    """The key whose presence says ``worker`` is alive."""
+    return f"{prefix}:worker:{worker}"
