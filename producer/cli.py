@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from orchestrator.settings import Settings, masked_url
-from producer import cli_machines, cli_tasks, views
+from producer import cli_dlq, cli_machines, cli_tasks, views
 from producer.address import configured_url
 from producer.produce import PROGRESS_THRESHOLD, produce, record_from_flags
 from producer.records import InvalidRecords, load_records, validate_records
@@ -323,6 +323,23 @@ def executions_history(ctx: typer.Context, name: str, json_output: JsonOption = 
         stdout.print(views.history_table(events))
 
 
+@executions_app.command("redrive")
+def executions_redrive(ctx: typer.Context, name: str, json_output: JsonOption = False) -> None:
+    """Restart a FAILED, TIMED_OUT or ABORTED execution from the state where it stopped."""
+    from orchestrator.runtime.client import ExecutionNotFound, NotRedrivable
+
+    try:
+        execution = _client(ctx).redrive(name)
+    except ExecutionNotFound:
+        raise fail(f"execution {name} not found") from None
+    except NotRedrivable as error:
+        raise fail(f"cannot redrive: {error}") from None
+    if json_output:
+        views.print_json(execution)
+    else:
+        print(f"execution {name} redriven (redrive {execution['redriveCount']}): {execution['status']}")
+
+
 @app.command()
 def status(ctx: typer.Context, json_output: JsonOption = False) -> None:
     """Queue depths, dead letters, workers, executions by status."""
@@ -347,6 +364,7 @@ def check(ctx: typer.Context) -> None:
 
 cli_machines.register(app)
 cli_tasks.register(app)
+cli_dlq.register(app)
 
 if __name__ == "__main__":
     app()

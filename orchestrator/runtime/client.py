@@ -11,7 +11,9 @@ import redis
 from rq import Queue, Worker
 from rq.serializers import JSONSerializer
 
+from orchestrator.asl import engine
 from orchestrator.runtime import transitions
+from orchestrator.runtime.decoding import loads
 from orchestrator.runtime.keys import GROUP, STATUSES, Keys
 from orchestrator.runtime.machines import MachineCache, register_machine
 from orchestrator.runtime.store import Store
@@ -22,6 +24,10 @@ TERMINAL = frozenset(STATUSES) - {"RUNNING"}
 
 class ExecutionNotFound(LookupError):
     """No execution has the name asked for."""
+
+
+class NotRedrivable(ValueError):
+    """The execution cannot be redriven: it succeeded, still runs, or its machine is gone."""
 
 
 class Client:
@@ -70,6 +76,43 @@ class Client:
             return transitions.fail(name, machine_name, input, "States.Runtime", cause, now)
         return transitions.start(machine, name, input, now)
 
+    def redrive(self, name: str) -> dict[str, Any]:
+        """Restart a FAILED, TIMED_OUT or ABORTED execution from the state where it stopped.
+
+        As AWS's RedriveExecution: the same execution runs on, its history goes on with
+        ExecutionRedriven. The step commits like any transition: only if no one moved the
+        execution on meanwhile, with its history, its tasks and its status index, at once.
+
+        Returns:
+            The execution as DescribeExecution shows it right after the redrive.
+
+        Raises:
+            ExecutionNotFound: when there is no execution of that name.
+            NotRedrivable: when it succeeded or still runs, or its machine is not registered.
+        """
+        for _ in range(3):
+            execution, version = self.store.load([name])[name]
+            if execution is None:
+                raise ExecutionNotFound(name)
+            machine_name = execution["stateMachine"]
+            machine = MachineCache(self.redis, self.keys, refresh_seconds=0).get(machine_name)
+            if machine is None:
+                raise NotRedrivable(f"state machine {machine_name} of execution {name} is not registered")
+            now, previous = time.time(), execution["status"]
+            try:
+                step = engine.redrive_execution(machine, execution, now)
+            except ValueError as exc:
+                raise NotRedrivable(str(exc)) from None
+            transition = transitions.Transition(step.execution, previous)
+            transitions.settle(machine, transition, step, now)
+            commit = self.store.new_commit()
+            commit.expect_version(name, version)
+            transitions.record(commit, transition, version, self.settings)
+            commit.enqueue_tasks(transition.tasks)
+            if not self.store.commit(commit):
+                return summary(transition.execution)
+        raise RuntimeError(f"execution {name} kept changing while it was being redriven; try again")
+
     def stop_execution(self, name: str, error: str | None = None, cause: str | None = None) -> None:
         """Ask the orchestrators to abort a running execution."""
         event = {"type": "StopExecution", "execution": name, "error": error, "cause": cause}
@@ -89,7 +132,7 @@ class Client:
 
     def history(self, name: str) -> list[dict[str, Any]]:
         """The execution's events, in GetExecutionHistory shape (empty when there is none)."""
-        return [json.loads(event) for event in self.redis.lrange(self.keys.history(name), 0, -1)]
+        return [loads(event) for event in self.redis.lrange(self.keys.history(name), 0, -1)]
 
     def wait(self, name: str, timeout: float, poll_seconds: float = 0.02) -> dict[str, Any]:
         """The execution once it is no longer RUNNING.
@@ -176,4 +219,5 @@ def summary(execution: dict[str, Any]) -> dict[str, Any]:
         "cause": execution.get("cause"),
         "startDate": execution.get("startDate"),
         "stopDate": execution.get("stopDate"),
+        "redriveCount": execution.get("redriveCount", 0),
     }

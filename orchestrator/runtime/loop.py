@@ -22,13 +22,18 @@ from typing import Any
 import redis
 
 from orchestrator.runtime import transitions
+from orchestrator.runtime.decoding import loads
+from orchestrator.runtime.faults import FaultPoints
 from orchestrator.runtime.keys import EVENT_FIELD, GROUP, Keys
 from orchestrator.runtime.machines import MachineCache, register_shipped_machines
+from orchestrator.runtime.reconnect import OUTAGE_ERRORS, Outage
 from orchestrator.runtime.sources import (
     EventSourceMapping,
     Message,
+    delivery_counts,
     ensure_group,
     entries_of,
+    is_missing_group,
     move_aside,
     text,
 )
@@ -79,7 +84,14 @@ class Orchestrator:
         self._fire_timers = load_script(redis_client, "fire_timers")
         self._fire_timers.sha = redis_client.script_load(self._fire_timers.script)
         self._last_claim = float("-inf")
+        self.faults = FaultPoints(settings.fault_point)
         ensure_group(redis_client, self.keys.events)
+
+    def ensure_groups(self) -> None:
+        """Create the consumer groups again; Redis lost them (FLUSHALL, a restart without data)."""
+        log.warning("consumer groups missing (Redis lost its data?): creating them again")
+        ensure_group(self.redis, self.keys.events)
+        ensure_group(self.redis, self.source.stream)
 
     # -- one iteration -----------------------------------------------------------------------
 
@@ -92,6 +104,16 @@ class Orchestrator:
         Args:
             block_seconds: when given and nothing is waiting, wait up to this long for work.
         """
+        try:
+            return self._iterate(block_seconds)
+        except redis.ResponseError as exc:
+            if not is_missing_group(exc):
+                raise
+            # Whatever this iteration read stays pending in Redis (or went with the data).
+            self.ensure_groups()
+            return 0
+
+    def _iterate(self, block_seconds: float | None) -> int:
         self.source.reclaim_if_due()
         events = self.read_all()
         batch = self.source.take_batch()
@@ -99,7 +121,12 @@ class Orchestrator:
             events = self.wait_for_work(block_seconds)
             batch = self.source.take_batch()
         events += self.parse_events(self.claim_abandoned_events())
-        return self.start_executions(batch) + self.apply_events(events)
+        if batch:
+            self.faults.reach("after-source-batch")
+        started = self.start_executions(batch)
+        if events:
+            self.faults.reach("after-read-events")
+        return started + self.apply_events(events)
 
     def read_all(self) -> list[Event]:
         """Beat, fire due timers, and read both the source queue and the event stream, in one round trip."""
@@ -116,6 +143,8 @@ class Orchestrator:
             # Redis restarted or flushed its scripts: load the script again, and read next time.
             self._fire_timers.sha = self.redis.script_load(self._fire_timers.script)
             return []
+        if replies[1]:
+            self.faults.reach("after-timers")
         if room > 0:
             self.source.accept_entries(entries_of(replies[2]))
         return self.parse_events(entries_of(replies[-1]))
@@ -167,7 +196,7 @@ class Orchestrator:
                     transitions.record(commit, transition, 0, self.settings)
                     started.append(transition)
             commit.enqueue_tasks([task for transition in started for task in transition.tasks])
-            conflicts = self.store.commit(commit)
+            conflicts = self.commit(commit)
             if not conflicts:
                 for transition in started:
                     self.known.remember(transition.execution, 1)
@@ -175,6 +204,13 @@ class Orchestrator:
             messages = [m for m in messages if not acked_elsewhere(conflicts, m.id)]
         log.warning("gave up starting %d execution(s) after %d races", len(messages), COMMIT_ATTEMPTS)
         return 0
+
+    def commit(self, commit: Commit) -> list[Conflict]:
+        """Apply ``commit`` in one script call: the writes, acks, task jobs and publishes together."""
+        self.faults.reach("before-commit")
+        conflicts = self.store.commit(commit)
+        self.faults.reach("after-commit")
+        return conflicts
 
     def start_one(self, machine_name: str, name: str, input: Any) -> Transition:
         now = self.clock()
@@ -213,7 +249,29 @@ class Orchestrator:
         )
         if len(reply) > 2 and reply[2]:
             self.redis.xack(self.keys.events, GROUP, *reply[2])
-        return [(raw_id, fields) for raw_id, fields in reply[1] if fields]
+        return self.without_poison([(raw_id, fields) for raw_id, fields in reply[1] if fields])
+
+    def without_poison(self, entries: list[tuple[Any, dict[Any, Any]]]) -> list[tuple[Any, dict[Any, Any]]]:
+        """``entries`` less those delivered more than ``max_event_deliveries`` times, moved aside.
+
+        An event whose iteration keeps failing (or keeps killing its orchestrator) would be
+        claimed again forever; past the limit it goes to the malformed stream with its
+        delivery count, where a person can inspect it.
+        """
+        if not entries:
+            return entries
+        counts = delivery_counts(self.redis, self.keys.events, [text(raw_id) for raw_id, _ in entries])
+        limit = self.settings.max_event_deliveries
+        kept, poison = [], []
+        for raw_id, fields in entries:
+            count = counts.get(text(raw_id), 1)
+            if count <= limit:
+                kept.append((raw_id, fields))
+                continue
+            reason = f"delivered {count} times without its transition being committed (limit {limit})"
+            poison.append((text(raw_id), fields, reason, count))
+        self.move_aside(poison)
+        return kept
 
     def parse_events(self, entries: list[tuple[Any, dict[Any, Any]]]) -> list[Event]:
         events, malformed = [], []
@@ -221,19 +279,20 @@ class Orchestrator:
             entry_id = text(raw_id)
             event, reason = parse_event(fields)
             if event is None:
-                malformed.append((entry_id, fields, reason))
+                malformed.append((entry_id, fields, reason, 1))
             else:
                 events.append((entry_id, event))
         self.move_aside(malformed)
         return events
 
-    def move_aside(self, entries: list[tuple[str, dict[Any, Any], str]]) -> None:
+    def move_aside(self, entries: list[tuple[str, dict[Any, Any], str, int]]) -> None:
+        """Move events aside: (entry id, fields, reason, delivery count) each."""
         if not entries:
             return
         pipe = self.redis.pipeline(transaction=True)
-        for entry_id, fields, reason in entries:
+        for entry_id, fields, reason, count in entries:
             log.warning("event %s moved aside: %s", entry_id, reason)
-            move_aside(pipe, self.keys, self.keys.events, entry_id, fields, reason)
+            move_aside(pipe, self.keys, self.keys.events, entry_id, fields, reason, count)
         pipe.execute()
 
     def apply_events(self, events: list[Event]) -> int:
@@ -247,12 +306,14 @@ class Orchestrator:
             return 0
         try:
             return self._apply_batch(events)
-        except redis.ResponseError as exc:
+        except (redis.ResponseError, ValueError) as exc:
+            if is_missing_group(exc):
+                raise  # not this batch's fault: the groups are recreated and the batch read again
             by_execution = group_by_execution(events)
             if len(by_execution) > 1:
                 return sum(self.apply_events(batch) for batch in by_execution.values())
             reason = f"the transition could not be committed: {exc}"
-            self.move_aside([(i, {EVENT_FIELD: json.dumps(e)}, reason) for i, e in events])
+            self.move_aside([(i, {EVENT_FIELD: json.dumps(e)}, reason, 1) for i, e in events])
             return len(events)
 
     def _apply_batch(self, events: list[Event]) -> int:
@@ -269,7 +330,7 @@ class Orchestrator:
                 if transition is not None:
                     advanced.append((transition, loaded[name][1] + 1))
             commit.enqueue_tasks([task for transition, _ in advanced for task in transition.tasks])
-            conflicts = self.store.commit(commit)
+            conflicts = self.commit(commit)
             if not conflicts:
                 for transition, version in advanced:
                     self.known.remember(transition.execution, version)
@@ -331,18 +392,23 @@ class Orchestrator:
     # -- the driver --------------------------------------------------------------------------
 
     def run(self, stop: threading.Event) -> None:
-        """Repeat :meth:`run_once` until ``stop`` is set; a Redis outage is waited out, not fatal."""
+        """Repeat :meth:`run_once` until ``stop`` is set; a Redis outage is waited out, not fatal.
+
+        While Redis is away the loop backs off (bounded, jittered) and logs one line when the
+        outage starts and one when it ends. Whatever was consumed and not committed is still
+        pending in Redis and is claimed again once ``claim_idle_seconds`` pass.
+        """
+        outage = Outage.for_settings(self.settings, f"orchestrator {self.consumer}")
         while not stop.is_set():
             try:
                 self.run_once(block_seconds=self.settings.poll_interval_seconds)
-            except redis.ConnectionError as exc:
-                log.warning("Redis unreachable (%s); retrying", exc)
-                stop.wait(1.0)
+            except OUTAGE_ERRORS as exc:
+                stop.wait(outage.failed(exc))
+                continue
             except Exception:
-                # Whatever was consumed is still pending and will be claimed again; the
-                # process itself stays up.
                 log.exception("orchestrator iteration failed")
                 stop.wait(1.0)
+            outage.succeeded()
 
 
 def parse_event(fields: dict[Any, Any]) -> tuple[dict[str, Any] | None, str]:
@@ -351,7 +417,7 @@ def parse_event(fields: dict[Any, Any]) -> tuple[dict[str, Any] | None, str]:
     if raw is None:
         return None, f"no {EVENT_FIELD!r} field"
     try:
-        event = json.loads(raw)
+        event = loads(raw)
     except ValueError as exc:
         return None, f"not JSON: {exc}"
     if not isinstance(event, dict):
@@ -398,11 +464,35 @@ def run_orchestrator(
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
-    redis_client = redis.Redis.from_url(settings.redis_url)
+    redis_client = redis.Redis.from_url(
+        settings.redis_url,
+        socket_timeout=settings.socket_timeout_seconds,
+        socket_connect_timeout=min(5.0, settings.socket_timeout_seconds),
+        health_check_interval=30,
+        client_name=f"redstep-orchestrator-{consumer}",  # names it in CLIENT LIST
+    )
     try:
-        register_shipped_machines(redis_client, Keys(settings.prefix))
         log.info("orchestrator %s on %s", consumer, masked_url(settings.redis_url))
-        idle = settings.claim_idle_seconds
-        Orchestrator(redis_client, settings, consumer, claim_idle_seconds=idle).run(stop)
+        orchestrator = start_when_reachable(redis_client, settings, consumer, stop)
+        if orchestrator is not None:
+            orchestrator.run(stop)
     finally:
         redis_client.close()
+
+
+def start_when_reachable(
+    redis_client: redis.Redis, settings: Settings, consumer: str, stop: threading.Event
+) -> Orchestrator | None:
+    """The orchestrator, set up once Redis answers (it may still be starting); None if stopped first."""
+    outage = Outage.for_settings(settings, f"orchestrator {consumer}")
+    while not stop.is_set():
+        try:
+            register_shipped_machines(redis_client, Keys(settings.prefix))
+            idle = settings.claim_idle_seconds
+            orchestrator = Orchestrator(redis_client, settings, consumer, claim_idle_seconds=idle)
+        except OUTAGE_ERRORS as exc:
+            stop.wait(outage.failed(exc))
+            continue
+        outage.succeeded()
+        return orchestrator
+    return None

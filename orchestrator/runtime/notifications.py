@@ -16,6 +16,7 @@ from typing import Any
 
 import redis
 
+from orchestrator.runtime.decoding import loads
 from orchestrator.runtime.keys import Keys
 from orchestrator.settings import Settings
 
@@ -70,6 +71,23 @@ def publish_result(message_id: str) -> dict[str, Any]:
     }
 
 
+def decoded(raw: bytes | str | None) -> dict[str, Any] | None:
+    """The envelope ``raw`` holds, or None when it is not one.
+
+    Anyone who can PUBLISH on the channel or XADD to the log can put anything there; a
+    subscriber skips what is not an envelope instead of dying on it.
+    """
+    if raw is None:
+        return None
+    try:
+        message = loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(message, dict) or not isinstance(message.get("MessageId"), str):
+        return None
+    return message
+
+
 def subscribe(
     redis_client: redis.Redis,
     settings: Settings,
@@ -95,14 +113,17 @@ def subscribe(
     try:
         if replay:
             for _, fields in redis_client.xrange(keys.topic_log(name)):
-                message = json.loads(fields[b"message"])
-                seen.add(message["MessageId"])
-                yield message
+                message = decoded(fields.get(b"message"))
+                if message is not None:
+                    seen.add(message["MessageId"])
+                    yield message
         while True:
             raw = pubsub.get_message(timeout=poll_seconds)
             if raw is None or raw.get("type") != "message":
                 continue
-            message = json.loads(raw["data"])
+            message = decoded(raw["data"])
+            if message is None:
+                continue
             if message["MessageId"] in seen:
                 seen.discard(message["MessageId"])  # a duplicate comes at most once
                 continue

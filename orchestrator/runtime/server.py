@@ -85,6 +85,8 @@ class RedisServer:
         password: the password that :attr:`url` carries and the readiness PING sends; the
             server is told to require it only through ``extra_args``.
         tls: serve TLS only, with these files, and let clients in without a certificate.
+        aof: keep an append-only file in ``data_dir`` (``appendfsync everysec``, as compose
+            configures it), so a server restarted on the same directory gets its data back.
     """
 
     def __init__(
@@ -96,6 +98,7 @@ class RedisServer:
         username: str | None = None,
         password: str | None = None,
         tls: ServerTls | None = None,
+        aof: bool = False,
     ) -> None:
         self.port = port or free_port()
         self._owned_dir = None if data_dir else tempfile.TemporaryDirectory(prefix="redstep-redis-")
@@ -104,6 +107,7 @@ class RedisServer:
         self.username = username
         self.password = password
         self.tls = tls
+        self.aof = aof
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -131,6 +135,11 @@ class RedisServer:
             "--tls-auth-clients", "no",
         ]  # fmt: skip
 
+    def _persistence_args(self) -> list[str]:
+        if not self.aof:
+            return ["--appendonly", "no"]
+        return ["--appendonly", "yes", "--appendfsync", "everysec"]
+
     def start(self, timeout: float = 10.0) -> RedisServer:
         """Start the server and wait until it answers PING (over TLS and logged in, as :attr:`url` says)."""
         command = [
@@ -139,7 +148,7 @@ class RedisServer:
             "--bind", "127.0.0.1",
             "--dir", str(self.data_dir),
             "--save", "",
-            "--appendonly", "no",
+            *self._persistence_args(),
             *self.extra_args,
         ]  # fmt: skip
         # A session of its own: a terminal's Ctrl-C reaches `redstep up`, which stops the
@@ -173,6 +182,12 @@ class RedisServer:
         if self._owned_dir:
             self._owned_dir.cleanup()
             self._owned_dir = None
+
+    def kill(self) -> None:
+        """SIGKILL the server, as an OOM kill would: no shutdown, no final fsync; keeps its data."""
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
 
     def __enter__(self) -> RedisServer:
         return self.start()

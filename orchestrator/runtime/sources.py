@@ -16,6 +16,7 @@ from typing import Any
 
 import redis
 
+from orchestrator.runtime.decoding import loads, lossless_text
 from orchestrator.runtime.keys import BODY_FIELD, GROUP, Keys
 from orchestrator.settings import Settings
 
@@ -58,11 +59,22 @@ def send_messages(redis_client: redis.Redis, settings: Settings, queue: str, bod
 
 
 def move_aside(
-    pipe: redis.client.Pipeline, keys: Keys, stream: str, entry_id: str, fields: dict[Any, Any], reason: str
+    pipe: redis.client.Pipeline,
+    keys: Keys,
+    stream: str,
+    entry_id: str,
+    fields: dict[Any, Any],
+    reason: str,
+    receive_count: int = 1,
 ) -> None:
-    """Queue on ``pipe``: copy a malformed entry to the malformed stream with why, ack and drop it."""
-    raw = {text(k): text(v) for k, v in fields.items()}
-    pipe.xadd(keys.malformed, {"stream": stream, "id": entry_id, "reason": reason, "fields": json.dumps(raw)})
+    """Queue on ``pipe``: copy a malformed entry to the malformed stream with why, ack and drop it.
+
+    Fields that are not UTF-8 are kept as backslash escapes: the entry is set aside for a
+    person to read, and crashing on it would leave it pending forever.
+    """
+    raw = {lossless_text(k): lossless_text(v) for k, v in fields.items()}
+    moved = {"stream": stream, "id": entry_id, "reason": reason, "receive_count": str(receive_count)}
+    pipe.xadd(keys.malformed, {**moved, "fields": json.dumps(raw)})
     pipe.xack(stream, GROUP, entry_id)
     pipe.xdel(stream, entry_id)
 
@@ -174,7 +186,7 @@ class EventSourceMapping:
         if raw is None:
             return None
         try:
-            return Message(self.queue, entry_id, json.loads(raw))
+            return Message(self.queue, entry_id, loads(raw))
         except ValueError:
             return None
 
@@ -203,14 +215,7 @@ class EventSourceMapping:
         return fresh
 
     def delivery_counts(self, ids: list[str]) -> dict[str, int]:
-        pipe = self.redis.pipeline(transaction=False)
-        for entry_id in ids:
-            pipe.xpending_range(self.stream, GROUP, min=entry_id, max=entry_id, count=1)
-        counts = {}
-        for rows in pipe.execute():
-            for row in rows:
-                counts[text(row["message_id"])] = int(row["times_delivered"])
-        return counts
+        return delivery_counts(self.redis, self.stream, ids)
 
     def dead_letter(self, messages: list[Message]) -> None:
         """Move messages to the dead-letter stream with their reason, and off the queue, atomically."""
@@ -237,6 +242,23 @@ class EventSourceMapping:
             pipe.xack(self.stream, GROUP, message.id)
             pipe.xdel(self.stream, message.id)
         pipe.execute()
+
+
+def delivery_counts(redis_client: redis.Redis, stream: str, ids: list[str]) -> dict[str, int]:
+    """How often each pending entry of ``stream`` was delivered, in one round trip."""
+    pipe = redis_client.pipeline(transaction=False)
+    for entry_id in ids:
+        pipe.xpending_range(stream, GROUP, min=entry_id, max=entry_id, count=1)
+    counts = {}
+    for rows in pipe.execute():
+        for row in rows:
+            counts[text(row["message_id"])] = int(row["times_delivered"])
+    return counts
+
+
+def is_missing_group(error: Exception) -> bool:
+    """Whether ``error`` says a stream or its consumer group is gone (FLUSHALL, Redis lost its data)."""
+    return isinstance(error, redis.ResponseError) and "NOGROUP" in str(error)
 
 
 def entries_of(reply: Any) -> list[tuple[Any, dict[Any, Any]]]:

@@ -23,6 +23,7 @@ import redis
 from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
+from orchestrator.runtime.decoding import loads
 from orchestrator.runtime.keys import GROUP, RQ_QUEUES, Keys
 from orchestrator.tasks import Task
 
@@ -236,7 +237,7 @@ class Store:
             pipe.hmget(self.keys.execution(name), ["execution", "version"])
         loaded = {}
         for name, (blob, version) in zip(names, pipe.execute(), strict=True):
-            loaded[name] = (json.loads(blob), int(version)) if blob is not None else (None, 0)
+            loaded[name] = (loads(blob), int(version)) if blob is not None else (None, 0)
         return loaded
 
     def load_known(
@@ -261,7 +262,7 @@ class Store:
                 known.take(name)
                 stale.append(name)
         for name, (blob, version) in zip(others, replies[len(cached) :], strict=True):
-            loaded[name] = (json.loads(blob), int(version)) if blob is not None else (None, 0)
+            loaded[name] = (loads(blob), int(version)) if blob is not None else (None, 0)
         if stale:
             loaded.update(self.load(stale))
         return loaded

@@ -1,0 +1,95 @@
+"""Riding out a Redis outage: bounded, jittered back-off, and one log line per outage.
+
+A restarted Redis, a dropped connection (CLIENT KILL) or a server still loading its AOF
+all surface in redis-py as ConnectionError (BusyLoadingError is one) or TimeoutError. The
+process keeps its state (what it consumed is still pending in Redis) and retries; the
+delay doubles from ``initial`` up to ``maximum``, and each delay is drawn from its upper
+half so that many processes that lost Redis at once do not all come back at once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable
+
+import redis
+
+from orchestrator.settings import Settings
+
+OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+
+log = logging.getLogger(__name__)
+
+
+class Backoff:
+    """Delays that double from ``initial`` to at most ``maximum``, each jittered by up to half.
+
+    Args:
+        initial: the first delay's upper bound, in seconds.
+        maximum: no delay exceeds this.
+        random_fraction: a source of numbers in [0, 1); tests pass their own.
+    """
+
+    def __init__(
+        self, initial: float, maximum: float, random_fraction: Callable[[], float] = random.random
+    ) -> None:
+        self.initial = initial
+        self.maximum = maximum
+        self.random_fraction = random_fraction
+        self.attempts = 0
+
+    def next_delay(self) -> float:
+        """The delay before the next attempt; each call counts one failed attempt."""
+        ceiling = min(self.maximum, self.initial * 2**self.attempts)
+        self.attempts += 1
+        return ceiling / 2 + self.random_fraction() * ceiling / 2
+
+    def reset(self) -> None:
+        self.attempts = 0
+
+
+class Outage:
+    """Tracks one process's view of Redis: logs when it goes away and when it comes back.
+
+    Args:
+        backoff: the delays between attempts while Redis is away.
+        what: the process, as the log lines name it ("orchestrator o1").
+        clock: a monotonic time source.
+    """
+
+    def __init__(self, backoff: Backoff, what: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.backoff = backoff
+        self.what = what
+        self.clock = clock
+        self.since: float | None = None
+
+    @classmethod
+    def for_settings(cls, settings: Settings, what: str) -> Outage:
+        backoff = Backoff(settings.reconnect_initial_seconds, settings.reconnect_max_seconds)
+        return cls(backoff, what)
+
+    @property
+    def ongoing(self) -> bool:
+        return self.since is not None
+
+    def failed(self, error: Exception) -> float:
+        """Note a failed attempt; returns how long to wait before the next one."""
+        if self.since is None:
+            self.since = self.clock()
+            log.warning("%s lost Redis (%s); reconnecting with back-off", self.what, error)
+        return self.backoff.next_delay()
+
+    def succeeded(self) -> None:
+        """Note a successful round trip; ends the outage, if there was one."""
+        if self.since is None:
+            return
+        log.warning(
+            "%s reconnected to Redis after %.1fs (%d attempt(s))",
+            self.what,
+            self.clock() - self.since,
+            self.backoff.attempts,
+        )
+        self.since = None
+        self.backoff.reset()

@@ -1,0 +1,136 @@
+"""An orchestrator killed at each point of a transition: after a restart every execution ends exactly once.
+
+``REDSTEP_FAULT_POINT=<point>:<n>`` makes the orchestrator SIGKILL itself the n-th time it
+reaches the point (see orchestrator/runtime/faults.py). The commit is one Lua script that
+writes the transition, acknowledges its entries, enqueues the next task and publishes the
+notification together, so "after enqueuing, before acknowledging" and "before publishing"
+are not points of their own: they collapse into before-commit and after-commit.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import redis
+
+from orchestrator.runtime.client import Client
+from orchestrator.runtime.keys import Keys
+from orchestrator.runtime.machines import dragon_pipeline_definition
+from orchestrator.settings import Settings
+from tests.test_fault_orchestrator_kill import redstep_process, wait_until
+
+RECORDS = 30
+SAMPLES = Path(__file__).resolve().parents[1] / "producer" / "data" / "dragons.json"
+# The second time, so some work went through first; timers, whose Waits all end about together,
+# may fire in a single call, so the first time there.
+POINTS = [
+    "after-timers:1",
+    "after-source-batch:2",
+    "after-read-events:2",
+    "before-commit:2",
+    "after-commit:2",
+]
+
+
+def waiting_pipeline() -> dict:
+    """The dragon pipeline with a Wait state first, so timers fire in every execution."""
+    definition = json.loads(dragon_pipeline_definition())
+    definition["States"]["Pause"] = {"Type": "Wait", "Seconds": 1, "Next": definition["StartAt"]}
+    definition["StartAt"] = "Pause"
+    return definition
+
+
+@pytest.fixture
+def crash_env(subprocess_env: dict[str, str]) -> dict[str, str]:
+    knobs = {
+        "REDSTEP_VISIBILITY_TIMEOUT_SECONDS": "2",
+        "REDSTEP_CLAIM_IDLE_SECONDS": "2",
+        "REDSTEP_BATCH_SIZE": "5",
+        "REDSTEP_STATE_MACHINE": "WaitingPipeline",
+    }
+    return {**subprocess_env, **knobs}
+
+
+@pytest.fixture
+def workers(crash_env: dict[str, str]) -> Iterator[None]:
+    processes = [redstep_process(crash_env, "worker") for _ in range(2)]
+    yield
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        process.wait(timeout=30)
+
+
+def produce(env: dict[str, str], tmp_path: Path) -> None:
+    samples = json.loads(SAMPLES.read_text())
+    records = []
+    for index in range(RECORDS):
+        record = dict(samples[index % len(samples)])
+        record["dragon_name_str"] = f"{record['dragon_name_str']}-{index}"
+        records.append(record)
+    path = tmp_path / "dragons.json"
+    path.write_text(json.dumps(records))
+    command = [sys.executable, "-m", "producer.cli", "produce", str(path)]
+    produced = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert produced.returncode == 0, produced.stderr
+
+
+def assert_each_execution_ended_exactly_once(redis_client: redis.Redis, settings: Settings) -> None:
+    client, keys = Client(redis_client, settings), Keys(settings.prefix)
+    executions = client.list_executions(limit=10 * RECORDS)
+    assert len(executions) == RECORDS
+    assert Counter(e["status"] for e in executions) == {"SUCCEEDED": RECORDS}
+    for execution in executions:
+        history = client.history(execution["name"])
+        types = Counter(e["type"] for e in history)
+        assert types["ExecutionStarted"] == types["ExecutionSucceeded"] == 1
+        entered = Counter(e["name"] for e in history if e["type"].endswith("StateEntered"))
+        assert set(entered.values()) == {1}, f"{execution['name']} entered a state twice: {entered}"
+    assert redis_client.hlen(keys.dragons) == RECORDS
+    notifications = [
+        json.loads(fields[b"message"]) for _, fields in redis_client.xrange(keys.topic_log(settings.topic))
+    ]
+    names = Counter(n["MessageAttributes"]["dragon_name"]["Value"] for n in notifications)
+    assert len(names) == RECORDS and set(names.values()) == {1}
+    assert {n["Subject"] for n in notifications} == {"Record inserted"}
+    status = client.status()
+    assert status["queue"]["depth"] == status["queue"]["pending"] == status["queue"]["dead_letters"] == 0
+    assert status["events"]["pending"] == 0 and status["malformed"] == 0
+
+
+@pytest.mark.parametrize("point", POINTS)
+def test_an_orchestrator_killed_at_a_crash_point_leaves_every_execution_to_end_exactly_once(
+    point: str, tmp_path: Path, crash_env: dict[str, str], workers: None, redis_client: redis.Redis
+) -> None:
+    settings = Settings(redis_url=crash_env["REDIS_URL"], prefix=crash_env["REDSTEP_PREFIX"])
+    keys = Keys(settings.prefix)
+    Client(redis_client, settings).register_machine("WaitingPipeline", waiting_pipeline())
+    produce(crash_env, tmp_path)
+
+    doomed = redstep_process({**crash_env, "REDSTEP_FAULT_POINT": point}, "orchestrator")
+    assert doomed.wait(timeout=60) == -signal.SIGKILL, f"the orchestrator never reached {point}"
+    survivor = redstep_process(crash_env, "orchestrator")
+    try:
+        done = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+        wait_until(
+            lambda: sum(redis_client.zcard(keys.status(s)) for s in done) == RECORDS,
+            120,
+            f"all {RECORDS} executions to finish after a kill at {point}",
+        )
+    finally:
+        survivor.terminate()
+        survivor.wait(timeout=30)
+
+    assert_each_execution_ended_exactly_once(redis_client, settings)
+
+
+def test_an_unknown_fault_point_is_refused_at_start(crash_env: dict[str, str]) -> None:
+    process = redstep_process({**crash_env, "REDSTEP_FAULT_POINT": "nowhere"}, "orchestrator")
+    assert process.wait(timeout=60) not in (0, -signal.SIGKILL)
