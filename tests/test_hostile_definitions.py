@@ -56,6 +56,8 @@ def real_definitions() -> list[dict[str, Any]]:
 
 
 REAL = real_definitions()
+
+
 def parse_or_problems(definition: Any) -> StateMachine | DefinitionError:
     """The parsed machine, or the DefinitionError; any other exception fails the test."""
     try:
