@@ -148,12 +148,6 @@ def test_a_redis_killed_and_restarted_mid_run_loses_no_record_and_runs_none_twic
     assert orchestrator_log.count("reconnected to Redis") == 1, orchestrator_log
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="rq's Worker.work quits on a ConnectionError raised outside its dequeue loop (heartbeat, "
-    "job bookkeeping), so a worker busy when Redis dies exits instead of reconnecting; the fix "
-    "belongs in worker/process.py. Not strict: a worker idle in BLMOVE at the kill does ride it out.",
-)
 def test_workers_ride_out_a_redis_restart_without_exiting(stack: Stack, tmp_path: Path) -> None:
     start_pipeline(stack, tmp_path)
     wait_until(lambda: stack.finished() >= 3, 60, "the first executions to finish", interval=0.01)

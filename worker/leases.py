@@ -72,6 +72,15 @@ redis.call("SREM", KEYS[1], ARGV[1])
 return moved
 """
 
+# A worker's own claimed jobs, back to the head of the queue (it is starting its loop afresh).
+GIVE_BACK = """
+local moved = 0
+while redis.call("LMOVE", KEYS[1], KEYS[2], "RIGHT", "LEFT") do
+  moved = moved + 1
+end
+return moved
+"""
+
 
 def lease_event(task: dict[str, Any], worker: str, lease_seconds: float) -> str:
     """The lease member of ``task``: the TaskFailed event its worker's silence turns into.
@@ -137,6 +146,7 @@ class WorkerLeases:
         self._thread: threading.Thread | None = None
         self._start: Script = connection.register_script(START)
         self._reclaim: Script = connection.register_script(RECLAIM)
+        self._give_back: Script = connection.register_script(GIVE_BACK)
         self._reaped_at = float("-inf")
 
     # -- the worker's side -------------------------------------------------------------------
@@ -237,6 +247,18 @@ class WorkerLeases:
         for name, alive in zip(others, pipe.execute(), strict=True):
             if not alive:
                 moved += max(0, self.reclaim(name))
+        return moved
+
+    def give_back_unstarted(self) -> int:
+        """Give back this worker's claimed jobs; only for a work loop that starts afresh.
+
+        A dequeue whose reply a lost connection swallowed leaves its job claimed by a worker
+        that never saw it, and that worker stays alive, so nobody else would give it back.
+        """
+        claimed = claimed_key(self.keys.prefix, self.worker)
+        moved = int(self._give_back(keys=[claimed, self.keys.task_queue]))
+        if moved > 0:
+            log.warning("gave back %d job(s) this worker dequeued and never started", moved)
         return moved
 
     def reclaim(self, worker: str) -> int:

@@ -29,10 +29,11 @@ from rq.registry import StartedJobRegistry
 from rq.utils import now
 
 from orchestrator.runtime.keys import Keys
+from orchestrator.runtime.reconnect import OUTAGE_ERRORS, Outage
 from orchestrator.settings import Settings, masked_url
 from worker.entry import ColdShutdown, use_leases, use_settings
 from worker.jobs import SERIALIZER, TaskJob
-from worker.leases import WorkerLeases, claimed_key
+from worker.leases import GIVE_BACK, WorkerLeases, claimed_key
 from worker.registry import default_registry
 
 HEARTBEAT_EVERY_SECONDS = 1.0
@@ -56,6 +57,7 @@ class ClaimingQueue(Queue):
     """
 
     claimed_key: ClassVar[str | None] = None
+    reply_lost: ClassVar[bool] = False
 
     @classmethod
     def lmove(cls, connection: Redis, queue_key: str, timeout: int | None) -> tuple[str, Any] | None:
@@ -66,12 +68,21 @@ class ClaimingQueue(Queue):
         """
         if cls.claimed_key is None:
             return super().lmove(connection, queue_key, timeout)
-        if timeout is not None:
-            result = connection.blmove(queue_key, cls.claimed_key, timeout)
-            if result is None:
-                raise DequeueTimeout(timeout, queue_key)
-            return queue_key, result
-        result = connection.lmove(queue_key, cls.claimed_key)
+        if cls.reply_lost:
+            # The last move may have happened with its reply lost: the job sits in the claimed
+            # list, unseen. The list is empty between jobs, so whatever is there goes back.
+            connection.eval(GIVE_BACK, 2, cls.claimed_key, queue_key)
+            cls.reply_lost = False
+        try:
+            if timeout is not None:
+                result = connection.blmove(queue_key, cls.claimed_key, timeout)
+                if result is None:
+                    raise DequeueTimeout(timeout, queue_key)
+                return queue_key, result
+            result = connection.lmove(queue_key, cls.claimed_key)
+        except OUTAGE_ERRORS:
+            cls.reply_lost = True
+            raise
         return None if result is None else (queue_key, result)
 
 
@@ -191,23 +202,66 @@ def run_worker(
         log.info("functions from %s: %s", spec, ", ".join(default_registry.load_functions(spec)) or "none")
     use_settings(settings)
     connection = Redis.from_url(settings.redis_url)
-    worker = task_worker(connection, settings, name)
+    name = name or uuid.uuid4().hex
     log.info(
         "worker %s on %s, queue %s, functions: %s",
-        worker.name,
+        name,
         masked_url(settings.redis_url),
         task_queue_name(settings),
         ", ".join(default_registry.names()),
     )
-    leases = WorkerLeases(connection, settings.prefix, worker.name, settings.lease_seconds)
+    leases = WorkerLeases(connection, settings.prefix, name, settings.lease_seconds)
     leases.start()
     use_leases(leases)
     try:
-        worker.work(burst=burst, logging_level=logging_level)
+        _work_through_outages(connection, settings, name, burst, logging_level, leases)
     finally:
         use_leases(None)
         leases.stop()
         connection.close()
+
+
+def _work_through_outages(
+    connection: Redis, settings: Settings, name: str, burst: bool, logging_level: str, leases: WorkerLeases
+) -> None:
+    """Run RQ's work loop, and start it again under the same name whenever Redis went away.
+
+    RQ retries a lost connection only while it waits for a job; lost anywhere else (its
+    heartbeat, a job's bookkeeping) it quits. A worker that quits without being asked to
+    waits for Redis with back-off and starts over; its tasks' leases cover what it was doing.
+    """
+    outage = Outage.for_settings(settings, f"worker {name}")
+    while True:
+        worker = task_worker(connection, settings, name)
+        worker.max_connection_wait_time = settings.reconnect_max_seconds
+        try:
+            worker.work(burst=burst, logging_level=logging_level)
+            lost: Exception | None = None
+        except OUTAGE_ERRORS as exc:
+            lost = exc
+        if burst or getattr(worker, "_stop_requested", False):
+            return
+        if lost is None and _redis_answers(connection):
+            return  # RQ stopped for a reason of its own (such as max jobs): so do we
+        _wait_for_redis(connection, outage, lost or ConnectionError("RQ's work loop quit"))
+        # The dead round's registration would make the new one's birth fail as a duplicate.
+        connection.delete(worker.key)
+        leases.give_back_unstarted()
+
+
+def _redis_answers(connection: Redis) -> bool:
+    try:
+        return bool(connection.ping())
+    except OUTAGE_ERRORS:
+        return False
+
+
+def _wait_for_redis(connection: Redis, outage: Outage, error: Exception) -> None:
+    while True:
+        time.sleep(outage.failed(error))
+        if _redis_answers(connection):
+            outage.succeeded()
+            return
 
 
 def log_to_stderr(level: str) -> None:
