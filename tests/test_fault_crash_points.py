@@ -24,7 +24,7 @@ from orchestrator.runtime.client import Client
 from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.machines import dragon_pipeline_definition
 from orchestrator.settings import Settings
-from tests.test_fault_orchestrator_kill import redstep_process, wait_until
+from tests.chaos import redstep_process, wait_until
 
 RECORDS = 30
 SAMPLES = Path(__file__).resolve().parents[1] / "producer" / "data" / "dragons.json"

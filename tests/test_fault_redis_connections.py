@@ -15,8 +15,8 @@ from pathlib import Path
 
 import redis
 
+from tests.chaos import wait_until
 from tests.test_fault_crash_points import assert_each_execution_ended_exactly_once
-from tests.test_fault_orchestrator_kill import wait_until
 from tests.test_fault_redis_restart import RECORDS, Stack, start_pipeline
 from tests.test_fault_redis_restart import stack as stack  # the fixture
 

@@ -28,8 +28,8 @@ from orchestrator.runtime.client import Client
 from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.server import RedisServer
 from orchestrator.settings import Settings
+from tests.chaos import wait_until
 from tests.test_fault_crash_points import assert_each_execution_ended_exactly_once, produce, waiting_pipeline
-from tests.test_fault_orchestrator_kill import wait_until
 
 RECORDS = 30
 DEBUG = ["--enable-debug-command", "local"]  # DEBUG SLEEP plays a slow Redis
