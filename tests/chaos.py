@@ -9,6 +9,7 @@ The fault tests share the process helpers.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import random
@@ -17,7 +18,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -41,6 +42,28 @@ def redstep_process(env: dict[str, str], *args: str, log: IO[bytes] | None = Non
         stdout=subprocess.DEVNULL,
         stderr=log if log is not None else subprocess.DEVNULL,
     )
+
+
+# Recovery knobs short enough that a dead orchestrator's work is taken over within seconds;
+# small source batches keep a run going long enough for a kill to land in its middle.
+FAST_RECOVERY = {
+    "REDSTEP_VISIBILITY_TIMEOUT_SECONDS": "2",
+    "REDSTEP_CLAIM_IDLE_SECONDS": "2",
+    "REDSTEP_BATCH_SIZE": "5",
+}
+
+
+@contextlib.contextmanager
+def running_workers(env: dict[str, str], count: int = 2) -> Iterator[None]:
+    """``count`` real worker processes for the duration of the block."""
+    processes = [redstep_process(env, "worker") for _ in range(count)]
+    try:
+        yield
+    finally:
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:

@@ -167,7 +167,7 @@ def test_check_passes_over_tls_as_a_user_with_a_password(
 @pytest.mark.parametrize(
     ("url", "masked"),
     [
-        ("redis://127.0.0.1:6379/0", "redis://127.0.0.1:6379/0"),
+        ("redis://127.0.0.1:6380/0", "redis://127.0.0.1:6380/0"),
         ("redis://:hunter2@redis:6379/0", "redis://:***@redis:6379/0"),
         ("redis://redstep:hunter2@redis:6379/0", "redis://redstep:***@redis:6379/0"),
         ("redis://redstep@redis:6379/0", "redis://redstep@redis:6379/0"),
@@ -176,7 +176,7 @@ def test_check_passes_over_tls_as_a_user_with_a_password(
             "rediss://app:hunter2@redis.example.com:6380/0?ssl_ca_certs=/etc/ssl/ca.pem&ssl_cert_reqs=required",
             "rediss://app:***@redis.example.com:6380/0?ssl_ca_certs=/etc/ssl/ca.pem&ssl_cert_reqs=required",
         ),
-        (f"redis://:{quote(PASSWORD, safe='')}@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+        (f"redis://:{quote(PASSWORD, safe='')}@127.0.0.1:6380/0", "redis://:***@127.0.0.1:6380/0"),
         (f"redis://user%40corp:{quote(PASSWORD, safe='')}@h:1/0", "redis://user%40corp:***@h:1/0"),
         ("redis://:p%40ss@redis/0", "redis://:***@redis/0"),
         ("redis://:p@ss@redis:6379/0", "redis://:***@redis:6379/0"),

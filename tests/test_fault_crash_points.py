@@ -24,7 +24,7 @@ from orchestrator.runtime.client import Client
 from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.machines import dragon_pipeline_definition
 from orchestrator.settings import Settings
-from tests.chaos import redstep_process, wait_until
+from tests.chaos import FAST_RECOVERY, redstep_process, running_workers, wait_until
 
 RECORDS = 30
 SAMPLES = Path(__file__).resolve().parents[1] / "producer" / "data" / "dragons.json"
@@ -49,23 +49,13 @@ def waiting_pipeline() -> dict:
 
 @pytest.fixture
 def crash_env(subprocess_env: dict[str, str]) -> dict[str, str]:
-    knobs = {
-        "REDSTEP_VISIBILITY_TIMEOUT_SECONDS": "2",
-        "REDSTEP_CLAIM_IDLE_SECONDS": "2",
-        "REDSTEP_BATCH_SIZE": "5",
-        "REDSTEP_STATE_MACHINE": "WaitingPipeline",
-    }
-    return {**subprocess_env, **knobs}
+    return {**subprocess_env, **FAST_RECOVERY, "REDSTEP_STATE_MACHINE": "WaitingPipeline"}
 
 
 @pytest.fixture
 def workers(crash_env: dict[str, str]) -> Iterator[None]:
-    processes = [redstep_process(crash_env, "worker") for _ in range(2)]
-    yield
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        process.wait(timeout=30)
+    with running_workers(crash_env):
+        yield
 
 
 def produce(env: dict[str, str], tmp_path: Path) -> None:

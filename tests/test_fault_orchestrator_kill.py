@@ -17,7 +17,7 @@ import redis
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.keys import Keys
 from orchestrator.settings import Settings
-from tests.chaos import redstep_process, wait_until
+from tests.chaos import FAST_RECOVERY, redstep_process, running_workers, wait_until
 
 RECORDS = 200
 SAMPLES = Path(__file__).resolve().parents[1] / "producer" / "data" / "dragons.json"
@@ -25,26 +25,13 @@ SAMPLES = Path(__file__).resolve().parents[1] / "producer" / "data" / "dragons.j
 
 @pytest.fixture
 def fault_env(subprocess_env: dict[str, str]) -> dict[str, str]:
-    """Short recovery knobs, so a dead orchestrator's work is taken over within seconds.
-
-    Small source batches keep the run going long enough for the kill to land in its middle.
-    """
-    knobs = {
-        "REDSTEP_VISIBILITY_TIMEOUT_SECONDS": "2",
-        "REDSTEP_CLAIM_IDLE_SECONDS": "2",
-        "REDSTEP_BATCH_SIZE": "5",
-    }
-    return {**subprocess_env, **knobs}
+    return {**subprocess_env, **FAST_RECOVERY}
 
 
 @pytest.fixture
 def workers(fault_env: dict[str, str]) -> Iterator[None]:
-    processes = [redstep_process(fault_env, "worker") for _ in range(2)]
-    yield
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        process.wait(timeout=30)
+    with running_workers(fault_env):
+        yield
 
 
 def unique_dragons(tmp_path: Path) -> Path:
