@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator import services
 from orchestrator.asl.definition import StateMachine
 from orchestrator.asl.engine import RUNNING, Step, advance, start_execution
 from orchestrator.tasks import function_not_found, lambda_error, marshal_error
@@ -34,7 +35,8 @@ class LocalResult:
     cause: str | None
     execution_arn: str
     history: list[dict[str, Any]]
-    notifications: list[dict[str, Any]] = field(default_factory=list)
+    # What the execution's sns:publish and sqs:sendMessage tasks sent: kind, target, payload.
+    effects: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -79,7 +81,7 @@ class LocalRunner:
         now = time.time() if start is None else start
         name = name or f"{self._name_prefix}{next(self._names):012x}"
         history: list[dict[str, Any]] = []
-        notifications: list[dict[str, Any]] = []
+        effects: list[dict[str, Any]] = []
         due: list[tuple[float, int, dict[str, Any]]] = []
         sequence = 0
 
@@ -93,7 +95,7 @@ class LocalRunner:
                     delay, event = self._invoke(action)
                     heapq.heappush(due, (now + delay, sequence, event))
                 elif kind == "RunService":
-                    event = self._service(action, notifications)
+                    event = self._service(action, effects, now)
                     heapq.heappush(due, (now, sequence, event))
                 elif kind == "SetTimer":
                     heapq.heappush(
@@ -114,7 +116,7 @@ class LocalRunner:
             execution["cause"],
             execution["arn"],
             history,
-            notifications,
+            effects,
         )
 
     def _invoke(self, action: dict[str, Any]) -> tuple[float, dict[str, Any]]:
@@ -147,13 +149,11 @@ class LocalRunner:
             context = self._contexts[key] = _Context(function, arn)
         return context
 
-    def _service(self, action: dict[str, Any], notifications: list[dict[str, Any]]) -> dict[str, Any]:
-        message_id = str(uuid.uuid4())
-        notifications.append(
-            {"service": action["service"], "parameters": action["parameters"], "MessageId": message_id}
-        )
-        output: dict[str, Any] = {"MessageId": message_id}
-        return {"type": "TaskSucceeded", "token": action["token"], "output": output}
+    def _service(self, action: dict[str, Any], effects: list[dict[str, Any]], now: float) -> dict[str, Any]:
+        report, effect = services.carry_out(action["service"], action.get("parameters") or {}, now)
+        if effect is not None:
+            effects.append({"kind": effect.kind, "target": effect.target, "payload": effect.payload})
+        return {**report, "token": action["token"]}
 
 
 class _NotPlainJson(Exception):

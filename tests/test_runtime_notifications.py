@@ -10,8 +10,9 @@ import time
 import redis
 
 from orchestrator.runtime.keys import Keys
-from orchestrator.runtime.notifications import envelope, subscribe, topic_name
+from orchestrator.runtime.notifications import subscribe
 from orchestrator.runtime.store import Store
+from orchestrator.services import envelope, topic_name
 from orchestrator.settings import Settings
 
 KEYS = Keys("t")

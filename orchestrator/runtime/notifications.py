@@ -8,67 +8,15 @@ log still holds.
 
 from __future__ import annotations
 
-import json
-import uuid
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import redis
 
 from orchestrator.runtime.decoding import loads
 from orchestrator.runtime.keys import Keys
+from orchestrator.services import topic_name
 from orchestrator.settings import Settings
-
-
-def topic_name(topic_arn: str) -> str:
-    """The topic's name: the last segment of its ARN (a bare name is its own name)."""
-    return topic_arn.rsplit(":", 1)[-1]
-
-
-def sns_timestamp(now: float) -> str:
-    """ISO-8601 UTC with milliseconds and a Z, as SNS writes Timestamp."""
-    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def envelope(parameters: dict[str, Any], now: float) -> dict[str, Any]:
-    """The SNS message an ``sns:publish`` task with ``parameters`` sends."""
-    message = parameters.get("Message")
-    return {
-        "Type": "Notification",
-        "MessageId": str(uuid.uuid4()),
-        "TopicArn": parameters.get("TopicArn", ""),
-        "Subject": parameters.get("Subject"),
-        # SNS carries a string; a structure is sent as its JSON text.
-        "Message": message if isinstance(message, str) else json.dumps(message),
-        "Timestamp": sns_timestamp(now),
-        "MessageAttributes": delivered_attributes(parameters.get("MessageAttributes") or {}),
-    }
-
-
-def delivered_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
-    """Message attributes as SNS delivers them (``Type``/``Value``), from how Publish takes them."""
-    delivered: dict[str, Any] = {}
-    for name, attribute in attributes.items():
-        if not isinstance(attribute, dict):
-            delivered[name] = attribute
-            continue
-        value = attribute.get("StringValue", attribute.get("BinaryValue", attribute.get("Value")))
-        delivered[name] = {"Type": attribute.get("DataType", attribute.get("Type", "String")), "Value": value}
-    return delivered
-
-
-def publish_result(message_id: str) -> dict[str, Any]:
-    """The task output of ``sns:publish``, shaped as Step Functions returns it."""
-    request_id = str(uuid.uuid4())
-    return {
-        "MessageId": message_id,
-        "SdkHttpMetadata": {
-            "HttpHeaders": {"Content-Type": "text/xml", "x-amzn-RequestId": request_id},
-            "HttpStatusCode": 200,
-        },
-        "SdkResponseMetadata": {"RequestId": request_id},
-    }
 
 
 def decoded(raw: bytes | str | None) -> dict[str, Any] | None:

@@ -7,15 +7,13 @@ state change commit together) and writes the outcome into a :class:`Commit`.
 
 from __future__ import annotations
 
-import hashlib
 import json
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator import services
 from orchestrator.asl import engine
 from orchestrator.asl.definition import StateMachine
-from orchestrator.runtime import notifications
 from orchestrator.runtime.keys import BODY_FIELD
 from orchestrator.runtime.store import Commit
 from orchestrator.settings import Settings
@@ -93,21 +91,12 @@ def task_of(execution: str, action: dict[str, Any]) -> Task:
 
 def run_service(transition: Transition, action: dict[str, Any], now: float) -> dict[str, Any]:
     """Carry out one service task into ``transition``; the event that reports how it went."""
-    token, service, parameters = action["token"], action["service"], action.get("parameters") or {}
-    if service == "sns:publish":
-        message = notifications.envelope(parameters, now)
-        transition.publishes.append((notifications.topic_name(message["TopicArn"]), message))
-        output: dict[str, Any] = notifications.publish_result(message["MessageId"])
-    elif service == "sqs:sendMessage":
-        body = parameters.get("MessageBody")
-        queue = str(parameters.get("QueueUrl", "")).rstrip("/").rsplit("/", 1)[-1]
-        transition.messages.append((queue, body))
-        text = body if isinstance(body, str) else json.dumps(body)
-        output = {"MessageId": str(uuid.uuid4()), "MD5OfMessageBody": hashlib.md5(text.encode()).hexdigest()}
-    else:
-        cause = f"The service integration {service!r} is not supported by this orchestrator"
-        return {"type": "TaskFailed", "token": token, "error": "States.Runtime", "cause": cause}
-    return {"type": "TaskSucceeded", "token": token, "output": output}
+    report, effect = services.carry_out(action["service"], action.get("parameters") or {}, now)
+    if effect is not None and effect.kind == "publish":
+        transition.publishes.append((effect.target, effect.payload))
+    elif effect is not None:
+        transition.messages.append((effect.target, effect.payload))
+    return {**report, "token": action["token"]}
 
 
 def fail(

@@ -1,0 +1,93 @@
+"""The service integrations Step Functions carries out itself: ``sns:publish`` and ``sqs:sendMessage``.
+
+Pure: each call says what the task returns and what it causes (a message on a topic or a
+queue); the Redis runtime makes the effect part of the transition's commit, and the local
+runner keeps it in memory. Both therefore give a state the same result.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+SNS_PUBLISH = "sns:publish"
+SQS_SEND_MESSAGE = "sqs:sendMessage"
+
+
+@dataclass(frozen=True, slots=True)
+class Effect:
+    """What a service task causes: ``kind`` "publish" (to a topic) or "send" (to a queue)."""
+
+    kind: str
+    target: str
+    payload: Any
+
+
+def carry_out(service: str, parameters: dict[str, Any], now: float) -> tuple[dict[str, Any], Effect | None]:
+    """The report of a service task (TaskSucceeded or TaskFailed, without its token) and its effect."""
+    if service == SNS_PUBLISH:
+        message = envelope(parameters, now)
+        effect = Effect("publish", topic_name(message["TopicArn"]), message)
+        return {"type": "TaskSucceeded", "output": publish_result(message["MessageId"])}, effect
+    if service == SQS_SEND_MESSAGE:
+        body = parameters.get("MessageBody")
+        queue = str(parameters.get("QueueUrl", "")).rstrip("/").rsplit("/", 1)[-1]
+        text = body if isinstance(body, str) else json.dumps(body)
+        output = {"MessageId": str(uuid.uuid4()), "MD5OfMessageBody": hashlib.md5(text.encode()).hexdigest()}
+        return {"type": "TaskSucceeded", "output": output}, Effect("send", queue, body)
+    cause = f"The service integration {service!r} is not supported"
+    return {"type": "TaskFailed", "error": "States.Runtime", "cause": cause}, None
+
+
+def topic_name(topic_arn: str) -> str:
+    """The topic's name: the last segment of its ARN (a bare name is its own name)."""
+    return topic_arn.rsplit(":", 1)[-1]
+
+
+def sns_timestamp(now: float) -> str:
+    """ISO-8601 UTC with milliseconds and a Z, as SNS writes Timestamp."""
+    return datetime.fromtimestamp(now, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def envelope(parameters: dict[str, Any], now: float) -> dict[str, Any]:
+    """The SNS message an ``sns:publish`` task with ``parameters`` sends."""
+    message = parameters.get("Message")
+    return {
+        "Type": "Notification",
+        "MessageId": str(uuid.uuid4()),
+        "TopicArn": parameters.get("TopicArn", ""),
+        "Subject": parameters.get("Subject"),
+        # SNS carries a string; a structure is sent as its JSON text.
+        "Message": message if isinstance(message, str) else json.dumps(message),
+        "Timestamp": sns_timestamp(now),
+        "MessageAttributes": delivered_attributes(parameters.get("MessageAttributes") or {}),
+    }
+
+
+def delivered_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
+    """Message attributes as SNS delivers them (``Type``/``Value``), from how Publish takes them."""
+    delivered: dict[str, Any] = {}
+    for name, attribute in attributes.items():
+        if not isinstance(attribute, dict):
+            delivered[name] = attribute
+            continue
+        value = attribute.get("StringValue", attribute.get("BinaryValue", attribute.get("Value")))
+        delivered[name] = {"Type": attribute.get("DataType", attribute.get("Type", "String")), "Value": value}
+    return delivered
+
+
+def publish_result(message_id: str) -> dict[str, Any]:
+    """The task output of ``sns:publish``, shaped as Step Functions returns it."""
+    request_id = str(uuid.uuid4())
+    return {
+        "MessageId": message_id,
+        "SdkHttpMetadata": {
+            "HttpHeaders": {"Content-Type": "text/xml", "x-amzn-RequestId": request_id},
+            "HttpStatusCode": 200,
+        },
+        "SdkResponseMetadata": {"RequestId": request_id},
+    }
