@@ -80,11 +80,11 @@ def test_an_event_redelivered_to_a_second_orchestrator_is_applied_once(
     redis_client.xadd(KEYS.events, {"event": json.dumps(report)})
     slow = Orchestrator(redis_client, settings, "slow")
     fast = Orchestrator(redis_client, settings, "fast", claim_idle_seconds=0.001)
-    slow._last_claim = fast._last_claim = time.time()
-    read_by_slow = slow.read_events(None)
+    slow.intake.last_claim = fast.intake.last_claim = time.time()
+    read_by_slow = slow.intake.read_events(None)
     assert len(read_by_slow) == 1
 
-    fast._last_claim = 0.0  # the slow one looks dead: its entry is claimed and applied
+    fast.intake.last_claim = 0.0  # the slow one looks dead: its entry is claimed and applied
     fast.run_once()
     slow.apply_events(read_by_slow)  # and then the slow one wakes up with the same event
 

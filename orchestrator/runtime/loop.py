@@ -1,10 +1,11 @@
 """The orchestrator: one iteration (:meth:`Orchestrator.run_once`) and the thin driver around it.
 
 An iteration fires due timers, starts executions for a batch of source-queue messages,
-reads a batch of events, groups them by execution, loads those executions in one round
-trip, advances each, and commits the whole batch with one script call. Nothing is
-acknowledged before its commit; a batch that loses a race (an execution moved on, an event
-was applied by another orchestrator) is reloaded and recomputed.
+reads a batch of events (checked by :mod:`orchestrator.runtime.intake`), groups them by
+execution, loads those executions in one round trip, advances each, and commits the whole
+batch with one script call. Nothing is acknowledged before its commit; a batch that loses a
+race (an execution moved on, an event was applied by another orchestrator) is reloaded and
+recomputed.
 """
 
 from __future__ import annotations
@@ -22,20 +23,17 @@ from typing import Any
 import redis
 
 from orchestrator.runtime import transitions
-from orchestrator.runtime.decoding import loads
 from orchestrator.runtime.faults import FaultPoints
+from orchestrator.runtime.intake import Entry, Event, EventIntake, stream_batches
 from orchestrator.runtime.keys import EVENT_FIELD, GROUP, Keys
 from orchestrator.runtime.machines import MachineCache, register_shipped_machines
 from orchestrator.runtime.reconnect import OUTAGE_ERRORS, Outage
 from orchestrator.runtime.sources import (
     EventSourceMapping,
     Message,
-    delivery_counts,
     ensure_group,
     entries_of,
     is_missing_group,
-    move_aside,
-    text,
 )
 from orchestrator.runtime.store import Commit, Conflict, KnownExecutions, Store, load_script
 from orchestrator.runtime.transitions import Transition
@@ -43,12 +41,9 @@ from orchestrator.settings import Settings, masked_url
 
 log = logging.getLogger(__name__)
 
-EVENT_BATCH = 500
 TIMER_BATCH = 1000
 COMMIT_ATTEMPTS = 5
 HEARTBEAT_TTL_SECONDS = 10
-
-Event = tuple[str, dict[str, Any]]  # (stream entry id, the event)
 
 
 class Orchestrator:
@@ -75,7 +70,6 @@ class Orchestrator:
         self.settings = settings
         self.consumer = consumer
         self.clock = clock
-        self.claim_idle_seconds = claim_idle_seconds
         self.keys = Keys(settings.prefix)
         self.store = Store(redis_client, self.keys)
         self.known = KnownExecutions()
@@ -83,7 +77,9 @@ class Orchestrator:
         self.source = EventSourceMapping(redis_client, settings, consumer, clock=clock)
         self._fire_timers = load_script(redis_client, "fire_timers")
         self._fire_timers.sha = redis_client.script_load(self._fire_timers.script)
-        self._last_claim = float("-inf")
+        self.intake = EventIntake(
+            redis_client, self.keys, consumer, clock, claim_idle_seconds, settings.max_event_deliveries
+        )
         self.faults = FaultPoints(settings.fault_point)
         ensure_group(redis_client, self.keys.events)
 
@@ -120,7 +116,7 @@ class Orchestrator:
         if not events and not batch and block_seconds:
             events = self.wait_for_work(block_seconds)
             batch = self.source.take_batch()
-        events += self.parse_events(self.claim_abandoned_events())
+        events += self.intake.abandoned_events()
         if batch:
             self.faults.reach("after-source-batch")
         started = self.start_executions(batch)
@@ -136,7 +132,7 @@ class Orchestrator:
         room = self.source.room
         if room > 0:
             pipe.xreadgroup(GROUP, self.consumer, {self.source.stream: ">"}, count=room)
-        pipe.xreadgroup(GROUP, self.consumer, {self.keys.events: ">"}, count=EVENT_BATCH)
+        self.intake.queue_read(pipe)
         try:
             replies = pipe.execute()
         except redis.exceptions.NoScriptError:
@@ -147,7 +143,7 @@ class Orchestrator:
             self.faults.reach("after-timers")
         if room > 0:
             self.source.accept_entries(entries_of(replies[2]))
-        return self.parse_events(entries_of(replies[-1]))
+        return self.intake.parse(entries_of(replies[-1]))
 
     def wait_for_work(self, block_seconds: float) -> list[Event]:
         """Block until a message or an event arrives on either stream, or ``block_seconds`` pass."""
@@ -156,13 +152,13 @@ class Orchestrator:
         reply = self.redis.xreadgroup(
             GROUP, self.consumer, streams, count=max(1, self.source.room), block=block
         )
-        entries: list[tuple[Any, dict[Any, Any]]] = []
+        entries: list[Entry] = []
         for stream, batch in stream_batches(reply):
             if stream == self.source.stream:
                 self.source.accept_entries(batch)
             else:
                 entries += batch
-        return self.parse_events(entries)
+        return self.intake.parse(entries)
 
     def timer_arguments(self) -> list[Any]:
         return [self.keys.timers, self.keys.events, repr(self.clock()), TIMER_BATCH, EVENT_FIELD]
@@ -225,75 +221,7 @@ class Orchestrator:
             cause = f"The orchestrator could not start the execution: {type(exc).__name__}: {exc}"
             return transitions.fail(name, machine_name, input, "States.Runtime", cause, now)
 
-    # -- events ------------------------------------------------------------------------------
-
-    def read_events(self, block_seconds: float | None) -> list[Event]:
-        """Events for this orchestrator: new ones, plus those a dead orchestrator left pending."""
-        entries = self.claim_abandoned_events()
-        if not entries:
-            block = None if block_seconds is None else max(1, int(block_seconds * 1000))
-            reply = self.redis.xreadgroup(
-                GROUP, self.consumer, {self.keys.events: ">"}, count=EVENT_BATCH, block=block
-            )
-            entries = entries_of(reply)
-        return self.parse_events(entries)
-
-    def claim_abandoned_events(self) -> list[tuple[Any, dict[Any, Any]]]:
-        now = self.clock()
-        if now - self._last_claim < self.claim_idle_seconds / 2:
-            return []
-        self._last_claim = now
-        idle_ms = int(self.claim_idle_seconds * 1000)
-        reply = self.redis.xautoclaim(
-            self.keys.events, GROUP, self.consumer, idle_ms, start_id="0-0", count=EVENT_BATCH
-        )
-        if len(reply) > 2 and reply[2]:
-            self.redis.xack(self.keys.events, GROUP, *reply[2])
-        return self.without_poison([(raw_id, fields) for raw_id, fields in reply[1] if fields])
-
-    def without_poison(self, entries: list[tuple[Any, dict[Any, Any]]]) -> list[tuple[Any, dict[Any, Any]]]:
-        """``entries`` less those delivered more than ``max_event_deliveries`` times, moved aside.
-
-        An event whose iteration keeps failing (or keeps killing its orchestrator) would be
-        claimed again forever; past the limit it goes to the malformed stream with its
-        delivery count, where a person can inspect it.
-        """
-        if not entries:
-            return entries
-        counts = delivery_counts(self.redis, self.keys.events, [text(raw_id) for raw_id, _ in entries])
-        limit = self.settings.max_event_deliveries
-        kept, poison = [], []
-        for raw_id, fields in entries:
-            count = counts.get(text(raw_id), 1)
-            if count <= limit:
-                kept.append((raw_id, fields))
-                continue
-            reason = f"delivered {count} times without its transition being committed (limit {limit})"
-            poison.append((text(raw_id), fields, reason, count))
-        self.move_aside(poison)
-        return kept
-
-    def parse_events(self, entries: list[tuple[Any, dict[Any, Any]]]) -> list[Event]:
-        events, malformed = [], []
-        for raw_id, fields in entries:
-            entry_id = text(raw_id)
-            event, reason = parse_event(fields)
-            if event is None:
-                malformed.append((entry_id, fields, reason, 1))
-            else:
-                events.append((entry_id, event))
-        self.move_aside(malformed)
-        return events
-
-    def move_aside(self, entries: list[tuple[str, dict[Any, Any], str, int]]) -> None:
-        """Move events aside: (entry id, fields, reason, delivery count) each."""
-        if not entries:
-            return
-        pipe = self.redis.pipeline(transaction=True)
-        for entry_id, fields, reason, count in entries:
-            log.warning("event %s moved aside: %s", entry_id, reason)
-            move_aside(pipe, self.keys, self.keys.events, entry_id, fields, reason, count)
-        pipe.execute()
+    # -- applying events ---------------------------------------------------------------------
 
     def apply_events(self, events: list[Event]) -> int:
         """Advance every execution the events name and commit them all in one script call.
@@ -313,7 +241,7 @@ class Orchestrator:
             if len(by_execution) > 1:
                 return sum(self.apply_events(batch) for batch in by_execution.values())
             reason = f"the transition could not be committed: {exc}"
-            self.move_aside([(i, {EVENT_FIELD: json.dumps(e)}, reason, 1) for i, e in events])
+            self.intake.move_aside([(i, {EVENT_FIELD: json.dumps(e)}, reason, 1) for i, e in events])
             return len(events)
 
     def _apply_batch(self, events: list[Event]) -> int:
@@ -409,39 +337,6 @@ class Orchestrator:
                 log.exception("orchestrator iteration failed")
                 stop.wait(1.0)
             outage.succeeded()
-
-
-def parse_event(fields: dict[Any, Any]) -> tuple[dict[str, Any] | None, str]:
-    """The event an entry holds, or None and why it is malformed."""
-    raw = fields.get(EVENT_FIELD.encode(), fields.get(EVENT_FIELD))
-    if raw is None:
-        return None, f"no {EVENT_FIELD!r} field"
-    try:
-        event = loads(raw)
-    except ValueError as exc:
-        return None, f"not JSON: {exc}"
-    if not isinstance(event, dict):
-        return None, "the event is not a JSON object"
-    missing = [f for f in ("type", "execution") if not isinstance(event.get(f), str)]
-    if missing:
-        return None, f"missing or non-string field(s): {', '.join(missing)}"
-    if event["type"] not in KNOWN_EVENTS:
-        return None, f"unknown event type {event['type']!r}"
-    if event["type"] != "StopExecution" and not isinstance(event.get("token"), str):
-        return None, "missing or non-string field(s): token"
-    return event, ""
-
-
-KNOWN_EVENTS = frozenset({"TaskSucceeded", "TaskFailed", "TaskHeartbeat", "TimerFired", "StopExecution"})
-
-
-def stream_batches(reply: Any) -> list[tuple[str, list[tuple[Any, dict[Any, Any]]]]]:
-    """(stream, entries) pairs of an XREADGROUP reply, whichever protocol it came in."""
-    if not reply:
-        return []
-    if isinstance(reply, dict):
-        return [(text(stream), [e for batch in batches for e in batch]) for stream, batches in reply.items()]
-    return [(text(stream), batch) for stream, batch in reply]
 
 
 def group_by_execution(events: list[Event]) -> dict[str, list[Event]]:
