@@ -30,6 +30,7 @@ from orchestrator.asl.errors import (
     Problem,
     StatesError,
 )
+from orchestrator.asl.json_values import NUMBER_TYPES as _NUMBER_TYPES
 from orchestrator.asl.json_values import json_type
 
 Resolve = Callable[[str], Any]
@@ -66,7 +67,7 @@ def _plain_string(value: Any) -> str | None:
 
 
 def _number_key(value: Any) -> int | float | None:
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    is_number = isinstance(value, _NUMBER_TYPES) and not isinstance(value, bool)
     return value if is_number else None
 
 
@@ -183,7 +184,11 @@ def _is_present(path: str, resolve: Resolve) -> bool:
 
 def _operator_of(rule: dict[str, Any]) -> str:
     # A definition that passed check_rule never gets here without an operator and a Variable.
-    name = next((name for name in rule if name in OPERATORS), None)
+    name: str | None = None
+    for key in rule:
+        if key in OPERATORS:
+            name = key
+            break
     if name is None or "Variable" not in rule:
         raise StatesError(RUNTIME, f"The Choice rule needs a Variable and an operator: {json.dumps(rule)}")
     return name

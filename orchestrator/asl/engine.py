@@ -12,7 +12,6 @@ actions (run a task, set a timer) that a step returns.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,15 +123,21 @@ def advance(machine: StateMachine, execution: dict[str, Any], event: dict[str, A
 
 
 def _run(machine: StateMachine, execution: dict[str, Any], now: float) -> Any:
-    return _runner().Run(machine, execution, now)
+    return (_RUN_CLASS or _run_class())(machine, execution, now)
 
 
-@functools.cache
-def _runner() -> Any:
+# Every call of the core makes a Run, so the class is kept here once found rather than
+# looked up through a cached function each time.
+_RUN_CLASS: Any = None
+
+
+def _run_class() -> Any:
+    global _RUN_CLASS
     # Imported on first use: the runner imports the state-type modules, which import this one.
-    from orchestrator.asl import runner
+    from orchestrator.asl.runner import Run
 
-    return runner
+    _RUN_CLASS = Run
+    return Run
 
 
 def context_object(run: Any, thread: dict[str, Any], state: CompiledState) -> dict[str, Any]:

@@ -104,7 +104,7 @@ def _numeric(value: Any, integral: bool) -> float | None:
             return None
     if integral:
         return value if isinstance(value, int) else None
-    return value if isinstance(value, int | float) else None
+    return value if isinstance(value, (int, float)) else None
 
 
 def _number_field(data: StateData, selected: Any, field: str, default: float) -> float:

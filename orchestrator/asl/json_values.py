@@ -5,6 +5,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+# Type tuples for isinstance: a ``dict | list`` union written in a call is built anew on
+# every call, which costs more than the check on the engine's hot paths.
+NUMBER_TYPES = (int, float)
+CONTAINER_TYPES = (dict, list)
+
 # The hash algorithms States.Hash and $hash accept, by the names AWS gives them.
 HASH_ALGORITHMS = {
     "MD5": "md5",
@@ -21,7 +26,7 @@ def json_type(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "boolean"
-    if isinstance(value, int | float):
+    if isinstance(value, NUMBER_TYPES):
         return "number"
     if isinstance(value, str):
         return "string"
@@ -44,7 +49,7 @@ def exceeds_payload_limit(value: Any) -> bool:
     """
     if isinstance(value, str):
         return len(value) * 4 > PAYLOAD_LIMIT_BYTES and len(value.encode()) > PAYLOAD_LIMIT_BYTES
-    if not isinstance(value, dict | list):
+    if not isinstance(value, CONTAINER_TYPES):
         return False
     try:
         if 4 * len(repr(value)) <= PAYLOAD_LIMIT_BYTES:

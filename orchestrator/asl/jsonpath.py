@@ -250,7 +250,7 @@ class JsonPath:
         else:
             value = nodes
         if self.length:
-            return len(value) if isinstance(value, list | dict) else None
+            return len(value) if isinstance(value, (list, dict)) else None
         return value
 
     def _unmatched(self, document: Any) -> UnmatchedPath:

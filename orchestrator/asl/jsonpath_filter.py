@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.asl.errors import PathNotFound
+from orchestrator.asl.json_values import NUMBER_TYPES as _NUMBER_TYPES
 from orchestrator.asl.jsonpath import MAX_FILTER_NESTING, PathSyntaxError, abridged, compile_path
 
 _MISSING = object()
@@ -229,7 +230,7 @@ def _compare(op: str, left: Any, right: Any) -> bool:
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, _NUMBER_TYPES) and not isinstance(value, bool)
 
 
 def _same_json(left: Any, right: Any) -> bool:

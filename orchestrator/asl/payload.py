@@ -20,6 +20,7 @@ from typing import Any
 
 from orchestrator.asl import intrinsics
 from orchestrator.asl.errors import RESULT_PATH_MATCH_FAILURE, RUNTIME, PathNotFound, StatesError
+from orchestrator.asl.json_values import CONTAINER_TYPES as _CONTAINER_TYPES
 from orchestrator.asl.jsonpath import JsonPath, PathSyntaxError, UnmatchedPath, compile_path, render_json
 
 _TEMPLATE_PATH_SUFFIX = ".$"
@@ -115,7 +116,7 @@ def fill_template(template: Any, scope: Scope, field: str = "Parameters") -> Any
         StatesError: States.Runtime when a path selects nothing or a ``.$`` value is not a
             path or intrinsic call; States.IntrinsicFailure from an intrinsic function.
     """
-    if not isinstance(template, dict | list):
+    if not isinstance(template, _CONTAINER_TYPES):
         return template
     entry = _compiled_templates.get(id(template))
     if entry is None or entry[0] is not template:

@@ -81,6 +81,30 @@ class Run:
         )
         return event_id
 
+    def record_state(self, thread: dict[str, Any], event_type: str, name: str, key: str, value: Any) -> int:
+        """Append a state's Entered or Exited event (``name`` plus ``key``: its input or output).
+
+        Every state records two of these, so they skip the keyword packing ``record`` costs.
+        """
+        execution = self.execution
+        event_id = execution["lastEventId"] + 1
+        if thread.get("quiet"):
+            return event_id - 1  # as in ``record``: a distributed Map child's events stay its own
+        previous = thread.get("lastEventId", 0)
+        thread["lastEventId"] = event_id
+        execution["lastEventId"] = event_id
+        self.history.append(
+            {
+                "id": event_id,
+                "previousEventId": previous,
+                "timestamp": self.now,
+                "type": event_type,
+                "name": name,
+                key: value,
+            }
+        )
+        return event_id
+
     # -- threads and tokens ------------------------------------------------------------------
 
     def new_token(self, thread: dict[str, Any] | None, kind: str) -> str:
@@ -137,11 +161,14 @@ class Run:
 
     def drive(self) -> None:
         """Enter states of ready threads until every thread waits or the execution ends."""
-        while self.ready and self.execution["status"] == "RUNNING":
-            if self.execution["lastEventId"] >= MAX_HISTORY_EVENTS:
+        execution = self.execution
+        ready = self.ready
+        while ready and execution["status"] == "RUNNING":
+            if execution["lastEventId"] >= MAX_HISTORY_EVENTS:
                 self.finish(FAILED, error=RUNTIME, cause=HISTORY_LIMIT_CAUSE)
                 return
-            thread = self.execution["threads"].get(self.ready.pop(0))
+            # ``finish`` replaces the threads dict, so it is looked up on every turn.
+            thread = execution["threads"].get(ready.pop(0))
             if thread is not None:
                 enter(self, thread)
 

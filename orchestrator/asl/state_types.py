@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from orchestrator.asl import choice, errors, fork_states, intrinsics, payload, task_state
 from orchestrator.asl.dataflow import StateData
@@ -19,9 +19,14 @@ def enter(run: Any, thread: dict[str, Any]) -> None:
     thread["enteredAt"] = run.now
     raw_input = thread["input"]
     compiled = run.machine.compiled_state(thread["scope"], thread["state"])
-    thread["enteredEventId"] = run.record(thread, compiled.entered_event, name=compiled.name, input=raw_input)
+    entered = run.record_state(thread, compiled.entered_event, compiled.name, "input", raw_input)
+    thread["enteredEventId"] = entered
     data = StateData(compiled, raw_input, thread["vars"], run, thread)
-    _run_guarded(run, thread, data, _ENTER[compiled.type])
+    # The guard of ``_run_guarded``, written out: every state entered passes through here.
+    try:
+        _ENTER[compiled.type](run, thread, data)
+    except (StatesError, PathNotFound) as failure:
+        _fail_guarded(run, thread, data, failure)
 
 
 def restart(run: Any, thread: dict[str, Any]) -> None:
@@ -47,14 +52,20 @@ def _run_guarded(run: Any, thread: dict[str, Any], data: StateData, body: Any, *
     """Run ``body(run, thread, data, *args)``, turning the errors it raises into the state's failure."""
     try:
         body(run, thread, data, *args)
-    except StatesError as failure:
+    except (StatesError, PathNotFound) as failure:
+        _fail_guarded(run, thread, data, failure)
+
+
+def _fail_guarded(run: Any, thread: dict[str, Any], data: StateData, failure: Exception) -> None:
+    if isinstance(failure, StatesError):
         reported = isinstance(failure, task_state.ReportedError)
         fail_state(run, thread, data, failure.error, failure.cause, reported=reported)
-    except PathNotFound as missing:
-        # Fields that read a value through a path (ErrorPath, ItemsPath, SecondsPath, ...) fail
-        # the way InputPath does when the path selects nothing.
-        reason = getattr(missing, "reason", f"No results for path: {missing.path}")
-        fail_state(run, thread, data, errors.RUNTIME, f"Invalid path '{missing.path}' : {reason}")
+        return
+    missing = cast(PathNotFound, failure)
+    # Fields that read a value through a path (ErrorPath, ItemsPath, SecondsPath, ...) fail
+    # the way InputPath does when the path selects nothing.
+    reason = getattr(missing, "reason", f"No results for path: {missing.path}")
+    fail_state(run, thread, data, errors.RUNTIME, f"Invalid path '{missing.path}' : {reason}")
 
 
 def fail_state(
@@ -92,7 +103,7 @@ def _leave(run: Any, thread: dict[str, Any], data: StateData, result: Any) -> No
     output = result if compiled.result_as_is else data.output(result, selector=False)
     if compiled.assign is not None:
         run.assign(thread, data.assignments(compiled.assign, result=result))
-    run.record(thread, compiled.exited_event, name=compiled.name, output=output)
+    run.record_state(thread, compiled.exited_event, compiled.name, "output", output)
     run.advance_or_finish(thread, compiled, output)
 
 
@@ -145,7 +156,7 @@ def _enter_choice(run: Any, thread: dict[str, Any], data: StateData) -> None:
             output = selected
         if data.compiled.assign is not None:
             run.assign(thread, data.assignments(data.compiled.assign))
-    run.record(thread, "ChoiceStateExited", name=thread["state"], output=output)
+    run.record_state(thread, "ChoiceStateExited", thread["state"], "output", output)
     run.goto(thread, next_state, output)
 
 

@@ -175,7 +175,7 @@ def resume(run: Any, thread: dict[str, Any], data: StateData, kind: str, event: 
     output = data.output(result)
     if data.compiled.assign is not None:
         run.assign(thread, data.assignments(data.compiled.assign, result=result))
-    run.record(thread, "TaskStateExited", name=thread["state"], output=output)
+    run.record_state(thread, "TaskStateExited", thread["state"], "output", output)
     run.advance_or_finish(thread, data.compiled, output)
 
 
