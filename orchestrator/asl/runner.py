@@ -58,18 +58,10 @@ class Run:
 
     def record(self, thread: dict[str, Any] | None, event_type: str, **details: Any) -> int:
         """Append an AWS-shaped history event; returns its id."""
-        execution = self.execution
-        event_id = execution["lastEventId"] + 1
-        if thread is None:
-            previous = event_id - 1
-        elif thread.get("quiet"):
-            # Children of a distributed Map run as executions of their own; the parent's
-            # history shows only the map run.
-            return event_id - 1
-        else:
-            previous = thread.get("lastEventId", 0)
-            thread["lastEventId"] = event_id
-        execution["lastEventId"] = event_id
+        ids = self._next_event_ids(thread)
+        if ids is None:
+            return self.execution["lastEventId"]
+        event_id, previous = ids
         self.history.append(
             {
                 "id": event_id,
@@ -86,13 +78,10 @@ class Run:
 
         Every state records two of these, so they skip the keyword packing ``record`` costs.
         """
-        execution = self.execution
-        event_id = execution["lastEventId"] + 1
-        if thread.get("quiet"):
-            return event_id - 1  # as in ``record``: a distributed Map child's events stay its own
-        previous = thread.get("lastEventId", 0)
-        thread["lastEventId"] = event_id
-        execution["lastEventId"] = event_id
+        ids = self._next_event_ids(thread)
+        if ids is None:
+            return self.execution["lastEventId"]
+        event_id, previous = ids
         self.history.append(
             {
                 "id": event_id,
@@ -104,6 +93,22 @@ class Run:
             }
         )
         return event_id
+
+    def _next_event_ids(self, thread: dict[str, Any] | None) -> tuple[int, int] | None:
+        """The next event's id and previous id, taken; None for a thread whose events stay its own."""
+        execution = self.execution
+        event_id = execution["lastEventId"] + 1
+        if thread is None:
+            previous = event_id - 1
+        elif thread.get("quiet"):
+            # Children of a distributed Map run as executions of their own; the parent's
+            # history shows only the map run.
+            return None
+        else:
+            previous = thread.get("lastEventId", 0)
+            thread["lastEventId"] = event_id
+        execution["lastEventId"] = event_id
+        return event_id, previous
 
     # -- threads and tokens ------------------------------------------------------------------
 
