@@ -7,6 +7,7 @@ Functions are plain Python callables with the Lambda handler signature ``(event,
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 import json
@@ -19,7 +20,8 @@ from typing import Any
 
 from orchestrator import services
 from orchestrator.asl.definition import StateMachine
-from orchestrator.asl.engine import RUNNING, Step, advance, start_execution
+from orchestrator.asl.engine import start_execution
+from orchestrator.asl.history import RawEvent, history_events
 from orchestrator.tasks import function_not_found, lambda_error, marshal_error
 
 Function = Callable[[Any, Any], Any]
@@ -34,9 +36,15 @@ class LocalResult:
     error: str | None
     cause: str | None
     execution_arn: str
-    history: list[dict[str, Any]]
+    # The history as the core recorded it; ``history`` gives it in AWS's shape.
+    events: list[RawEvent] = field(default_factory=list, repr=False)
     # What the execution's sns:publish and sqs:sendMessage tasks sent: kind, target, payload.
     effects: list[dict[str, Any]] = field(default_factory=list)
+
+    @functools.cached_property
+    def history(self) -> list[dict[str, Any]]:
+        """The events of the execution, in the shape of AWS's GetExecutionHistory."""
+        return history_events(self.events)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -80,43 +88,17 @@ class LocalRunner:
     def run(self, input: Any, *, name: str | None = None, start: float | None = None) -> LocalResult:
         now = time.time() if start is None else start
         name = name or f"{self._name_prefix}{next(self._names):012x}"
-        history: list[dict[str, Any]] = []
-        effects: list[dict[str, Any]] = []
-        due: list[tuple[float, int, dict[str, Any]]] = []
-        sequence = 0
-
-        def carry_out(step: Step) -> None:
-            nonlocal sequence
-            history.extend(step.history)
-            for action in step.actions:
-                sequence += 1
-                kind = action["type"]
-                if kind == "RunTask":
-                    delay, event = self._invoke(action)
-                    heapq.heappush(due, (now + delay, sequence, event))
-                elif kind == "RunService":
-                    event = self._service(action, effects, now)
-                    heapq.heappush(due, (now, sequence, event))
-                elif kind == "SetTimer":
-                    heapq.heappush(
-                        due, (action["due"], sequence, {"type": "TimerFired", "token": action["token"]})
-                    )
-
-        step = start_execution(self.machine, name, input, now)
-        carry_out(step)
+        course = _VirtualCourse(self, now)
+        step = start_execution(self.machine, name, input, now, in_process=course)
         execution = step.execution
-        while execution["status"] == RUNNING and due:
-            when, _, event = heapq.heappop(due)
-            now = max(now, when)
-            carry_out(advance(self.machine, execution, event, now))
         return LocalResult(
             execution["status"],
             execution["output"],
             execution["error"],
             execution["cause"],
             execution["arn"],
-            history,
-            effects,
+            step.events,
+            course.effects,
         )
 
     def _invoke(self, action: dict[str, Any]) -> tuple[float, dict[str, Any]]:
@@ -154,6 +136,47 @@ class LocalRunner:
         if effect is not None:
             effects.append({"kind": effect.kind, "target": effect.target, "payload": effect.payload})
         return {**report, "token": action["token"]}
+
+
+class _VirtualCourse:
+    """Carries out one execution's actions on the virtual clock, for the core to run it in one call."""
+
+    def __init__(self, runner: LocalRunner, now: float) -> None:
+        self.runner = runner
+        self.now = now
+        self.effects: list[dict[str, Any]] = []
+        # Events to deliver, by the virtual time they happen; the count keeps events of the
+        # same moment in the order their actions were decided.
+        self.due: list[tuple[float, int, dict[str, Any]]] = []
+        self.sequence = itertools.count()
+
+    def run_task_now(self, action: dict[str, Any]) -> dict[str, Any] | None:
+        if self.due and self.due[0][0] <= self.now:
+            return None  # something already due happens first
+        function = self.runner.functions.get(action["function"])
+        if function is not None and getattr(function, "virtual_duration_seconds", 0.0):
+            return None  # the task takes virtual time, in which something else may happen
+        return self.runner._invoke(action)[1]
+
+    def next_event(self, actions: list[dict[str, Any]]) -> tuple[float, dict[str, Any]] | None:
+        due, now = self.due, self.now
+        for action in actions:
+            kind = action["type"]
+            if kind == "RunTask":
+                delay, event = self.runner._invoke(action)
+                heapq.heappush(due, (now + delay, next(self.sequence), event))
+            elif kind == "RunService":
+                event = self.runner._service(action, self.effects, now)
+                heapq.heappush(due, (now, next(self.sequence), event))
+            elif kind == "SetTimer":
+                timer = {"type": "TimerFired", "token": action["token"]}
+                heapq.heappush(due, (action["due"], next(self.sequence), timer))
+        actions.clear()
+        if not due:
+            return None
+        when, _, event = heapq.heappop(due)
+        self.now = max(now, when)
+        return self.now, event
 
 
 class _NotPlainJson(Exception):

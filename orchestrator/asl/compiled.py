@@ -40,6 +40,8 @@ class CompiledState:
         resource: what a Task's Resource names; None for other states, or for a Resource
             that cannot run (entering the state then reports why).
         has_timers: whether a Task sets a timeout or a heartbeat, as a number or a path.
+        passes_through: whether it is a Pass state whose output is its input, with no
+            variables to assign.
     """
 
     name: str
@@ -58,6 +60,7 @@ class CompiledState:
     assign: Any
     resource: Resource | None
     has_timers: bool
+    passes_through: bool
 
     @property
     def has_result_selector(self) -> bool:
@@ -90,6 +93,11 @@ def compile_state(name: str, state: dict[str, Any], jsonata: bool) -> CompiledSt
         assign=state.get("Assign"),
         resource=_resource_of(state) if state_type == "Task" else None,
         has_timers=any(field in state for field in _TIMER_FIELDS),
+        passes_through=state_type == "Pass"
+        and input_as_is
+        and result_as_is
+        and "Result" not in state
+        and "Assign" not in state,
     )
 
 

@@ -72,7 +72,10 @@ class StateData:
         return {"input": self.raw_input, "context": self.context, **extra}
 
     def scope(self, document: Any) -> payload.Scope:
-        return payload.Scope(document, self.context, self.variables)
+        return payload.Scope(document, self._context, self.variables, self._make_context)
+
+    def _make_context(self) -> dict[str, Any]:
+        return self.context
 
     def resolve(self, document: Any) -> Any:
         """A path resolver over ``document``, the context object and the variables."""

@@ -13,13 +13,14 @@ actions (run a task, set a timer) that a step returns.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from orchestrator.asl import errors
 from orchestrator.asl.compiled import CompiledState
 from orchestrator.asl.dataflow import StateData, iso_time
 from orchestrator.asl.definition import ROOT, StateMachine
 from orchestrator.asl.errors import StatesError
+from orchestrator.asl.history import RawEvent, history_events
 from orchestrator.asl.json_values import exceeds_payload_limit
 
 RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED = "RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"
@@ -28,13 +29,36 @@ REGION = "us-east-1"
 ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/redstep"
 
 
+class InProcess(Protocol):
+    """A caller that carries out actions in-process (the local runner), so that a whole
+    execution runs in one call of the core instead of a step per event.
+
+    It answers only as the step-by-step course would go, so an execution takes the same
+    course, with the same history, either way.
+    """
+
+    def run_task_now(self, action: dict[str, Any]) -> dict[str, Any] | None:
+        """Run the task ``action`` asks for now, and return the event reporting its result,
+        if that event would be the very next one delivered; otherwise do nothing and return
+        None (the action then waits its turn with the others)."""
+
+    def next_event(self, actions: list[dict[str, Any]]) -> tuple[float, dict[str, Any]] | None:
+        """Take the actions decided so far (emptying the list), and return the next event
+        with the time it happens, or None when nothing more is coming."""
+
+
 @dataclass(slots=True)
 class Step:
     """What one call of the core decided: the updated execution, actions to carry out, new history."""
 
     execution: dict[str, Any]
     actions: list[dict[str, Any]] = field(default_factory=list)
-    history: list[dict[str, Any]] = field(default_factory=list)
+    events: list[RawEvent] = field(default_factory=list)
+
+    @property
+    def history(self) -> list[dict[str, Any]]:
+        """The new history events, in AWS's shape."""
+        return history_events(self.events)
 
 
 def state_machine_arn(name: str) -> str:
@@ -46,9 +70,18 @@ def execution_arn(machine: str, name: str) -> str:
 
 
 def start_execution(
-    machine: StateMachine, name: str, input: Any, now: float, *, arn: str | None = None
+    machine: StateMachine,
+    name: str,
+    input: Any,
+    now: float,
+    *,
+    arn: str | None = None,
+    in_process: InProcess | None = None,
 ) -> Step:
-    """Start an execution of ``machine`` called ``name`` and run it until it first waits."""
+    """Start an execution of ``machine`` called ``name`` and run it until it first waits.
+
+    With ``in_process`` (see ``InProcess``), it runs on until nothing more is coming.
+    """
     execution: dict[str, Any] = {
         "name": name,
         "arn": arn or execution_arn(machine.name, name),
@@ -66,6 +99,7 @@ def start_execution(
         "tokens": {},
     }
     run = _run(machine, execution, now)
+    run.in_process = in_process
     run.record(None, "ExecutionStarted", input=input, roleArn=ROLE_ARN)
     if machine.timeout_seconds:
         token = run.new_token(None, "execution-timeout")
@@ -109,12 +143,20 @@ def redrive_execution(machine: StateMachine, execution: dict[str, Any], now: flo
     return run.step()
 
 
-def advance(machine: StateMachine, execution: dict[str, Any], event: dict[str, Any], now: float) -> Step:
+def advance(
+    machine: StateMachine,
+    execution: dict[str, Any],
+    event: dict[str, Any],
+    now: float,
+    *,
+    in_process: InProcess | None = None,
+) -> Step:
     """Apply one event to a running execution and run it until it waits again or ends.
 
     ``execution`` is updated in place and returned in the step.
     """
     run = _run(machine, execution, now)
+    run.in_process = in_process
     if execution["status"] != RUNNING:
         return run.step()
     run.handle(event)

@@ -15,7 +15,6 @@ caller that wants to modify a value in place must copy it first.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.asl import intrinsics
@@ -26,19 +25,35 @@ from orchestrator.asl.jsonpath import JsonPath, PathSyntaxError, UnmatchedPath, 
 _TEMPLATE_PATH_SUFFIX = ".$"
 
 
-@dataclass(slots=True)
 class Scope:
     """What the paths of one state can see.
 
     Attributes:
         input: the document ``$`` refers to.
-        context: the context object ``$$`` refers to.
+        context: the context object ``$$`` refers to; given, or made by ``make_context``
+            the first time a path asks for it (most states never do).
         variables: the workflow variables ``$name`` refers to (set by Assign); may be empty.
     """
 
-    input: Any
-    context: dict[str, Any]
-    variables: dict[str, Any]
+    __slots__ = ("_context", "_make_context", "input", "variables")
+
+    def __init__(
+        self,
+        input: Any,
+        context: dict[str, Any] | None,
+        variables: dict[str, Any],
+        make_context: Callable[[], dict[str, Any]] | None = None,
+    ) -> None:
+        self.input = input
+        self.variables = variables
+        self._context = context
+        self._make_context = make_context
+
+    @property
+    def context(self) -> dict[str, Any]:
+        if self._context is None:
+            self._context = self._make_context() if self._make_context is not None else {}
+        return self._context
 
 
 def resolve_path(path: str, scope: Scope) -> Any:

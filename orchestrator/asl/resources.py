@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
 SERVICES = {
@@ -22,10 +22,22 @@ class Resource:
     target: str  # the function name (lambda) or the service ("sns:publish")
     arn: str
     callback: bool = False
+    # Worked out once, for the history events of every task that runs it:
+    event_prefix: str = field(init=False)  # "LambdaFunction" or "Task"
+    short_name: str = field(init=False)  # "publish", "invoke"; the resource in Task events
+    resource_type: str = field(init=False)  # "sns", "lambda"
+    # What Task events (not LambdaFunction ones) say of the resource: resource, resourceType.
+    event_details: dict[str, str] = field(init=False, compare=False, hash=False)
 
-    @property
-    def event_prefix(self) -> str:
-        return "LambdaFunction" if self.kind == "lambda" else "Task"
+    def __post_init__(self) -> None:
+        is_service = self.kind == "service"
+        short_name = self.target.split(":")[-1] if is_service else "invoke"
+        resource_type = self.target.split(":")[0] if is_service else "lambda"
+        details = {} if self.kind == "lambda" else {"resource": short_name, "resourceType": resource_type}
+        object.__setattr__(self, "event_prefix", "LambdaFunction" if self.kind == "lambda" else "Task")
+        object.__setattr__(self, "short_name", short_name)
+        object.__setattr__(self, "resource_type", resource_type)
+        object.__setattr__(self, "event_details", details)
 
 
 @functools.lru_cache(maxsize=1024)

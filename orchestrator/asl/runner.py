@@ -6,7 +6,7 @@ and, where it waits, handlers for the event that resumes it. This module is what
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 from orchestrator.asl.compiled import CompiledState
 from orchestrator.asl.dataflow import StateData
@@ -16,6 +16,7 @@ from orchestrator.asl.engine import (
     FAILED,
     SUCCEEDED,
     TIMED_OUT,
+    InProcess,
     Step,
     context_object,
     execution_context,
@@ -23,6 +24,7 @@ from orchestrator.asl.engine import (
 )
 from orchestrator.asl.errors import RUNTIME, StatesError
 from orchestrator.asl.fork_states import child_failed, child_succeeded
+from orchestrator.asl.history import RawEvent
 from orchestrator.asl.retry import find_catcher, retry_delay
 from orchestrator.asl.state_types import enter, restart, resume
 
@@ -42,8 +44,9 @@ class Run:
         self.execution = execution
         self.now = now
         self.actions: list[dict[str, Any]] = []
-        self.history: list[dict[str, Any]] = []
+        self.history: list[RawEvent] = []
         self.ready: list[str] = []
+        self.in_process: InProcess | None = None
         self._context_parts: tuple[dict[str, Any], dict[str, Any]] | None = None
 
     def context_parts(self) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -57,41 +60,29 @@ class Run:
     # -- history -----------------------------------------------------------------------------
 
     def record(self, thread: dict[str, Any] | None, event_type: str, **details: Any) -> int:
-        """Append an AWS-shaped history event; returns its id."""
+        """Record a history event (see ``orchestrator.asl.history``); returns its id."""
+        return self.record_event(thread, event_type, details)
+
+    def record_event(self, thread: dict[str, Any] | None, event_type: str, details: dict[str, Any]) -> int:
+        """``record``, with the details given as a dict (which the history keeps: not to be changed)."""
         ids = self._next_event_ids(thread)
         if ids is None:
             return self.execution["lastEventId"]
-        event_id, previous = ids
-        self.history.append(
-            {
-                "id": event_id,
-                "previousEventId": previous,
-                "timestamp": self.now,
-                "type": event_type,
-                **details,
-            }
-        )
-        return event_id
+        self.history.append((ids[0], ids[1], self.now, event_type, details))
+        return ids[0]
 
     def record_state(self, thread: dict[str, Any], event_type: str, name: str, key: str, value: Any) -> int:
-        """Append a state's Entered or Exited event (``name`` plus ``key``: its input or output).
+        """Record a state's Entered or Exited event (``name`` plus ``key``: its input or output).
 
-        Every state records two of these, so they skip the keyword packing ``record`` costs.
+        Every state records two of these, so they skip the keyword packing ``record`` costs,
+        and the lookups of ``_next_event_ids`` are written out.
         """
-        ids = self._next_event_ids(thread)
-        if ids is None:
+        if "quiet" in thread:
             return self.execution["lastEventId"]
-        event_id, previous = ids
-        self.history.append(
-            {
-                "id": event_id,
-                "previousEventId": previous,
-                "timestamp": self.now,
-                "type": event_type,
-                "name": name,
-                key: value,
-            }
-        )
+        execution = self.execution
+        event_id = execution["lastEventId"] + 1
+        self.history.append((event_id, thread.get("lastEventId", 0), self.now, event_type, name, key, value))
+        thread["lastEventId"] = execution["lastEventId"] = event_id
         return event_id
 
     def _next_event_ids(self, thread: dict[str, Any] | None) -> tuple[int, int] | None:
@@ -100,7 +91,7 @@ class Run:
         event_id = execution["lastEventId"] + 1
         if thread is None:
             previous = event_id - 1
-        elif thread.get("quiet"):
+        elif "quiet" in thread:
             # Children of a distributed Map run as executions of their own; the parent's
             # history shows only the map run.
             return None
@@ -165,17 +156,28 @@ class Run:
     # -- driving -----------------------------------------------------------------------------
 
     def drive(self) -> None:
-        """Enter states of ready threads until every thread waits or the execution ends."""
+        """Enter states of ready threads until every thread waits or the execution ends.
+
+        Driven ``in_process``, go on with each event it hands over while the execution runs.
+        """
         execution = self.execution
         ready = self.ready
-        while ready and execution["status"] == "RUNNING":
-            if execution["lastEventId"] >= MAX_HISTORY_EVENTS:
-                self.finish(FAILED, error=RUNTIME, cause=HISTORY_LIMIT_CAUSE)
+        while True:
+            while ready and execution["status"] == "RUNNING":
+                if execution["lastEventId"] >= MAX_HISTORY_EVENTS:
+                    self.finish(FAILED, error=RUNTIME, cause=HISTORY_LIMIT_CAUSE)
+                    return
+                # ``finish`` replaces the threads dict, so it is looked up on every turn.
+                thread = execution["threads"].get(ready.pop(0))
+                if thread is not None:
+                    enter(self, thread)
+            if self.in_process is None or execution["status"] != "RUNNING":
                 return
-            # ``finish`` replaces the threads dict, so it is looked up on every turn.
-            thread = execution["threads"].get(ready.pop(0))
-            if thread is not None:
-                enter(self, thread)
+            coming = self.in_process.next_event(self.actions)
+            if coming is None:
+                return
+            self.now, event = coming
+            self.handle(event)
 
     def handle(self, event: dict[str, Any]) -> None:
         """Route an outside event to the thread whose token it carries."""
@@ -212,9 +214,14 @@ class Run:
         """Follow ``Next``, or end the thread with ``output`` when the state is an End state."""
         if state.end:
             self.thread_succeeded(thread, output)
-        else:
-            # Validation gives every state that does not end a Next.
-            self.goto(thread, cast(str, state.next), output)
+            return
+        # ``goto``, written out: every state that does not end comes here. Validation gives
+        # each of them a Next.
+        thread["state"] = state.next
+        thread["input"] = output
+        thread.pop("retries", None)
+        thread["retryCount"] = 0
+        self.ready.append(thread["id"])
 
     def assign(self, thread: dict[str, Any], assignments: dict[str, Any]) -> None:
         if assignments:

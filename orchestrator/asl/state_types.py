@@ -18,9 +18,13 @@ def enter(run: Any, thread: dict[str, Any]) -> None:
     """Record that ``thread`` entered its state, then run the state."""
     thread["enteredAt"] = run.now
     raw_input = thread["input"]
-    compiled = run.machine.compiled_state(thread["scope"], thread["state"])
+    compiled = run.machine.scopes[thread["scope"]].compiled[thread["state"]]
     entered = run.record_state(thread, compiled.entered_event, compiled.name, "input", raw_input)
     thread["enteredEventId"] = entered
+    if compiled.passes_through:
+        run.record_state(thread, "PassStateExited", compiled.name, "output", raw_input)
+        run.advance_or_finish(thread, compiled, raw_input)
+        return
     data = StateData(compiled, raw_input, thread["vars"], run, thread)
     # The guard of ``_run_guarded``, written out: every state entered passes through here.
     try:

@@ -39,23 +39,32 @@ def enter(run: Any, thread: dict[str, Any], data: StateData) -> None:
     if data.compiled.has_timers:
         timeout = _seconds(state, data, "TimeoutSeconds")
         heartbeat = _seconds(state, data, "HeartbeatSeconds")
-    prefix = resource.event_prefix
-    scheduled: dict[str, Any] = {}
     if resource.kind == "lambda":
-        scheduled.update(input=effective, resource=resource.arn)
+        scheduled: dict[str, Any] = {"input": effective, "resource": resource.arn}
     else:
-        scheduled.update(
-            parameters=effective, region="us-east-1", resource=_short(resource), resourceType=_type(resource)
-        )
+        scheduled = {"parameters": effective, "region": "us-east-1", **resource.event_details}
     if timeout is not None:
         scheduled["timeoutInSeconds"] = int(timeout)
     if heartbeat is not None:
         scheduled["heartbeatInSeconds"] = int(heartbeat)
-    run.record(thread, f"{prefix}Scheduled", **scheduled)
-    started = (
-        {} if resource.kind == "lambda" else {"resource": _short(resource), "resourceType": _type(resource)}
-    )
-    run.record(thread, f"{prefix}Started", **started)
+    run.record_event(thread, resource.event_prefix + "Scheduled", scheduled)
+    run.record_event(thread, resource.event_prefix + "Started", resource.event_details)
+    if (
+        run.in_process is not None
+        and timeout is None
+        and heartbeat is None
+        and not resource.callback
+        and resource.kind != "service"
+        and not run.ready
+        and not run.actions
+    ):
+        report = run.in_process.run_task_now(_action(resource, None, effective, thread))
+        if report is not None:
+            # The token it would have waited with is counted all the same, so that later
+            # tokens and thread ids are what a step-by-step run gives them.
+            run.execution["seq"] += 1
+            _take_report(run, thread, data, resource, report)
+            return
     token = run.new_token(thread, "dispatch" if resource.callback else "task")
     action = _action(resource, token, effective, thread)
     if heartbeat is not None and action["type"] == "RunTask":
@@ -77,15 +86,7 @@ def _callback_token(run: Any, thread: dict[str, Any]) -> str:
     return run.new_token(thread, "task")
 
 
-def _short(resource: Resource) -> str:
-    return resource.target.split(":")[-1] if resource.kind == "service" else "invoke"
-
-
-def _type(resource: Resource) -> str:
-    return resource.target.split(":")[0] if resource.kind == "service" else "lambda"
-
-
-def _action(resource: Resource, token: str, effective: Any, thread: dict[str, Any]) -> dict[str, Any]:
+def _action(resource: Resource, token: str | None, effective: Any, thread: dict[str, Any]) -> dict[str, Any]:
     attempt = thread.get("retryCount", 0) + 1
     if resource.kind == "service":
         return {"type": "RunService", "token": token, "service": resource.target, "parameters": effective}
@@ -150,28 +151,35 @@ def resume(run: Any, thread: dict[str, Any], data: StateData, kind: str, event: 
         return
     if kind == "timeout":
         run.drop_tokens(thread)
-        run.record(thread, f"{prefix}TimedOut", error=errors.TIMEOUT, **_resource_details(resource))
+        run.record(thread, f"{prefix}TimedOut", error=errors.TIMEOUT, **resource.event_details)
         raise ReportedError(errors.TIMEOUT, None)
-    if event_type == "TaskFailed":
-        run.drop_tokens(thread)
+    if kind == "dispatch" and event_type != "TaskFailed":
+        return  # the function ran; a callback task waits for SendTaskSuccess instead
+    run.drop_tokens(thread)
+    _take_report(run, thread, data, resource, event)
+
+
+def _take_report(
+    run: Any, thread: dict[str, Any], data: StateData, resource: Resource, event: dict[str, Any]
+) -> None:
+    """The task's result or error: its event, then the state's output and what comes next."""
+    prefix = resource.event_prefix
+    if event.get("type") == "TaskFailed":
         error, cause = event.get("error") or "Error", event.get("cause")
         failed: dict[str, Any] = {"error": error}
         if cause is not None:
             failed["cause"] = cause
-        run.record(thread, f"{prefix}Failed", **failed, **_resource_details(resource))
+        run.record(thread, f"{prefix}Failed", **failed, **resource.event_details)
         raise ReportedError(error, cause)
-    if kind == "dispatch":
-        return  # the function ran; a callback task waits for SendTaskSuccess instead
-    run.drop_tokens(thread)
     result = event.get("output")
     if exceeds_payload_limit(result):
-        source = f"lambda:{resource.target}" if resource.kind == "lambda" else _type(resource)
+        source = f"lambda:{resource.target}" if resource.kind == "lambda" else resource.resource_type
         failure = data_limit_error(source)
         run.record(thread, f"{prefix}Failed", error=failure.error, cause=failure.cause)
         raise failure
     if resource.kind == "invoke" and not resource.callback:
         result = invoke_envelope(result)
-    run.record(thread, f"{prefix}Succeeded", output=result, **_resource_details(resource))
+    run.record_event(thread, prefix + "Succeeded", {"output": result, **resource.event_details})
     output = data.output(result)
     if data.compiled.assign is not None:
         run.assign(thread, data.assignments(data.compiled.assign, result=result))
@@ -191,12 +199,6 @@ def _heartbeat(run: Any, thread: dict[str, Any], kind: str, event: dict[str, Any
     if thread.get("heartbeat"):
         due = run.now + thread["heartbeat"]
         run.actions.append({"type": "SetTimer", "token": run.new_token(thread, "heartbeat"), "due": due})
-
-
-def _resource_details(resource: Resource) -> dict[str, Any]:
-    if resource.kind == "lambda":
-        return {}
-    return {"resource": _short(resource), "resourceType": _type(resource)}
 
 
 def invoke_envelope(payload: Any) -> dict[str, Any]:

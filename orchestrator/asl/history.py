@@ -1,0 +1,30 @@
+"""History events as the core records them, and as AWS's GetExecutionHistory shows them.
+
+A run records thousands of events a second and most are never read, so each is kept as a
+tuple, turned into AWS's shape only when someone reads the history:
+
+- a state's Entered or Exited event: ``(id, previousEventId, timestamp, type, name, key, value)``,
+  where ``key`` is "input" or "output";
+- any other event: ``(id, previousEventId, timestamp, type, details)``, with ``details`` a dict.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+RawEvent = tuple[Any, ...]
+
+
+def history_event(raw: RawEvent) -> dict[str, Any]:
+    """One recorded event in AWS's shape: id, previousEventId, timestamp, type and its details."""
+    event = {"id": raw[0], "previousEventId": raw[1], "timestamp": raw[2], "type": raw[3]}
+    if len(raw) == 7:
+        event["name"] = raw[4]
+        event[raw[5]] = raw[6]
+    else:
+        event.update(raw[4])
+    return event
+
+
+def history_events(raw_events: list[RawEvent]) -> list[dict[str, Any]]:
+    return [history_event(raw) for raw in raw_events]
