@@ -14,8 +14,9 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from orchestrator import services
@@ -78,12 +79,13 @@ class LocalRunner:
 
     def __init__(self, machine: StateMachine, functions: dict[str, Function] | None = None) -> None:
         self.machine = machine
-        self.functions = dict(functions or {})
+        # Fixed once made: what each name runs is looked up once, then remembered.
+        self.functions: Mapping[str, Function] = MappingProxyType(dict(functions or {}))
         # Execution names are UUID-shaped and unique: one random prefix, then a count,
         # which costs far less than a fresh UUID for every execution.
         self._name_prefix = str(uuid.uuid4())[:24]
         self._names = itertools.count(1)
-        self._contexts: dict[tuple[str, str], _Context] = {}
+        self._targets: dict[tuple[str, str], tuple[Function | None, _Context, float]] = {}
 
     def run(self, input: Any, *, name: str | None = None, start: float | None = None) -> LocalResult:
         now = time.time() if start is None else start
@@ -101,35 +103,39 @@ class LocalRunner:
             course.effects,
         )
 
-    def _invoke(self, action: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+    def _invoke(self, action: dict[str, Any]) -> dict[str, Any]:
+        """Run the function a RunTask action names; the event that reports how it went."""
         token = action["token"]
-        function = self.functions.get(action["function"])
+        function, context, _ = self._target(action["function"], action["function_arn"])
         if function is None:
             error, cause = function_not_found(action["function_arn"])
-            return 0.0, {"type": "TaskFailed", "token": token, "error": error, "cause": cause}
-        context = self._context(action["function"], action["function_arn"])
-        delay = float(getattr(function, "virtual_duration_seconds", 0.0))
+            return {"type": "TaskFailed", "token": token, "error": error, "cause": cause}
         try:
             output = function(json_copy(action["payload"]), context)
         except Exception as exc:
             error, cause = lambda_error(exc)
-            return delay, {"type": "TaskFailed", "token": token, "error": error, "cause": cause}
+            return {"type": "TaskFailed", "token": token, "error": error, "cause": cause}
         try:
             # The result travels as JSON, as a worker's would: what JSON cannot carry fails the task.
             output = json_copy(output, allow_nan=False)
         except (TypeError, ValueError, RecursionError) as exc:
             error, cause = marshal_error(exc)
-            return delay, {"type": "TaskFailed", "token": token, "error": error, "cause": cause}
-        return delay, {"type": "TaskSucceeded", "token": token, "output": output}
+            return {"type": "TaskFailed", "token": token, "error": error, "cause": cause}
+        return {"type": "TaskSucceeded", "token": token, "output": output}
 
-    def _context(self, function: str, arn: str) -> _Context:
-        # The context holds nothing that changes between calls (its request id is made when
-        # read), so one per function serves every call.
-        key = (function, arn)
-        context = self._contexts.get(key)
-        if context is None:
-            context = self._contexts[key] = _Context(function, arn)
-        return context
+    def _target(self, name: str, arn: str) -> tuple[Function | None, _Context, float]:
+        """The function called ``name``, the context it gets, and the virtual time it takes.
+
+        The context holds nothing that changes between calls (its request id is made when
+        read), so one per function serves every call.
+        """
+        key = (name, arn)
+        target = self._targets.get(key)
+        if target is None:
+            function = self.functions.get(name)
+            delay = float(getattr(function, "virtual_duration_seconds", 0.0))
+            target = self._targets[key] = (function, _Context(name, arn), delay)
+        return target
 
     def _service(self, action: dict[str, Any], effects: list[dict[str, Any]], now: float) -> dict[str, Any]:
         report, effect = services.carry_out(action["service"], action.get("parameters") or {}, now)
@@ -153,18 +159,17 @@ class _VirtualCourse:
     def run_task_now(self, action: dict[str, Any]) -> dict[str, Any] | None:
         if self.due and self.due[0][0] <= self.now:
             return None  # something already due happens first
-        function = self.runner.functions.get(action["function"])
-        if function is not None and getattr(function, "virtual_duration_seconds", 0.0):
+        if self.runner._target(action["function"], action["function_arn"])[2]:
             return None  # the task takes virtual time, in which something else may happen
-        return self.runner._invoke(action)[1]
+        return self.runner._invoke(action)
 
     def next_event(self, actions: list[dict[str, Any]]) -> tuple[float, dict[str, Any]] | None:
         due, now = self.due, self.now
         for action in actions:
             kind = action["type"]
             if kind == "RunTask":
-                delay, event = self.runner._invoke(action)
-                heapq.heappush(due, (now + delay, next(self.sequence), event))
+                delay = self.runner._target(action["function"], action["function_arn"])[2]
+                heapq.heappush(due, (now + delay, next(self.sequence), self.runner._invoke(action)))
             elif kind == "RunService":
                 event = self.runner._service(action, self.effects, now)
                 heapq.heappush(due, (now, next(self.sequence), event))

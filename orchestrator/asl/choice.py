@@ -161,7 +161,7 @@ TYPE_TESTS: dict[str, Callable[[Any], bool]] = {
 OPERATORS = frozenset({*COMPARISONS, *PATH_COMPARISONS, *TYPE_TESTS, "IsPresent"})
 
 
-def _invalid_path(path: str) -> StatesError:
+def invalid_path(path: str) -> StatesError:
     return StatesError(
         RUNTIME, f"Invalid path '{path}': The choice state's condition path references an invalid value."
     )
@@ -171,7 +171,7 @@ def _select(path: str, resolve: Resolve) -> Any:
     try:
         return resolve(path)
     except PathNotFound as missing:
-        raise _invalid_path(path) from missing
+        raise invalid_path(path) from missing
 
 
 def _is_present(path: str, resolve: Resolve) -> bool:
@@ -235,7 +235,7 @@ def matches(rule: dict[str, Any], resolve: Resolve) -> bool:
     return _compare(rule, resolve)
 
 
-def _default_or_fail(state: dict[str, Any]) -> str:
+def default_or_fail(state: dict[str, Any]) -> str:
     if "Default" in state:
         return state["Default"]
     raise StatesError(RUNTIME, NO_NEXT_STATE_CAUSE)
@@ -259,7 +259,7 @@ def choose(state: dict[str, Any], resolve: Resolve) -> str:
     for rule in state["Choices"]:
         if matches(rule, resolve):
             return rule["Next"]
-    return _default_or_fail(state)
+    return default_or_fail(state)
 
 
 def _expression_text(condition: str) -> str:
@@ -302,7 +302,7 @@ def choose_by_condition(state: dict[str, Any], condition: Callable[[Any], Any]) 
     for rule in state["Choices"]:
         if _condition_holds(rule.get("Condition"), condition):
             return rule["Next"]
-    return _default_or_fail(state)
+    return default_or_fail(state)
 
 
 def _pointer(where: str, *keys: str | int) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.asl.choice_rules import CompiledChoices, compile_choices
 from orchestrator.asl.resources import Resource, parse_resource
 
 _TIMER_FIELDS = ("TimeoutSeconds", "TimeoutSecondsPath", "HeartbeatSeconds", "HeartbeatSecondsPath")
@@ -42,6 +43,7 @@ class CompiledState:
         has_timers: whether a Task sets a timeout or a heartbeat, as a number or a path.
         passes_through: whether it is a Pass state whose output is its input, with no
             variables to assign.
+        choices: a JSONPath Choice state's rules, compiled, each with its Next; else None.
     """
 
     name: str
@@ -61,6 +63,7 @@ class CompiledState:
     resource: Resource | None
     has_timers: bool
     passes_through: bool
+    choices: CompiledChoices | None
 
     @property
     def has_result_selector(self) -> bool:
@@ -98,6 +101,7 @@ def compile_state(name: str, state: dict[str, Any], jsonata: bool) -> CompiledSt
         and result_as_is
         and "Result" not in state
         and "Assign" not in state,
+        choices=compile_choices(state.get("Choices")) if state_type == "Choice" and not jsonata else None,
     )
 
 

@@ -41,6 +41,7 @@ class StateMachine:
         self.timeout_seconds: float | None = definition.get("TimeoutSeconds")
         self.scopes: dict[str, Scope] = {}
         self._collect(ROOT, definition, self.query_language)
+        self.start_at = self.scopes[ROOT].start_at
 
     @classmethod
     def parse(cls, definition: dict[str, Any] | str, name: str = "StateMachine") -> StateMachine:

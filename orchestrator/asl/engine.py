@@ -18,7 +18,7 @@ from typing import Any, Protocol
 from orchestrator.asl import errors
 from orchestrator.asl.compiled import CompiledState
 from orchestrator.asl.dataflow import StateData, iso_time
-from orchestrator.asl.definition import ROOT, StateMachine
+from orchestrator.asl.definition import StateMachine
 from orchestrator.asl.errors import StatesError
 from orchestrator.asl.history import RawEvent, history_events
 from orchestrator.asl.json_values import exceeds_payload_limit
@@ -100,7 +100,7 @@ def start_execution(
     }
     run = _run(machine, execution, now)
     run.in_process = in_process
-    run.record(None, "ExecutionStarted", input=input, roleArn=ROLE_ARN)
+    run.record_event(None, "ExecutionStarted", {"input": input, "roleArn": ROLE_ARN})
     if machine.timeout_seconds:
         token = run.new_token(None, "execution-timeout")
         run.actions.append({"type": "SetTimer", "token": token, "due": now + machine.timeout_seconds})
@@ -111,8 +111,7 @@ def start_execution(
             cause="The execution input exceeds the maximum number of bytes service limit (262144).",
         )
         return run.step()
-    root = run.spawn(None, ROOT, machine.scope(ROOT).start_at, input, dict())
-    run.ready.append(root["id"])
+    run.start_root(machine.start_at, input, {})
     run.drive()
     return run.step()
 
@@ -137,8 +136,7 @@ def redrive_execution(machine: StateMachine, execution: dict[str, Any], now: flo
     del execution["redrivePoint"]
     run = _run(machine, execution, now)
     run.record(None, "ExecutionRedriven", redriveCount=execution["redriveCount"])
-    root = run.spawn(None, ROOT, point["state"], point["input"], point["vars"])
-    run.ready.append(root["id"])
+    run.start_root(point["state"], point["input"], point["vars"])
     run.drive()
     return run.step()
 

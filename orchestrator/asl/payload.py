@@ -64,10 +64,10 @@ def resolve_path(path: str, scope: Scope) -> Any:
         PathSyntaxError: ``path`` is not valid JSONPath.
     """
     compiled = compile_path(path)
-    return compiled.query(_document_for(compiled, scope))
+    return compiled.query(document_for(compiled, scope))
 
 
-def _document_for(compiled: JsonPath, scope: Scope) -> Any:
+def document_for(compiled: JsonPath, scope: Scope) -> Any:
     root = compiled.root
     if root == "$":
         return scope.input
@@ -110,7 +110,7 @@ def _select(path: str, document: Any, scope: Scope) -> Any:
         compiled = compile_path(path)
         if compiled.root == "$":
             return compiled.query(document)
-        return compiled.query(_document_for(compiled, scope))
+        return compiled.query(document_for(compiled, scope))
     except UnmatchedPath as missing:
         raise StatesError(RUNTIME, f"Invalid path '{path}' : {missing.reason}") from None
     except PathSyntaxError as error:
@@ -213,7 +213,7 @@ def _field_path_value(key: str, path: str, scope: Scope) -> Any:
     if compiled.root == "$" and scope.input is None:
         raise StatesError(RUNTIME, _NULL_INPUT)
     try:
-        return compiled.query(_document_for(compiled, scope))
+        return compiled.query(document_for(compiled, scope))
     except PathNotFound:
         raise _not_found(key, path, scope) from None
 

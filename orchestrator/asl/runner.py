@@ -10,7 +10,7 @@ from typing import Any
 
 from orchestrator.asl.compiled import CompiledState
 from orchestrator.asl.dataflow import StateData
-from orchestrator.asl.definition import StateMachine
+from orchestrator.asl.definition import ROOT, StateMachine
 from orchestrator.asl.engine import (
     ABORTED,
     FAILED,
@@ -65,17 +65,26 @@ class Run:
 
     def record_event(self, thread: dict[str, Any] | None, event_type: str, details: dict[str, Any]) -> int:
         """``record``, with the details given as a dict (which the history keeps: not to be changed)."""
-        ids = self._next_event_ids(thread)
-        if ids is None:
-            return self.execution["lastEventId"]
-        self.history.append((ids[0], ids[1], self.now, event_type, details))
-        return ids[0]
+        execution = self.execution
+        event_id = execution["lastEventId"] + 1
+        if thread is None:
+            previous = event_id - 1
+        elif "quiet" in thread:
+            # Children of a distributed Map run as executions of their own; the parent's
+            # history shows only the map run.
+            return event_id - 1
+        else:
+            previous = thread.get("lastEventId", 0)
+            thread["lastEventId"] = event_id
+        execution["lastEventId"] = event_id
+        self.history.append((event_id, previous, self.now, event_type, details))
+        return event_id
 
     def record_state(self, thread: dict[str, Any], event_type: str, name: str, key: str, value: Any) -> int:
         """Record a state's Entered or Exited event (``name`` plus ``key``: its input or output).
 
-        Every state records two of these, so they skip the keyword packing ``record`` costs,
-        and the lookups of ``_next_event_ids`` are written out.
+        Every state records two of these, so they take the thread's path of ``record_event``
+        written out, without a details dict.
         """
         if "quiet" in thread:
             return self.execution["lastEventId"]
@@ -84,22 +93,6 @@ class Run:
         self.history.append((event_id, thread.get("lastEventId", 0), self.now, event_type, name, key, value))
         thread["lastEventId"] = execution["lastEventId"] = event_id
         return event_id
-
-    def _next_event_ids(self, thread: dict[str, Any] | None) -> tuple[int, int] | None:
-        """The next event's id and previous id, taken; None for a thread whose events stay its own."""
-        execution = self.execution
-        event_id = execution["lastEventId"] + 1
-        if thread is None:
-            previous = event_id - 1
-        elif "quiet" in thread:
-            # Children of a distributed Map run as executions of their own; the parent's
-            # history shows only the map run.
-            return None
-        else:
-            previous = thread.get("lastEventId", 0)
-            thread["lastEventId"] = event_id
-        execution["lastEventId"] = event_id
-        return event_id, previous
 
     # -- threads and tokens ------------------------------------------------------------------
 
@@ -134,6 +127,20 @@ class Run:
             thread["lastEventId"] = parent.get("lastEventId", 0)
         execution["threads"][thread_id] = thread
         return thread
+
+    def start_root(self, state: str, input: Any, variables: dict[str, Any]) -> None:
+        """Make the top-level thread, ready to enter ``state`` (``spawn`` for the root, written out)."""
+        execution = self.execution
+        execution["seq"] += 1
+        execution["threads"]["0"] = {
+            "id": "0",
+            "parent": None,
+            "scope": ROOT,
+            "state": state,
+            "input": input,
+            "vars": variables,
+        }
+        self.ready.append("0")
 
     def thread(self, thread_id: str) -> dict[str, Any]:
         return self.execution["threads"][thread_id]
@@ -289,21 +296,28 @@ class Run:
         self, status: str, *, output: Any = None, error: str | None = None, cause: str | None = None
     ) -> None:
         execution = self.execution
-        root = execution["threads"].get("0")
-        if status != SUCCEEDED and root is not None:
-            # Where a redrive starts again: the top-level state that failed, with its input.
-            execution["redrivePoint"] = {"state": root["state"], "input": root["input"], "vars": root["vars"]}
-        execution.update(status=status, output=output, error=error, cause=cause, stopDate=self.now)
-        details: dict[str, Any] = {}
         if status == SUCCEEDED:
-            details["output"] = output
-            self.record(None, "ExecutionSucceeded", **details)
+            self.record_event(None, "ExecutionSucceeded", {"output": output})
         else:
+            root = execution["threads"].get("0")
+            if root is not None:
+                # Where a redrive starts again: the top-level state that failed, with its input.
+                execution["redrivePoint"] = {
+                    "state": root["state"],
+                    "input": root["input"],
+                    "vars": root["vars"],
+                }
+            details: dict[str, Any] = {}
             if error is not None:
                 details["error"] = error
             if cause is not None:
                 details["cause"] = cause
-            self.record(None, _FINISHED_EVENTS[status], **details)
+            self.record_event(None, _FINISHED_EVENTS[status], details)
+        execution["status"] = status
+        execution["output"] = output
+        execution["error"] = error
+        execution["cause"] = cause
+        execution["stopDate"] = self.now
         execution["threads"] = {}
         execution["tokens"] = {}
         self.ready.clear()

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any, cast
 
-from orchestrator.asl import choice, errors, fork_states, intrinsics, payload, task_state
+from orchestrator.asl import choice, choice_rules, errors, fork_states, intrinsics, payload, task_state
 from orchestrator.asl.dataflow import StateData
 from orchestrator.asl.errors import PathNotFound, StatesError
 
@@ -152,7 +152,11 @@ def _enter_choice(run: Any, thread: dict[str, Any], data: StateData) -> None:
         run.assign(thread, data.assignments(source.get("Assign")))
     else:
         selected = data.selected_input()
-        next_state = choice.choose(state, data.resolve(selected))
+        choices = data.compiled.choices
+        if choices is None:
+            next_state = choice.choose(state, data.resolve(selected))
+        else:
+            next_state = choice_rules.choose(choices, state, data.scope(selected))
         output_path = data.compiled.output_path
         if output_path != "$":
             output = payload.select_output(output_path, selected, data.scope(selected))
