@@ -74,6 +74,10 @@ class _Context:
         return 900_000
 
 
+# What a function name runs: the function (None when there is none), its context, its virtual duration.
+_Target = tuple[Function | None, _Context, float]
+
+
 class LocalRunner:
     """Drives executions of one state machine to their end on a virtual clock."""
 
@@ -85,12 +89,12 @@ class LocalRunner:
         # which costs far less than a fresh UUID for every execution.
         self._name_prefix = str(uuid.uuid4())[:24]
         self._names = itertools.count(1)
-        self._targets: dict[tuple[str, str], tuple[Function | None, _Context, float]] = {}
+        self._targets: dict[tuple[str, str], _Target] = {}
 
     def run(self, input: Any, *, name: str | None = None, start: float | None = None) -> LocalResult:
         now = time.time() if start is None else start
         name = name or f"{self._name_prefix}{next(self._names):012x}"
-        course = _VirtualCourse(self, now)
+        course = VirtualCourse(self, now)
         step = start_execution(self.machine, name, input, now, in_process=course)
         execution = step.execution
         return LocalResult(
@@ -103,10 +107,10 @@ class LocalRunner:
             course.effects,
         )
 
-    def _invoke(self, action: dict[str, Any]) -> dict[str, Any]:
+    def _invoke(self, action: dict[str, Any], target: _Target | None = None) -> dict[str, Any]:
         """Run the function a RunTask action names; the event that reports how it went."""
         token = action["token"]
-        function, context, _ = self._target(action["function"], action["function_arn"])
+        function, context, _ = target or self._target(action["function"], action["function_arn"])
         if function is None:
             error, cause = function_not_found(action["function_arn"])
             return {"type": "TaskFailed", "token": token, "error": error, "cause": cause}
@@ -123,7 +127,7 @@ class LocalRunner:
             return {"type": "TaskFailed", "token": token, "error": error, "cause": cause}
         return {"type": "TaskSucceeded", "token": token, "output": output}
 
-    def _target(self, name: str, arn: str) -> tuple[Function | None, _Context, float]:
+    def _target(self, name: str, arn: str) -> _Target:
         """The function called ``name``, the context it gets, and the virtual time it takes.
 
         The context holds nothing that changes between calls (its request id is made when
@@ -144,7 +148,7 @@ class LocalRunner:
         return {**report, "token": action["token"]}
 
 
-class _VirtualCourse:
+class VirtualCourse:
     """Carries out one execution's actions on the virtual clock, for the core to run it in one call."""
 
     def __init__(self, runner: LocalRunner, now: float) -> None:
@@ -159,9 +163,10 @@ class _VirtualCourse:
     def run_task_now(self, action: dict[str, Any]) -> dict[str, Any] | None:
         if self.due and self.due[0][0] <= self.now:
             return None  # something already due happens first
-        if self.runner._target(action["function"], action["function_arn"])[2]:
+        target = self.runner._target(action["function"], action["function_arn"])
+        if target[2]:
             return None  # the task takes virtual time, in which something else may happen
-        return self.runner._invoke(action)
+        return self.runner._invoke(action, target)
 
     def next_event(self, actions: list[dict[str, Any]]) -> tuple[float, dict[str, Any]] | None:
         due, now = self.due, self.now

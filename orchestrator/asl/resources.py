@@ -24,6 +24,9 @@ class Resource:
     callback: bool = False
     # Worked out once, for the history events of every task that runs it:
     event_prefix: str = field(init=False)  # "LambdaFunction" or "Task"
+    scheduled_event: str = field(init=False)  # "LambdaFunctionScheduled", "TaskScheduled"
+    started_event: str = field(init=False)
+    succeeded_event: str = field(init=False)
     short_name: str = field(init=False)  # "publish", "invoke"; the resource in Task events
     resource_type: str = field(init=False)  # "sns", "lambda"
     # What Task events (not LambdaFunction ones) say of the resource: resource, resourceType.
@@ -34,7 +37,11 @@ class Resource:
         short_name = self.target.split(":")[-1] if is_service else "invoke"
         resource_type = self.target.split(":")[0] if is_service else "lambda"
         details = {} if self.kind == "lambda" else {"resource": short_name, "resourceType": resource_type}
-        object.__setattr__(self, "event_prefix", "LambdaFunction" if self.kind == "lambda" else "Task")
+        prefix = "LambdaFunction" if self.kind == "lambda" else "Task"
+        object.__setattr__(self, "event_prefix", prefix)
+        object.__setattr__(self, "scheduled_event", prefix + "Scheduled")
+        object.__setattr__(self, "started_event", prefix + "Started")
+        object.__setattr__(self, "succeeded_event", prefix + "Succeeded")
         object.__setattr__(self, "short_name", short_name)
         object.__setattr__(self, "resource_type", resource_type)
         object.__setattr__(self, "event_details", details)

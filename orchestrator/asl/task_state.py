@@ -34,7 +34,7 @@ def enter(run: Any, thread: dict[str, Any], data: StateData) -> None:
     resource = data.compiled.resource or parse_resource(state["Resource"])
     if resource.callback:
         data.context["Task"] = {"Token": _callback_token(run, thread)}
-    effective = data.effective_input()
+    effective = data.raw_input if data.compiled.input_as_is else data.effective_input()
     timeout = heartbeat = None
     if data.compiled.has_timers:
         timeout = _seconds(state, data, "TimeoutSeconds")
@@ -47,8 +47,8 @@ def enter(run: Any, thread: dict[str, Any], data: StateData) -> None:
         scheduled["timeoutInSeconds"] = int(timeout)
     if heartbeat is not None:
         scheduled["heartbeatInSeconds"] = int(heartbeat)
-    run.record_event(thread, resource.event_prefix + "Scheduled", scheduled)
-    run.record_event(thread, resource.event_prefix + "Started", resource.event_details)
+    run.record_event(thread, resource.scheduled_event, scheduled)
+    run.record_event(thread, resource.started_event, resource.event_details)
     if (
         run.in_process is not None
         and timeout is None
@@ -179,7 +179,10 @@ def _take_report(
         raise failure
     if resource.kind == "invoke" and not resource.callback:
         result = invoke_envelope(result)
-    run.record_event(thread, prefix + "Succeeded", {"output": result, **resource.event_details})
+    details = resource.event_details
+    run.record_event(
+        thread, resource.succeeded_event, {"output": result, **details} if details else {"output": result}
+    )
     output = data.output(result)
     if data.compiled.assign is not None:
         run.assign(thread, data.assignments(data.compiled.assign, result=result))
