@@ -89,6 +89,7 @@ class LocalRunner:
         # which costs far less than a fresh UUID for every execution.
         self._name_prefix = str(uuid.uuid4())[:24]
         self._names = itertools.count(1)
+        self.sequence = itertools.count()
         self._targets: dict[tuple[str, str], _Target] = {}
 
     def run(self, input: Any, *, name: str | None = None, start: float | None = None) -> LocalResult:
@@ -155,10 +156,10 @@ class VirtualCourse:
         self.runner = runner
         self.now = now
         self.effects: list[dict[str, Any]] = []
-        # Events to deliver, by the virtual time they happen; the count keeps events of the
-        # same moment in the order their actions were decided.
+        # Events to deliver, by the virtual time they happen; the runner's count keeps events
+        # of the same moment in the order their actions were decided.
         self.due: list[tuple[float, int, dict[str, Any]]] = []
-        self.sequence = itertools.count()
+        self.sequence = runner.sequence
 
     def run_task_now(self, action: dict[str, Any]) -> dict[str, Any] | None:
         if self.due and self.due[0][0] <= self.now:
@@ -214,6 +215,9 @@ def json_copy(value: Any, *, allow_nan: bool = True) -> Any:
         return json.loads(json.dumps(value, allow_nan=allow_nan))
 
 
+_TAKEN_AS_THEY_ARE = frozenset({str, bool, type(None)})
+
+
 def _plain_copy(value: Any) -> Any:
     kind = type(value)
     if kind is str or kind is bool or value is None:
@@ -223,11 +227,12 @@ def _plain_copy(value: Any) -> Any:
         for key, item in value.items():
             if type(key) is not str:
                 raise _NotPlainJson
-            # Strings are most of what a payload holds: taken as they are, they save a call each.
-            copy[key] = item if type(item) is str else _plain_copy(item)
+            # Strings, booleans and nulls are most of what a payload holds: taken as they
+            # are, they save a call each.
+            copy[key] = item if type(item) in _TAKEN_AS_THEY_ARE else _plain_copy(item)
         return copy
     if kind is list:
-        return [item if type(item) is str else _plain_copy(item) for item in value]
+        return [item if type(item) in _TAKEN_AS_THEY_ARE else _plain_copy(item) for item in value]
     if kind is int and -_LARGEST_PLAIN_INT < value < _LARGEST_PLAIN_INT:
         return value
     if kind is float and math.isfinite(value):

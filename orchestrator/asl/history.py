@@ -17,13 +17,24 @@ RawEvent = tuple[Any, ...]
 
 def history_event(raw: RawEvent) -> dict[str, Any]:
     """One recorded event in AWS's shape: id, previousEventId, timestamp, type and its details."""
-    event = {"id": raw[0], "previousEventId": raw[1], "timestamp": raw[2], "type": raw[3]}
     if len(raw) == 7:
-        event["name"] = raw[4]
-        event[raw[5]] = raw[6]
-    else:
-        event.update(raw[4])
-    return event
+        event_id, previous, timestamp, event_type, name, key, value = raw
+        return {
+            "id": event_id,
+            "previousEventId": previous,
+            "timestamp": timestamp,
+            "type": event_type,
+            "name": name,
+            key: value,
+        }
+    event_id, previous, timestamp, event_type, details = raw
+    return {
+        "id": event_id,
+        "previousEventId": previous,
+        "timestamp": timestamp,
+        "type": event_type,
+        **details,
+    }
 
 
 def history_events(raw_events: list[RawEvent]) -> list[dict[str, Any]]:

@@ -42,14 +42,30 @@ def exceeds_payload_limit(value: Any) -> bool:
     r"""Whether ``value`` as JSON is over the 256 KiB that AWS allows for any state's data.
 
     Encoding every value that passes through a state would cost more than the rest of the
-    state does, so a cheap upper bound decides first: for the plain JSON values the engine
-    holds, no character of Python's ``repr`` becomes more than four bytes of compact UTF-8
-    JSON (a printable non-ASCII character; ``\x01`` in four becomes ``\u0001`` in six).
-    Only a value whose bound is over the limit is encoded to be measured exactly.
+    state does, so a cheap upper bound decides first; only a value whose bound is over the
+    limit is encoded to be measured exactly. No character of a string becomes more than six
+    bytes of compact UTF-8 JSON (```` becomes ````). An object of strings,
+    booleans and nulls, the usual record, is bounded by adding up its lengths; any other
+    container by Python's ``repr``, none of whose characters becomes more than four bytes (a
+    printable non-ASCII character; ```` in four becomes ```` in six).
     """
-    if isinstance(value, str):
+    if type(value) is dict:
+        # Per entry: quotes, colon, comma and the longest scalar (false) fit in the 8.
+        bound = 2
+        for key, item in value.items():
+            item_type = type(item)
+            if item_type is str:
+                bound += len(item)
+            elif item_type is not bool and item is not None:
+                break
+            bound += len(key) + 8
+        else:
+            if bound * 6 <= PAYLOAD_LIMIT_BYTES:
+                return False
+    elif isinstance(value, str):
+        # A string is measured as its UTF-8 text, at most four bytes a character.
         return len(value) * 4 > PAYLOAD_LIMIT_BYTES and len(value.encode()) > PAYLOAD_LIMIT_BYTES
-    if not isinstance(value, CONTAINER_TYPES):
+    elif not isinstance(value, CONTAINER_TYPES):
         return False
     try:
         if 4 * len(repr(value)) <= PAYLOAD_LIMIT_BYTES:

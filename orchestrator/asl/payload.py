@@ -248,8 +248,14 @@ def merge_result(result_path: str | None, state_input: Any, result: Any) -> Any:
         raise StatesError(
             RUNTIME, f"Invalid path '{result_path}' : not a reference path into the state input"
         )
+    keys = compiled.keys
+    if len(keys) == 1 and type(state_input) is dict and type(keys[0]) is str:
+        # ResultPath "$.name" on an object, the common case, without the general walk.
+        placed = dict(state_input)
+        placed[keys[0]] = result
+        return placed
     try:
-        return _placed(state_input, compiled.keys, 0, result)
+        return _placed(state_input, keys, 0, result)
     except LookupError:
         raise StatesError(
             RESULT_PATH_MATCH_FAILURE,
