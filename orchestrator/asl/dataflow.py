@@ -30,11 +30,12 @@ class StateData:
     Attributes:
         compiled: the state, as its machine was parsed.
         state: the state's definition.
+        jsonata: whether the state speaks JSONata.
         raw_input: the state's input.
         variables: the workflow variables it sees.
     """
 
-    __slots__ = ("_context", "_run", "_thread", "compiled", "raw_input", "state", "variables")
+    __slots__ = ("_context", "_run", "_thread", "compiled", "jsonata", "raw_input", "state", "variables")
 
     def __init__(
         self, compiled: CompiledState, raw_input: Any, variables: dict[str, Any], run: Any, thread: Any
@@ -45,6 +46,7 @@ class StateData:
         and from the run rather than a closure so that a step allocates nothing for it.
         """
         self.compiled = compiled
+        self.jsonata = compiled.jsonata
         self.state = compiled.definition
         self.raw_input = raw_input
         self.variables = variables
@@ -62,10 +64,6 @@ class StateData:
     @property
     def language(self) -> str:
         return JSONATA if self.compiled.jsonata else JSONPATH
-
-    @property
-    def jsonata(self) -> bool:
-        return self.compiled.jsonata
 
     def states_binding(self, **extra: Any) -> dict[str, Any]:
         """The ``$states`` object a JSONata expression sees."""

@@ -151,8 +151,9 @@ def _enter_choice(run: Any, thread: dict[str, Any], data: StateData) -> None:
             output = data.evaluate_jsonata(source["Output"], "Output")
         run.assign(thread, data.assignments(source.get("Assign")))
     else:
-        selected = data.selected_input()
-        choices = data.compiled.choices
+        compiled = data.compiled
+        selected = data.raw_input if compiled.input_path == "$" else data.selected_input()
+        choices = compiled.choices
         if choices is None:
             next_state = choice.choose(state, data.resolve(selected))
         else:
