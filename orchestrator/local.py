@@ -152,6 +152,8 @@ class LocalRunner:
 class VirtualCourse:
     """Carries out one execution's actions on the virtual clock, for the core to run it in one call."""
 
+    __slots__ = ("due", "effects", "now", "runner", "sequence")
+
     def __init__(self, runner: LocalRunner, now: float) -> None:
         self.runner = runner
         self.now = now

@@ -39,6 +39,8 @@ _TIMER_KINDS = frozenset({"execution-timeout", "wait", "retry", "timeout", "hear
 class Run:
     """The state of one ``start_execution`` / ``advance`` call while it decides."""
 
+    __slots__ = ("_context_parts", "actions", "execution", "history", "in_process", "machine", "now", "ready")
+
     def __init__(self, machine: StateMachine, execution: dict[str, Any], now: float) -> None:
         self.machine = machine
         self.execution = execution
