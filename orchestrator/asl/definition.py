@@ -37,6 +37,8 @@ class StateMachine:
     def __init__(self, definition: dict[str, Any], name: str) -> None:
         self.definition = definition
         self.name = name
+        # Which registered version this is, when it came from the registry (see runtime.machines).
+        self.version: str | None = None
         self.query_language: str = definition.get("QueryLanguage", JSONPATH)
         self.timeout_seconds: float | None = definition.get("TimeoutSeconds")
         self.scopes: dict[str, Scope] = {}

@@ -95,7 +95,8 @@ class Client:
             if execution is None:
                 raise ExecutionNotFound(name)
             machine_name = execution["stateMachine"]
-            machine = MachineCache(self.redis, self.keys, refresh_seconds=0).get(machine_name)
+            machines = MachineCache(self.redis, self.keys, refresh_seconds=0)
+            machine = machines.get(machine_name, execution.get("machineVersion"))
             if machine is None:
                 raise NotRedrivable(f"state machine {machine_name} of execution {name} is not registered")
             now, previous = time.time(), execution["status"]

@@ -10,7 +10,9 @@ Executions
     ``{p}:history:{<name>}``     list of JSON history events, in AWS GetExecutionHistory shape
     ``{p}:executions``           zset: execution name scored by start time (the index)
     ``{p}:status:<STATUS>``      zset per status (RUNNING, SUCCEEDED, ...): name scored by start time
-    ``{p}:machines``             hash: state machine name -> definition JSON
+    ``{p}:machines``             hash: state machine name -> definition JSON (its current version)
+    ``{p}:machine-versions``     hash: ``<name>@<version>`` -> definition JSON, every version ever
+                                 registered (an execution runs on the version it started with)
 
 The orchestrators
     ``{p}:events``               stream of events for executions; one field ``event`` holding JSON
@@ -71,6 +73,10 @@ class Keys:
     @property
     def machines(self) -> str:
         return f"{self.prefix}:machines"
+
+    @property
+    def machine_versions(self) -> str:
+        return f"{self.prefix}:machine-versions"
 
     @property
     def events(self) -> str:

@@ -302,7 +302,7 @@ class Orchestrator:
     def transition(self, execution: dict[str, Any], events: list[dict[str, Any]]) -> Transition:
         now = self.clock()
         name, machine_name = execution["name"], execution["stateMachine"]
-        machine = self.machines.get(machine_name)
+        machine = self.machines.get(machine_name, execution.get("machineVersion"))
         if machine is None:
             cause = f"State Machine Does Not Exist: '{machine_name}' (its definition was removed)"
             return transitions.fail(name, machine_name, None, "States.Runtime", cause, now, execution)

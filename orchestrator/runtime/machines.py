@@ -1,7 +1,14 @@
-"""The registry of state machines: name -> definition JSON in one Redis hash."""
+"""The registry of state machines: name -> definition JSON, and every version ever registered.
+
+As on AWS, an execution runs to its end on the definition it started with: registering a
+new definition under a name changes what new executions run, not what running ones do. A
+version is named by the definition's content (the start of its SHA-256), so registering the
+same text again makes no new version.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import time
 from importlib import resources
@@ -30,7 +37,16 @@ def register_machine(
     """
     StateMachine.parse(definition, name)
     text = definition if isinstance(definition, str) else json.dumps(definition)
-    redis_client.hset(keys.machines, name, text)
+    pipe = redis_client.pipeline(transaction=True)
+    # The version first: an execution never starts on a version that is not kept.
+    pipe.hset(keys.machine_versions, f"{name}@{machine_version(text)}", text)
+    pipe.hset(keys.machines, name, text)
+    pipe.execute()
+
+
+def machine_version(text: str) -> str:
+    """The version of a definition: the first 16 hex digits of the SHA-256 of its JSON text."""
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def register_shipped_machines(redis_client: redis.Redis, keys: Keys) -> None:
@@ -41,7 +57,8 @@ class MachineCache:
     """Parsed state machines by name, re-read from Redis at most every ``refresh_seconds``.
 
     A name nobody registered is remembered as missing for the same interval, so a flood of
-    executions of an unknown machine costs no extra round trips.
+    executions of an unknown machine costs no extra round trips. A version never changes, so
+    once read it is kept for good.
     """
 
     def __init__(self, redis_client: redis.Redis, keys: Keys, refresh_seconds: float = 1.0) -> None:
@@ -49,9 +66,18 @@ class MachineCache:
         self.keys = keys
         self.refresh_seconds = refresh_seconds
         self._machines: dict[str, tuple[float, str | None, StateMachine | None]] = {}
+        self._versions: dict[tuple[str, str], StateMachine] = {}
 
-    def get(self, name: str) -> StateMachine | None:
-        """The machine called ``name``, or None when no valid definition is registered under it."""
+    def get(self, name: str, version: str | None = None) -> StateMachine | None:
+        """The machine called ``name``: at ``version`` when given, else its current definition.
+
+        None when no valid definition is registered under the name. A version the registry
+        does not hold (an execution started before versions were kept) gives the current one.
+        """
+        if version is not None:
+            machine = self._versions.get((name, version)) or self._version(name, version)
+            if machine is not None:
+                return machine
         now = time.monotonic()
         cached = self._machines.get(name)
         if cached and now - cached[0] < self.refresh_seconds:
@@ -62,11 +88,20 @@ class MachineCache:
         self._machines[name] = (now, text, machine)
         return machine
 
+    def _version(self, name: str, version: str) -> StateMachine | None:
+        raw = self.redis.hget(self.keys.machine_versions, f"{name}@{version}")
+        machine = self._parse(raw.decode() if isinstance(raw, bytes) else raw, name)
+        if machine is not None:
+            self._versions[(name, version)] = machine
+        return machine
+
     @staticmethod
     def _parse(text: str | None, name: str) -> StateMachine | None:
         if text is None:
             return None
         try:
-            return StateMachine.parse(text, name)
+            machine = StateMachine.parse(text, name)
         except ValueError:
             return None
+        machine.version = machine_version(text)
+        return machine

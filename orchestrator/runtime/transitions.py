@@ -39,6 +39,9 @@ class Transition:
 def start(machine: StateMachine, name: str, input: Any, now: float) -> Transition:
     """Start an execution of ``machine`` and carry it as far as it goes without a worker."""
     step = engine.start_execution(machine, name, input, now)
+    if machine.version is not None:
+        # It runs on this version to its end, whatever is registered under its name later.
+        step.execution["machineVersion"] = machine.version
     transition = Transition(step.execution, None)
     settle(machine, transition, step, now)
     return transition
