@@ -16,15 +16,10 @@ from typing import Annotated, Any, TextIO
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
 
-RECORD_FIELDS = (
-    "dragon_name_str",
-    "description_str",
-    "family_str",
-    "location_city_str",
-    "location_state_str",
-    "location_country_str",
-    "location_neighborhood_str",
-)
+from orchestrator.dragon_record import REQUIRED_FIELDS
+
+# The required fields, in the order the course's records give them.
+RECORD_FIELDS = REQUIRED_FIELDS
 
 
 def _not_blank(value: str) -> str:

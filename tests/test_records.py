@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator import dragon_record
 from producer.records import DragonRecord, InvalidRecords, load_records, parse_text, validate_records
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -109,3 +110,9 @@ def test_empty_input_and_a_missing_file_are_clear_errors(tmp_path: Path) -> None
         load_records(io.StringIO("  \n"))
     with pytest.raises(InvalidRecords, match="no such file"):
         load_records(tmp_path / "absent.json")
+
+
+def test_the_model_accepts_exactly_the_fields_the_worker_stores() -> None:
+    assert set(DragonRecord.model_fields) == set(dragon_record.RECORD_FIELDS)
+    required = {name for name, field in DragonRecord.model_fields.items() if field.is_required()}
+    assert required == set(dragon_record.REQUIRED_FIELDS)

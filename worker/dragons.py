@@ -15,21 +15,8 @@ from typing import Any, Protocol
 
 from redis import Redis
 
+from orchestrator.dragon_record import NAME_FIELD, RECORD_FIELDS
 from orchestrator.runtime.keys import Keys
-
-NAME_FIELD = "dragon_name_str"
-RECORD_FIELDS = (
-    NAME_FIELD,
-    "description_str",
-    "family_str",
-    "location_city_str",
-    "location_state_str",
-    "location_country_str",
-    "location_neighborhood_str",
-    "reportingPhoneNumber",
-    "confirmationRequired",
-)
-"""The fields of a dragon record; anything else an execution adds to the event is not stored."""
 
 
 class DragonAlreadyExists(Exception):

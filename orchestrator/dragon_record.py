@@ -1,0 +1,20 @@
+"""The fields of a dragon record, as the AWS course's data set names them.
+
+The producer validates records against them and the worker stores exactly these; both read
+them here, the one module both may import.
+"""
+
+from __future__ import annotations
+
+NAME_FIELD = "dragon_name_str"
+REQUIRED_FIELDS = (
+    NAME_FIELD,
+    "description_str",
+    "family_str",
+    "location_city_str",
+    "location_state_str",
+    "location_country_str",
+    "location_neighborhood_str",
+)
+OPTIONAL_FIELDS = ("reportingPhoneNumber", "confirmationRequired")
+RECORD_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
