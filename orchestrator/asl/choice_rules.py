@@ -67,11 +67,8 @@ def compile_rule(rule: Any) -> RuleTest:
 def _compile_comparison(rule: dict[str, Any]) -> RuleTest:
     name = next((key for key in rule if key in OPERATORS), None)
     variable = rule.get("Variable")
-    if name is None or not isinstance(variable, str):
-        return _general(rule)
-    try:
-        path = compile_path(variable)
-    except PathSyntaxError:
+    path = _compiled(variable)
+    if name is None or path is None:
         return _general(rule)
     operand = rule[name]
     if name == "IsPresent":
@@ -86,11 +83,8 @@ def _compile_comparison(rule: dict[str, Any]) -> RuleTest:
 
         return test_type
     if name in PATH_COMPARISONS:
-        if not isinstance(operand, str):
-            return _general(rule)
-        try:
-            operand_path = compile_path(operand)
-        except PathSyntaxError:
+        operand_path = _compiled(operand)
+        if operand_path is None:
             return _general(rule)
         by_path = PATH_COMPARISONS[name]
 
@@ -109,6 +103,16 @@ def _compile_comparison(rule: dict[str, Any]) -> RuleTest:
         return left is not None and right is not None and test(left, right)
 
     return compare
+
+
+def _compiled(path: Any) -> JsonPath | None:
+    """The path compiled, or None when it is not one (the general rule reports why, if it runs)."""
+    if not isinstance(path, str):
+        return None
+    try:
+        return compile_path(path)
+    except PathSyntaxError:
+        return None
 
 
 def _value(path: JsonPath, text: str, scope: Scope) -> Any:
