@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import unquote_plus, urlsplit, urlunsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -56,10 +56,33 @@ class Settings(BaseSettings):
         gt=0,
         description="Longest wait for one Redis reply before the connection counts as lost.",
     )
+    retention_seconds: float = Field(
+        default=7_776_000.0,
+        description=(
+            "How long a finished (SUCCEEDED, FAILED, TIMED_OUT, ABORTED) execution is kept after it"
+            " stops: its description, history and index entries, 90 days by default as on AWS."
+            " 0 keeps them forever."
+        ),
+    )
+    retention_sweep_interval_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often each orchestrator removes executions past their retention.",
+    )
     fault_point: str = Field(
         default="",
         description="Tests only: <point>[:<n>] makes the orchestrator SIGKILL itself there.",
     )
+
+    @field_validator("retention_seconds")
+    @classmethod
+    def _retention_not_negative(cls, value: float) -> float:
+        if not value >= 0:  # also refuses NaN, which compares false with everything
+            raise ValueError(
+                f"REDSTEP_RETENTION_SECONDS must be 0 (keep finished executions forever) or a number"
+                f" of seconds to keep them after they stop, not {value:g}"
+            )
+        return value
 
 
 # redis-py also takes a password from the query string: the server's, or the client key's.

@@ -10,6 +10,9 @@ Executions
     ``{p}:history:{<name>}``     list of JSON history events, in AWS GetExecutionHistory shape
     ``{p}:executions``           zset: execution name scored by start time (the index)
     ``{p}:status:<STATUS>``      zset per status (RUNNING, SUCCEEDED, ...): name scored by start time
+    ``{p}:closed``               zset: each finished execution scored by its stop time; written by the
+                                 commit that finishes it (left by a redrive's), read by the retention
+                                 sweep, which removes all of the execution's keys and index entries
     ``{p}:machines``             hash: state machine name -> definition JSON (its current version)
     ``{p}:machine-versions``     hash: ``<name>@<version>`` -> definition JSON, every version ever
                                  registered (an execution runs on the version it started with)
@@ -44,7 +47,8 @@ from __future__ import annotations
 GROUP = "orchestrators"
 EVENT_FIELD = "event"
 BODY_FIELD = "body"
-STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+FINISHED_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+STATUSES = ("RUNNING", *FINISHED_STATUSES)
 
 RQ_QUEUES = "rq:queues"
 RQ_QUEUE_PREFIX = "rq:queue:"
@@ -69,6 +73,10 @@ class Keys:
 
     def status(self, status: str) -> str:
         return f"{self.prefix}:status:{status}"
+
+    @property
+    def closed(self) -> str:
+        return f"{self.prefix}:closed"
 
     @property
     def machines(self) -> str:

@@ -1,6 +1,7 @@
 """The orchestrator: one iteration (:meth:`Orchestrator.run_once`) and the thin driver around it.
 
-An iteration fires due timers, starts executions for a batch of source-queue messages,
+An iteration fires due timers, now and then removes executions past their retention
+(:mod:`orchestrator.runtime.retention`), starts executions for a batch of source-queue messages,
 reads a batch of events (checked by :mod:`orchestrator.runtime.intake`), groups them by
 execution, loads those executions in one round trip, advances each, and commits the whole
 batch with one script call. Nothing is acknowledged before its commit; a batch that loses a
@@ -28,6 +29,7 @@ from orchestrator.runtime.intake import Entry, Event, EventIntake, stream_batche
 from orchestrator.runtime.keys import EVENT_FIELD, GROUP, Keys
 from orchestrator.runtime.machines import MachineCache, register_shipped_machines
 from orchestrator.runtime.reconnect import OUTAGE_ERRORS, Outage
+from orchestrator.runtime.retention import Retention
 from orchestrator.runtime.sources import (
     EventSourceMapping,
     Message,
@@ -75,6 +77,7 @@ class Orchestrator:
         self.known = KnownExecutions()
         self.machines = MachineCache(redis_client, self.keys)
         self.source = EventSourceMapping(redis_client, settings, consumer, clock=clock)
+        self.retention = Retention(redis_client, settings, clock=clock)
         self._fire_timers = load_script(redis_client, "fire_timers")
         self._fire_timers.sha = redis_client.script_load(self._fire_timers.script)
         self.intake = EventIntake(
@@ -111,6 +114,7 @@ class Orchestrator:
 
     def _iterate(self, block_seconds: float | None) -> int:
         self.source.reclaim_if_due()
+        self.retention.sweep_if_due()
         events = self.read_all()
         batch = self.source.take_batch()
         if not events and not batch and block_seconds:

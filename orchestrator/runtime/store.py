@@ -24,7 +24,7 @@ from rq.job import Job, JobStatus
 from rq.serializers import JSONSerializer
 
 from orchestrator.runtime.decoding import loads
-from orchestrator.runtime.keys import GROUP, RQ_QUEUES, Keys
+from orchestrator.runtime.keys import FINISHED_STATUSES, GROUP, RQ_QUEUES, Keys
 from orchestrator.tasks import Task
 
 TASK_ENTRY_POINT = "worker.entry.run_tasks"
@@ -90,9 +90,19 @@ class Commit:
             self._ops += map(json.dumps, events)
 
     def index_status(self, execution: dict[str, Any], previous: str | None) -> None:
-        """Move the execution between the per-status indexes (and into the index when new)."""
+        """Move the execution between the per-status indexes (and into the index when new).
+
+        A finished execution also enters the closed index, scored by its stop time, for the
+        retention sweep; a redriven one leaves it, so it is never swept while it runs again.
+        """
         # str() of a float is its repr: the score keeps every digit.
         name, status, started = execution["name"], execution["status"], str(execution["startDate"])
+        if status in FINISHED_STATUSES:
+            # Also when the status stays: a redrive can end at once as it ended before, later.
+            stopped = execution.get("stopDate") or execution["startDate"]
+            self._ops += ["zadd", self._k(self.keys.closed), str(stopped), name]
+        elif previous in FINISHED_STATUSES:
+            self._ops += ["zrem", self._k(self.keys.closed), name]
         if previous == status:
             return
         if previous is None:
