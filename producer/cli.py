@@ -219,7 +219,7 @@ def produce_command(
     queue: Annotated[str | None, typer.Option(help="Source queue (default: the pipeline's).")] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Validate every record, then enqueue them all (or none, if any is invalid)."""
+    """Validate every record, then enqueue them all (or none, if any is invalid); --json lists their ids."""
     flags = record_from_flags(
         name=name, description=description, family=family, city=city, state=state, country=country,
         neighborhood=neighborhood, phone=phone, confirm=confirm,

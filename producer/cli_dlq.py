@@ -88,7 +88,7 @@ def redrive_command(
     queue: QueueOption = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Send dead letters back to their queue as new messages (each starts a new execution)."""
+    """Send dead letters back to their queue with their message ids, which name their executions."""
     if bool(letter_ids) == all_letters:
         raise typer.BadParameter("give the ids of the letters to redrive, or --all (not both)")
     sent = _dead_letters(ctx).redrive(None if all_letters else letter_ids, queue)

@@ -2,7 +2,7 @@
 
 Given a record that is received ``max_receive_count`` times without its execution starting,
 it sits in the queue's dead-letter stream with its reason and receive count; ``redstep dlq``
-lists, shows, redrives (as new messages) and purges such letters. An event whose iteration
+lists, shows, redrives (with their message ids) and purges such letters. An event whose iteration
 keeps failing is moved to the malformed stream with its delivery count instead of being
 claimed again forever.
 """
@@ -61,24 +61,25 @@ def test_a_record_never_acknowledged_becomes_a_dead_letter_with_its_reason_and_r
     assert shown.returncode == 0 and json.loads(shown.stdout) == letter
 
 
-def test_redriven_dead_letters_return_to_their_queue_as_new_messages_and_start_executions(
+def test_redriven_dead_letters_return_to_their_queue_with_their_message_ids_and_start_executions(
     redis_client: redis.Redis, settings: Settings, subprocess_env: dict[str, str]
 ) -> None:
-    first, _ = dead_letter_records(redis_client, settings, [{"n": 1}, {"n": 2}])
+    message_ids = dead_letter_records(redis_client, settings, [{"n": 1}, {"n": 2}])
+    letter_ids = [letter.id for letter in DeadLetters(redis_client, settings).list()]
     keys = Keys(settings.prefix)
 
     redriven = redstep(subprocess_env, "dlq", "redrive", "--all", "--json")
 
     assert redriven.returncode == 0, redriven.stderr
     report = json.loads(redriven.stdout)
-    assert report["redriven"] == 2 and first not in report["message_ids"]
+    assert report["redriven"] == 2 and report["message_ids"] == message_ids
     assert redis_client.xlen(keys.dead_letters(settings.source_queue)) == 0
     Client(redis_client, settings).register_machine("One", one_task_machine())
     orchestrator = Orchestrator(redis_client, settings.model_copy(update={"state_machine": "One"}), "o1")
     orchestrator.run_once()
     client = Client(redis_client, settings)
-    assert [client.describe(i)["input"] for i in report["message_ids"]] == [{"n": 1}, {"n": 2}]
-    again = redstep(subprocess_env, "dlq", "redrive", *report["message_ids"])
+    assert [client.describe(i)["input"] for i in message_ids] == [{"n": 1}, {"n": 2}]
+    again = redstep(subprocess_env, "dlq", "redrive", *letter_ids)
     assert again.returncode == 1 and "2 dead letter(s) not found" in again.stderr
 
 

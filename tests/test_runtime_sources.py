@@ -24,7 +24,7 @@ def test_messages_build_up_while_nothing_consumes(redis_client: redis.Redis, set
     assert redis_client.xlen(Keys("t").queue("dragons")) == 7
     mapping = EventSourceMapping(redis_client, quick(settings), "o1")
     assert [m.body for m in mapping.poll()] == [{"n": i} for i in range(7)]
-    assert [m.id for m in mapping.poll()] == []
+    assert [m.name for m in mapping.poll()] == []
 
 
 def test_batch_size_limits_one_pull(redis_client: redis.Redis, settings: Settings) -> None:
@@ -55,13 +55,14 @@ def test_unacknowledged_message_is_delivered_again_after_the_visibility_timeout(
     (message_id,) = send_messages(redis_client, settings, "dragons", [{"n": 1}])
     first = EventSourceMapping(redis_client, quick(settings), "o1")
     second = EventSourceMapping(redis_client, quick(settings), "o2")
-    assert [m.id for m in first.poll()] == [message_id]
+    (pulled,) = first.poll()
+    assert pulled.name == message_id
 
     assert second.poll() == []  # still invisible
     time.sleep(0.3)
     again = second.poll()
 
-    assert [(m.id, m.receive_count) for m in again] == [(message_id, 2)]
+    assert [(m.entry_id, m.name, m.receive_count) for m in again] == [(pulled.entry_id, message_id, 2)]
 
 
 def test_message_received_max_receive_count_times_moves_to_the_dead_letter_queue(

@@ -3,12 +3,19 @@
 A message that was received ``max_receive_count`` times without its execution starting
 moves from ``{p}:queue:<name>`` to ``{p}:dlq:<name>`` with its reason and receive count
 (see :mod:`orchestrator.runtime.sources`). A dead letter's id is its entry id in the
-dead-letter stream. Redriving sends its body back to its queue as a *new* message (a new
-id, so a new execution), as SQS's StartMessageMoveTask does.
+dead-letter stream; its ``message_id`` is the message's own id, the name its execution gets.
+
+Redriving sends the body back to its queue with that message id, as SQS's
+StartMessageMoveTask moves a message back whole. A dead letter's execution never started
+(that is why it is a dead letter), so the redriven message starts it under the name the
+producer was given. Should the execution exist after all (an orchestrator started it in
+the moment another gave up on the message), the redriven message only acknowledges itself
+instead of running the record twice. A letter without a message id gets a fresh one.
 """
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -16,7 +23,7 @@ import redis
 
 from orchestrator.runtime.decoding import loads, lossless_text
 from orchestrator.runtime.keys import BODY_FIELD, Keys
-from orchestrator.runtime.store import load_script
+from orchestrator.runtime.sources import MESSAGE_ID_FIELD
 from orchestrator.settings import Settings
 
 
@@ -46,7 +53,6 @@ class DeadLetters:
     def __init__(self, redis_client: redis.Redis, settings: Settings) -> None:
         self.redis = redis_client
         self.keys = Keys(settings.prefix)
-        self._redrive = load_script(redis_client, "redrive_dead_letter")
 
     def queues(self) -> list[str]:
         """The names of the queues that have dead letters."""
@@ -76,7 +82,7 @@ class DeadLetters:
         return None
 
     def redrive(self, letter_ids: list[str] | None = None, queue: str | None = None) -> list[str]:
-        """Send dead letters back to their queues as new messages; returns the new message ids.
+        """Send dead letters back to their queues with their message ids; returns those ids.
 
         Args:
             letter_ids: the letters to send; None sends every letter (of ``queue``, or of all).
@@ -89,11 +95,37 @@ class DeadLetters:
             chosen = [letter for letter in found if letter is not None]
         sent = []
         for letter in chosen:
-            keys = [self.keys.dead_letters(letter.queue), self.keys.queue(letter.queue)]
-            new_id = self._redrive(keys=keys, args=[letter.id, BODY_FIELD])
-            if new_id:
-                sent.append(lossless_text(new_id))
+            message_id = self.redrive_one(letter)
+            if message_id is not None:
+                sent.append(message_id)
         return sent
+
+    def redrive_one(self, letter: DeadLetter) -> str | None:
+        """Move one letter back to its queue; its message id, or None when it is gone already.
+
+        The move is one transaction on the watched dead-letter stream, so two people redriving
+        one letter at once send it once (the other finds it gone).
+        """
+        dead, source = self.keys.dead_letters(letter.queue), self.keys.queue(letter.queue)
+        message_id = letter.message_id or str(uuid.uuid4())
+        with self.redis.pipeline(transaction=True) as pipe:
+            while True:
+                try:
+                    pipe.watch(dead)
+                    entries = pipe.xrange(dead, letter.id, letter.id)
+                    if not entries:
+                        return None
+                    # The stored body, byte for byte: a letter that is not JSON goes back as it came.
+                    body = entries[0][1].get(BODY_FIELD.encode(), entries[0][1].get(BODY_FIELD))
+                    if body is None:
+                        return None
+                    pipe.multi()
+                    pipe.xadd(source, {BODY_FIELD: body, MESSAGE_ID_FIELD: message_id})
+                    pipe.xdel(dead, letter.id)
+                    pipe.execute()
+                    return message_id
+                except redis.WatchError:
+                    continue  # the stream changed (maybe a new letter): look again
 
     def purge(self, queue: str | None = None) -> int:
         """Delete the dead letters of one queue or of all; returns how many there were."""
@@ -118,7 +150,7 @@ def letter_of(queue: str, entry_id: bytes | str, fields: dict[Any, Any]) -> Dead
     return DeadLetter(
         id=lossless_text(entry_id),
         queue=values.get("queue", queue),
-        message_id=values.get("message_id", ""),
+        message_id=values.get(MESSAGE_ID_FIELD, ""),
         reason=values.get("reason", ""),
         receive_count=int(count) if count.isdigit() else 0,
         body=body,

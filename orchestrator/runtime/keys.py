@@ -25,7 +25,8 @@ The orchestrators
     ``{p}:heartbeat:<consumer>`` string with a TTL, set by each orchestrator every loop
 
 Source queues (SQS role) and topics (SNS role)
-    ``{p}:queue:<name>``         stream of messages; one field ``body`` holding JSON
+    ``{p}:queue:<name>``         stream of messages: ``body`` holding JSON and ``message_id``, the name of
+                                 the execution it starts (the entry id stands in when it is missing)
     ``{p}:dlq:<name>``           dead letters: ``body``, ``message_id``, ``reason``, ``receive_count``
     ``{p}:topic:<name>``         pub/sub channel of SNS-shaped envelopes (JSON)
     ``{p}:topic-log:<name>``     stream capped near ``notification_stream_length``; field ``message``

@@ -175,33 +175,34 @@ class Orchestrator:
     # -- starting executions -----------------------------------------------------------------
 
     def start_executions(self, messages: list[Message]) -> int:
-        """Start one execution per message, named after it; an existing one only acks its message."""
+        """Start one execution per message id; a message whose execution exists only acks its entry.
+
+        Entries that share a message id (a send repeated after a lost reply) start one
+        execution between them, whether they come in one batch or in several.
+        """
         if not messages:
             return 0
         for attempt in range(COMMIT_ATTEMPTS):
+            names = list(dict.fromkeys(m.name for m in messages))
             # A message is nearly always new: assume so, and load only after a conflict says otherwise.
-            loaded = (
-                self.store.load([m.id for m in messages])
-                if attempt
-                else dict.fromkeys((m.id for m in messages), (None, 0))
-            )
+            loaded = self.store.load(names) if attempt else dict.fromkeys(names, (None, 0))
             commit = self.store.new_commit()
-            started = []
+            started: dict[str, Transition] = {}
             for message in messages:
-                commit.expect_pending(self.source.stream, message.id)
-                commit.ack(self.source.stream, message.id)
-                if loaded[message.id][0] is None:
-                    commit.expect_version(message.id, 0)
-                    transition = self.start_one(self.settings.state_machine, message.id, message.body)
+                commit.expect_pending(self.source.stream, message.entry_id)
+                commit.ack(self.source.stream, message.entry_id)
+                if loaded[message.name][0] is None and message.name not in started:
+                    commit.expect_version(message.name, 0)
+                    transition = self.start_one(self.settings.state_machine, message.name, message.body)
                     transitions.record(commit, transition, 0, self.settings)
-                    started.append(transition)
-            commit.enqueue_tasks([task for transition in started for task in transition.tasks])
+                    started[message.name] = transition
+            commit.enqueue_tasks([task for transition in started.values() for task in transition.tasks])
             conflicts = self.commit(commit)
             if not conflicts:
-                for transition in started:
+                for transition in started.values():
                     self.known.remember(transition.execution, 1)
                 return len(messages)
-            messages = [m for m in messages if not acked_elsewhere(conflicts, m.id)]
+            messages = [m for m in messages if not acked_elsewhere(conflicts, m.entry_id)]
         log.warning("gave up starting %d execution(s) after %d races", len(messages), COMMIT_ATTEMPTS)
         return 0
 

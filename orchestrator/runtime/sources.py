@@ -4,12 +4,20 @@ A queue is a Redis stream whose consumer group is shared by every orchestrator. 
 message stays pending until the commit that starts its execution acknowledges (and deletes)
 it; one left pending longer than the visibility timeout is claimed again, and one received
 ``max_receive_count`` times moves to the queue's dead-letter stream with its reason.
+
+A message carries a producer-made id in its ``message_id`` field, and that id names its
+execution. redis-py sends a command again when a connection drops, so one send can land
+twice under two entry ids; both entries carry the same message id, and only one execution
+starts. An entry without the field (queued by hand, or by an older producer) is named after
+its entry id.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,13 +30,30 @@ from orchestrator.settings import Settings
 
 Clock = Callable[[], float]
 
+MESSAGE_ID_FIELD = "message_id"
+# The id becomes an execution name and sits inside a key's {hash tag}: AWS's rule for execution
+# names that CloudWatch can log keeps out braces, colons, spaces and anything that is not ASCII.
+MESSAGE_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
+MESSAGE_ID_RULE = "1 to 80 ASCII letters, digits, hyphens or underscores"
+
 
 @dataclass
 class Message:
-    """One queued message: its stream id (also its execution's name) and its JSON body."""
+    """One queued message.
+
+    Attributes:
+        queue: the queue's name.
+        entry_id: the stream entry's id, for all that concerns the entry: acknowledging,
+            deleting, claiming, counting deliveries, dead-lettering.
+        name: the message id, which names the execution; two entries with one message id
+            start one execution.
+        body: the JSON body.
+        receive_count: how often the entry was delivered.
+    """
 
     queue: str
-    id: str
+    entry_id: str
+    name: str
     body: Any
     receive_count: int = 1
 
@@ -49,13 +74,53 @@ def ensure_group(redis_client: redis.Redis, stream: str) -> None:
             raise
 
 
-def send_messages(redis_client: redis.Redis, settings: Settings, queue: str, bodies: list[Any]) -> list[str]:
-    """Append ``bodies`` (JSON-serializable) to ``queue`` in one round trip; returns the message ids."""
+def send_messages(
+    redis_client: redis.Redis,
+    settings: Settings,
+    queue: str,
+    bodies: list[Any],
+    message_ids: list[str] | None = None,
+) -> list[str]:
+    """Append ``bodies`` (JSON-serializable) to ``queue`` in one round trip; returns their message ids.
+
+    Each message id becomes its execution's name. Sending a body again with the same id (as
+    redis-py does when a reply is lost) starts no second execution.
+
+    Args:
+        redis_client: the connection.
+        settings: the prefix.
+        queue: the queue's name.
+        bodies: the messages' bodies.
+        message_ids: one id per body, as SQS's MessageDeduplicationId; by default each message
+            gets a fresh UUID, as AWS names executions.
+
+    Raises:
+        ValueError: ``message_ids`` does not give one valid id per body; nothing is sent.
+    """
+    if message_ids is None:
+        message_ids = [str(uuid.uuid4()) for _ in bodies]
+    elif len(message_ids) != len(bodies):
+        raise ValueError(f"{len(message_ids)} message id(s) for {len(bodies)} message(s); nothing was sent")
+    for index, message_id in enumerate(message_ids):
+        problem = message_id_problem(message_id)
+        if problem:
+            raise ValueError(f"message_ids[{index}] {problem}; nothing was sent")
     stream = Keys(settings.prefix).queue(queue)
     pipe = redis_client.pipeline(transaction=False)
-    for body in bodies:
-        pipe.xadd(stream, {BODY_FIELD: json.dumps(body)})
-    return [text(entry_id) for entry_id in pipe.execute()]
+    for body, message_id in zip(bodies, message_ids, strict=True):
+        pipe.xadd(stream, {BODY_FIELD: json.dumps(body), MESSAGE_ID_FIELD: message_id})
+    pipe.execute()
+    return list(message_ids)
+
+
+def message_id_problem(message_id: object) -> str:
+    """Why ``message_id`` cannot name an execution, as words to follow the id's name; ``""`` if it can."""
+    if not isinstance(message_id, str):
+        return "is not a string"
+    if not MESSAGE_ID.fullmatch(message_id):
+        shown = message_id if len(message_id) <= 100 else message_id[:100] + "..."
+        return f"{shown!r} is not {MESSAGE_ID_RULE}"
+    return ""
 
 
 def move_aside(
@@ -150,15 +215,15 @@ class EventSourceMapping:
         """Take raw stream entries read for this consumer into the batch being filled."""
         messages, malformed = [], []
         for raw_id, fields in entries:
-            message = self.parse(text(raw_id), fields)
+            message, reason = self.parse(text(raw_id), fields)
             if message is None:
-                malformed.append((text(raw_id), fields))
+                malformed.append((text(raw_id), fields, reason))
             else:
                 messages.append(message)
         if malformed:
             pipe = self.redis.pipeline(transaction=True)
-            for entry_id, fields in malformed:
-                move_aside(pipe, self.keys, self.stream, entry_id, fields, "body is missing or not JSON")
+            for entry_id, fields, reason in malformed:
+                move_aside(pipe, self.keys, self.stream, entry_id, fields, reason)
             pipe.execute()
         self.accept_messages(messages)
 
@@ -181,14 +246,25 @@ class EventSourceMapping:
         batch, self._buffer, self._window_opened = self._buffer, [], None
         return batch
 
-    def parse(self, entry_id: str, fields: dict[Any, Any]) -> Message | None:
+    def parse(self, entry_id: str, fields: dict[Any, Any]) -> tuple[Message | None, str]:
+        """The message an entry holds, or None and why it is malformed."""
         raw = fields.get(BODY_FIELD.encode(), fields.get(BODY_FIELD))
         if raw is None:
-            return None
+            return None, "body is missing or not JSON"
         try:
-            return Message(self.queue, entry_id, loads(raw))
+            body = loads(raw)
         except ValueError:
-            return None
+            return None, "body is missing or not JSON"
+        name = fields.get(MESSAGE_ID_FIELD.encode(), fields.get(MESSAGE_ID_FIELD, entry_id))
+        if isinstance(name, bytes):
+            try:
+                name = name.decode()
+            except UnicodeDecodeError:
+                return None, f"{MESSAGE_ID_FIELD} is not UTF-8 text"
+        problem = message_id_problem(name)
+        if problem:
+            return None, f"{MESSAGE_ID_FIELD} {problem}"
+        return Message(self.queue, entry_id, name, body), ""
 
     def reclaim(self) -> list[Message]:
         """Claim messages left unacknowledged past the visibility timeout; dead-letter the worn out."""
@@ -205,11 +281,11 @@ class EventSourceMapping:
         counts = self.delivery_counts([text(raw_id) for raw_id, _ in entries])
         fresh, worn_out = [], []
         for raw_id, fields in entries:
-            message = self.parse(text(raw_id), fields)
+            message, _ = self.parse(text(raw_id), fields)
             if message is None:
                 self.accept_entries([(raw_id, fields)])
                 continue
-            message.receive_count = counts.get(message.id, 1)
+            message.receive_count = counts.get(message.entry_id, 1)
             (worn_out if message.receive_count > self.settings.max_receive_count else fresh).append(message)
         self.dead_letter(worn_out)
         return fresh
@@ -233,14 +309,14 @@ class EventSourceMapping:
                 self.keys.dead_letters(self.queue),
                 {
                     BODY_FIELD: json.dumps(message.body),
-                    "message_id": message.id,
+                    MESSAGE_ID_FIELD: message.name,
                     "queue": self.queue,
                     "reason": reason,
                     "receive_count": str(received),
                 },
             )
-            pipe.xack(self.stream, GROUP, message.id)
-            pipe.xdel(self.stream, message.id)
+            pipe.xack(self.stream, GROUP, message.entry_id)
+            pipe.xdel(self.stream, message.entry_id)
         pipe.execute()
 
 

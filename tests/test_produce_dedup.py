@@ -1,0 +1,271 @@
+"""One message id, one execution: a send repeated after a lost reply runs its record once.
+
+redis-py sends a command again when the connection drops, so an XADD whose reply was lost
+lands twice, under two entry ids. Every message carries a producer-made ``message_id`` that
+names its execution; these tests write the repeated entry themselves, as the retry would,
+and check what a user sees: executions, notifications, the queue, the dead letters.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from typing import Any
+
+import pytest
+import redis
+
+from orchestrator.runtime.client import Client
+from orchestrator.runtime.dead_letters import DeadLetters
+from orchestrator.runtime.keys import GROUP, Keys
+from orchestrator.runtime.loop import Orchestrator
+from orchestrator.runtime.machines import register_shipped_machines
+from orchestrator.runtime.sources import EventSourceMapping, send_messages
+from orchestrator.settings import Settings
+from tests.runtime_fixtures import all_finished, drive, one_task_machine
+
+KEYS = Keys("t")
+QUEUE = KEYS.queue("dragons")
+
+
+def dragon(name: str) -> dict[str, str]:
+    return {
+        "dragon_name_str": name,
+        "description_str": f"{name} breathes fire",
+        "family_str": "red",
+        "location_city_str": "Seattle",
+        "location_state_str": "WA",
+        "location_country_str": "USA",
+        "location_neighborhood_str": "Fremont",
+    }
+
+
+def resend(redis_client: redis.Redis, body: Any, message_id: str) -> None:
+    """Append what ``send_messages`` appended once more, as an XADD retried after a lost reply does."""
+    redis_client.xadd(QUEUE, {"body": json.dumps(body), "message_id": message_id})
+
+
+def notifications(redis_client: redis.Redis) -> list[dict[str, Any]]:
+    return [json.loads(f[b"message"]) for _, f in redis_client.xrange(KEYS.topic_log("dragon-notifications"))]
+
+
+def started_count(client: Client, name: str) -> int:
+    return [event["type"] for event in client.history(name)].count("ExecutionStarted")
+
+
+def queue_is_drained(redis_client: redis.Redis) -> bool:
+    return redis_client.xlen(QUEUE) == 0 and int(redis_client.xpending(QUEUE, GROUP)["pending"]) == 0
+
+
+def test_a_record_sent_twice_in_one_batch_runs_once_and_notifies_once(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    register_shipped_machines(redis_client, KEYS)
+    smaug, puff = send_messages(redis_client, settings, "dragons", [dragon("Smaug"), dragon("Puff")])
+    resend(redis_client, dragon("Smaug"), smaug)  # lands in the same batch as the original
+
+    client = drive(redis_client, settings, [Orchestrator(redis_client, settings, "o1")], all_finished(2))
+
+    assert sorted(e["name"] for e in client.list_executions()) == sorted([smaug, puff])
+    assert started_count(client, smaug) == 1
+    assert Counter(n["Subject"] for n in notifications(redis_client)) == {"Record inserted": 2}
+    assert queue_is_drained(redis_client)
+
+
+def test_a_record_sent_again_after_its_execution_started_runs_once_and_notifies_once(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    register_shipped_machines(redis_client, KEYS)
+    (smaug,) = send_messages(redis_client, settings, "dragons", [dragon("Smaug")])
+    orchestrator = Orchestrator(redis_client, settings, "o1")
+    orchestrator.run_once()
+    client = Client(redis_client, settings)
+    assert client.describe(smaug)["status"] == "RUNNING"
+
+    resend(redis_client, dragon("Smaug"), smaug)  # lands after the original was consumed
+    drive(redis_client, settings, [orchestrator], all_finished(1))
+
+    assert [e["name"] for e in client.list_executions()] == [smaug]
+    assert started_count(client, smaug) == 1
+    assert [n["Subject"] for n in notifications(redis_client)] == ["Record inserted"]
+    assert queue_is_drained(redis_client)
+
+
+def test_executions_are_named_after_the_message_ids_send_messages_returned(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    Client(redis_client, settings).register_machine("One", one_task_machine())
+    one = settings.model_copy(update={"state_machine": "One"})
+    made = send_messages(redis_client, one, "dragons", [{"n": 1}, {"n": 2}])
+    given = send_messages(redis_client, one, "dragons", [{"n": 3}], message_ids=["order-3_a"])
+
+    Orchestrator(redis_client, one, "o1").run_once()
+
+    client = Client(redis_client, one)
+    assert given == ["order-3_a"]
+    assert all(len(i) == 36 and i.count("-") == 4 for i in made)  # UUID-shaped, as AWS names executions
+    assert {e["name"] for e in client.list_executions()} == {*made, *given}
+    assert [client.describe(i)["input"] for i in [*made, *given]] == [{"n": 1}, {"n": 2}, {"n": 3}]
+
+
+def test_the_message_ids_redstep_produce_prints_are_the_execution_names(
+    redis_client: redis.Redis, settings: Settings, subprocess_env: dict[str, str]
+) -> None:
+    register_shipped_machines(redis_client, KEYS)
+    lines = "\n".join(json.dumps(dragon(f"D{i}")) for i in range(3))
+    produced = subprocess.run(
+        [sys.executable, "-m", "producer.cli", "produce", "-", "--json"],
+        env=subprocess_env, input=lines, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert produced.returncode == 0, produced.stderr
+    ids = json.loads(produced.stdout)["message_ids"]
+
+    Orchestrator(redis_client, settings, "o1").run_once()
+
+    client = Client(redis_client, settings)
+    assert {e["name"] for e in client.list_executions()} == set(ids)
+    assert [client.describe(i)["input"]["dragon_name_str"] for i in ids] == ["D0", "D1", "D2"]
+
+
+def test_an_entry_without_a_message_id_runs_named_after_its_entry_id(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    Client(redis_client, settings).register_machine("One", one_task_machine())
+    one = settings.model_copy(update={"state_machine": "One"})
+    entry_id = redis_client.xadd(QUEUE, {"body": json.dumps({"n": 1})}).decode()  # by hand, or old producer
+
+    Orchestrator(redis_client, one, "o1").run_once()
+
+    client = Client(redis_client, one)
+    assert [e["name"] for e in client.list_executions()] == [entry_id]
+    assert client.describe(entry_id)["input"] == {"n": 1}
+    assert queue_is_drained(redis_client)
+
+
+@pytest.mark.parametrize(
+    ("message_id", "reason"),
+    [
+        (b"", "message_id '' is not 1 to 80 ASCII letters, digits, hyphens or underscores"),
+        (b"two words", "message_id 'two words' is not 1 to 80"),
+        (b"{tag}", "message_id '{tag}' is not 1 to 80"),
+        (b"a:b", "message_id 'a:b' is not 1 to 80"),
+        (b"x" * 81, "is not 1 to 80"),
+        (b"caf\xc3\xa9", "message_id 'caf\u00e9' is not 1 to 80"),
+        (b"\xff\xfe", "message_id is not UTF-8 text"),
+    ],
+    ids=["empty", "space", "braces", "colon", "too-long", "not-ascii", "not-utf8"],
+)
+def test_an_entry_with_a_bad_message_id_is_moved_aside_with_the_reason_and_the_others_run(
+    redis_client: redis.Redis, settings: Settings, message_id: bytes, reason: str
+) -> None:
+    Client(redis_client, settings).register_machine("One", one_task_machine())
+    one = settings.model_copy(update={"state_machine": "One"})
+    fields = {b"body": json.dumps({"n": 0}).encode(), b"message_id": message_id}
+    bad = redis_client.xadd(QUEUE, fields).decode()
+    (good,) = send_messages(redis_client, one, "dragons", [{"n": 1}])
+
+    Orchestrator(redis_client, one, "o1").run_once()
+
+    ((_, aside),) = redis_client.xrange(KEYS.malformed)
+    assert aside[b"stream"].decode() == QUEUE and aside[b"id"].decode() == bad
+    assert reason in aside[b"reason"].decode()
+    assert json.loads(aside[b"fields"])["body"] == json.dumps({"n": 0})
+    assert [e["name"] for e in Client(redis_client, one).list_executions()] == [good]
+    assert queue_is_drained(redis_client)
+
+
+def test_send_messages_refuses_bad_message_ids_before_sending_anything(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    with pytest.raises(ValueError, match=r"message_ids\[1\] 'no/slash' is not 1 to 80"):
+        send_messages(redis_client, settings, "dragons", [{"n": 1}, {"n": 2}], message_ids=["ok", "no/slash"])
+    with pytest.raises(ValueError, match="1 message id"):
+        send_messages(redis_client, settings, "dragons", [{"n": 1}, {"n": 2}], message_ids=["ok"])
+
+    assert redis_client.xlen(QUEUE) == 0
+
+
+def wear_out(redis_client: redis.Redis, settings: Settings, count: int) -> None:
+    """Let a consumer that never acknowledges turn ``count`` queued messages into dead letters."""
+    careless = settings.model_copy(update={"visibility_timeout_seconds": 0.05, "max_receive_count": 1})
+    mapping = EventSourceMapping(redis_client, careless, "careless")
+    while redis_client.xlen(KEYS.dead_letters("dragons")) < count:
+        mapping.poll()
+        time.sleep(0.06)
+
+
+def test_a_redriven_dead_letter_keeps_its_message_id_and_starts_its_execution_under_it(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    Client(redis_client, settings).register_machine("One", one_task_machine())
+    one = settings.model_copy(update={"state_machine": "One"})
+    (message_id,) = send_messages(redis_client, one, "dragons", [{"n": 1}])
+    wear_out(redis_client, one, 1)
+    (letter,) = DeadLetters(redis_client, one).list()
+    assert letter.message_id == message_id
+
+    assert DeadLetters(redis_client, one).redrive([letter.id]) == [message_id]
+    Orchestrator(redis_client, one, "o1").run_once()
+
+    client = Client(redis_client, one)
+    assert [e["name"] for e in client.list_executions()] == [message_id]
+    assert client.describe(message_id)["input"] == {"n": 1}
+    assert queue_is_drained(redis_client)
+
+
+def test_a_redriven_dead_letter_whose_execution_exists_after_all_starts_nothing(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    client = Client(redis_client, settings)
+    client.register_machine("One", one_task_machine())
+    one = settings.model_copy(update={"state_machine": "One"})
+    (message_id,) = send_messages(redis_client, one, "dragons", [{"n": 1}])
+    wear_out(redis_client, one, 1)
+    client.start_execution("One", {"n": 1}, name=message_id)  # one orchestrator started it as another gave up
+
+    DeadLetters(redis_client, one).redrive()
+    Orchestrator(redis_client, one, "o1").run_once()
+
+    assert [e["name"] for e in client.list_executions()] == [message_id]
+    assert started_count(client, message_id) == 1
+    assert queue_is_drained(redis_client)
+
+
+def test_a_dead_letter_without_a_message_id_is_redriven_under_a_fresh_one(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    Client(redis_client, settings).register_machine("One", one_task_machine())
+    one = settings.model_copy(update={"state_machine": "One"})
+    redis_client.xadd(KEYS.dead_letters("dragons"), {"body": json.dumps({"n": 1}), "queue": "dragons"})
+
+    (message_id,) = DeadLetters(redis_client, one).redrive()
+    Orchestrator(redis_client, one, "o1").run_once()
+
+    assert [e["name"] for e in Client(redis_client, one).list_executions()] == [message_id]
+
+
+def test_one_dead_letter_redriven_by_several_people_at_once_is_sent_once(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    (message_id,) = send_messages(redis_client, settings, "dragons", [{"n": 1}])
+    wear_out(redis_client, settings, 1)
+    (letter,) = DeadLetters(redis_client, settings).list()
+    sent: list[list[str]] = []
+
+    def redrive() -> None:
+        connection = redis.Redis.from_url(settings.redis_url)
+        sent.append(DeadLetters(connection, settings).redrive([letter.id]))
+        connection.close()
+
+    threads = [threading.Thread(target=redrive) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(sent) == [[]] * 7 + [[message_id]]
+    assert [f[b"message_id"].decode() for _, f in redis_client.xrange(QUEUE)] == [message_id]
