@@ -269,3 +269,14 @@ def test_one_dead_letter_redriven_by_several_people_at_once_is_sent_once(
 
     assert sorted(sent) == [[]] * 7 + [[message_id]]
     assert [f[b"message_id"].decode() for _, f in redis_client.xrange(QUEUE)] == [message_id]
+
+
+@pytest.mark.parametrize("name", ["", "two words", "curly{brace}", "x" * 81, "colon:name"])
+def test_a_started_execution_with_a_name_queued_messages_could_not_have_is_refused(
+    redis_client: redis.Redis, settings: Settings, name: str
+) -> None:
+    client = Client(redis_client, settings)
+    client.register_machine("One", one_task_machine())
+    with pytest.raises(ValueError, match="the execution name"):
+        client.start_execution("One", {}, name=name)
+    assert client.list_executions() == []

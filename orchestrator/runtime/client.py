@@ -16,6 +16,7 @@ from orchestrator.runtime import transitions
 from orchestrator.runtime.decoding import loads
 from orchestrator.runtime.keys import GROUP, STATUSES, Keys
 from orchestrator.runtime.machines import MachineCache, register_machine
+from orchestrator.runtime.sources import message_id_problem
 from orchestrator.runtime.store import Store
 from orchestrator.settings import Settings
 
@@ -54,7 +55,13 @@ class Client:
         """Start an execution of ``machine`` and return its name; an existing name starts nothing.
 
         An unregistered machine still gets an execution, which ends FAILED saying so.
+
+        Raises:
+            ValueError: ``name`` breaks the rule for execution names (as a message id's), before
+                anything is written.
         """
+        if name is not None and (problem := message_id_problem(name)):
+            raise ValueError(f"the execution name {problem}")
         name = name or str(uuid.uuid4())
         for _ in range(3):
             if self.store.load([name])[name][0] is not None:
