@@ -46,8 +46,11 @@ def test_a_running_execution_keeps_its_definition_when_a_new_one_is_registered(
     offset[0] = 61.0
     drive(redis_client, settings, [orchestrator], all_finished(2), with_worker=False)
 
-    assert client.describe(started_on_first)["output"] == "first"
-    assert client.describe(started_on_second)["output"] == "second"
+    first, second = client.describe(started_on_first), client.describe(started_on_second)
+    assert (first["output"], second["output"]) == ("first", "second")
+    assert first["stateMachineVersion"] != second["stateMachineVersion"]
+    kept = json.loads(redis_client.hget(KEYS.machine_versions, f"Versioned@{first['stateMachineVersion']}"))
+    assert kept == waits_then_says("first")
 
 
 def test_a_redrive_runs_on_the_definition_the_execution_started_with(

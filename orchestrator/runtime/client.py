@@ -220,6 +220,8 @@ def summary(execution: dict[str, Any]) -> dict[str, Any]:
         "name": execution["name"],
         "executionArn": execution["arn"],
         "stateMachine": execution["stateMachine"],
+        # The registered definition it runs on (see runtime.machines); None if started before versions.
+        "stateMachineVersion": execution.get("machineVersion"),
         "status": execution["status"],
         "input": execution.get("input"),
         "output": execution.get("output"),
