@@ -184,6 +184,7 @@ class VirtualCourse:
             elif kind == "SetTimer":
                 timer = {"type": "TimerFired", "token": action["token"]}
                 heapq.heappush(due, (action["due"], next(self.sequence), timer))
+            # A cancelled timer may stay queued: when it fires, nobody waits on its token.
         actions.clear()
         if not due:
             return None

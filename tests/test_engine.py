@@ -167,3 +167,27 @@ def test_a_failed_execution_redrives_from_the_state_that_failed_with_its_input()
     assert done.execution["status"] == "SUCCEEDED" and done.execution["redriveCount"] == 1
     with pytest.raises(ValueError, match="SUCCEEDED"):
         redrive_execution(machine, done.execution, 5.0)
+
+
+def test_a_timer_is_cancelled_when_what_it_guarded_ends_first_and_not_when_it_fires() -> None:
+    definition = {
+        "TimeoutSeconds": 600,
+        "StartAt": "T",
+        "States": {
+            "T": {"Type": "Task", "Resource": "f", "TimeoutSeconds": 60, "Next": "W"},
+            "W": {"Type": "Wait", "Seconds": 10, "End": True},
+        },
+    }
+    machine = StateMachine.parse(definition, "M")
+    step = start_execution(machine, "e", {}, 0.0)
+    execution_timeout, task_timeout = (action["token"] for action in actions_of(step, "SetTimer"))
+    task = actions_of(step, "RunTask")[0]["token"]
+
+    reported = advance(machine, step.execution, {"type": "TaskSucceeded", "token": task, "output": {}}, 1.0)
+    assert [a["token"] for a in actions_of(reported, "CancelTimer")] == [task_timeout]
+    (wait,) = (action["token"] for action in actions_of(reported, "SetTimer"))
+
+    ended = advance(machine, step.execution, {"type": "TimerFired", "token": wait}, 11.0)
+    assert ended.execution["status"] == "SUCCEEDED"
+    # The wait's own timer fired; the execution's is taken back as it ends.
+    assert [a["token"] for a in actions_of(ended, "CancelTimer")] == [execution_timeout]

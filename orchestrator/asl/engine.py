@@ -7,7 +7,9 @@ waits for it. A thread that waits for the outside world (a task result, a timer)
 for any more (a late result, a timer of a state already left) changes nothing.
 
 Nothing here does I/O or reads a clock: the caller passes ``now`` and carries out the
-actions (run a task, set a timer) that a step returns.
+actions that a step returns: ``RunTask``, ``RunService``, ``SetTimer``, ``CancelTimer`` (a
+timer nobody waits for any more: the state it guarded ended before it fired) and
+``ExecutionFinished``.
 """
 
 from __future__ import annotations

@@ -39,7 +39,17 @@ _TIMER_KINDS = frozenset({"execution-timeout", "wait", "retry", "timeout", "hear
 class Run:
     """The state of one ``start_execution`` / ``advance`` call while it decides."""
 
-    __slots__ = ("_context_parts", "actions", "execution", "history", "in_process", "machine", "now", "ready")
+    __slots__ = (
+        "_context_parts",
+        "actions",
+        "execution",
+        "firing",
+        "history",
+        "in_process",
+        "machine",
+        "now",
+        "ready",
+    )
 
     def __init__(self, machine: StateMachine, execution: dict[str, Any], now: float) -> None:
         self.machine = machine
@@ -49,6 +59,8 @@ class Run:
         self.history: list[RawEvent] = []
         self.ready: list[str] = []
         self.in_process: InProcess | None = None
+        # The token of the timer whose firing is being handled: it needs no cancelling.
+        self.firing: str | None = None
         self._context_parts: tuple[dict[str, Any], dict[str, Any]] | None = None
 
     def context_parts(self) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -109,7 +121,17 @@ class Run:
 
     def drop_tokens(self, thread: dict[str, Any]) -> None:
         for token in thread.pop("tokens", []):
-            self.execution["tokens"].pop(token, None)
+            self.forget_token(token)
+
+    def forget_token(self, token: str) -> None:
+        """Stop waiting on ``token``; a timer it names that has not fired is cancelled.
+
+        A timer left in place would fire later for nothing, and hold memory until it did: a
+        task's hour-long TimeoutSeconds would outlive the task by an hour.
+        """
+        owner = self.execution["tokens"].pop(token, None)
+        if owner is not None and owner[1] in _TIMER_KINDS and token != self.firing:
+            self.actions.append({"type": "CancelTimer", "token": token})
 
     def spawn(
         self,
@@ -199,6 +221,8 @@ class Run:
         owner = self.execution["tokens"].get(event.get("token"))
         if owner is None:
             return
+        if event.get("type") == "TimerFired":
+            self.firing = event["token"]
         thread_id, kind = owner
         if (kind in _TIMER_KINDS) != (event.get("type") == "TimerFired"):
             # A timer's token answers only its own firing, and a task's token only reports:
@@ -320,6 +344,9 @@ class Run:
         execution["error"] = error
         execution["cause"] = cause
         execution["stopDate"] = self.now
+        for token, (_, kind) in execution["tokens"].items():
+            if kind in _TIMER_KINDS and token != self.firing:
+                self.actions.append({"type": "CancelTimer", "token": token})
         execution["threads"] = {}
         execution["tokens"] = {}
         self.ready.clear()

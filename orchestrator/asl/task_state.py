@@ -197,7 +197,7 @@ def _heartbeat(run: Any, thread: dict[str, Any], kind: str, event: dict[str, Any
         raise ReportedError(errors.HEARTBEAT_TIMEOUT, None)
     for token in list(thread.get("tokens", [])):
         if run.execution["tokens"].get(token, [None, None])[1] == "heartbeat":
-            run.execution["tokens"].pop(token)
+            run.forget_token(token)
             thread["tokens"].remove(token)
     if thread.get("heartbeat"):
         due = run.now + thread["heartbeat"]

@@ -114,6 +114,10 @@ class Commit:
     def add_timer(self, due: float, event: dict[str, Any]) -> None:
         self._ops += ["zadd", self._k(self.keys.timers), repr(due), json.dumps(event, sort_keys=True)]
 
+    def remove_timer(self, event: dict[str, Any]) -> None:
+        """Take back a timer ``add_timer`` set (the member is the same JSON, keys sorted)."""
+        self._ops += ["zrem", self._k(self.keys.timers), json.dumps(event, sort_keys=True)]
+
     def enqueue_tasks(self, tasks: list[Task]) -> None:
         """Push the tasks as RQ jobs (several tasks per job), exactly as ``Queue.enqueue_job`` would."""
         for batch in job_batches(tasks):

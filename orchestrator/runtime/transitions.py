@@ -32,6 +32,7 @@ class Transition:
     history: list[dict[str, Any]] = field(default_factory=list)
     tasks: list[Task] = field(default_factory=list)
     timers: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    cancelled_timers: list[dict[str, Any]] = field(default_factory=list)
     publishes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     messages: list[tuple[str, Any]] = field(default_factory=list)
 
@@ -71,11 +72,17 @@ def settle(machine: StateMachine, transition: Transition, step: engine.Step, now
             if kind == "RunTask":
                 transition.tasks.append(task_of(name, action))
             elif kind == "SetTimer":
-                fired = {"type": "TimerFired", "execution": name, "token": action["token"]}
-                transition.timers.append((float(action["due"]), fired))
+                transition.timers.append((float(action["due"]), timer_event(name, action["token"])))
+            elif kind == "CancelTimer":
+                transition.cancelled_timers.append(timer_event(name, action["token"]))
             elif kind == "RunService":
                 event = run_service(transition, action, now)
                 steps.append(engine.advance(machine, transition.execution, event, now))
+
+
+def timer_event(execution: str, token: str) -> dict[str, Any]:
+    """The event a timer fires, which is also how the timers set names it."""
+    return {"type": "TimerFired", "execution": execution, "token": token}
 
 
 def task_of(execution: str, action: dict[str, Any]) -> Task:
@@ -147,6 +154,9 @@ def record(commit: Commit, transition: Transition, version: int, settings: Setti
     commit.index_status(execution, transition.previous_status)
     for due, event in transition.timers:
         commit.add_timer(due, event)
+    # After the additions: a timer set and cancelled in one transition is left unset.
+    for event in transition.cancelled_timers:
+        commit.remove_timer(event)
     for topic, message in transition.publishes:
         commit.publish(topic, message, settings.notification_stream_length)
     for queue, body in transition.messages:
