@@ -6,6 +6,7 @@ from typing import Any
 
 from orchestrator.asl.definition import StateMachine
 from orchestrator.asl.engine import advance, start_execution
+from orchestrator.local import LocalRunner
 
 CALLBACK = {
     "StartAt": "T",
@@ -191,3 +192,35 @@ def test_a_timer_is_cancelled_when_what_it_guarded_ends_first_and_not_when_it_fi
     assert ended.execution["status"] == "SUCCEEDED"
     # The wait's own timer fired; the execution's is taken back as it ends.
     assert [a["token"] for a in actions_of(ended, "CancelTimer")] == [execution_timeout]
+
+
+def test_a_worker_run_task_is_timed_by_heartbeat_from_its_first_heartbeat_and_a_callback_at_once() -> None:
+    task = {"Type": "Task", "Resource": "f", "HeartbeatSeconds": 5, "End": True}
+    machine = StateMachine.parse({"StartAt": "T", "States": {"T": task}}, "M")
+    step = start_execution(machine, "e", {}, 0.0)
+    # Queued behind other tasks, it is not late: no heartbeat clock runs yet.
+    assert actions_of(step, "SetTimer") == []
+    run_task = actions_of(step, "RunTask")[0]
+    assert run_task["heartbeat_seconds"] == 5
+
+    started = advance(machine, step.execution, {"type": "TaskHeartbeat", "token": run_task["token"]}, 30.0)
+    assert [action["due"] for action in actions_of(started, "SetTimer")] == [35.0]
+
+    beating = CALLBACK["States"]["T"] | {"HeartbeatSeconds": 5}
+    callback = StateMachine.parse(CALLBACK | {"States": {"T": beating}})
+    waiting = start_execution(callback, "c", {}, 0.0)
+    assert sorted(action["due"] for action in actions_of(waiting, "SetTimer")) == [5.0, 60.0]
+
+
+def test_a_local_function_slower_than_its_heartbeat_succeeds_as_under_a_live_worker() -> None:
+    def slow(event: Any, context: Any) -> str:
+        return "done"
+
+    slow.virtual_duration_seconds = 60  # type: ignore[attr-defined]
+    task = {"Type": "Task", "Resource": "slow", "HeartbeatSeconds": 5, "End": True}
+    runner = LocalRunner(StateMachine.parse({"StartAt": "T", "States": {"T": task}}, "M"), {"slow": slow})
+
+    result = runner.run({}, start=0.0)
+
+    assert (result.status, result.output) == ("SUCCEEDED", "done")
+    assert result.history[-1]["timestamp"] == 60.0

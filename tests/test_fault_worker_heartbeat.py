@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import time
 from pathlib import Path
 
 import redis
@@ -37,7 +38,6 @@ def test_a_frozen_worker_times_its_task_out_on_heartbeat_and_its_result_after_th
     orchestrator = redstep_process(env, "orchestrator")
     worker = redstep_process(env, "worker", "--functions", str(tmp_path / "hold.py"))
     try:
-        # A task waiting in the queue sends no heartbeat: start once the worker is listening.
         wait_until(lambda: redis_client.scard(f"{keys.prefix}:workers") == 1, 30, "the worker to start")
         client.start_execution("Beating", {"dir": str(tmp_path)}, name="beating")
         # Given a task whose worker keeps it alive past several heartbeat periods,
@@ -63,4 +63,33 @@ def test_a_frozen_worker_times_its_task_out_on_heartbeat_and_its_result_after_th
     finally:
         os.kill(worker.pid, signal.SIGCONT)
         stop(worker)
+        stop(orchestrator)
+
+
+def test_a_task_waiting_in_the_queue_is_not_timed_out_by_its_heartbeat(
+    subprocess_env: dict[str, str], redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    env = {**subprocess_env, "REDSTEP_LEASE_SECONDS": "60"}
+    (tmp_path / "hold.py").write_text(HOLD_FUNCTIONS)
+    settings = Settings(redis_url=env["REDIS_URL"], prefix=env["REDSTEP_PREFIX"])
+    client, keys = Client(redis_client, settings), Keys(settings.prefix)
+    client.register_machine("Queued", hold_machine(HeartbeatSeconds=1))
+    orchestrator = redstep_process(env, "orchestrator")
+    worker = None
+    try:
+        # Given a task with HeartbeatSeconds 1 that waits in the queue, no worker there to take it,
+        client.start_execution("Queued", {"dir": str(tmp_path)}, name="queued")
+        wait_until(lambda: events_settled(redis_client, keys), 30, "the orchestrator to be idle")
+        time.sleep(3)
+        # then it is still waiting, not timed out: its heartbeat clock starts with the task,
+        assert client.describe("queued")["status"] == "RUNNING"
+        # and once a worker takes it and it finishes, it succeeds.
+        worker = redstep_process(env, "worker", "--functions", str(tmp_path / "hold.py"))
+        wait_until(lambda: (tmp_path / "attempt-1").exists(), 30, "the task to start")
+        (tmp_path / "release-1").touch()
+        finished = client.wait("queued", timeout=30)
+        assert (finished["status"], finished["output"]["attempt"]) == ("SUCCEEDED", 1)
+    finally:
+        if worker is not None:
+            stop(worker)
         stop(orchestrator)

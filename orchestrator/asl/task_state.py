@@ -77,9 +77,12 @@ def enter(run: Any, thread: dict[str, Any], data: StateData) -> None:
         )
     if heartbeat is not None:
         thread["heartbeat"] = heartbeat
-        run.actions.append(
-            {"type": "SetTimer", "token": run.new_token(thread, "heartbeat"), "due": run.now + heartbeat}
-        )
+        # A function a worker runs is timed from its worker's first heartbeat, sent as the
+        # task starts: a task waiting in the queue behind others is not late. A callback's
+        # heartbeats come from whoever holds its token, so its clock starts now.
+        if resource.callback or action["type"] != "RunTask":
+            due = run.now + heartbeat
+            run.actions.append({"type": "SetTimer", "token": run.new_token(thread, "heartbeat"), "due": due})
 
 
 def _callback_token(run: Any, thread: dict[str, Any]) -> str:
