@@ -19,6 +19,19 @@ from worker.process import task_worker
 LAMBDA = "arn:aws:lambda:us-east-1:000000000000:function:"
 
 
+def dragon(name: str) -> dict[str, str]:
+    """A valid dragon record named ``name``."""
+    return {
+        "dragon_name_str": name,
+        "description_str": f"{name} breathes fire",
+        "family_str": "red",
+        "location_city_str": "Seattle",
+        "location_state_str": "WA",
+        "location_country_str": "USA",
+        "location_neighborhood_str": "Fremont",
+    }
+
+
 def one_task_machine(function: str = "ValidateDragon") -> dict:
     """A machine of one Lambda task, for tests that need a task to be in flight."""
     return {

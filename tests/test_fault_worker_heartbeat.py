@@ -26,15 +26,25 @@ def leased(client: redis.Redis, keys: Keys) -> bool:
     return any(json.loads(m)["type"] == "TaskFailed" for m in client.zrange(keys.timers, 0, -1))
 
 
-def test_a_frozen_worker_times_its_task_out_on_heartbeat_and_its_result_after_thawing_is_rejected(
-    subprocess_env: dict[str, str], redis_client: redis.Redis, tmp_path: Path
-) -> None:
-    # The lease is far longer than the heartbeat, so the HeartbeatTimeout is what fails the task.
+def beating_stack(
+    subprocess_env: dict[str, str], redis_client: redis.Redis, tmp_path: Path, machine: str
+) -> tuple[dict[str, str], Client, Keys]:
+    """The environment, client and keys of a stack where ``machine`` runs Hold with HeartbeatSeconds 1.
+
+    The lease is far longer than the heartbeat, so a HeartbeatTimeout is what fails a task.
+    """
     env = {**subprocess_env, "REDSTEP_LEASE_SECONDS": "60"}
     (tmp_path / "hold.py").write_text(HOLD_FUNCTIONS)
     settings = Settings(redis_url=env["REDIS_URL"], prefix=env["REDSTEP_PREFIX"])
-    client, keys = Client(redis_client, settings), Keys(settings.prefix)
-    client.register_machine("Beating", hold_machine(HeartbeatSeconds=1))
+    client = Client(redis_client, settings)
+    client.register_machine(machine, hold_machine(HeartbeatSeconds=1))
+    return env, client, Keys(settings.prefix)
+
+
+def test_a_frozen_worker_times_its_task_out_on_heartbeat_and_its_result_after_thawing_is_rejected(
+    subprocess_env: dict[str, str], redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    env, client, keys = beating_stack(subprocess_env, redis_client, tmp_path, "Beating")
     orchestrator = redstep_process(env, "orchestrator")
     worker = redstep_process(env, "worker", "--functions", str(tmp_path / "hold.py"))
     try:
@@ -69,11 +79,7 @@ def test_a_frozen_worker_times_its_task_out_on_heartbeat_and_its_result_after_th
 def test_a_task_waiting_in_the_queue_is_not_timed_out_by_its_heartbeat(
     subprocess_env: dict[str, str], redis_client: redis.Redis, tmp_path: Path
 ) -> None:
-    env = {**subprocess_env, "REDSTEP_LEASE_SECONDS": "60"}
-    (tmp_path / "hold.py").write_text(HOLD_FUNCTIONS)
-    settings = Settings(redis_url=env["REDIS_URL"], prefix=env["REDSTEP_PREFIX"])
-    client, keys = Client(redis_client, settings), Keys(settings.prefix)
-    client.register_machine("Queued", hold_machine(HeartbeatSeconds=1))
+    env, client, keys = beating_stack(subprocess_env, redis_client, tmp_path, "Queued")
     orchestrator = redstep_process(env, "orchestrator")
     worker = None
     try:

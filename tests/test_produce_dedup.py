@@ -26,22 +26,10 @@ from orchestrator.runtime.loop import Orchestrator
 from orchestrator.runtime.machines import register_shipped_machines
 from orchestrator.runtime.sources import EventSourceMapping, send_messages
 from orchestrator.settings import Settings
-from tests.runtime_fixtures import all_finished, drive, one_task_machine
+from tests.runtime_fixtures import all_finished, dragon, drive, one_task_machine
 
 KEYS = Keys("t")
 QUEUE = KEYS.queue("dragons")
-
-
-def dragon(name: str) -> dict[str, str]:
-    return {
-        "dragon_name_str": name,
-        "description_str": f"{name} breathes fire",
-        "family_str": "red",
-        "location_city_str": "Seattle",
-        "location_state_str": "WA",
-        "location_country_str": "USA",
-        "location_neighborhood_str": "Fremont",
-    }
 
 
 def resend(redis_client: redis.Redis, body: Any, message_id: str) -> None:

@@ -68,6 +68,7 @@ def test_a_wait_state_resumes_when_its_timer_fires(
     drive(redis_client, settings, [orchestrator], all_finished(1), with_worker=False)
 
     assert client.describe(name)["output"] == {"a": 1}
+    assert redis_client.zcard(KEYS.timers) == 0  # the timer that fired is gone
 
 
 def test_an_event_redelivered_to_a_second_orchestrator_is_applied_once(

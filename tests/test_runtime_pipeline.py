@@ -12,19 +12,7 @@ from orchestrator.runtime.loop import Orchestrator
 from orchestrator.runtime.machines import register_shipped_machines
 from orchestrator.runtime.sources import send_messages
 from orchestrator.settings import Settings
-from tests.runtime_fixtures import all_finished, drive
-
-
-def dragon(name: str) -> dict:
-    return {
-        "dragon_name_str": name,
-        "description_str": f"{name} breathes fire",
-        "family_str": "red",
-        "location_city_str": "Seattle",
-        "location_state_str": "WA",
-        "location_country_str": "USA",
-        "location_neighborhood_str": "Fremont",
-    }
+from tests.runtime_fixtures import all_finished, dragon, drive
 
 
 def test_25_records_with_5_repeats_notify_20_inserted_and_5_already_exists(

@@ -9,7 +9,6 @@ hour-long timeouts and thousands of executions an hour, those would pile up.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import pytest
@@ -116,22 +115,4 @@ def test_a_wait_in_a_branch_cut_short_by_its_sibling_failing_leaves_no_timer(
     name = client.start_execution("Cut", {})
 
     assert (client.describe(name)["status"], client.describe(name)["error"]) == ("FAILED", "Broken")
-    assert timers_of(redis_client, name) == []
-
-
-def test_a_wait_that_fires_leaves_no_timer(
-    redis_client: redis.Redis, settings: Settings, client: Client
-) -> None:
-    offset = [0.0]
-    orchestrator = Orchestrator(redis_client, settings, "o1", clock=lambda: time.time() + offset[0])
-    client.register_machine(
-        "Waits", {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60, "End": True}}}
-    )
-    name = client.start_execution("Waits", {"a": 1})
-    assert len(timers_of(redis_client, name)) == 1
-
-    offset[0] = 61.0
-    drive(redis_client, settings, [orchestrator], all_finished(1), with_worker=False)
-
-    assert client.describe(name)["output"] == {"a": 1}
     assert timers_of(redis_client, name) == []
