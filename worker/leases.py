@@ -40,8 +40,11 @@ from redis import Redis
 from redis.commands.core import Script
 
 from orchestrator.runtime.keys import EVENT_FIELD, Keys
+from orchestrator.runtime.reconnect import OUTAGE_ERRORS, Backoff
 
 LEASE_ERROR = "Lambda.Unknown"
+# How often START is tried while the connection is lost, with doubling delays (about 6 s in all).
+START_ATTEMPTS = 8
 
 log = logging.getLogger(__name__)
 
@@ -178,14 +181,36 @@ class WorkerLeases:
         ]
         due = repr(self.clock() + self.lease_seconds)
         members = [h.lease for h in held]
-        claimed = self._start(keys=[self.claimed_key, self.keys.timers], args=[job_id, due, *members])
-        if not claimed:
+        claimed, retried = self._start_leases(job_id, due, members)
+        if not claimed and not retried:
             log.warning("job %s was given back while this worker looked dead; running it anyway", job_id)
         with self._lock:
             self._held[job_id] = held
         if any(h.heartbeat_seconds for h in held):
             self._wake.set()  # the first heartbeat goes out now, not at the next tick
         return members
+
+    def _start_leases(self, job_id: str, due: str, members: list[str]) -> tuple[int, bool]:
+        """Run START, again while the connection is lost; whether the job was claimed, whether retried.
+
+        Until START runs, the job is only claimed, and nothing would ever give it back: this
+        worker stays alive. Running it twice is harmless: the second finds the job gone from
+        the claimed list (a lost reply) and only sets the same leases again.
+
+        Raises:
+            redis.ConnectionError, redis.TimeoutError: when Redis stays away; the work loop
+                then starts over and gives back what this worker claimed.
+        """
+        backoff = Backoff(0.05, 2.0)
+        keys = [self.claimed_key, self.keys.timers]
+        while True:
+            try:
+                return int(self._start(keys=keys, args=[job_id, due, *members])), backoff.attempts > 0
+            except OUTAGE_ERRORS:
+                if backoff.attempts + 1 >= START_ATTEMPTS:
+                    raise
+                log.warning("starting job %s: Redis did not answer; trying again", job_id)
+                time.sleep(backoff.next_delay())
 
     def release(self, job_id: str) -> None:
         """Stop renewing the job's leases (its reports removed them)."""

@@ -60,6 +60,20 @@ class ClaimingQueue(Queue):
     reply_lost: ClassVar[bool] = False
 
     @classmethod
+    def dequeue_any(cls, *args: Any, **kwargs: Any) -> tuple[Job, Queue] | None:
+        """RQ's dequeue; a connection lost during it leaves the claimed list to be given back.
+
+        Lost during the move (its reply swallowed) or just after it (while the job is read),
+        the job sits in the claimed list, unseen, and this worker stays alive, so nobody else
+        would give it back: the next move does.
+        """
+        try:
+            return super().dequeue_any(*args, **kwargs)  # type: ignore[no-any-return]
+        except OUTAGE_ERRORS:
+            cls.reply_lost = True
+            raise
+
+    @classmethod
     def lmove(cls, connection: Redis, queue_key: str, timeout: int | None) -> tuple[str, Any] | None:
         """Move the job at the head of ``queue_key`` into the claimed list (blocking up to ``timeout``).
 
@@ -73,16 +87,12 @@ class ClaimingQueue(Queue):
             # list, unseen. The list is empty between jobs, so whatever is there goes back.
             connection.eval(GIVE_BACK, 2, cls.claimed_key, queue_key)
             cls.reply_lost = False
-        try:
-            if timeout is not None:
-                result = connection.blmove(queue_key, cls.claimed_key, timeout)
-                if result is None:
-                    raise DequeueTimeout(timeout, queue_key)
-                return queue_key, result
-            result = connection.lmove(queue_key, cls.claimed_key)
-        except OUTAGE_ERRORS:
-            cls.reply_lost = True
-            raise
+        if timeout is not None:
+            result = connection.blmove(queue_key, cls.claimed_key, timeout)
+            if result is None:
+                raise DequeueTimeout(timeout, queue_key)
+            return queue_key, result
+        result = connection.lmove(queue_key, cls.claimed_key)
         return None if result is None else (queue_key, result)
 
 
