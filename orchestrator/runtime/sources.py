@@ -6,10 +6,10 @@ it; one left pending longer than the visibility timeout is claimed again, and on
 ``max_receive_count`` times moves to the queue's dead-letter stream with its reason.
 
 A message carries a producer-made id in its ``message_id`` field, and that id names its
-execution. redis-py sends a command again when a connection drops, so one send can land
-twice under two entry ids; both entries carry the same message id, and only one execution
-starts. An entry without the field (queued by hand, or by an older producer) is named after
-its entry id.
+execution. A send whose reply a dropped connection swallowed may have landed or not, so a
+producer sends it again: should both land, under two entry ids, both carry the same message
+id, and only one execution starts. An entry without the field (queued by hand, or by an
+older producer) is named after its entry id.
 """
 
 from __future__ import annotations
@@ -83,8 +83,8 @@ def send_messages(
 ) -> list[str]:
     """Append ``bodies`` (JSON-serializable) to ``queue`` in one round trip; returns their message ids.
 
-    Each message id becomes its execution's name. Sending a body again with the same id (as
-    redis-py does when a reply is lost) starts no second execution.
+    Each message id becomes its execution's name. Sending a body again with the same id (after
+    a lost reply, say) starts no second execution.
 
     Args:
         redis_client: the connection.
