@@ -176,8 +176,9 @@ class VirtualCourse:
         for action in actions:
             kind = action["type"]
             if kind == "RunTask":
-                delay = self.runner._target(action["function"], action["function_arn"])[2]
-                heapq.heappush(due, (now + delay, next(self.sequence), self.runner._invoke(action)))
+                target = self.runner._target(action["function"], action["function_arn"])
+                event = self.runner._invoke(action, target)
+                heapq.heappush(due, (now + target[2], next(self.sequence), event))
             elif kind == "RunService":
                 event = self.runner._service(action, self.effects, now)
                 heapq.heappush(due, (now, next(self.sequence), event))

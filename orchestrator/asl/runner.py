@@ -344,9 +344,8 @@ class Run:
         execution["error"] = error
         execution["cause"] = cause
         execution["stopDate"] = self.now
-        for token, (_, kind) in execution["tokens"].items():
-            if kind in _TIMER_KINDS and token != self.firing:
-                self.actions.append({"type": "CancelTimer", "token": token})
+        for token in list(execution["tokens"]):
+            self.forget_token(token)
         execution["threads"] = {}
         execution["tokens"] = {}
         self.ready.clear()
