@@ -10,8 +10,10 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from importlib import metadata
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import redis
@@ -21,8 +23,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from orchestrator.settings import Settings, masked_url
-from producer import cli_dlq, cli_machines, cli_tasks, views
+from producer import cli_dlq, cli_machines, cli_tasks, discovery, views
 from producer.address import configured_url
+from producer.discovery import Resolved
 from producer.produce import PROGRESS_THRESHOLD, produce, record_from_flags
 from producer.records import InvalidRecords, load_records, validate_records
 from producer.stack import Stack, stop_on_signals
@@ -31,11 +34,14 @@ from producer.subscribe_view import print_messages
 if TYPE_CHECKING:
     from orchestrator.runtime.client import Client
 
+log = logging.getLogger("redstep.up")
+
 
 class RedstepApp(typer.Typer):
-    """The typer app, turning a lost Redis connection into one line on stderr and exit 1."""
+    """The typer app, turning a lost Redis connection or a bad Redis URL into one line on stderr."""
 
     redis_url: str | None = None  # the Redis the command talks to, named (masked) in its errors
+    redis_hint: str = ""  # how to fix an unreachable Redis, for the way the URL was found
 
     def __call__(self, *args: object, **kwargs: object) -> object:
         try:
@@ -43,7 +49,7 @@ class RedstepApp(typer.Typer):
         except (redis.ConnectionError, redis.TimeoutError) as error:
             # redis-py names host and port only for a refused connection, not for refused credentials.
             where = f" at {masked_url(self.redis_url)}" if self.redis_url else ""
-            print(f"cannot reach Redis{where}: {error}", file=sys.stderr, flush=True)
+            print(f"cannot reach Redis{where}: {error}{self.redis_hint}", file=sys.stderr, flush=True)
             sys.exit(1)
         except ValidationError as error:
             # A bad REDSTEP_* variable: name it and what is wrong, without the value (it may be secret).
@@ -69,25 +75,66 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print only JSON on std
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
 
+HINTS = {
+    "default": "; start `redstep up`, or set REDIS_URL to your Redis",
+    "up": "; its `redstep up` is still running: is it stuck? (Ctrl-C it and start it again)",
+    "configured": "; check REDIS_URL (or --redis-url, or the REDSTEP_REDIS_* parts)",
+}
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+
 @dataclass
 class Shared:
-    """The options every command shares; ``None`` means the environment's value (or the default)."""
+    """The options every command shares; ``None`` means the environment's value (or the default).
+
+    ``redis_url`` is what the user named; when they named nothing, the first command that
+    needs Redis finds it (see producer.discovery) and says so once on stderr.
+    """
 
     redis_url: str | None
     prefix: str | None
     log_level: str = "INFO"
+    _resolved: Resolved | None = field(default=None, repr=False)
+
+    def resolve(self) -> Resolved:
+        """Where Redis is, found once per command; exits with one line when that cannot be told."""
+        if self._resolved is None:
+            try:
+                self._resolved = discovery.resolve(self.redis_url, self.prefix)
+            except discovery.DiscoveryError as error:
+                raise fail(str(error)) from None
+            app.redis_url, app.redis_hint = self._resolved.url, HINTS[self._resolved.source]
+            if self._resolved.note:
+                print(f"redstep: {self._resolved.note}", file=sys.stderr, flush=True)
+        return self._resolved
 
     def settings(self) -> Settings:
         """The settings from the environment, with the options given on the command line on top."""
-        overrides = {"redis_url": self.redis_url, "prefix": self.prefix}
+        resolved = self.resolve()
+        overrides = {"redis_url": resolved.url, "prefix": self.prefix or resolved.prefix}
         return Settings(**{key: value for key, value in overrides.items() if value})
 
     def connect(self, timeout: float | None = None) -> tuple[Settings, redis.Redis]:
-        """The settings and a Redis connection; ``timeout`` bounds each socket wait (None: no bound)."""
+        """The settings and a Redis connection; ``timeout`` bounds each reply (None: no bound).
+
+        Connecting itself is always bounded, so a wrong host or a ``rediss://`` URL pointed at
+        a plain server fails within seconds instead of hanging.
+        """
         settings = self.settings()
-        return settings, redis.Redis.from_url(
-            settings.redis_url, socket_connect_timeout=timeout, socket_timeout=timeout, decode_responses=False
+        return settings, redis_from_url(settings.redis_url, timeout)
+
+
+def redis_from_url(url: str, timeout: float | None = None) -> redis.Redis:
+    """A client for ``url``; a URL redis-py cannot read exits with one line naming what is wrong."""
+    try:
+        return redis.Redis.from_url(
+            url,
+            socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            socket_timeout=timeout,
+            decode_responses=False,
         )
+    except (ValueError, TypeError) as error:
+        raise fail(f"invalid Redis URL {masked_url(url)}: {error}") from None
 
 
 def fail(message: str, code: int = 1) -> typer.Exit:
@@ -131,7 +178,6 @@ def main(
         stream=sys.stderr, level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     ctx.obj = Shared(redis_url=configured_url(redis_url), prefix=prefix, log_level=log_level.upper())
-    app.redis_url = ctx.obj.redis_url or Settings.model_fields["redis_url"].default
 
 
 @app.command()
@@ -139,10 +185,25 @@ def up(
     ctx: typer.Context,
     workers: Annotated[int, typer.Option("--workers", "-w", min=0, envvar="REDSTEP_WORKERS")] = 1,
     functions: Annotated[list[str] | None, typer.Option("--functions", help="Passed to each worker.")] = None,
+    ready_timeout: Annotated[
+        float, typer.Option("--ready-timeout", min=1, help="Give up when not ready within this many seconds.")
+    ] = 60.0,
 ) -> None:
-    """Run the whole stack here: Redis (REDIS_URL, else a private one), an orchestrator, N workers."""
+    """Run the whole stack here: Redis (REDIS_URL, else a private one), an orchestrator, N workers.
+
+    Other terminals of this user find the stack by themselves (a runtime file, removed on exit).
+    """
     shared: Shared = ctx.obj
-    settings = shared.settings()  # fails early on a bad setting, before anything starts
+    # Fails early on a bad setting, before anything starts; up never goes looking for another stack.
+    settings = Settings(
+        **{k: v for k, v in {"redis_url": shared.redis_url, "prefix": shared.prefix}.items() if v}
+    )
+    running = discovery.running_up_for(settings.prefix)
+    if running is not None:
+        raise fail(
+            f"a redstep up for prefix {settings.prefix} is already running (pid {running.pid},"
+            f" {masked_url(running.url)}): use it, stop it, or start this one with another REDSTEP_PREFIX"
+        )
     stack = Stack(workers=workers, redis_url=shared.redis_url or None)
     if shared.prefix:
         stack.env["REDSTEP_PREFIX"] = shared.prefix
@@ -151,22 +212,75 @@ def up(
     stop = threading.Event()
     restore = stop_on_signals(stop)
     code = 1
+    published = None
     try:
         stack.start()
-        where = "private redis-server" if stack.server else "REDIS_URL"
-        stdout.print(f"redis         {masked_url(stack.redis_url or '')} ({where})", highlight=False)
-        stdout.print(f"prefix        {settings.prefix}", highlight=False)
-        stdout.print(f"source queue  {settings.source_queue} -> {settings.state_machine}", highlight=False)
-        stdout.print(f"topic         {settings.topic}", highlight=False)
-        for child in stack.children:
-            stdout.print(f"{child.name:<13} pid {child.pid}", highlight=False)
-        stdout.print("next: redstep subscribe   |   redstep produce FILE   |   Ctrl-C stops everything")
-        code = stack.run_until(stop)
+        app.redis_url = stack.redis_url
+        published = _publish(stack.redis_url or "", settings.prefix)
+        _print_stack(stack, settings)
+        problem = stack.wait_ready(_stack_is_ready(stack, settings), stop, ready_timeout)
+        if problem:
+            log.error("%s; stopping the stack", problem)
+        elif not stop.is_set():
+            _print_next_steps(stack, settings, published)
+            code = stack.run_until(stop)
+        else:
+            code = 0
     finally:
+        if published:
+            discovery.remove_runtime_file(published)
         stack.stop()
         restore()
     print("stack stopped", file=sys.stderr)
     raise typer.Exit(code)
+
+
+def _publish(url: str, prefix: str) -> Path | None:
+    """Write the runtime file other terminals find this stack by; a failure only costs them that."""
+    try:
+        return discovery.write_runtime_file(url, prefix)
+    except OSError as error:
+        where = discovery.runtime_file(prefix)
+        log.warning("cannot write %s (%s); other terminals need REDIS_URL to find this stack", where, error)
+        return None
+
+
+def _stack_is_ready(stack: Stack, settings: Settings) -> Callable[[], bool]:
+    """Whether the stack's orchestrator beats (workers register as they come; none is required)."""
+    from orchestrator.runtime.client import Client  # imported late: a heavy module
+
+    client = Client(redis_from_url(stack.redis_url or "", 2.0), settings)
+
+    def ready() -> bool:
+        try:
+            return client.healthy()[0]
+        except redis.RedisError:
+            return False
+
+    return ready
+
+
+def _print_stack(stack: Stack, settings: Settings) -> None:
+    where = "private redis-server" if stack.server else "REDIS_URL"
+    stdout.print(f"redis         {masked_url(stack.redis_url or '')} ({where})", highlight=False)
+    stdout.print(f"prefix        {settings.prefix}", highlight=False)
+    stdout.print(f"source queue  {settings.source_queue} -> {settings.state_machine}", highlight=False)
+    stdout.print(f"topic         {settings.topic}", highlight=False)
+    for child in stack.children:
+        stdout.print(f"{child.name:<13} pid {child.pid}", highlight=False)
+
+
+def _print_next_steps(stack: Stack, settings: Settings, published: Path | None) -> None:
+    """The two lines another shell needs: how it finds this stack, and what to run there."""
+    url = stack.redis_url or ""
+    exported = f"export REDIS_URL={masked_url(url)}"
+    if settings.prefix != discovery.DEFAULT_PREFIX:
+        exported += f" REDSTEP_PREFIX={settings.prefix}"
+    hidden = "" if masked_url(url) == url else " (the password is yours to fill in)"
+    found = f"your other terminals find this stack via {published}" if published else "needed everywhere"
+    print(f"{exported}   # elsewhere{hidden}; {found}")
+    print("next: redstep subscribe &  |  redstep produce producer/data/demo25.json  |  Ctrl-C stops all")
+    sys.stdout.flush()
 
 
 @app.command()
@@ -233,6 +347,7 @@ def produce_command(
     except InvalidRecords as error:
         raise fail(str(error)) from None
     settings, client = ctx.obj.connect()
+    client.ping()  # an unreachable Redis is then the app's one line, with how to fix it
     target = queue or settings.source_queue
     try:
         if len(records) > PROGRESS_THRESHOLD:
@@ -264,6 +379,7 @@ def subscribe(
     from orchestrator.runtime.notifications import subscribe as messages_of
 
     settings, client = ctx.obj.connect()
+    client.ping()  # an unreachable Redis is then the app's one line, with how to fix it
     try:
         print_messages(
             messages_of(client, settings, topic or settings.topic, replay), sys.stdout, json_output, count

@@ -2,7 +2,7 @@
 
 ``run --local`` drives the pure core in-process on a virtual clock, so Wait states, back-off
 and timeouts take no real time; without ``--local`` the execution runs on the stack that
-``REDIS_URL`` points at, and the command waits for it.
+``REDIS_URL`` points at (else the running ``redstep up``), and the command waits for it.
 """
 
 from __future__ import annotations
@@ -11,13 +11,16 @@ import hashlib
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from orchestrator.asl.definition import StateMachine
 from orchestrator.asl.errors import DefinitionError
 from orchestrator.asl.validation import validate
+
+if TYPE_CHECKING:
+    from orchestrator.runtime.client import Client
 
 machines_app = typer.Typer(help="Check and manage state machine definitions.", no_args_is_help=True)
 
@@ -49,6 +52,7 @@ def validate_command(
 
 
 def run_command(
+    ctx: typer.Context,
     definition: Annotated[Path, typer.Argument(help="An ASL definition (JSON file).")],
     input: Annotated[str | None, typer.Option("--input", help="The execution input, as JSON.")] = None,
     input_file: Annotated[Path | None, typer.Option("--input-file", help="A file holding the input.")] = None,
@@ -75,7 +79,10 @@ def run_command(
     if local:
         result = _run_local(machine, execution_input, functions or [])
     else:
-        result = _run_on_stack(machine, document, execution_input, timeout)
+        from orchestrator.runtime.client import Client  # imported late: a heavy module
+
+        settings, connection = ctx.obj.connect()
+        result = _run_on_stack(Client(connection, settings), machine, document, execution_input, timeout)
     _print_result(result, as_json)
     raise typer.Exit(0 if result["status"] == "SUCCEEDED" else 1)
 
@@ -115,15 +122,8 @@ def _run_local(machine: StateMachine, execution_input: Any, specs: list[str]) ->
 
 
 def _run_on_stack(
-    machine: StateMachine, document: Any, execution_input: Any, timeout: float
+    client: Client, machine: StateMachine, document: Any, execution_input: Any, timeout: float
 ) -> dict[str, Any]:
-    import redis
-
-    from orchestrator.runtime.client import Client
-    from orchestrator.settings import Settings
-
-    settings = Settings()
-    client = Client(redis.Redis.from_url(settings.redis_url), settings)
     client.register_machine(machine.name, document)
     name = client.start_execution(machine.name, execution_input)
     described = client.wait(name, timeout)

@@ -17,7 +17,7 @@ import redis
 import typer
 
 from orchestrator.runtime import callbacks
-from orchestrator.settings import Settings
+from orchestrator.settings import Settings, masked_url
 
 TokenArgument = Annotated[str, typer.Argument(help="The task token ($$.Task.Token) the task handed out.")]
 
@@ -59,15 +59,17 @@ def send_task_heartbeat(ctx: typer.Context, token: TokenArgument) -> None:
     _answer(ctx, lambda r, s: callbacks.send_task_heartbeat(r, s, token), "heartbeat")
 
 
-def _settings(ctx: typer.Context) -> Settings:
+def _connect(ctx: typer.Context) -> tuple[Settings, redis.Redis]:
     # On the main app, its --redis-url/--prefix options (kept in ctx.obj) win over the environment.
     shared = getattr(ctx, "obj", None)
-    return shared.settings() if callable(getattr(shared, "settings", None)) else Settings()
+    if callable(getattr(shared, "connect", None)):
+        return shared.connect(timeout=10)  # type: ignore[no-any-return, union-attr]
+    settings = Settings()
+    return settings, redis.Redis.from_url(settings.redis_url, socket_connect_timeout=5, socket_timeout=10)
 
 
 def _answer(ctx: typer.Context, send: Callable[[redis.Redis, Settings], Any], what: str) -> None:
-    settings = _settings(ctx)
-    connection = redis.Redis.from_url(settings.redis_url)
+    settings, connection = _connect(ctx)
     try:
         send(connection, settings)
     except callbacks.InvalidToken as exc:
@@ -76,7 +78,7 @@ def _answer(ctx: typer.Context, send: Callable[[redis.Redis, Settings], Any], wh
         print(f"{type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         raise typer.Exit(1) from None
     except redis.ConnectionError as exc:
-        print(f"cannot reach Redis: {exc}", file=sys.stderr, flush=True)
+        print(f"cannot reach Redis at {masked_url(settings.redis_url)}: {exc}", file=sys.stderr, flush=True)
         raise typer.Exit(1) from None
     finally:
         connection.close()

@@ -116,6 +116,18 @@ class Stack:
             self._spawn(child)
         return None
 
+    def wait_ready(self, ready: Callable[[], bool], stop: threading.Event, timeout: float) -> str | None:
+        """Watch the children until ``ready()`` holds or ``stop`` is set; return why not, or ``None``."""
+        deadline = time.monotonic() + timeout
+        while not stop.is_set() and not ready():
+            problem = self.watch_once()
+            if problem:
+                return problem
+            if time.monotonic() > deadline:
+                return f"the stack was not ready within {timeout:g} s (no orchestrator heartbeat)"
+            stop.wait(0.1)
+        return None
+
     def run_until(self, stop: threading.Event, poll_seconds: float = 0.2) -> int:
         """Watch the children until ``stop`` is set (exit status 0) or one keeps failing (1)."""
         while not stop.wait(poll_seconds):

@@ -12,6 +12,18 @@ from orchestrator.runtime.server import RedisServer
 from orchestrator.settings import Settings
 
 
+@pytest.fixture(scope="session", autouse=True)
+def private_runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Keep every ``redstep up`` of the suite, and every lookup of one, out of the user's runtime dir."""
+    previous = os.environ.get("REDSTEP_RUNTIME_DIR")
+    os.environ["REDSTEP_RUNTIME_DIR"] = str(tmp_path_factory.mktemp("runtime"))
+    yield
+    if previous is None:
+        os.environ.pop("REDSTEP_RUNTIME_DIR", None)
+    else:
+        os.environ["REDSTEP_RUNTIME_DIR"] = previous
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
     """One redis-server for the test session, started on a free port."""

@@ -200,6 +200,7 @@ def test_up_with_redis_url_runs_the_dragon_demo_end_to_end_and_stops_cleanly(
 
 def test_up_without_redis_url_starts_and_stops_its_own_redis_server(start_up: Callable[..., Up]) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("REDIS_URL", "REDSTEP_"))}
+    env["REDSTEP_RUNTIME_DIR"] = os.environ["REDSTEP_RUNTIME_DIR"]
     env["REDSTEP_PREFIX"] = "own"
     up = start_up(env)
     redis_children = [
