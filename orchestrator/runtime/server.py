@@ -13,6 +13,8 @@ from urllib.parse import quote, urlencode
 
 import redis
 
+PORT_ATTEMPTS = 5  # ports tried when the one chosen is taken before the server binds it
+
 
 def find_redis_server() -> str:
     """The redis-server binary: the one on PATH, else the one the ``redis-server`` wheel ships.
@@ -100,6 +102,7 @@ class RedisServer:
         tls: ServerTls | None = None,
         aof: bool = False,
     ) -> None:
+        self._chose_port = not port
         self.port = port or free_port()
         self._owned_dir = None if data_dir else tempfile.TemporaryDirectory(prefix="redstep-redis-")
         self.data_dir = data_dir or Path(self._owned_dir.name)  # type: ignore[union-attr]
@@ -141,7 +144,22 @@ class RedisServer:
         return ["--appendonly", "yes", "--appendfsync", "everysec"]
 
     def start(self, timeout: float = 10.0) -> RedisServer:
-        """Start the server and wait until it answers PING (over TLS and logged in, as :attr:`url` says)."""
+        """Start the server and wait until it answers PING (over TLS and logged in, as :attr:`url` says).
+
+        A free port can be taken between choosing it and binding it (another server starting
+        at the same moment). Then the PING may reach that other server, so the answering
+        server's pid is checked; on a port chosen here, a new one is tried.
+        """
+        for _ in range(PORT_ATTEMPTS - 1 if self._chose_port else 0):
+            if self._start_once(timeout):
+                return self
+            self.port = free_port()
+        if self._start_once(timeout):
+            return self
+        raise RuntimeError(f"redis-server did not start on port {self.port}")
+
+    def _start_once(self, timeout: float) -> bool:
+        """Start the server; True once it answers, False when another process holds the port."""
         command = [
             find_redis_server(),
             *self._listen_args(),
@@ -158,20 +176,36 @@ class RedisServer:
         )
         deadline = time.monotonic() + timeout
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
-        while True:
-            try:
-                client.ping()
-                return self
-            except redis.ConnectionError:
+        try:
+            while True:
+                try:
+                    client.ping()
+                    if self._answered_by_us(client):
+                        return True
+                except redis.ConnectionError:
+                    pass
                 if self.process.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise RuntimeError(f"redis-server did not start on port {self.port}") from None
+                    self._stop_process()
+                    return False
                 time.sleep(0.02)
-            finally:
-                client.close()
+        finally:
+            client.close()
+
+    def _answered_by_us(self, client: redis.Redis) -> bool:
+        try:
+            answering = client.info("server").get("process_id")
+        except redis.ResponseError:
+            return self.process is not None and self.process.poll() is None  # INFO refused by an ACL
+        return self.process is not None and answering == self.process.pid
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL) and remove its data unless the caller owns it."""
+        self._stop_process()
+        if self._owned_dir:
+            self._owned_dir.cleanup()
+            self._owned_dir = None
+
+    def _stop_process(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.terminate()
             try:
@@ -179,9 +213,6 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self._owned_dir:
-            self._owned_dir.cleanup()
-            self._owned_dir = None
 
     def kill(self) -> None:
         """SIGKILL the server, as an OOM kill would: no shutdown, no final fsync; keeps its data."""
