@@ -13,6 +13,8 @@ from urllib.parse import quote, urlencode
 
 import redis
 
+APPENDFSYNC_POLICIES = ("always", "everysec", "no")
+
 
 def find_redis_server() -> str:
     """The redis-server binary: the one on PATH, else the one the ``redis-server`` wheel ships.
@@ -85,8 +87,12 @@ class RedisServer:
         password: the password that :attr:`url` carries and the readiness PING sends; the
             server is told to require it only through ``extra_args``.
         tls: serve TLS only, with these files, and let clients in without a certificate.
-        aof: keep an append-only file in ``data_dir`` (``appendfsync everysec``, as compose
-            configures it), so a server restarted on the same directory gets its data back.
+        aof: keep an append-only file in ``data_dir``, so a server restarted on the same
+            directory gets its data back.
+        appendfsync: with ``aof``, when Redis fsyncs it: ``always``, ``everysec`` or ``no``.
+
+    Raises:
+        ValueError: ``appendfsync`` is none of Redis's three policies.
     """
 
     def __init__(
@@ -99,7 +105,13 @@ class RedisServer:
         password: str | None = None,
         tls: ServerTls | None = None,
         aof: bool = False,
+        appendfsync: str = "everysec",
     ) -> None:
+        if appendfsync not in APPENDFSYNC_POLICIES:
+            raise ValueError(
+                f"appendfsync {appendfsync!r} is not a Redis fsync policy: "
+                f"use one of {', '.join(APPENDFSYNC_POLICIES)}"
+            )
         self.port = port or free_port()
         self._owned_dir = None if data_dir else tempfile.TemporaryDirectory(prefix="redstep-redis-")
         self.data_dir = data_dir or Path(self._owned_dir.name)  # type: ignore[union-attr]
@@ -108,6 +120,7 @@ class RedisServer:
         self.password = password
         self.tls = tls
         self.aof = aof
+        self.appendfsync = appendfsync
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -138,7 +151,7 @@ class RedisServer:
     def _persistence_args(self) -> list[str]:
         if not self.aof:
             return ["--appendonly", "no"]
-        return ["--appendonly", "yes", "--appendfsync", "everysec"]
+        return ["--appendonly", "yes", "--appendfsync", self.appendfsync]
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         """Start the server and wait until it answers PING (over TLS and logged in, as :attr:`url` says)."""
