@@ -39,11 +39,36 @@ PASSWORD = "Zq8:p@ss/w#rd?%&=+ x"
 ACL_USER = "redstep"
 ACL_PASSWORD = "Kv3:acl@pw/#?%"
 
-# The app's ACL user: its own keys and channels (the prefix's, and RQ's ``rq:`` ones), every
-# command but the dangerous ones, and back the two harmless reads RQ makes on start: INFO for
-# the server's version (without it RQ assumes 5.0.9 and takes its older paths) and CLIENT LIST
-# for its own address (without it RQ warns on every start).
-ACL_RULES = "~{prefix}:* ~rq:* &{prefix}:* &rq:* +@all -@dangerous +info +client|list"
+COMPOSE_FILE = Path(__file__).resolve().parents[1] / "docker-compose.yml"
+COMPOSE_PREFIX = "${REDSTEP_PREFIX:-redstep}"
+
+
+def compose_acl_rules(path: Path = COMPOSE_FILE) -> str:
+    """The rules the compose file gives the app's ACL user, with ``{prefix}`` for its prefix.
+
+    The access tests run against exactly these rules, so what they prove holds for the compose
+    stack, and the README's line is this one with the prefix filled in.
+
+    Raises:
+        ValueError: the redis service's command has no ``--user`` with rules, with what to add.
+    """
+    items = [
+        line.strip()[2:].strip('"') for line in path.read_text().splitlines() if line.strip().startswith("- ")
+    ]
+    if "--user" not in items:
+        raise ValueError(f"{path}: the redis command has no --user option; add the app's ACL user")
+    rules = []
+    for item in items[items.index("--user") + 1 :]:
+        if item.startswith("--"):
+            break
+        if item[:1] in "~&+-":
+            rules.append(item.replace(COMPOSE_PREFIX, "{prefix}"))
+    if not rules:
+        raise ValueError(f"{path}: the --user option sets no rules (~keys, &channels, +commands)")
+    return " ".join(rules)
+
+
+ACL_RULES = compose_acl_rules()
 
 
 def acl_line(user: str, password: str, prefix: str) -> str:

@@ -21,6 +21,7 @@ from tests.access_fixtures import (
     ACL_PASSWORD,
     ACL_USER,
     PASSWORD,
+    PREFIX,
     CliSession,
     acl_server,
     cli_session,
@@ -89,6 +90,19 @@ def test_the_pipeline_runs_as_an_acl_user_limited_to_its_keys_and_safe_commands(
         ["ACL", "LIST"],
         ["SET", "someone-else:key", "1"],
         ["PUBLISH", "someone-else:channel", "1"],
+        # Key names outside its prefixes, other databases, other channels' names.
+        ["RANDOMKEY"],
+        ["SELECT", "1"],
+        ["MOVE", f"{PREFIX}:key", "1"],
+        ["COPY", f"{PREFIX}:key", f"{PREFIX}:copy", "DB", "1"],
+        ["PUBSUB", "CHANNELS"],
+        # Other applications' functions and scripts, which live server-wide.
+        ["FUNCTION", "FLUSH"],
+        ["FUNCTION", "LOAD", "#!lua name=theirs\nredis.register_function('f', function() return 1 end)"],
+        ["FUNCTION", "LIST"],
+        ["SCRIPT", "FLUSH"],
+        ["SCRIPT", "KILL"],
+        ["SCRIPT", "DEBUG", "SYNC"],
     ],
     ids=lambda command: " ".join(command[:2]),
 )
@@ -100,6 +114,16 @@ def test_the_acl_user_is_refused_what_redstep_never_needs(
         with pytest.raises(redis.exceptions.NoPermissionError):
             client.execute_command(*command)
         assert client.ping()  # refused, and the server is still up
+    finally:
+        client.close()
+
+
+def test_a_url_naming_another_database_is_refused_to_the_acl_user(acl_server: RedisServer) -> None:
+    # Redis's ACL cannot allow one database and not the others, so the app's user stays in 0.
+    client = redis.Redis.from_url(acl_server.url.removesuffix("/0") + "/1")
+    try:
+        with pytest.raises(redis.exceptions.NoPermissionError, match="'select'"):
+            client.ping()
     finally:
         client.close()
 

@@ -138,12 +138,20 @@ def test_the_compose_stack_runs_the_dragon_flow_and_scales_workers(stack: tuple[
     )
     wait_until(lambda: succeeded(env, 25 + 56), 120, "81 SUCCEEDED executions")
 
-    # The app's ACL user cannot wipe or reconfigure the server.
+    # The app's ACL user cannot wipe or reconfigure the server, look outside its keys, nor touch
+    # other applications' functions and scripts (tests/test_access.py checks every refusal).
     app = redis.Redis.from_url(env["REDIS_URL"])
-    for command in (("FLUSHALL",), ("CONFIG", "GET", "maxmemory")):
+    refused = [("FLUSHALL",), ("CONFIG", "GET", "maxmemory"), ("RANDOMKEY",), ("SELECT", "1")]
+    for command in (*refused, ("FUNCTION", "FLUSH"), ("SCRIPT", "FLUSH")):
         with pytest.raises(redis.exceptions.NoPermissionError):
             app.execute_command(*command)
     # Redis 7 refuses DEBUG to every client unless enabled; either refusal keeps it out of reach.
     with pytest.raises(redis.exceptions.ResponseError, match=r"NOPERM|not allowed"):
         app.execute_command("DEBUG", "SLEEP", "0")
     app.close()
+
+    # Redis answers only once what it was told is on disk: a kill -9 of it loses nothing acknowledged.
+    admin = redis.Redis(port=int(env["REDIS_PORT"]), password="redstep-admin", decode_responses=True)
+    persistence = admin.config_get("append*")
+    assert (persistence["appendonly"], persistence["appendfsync"]) == ("yes", "always")
+    admin.close()

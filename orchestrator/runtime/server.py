@@ -14,6 +14,7 @@ from urllib.parse import quote, urlencode
 import redis
 
 PORT_ATTEMPTS = 5  # ports tried when the one chosen is taken before the server binds it
+APPENDFSYNC_POLICIES = ("always", "everysec", "no")
 
 
 def find_redis_server() -> str:
@@ -87,8 +88,12 @@ class RedisServer:
         password: the password that :attr:`url` carries and the readiness PING sends; the
             server is told to require it only through ``extra_args``.
         tls: serve TLS only, with these files, and let clients in without a certificate.
-        aof: keep an append-only file in ``data_dir`` (``appendfsync everysec``, as compose
-            configures it), so a server restarted on the same directory gets its data back.
+        aof: keep an append-only file in ``data_dir``, so a server restarted on the same
+            directory gets its data back.
+        appendfsync: with ``aof``, when Redis fsyncs it: ``always``, ``everysec`` or ``no``.
+
+    Raises:
+        ValueError: ``appendfsync`` is none of Redis's three policies.
     """
 
     def __init__(
@@ -101,7 +106,13 @@ class RedisServer:
         password: str | None = None,
         tls: ServerTls | None = None,
         aof: bool = False,
+        appendfsync: str = "everysec",
     ) -> None:
+        if appendfsync not in APPENDFSYNC_POLICIES:
+            raise ValueError(
+                f"appendfsync {appendfsync!r} is not a Redis fsync policy: "
+                f"use one of {', '.join(APPENDFSYNC_POLICIES)}"
+            )
         self._chose_port = not port
         self.port = port or free_port()
         self._owned_dir = None if data_dir else tempfile.TemporaryDirectory(prefix="redstep-redis-")
@@ -111,6 +122,7 @@ class RedisServer:
         self.password = password
         self.tls = tls
         self.aof = aof
+        self.appendfsync = appendfsync
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -141,7 +153,7 @@ class RedisServer:
     def _persistence_args(self) -> list[str]:
         if not self.aof:
             return ["--appendonly", "no"]
-        return ["--appendonly", "yes", "--appendfsync", "everysec"]
+        return ["--appendonly", "yes", "--appendfsync", self.appendfsync]
 
     def start(self, timeout: float = 10.0) -> RedisServer:
         """Start the server and wait until it answers PING (over TLS and logged in, as :attr:`url` says).
