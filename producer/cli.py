@@ -26,7 +26,14 @@ from orchestrator.settings import Settings, masked_url
 from producer import cli_dlq, cli_machines, cli_tasks, discovery, views
 from producer.address import configured_url
 from producer.discovery import Resolved
-from producer.produce import PROGRESS_THRESHOLD, produce, record_from_flags
+from producer.produce import (
+    PROGRESS_THRESHOLD,
+    ProduceInterrupted,
+    content_key,
+    idempotency_key_problem,
+    produce,
+    record_from_flags,
+)
 from producer.records import InvalidRecords, load_records, validate_records
 from producer.stack import Stack, stop_on_signals
 from producer.subscribe_view import print_messages
@@ -331,9 +338,20 @@ def produce_command(
     phone: Annotated[str | None, typer.Option(help="Single record: reportingPhoneNumber.")] = None,
     confirm: Annotated[bool | None, typer.Option(help="Single record: confirmationRequired.")] = None,
     queue: Annotated[str | None, typer.Option(help="Source queue (default: the pipeline's).")] = None,
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(
+            help="Message ids are KEY-<position> (default: a hash of the records). The same input "
+            "under the same key starts each record once, however often it is sent; a new key sends it anew."
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Validate every record, then enqueue them all (or none, if any is invalid); --json lists their ids."""
+    """Validate every record, then enqueue them all (or none, if any is invalid); --json lists their ids.
+
+    Each record's message id, its execution's name, comes from the input and the record's position,
+    so running the same command again after a failure starts no record twice.
+    """
     flags = record_from_flags(
         name=name, description=description, family=family, city=city, state=state, country=country,
         neighborhood=neighborhood, phone=phone, confirm=confirm,
@@ -346,6 +364,9 @@ def produce_command(
         records = load_records(source) if source else validate_records([flags], "the options")
     except InvalidRecords as error:
         raise fail(str(error)) from None
+    key = idempotency_key or content_key(records)
+    if problem := idempotency_key_problem(key, len(records)):
+        raise typer.BadParameter(problem, param_hint="--idempotency-key")
     settings, client = ctx.obj.connect()
     client.ping()  # an unreachable Redis is then the app's one line, with how to fix it
     target = queue or settings.source_queue
@@ -354,13 +375,18 @@ def produce_command(
             columns = (TextColumn("enqueueing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
             with Progress(*columns, console=stderr) as progress:
                 bar = progress.add_task("enqueue", total=len(records))
-                ids = produce(client, settings, records, target, lambda n: progress.advance(bar, n))
+                ids = produce(client, settings, records, target, lambda n: progress.advance(bar, n), key)
         else:
-            ids = produce(client, settings, records, target)
-    except redis.RedisError as error:
-        raise fail(f"cannot enqueue: Redis at {masked_url(settings.redis_url)}: {error}") from None
+            ids = produce(client, settings, records, target, idempotency_key=key)
+    except ProduceInterrupted as stopped:
+        if json_output:
+            views.print_json(stopped.summary(target))
+        where = f"Redis at {masked_url(settings.redis_url)}"
+        raise fail(
+            f"cannot enqueue: {where}: {stopped.error}\n{stopped.advice(bool(idempotency_key))}"
+        ) from None
     if json_output:
-        views.print_json({"queue": target, "enqueued": len(ids), "message_ids": ids})
+        views.print_json({"queue": target, "enqueued": len(ids), "idempotency_key": key, "message_ids": ids})
     else:
         print(f"enqueued {len(ids)} record(s) on queue {target}")
 

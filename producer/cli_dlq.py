@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from producer import views
 
@@ -44,7 +45,9 @@ def _fail(message: str) -> typer.Exit:
 def _table(letters: list[DeadLetter]) -> Table:
     table = Table("id", "queue", "message id", "received", "reason")
     for letter in letters:
-        table.add_row(letter.id, letter.queue, letter.message_id, str(letter.receive_count), letter.reason)
+        # Anyone who can write to Redis wrote these: shown escaped, never read as rich markup.
+        cells = (letter.id, letter.queue, letter.message_id, str(letter.receive_count), letter.reason)
+        table.add_row(*(Text(views.printable(str(cell))) for cell in cells))
     return table
 
 

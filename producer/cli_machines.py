@@ -18,6 +18,7 @@ import typer
 from orchestrator.asl.definition import StateMachine
 from orchestrator.asl.errors import DefinitionError
 from orchestrator.asl.validation import validate
+from producer.views import printable
 
 if TYPE_CHECKING:
     from orchestrator.runtime.client import Client
@@ -45,7 +46,7 @@ def validate_command(
         print(json.dumps({"valid": not problems, "problems": [p.__dict__ for p in problems]}))
     elif problems:
         for problem in problems:
-            print(f"{definition}: {problem}")
+            print(printable(f"{definition}: {problem}"))
     else:
         print(f"{definition}: valid")
     raise typer.Exit(1 if problems else 0)
@@ -141,13 +142,14 @@ def _print_result(result: dict[str, Any], as_json: bool) -> None:
     if as_json:
         print(json.dumps(result))
         return
-    print(f"{result['status']}  {result['executionArn']}")
+    # The error and cause are a function's words, the output its data: escaped for the terminal.
+    print(printable(f"{result['status']}  {result['executionArn']}"))
     if result["status"] == "SUCCEEDED":
         print(json.dumps(result["output"], indent=2))
     else:
-        print(f"error: {result['error']}")
+        print(printable(f"error: {result['error']}"))
         if result["cause"]:
-            print(f"cause: {result['cause']}")
+            print(printable(f"cause: {result['cause']}"))
 
 
 def register(app: typer.Typer) -> None:

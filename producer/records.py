@@ -9,12 +9,22 @@ counts as a repeat.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated, Any, TextIO
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, StrictStr, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictStr,
+    ValidationError,
+)
 
 from orchestrator.dragon_record import REQUIRED_FIELDS
 
@@ -28,8 +38,24 @@ def _not_blank(value: str) -> str:
     return value
 
 
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _unicode_text(value: Any) -> Any:
+    # A JSON \uXXXX escape can decode to half of a surrogate pair, which no UTF-8 writer (a
+    # terminal, a file, another service) can encode: refused here rather than stored to break later.
+    # Checked before the type, so the length check never meets it first with a vaguer message.
+    found = LONE_SURROGATE.search(value) if isinstance(value, str) else None
+    if found:
+        raise ValueError(
+            f"holds a lone surrogate \\u{ord(found.group()):04x} at character {found.start()}, which is not "
+            "text (a JSON \\uXXXX escape of half a character pair); fix how the file was written"
+        )
+    return value
+
+
 # Strict: a number or a list where a name belongs is a broken export, not something to coerce.
-RecordText = Annotated[StrictStr, AfterValidator(_not_blank)]
+RecordText = Annotated[StrictStr, AfterValidator(_not_blank), BeforeValidator(_unicode_text)]
 
 
 class DragonRecord(BaseModel):
@@ -49,7 +75,9 @@ class DragonRecord(BaseModel):
     location_state_str: RecordText
     location_country_str: RecordText
     location_neighborhood_str: RecordText
-    reportingPhoneNumber: Annotated[StrictStr | None, Field(min_length=1)] = None
+    reportingPhoneNumber: Annotated[StrictStr | None, Field(min_length=1), BeforeValidator(_unicode_text)] = (
+        None
+    )
     confirmationRequired: StrictBool | None = None
 
     def body(self) -> dict[str, Any]:

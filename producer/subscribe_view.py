@@ -1,11 +1,17 @@
-"""How ``redstep subscribe`` prints notifications: one readable line, or one JSON envelope per line."""
+"""How ``redstep subscribe`` prints notifications: one readable line, or one JSON envelope per line.
+
+Anyone who can publish on the topic writes what is printed, so both forms go through
+:mod:`producer.views`: the human line escapes control and bidi characters, the JSON line
+escapes only lone surrogates (which no UTF-8 stdout could write).
+"""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any, TextIO
+
+from producer.views import json_text, printable
 
 
 def human_line(envelope: dict[str, Any]) -> str:
@@ -14,15 +20,15 @@ def human_line(envelope: dict[str, Any]) -> str:
     subject = envelope.get("Subject") or "(no subject)"
     message = envelope.get("Message", "")
     if not isinstance(message, str):
-        message = json.dumps(message, separators=(",", ":"))
+        message = json_text(message)
     # A multi-line message would break the one-line-per-notification promise.
     message = " ".join(message.split())
-    return f"{timestamp}  {subject}  {message}"
+    return printable(f"{timestamp}  {subject}  {message}")
 
 
 def json_line(envelope: dict[str, Any]) -> str:
     """The SNS-shaped envelope as compact JSON, one line."""
-    return json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
+    return json_text(envelope)
 
 
 def first(messages: Iterable[dict[str, Any]], count: int | None) -> Iterator[dict[str, Any]]:

@@ -28,6 +28,10 @@ json_values = st.recursive(
 )
 
 
+# st.characters() leaves out surrogates; a JSON escape such as "\ud800" decodes to one.
+SURROGATES = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF, categories=["Cs"])
+
+
 def valid_record(name: str = "Bahamethut") -> dict[str, Any]:
     record = {field: f"{field} value" for field in RECORD_FIELDS}
     record["dragon_name_str"] = name
@@ -140,6 +144,25 @@ def test_a_record_file_nested_100000_levels_deep_is_refused_as_too_deep_not_a_re
         load_records(io.StringIO(text))
 
     assert any("nested too deeply" in problem for problem in caught.value.problems)
+
+
+@FAST
+@given(
+    field=st.sampled_from(RECORD_FIELDS), value=st.text(st.characters() | SURROGATES, min_size=1, max_size=12)
+)
+def test_every_accepted_record_can_be_written_as_utf8_and_every_refused_one_names_its_field(
+    field: str, value: str
+) -> None:
+    record = valid_record()
+    record[field] = value
+
+    result = outcome(json.dumps([record]))
+
+    if isinstance(result, InvalidRecords):
+        assert all(problem.startswith(f"record 0: {field}: ") for problem in result.problems)
+    else:
+        (accepted,) = result
+        assert json.dumps(accepted.body(), ensure_ascii=False).encode("utf-8")
 
 
 def test_a_deep_but_decodable_value_in_a_field_is_refused_as_a_wrong_type() -> None:

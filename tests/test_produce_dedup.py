@@ -9,11 +9,14 @@ and check what a user sees: executions, notifications, the queue, the dead lette
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -24,6 +27,7 @@ from orchestrator.runtime.dead_letters import DeadLetters
 from orchestrator.runtime.keys import GROUP, Keys
 from orchestrator.runtime.loop import Orchestrator
 from orchestrator.runtime.machines import register_shipped_machines
+from orchestrator.runtime.server import RedisServer
 from orchestrator.runtime.sources import EventSourceMapping, send_messages
 from orchestrator.settings import Settings
 from tests.runtime_fixtures import all_finished, dragon, drive, one_task_machine
@@ -268,3 +272,110 @@ def test_a_started_execution_with_a_name_queued_messages_could_not_have_is_refus
     with pytest.raises(ValueError, match="the execution name"):
         client.start_execution("One", {}, name=name)
     assert client.list_executions() == []
+
+
+# -- a produce cut short by a dead Redis, then run again ----------------------------------------
+
+XADD_MARKER = b"\r\nXADD\r\n"  # every XADD command's name; bodies are JSON, which holds no raw CRLF
+
+
+class CuttingProxy:
+    """A TCP hop between one client and Redis that lets ``cut_after`` XADD commands through, then
+    calls ``on_cut`` (which kills the server) and drops the connection, refusing any other.
+
+    The cut falls inside a chunk of the producer's pipeline: the server may have received part
+    of it, as when Redis dies while a chunk is on the wire.
+    """
+
+    def __init__(self, upstream_port: int, cut_after: int, on_cut: Callable[[], None]) -> None:
+        self.upstream_port, self.cut_after, self.on_cut = upstream_port, cut_after, on_cut
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self.serve, daemon=True)
+        self.thread.start()
+
+    def serve(self) -> None:
+        downstream, _ = self.listener.accept()
+        self.listener.close()  # a reconnecting client is refused, as by a dead server
+        upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+        threading.Thread(target=self.pump, args=(upstream, downstream), daemon=True).start()
+        sent, forwarded, searched, seen = bytearray(), 0, 0, 0
+        while data := downstream.recv(65536):
+            sent += data
+            cut = None
+            while cut is None and (found := sent.find(XADD_MARKER, searched)) >= 0:
+                searched, seen = found + 1, seen + 1
+                if seen > self.cut_after:
+                    cut = sent.rfind(b"*", 0, found)  # where this command's array header starts
+            end = len(sent) if cut is None else cut
+            upstream.sendall(sent[forwarded:end])
+            forwarded = end
+            if cut is not None:
+                self.on_cut()
+                break
+        for end_point in (downstream, upstream):
+            end_point.close()
+
+    @staticmethod
+    def pump(source: socket.socket, target: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass  # one side was closed: the cut
+
+
+def test_a_produce_cut_short_by_a_dead_redis_says_how_many_were_queued_and_its_rerun_runs_each_record_once(
+    tmp_path: Path, subprocess_env: dict[str, str]
+) -> None:
+    # Given 2,000 records (four chunks of 500), an AOF redis-server, and a produce whose connection
+    # dies with the server a quarter of the way into the second chunk
+    records = tmp_path / "dragons.ndjson"
+    records.write_text("\n".join(json.dumps(dragon(f"D{index}")) for index in range(2000)))
+    server = RedisServer(data_dir=tmp_path, aof=True).start()
+    proxy = CuttingProxy(server.port, cut_after=625, on_cut=server.kill)
+    env = {**subprocess_env, "REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0"}
+    command = [sys.executable, "-m", "producer.cli", "produce", str(records), "--json"]
+    try:
+        cut = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+        # Then the producer says how far it got, and how to go on
+        assert cut.returncode == 1
+        assert "500 of 2000 record(s) were queued; the next 500 may have been, in part." in cut.stderr
+        assert "Run the command again on the same input (key " in cut.stderr
+        partial = json.loads(cut.stdout)
+        assert (partial["enqueued"], partial["in_doubt"], partial["total"]) == (500, 500, 2000)
+
+        # When Redis is back on its data and the same command runs again
+        server = RedisServer(server.port, data_dir=tmp_path, aof=True).start()
+        env["REDIS_URL"] = server.url
+        rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+        assert rerun.returncode == 0, rerun.stderr
+        ids = json.loads(rerun.stdout)["message_ids"]
+        assert ids[:500] == partial["message_ids"]
+
+        # Then each record runs once: 2,000 executions, not 2,500, named by the rerun's ids
+        connection = redis.Redis.from_url(server.url)
+        echo = Settings(redis_url=server.url, prefix="t", state_machine="Echo", poll_interval_seconds=0.01)
+        Client(connection, echo).register_machine(
+            "Echo", {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+        )
+        assert connection.xlen(QUEUE) >= 2500  # the first 500 (and some of the next 500) are there twice
+        client = drive(
+            connection,
+            echo,
+            [Orchestrator(connection, echo, "o1")],
+            drained(connection),
+            120,
+            with_worker=False,
+        )
+        executions = client.list_executions(limit=5000)
+        assert sorted(e["name"] for e in executions) == sorted(ids)
+        assert {e["status"] for e in executions} == {"SUCCEEDED"}
+        connection.close()
+    finally:
+        server.stop()
+
+
+def drained(redis_client: redis.Redis) -> Callable[[Client], bool]:
+    return lambda client: queue_is_drained(redis_client) and client.status()["executions"]["RUNNING"] == 0

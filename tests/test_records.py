@@ -73,12 +73,40 @@ def test_values_are_kept_as_given_including_trailing_spaces() -> None:
         ({"family_str": 7}, "record 0: family_str: Input should be a valid string"),
         ({"confirmationRequired": "yes"}, "record 0: confirmationRequired: Input should be a valid boolean"),
         ({"reportingPhonenumber": "555"}, "record 0: reportingPhonenumber: unknown field"),
+        (
+            {"dragon_name_str": "Ash\ud800"},
+            "record 0: dragon_name_str: Value error, holds a lone surrogate \\ud800 at character 3",
+        ),
+        (
+            {"reportingPhoneNumber": "\udfff"},
+            "record 0: reportingPhoneNumber: Value error, holds a lone surrogate \\udfff at character 0",
+        ),
     ],
 )
 def test_a_bad_field_is_refused_with_index_and_field(change: dict, expected: str) -> None:
     with pytest.raises(InvalidRecords) as caught:
         validate_records([{**GOOD, **change}])
     assert caught.value.problems[0].startswith(expected)
+
+
+def test_a_lone_surrogate_from_a_json_escape_is_refused_with_the_record_and_field() -> None:
+    # Half of the pair "\ud83d\udc09" (a dragon emoji), as a tool that cut a string mid-pair writes it.
+    ndjson = json.dumps(GOOD) + "\n" + json.dumps({**GOOD, "family_str": "red \ud83d"})
+
+    with pytest.raises(InvalidRecords) as caught:
+        load_records(io.StringIO(ndjson))
+
+    assert caught.value.problems == [
+        "record 1: family_str: Value error, holds a lone surrogate \\ud83d at character 4, which is not "
+        "text (a JSON \\uXXXX escape of half a character pair); fix how the file was written"
+    ]
+
+
+def test_text_beyond_the_basic_plane_and_bidi_characters_are_kept_as_given() -> None:
+    # Valid text: refused only where it is shown, by escaping it (see producer.views).
+    name = json.loads('"\\ud83d\\udc09 \\u202eSmaug"')  # a JSON escape of a pair decodes to one character
+    record = DragonRecord.model_validate({**GOOD, "dragon_name_str": name})
+    assert record.dragon_name_str == "\U0001f409 \u202eSmaug"
 
 
 def test_every_bad_record_is_listed_not_just_the_first() -> None:
