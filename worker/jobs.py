@@ -91,6 +91,8 @@ class TaskJob(Job):
             reason = f"RQ cannot read its hash: {describe(exc)}"
             raise MalformedJob(self.id, reason, tasks_named_by(raw_data)) from None
         problem = self.unfit_to_run()
+        if not problem and (self.webhooks or raw_data.get(b"webhooks", raw_data.get("webhooks"))):
+            problem = "it names webhooks, which a redstep worker never calls"
         if problem:
             raise MalformedJob(self.id, problem, tasks_named_by(raw_data))
 
@@ -132,6 +134,9 @@ class TaskJob(Job):
         if any(callbacks):
             raise ForbiddenJob(f"a redstep worker runs no job callbacks: {[c for c in callbacks if c]}")
         return run_tasks
+
+    def send_webhooks(self, status: Any, *, exc_string: str | None = None) -> None:
+        """Call nothing: a job's webhooks would have a worker send requests wherever a writer chose."""
 
     # RQ calls these even for a job that failed before running; none is ever imported.
     @property
