@@ -401,16 +401,40 @@ def _work_through_outages(
             return
         try:
             with shutdown.interruptible():
-                if lost is None and _redis_answers(connection):
-                    _recover_from_crash(connection, worker, shutdown, restarts)
-                else:
-                    error = lost or ConnectionError("RQ's work loop quit")
-                    _wait_for_redis(connection, outage, shutdown, error)
+                _start_afresh(connection, worker, leases, shutdown, outage, restarts, lost)
         except StopRequested:
             return
-        # The dead round's registration would make the new one's birth fail as a duplicate.
-        connection.delete(worker.key)
-        leases.give_back_unstarted()
+
+
+def _start_afresh(
+    connection: Redis,
+    worker: TaskWorker,
+    leases: WorkerLeases,
+    shutdown: Shutdown,
+    outage: Outage,
+    restarts: Backoff,
+    lost: Exception | None,
+) -> None:
+    """Get ready for a new work round once RQ's loop quit unasked: wait, then clear the dead round's traces.
+
+    Its registration would make the new round's birth fail as a duplicate, and a job it
+    claimed and never started would be claimed for good. Redis lost again meanwhile means
+    waiting for it again.
+
+    Raises:
+        StopRequested: when a stop is requested meanwhile.
+    """
+    while True:
+        try:
+            if lost is None and _redis_answers(connection):
+                _recover_from_crash(connection, worker, shutdown, restarts)
+            else:
+                _wait_for_redis(connection, outage, shutdown, lost or ConnectionError("RQ's work loop quit"))
+            connection.delete(worker.key)
+            leases.give_back_unstarted()
+            return
+        except OUTAGE_ERRORS as exc:
+            lost = exc
 
 
 def _recover_from_crash(connection: Redis, worker: TaskWorker, shutdown: Shutdown, restarts: Backoff) -> None:
