@@ -58,7 +58,10 @@ def job_hash(
 
 
 def plant_poison(connection: redis.Redis, tag: str, tmp_path: Path) -> dict[str, str]:
-    """Put one job id of every unrunnable kind at the head of the task queue; id -> expected reason."""
+    """Put one job id of every unrunnable kind at the head of the task queue; id -> expected reason.
+
+    None of them may run: the forged task they name is of an execution that does not exist.
+    """
     planted: dict[str, str] = {}
     forged_task = {"execution": f"nobody-{tag}", "token": f"nobody-{tag}:1", "function": "ValidateDragon"}
 
@@ -77,6 +80,15 @@ def plant_poison(connection: redis.Redis, tag: str, tmp_path: Path) -> dict[str,
     job_id, fields = job_hash([forged_task], connection, webhooks=webhook)
     connection.hset(KEYS.rq_job(job_id), mapping=fields)
     planted[job_id] = "webhooks"
+
+    job_id, fields = job_hash([forged_task], connection, origin=f"reports-{tag}")
+    connection.hset(KEYS.rq_job(job_id), mapping=fields)
+    planted[job_id] = f"it belongs to queue 'reports-{tag}'"
+
+    job_id, fields = rq_job_fields([forged_task], Keys("elsewhere"), connection)  # type: ignore[list-item]
+    fields = {**{name: str(value) for name, value in fields.items()}, "origin": KEYS.task_queue_name}
+    connection.hset(KEYS.rq_job(job_id), mapping=fields)
+    planted[job_id] = "it reports to 'elsewhere:events'"
 
     planted[f"missing-{tag}"] = "does not exist"
 

@@ -187,6 +187,21 @@ def fetch_task_job(job_class: type[Job], job_id: str, connection: Redis) -> Job:
     return job_class.fetch(job_id, connection=connection, serializer=SERIALIZER)
 
 
+def misaddressed(job: Job, queue_name: str, events_key: str) -> MalformedJob | None:
+    """Why a decoded task job does not belong on ``queue_name`` or report to ``events_key``, if so.
+
+    Another RQ application's job pushed onto this queue still names its own queue, and a job
+    that names another stream would send its tasks' reports where no orchestrator reads them.
+    """
+    tasks = [task for task in job.args[0] if is_addressable(task)][:MOST_TASKS_FAILED]
+    if job.origin != queue_name:
+        return MalformedJob(job.id, f"it belongs to queue {job.origin[:100]!r}, not {queue_name!r}", tasks)
+    if job.args[1] != events_key:
+        reason = f"it reports to {str(job.args[1])[:100]!r}, not to the event stream {events_key!r}"
+        return MalformedJob(job.id, reason, tasks)
+    return None
+
+
 def tasks_named_by(raw: Mapping[Any, Any]) -> list[dict[str, Any]]:
     """The addressable tasks in a job hash's data, read as leniently as possible; [] when none.
 

@@ -37,7 +37,15 @@ from orchestrator.runtime.reconnect import OUTAGE_ERRORS, Backoff, Outage
 from orchestrator.settings import Settings, masked_url
 from worker.bad_jobs import bounded_copy, set_aside
 from worker.entry import ColdShutdown, use_leases, use_settings
-from worker.jobs import SERIALIZER, MalformedJob, TaskJob, describe, fetch_task_job, tasks_named_by
+from worker.jobs import (
+    SERIALIZER,
+    MalformedJob,
+    TaskJob,
+    describe,
+    fetch_task_job,
+    misaddressed,
+    tasks_named_by,
+)
 from worker.leases import GIVE_BACK, WorkerLeases, claimed_key
 from worker.registry import default_registry
 from worker.shutdown import Shutdown
@@ -97,6 +105,7 @@ class ClaimingQueue(Queue):
     def _next_runnable(
         cls, queue: Queue, timeout: int | None, connection: Redis, job_class: type[Job]
     ) -> tuple[Job, Queue] | None:
+        assert cls.keys is not None
         while True:
             moved = cls.lmove(connection, queue.key, timeout)
             if moved is None:
@@ -104,7 +113,11 @@ class ClaimingQueue(Queue):
             raw_id = moved[1]
             job_id = lossless_text(raw_id)
             try:
-                return fetch_task_job(job_class, job_id, connection), queue
+                job = fetch_task_job(job_class, job_id, connection)
+                wrong_place = misaddressed(job, queue.name, cls.keys.events)
+                if wrong_place is None:
+                    return job, queue
+                raise wrong_place
             except NoSuchJobError:
                 reason = f"its key {Keys.rq_job(job_id)} does not exist"
                 cls.move_aside(connection, raw_id, reason, [])
