@@ -42,6 +42,15 @@ class Settings(BaseSettings):
         gt=0,
         description="A task whose worker stops renewing its lease this long fails with Lambda.Unknown.",
     )
+    stop_grace_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "After SIGTERM, how long a worker lets its running task finish before it hands the task"
+            " back to the queue for another worker and exits (keep it under the stop timeout of"
+            " whatever stops it: docker compose waits 10 s by default)."
+        ),
+    )
     max_event_deliveries: int = Field(
         default=10,
         ge=1,

@@ -18,8 +18,6 @@ from urllib.parse import urlsplit
 import pytest
 import redis
 from rq import Queue
-from rq.job import JobStatus
-from rq.registry import FailedJobRegistry
 
 from worker.entry import TASK_ENTRY
 from worker.jobs import SERIALIZER, TaskJob
@@ -99,7 +97,7 @@ def test_a_burst_worker_runs_three_tasks_of_one_json_job_and_reports_them_on_the
     assert task_queue(redis_client).count == 0
 
 
-def test_a_pickled_job_is_failed_without_being_unpickled_and_the_worker_goes_on(
+def test_a_pickled_job_is_moved_aside_without_being_unpickled_and_the_worker_goes_on(
     redis_client: redis.Redis, subprocess_env: dict[str, str], tmp_path: Path
 ) -> None:
     marker = tmp_path / "unpickled"
@@ -117,9 +115,12 @@ def test_a_pickled_job_is_failed_without_being_unpickled_and_the_worker_goes_on(
 
     assert finished.returncode == 0, finished.stderr
     assert not marker.exists()
-    assert pickled.id in FailedJobRegistry(queue=queue).get_job_ids()
-    assert pickled.get_status(refresh=True) == JobStatus.FAILED
+    [(_, moved)] = redis_client.xrange("t:malformed")
+    assert moved[b"id"] == pickled.id.encode()
+    assert moved[b"reason"].startswith(b"its data is not a JSON job")
     assert [r["execution"] for r in reports(redis_client)] == ["exec-2"]
+    assert redis_client.llen(queue.key) == 0
+    assert not redis_client.keys("t:claimed:*")
 
 
 SLOW_FUNCTIONS = textwrap.dedent(

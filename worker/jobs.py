@@ -1,22 +1,55 @@
-"""The RQ job class a redstep worker accepts: JSON only, and run_tasks only.
+"""The RQ job class a redstep worker accepts: JSON only, run_tasks only, and decoded strictly.
 
 RQ resolves a job's function and callbacks by importing the dotted names the job carries.
 A worker that took any name would run whatever a writer to its queue asked for, so this
 class runs ``worker.entry.run_tasks`` and nothing else, and never imports a callback.
+
+Anyone who can write ``rq:*`` (the app's ACL user, another RQ application on the same
+Redis) can put anything under a job id: a string, a hash with a date RQ cannot parse,
+pickled data, another application's job. RQ's own decoding raises whatever its parsers
+raise, and its work loop quits on that; here every way a job can be unfit to run is one
+error, MalformedJob, which the queue moves aside (worker.bad_jobs) instead of dying on it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import json
+import zlib
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from rq.job import Job
+from redis import Redis, ResponseError
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, validate_job_id
 from rq.serializers import JSONSerializer
 
-from worker.entry import TASK_ENTRY, run_tasks
+from worker.entry import TASK_ENTRY, is_addressable, run_tasks
 
 SERIALIZER = JSONSerializer
 """Jobs are JSON at rest; a pickled job fails to decode and is never unpickled."""
+
+# signal.alarm, which enforces a job's timeout, takes a C unsigned int; -1 is RQ's "none".
+LONGEST_TIMEOUT_SECONDS = 2**31 - 1
+# A job carries at most 50 tasks (orchestrator.runtime.store); a forged one may claim more.
+MOST_TASKS_FAILED = 50
+
+
+class MalformedJob(Exception):
+    """A job on the task queue that a redstep worker will not run, and why.
+
+    Attributes:
+        job_id: the id as it came off the queue.
+        reason: what is wrong with it, for the malformed stream and the log.
+        tasks: the addressable tasks its data names, if any could be read: their executions
+            are told the task failed, so they move on through Retry and Catch.
+    """
+
+    def __init__(self, job_id: str, reason: str, tasks: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(f"job {job_id!r}: {reason}")
+        self.job_id = job_id
+        self.reason = reason
+        self.tasks = tasks or []
 
 
 class ForbiddenJob(Exception):
@@ -24,7 +57,69 @@ class ForbiddenJob(Exception):
 
 
 class TaskJob(Job):
-    """An RQ job that can only run ``run_tasks``."""
+    """An RQ job that can only run ``run_tasks``, refused as MalformedJob when it is anything else."""
+
+    def refresh(self) -> None:
+        """Read the job's hash; a key of another type is a MalformedJob, not a crash.
+
+        Raises:
+            NoSuchJobError: when the key does not exist (RQ's own meaning, which its
+                registries rely on).
+            MalformedJob: when the key holds no hash or the hash is no task job.
+        """
+        try:
+            data = self.connection.hgetall(self.key)
+        except ResponseError as exc:
+            if "WRONGTYPE" not in str(exc):
+                raise
+            raise MalformedJob(self.id, f"its key {self.key} holds no hash") from None
+        if not data:
+            raise NoSuchJobError(f"No such job: {self.key}")
+        self.restore(data)
+
+    def restore(self, raw_data: Mapping[Any, Any]) -> None:
+        """Load the job from its hash, refusing anything but a well-formed task job.
+
+        Raises:
+            MalformedJob: with the reason, whatever RQ's parsers made of the hash.
+        """
+        try:
+            super().restore(raw_data)
+        except NoSuchJobError:
+            raise MalformedJob(self.id, "its hash has no 'data' field", tasks_named_by(raw_data)) from None
+        except Exception as exc:
+            reason = f"RQ cannot read its hash: {describe(exc)}"
+            raise MalformedJob(self.id, reason, tasks_named_by(raw_data)) from None
+        problem = self.unfit_to_run()
+        if not problem and (self.webhooks or raw_data.get(b"webhooks", raw_data.get("webhooks"))):
+            problem = "it names webhooks, which a redstep worker never calls"
+        if problem:
+            raise MalformedJob(self.id, problem, tasks_named_by(raw_data))
+
+    def unfit_to_run(self) -> str:
+        """Why this job is not a task job a worker may run, or "" when it is one."""
+        try:
+            func_name, instance, args, kwargs = self.func_name, self.instance, self.args, self.kwargs
+        except Exception as exc:
+            return f"its data is not a JSON job: {describe(exc.__cause__ or exc)}"
+        if func_name != TASK_ENTRY or instance is not None:
+            named = repr(func_name)[:100]
+            return f"a job of another application: it runs {named}; a redstep worker runs only {TASK_ENTRY}"
+        callbacks = [self._success_callback_name, self._failure_callback_name, self._stopped_callback_name]
+        if any(callbacks):
+            return f"it names job callbacks, which a redstep worker never runs: {[c for c in callbacks if c]}"
+        if not (
+            isinstance(args, list | tuple)
+            and len(args) == 2
+            and isinstance(args[0], list)
+            and isinstance(args[1], str)
+            and kwargs == {}
+        ):
+            return "its arguments are not (a list of tasks, the event stream's key)"
+        timeout = self.timeout
+        if timeout is not None and not -1 <= timeout <= LONGEST_TIMEOUT_SECONDS:
+            return f"its timeout {timeout} is out of range (-1 to {LONGEST_TIMEOUT_SECONDS} seconds)"
+        return ""
 
     @property
     def func(self) -> Callable[..., Any]:
@@ -40,6 +135,9 @@ class TaskJob(Job):
             raise ForbiddenJob(f"a redstep worker runs no job callbacks: {[c for c in callbacks if c]}")
         return run_tasks
 
+    def send_webhooks(self, status: Any, *, exc_string: str | None = None) -> None:
+        """Call nothing: a job's webhooks would have a worker send requests wherever a writer chose."""
+
     # RQ calls these even for a job that failed before running; none is ever imported.
     @property
     def success_callback(self) -> None:
@@ -52,3 +150,83 @@ class TaskJob(Job):
     @property
     def stopped_callback(self) -> None:
         return None
+
+
+def check_job_id(job_id: str) -> None:
+    """Refuse an id RQ would misread (it takes ``a:b`` for job ``a``).
+
+    Raises:
+        MalformedJob: when ``job_id`` is not letters, digits, ``_`` and ``-``.
+    """
+    try:
+        validate_job_id(job_id)
+    except (TypeError, ValueError):
+        raise MalformedJob(job_id, "not an RQ job id (letters, digits, '_' and '-' only)") from None
+
+
+def decode_task_job(job_id: str, raw: Mapping[Any, Any], connection: Redis) -> TaskJob:
+    """The task job that the hash ``raw`` read from ``rq:job:<job_id>`` holds.
+
+    Raises:
+        MalformedJob: when the id or the hash is anything but a task job a worker may run.
+    """
+    check_job_id(job_id)
+    job = TaskJob(job_id, connection=connection, serializer=SERIALIZER)
+    job.restore(raw)
+    return job
+
+
+def fetch_task_job(job_class: type[Job], job_id: str, connection: Redis) -> Job:
+    """The task job stored under ``job_id``.
+
+    Raises:
+        NoSuchJobError: when there is none.
+        MalformedJob: when what is stored there is not a task job a worker may run.
+    """
+    check_job_id(job_id)
+    return job_class.fetch(job_id, connection=connection, serializer=SERIALIZER)
+
+
+def misaddressed(job: Job, queue_name: str, events_key: str) -> MalformedJob | None:
+    """Why a decoded task job does not belong on ``queue_name`` or report to ``events_key``, if so.
+
+    Another RQ application's job pushed onto this queue still names its own queue, and a job
+    that names another stream would send its tasks' reports where no orchestrator reads them.
+    """
+    tasks = [task for task in job.args[0] if is_addressable(task)][:MOST_TASKS_FAILED]
+    if job.origin != queue_name:
+        return MalformedJob(job.id, f"it belongs to queue {job.origin[:100]!r}, not {queue_name!r}", tasks)
+    if job.args[1] != events_key:
+        reason = f"it reports to {str(job.args[1])[:100]!r}, not to the event stream {events_key!r}"
+        return MalformedJob(job.id, reason, tasks)
+    return None
+
+
+def tasks_named_by(raw: Mapping[Any, Any]) -> list[dict[str, Any]]:
+    """The addressable tasks in a job hash's data, read as leniently as possible; [] when none.
+
+    A job that cannot run may still say which executions wait for it; telling them lets them
+    move on. The tokens fence anything forged: a report for a token nobody waits on is dropped.
+    """
+    try:
+        data = raw.get(b"data", raw.get("data"))
+        if isinstance(data, str):
+            data = data.encode()
+        if not isinstance(data, bytes):
+            return []
+        with contextlib.suppress(zlib.error):
+            data = zlib.decompress(data)
+        decoded = json.loads(data)
+        tasks = decoded[2][0]
+        if not isinstance(tasks, list):
+            return []
+        return [task for task in tasks if is_addressable(task)][:MOST_TASKS_FAILED]
+    except Exception:
+        return []
+
+
+def describe(exc: BaseException) -> str:
+    """``exc`` as one bounded line: its type and message."""
+    message = str(exc)
+    text = f"{type(exc).__name__}: {message}" if message else type(exc).__name__
+    return text if len(text) <= 300 else text[:297] + "..."

@@ -2,8 +2,11 @@
 
 SimpleWorker runs each job in the worker process itself (~330 jobs/s here, against ~70 for
 the forking Worker), which is safe because run_tasks turns every function error into a
-report. SIGTERM or Ctrl-C asks for a warm shutdown: the current job finishes, then the
-worker exits; a second signal stops it at once.
+report. SIGTERM or Ctrl-C asks for a warm shutdown: the current job may finish, within the
+stop grace, then the worker exits; a second signal stops it at once (worker.shutdown).
+
+A job id whose job is missing, malformed or another application's is moved aside as it is
+dequeued (worker.bad_jobs); a worker never quits over a job.
 
 A task job needs less bookkeeping than RQ does for any job (no dependents, repeats, kept
 results or callbacks), so TaskWorker ends it in one transaction and beats at most once a
@@ -16,25 +19,36 @@ import logging
 import sys
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from types import FrameType
 from typing import Any, ClassVar
 
 from redis import Redis
 from redis.client import Pipeline
 from rq import Queue, SimpleWorker
-from rq.exceptions import DequeueTimeout
+from rq.exceptions import DequeueTimeout, NoSuchJobError, StopRequested
 from rq.job import Job
 from rq.registry import StartedJobRegistry
 from rq.utils import now
 
+from orchestrator.runtime.decoding import lossless_text
 from orchestrator.runtime.keys import Keys
-from orchestrator.runtime.reconnect import OUTAGE_ERRORS, Outage
+from orchestrator.runtime.reconnect import OUTAGE_ERRORS, Backoff, Outage
 from orchestrator.settings import Settings, masked_url
+from worker.bad_jobs import bounded_copy, set_aside
 from worker.entry import ColdShutdown, use_leases, use_settings
-from worker.jobs import SERIALIZER, TaskJob
+from worker.jobs import (
+    SERIALIZER,
+    MalformedJob,
+    TaskJob,
+    describe,
+    fetch_task_job,
+    misaddressed,
+    tasks_named_by,
+)
 from worker.leases import GIVE_BACK, WorkerLeases, claimed_key
 from worker.registry import default_registry
+from worker.shutdown import Shutdown
 
 HEARTBEAT_EVERY_SECONDS = 1.0
 
@@ -57,21 +71,67 @@ class ClaimingQueue(Queue):
     """
 
     claimed_key: ClassVar[str | None] = None
+    keys: ClassVar[Keys | None] = None
     reply_lost: ClassVar[bool] = False
 
     @classmethod
-    def dequeue_any(cls, *args: Any, **kwargs: Any) -> tuple[Job, Queue] | None:
-        """RQ's dequeue; a connection lost during it leaves the claimed list to be given back.
+    def dequeue_any(
+        cls,
+        queues: Iterable[Queue],
+        timeout: int | None,
+        connection: Redis,
+        job_class: type[Job] | None = None,
+        serializer: Any = None,
+        death_penalty_class: Any = None,
+    ) -> tuple[Job, Queue] | None:
+        """The next job a worker may run, claimed; jobs that cannot run are moved aside on the way.
 
-        Lost during the move (its reply swallowed) or just after it (while the job is read),
-        the job sits in the claimed list, unseen, and this worker stays alive, so nobody else
-        would give it back: the next move does.
+        A connection lost during the move (its reply swallowed) or just after it (while the job
+        is read) leaves the job in the claimed list, unseen, and this worker stays alive, so
+        nobody else would give it back: the next move does.
         """
         try:
-            return super().dequeue_any(*args, **kwargs)  # type: ignore[no-any-return]
+            queue_list = list(queues)
+            if cls.claimed_key is None or cls.keys is None or len(queue_list) != 1:
+                return super().dequeue_any(  # type: ignore[no-any-return]
+                    queue_list, timeout, connection, job_class, serializer, death_penalty_class
+                )
+            return cls._next_runnable(queue_list[0], timeout, connection, job_class or TaskJob)
         except OUTAGE_ERRORS:
             cls.reply_lost = True
             raise
+
+    @classmethod
+    def _next_runnable(
+        cls, queue: Queue, timeout: int | None, connection: Redis, job_class: type[Job]
+    ) -> tuple[Job, Queue] | None:
+        assert cls.keys is not None
+        while True:
+            moved = cls.lmove(connection, queue.key, timeout)
+            if moved is None:
+                return None
+            raw_id = moved[1]
+            job_id = lossless_text(raw_id)
+            try:
+                job = fetch_task_job(job_class, job_id, connection)
+                wrong_place = misaddressed(job, queue.name, cls.keys.events)
+                if wrong_place is None:
+                    return job, queue
+                raise wrong_place
+            except NoSuchJobError:
+                reason = f"its key {Keys.rq_job(job_id)} does not exist"
+                cls.move_aside(connection, raw_id, reason, [])
+            except MalformedJob as bad:
+                cls.move_aside(connection, raw_id, bad.reason, bad.tasks)
+
+    @classmethod
+    def move_aside(
+        cls, connection: Redis, raw_id: bytes | str, reason: str, tasks: list[dict[str, Any]]
+    ) -> int:
+        """Move a claimed job that cannot run to the malformed stream and fail the tasks it names."""
+        assert cls.claimed_key is not None and cls.keys is not None
+        copy = bounded_copy(connection, Keys.rq_job(lossless_text(raw_id)))
+        return set_aside(connection, cls.keys, cls.claimed_key, raw_id, reason, tasks, copy)
 
     @classmethod
     def lmove(cls, connection: Redis, queue_key: str, timeout: int | None) -> tuple[str, Any] | None:
@@ -98,14 +158,90 @@ class ClaimingQueue(Queue):
 
 def claiming_queue_class(settings: Settings, worker: str) -> type[ClaimingQueue]:
     """A ClaimingQueue class that claims into ``worker``'s list."""
-    return type("ClaimingQueue", (ClaimingQueue,), {"claimed_key": claimed_key(settings.prefix, worker)})
+    attributes = {"claimed_key": claimed_key(settings.prefix, worker), "keys": Keys(settings.prefix)}
+    return type("ClaimingQueue", (ClaimingQueue,), attributes)
 
 
 class TaskWorker(SimpleWorker):
-    """A SimpleWorker that runs only TaskJobs and whose cold shutdown run_tasks lets through."""
+    """A SimpleWorker that runs only TaskJobs and whose cold shutdown run_tasks lets through.
+
+    With a ``shutdown``, the process's stop request (worker.shutdown) stands in for RQ's own,
+    which lives only as long as one work round.
+    """
 
     job_class = TaskJob
     _beaten_at = float("-inf")
+    shutdown: Shutdown | None = None
+    # The job whose run raised something other than a lost connection, and what it raised.
+    poisoned_by: tuple[Job, Exception] | None = None
+    _rq_stop_requested = False
+
+    @property  # type: ignore[override]
+    def _stop_requested(self) -> bool:
+        """Whether the work loop should end before its next job (RQ checks this)."""
+        if self.shutdown is not None and self.shutdown.requested.is_set():
+            return True
+        return self._rq_stop_requested
+
+    @_stop_requested.setter
+    def _stop_requested(self, value: bool) -> None:
+        self._rq_stop_requested = value
+
+    def _install_signal_handlers(self) -> None:
+        """RQ's handlers, unless the process's own Shutdown handles SIGTERM and SIGINT."""
+        if self.shutdown is None:
+            super()._install_signal_handlers()
+
+    def unsubscribe(self) -> None:
+        """Leave the worker's command channel, waiting at most a second for its listening thread.
+
+        redis-py 8's stop() waits for that thread, which, once nothing is subscribed, sleeps
+        out RQ's minute-long wait for a subscription: every stop took up to a minute. The
+        thread is a daemon and ends by itself.
+        """
+        thread = self.pubsub_thread
+        if thread is None:
+            return
+        self.pubsub.unsubscribe()
+        try:
+            thread.stop(timeout=1.0)
+        except TypeError:  # redis-py before 8: stop() takes no timeout and does not wait
+            thread.stop()
+        self.pubsub.close()
+
+    def dequeue_job_and_maintain_ttl(
+        self, timeout: int | None, max_idle_time: int | None = None
+    ) -> tuple[Job, Queue] | None:
+        """RQ's wait for a job, which a stop request ends at once, even in RQ's reconnect sleep.
+
+        A job dequeued as the request arrives stays in the claimed list, and goes back to the
+        queue when the worker leaves (worker.leases).
+        """
+        if self.shutdown is None:
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+        with self.shutdown.interruptible():
+            return super().dequeue_job_and_maintain_ttl(timeout, max_idle_time)
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Run ``job``, unless a stop was requested since it was dequeued (then it stays claimed).
+
+        Anything but a lost connection that escapes RQ's handling is kept in ``poisoned_by``,
+        so the work loop can move the job aside instead of running it again forever.
+        """
+        if self.shutdown is None:
+            super().execute_job(job, queue)
+            return
+        if self.shutdown.requested.is_set():
+            self.log.info("Worker %s: stopping; job %s goes back to the queue unstarted", self.name, job.id)
+            return
+        with self.shutdown.running_job():
+            try:
+                super().execute_job(job, queue)
+            except OUTAGE_ERRORS:
+                raise
+            except Exception as exc:
+                self.poisoned_by = (job, exc)
+                raise
 
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         """Extend the worker's key, in one round trip, and not again within HEARTBEAT_EVERY_SECONDS.
@@ -165,14 +301,23 @@ class TaskWorker(SimpleWorker):
             raise ColdShutdown() from None
 
 
-def task_worker(connection: Redis, settings: Settings, name: str | None = None) -> TaskWorker:
-    """A worker on the settings' task queue, reading JSON jobs only, claiming each into its own list."""
+def task_worker(
+    connection: Redis, settings: Settings, name: str | None = None, shutdown: Shutdown | None = None
+) -> TaskWorker:
+    """A worker on the settings' task queue, reading JSON jobs only, claiming each into its own list.
+
+    Args:
+        connection: the worker's Redis client.
+        settings: the key prefix and the queue.
+        name: the worker's name in RQ; a random one by default.
+        shutdown: the process's stop request; None leaves SIGTERM and SIGINT to RQ.
+    """
     name = name or uuid.uuid4().hex
     queue_class = claiming_queue_class(settings, name)
     queue = queue_class(
         task_queue_name(settings), connection=connection, serializer=SERIALIZER, job_class=TaskJob
     )
-    return TaskWorker(
+    worker = TaskWorker(
         [queue],
         name=name,
         connection=connection,
@@ -184,6 +329,8 @@ def task_worker(connection: Redis, settings: Settings, name: str | None = None) 
         # A job's description holds its payloads: too big and too private for an INFO line each.
         log_job_description=False,
     )
+    worker.shutdown = shutdown
+    return worker
 
 
 def run_worker(
@@ -220,43 +367,107 @@ def run_worker(
         task_queue_name(settings),
         ", ".join(default_registry.names()),
     )
+    shutdown = Shutdown(settings.stop_grace_seconds, connection)
+    restore_signals = shutdown.install()
     leases = WorkerLeases(connection, settings.prefix, name, settings.lease_seconds)
-    leases.start()
-    use_leases(leases)
     try:
-        _work_through_outages(connection, settings, name, burst, logging_level, leases)
+        leases.start()
+        use_leases(leases)
+        _work_through_outages(connection, settings, name, burst, logging_level, leases, shutdown)
     finally:
         use_leases(None)
-        leases.stop()
+        shutdown.tidy_up_only()
+        _leave(leases)
         connection.close()
+        restore_signals()
 
 
 def _work_through_outages(
-    connection: Redis, settings: Settings, name: str, burst: bool, logging_level: str, leases: WorkerLeases
+    connection: Redis,
+    settings: Settings,
+    name: str,
+    burst: bool,
+    logging_level: str,
+    leases: WorkerLeases,
+    shutdown: Shutdown,
 ) -> None:
-    """Run RQ's work loop, and start it again under the same name whenever Redis went away.
+    """Run RQ's work loop, and start it again under the same name until told to stop.
 
     RQ retries a lost connection only while it waits for a job; lost anywhere else (its
-    heartbeat, a job's bookkeeping) it quits. A worker that quits without being asked to
-    waits for Redis with back-off and starts over; its tasks' leases cover what it was doing.
+    heartbeat, a job's bookkeeping) it quits, and it quits on any error it did not expect.
+    Then the worker waits (for Redis, with back-off; after any other error, a back-off delay,
+    having moved the job that raised it aside) and starts over; its tasks' leases cover what
+    it was doing. A stop request ends any of these waits at once.
     """
     outage = Outage.for_settings(settings, f"worker {name}")
-    while True:
-        worker = task_worker(connection, settings, name)
+    restarts = Backoff(settings.reconnect_initial_seconds, settings.reconnect_max_seconds)
+    while not shutdown.requested.is_set():
+        worker = task_worker(connection, settings, name, shutdown)
         worker.max_connection_wait_time = settings.reconnect_max_seconds
         try:
-            worker.work(burst=burst, logging_level=logging_level)
+            if worker.work(burst=burst, logging_level=logging_level):
+                restarts.reset()
             lost: Exception | None = None
         except OUTAGE_ERRORS as exc:
             lost = exc
-        if burst or getattr(worker, "_stop_requested", False):
+        if burst or shutdown.requested.is_set():
             return
-        if lost is None and _redis_answers(connection):
-            return  # RQ stopped for a reason of its own (such as max jobs): so do we
-        _wait_for_redis(connection, outage, lost or ConnectionError("RQ's work loop quit"))
-        # The dead round's registration would make the new one's birth fail as a duplicate.
-        connection.delete(worker.key)
-        leases.give_back_unstarted()
+        try:
+            with shutdown.interruptible():
+                _start_afresh(connection, worker, leases, shutdown, outage, restarts, lost)
+        except StopRequested:
+            return
+
+
+def _start_afresh(
+    connection: Redis,
+    worker: TaskWorker,
+    leases: WorkerLeases,
+    shutdown: Shutdown,
+    outage: Outage,
+    restarts: Backoff,
+    lost: Exception | None,
+) -> None:
+    """Get ready for a new work round once RQ's loop quit unasked: wait, then clear the dead round's traces.
+
+    Its registration would make the new round's birth fail as a duplicate, and a job it
+    claimed and never started would be claimed for good. Redis lost again meanwhile means
+    waiting for it again.
+
+    Raises:
+        StopRequested: when a stop is requested meanwhile.
+    """
+    while True:
+        try:
+            if lost is None and _redis_answers(connection):
+                _recover_from_crash(connection, worker, shutdown, restarts)
+            else:
+                _wait_for_redis(connection, outage, shutdown, lost or ConnectionError("RQ's work loop quit"))
+            connection.delete(worker.key)
+            leases.give_back_unstarted()
+            return
+        except OUTAGE_ERRORS as exc:
+            lost = exc
+
+
+def _recover_from_crash(connection: Redis, worker: TaskWorker, shutdown: Shutdown, restarts: Backoff) -> None:
+    """After RQ's loop quit over an error it did not expect: move the job that raised it aside, pause.
+
+    Raises:
+        StopRequested: when a stop is requested during the pause.
+    """
+    if worker.poisoned_by is not None:
+        job, error = worker.poisoned_by
+        reason = f"running it raised {describe(error)}"
+        queue_class = worker.queue_class
+        assert issubclass(queue_class, ClaimingQueue)
+        tasks = tasks_named_by({b"data": job.data}) if isinstance(job.data, bytes) else []
+        if queue_class.move_aside(connection, job.id, reason, tasks) < 0:
+            log.error("job %s raised %s after its tasks started; their leases stand", job.id, describe(error))
+    delay = restarts.next_delay()
+    log.error("worker %s: RQ's work loop quit on an error; starting it again in %.1f s", worker.name, delay)
+    if shutdown.wait(delay):
+        raise StopRequested()
 
 
 def _redis_answers(connection: Redis) -> bool:
@@ -266,12 +477,31 @@ def _redis_answers(connection: Redis) -> bool:
         return False
 
 
-def _wait_for_redis(connection: Redis, outage: Outage, error: Exception) -> None:
+def _wait_for_redis(connection: Redis, outage: Outage, shutdown: Shutdown, error: Exception) -> None:
+    """Wait with back-off until Redis answers.
+
+    Raises:
+        StopRequested: when a stop is requested meanwhile.
+    """
     while True:
-        time.sleep(outage.failed(error))
+        if shutdown.wait(outage.failed(error)):
+            raise StopRequested()
         if _redis_answers(connection):
             outage.succeeded()
             return
+
+
+def _leave(leases: WorkerLeases) -> None:
+    """Leave as a worker that stopped, as far as Redis lets us; what it cannot do expires."""
+    try:
+        leases.stop()
+    except OUTAGE_ERRORS as exc:
+        log.warning(
+            "leaving without telling Redis (%s): this worker's liveness key expires within %g s, then"
+            " another worker gives back what it dequeued and never started",
+            exc,
+            leases.lease_seconds,
+        )
 
 
 def log_to_stderr(level: str) -> None:
