@@ -14,6 +14,7 @@ from orchestrator.runtime.doctor import Problem, check
 from orchestrator.runtime.keys import EVENT_FIELD, Keys
 from orchestrator.runtime.loop import Orchestrator
 from orchestrator.settings import Settings
+from tests.chaos import redstep_process, stop
 from tests.doctor_helpers import assert_consistent
 from tests.runtime_fixtures import LAMBDA, dragon, one_task_machine
 
@@ -259,3 +260,25 @@ def test_a_callback_waiting_with_a_timeout_reports_nothing(
     dispatch_ran(redis_client, settings, "approval")
 
     assert check(redis_client, settings) == []
+
+
+def test_a_doctor_run_against_a_live_stack_never_reports_an_execution_that_is_moving(
+    redis_client: redis.Redis, settings: Settings, subprocess_env: dict[str, str]
+) -> None:
+    client = started(redis_client, settings)
+    keys = Keys(settings.prefix)
+    processes = [redstep_process(subprocess_env, "orchestrator")]
+    processes += [redstep_process(subprocess_env, "worker") for _ in range(2)]
+    try:
+        for i in range(300):
+            client.start_execution("One", dragon(f"live-{i}"), name=f"live-{i}")
+        checks = 0
+        # Every check while the stack works catches executions between commits and tokens in flight.
+        while checks < 3 or redis_client.zcard(keys.status("RUNNING")):
+            assert [problem for problem in check(redis_client, settings) if problem.fails] == []
+            checks += 1
+            assert checks < 500, "the executions did not finish"
+    finally:
+        for process in processes:
+            stop(process)
+    assert_consistent(redis_client, settings)
