@@ -75,6 +75,29 @@ class Client:
                 return name
         return name
 
+    def start_new_execution(self, machine: str, input: Any, name: str) -> bool:
+        """Start an execution of ``machine`` called ``name``; False when the name is already taken.
+
+        As :meth:`start_execution`, but says whether this call is the one that started it, so a
+        caller can tell a repeated request from a name someone else holds.
+
+        Raises:
+            ValueError: ``name`` breaks the rule for execution names, before anything is written.
+        """
+        if problem := message_id_problem(name):
+            raise ValueError(f"the execution name {problem}")
+        for _ in range(3):
+            if self.store.load([name])[name][0] is not None:
+                return False
+            transition = self._start(machine, name, input)
+            commit = self.store.new_commit()
+            commit.expect_version(name, 0)
+            transitions.record(commit, transition, 0, self.settings)
+            commit.enqueue_tasks(transition.tasks)
+            if not self.store.commit(commit):
+                return True
+        return False
+
     def _start(self, machine_name: str, name: str, input: Any) -> transitions.Transition:
         now = time.time()
         machine = MachineCache(self.redis, self.keys, refresh_seconds=0).get(machine_name)
@@ -137,6 +160,42 @@ class Client:
         names = [n.decode() for n in self.redis.zrevrange(index, 0, limit - 1)]
         loaded = self.store.load(names)
         return [summary(loaded[n][0]) for n in names if loaded[n][0] is not None]
+
+    def describe_many(self, names: list[str]) -> dict[str, dict[str, Any]]:
+        """The executions of ``names`` that exist, as DescribeExecution shows them, in one round trip."""
+        loaded = self.store.load(names)
+        return {name: summary(loaded[name][0]) for name in names if loaded[name][0] is not None}
+
+    def execution_index(
+        self, status: str | None, before: tuple[float, str] | None, count: int
+    ) -> list[tuple[str, float]]:
+        """Up to ``count`` (name, start time) entries of the index, newest first.
+
+        With ``before``, only the entries after it in that order: a cursor that stays right
+        while new executions start.
+        """
+        index = self.keys.status(status) if status else self.keys.executions
+        if before is None:
+            rows = self.redis.zrevrangebyscore(index, "+inf", "-inf", start=0, num=count, withscores=True)
+            return [(member.decode(), score) for member, score in rows]
+        score, name = before
+        # Equal start times come in reverse name order, as ZREVRANGEBYSCORE gives them.
+        ties = self.redis.zrangebyscore(index, repr(score), repr(score), withscores=True)
+        entries = sorted(((m.decode(), s) for m, s in ties if m.decode() < name), reverse=True)[:count]
+        if len(entries) < count:
+            rows = self.redis.zrevrangebyscore(
+                index, f"({score!r}", "-inf", start=0, num=count - len(entries), withscores=True
+            )
+            entries += [(member.decode(), s) for member, s in rows]
+        return entries
+
+    def history_length(self, name: str) -> int:
+        """How many events the execution's history holds (0 when there is none)."""
+        return int(self.redis.llen(self.keys.history(name)))
+
+    def history_range(self, name: str, start: int, stop: int) -> list[dict[str, Any]]:
+        """The history events at positions ``start`` to ``stop`` (inclusive, from 0)."""
+        return [loads(event) for event in self.redis.lrange(self.keys.history(name), start, stop)]
 
     def history(self, name: str) -> list[dict[str, Any]]:
         """The execution's events, in GetExecutionHistory shape (empty when there is none)."""

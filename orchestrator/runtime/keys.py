@@ -16,6 +16,9 @@ Executions
     ``{p}:machines``             hash: state machine name -> definition JSON (its current version)
     ``{p}:machine-versions``     hash: ``<name>@<version>`` -> definition JSON, every version ever
                                  registered (an execution runs on the version it started with)
+    ``{p}:machine-details``      hash: state machine name -> JSON of what the Step Functions API adds
+                                 (roleArn, type, creationDate, updateDate, executionsSince), or of
+                                 ``{"deleted": <time>}`` once DeleteStateMachine removed it (runtime.catalog)
 
 The orchestrators
     ``{p}:events``               stream of events for executions; one field ``event`` holding JSON
@@ -86,6 +89,10 @@ class Keys:
     @property
     def machine_versions(self) -> str:
         return f"{self.prefix}:machine-versions"
+
+    @property
+    def machine_details(self) -> str:
+        return f"{self.prefix}:machine-details"
 
     @property
     def events(self) -> str:
