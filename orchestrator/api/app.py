@@ -1,0 +1,164 @@
+"""The Starlette app of ``redstep serve``: AWS's JSON protocol on ``POST /``, and ``GET /healthz``.
+
+A request goes through the same steps whatever the service: read the body (bounded), find
+the service and action from ``X-Amz-Target``, check its SigV4 signature, decode the JSON,
+check it against the action's input shape, run the handler in a worker thread (the runtime's
+client is synchronous), answer JSON. Every answer carries ``x-amzn-RequestId``. Whatever goes
+wrong is answered as AWS answers it (``{"__type", "message"}``), never with a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from orchestrator.api import sigv4
+from orchestrator.api.errors import ApiError, internal_failure, serialization_error, validation_error
+from orchestrator.api.stepfunctions import StepFunctions
+
+MAX_BODY_BYTES = 8 * 1024 * 1024
+"""Far above AWS's largest member (a 1 MiB definition, escaped); the model's limits say the rest."""
+JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
+log = logging.getLogger("redstep.api")
+
+
+@dataclass(frozen=True)
+class JsonService:
+    """One AWS service spoken over the JSON protocol.
+
+    Attributes:
+        target_prefix: the part of ``X-Amz-Target`` before the dot (``AWSStepFunctions``).
+        signing_name: the service in a SigV4 credential scope (``states``).
+        actions: handler by action name.
+        context: what the handlers are given.
+    """
+
+    target_prefix: str
+    signing_name: str
+    actions: dict[str, Any]
+    context: StepFunctions
+
+    def check_input(self, action: str, body: Any) -> dict[str, Any]:
+        return self.context.shapes.check_input(action, body)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What the app serves: the services, the credentials (None: signatures are not checked), the region."""
+
+    services: dict[str, JsonService]
+    credentials: dict[str, str] | None
+    region: str
+
+
+def create_app(endpoint: Endpoint, healthy: Any) -> Starlette:
+    """The ASGI app; ``healthy()`` answers ``/healthz`` with (ok, message)."""
+
+    async def aws(request: Request) -> Response:
+        request_id = str(uuid.uuid4())
+        try:
+            answer = await _serve(endpoint, request)
+        except ApiError as error:
+            return _error(error, request_id)
+        except redis.RedisError as error:
+            log.warning("request %s: Redis failed: %s", request_id, error)
+            return _error(internal_failure("redstep could not reach its Redis; try again"), request_id)
+        except Exception:
+            log.exception("request %s failed", request_id)
+            return _error(
+                internal_failure(f"internal error (request id {request_id}, in the serve log)"), request_id
+            )
+        body = json.dumps(answer, separators=(",", ":"), allow_nan=False)
+        return Response(body, media_type=JSON_CONTENT_TYPE, headers={"x-amzn-RequestId": request_id})
+
+    async def healthz(request: Request) -> Response:
+        ok, message = await run_in_threadpool(healthy)
+        return JSONResponse({"ok": ok, "message": message}, status_code=200 if ok else 503)
+
+    return Starlette(routes=[Route("/", aws, methods=["POST"]), Route("/healthz", healthz, methods=["GET"])])
+
+
+async def _serve(endpoint: Endpoint, request: Request) -> dict[str, Any]:
+    body = await _read_body(request)
+    service, action = _target(endpoint, request.headers.get("x-amz-target"))
+    if endpoint.credentials is not None:
+        signed = sigv4.SignedRequest(
+            method=request.method,
+            path=request.scope.get("raw_path", b"/").decode("latin-1") or "/",
+            query=request.scope.get("query_string", b"").decode("latin-1"),
+            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
+            body=body,
+        )
+        sigv4.verify(signed, endpoint.credentials, endpoint.region, service.signing_name, datetime.now(UTC))
+    if action not in service.actions:
+        raise ApiError(
+            "UnknownOperationException",
+            f"{service.target_prefix} has no action {action!r} served by redstep"
+            f" (served: {', '.join(sorted(service.actions))})",
+        )
+    parsed = service.check_input(action, _json_body(body))
+    return await run_in_threadpool(service.actions[action], service.context, parsed)
+
+
+async def _read_body(request: Request) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise _too_large()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise _too_large()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _too_large() -> ApiError:
+    return validation_error(f"the request body is larger than {MAX_BODY_BYTES // (1024 * 1024)} MiB")
+
+
+def _target(endpoint: Endpoint, target: str | None) -> tuple[JsonService, str]:
+    if not target:
+        raise ApiError(
+            "UnknownOperationException",
+            "the request names no action: send it with an X-Amz-Target header such as"
+            " AWSStepFunctions.ListStateMachines (an AWS SDK or the AWS CLI does)",
+        )
+    prefix, _, action = target.partition(".")
+    service = endpoint.services.get(prefix)
+    if service is None:
+        raise ApiError(
+            "UnknownOperationException",
+            f"X-Amz-Target {target[:100]!r} names no service served here"
+            f" (served: {', '.join(endpoint.services)})",
+        )
+    return service, action
+
+
+def _json_body(body: bytes) -> Any:
+    try:
+        return json.loads(body, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as error:
+        raise serialization_error(f"the request body is not JSON: {error}") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _error(error: ApiError, request_id: str) -> Response:
+    body = json.dumps({"__type": error.code, "message": error.message})
+    return Response(
+        body, status_code=error.status, media_type=JSON_CONTENT_TYPE, headers={"x-amzn-RequestId": request_id}
+    )

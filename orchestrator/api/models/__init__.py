@@ -1,0 +1,39 @@
+"""The AWS service models the API speaks, vendored from botocore (see tests/api_model_subset.py).
+
+Only the operations served and the shapes they reach are kept, without documentation; a
+test compares the copy with the installed botocore's model, so it cannot drift unnoticed.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+STEPFUNCTIONS_OPERATIONS = (
+    "CreateStateMachine",
+    "DescribeStateMachine",
+    "UpdateStateMachine",
+    "DeleteStateMachine",
+    "ListStateMachines",
+    "ValidateStateMachineDefinition",
+    "StartExecution",
+    "DescribeExecution",
+    "DescribeStateMachineForExecution",
+    "StopExecution",
+    "ListExecutions",
+    "GetExecutionHistory",
+    "RedriveExecution",
+    "SendTaskSuccess",
+    "SendTaskFailure",
+    "SendTaskHeartbeat",
+)
+
+VENDORED = {"stepfunctions": str(Path(__file__).with_name("stepfunctions.json"))}
+
+
+@cache
+def service_model(service: str) -> dict[str, Any]:
+    """The vendored model of ``service``: metadata, operations (input/output/errors) and shapes."""
+    return json.loads(Path(VENDORED[service]).read_text())

@@ -1,0 +1,54 @@
+"""Build the endpoint from the configuration and run it under uvicorn."""
+
+from __future__ import annotations
+
+import redis
+import uvicorn
+from starlette.applications import Starlette
+
+from orchestrator.api.app import Endpoint, JsonService, create_app
+from orchestrator.api.arns import Arns
+from orchestrator.api.config import ApiSettings
+from orchestrator.api.pagination import PageTokens, token_key
+from orchestrator.api.shapes import ServiceShapes
+from orchestrator.api.stepfunctions import ACTIONS, StepFunctions
+from orchestrator.runtime.catalog import Catalog
+from orchestrator.runtime.client import Client
+from orchestrator.settings import Settings
+
+CONNECT_TIMEOUT_SECONDS = 5.0
+
+
+def build_app(settings: Settings, api: ApiSettings, credentials: dict[str, str] | None) -> Starlette:
+    """The app for ``settings`` (Redis, prefix) and ``api`` (region, account); ``credentials``
+    None serves without checking signatures."""
+    connection = redis.Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+        socket_timeout=settings.socket_timeout_seconds,
+        health_check_interval=30,
+    )
+    client = Client(connection, settings)
+    stepfunctions = StepFunctions(
+        client=client,
+        catalog=Catalog(connection, client.keys),
+        arns=Arns(api.region, api.account_id),
+        tokens=PageTokens(token_key(list((credentials or {}).values()), settings.prefix)),
+        shapes=ServiceShapes("stepfunctions"),
+    )
+    service = JsonService("AWSStepFunctions", "states", ACTIONS, stepfunctions)
+    endpoint = Endpoint({service.target_prefix: service}, credentials, api.region)
+    return create_app(endpoint, lambda: _healthy(connection))
+
+
+def serve(app: Starlette, host: str, port: int, log_level: str = "info") -> None:
+    """Serve ``app`` until SIGINT or SIGTERM (uvicorn finishes the requests under way)."""
+    uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=False, server_header=False)
+
+
+def _healthy(connection: redis.Redis) -> tuple[bool, str]:
+    try:
+        connection.ping()
+    except redis.RedisError as error:
+        return False, f"Redis unreachable: {error}"
+    return True, "Redis reachable"

@@ -1,0 +1,32 @@
+"""The Step Functions actions served, by name (the part of ``X-Amz-Target`` after the dot)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from orchestrator.api.stepfunctions import callbacks, executions, history, machines
+from orchestrator.api.stepfunctions.context import StepFunctions
+
+Action = Callable[[StepFunctions, dict[str, Any]], dict[str, Any]]
+
+ACTIONS: dict[str, Action] = {
+    "CreateStateMachine": machines.create_state_machine,
+    "DescribeStateMachine": machines.describe_state_machine,
+    "UpdateStateMachine": machines.update_state_machine,
+    "DeleteStateMachine": machines.delete_state_machine,
+    "ListStateMachines": machines.list_state_machines,
+    "ValidateStateMachineDefinition": machines.validate_state_machine_definition,
+    "DescribeStateMachineForExecution": machines.describe_state_machine_for_execution,
+    "StartExecution": executions.start_execution,
+    "DescribeExecution": executions.describe_execution,
+    "StopExecution": executions.stop_execution,
+    "ListExecutions": executions.list_executions,
+    "RedriveExecution": executions.redrive_execution,
+    "GetExecutionHistory": history.get_execution_history,
+    "SendTaskSuccess": callbacks.send_task_success,
+    "SendTaskFailure": callbacks.send_task_failure,
+    "SendTaskHeartbeat": callbacks.send_task_heartbeat,
+}
+
+__all__ = ["ACTIONS", "Action", "StepFunctions"]

@@ -1,0 +1,163 @@
+"""Execution actions: Start, Describe, Stop, List and Redrive."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+
+from orchestrator.api.arns import name_problem
+from orchestrator.api.errors import ApiError, validation_error
+from orchestrator.api.pagination import listing_key
+from orchestrator.api.stepfunctions.context import StepFunctions, page_size
+from orchestrator.runtime.client import TERMINAL, ExecutionNotFound, NotRedrivable
+from orchestrator.runtime.sources import MESSAGE_ID_RULE, message_id_problem
+
+STOP_WAIT_SECONDS = 10.0
+"""How long StopExecution waits for an orchestrator to apply the abort before it answers."""
+REDRIVABLE = frozenset({"FAILED", "TIMED_OUT", "ABORTED"})
+SCAN_BATCH = 200
+
+
+def start_execution(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, Any]:
+    entry = sfn.machine(request["stateMachineArn"])
+    name = request.get("name") or str(uuid.uuid4())
+    if problem := name_problem(name):
+        raise ApiError("InvalidName", f"Invalid Name: '{name}': the name {problem}")
+    if message_id_problem(name):
+        raise ApiError(
+            "InvalidName", f"Invalid Name: '{name}': redstep names executions with {MESSAGE_ID_RULE}"
+        )
+    text = request.get("input", "{}")
+    try:
+        value = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise ApiError(
+            "InvalidExecutionInput", f"Invalid State Machine Execution Input: the input is not JSON: {error}"
+        ) from None
+    arn = sfn.arns.execution(entry.name, name)
+    if not sfn.client.start_new_execution(entry.name, value, name):
+        existing = sfn.client.describe(name)
+        # As AWS: the same request again while the first still runs answers with the first.
+        same = existing is not None and (existing["stateMachine"], existing["input"]) == (entry.name, value)
+        if not (same and existing is not None and existing["status"] == "RUNNING"):
+            raise ApiError("ExecutionAlreadyExists", f"Execution Already Exists: '{arn}'")
+        return {"executionArn": arn, "startDate": existing["startDate"]}
+    started = sfn.client.describe(name)
+    return {"executionArn": arn, "startDate": started["startDate"] if started else time.time()}
+
+
+def describe_execution(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, Any]:
+    described = sfn.execution(request["executionArn"])
+    answer = _list_item(sfn, described)
+    if request.get("includedData") != "METADATA_ONLY":
+        answer["input"] = json.dumps(described["input"])
+        answer["inputDetails"] = {"included": True}
+        if described["status"] == "SUCCEEDED":
+            answer["output"] = json.dumps(described["output"])
+            answer["outputDetails"] = {"included": True}
+    for field in ("error", "cause"):
+        if described.get(field) is not None:
+            answer[field] = described[field]
+    if described["status"] in REDRIVABLE:
+        answer["redriveStatus"] = "REDRIVABLE"
+    else:
+        answer["redriveStatus"] = "NOT_REDRIVABLE"
+        answer["redriveStatusReason"] = f"Execution is {described['status']}"
+    return answer
+
+
+def stop_execution(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, Any]:
+    described = sfn.execution(request["executionArn"])
+    if described["status"] == "RUNNING":
+        sfn.client.stop_execution(described["name"], request.get("error"), request.get("cause"))
+        try:
+            described = sfn.client.wait(described["name"], STOP_WAIT_SECONDS)
+        except (TimeoutError, ExecutionNotFound):
+            # No orchestrator applied it yet; the abort waits on the event stream for one.
+            return {"stopDate": time.time()}
+    return {"stopDate": described.get("stopDate") or time.time()}
+
+
+def redrive_execution(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, Any]:
+    described = sfn.execution(request["executionArn"])
+    if described["status"] not in TERMINAL or described["status"] == "SUCCEEDED":
+        raise ApiError(
+            "ExecutionNotRedrivable",
+            f"Execution is {described['status']}:"
+            " only FAILED, TIMED_OUT and ABORTED executions can be redriven",
+        )
+    try:
+        redriven = sfn.client.redrive(described["name"])
+    except ExecutionNotFound:
+        raise ApiError(
+            "ExecutionDoesNotExist", f"Execution Does Not Exist: '{request['executionArn']}'"
+        ) from None
+    except NotRedrivable as error:
+        raise ApiError("ExecutionNotRedrivable", f"Execution cannot be redriven: {error}") from None
+    return {"redriveDate": _redrive_date(sfn, redriven)}
+
+
+def list_executions(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, Any]:
+    if "mapRunArn" in request:
+        raise validation_error("mapRunArn is not supported: redstep runs no Distributed Map runs")
+    if "stateMachineArn" not in request:
+        raise validation_error(
+            "Must provide a StateMachine ARN or MapRun ARN: ListExecutions lists the executions of one state"
+            " machine (pass stateMachineArn)"
+        )
+    entry = sfn.machine(request["stateMachineArn"])
+    status, redrive = request.get("statusFilter"), request.get("redriveFilter")
+    listing = listing_key("ListExecutions", arn=request["stateMachineArn"], status=status, redrive=redrive)
+    cursor = sfn.tokens.read(request["nextToken"], listing) if "nextToken" in request else None
+    before = (float(cursor[0]), str(cursor[1])) if cursor else None
+    limit, found = page_size(request), []
+    exhausted = False
+    while len(found) <= limit and not exhausted:
+        entries = sfn.client.execution_index(status, before, SCAN_BATCH)
+        exhausted = len(entries) < SCAN_BATCH
+        # Executions older than the machine belong to an earlier machine of that name.
+        current = [(name, score) for name, score in entries if score >= entry.executions_since]
+        exhausted = exhausted or len(current) < len(entries)
+        described = sfn.client.describe_many([name for name, _ in current])
+        for name, score in current:
+            execution = described.get(name)
+            if execution and execution["stateMachine"] == entry.name and _redrive_matches(execution, redrive):
+                found.append((score, execution))
+        if entries:
+            before = (entries[-1][1], entries[-1][0])
+    answer: dict[str, Any] = {"executions": [_list_item(sfn, execution) for _, execution in found[:limit]]}
+    if len(found) > limit:
+        last_score, last = found[limit - 1]
+        answer["nextToken"] = sfn.tokens.issue(listing, [last_score, last["name"]])
+    return answer
+
+
+def _list_item(sfn: StepFunctions, described: dict[str, Any]) -> dict[str, Any]:
+    item = {
+        "executionArn": sfn.execution_arn(described),
+        "stateMachineArn": sfn.arns.state_machine(described["stateMachine"]),
+        "name": described["name"],
+        "status": described["status"],
+        "startDate": described["startDate"],
+        "redriveCount": described.get("redriveCount", 0),
+    }
+    if described.get("stopDate") is not None:
+        item["stopDate"] = described["stopDate"]
+    return item
+
+
+def _redrive_matches(described: dict[str, Any], redrive_filter: str | None) -> bool:
+    if redrive_filter is None:
+        return True
+    return (described.get("redriveCount", 0) > 0) == (redrive_filter == "REDRIVEN")
+
+
+def _redrive_date(sfn: StepFunctions, redriven: dict[str, Any]) -> float:
+    # The redrive is the newest ExecutionRedriven event of the history.
+    length = sfn.client.history_length(redriven["name"])
+    for event in reversed(sfn.client.history_range(redriven["name"], max(0, length - 50), length - 1)):
+        if event.get("type") == "ExecutionRedriven":
+            return float(event["timestamp"])
+    return time.time()

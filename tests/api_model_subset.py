@@ -1,0 +1,73 @@
+"""The part of botocore's Step Functions model that redstep serve vendors, built from botocore.
+
+``python -m tests.api_model_subset`` rewrites ``orchestrator/api/models/stepfunctions.json``;
+tests/test_api_model.py fails when the vendored copy and botocore's model part ways.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import botocore.loaders
+
+from orchestrator.api.models import STEPFUNCTIONS_OPERATIONS, VENDORED
+
+# What a shape keeps: enough to validate input and to shape output; the prose goes.
+KEPT_FIELDS = (
+    "type",
+    "required",
+    "members",
+    "member",
+    "key",
+    "value",
+    "min",
+    "max",
+    "enum",
+    "pattern",
+    "sensitive",
+)
+
+
+def model_subset() -> dict[str, Any]:
+    """The served operations and every shape their input, output and errors reach."""
+    model = botocore.loaders.Loader().load_service_model("stepfunctions", "service-2")
+    operations = {name: model["operations"][name] for name in STEPFUNCTIONS_OPERATIONS}
+    pending = [op[side]["shape"] for op in operations.values() for side in ("input", "output")]
+    pending += [error["shape"] for op in operations.values() for error in op.get("errors", [])]
+    shapes: dict[str, Any] = {}
+    while pending:
+        name = pending.pop()
+        if name in shapes:
+            continue
+        shape = {key: model["shapes"][name][key] for key in KEPT_FIELDS if key in model["shapes"][name]}
+        if "members" in shape:
+            shape["members"] = {member: {"shape": ref["shape"]} for member, ref in shape["members"].items()}
+            pending += [ref["shape"] for ref in shape["members"].values()]
+        for field in ("member", "key", "value"):
+            if field in shape:
+                shape[field] = {"shape": shape[field]["shape"]}
+                pending.append(shape[field]["shape"])
+        shapes[name] = shape
+    kept_operations = {
+        name: {
+            "input": op["input"]["shape"],
+            "output": op["output"]["shape"],
+            "errors": sorted(error["shape"] for error in op.get("errors", [])),
+        }
+        for name, op in operations.items()
+    }
+    return {
+        "metadata": {key: model["metadata"][key] for key in ("apiVersion", "targetPrefix", "jsonVersion")},
+        "operations": kept_operations,
+        "shapes": dict(sorted(shapes.items())),
+    }
+
+
+def render(subset: dict[str, Any]) -> str:
+    return json.dumps(subset, indent=1, sort_keys=True) + "\n"
+
+
+if __name__ == "__main__":
+    Path(VENDORED["stepfunctions"]).write_text(render(model_subset()))
