@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from orchestrator.settings import Settings, masked_url
-from producer import cli_dlq, cli_doctor, cli_events, cli_machines, cli_tasks, discovery, views
+from producer import cli_dlq, cli_doctor, cli_events, cli_machines, cli_serve, cli_tasks, discovery, views
 from producer.address import configured_url
 from producer.discovery import Resolved
 from producer.produce import (
@@ -507,6 +507,7 @@ def check(ctx: typer.Context) -> None:
 cli_machines.register(app)
 cli_tasks.register(app)
 cli_dlq.register(app)
+cli_serve.register(app)
 cli_doctor.register(app)
 cli_events.register(app, executions_app)
 
