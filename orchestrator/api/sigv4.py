@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import posixpath
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -183,11 +182,17 @@ def _request_date(headers: Mapping[str, str], scope_date: str, now: datetime) ->
 
 
 def _canonical_path(path: str) -> str:
-    # botocore normalizes the path and then encodes it once more for every service but S3.
-    normalized = posixpath.normpath(path) if path not in ("", "/") else "/"
-    if path.endswith("/") and normalized != "/":
-        normalized += "/"
-    return quote(normalized, safe="/~")
+    # As botocore for every service but S3: dot segments and empty segments removed (RFC 3986
+    # 5.2.4, plus AWS's rule on consecutive slashes), then the path encoded once more.
+    segments: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if segments:
+                segments.pop()
+        elif segment and segment != ".":
+            segments.append(segment)
+    trailing = "/" if path.endswith("/") and segments else ""
+    return quote("/" + "/".join(segments) + trailing, safe="/~")
 
 
 def _canonical_query(query: str) -> str:
