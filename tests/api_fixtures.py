@@ -7,6 +7,7 @@ under a prefix of their own on the session's redis-server, and always stopped in
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import subprocess
@@ -15,13 +16,16 @@ import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 
 from orchestrator.runtime.server import RedisServer, free_port
 from tests.chaos import stop, wait_until
@@ -142,6 +146,68 @@ def api_stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactor
 
 
 @pytest.fixture(scope="module")
+def serve_only(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiStack]:
+    """serve alone (no orchestrator, no worker), shared by a module's tests."""
+    yield from running_stack(redis_server, tmp_path_factory.mktemp("api"), with_workers=False)
+
+
+@dataclass
+class Answer:
+    """What the endpoint answered to a hand-made request."""
+
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def code(self) -> str:
+        return str(self.body.get("__type", ""))
+
+
+def signed_post(
+    url: str,
+    action: str,
+    body: bytes | str | dict[str, Any],
+    *,
+    host: str | None = None,
+    secret: str = SECRET_ACCESS_KEY,
+    sent_body: bytes | None = None,
+) -> Answer:
+    """POST ``body`` to ``AWSStepFunctions.<action>``, signed by botocore as for ``host``.
+
+    ``sent_body`` replaces the body after signing (a body changed on the way).
+    """
+    data = (
+        json.dumps(body).encode()
+        if isinstance(body, dict)
+        else body.encode()
+        if isinstance(body, str)
+        else body
+    )
+    netloc = url.removeprefix("http://")
+    request = AWSRequest(
+        method="POST",
+        url=f"http://{host or netloc}/",
+        data=data,
+        headers={"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": f"AWSStepFunctions.{action}"},
+    )
+    SigV4Auth(Credentials(ACCESS_KEY_ID, secret), "states", REGION).add_auth(request)
+    headers = {name: value for name, value in request.prepare().headers.items()}
+    headers["Host"] = host or netloc
+    address, port = netloc.split(":")
+    connection = http.client.HTTPConnection(address, int(port), timeout=60)
+    try:
+        connection.request("POST", "/", body=sent_body if sent_body is not None else data, headers=headers)
+        response = connection.getresponse()
+        raw = response.read()
+        return Answer(
+            response.status, json.loads(raw) if raw else {}, {k.lower(): v for k, v in response.getheaders()}
+        )
+    finally:
+        connection.close()
+
+
+@pytest.fixture(scope="module")
 def sfn(api_stack: ApiStack) -> Any:
     """A boto3 Step Functions client for the module's stack."""
     return api_stack.client()
@@ -184,4 +250,4 @@ def eventually(check: Callable[[], bool], what: str, timeout: float = FINISH_SEC
     wait_until(check, timeout, what, interval=0.05)
 
 
-__all__ = ["api_stack", "sfn"]
+__all__ = ["api_stack", "serve_only", "sfn"]
