@@ -44,6 +44,9 @@ class Client:
         self.settings = settings
         self.keys = Keys(settings.prefix)
         self.store = Store(redis_client, self.keys)
+        # Re-reads a machine's definition on every start, as a fresh cache would, but parses
+        # it again only when its text changed (a long-lived caller such as redstep serve).
+        self._machines = MachineCache(redis_client, self.keys, refresh_seconds=0)
 
     # -- state machines and executions ---------------------------------------------------------
 
@@ -89,7 +92,7 @@ class Client:
         for _ in range(3):
             if self.store.load([name])[name][0] is not None:
                 return False
-            transition = self._start(machine, name, input)
+            transition = self._start(machine, name, input, self._machines)
             commit = self.store.new_commit()
             commit.expect_version(name, 0)
             transitions.record(commit, transition, 0, self.settings)
@@ -98,9 +101,11 @@ class Client:
                 return True
         return False
 
-    def _start(self, machine_name: str, name: str, input: Any) -> transitions.Transition:
+    def _start(
+        self, machine_name: str, name: str, input: Any, machines: MachineCache | None = None
+    ) -> transitions.Transition:
         now = time.time()
-        machine = MachineCache(self.redis, self.keys, refresh_seconds=0).get(machine_name)
+        machine = (machines or MachineCache(self.redis, self.keys, refresh_seconds=0)).get(machine_name)
         if machine is None:
             cause = f"State Machine Does Not Exist: '{machine_name}' (no definition is registered under it)"
             return transitions.fail(name, machine_name, input, "States.Runtime", cause, now)
