@@ -213,3 +213,22 @@ def test_no_secret_appears_in_what_serve_logs_even_at_debug(
     logged = "".join(log.read_text() for log in tmp_path.glob("*.log"))
     assert "redstep serve: http://127.0.0.1" in logged
     assert SECRET_ACCESS_KEY not in logged and json.dumps(SECRET_ACCESS_KEY)[1:-1] not in logged
+
+
+def test_two_serve_processes_on_one_redis_see_the_same_machines_and_take_each_others_tokens(
+    serve_only: ApiStack, tmp_path: Path
+) -> None:
+    process, url = serve(serve_only.env, tmp_path)
+    try:
+        first, second = serve_only.client(), serve_only.client(endpoint_url=url)
+        names = {unique("shared") for _ in range(3)}
+        for name in names:
+            first.create_state_machine(name=name, definition=pass_machine(), roleArn=role_arn())
+
+        page = first.list_state_machines(maxResults=1)
+        rest = second.list_state_machines(nextToken=page["nextToken"], maxResults=1000)
+
+        listed = [m["name"] for m in page["stateMachines"] + rest["stateMachines"]]
+        assert names <= set(listed) and len(listed) == len(set(listed))
+    finally:
+        stop(process)
