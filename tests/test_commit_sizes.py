@@ -173,6 +173,25 @@ def test_one_execution_in_a_batch_of_250_whose_commit_cannot_land_fails_alone(
     assert status["malformed"] == 0
 
 
+def test_a_record_whose_failed_start_cannot_commit_either_stays_queued_and_the_others_start(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    register_shipped_machines(redis_client, KEYS)
+    redis_client.set(KEYS.history("x"), "not a list")
+    redis_client.set(KEYS.status("FAILED"), "not an index")  # so neither can x start FAILED
+    send_messages(redis_client, settings, "dragons", [dragon(n) for n in "abxcd"], list("abxcd"))
+
+    Orchestrator(redis_client, settings, "o1").run_once()
+
+    client = Client(redis_client, settings)
+    assert {n: (client.describe(n) or {}).get("status") for n in "abxcd"} == {
+        "a": "RUNNING", "b": "RUNNING", "x": None, "c": "RUNNING", "d": "RUNNING"
+    }  # fmt: skip
+    (pending,) = redis_client.xrange(KEYS.queue("dragons"))
+    assert pending[1][b"message_id"] == b"x"  # delivered again later, dead-lettered in the end
+    assert redis_client.xpending(KEYS.queue("dragons"), GROUP)["pending"] == 1
+
+
 # -- on the stack: real orchestrator and worker processes ------------------------------------
 
 

@@ -202,13 +202,27 @@ class Orchestrator:
             if len(names) > 1:
                 parts = [set(part) for part in halves(names)]
                 return sum(self.start_executions([m for m in messages if m.name in p]) for p in parts)
-            cause = f"the commit of the execution's start failed: {exc}"
-            log.error("execution %s: %s; it starts FAILED", names[0], cause)
-            entry_ids = [m.entry_id for m in messages]
-            self.lone_failures.fail_start(
-                names[0], self.settings.state_machine, messages[0].body, self.source.stream, entry_ids, cause
-            )
-            return len(messages)
+            return self.start_failed(messages, exc)
+
+    def start_failed(self, messages: list[Message], exc: Exception) -> int:
+        """Start the one execution ``messages`` name FAILED, because its start cannot commit.
+
+        When even that cannot commit, its messages stay pending: delivered again, they go to
+        the dead-letter queue after ``max_receive_count`` deliveries, as any failing record does.
+        """
+        name = messages[0].name
+        cause = f"the commit of the execution's start failed: {exc}"
+        log.error("execution %s: %s; it starts FAILED", name, cause)
+        entry_ids, body = [m.entry_id for m in messages], messages[0].body
+        machine = self.settings.state_machine
+        try:
+            self.lone_failures.fail_start(name, machine, body, self.source.stream, entry_ids, cause)
+        except (redis.ResponseError, ValueError) as again:
+            if is_missing_group(again) or is_server_state(again):
+                raise
+            log.error("execution %s: nor could its failed start be committed: %s", name, again)
+            return 0
+        return len(messages)
 
     def _start_batch(self, messages: list[Message]) -> int:
         for attempt in range(COMMIT_ATTEMPTS):
