@@ -165,6 +165,7 @@ def test_an_event_whose_commit_redis_always_refuses_is_moved_aside_with_the_reas
     keys = Keys(settings.prefix)
     redis_client.delete(keys.history(name))
     redis_client.set(keys.history(name), "not a list")  # every commit of this execution fails
+    redis_client.set(keys.status("FAILED"), "not an index")  # and so does failing it alone
     client.stop_execution(name)
 
     Orchestrator(redis_client, settings, "o1").run_once()

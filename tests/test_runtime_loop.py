@@ -206,7 +206,7 @@ def test_orchestrator_heartbeat_makes_the_stack_healthy(
     assert client.healthy() == (True, "Redis reachable; 1 orchestrator(s) alive")
 
 
-def test_an_execution_whose_commit_redis_refuses_has_its_events_moved_aside_alone(
+def test_an_execution_whose_commit_redis_refuses_fails_alone_and_its_neighbour_commits(
     redis_client: redis.Redis, settings: Settings, client: Client
 ) -> None:
     client.register_machine("One", one_task_machine())
@@ -214,15 +214,22 @@ def test_an_execution_whose_commit_redis_refuses_has_its_events_moved_aside_alon
     for name, task in zip((good, bad), queued_tasks(redis_client, settings), strict=True):
         report = {"type": "TaskSucceeded", "execution": name, "token": task["token"], "output": name}
         redis_client.xadd(KEYS.events, {"event": json.dumps(report)})
-    redis_client.set(KEYS.history(bad), "not a list")  # RPUSH on it fails inside the script
+    redis_client.set(KEYS.history(bad), "not a list")  # no RPUSH on it can ever succeed
 
     Orchestrator(redis_client, settings, "o1").run_once()
 
     assert client.describe(good)["output"] == "good"
-    assert client.describe(bad)["status"] == "RUNNING"
-    ((_, aside),) = redis_client.xrange(KEYS.malformed)
-    assert b"could not be committed" in aside[b"reason"]
+    failed = client.describe(bad)
+    assert failed["status"] == "FAILED"
+    assert failed["error"] == "States.Runtime"
+    assert failed["cause"].startswith("the commit of this transition failed")
+    assert KEYS.history(bad) in failed["cause"]
+    assert redis_client.zscore(KEYS.status("FAILED"), bad) is not None
+    assert redis_client.zscore(KEYS.status("RUNNING"), bad) is None
+    assert redis_client.zscore(KEYS.closed, bad) is not None
+    assert redis_client.get(KEYS.history(bad)) == b"not a list"  # someone else's value, left alone
     assert redis_client.xlen(KEYS.events) == 0
+    assert redis_client.xlen(KEYS.malformed) == 0
 
 
 def test_run_orchestrator_stops_cleanly_when_asked(settings: Settings, redis_client: redis.Redis) -> None:

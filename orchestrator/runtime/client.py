@@ -15,6 +15,7 @@ from orchestrator.asl import engine
 from orchestrator.runtime import transitions
 from orchestrator.runtime.decoding import loads
 from orchestrator.runtime.keys import GROUP, STATUSES, Keys
+from orchestrator.runtime.lone_failures import LoneFailures, is_server_state
 from orchestrator.runtime.machines import MachineCache, register_machine
 from orchestrator.runtime.sources import message_id_problem
 from orchestrator.runtime.store import Store
@@ -57,7 +58,8 @@ class Client:
     def start_execution(self, machine: str, input: Any, name: str | None = None) -> str:
         """Start an execution of ``machine`` and return its name; an existing name starts nothing.
 
-        An unregistered machine still gets an execution, which ends FAILED saying so.
+        An unregistered machine still gets an execution, which ends FAILED saying so; so does a
+        start whose commit Redis refuses (States.Runtime, with Redis's error as the cause).
 
         Raises:
             ValueError: ``name`` breaks the rule for execution names (as a message id's), before
@@ -74,7 +76,15 @@ class Client:
             commit.expect_version(name, 0)
             transitions.record(commit, transition, 0, self.settings)
             commit.enqueue_tasks(transition.tasks)
-            if not self.store.commit(commit):
+            try:
+                conflicts = self.store.commit(commit)
+            except (redis.ResponseError, ValueError) as exc:
+                if is_server_state(exc):
+                    raise
+                cause = f"the commit of the execution's start failed: {exc}"
+                LoneFailures(self.store, self.settings).fail_start(name, machine, input, None, [], cause)
+                return name
+            if not conflicts:
                 return name
         return name
 
@@ -123,7 +133,8 @@ class Client:
 
         Raises:
             ExecutionNotFound: when there is no execution of that name.
-            NotRedrivable: when it succeeded or still runs, or its machine is not registered.
+            NotRedrivable: when it succeeded or still runs, or its machine is not registered, or
+                Redis refused the redrive's commit (the execution is left as it was).
         """
         for _ in range(3):
             execution, version = self.store.load([name])[name]
@@ -145,7 +156,14 @@ class Client:
             commit.expect_version(name, version)
             transitions.record(commit, transition, version, self.settings)
             commit.enqueue_tasks(transition.tasks)
-            if not self.store.commit(commit):
+            try:
+                conflicts = self.store.commit(commit)
+            except (redis.ResponseError, ValueError) as exc:
+                if is_server_state(exc):
+                    raise
+                # The script wrote nothing: the execution stays as it stopped.
+                raise NotRedrivable(f"the redrive of {name} could not be committed: {exc}") from None
+            if not conflicts:
                 return summary(transition.execution)
         raise RuntimeError(f"execution {name} kept changing while it was being redriven; try again")
 

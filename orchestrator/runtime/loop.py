@@ -27,6 +27,7 @@ from orchestrator.runtime import transitions
 from orchestrator.runtime.faults import FaultPoints
 from orchestrator.runtime.intake import Entry, Event, EventIntake, stream_batches
 from orchestrator.runtime.keys import EVENT_FIELD, GROUP, Keys
+from orchestrator.runtime.lone_failures import LoneFailures, halves, is_server_state
 from orchestrator.runtime.machines import MachineCache, register_shipped_machines
 from orchestrator.runtime.reconnect import OUTAGE_ERRORS, Outage
 from orchestrator.runtime.retention import Retention
@@ -37,14 +38,21 @@ from orchestrator.runtime.sources import (
     entries_of,
     is_missing_group,
 )
-from orchestrator.runtime.store import Commit, Conflict, KnownExecutions, Store, load_script
+from orchestrator.runtime.store import (
+    COMMIT_ATTEMPTS,
+    Commit,
+    Conflict,
+    KnownExecutions,
+    Store,
+    acked_elsewhere,
+    load_script,
+)
 from orchestrator.runtime.transitions import Transition
 from orchestrator.settings import Settings, masked_url
 
 log = logging.getLogger(__name__)
 
 TIMER_BATCH = 1000
-COMMIT_ATTEMPTS = 5
 HEARTBEAT_TTL_SECONDS = 10
 
 
@@ -84,6 +92,7 @@ class Orchestrator:
             redis_client, self.keys, consumer, clock, claim_idle_seconds, settings.max_event_deliveries
         )
         self.faults = FaultPoints(settings.fault_point)
+        self.lone_failures = LoneFailures(self.store, settings, self.commit, clock)
         ensure_group(redis_client, self.keys.events)
 
     def ensure_groups(self) -> None:
@@ -178,10 +187,44 @@ class Orchestrator:
         """Start one execution per message id; a message whose execution exists only acks its entry.
 
         Entries that share a message id (a send repeated after a lost reply) start one
-        execution between them, whether they come in one batch or in several.
+        execution between them, whether they come in one batch or in several. A batch whose
+        commit Redis refuses (not a race: an error) is split in halves until each execution
+        that cannot commit stands alone; that one starts FAILED (States.Runtime), the rest start.
         """
         if not messages:
             return 0
+        try:
+            return self._start_batch(messages)
+        except (redis.ResponseError, ValueError) as exc:
+            if is_missing_group(exc) or is_server_state(exc):
+                raise  # not this batch's fault: it stays pending and is read again
+            names = list(dict.fromkeys(m.name for m in messages))
+            if len(names) > 1:
+                parts = [set(part) for part in halves(names)]
+                return sum(self.start_executions([m for m in messages if m.name in p]) for p in parts)
+            return self.start_failed(messages, exc)
+
+    def start_failed(self, messages: list[Message], exc: Exception) -> int:
+        """Start the one execution ``messages`` name FAILED, because its start cannot commit.
+
+        When even that cannot commit, its messages stay pending: delivered again, they go to
+        the dead-letter queue after ``max_receive_count`` deliveries, as any failing record does.
+        """
+        name = messages[0].name
+        cause = f"the commit of the execution's start failed: {exc}"
+        log.error("execution %s: %s; it starts FAILED", name, cause)
+        entry_ids, body = [m.entry_id for m in messages], messages[0].body
+        machine = self.settings.state_machine
+        try:
+            self.lone_failures.fail_start(name, machine, body, self.source.stream, entry_ids, cause)
+        except (redis.ResponseError, ValueError) as again:
+            if is_missing_group(again) or is_server_state(again):
+                raise
+            log.error("execution %s: nor could its failed start be committed: %s", name, again)
+            return 0
+        return len(messages)
+
+    def _start_batch(self, messages: list[Message]) -> int:
         for attempt in range(COMMIT_ATTEMPTS):
             names = list(dict.fromkeys(m.name for m in messages))
             # A message is nearly always new: assume so, and load only after a conflict says otherwise.
@@ -231,23 +274,42 @@ class Orchestrator:
     def apply_events(self, events: list[Event]) -> int:
         """Advance every execution the events name and commit them all in one script call.
 
-        A batch whose commit Redis refuses (not a race: an error) is retried one execution at
-        a time, and the events of an execution that still cannot commit are moved aside, so
-        one poisoned execution neither blocks the others nor comes back forever.
+        A batch whose commit Redis refuses (not a race: an error) is split in halves until
+        each execution that cannot commit stands alone, and the rest commits; that execution
+        ends FAILED (States.Runtime, the error as the cause) in a commit of its own that
+        acknowledges its events, so it neither blocks the others nor hangs RUNNING.
         """
         if not events:
             return 0
         try:
             return self._apply_batch(events)
         except (redis.ResponseError, ValueError) as exc:
-            if is_missing_group(exc):
-                raise  # not this batch's fault: the groups are recreated and the batch read again
-            by_execution = group_by_execution(events)
-            if len(by_execution) > 1:
-                return sum(self.apply_events(batch) for batch in by_execution.values())
-            reason = f"the transition could not be committed: {exc}"
-            self.intake.move_aside([(i, {EVENT_FIELD: json.dumps(e)}, reason, 1) for i, e in events])
-            return len(events)
+            if is_missing_group(exc) or is_server_state(exc):
+                raise  # not this batch's fault: it stays pending and is read again
+            groups = list(group_by_execution(events).values())
+            if len(groups) > 1:
+                return sum(self.apply_events([e for g in part for e in g]) for part in halves(groups))
+            return self.fail_alone(events, exc)
+
+    def fail_alone(self, events: list[Event], exc: Exception) -> int:
+        """End the one execution ``events`` name FAILED, because their transition cannot commit.
+
+        Only when even that cannot commit (or there is no running execution to fail) are the
+        events moved aside, with both errors, for a person to look at.
+        """
+        name = events[0][1]["execution"]
+        cause = f"the commit of this transition failed: {exc}"
+        log.error("execution %s: %s; it fails alone", name, cause)
+        reason = f"the transition could not be committed: {exc}"
+        try:
+            if self.lone_failures.fail_running(name, self.keys.events, [i for i, _ in events], cause):
+                return len(events)
+        except (redis.ResponseError, ValueError) as again:
+            if is_missing_group(again) or is_server_state(again):
+                raise
+            reason += f"; nor could the execution's failure: {again}"
+        self.intake.move_aside([(i, {EVENT_FIELD: json.dumps(e)}, reason, 1) for i, e in events])
+        return len(events)
 
     def _apply_batch(self, events: list[Event]) -> int:
         count = len(events)
@@ -349,10 +411,6 @@ def group_by_execution(events: list[Event]) -> dict[str, list[Event]]:
     for entry_id, event in events:
         grouped.setdefault(event["execution"], []).append((entry_id, event))
     return grouped
-
-
-def acked_elsewhere(conflicts: list[Conflict], entry_id: str) -> bool:
-    return any(c.kind == "acked" and c.entry_id == entry_id for c in conflicts)
 
 
 def run_orchestrator(

@@ -31,6 +31,7 @@ TASK_ENTRY_POINT = "worker.entry.run_tasks"
 TASKS_PER_JOB = 50
 JOB_TIMEOUT_SECONDS = 900
 FAILED_JOB_TTL_SECONDS = 86_400
+COMMIT_ATTEMPTS = 5  # races a commit may lose (another process moved on first) before it gives up
 
 
 def load_script(redis_client: redis.Redis, name: str) -> Any:
@@ -39,17 +40,31 @@ def load_script(redis_client: redis.Redis, name: str) -> Any:
     return redis_client.register_script(source)
 
 
-class CommitRefused(redis.ResponseError):
-    """A batch that can never apply as it is: a key it writes holds another type of value."""
-
-
 @dataclass
 class Conflict:
     """Why a commit was refused: an execution moved on, or a consumed entry was already acked."""
 
-    kind: str  # "version" or "acked"
+    kind: str  # "version" or "acked"; "wrongtype" or "invalid" when the batch can never apply
     key: str
     entry_id: str | None = None
+    reason: str = ""
+
+
+class CommitRefused(redis.ResponseError):
+    """A batch that can never apply as it is: a key it writes holds another type of value, or a
+    write's own arguments (a score, a count) would make Redis refuse it. Nothing was written.
+
+    Attributes:
+        keys: the keys the refused writes name.
+    """
+
+    def __init__(self, refusals: list[Conflict]) -> None:
+        self.keys = [refusal.key for refusal in refusals]
+        reasons = [
+            f"{r.key} holds the wrong type of value" if r.kind == "wrongtype" else f"{r.key}: {r.reason}"
+            for r in refusals
+        ]
+        super().__init__(f"the commit was refused, nothing written: {'; '.join(reasons)}")
 
 
 @dataclass
@@ -288,9 +303,9 @@ class Store:
         keys, argv = batch.arguments()
         reply = self._commit_script(keys=keys, args=argv)
         conflicts = parse_conflicts([item.decode() if isinstance(item, bytes) else item for item in reply])
-        wrong = [c.key for c in conflicts if c.kind == "wrongtype"]
-        if wrong:
-            raise CommitRefused(f"key(s) hold the wrong type of value: {', '.join(wrong)}")
+        refusals = [c for c in conflicts if c.kind in ("wrongtype", "invalid")]
+        if refusals:
+            raise CommitRefused(refusals)
         return conflicts
 
 
@@ -300,7 +315,15 @@ def parse_conflicts(reply: list[str]) -> list[Conflict]:
         if reply[i] in ("version", "wrongtype"):
             conflicts.append(Conflict(reply[i], reply[i + 1]))
             i += 2
+        elif reply[i] == "invalid":
+            conflicts.append(Conflict("invalid", reply[i + 1], reason=reply[i + 2]))
+            i += 3
         else:
             conflicts.append(Conflict("acked", reply[i + 1], reply[i + 2]))
             i += 3
     return conflicts
+
+
+def acked_elsewhere(conflicts: list[Conflict], entry_id: str) -> bool:
+    """Whether ``conflicts`` say that ``entry_id`` was acknowledged by someone else."""
+    return any(c.kind == "acked" and c.entry_id == entry_id for c in conflicts)

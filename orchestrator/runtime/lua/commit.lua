@@ -8,8 +8,6 @@
 --   checks (all run first; if any fails nothing is written):
 --     version  <k> <expected>            HGET KEYS[k] version equals expected ("0" = no such execution)
 --     pending  <k> <id>                  entry id of stream KEYS[k] is still pending in the group
---   and every key a write touches must be absent or of the type the write needs, because a
---   script is not rolled back: a write that failed half way would leave half a batch.
 --   writes (run in order once every check passed):
 --     exec     <k> <version> <json>      HSET KEYS[k] execution json version version
 --     rpush    <k> <n> <v1> .. <vn>      RPUSH KEYS[k] v1 .. vn
@@ -21,53 +19,115 @@
 --     publish  <channel> <message>       PUBLISH (a channel is not a key, so it travels here)
 --     ack      <k> <id>                  XACK KEYS[k] group id, then XDEL (a consumed entry leaves the stream)
 --
+-- A script is not rolled back: a write that fails leaves the writes before it in place. So
+-- the first pass also checks everything a write could fail on (every key it writes is absent
+-- or of the type the write needs; every count, score and MAXLEN is a number; an XADD has at
+-- most MAX_FIELDS pairs), and the second pass sends RPUSH and HSET in slices of at most
+-- SLICE values: Lua cannot unpack about 8,000 values into one call, and a long history or a
+-- Map of thousands of items has more.
+--
 -- Returns {} when the batch was applied; otherwise a flat list of conflicts, each
 -- "version" <key> or "acked" <key> <id> (the caller reloads and recomputes), or
--- "wrongtype" <key> (a key holds something else: the batch can never apply as it is).
+-- "wrongtype" <key> or "invalid" <key> <why> (the batch can never apply as it is).
+
+local SLICE = 1000
+local MAX_FIELDS = 1000
 
 local group = ARGV[1]
 local ops = cjson.decode(ARGV[2])
 
--- How many arguments follow each opcode; -1 marks a counted list whose length is read.
+-- How many arguments follow each fixed-size opcode; rpush, hset and xadd carry their count.
 local fixed = {version = 2, pending = 2, exec = 3, zadd = 3, zrem = 2, sadd = 2, publish = 2, ack = 2}
+
+-- A count of values that is a whole number from 1 up, or nil.
+local function count_at(i)
+  local n = tonumber(ops[i])
+  if n == nil or n < 1 or n ~= math.floor(n) then
+    return nil
+  end
+  return n
+end
 
 local function span(i)
   local op = ops[i]
   if fixed[op] then
     return fixed[op] + 1
   elseif op == "rpush" then
-    return 3 + tonumber(ops[i + 2])
+    return 3 + (count_at(i + 2) or 0)
   elseif op == "hset" then
-    return 3 + 2 * tonumber(ops[i + 2])
+    return 3 + 2 * (count_at(i + 2) or 0)
   elseif op == "xadd" then
-    return 4 + 2 * tonumber(ops[i + 3])
+    return 4 + 2 * (count_at(i + 3) or 0)
   end
-  error("commit.lua: unknown opcode " .. tostring(op))
+  error("commit.lua: unknown opcode " .. tostring(op) .. " at operation " .. i)
 end
 
 local function key(i)
   return KEYS[tonumber(ops[i])]
 end
 
--- The type each write needs its key to have (or to be absent).
-local needs = {exec = "hash", hset = "hash", rpush = "list", zadd = "zset", zrem = "zset",
-               sadd = "set", xadd = "stream", ack = "stream"}
-local typed = {}
-
-local conflicts = {}
-local i = 1
-while i <= #ops do
+-- Why a write's own arguments would make Redis refuse it, or nil when they would not.
+local function invalid(i)
   local op = ops[i]
-  local need = needs[op]
-  if need and typed[ops[i + 1]] == nil then
-    typed[ops[i + 1]] = true
-    local actual = redis.call("TYPE", key(i + 1))["ok"]
-    if actual ~= "none" and actual ~= need then
-      table.insert(conflicts, "wrongtype")
-      table.insert(conflicts, key(i + 1))
+  if (op == "rpush" or op == "hset") and count_at(i + 2) == nil then
+    return op .. " needs a count of 1 or more, not " .. tostring(ops[i + 2])
+  elseif op == "zadd" then
+    local score = tonumber(ops[i + 2])
+    -- ZADD reads the score with strtod too, but refuses NaN and surrounding blanks.
+    if score == nil or score ~= score or not ops[i + 2]:match("^%S+$") then
+      return "zadd score " .. tostring(ops[i + 2]) .. " is not a number"
+    end
+  elseif op == "xadd" then
+    local maxlen, n = tonumber(ops[i + 2]), count_at(i + 3)
+    if maxlen == nil or maxlen < 0 or maxlen ~= math.floor(maxlen) then
+      return "xadd MAXLEN " .. tostring(ops[i + 2]) .. " is not a whole number"
+    elseif n == nil or n > MAX_FIELDS then
+      return "xadd needs 1 to " .. MAX_FIELDS .. " fields, not " .. tostring(ops[i + 3])
     end
   end
-  if op == "version" then
+  return nil
+end
+
+-- Every argument is a string: anything else (a JSON null, a number) is a caller's bug, and
+-- redis.call would refuse it half way through the writes.
+for j = 1, #ops do
+  if type(ops[j]) ~= "string" then
+    error("commit.lua: operation argument " .. j .. " is a " .. type(ops[j]) .. ", not a string")
+  end
+end
+
+-- The type each operation needs its key to have (or to be absent).
+local needs = {version = "hash", pending = "stream", exec = "hash", hset = "hash", rpush = "list",
+               zadd = "zset", zrem = "zset", sadd = "set", xadd = "stream", ack = "stream"}
+local types = {}  -- key index -> its type now, read once
+local grouped = {}  -- key indexes whose consumer group a pending check has already proved
+
+-- Append to conflicts whatever keeps operation i from applying.
+local conflicts = {}
+local function check(i)
+  local op, k = ops[i], ops[i + 1]
+  local need = needs[op]
+  if need then
+    if KEYS[tonumber(k)] == nil then
+      error("commit.lua: operation " .. i .. " (" .. op .. ") names no key: " .. k)
+    end
+    if types[k] == nil then
+      types[k] = redis.call("TYPE", key(i + 1))["ok"]
+      if types[k] ~= "none" and types[k] ~= need then
+        table.insert(conflicts, "wrongtype")
+        table.insert(conflicts, key(i + 1))
+      end
+    end
+    if types[k] ~= "none" and types[k] ~= need then
+      return  -- reading it would fail too; the batch is refused already
+    end
+  end
+  local why = invalid(i)
+  if why then
+    table.insert(conflicts, "invalid")
+    table.insert(conflicts, KEYS[tonumber(k)] or k)
+    table.insert(conflicts, why)
+  elseif op == "version" then
     local current = redis.call("HGET", key(i + 1), "version") or "0"
     if current ~= ops[i + 2] then
       table.insert(conflicts, "version")
@@ -75,24 +135,35 @@ while i <= #ops do
     end
   elseif op == "pending" then
     local entry = redis.call("XPENDING", key(i + 1), group, ops[i + 2], ops[i + 2], 1)
+    grouped[k] = true
     if #entry == 0 then
       table.insert(conflicts, "acked")
       table.insert(conflicts, key(i + 1))
       table.insert(conflicts, ops[i + 2])
     end
+  elseif op == "ack" and not grouped[k] and types[k] == "stream" then
+    -- XACK fails on a stream without the group: find out now (NOGROUP), not half way through.
+    redis.call("XPENDING", key(i + 1), group)
+    grouped[k] = true
   end
+end
+
+local i = 1
+while i <= #ops do
+  check(i)
   i = i + span(i)
 end
 if #conflicts > 0 then
   return conflicts
 end
 
-local function slice(from, count)
-  local out = {}
-  for j = from, from + count - 1 do
-    out[#out + 1] = ops[j]
+-- command KEYS[k] with the count values (of width arguments each) from ops[from], SLICE at a time.
+local function sliced(command, k, from, count, width)
+  local last = from + count * width - 1
+  local step = SLICE * width
+  for first = from, last, step do
+    redis.call(command, k, unpack(ops, first, math.min(first + step - 1, last)))
   end
-  return out
 end
 
 i = 1
@@ -101,7 +172,7 @@ while i <= #ops do
   if op == "exec" then
     redis.call("HSET", key(i + 1), "execution", ops[i + 3], "version", ops[i + 2])
   elseif op == "rpush" then
-    redis.call("RPUSH", key(i + 1), unpack(slice(i + 3, tonumber(ops[i + 2]))))
+    sliced("RPUSH", key(i + 1), i + 3, tonumber(ops[i + 2]), 1)
   elseif op == "zadd" then
     redis.call("ZADD", key(i + 1), ops[i + 2], ops[i + 3])
   elseif op == "zrem" then
@@ -109,13 +180,13 @@ while i <= #ops do
   elseif op == "sadd" then
     redis.call("SADD", key(i + 1), ops[i + 2])
   elseif op == "hset" then
-    redis.call("HSET", key(i + 1), unpack(slice(i + 3, 2 * tonumber(ops[i + 2]))))
+    sliced("HSET", key(i + 1), i + 3, tonumber(ops[i + 2]), 2)
   elseif op == "xadd" then
-    local pairs_ = slice(i + 4, 2 * tonumber(ops[i + 3]))
-    if ops[i + 2] == "0" then
-      redis.call("XADD", key(i + 1), "*", unpack(pairs_))
+    local last = i + 3 + 2 * tonumber(ops[i + 3])
+    if tonumber(ops[i + 2]) == 0 then
+      redis.call("XADD", key(i + 1), "*", unpack(ops, i + 4, last))
     else
-      redis.call("XADD", key(i + 1), "MAXLEN", "~", ops[i + 2], "*", unpack(pairs_))
+      redis.call("XADD", key(i + 1), "MAXLEN", "~", ops[i + 2], "*", unpack(ops, i + 4, last))
     end
   elseif op == "publish" then
     redis.call("PUBLISH", ops[i + 1], ops[i + 2])

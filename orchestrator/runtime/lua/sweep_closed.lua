@@ -13,7 +13,19 @@
 -- guards against an index that disagrees) is left whole and only leaves closed, so it is
 -- recorded again when it finishes and never holds up the batches behind it.
 --
+-- A script is not rolled back, so every index's type is checked before the first write: an
+-- index someone replaced with another type would otherwise fail a ZREM after the UNLINK of an
+-- execution's keys, leaving index entries that name nothing. The call then removes nothing
+-- and says why. (UNLINK takes a key of any type.)
+--
 -- Returns how many executions were removed.
+
+for k = 1, #KEYS do
+  local actual = redis.call("TYPE", KEYS[k])["ok"]
+  if actual ~= "none" and actual ~= "zset" then
+    return redis.error_reply("WRONGTYPE sweep_closed.lua: " .. KEYS[k] .. " is a " .. actual .. ", not a zset")
+  end
+end
 
 local names = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", "(" .. ARGV[1], "LIMIT", 0, tonumber(ARGV[2]))
 local removed = 0

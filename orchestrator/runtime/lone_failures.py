@@ -1,0 +1,155 @@
+"""Executions whose commit Redis refuses, failed alone so that the rest of their batch lands.
+
+A batch of transitions commits in one script call, which writes all of it or none of it.
+When Redis refuses the call with an error (not a lost race: a key that holds another type
+of value, a write Redis would refuse), the orchestrator splits the batch in halves until
+each execution at fault stands alone, commits everything else, and ends each one at fault
+FAILED with ``States.Runtime`` and the error as its cause, in a commit of its own that also
+acknowledges its events. So nothing is left RUNNING with nothing to move it on, and no event
+is acknowledged without a trace.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import redis
+
+from orchestrator.runtime import transitions
+from orchestrator.runtime.store import (
+    COMMIT_ATTEMPTS,
+    Commit,
+    CommitRefused,
+    Conflict,
+    Store,
+    acked_elsewhere,
+)
+from orchestrator.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Redis refusing for its own state (full memory, a replica, a busy script, a failover), which
+# says nothing about the batch: it stays pending and is tried again, nobody is failed for it.
+SERVER_STATE_ERRORS = (
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.MasterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.NoScriptError,
+)
+
+Item = TypeVar("Item")
+
+
+def is_server_state(error: Exception) -> bool:
+    """Whether Redis refused for its own state rather than for what the batch holds."""
+    return isinstance(error, SERVER_STATE_ERRORS) or str(error).startswith(("BUSY", "LOADING"))
+
+
+def halves(items: Sequence[Item]) -> tuple[Sequence[Item], Sequence[Item]]:
+    """``items`` split in two, so that a refused batch finds its culprits in log2(n) rounds."""
+    middle = len(items) // 2
+    return items[:middle], items[middle:]
+
+
+class LoneFailures:
+    """Commits an execution's end (or its failed start) when its own transition cannot land.
+
+    Args:
+        store: loads executions and applies commits.
+        settings: what :func:`transitions.record` needs (the notification log's length).
+        commit: applies a commit; the orchestrator passes its own, with its fault points.
+        clock: the time source (epoch seconds).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        settings: Settings,
+        commit: Callable[[Commit], list[Conflict]] | None = None,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self.commit = commit or store.commit
+        self.clock = clock or time.time
+
+    def fail_running(self, name: str, stream: str, entry_ids: list[str], cause: str) -> bool:
+        """End running execution ``name`` FAILED with ``cause``, acknowledging ``entry_ids``.
+
+        Returns:
+            False when there is no running execution of that name to fail (nothing written).
+        """
+
+        def fail(execution: dict[str, Any] | None, now: float) -> transitions.Transition | None:
+            if execution is None or execution["status"] != "RUNNING":
+                return None
+            machine = execution["stateMachine"]
+            return transitions.fail(
+                name, machine, None, transitions.ORCHESTRATOR_FAULT, cause, now, execution
+            )
+
+        return self._commit_alone(name, stream, entry_ids, fail, only_if_new=False)
+
+    def fail_start(
+        self, name: str, machine_name: str, input: Any, stream: str | None, entry_ids: list[str], cause: str
+    ) -> None:
+        """Start execution ``name`` FAILED with ``cause``, acknowledging ``entry_ids`` of ``stream``.
+
+        An execution of that name that exists meanwhile is left as it is; the entries are
+        acknowledged all the same, as a repeated message's are.
+        """
+
+        def fail(execution: dict[str, Any] | None, now: float) -> transitions.Transition | None:
+            if execution is not None:
+                return None
+            error = transitions.ORCHESTRATOR_FAULT
+            return transitions.fail(name, machine_name, input, error, cause, now)
+
+        self._commit_alone(name, stream or "", entry_ids, fail, only_if_new=True)
+
+    def _commit_alone(
+        self,
+        name: str,
+        stream: str,
+        entry_ids: list[str],
+        fail: Callable[[dict[str, Any] | None, float], transitions.Transition | None],
+        only_if_new: bool,
+    ) -> bool:
+        with_history = True
+        for _ in range(COMMIT_ATTEMPTS):
+            execution, version = self.store.load([name])[name]
+            transition = fail(execution, self.clock())
+            if transition is None and not only_if_new:
+                return False
+            commit = self.store.new_commit()
+            for entry_id in entry_ids:
+                commit.expect_pending(stream, entry_id)
+                commit.ack(stream, entry_id)
+            if transition is not None:
+                if not with_history:
+                    transition.history = []
+                commit.expect_version(name, version)
+                transitions.record(commit, transition, version, self.settings)
+            if commit.empty:
+                return True
+            try:
+                conflicts = self.commit(commit)
+            except CommitRefused as refused:
+                if not with_history or self.store.keys.history(name) not in refused.keys:
+                    raise
+                # Its history key holds something else: the blob and the indexes still say why.
+                log.error("execution %s: its history cannot be written (%s)", name, refused)
+                with_history = False
+                continue
+            if not conflicts:
+                return True
+            still_pending = [entry_id for entry_id in entry_ids if not acked_elsewhere(conflicts, entry_id)]
+            if entry_ids and not still_pending:
+                return True  # another orchestrator applied them: nothing is left to fail for
+            entry_ids = still_pending
+        log.warning("execution %s: its failure lost %d races; its events stay pending", name, COMMIT_ATTEMPTS)
+        return True
