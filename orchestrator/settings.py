@@ -82,6 +82,10 @@ class Settings(BaseSettings):
         default="",
         description="Tests only: <point>[:<n>] makes the orchestrator SIGKILL itself there.",
     )
+    fault_clock_skew_seconds: float = Field(
+        default=0.0,
+        description="Tests only: this process's time.time() runs this many seconds off (a skewed clock).",
+    )
 
     @field_validator("retention_seconds")
     @classmethod

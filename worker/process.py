@@ -31,7 +31,9 @@ from rq.job import Job
 from rq.registry import StartedJobRegistry
 from rq.utils import now
 
+from orchestrator.runtime.clock import RedisClock
 from orchestrator.runtime.decoding import lossless_text
+from orchestrator.runtime.faults import skew_wall_clock
 from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.reconnect import OUTAGE_ERRORS, Backoff, Outage
 from orchestrator.settings import Settings, masked_url
@@ -355,6 +357,7 @@ def run_worker(
         ImportError: when a functions file or module cannot be imported.
     """
     log_to_stderr(logging_level)
+    skew_wall_clock(settings.fault_clock_skew_seconds)
     for spec in functions:
         log.info("functions from %s: %s", spec, ", ".join(default_registry.load_functions(spec)) or "none")
     use_settings(settings)
@@ -369,7 +372,9 @@ def run_worker(
     )
     shutdown = Shutdown(settings.stop_grace_seconds, connection)
     restore_signals = shutdown.install()
-    leases = WorkerLeases(connection, settings.prefix, name, settings.lease_seconds)
+    # Lease due times are judged by the orchestrators, so they are written by Redis's clock, as theirs.
+    clock = RedisClock(connection)
+    leases = WorkerLeases(connection, settings.prefix, name, settings.lease_seconds, clock=clock)
     try:
         leases.start()
         use_leases(leases)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -13,6 +14,7 @@ from rq.serializers import JSONSerializer
 
 from orchestrator.asl import engine
 from orchestrator.runtime import transitions
+from orchestrator.runtime.clock import RedisClock
 from orchestrator.runtime.decoding import loads
 from orchestrator.runtime.keys import GROUP, STATUSES, Keys
 from orchestrator.runtime.lone_failures import LoneFailures, is_server_state
@@ -40,9 +42,13 @@ class Client:
         settings: the prefix, queue and topic names.
     """
 
-    def __init__(self, redis_client: redis.Redis, settings: Settings) -> None:
+    def __init__(
+        self, redis_client: redis.Redis, settings: Settings, clock: Callable[[], float] | None = None
+    ) -> None:
         self.redis = redis_client
         self.settings = settings
+        # A start sets timers (a first Wait, a timeout) that orchestrators judge by Redis's clock.
+        self.clock = clock or RedisClock(redis_client)
         self.keys = Keys(settings.prefix)
         self.store = Store(redis_client, self.keys)
         # Re-reads a machine's definition on every start, as a fresh cache would, but parses
@@ -82,7 +88,8 @@ class Client:
                 if is_server_state(exc):
                     raise
                 cause = f"the commit of the execution's start failed: {exc}"
-                LoneFailures(self.store, self.settings).fail_start(name, machine, input, None, [], cause)
+                failures = LoneFailures(self.store, self.settings, clock=self.clock)
+                failures.fail_start(name, machine, input, None, [], cause)
                 return name
             if not conflicts:
                 return name
@@ -114,7 +121,7 @@ class Client:
     def _start(
         self, machine_name: str, name: str, input: Any, machines: MachineCache | None = None
     ) -> transitions.Transition:
-        now = time.time()
+        now = self.clock()
         machine = (machines or MachineCache(self.redis, self.keys, refresh_seconds=0)).get(machine_name)
         if machine is None:
             cause = f"State Machine Does Not Exist: '{machine_name}' (no definition is registered under it)"
@@ -145,7 +152,7 @@ class Client:
             machine = machines.get(machine_name, execution.get("machineVersion"))
             if machine is None:
                 raise NotRedrivable(f"state machine {machine_name} of execution {name} is not registered")
-            now, previous = time.time(), execution["status"]
+            now, previous = self.clock(), execution["status"]
             try:
                 step = engine.redrive_execution(machine, execution, now)
             except ValueError as exc:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import time
 
 log = logging.getLogger(__name__)
 
@@ -70,3 +71,16 @@ class FaultPoints:
             for handler in logging.getLogger().handlers:
                 handler.flush()
             os.kill(os.getpid(), signal.SIGKILL)
+
+
+def skew_wall_clock(seconds: float) -> None:
+    """Tests only: make this process's ``time.time()`` run ``seconds`` ahead (or behind, if negative).
+
+    It plays a machine whose clock is off, to show that no due time is judged by it: timers,
+    leases, visibility deadlines and retention go by Redis's clock (see runtime.clock).
+    """
+    if not seconds:
+        return
+    real_time = time.time
+    time.time = lambda: real_time() + seconds  # type: ignore[assignment]
+    log.warning("fault injection: this process's wall clock runs %+.0f s off", seconds)

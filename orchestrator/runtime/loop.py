@@ -16,7 +16,6 @@ import logging
 import signal
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -24,7 +23,8 @@ from typing import Any
 import redis
 
 from orchestrator.runtime import transitions
-from orchestrator.runtime.faults import FaultPoints
+from orchestrator.runtime.clock import RedisClock
+from orchestrator.runtime.faults import FaultPoints, skew_wall_clock
 from orchestrator.runtime.intake import Entry, Event, EventIntake, stream_batches
 from orchestrator.runtime.keys import EVENT_FIELD, GROUP, Keys
 from orchestrator.runtime.lone_failures import LoneFailures, halves, is_server_state
@@ -63,7 +63,7 @@ class Orchestrator:
         redis_client: the connection.
         settings: prefix, source queue, state machine and timing knobs.
         consumer: this orchestrator's name in the consumer groups (unique per process).
-        clock: the time source (epoch seconds).
+        clock: the time source (epoch seconds); Redis's ``TIME`` by default (see runtime.clock).
         claim_idle_seconds: how long an event may sit unacknowledged with another
             orchestrator before this one takes it over (that one is presumed dead).
     """
@@ -73,13 +73,14 @@ class Orchestrator:
         redis_client: redis.Redis,
         settings: Settings,
         consumer: str,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         claim_idle_seconds: float = 10.0,
     ) -> None:
         self.redis = redis_client
         self.settings = settings
         self.consumer = consumer
-        self.clock = clock
+        # Due times written by one process are judged by another: all of them go by Redis's clock.
+        self.clock = clock = clock or RedisClock(redis_client)
         self.keys = Keys(settings.prefix)
         self.store = Store(redis_client, self.keys)
         self.known = KnownExecutions()
@@ -419,6 +420,7 @@ def run_orchestrator(
     """Run one orchestrator until ``stop`` is set or SIGTERM / SIGINT arrives (the CLI's entry)."""
     stop = stop or threading.Event()
     consumer = consumer or f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+    skew_wall_clock(settings.fault_clock_skew_seconds)
     if threading.current_thread() is threading.main_thread():
         for signum in (signal.SIGTERM, signal.SIGINT):
             signal.signal(signum, lambda *_: stop.set())
