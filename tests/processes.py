@@ -20,7 +20,7 @@ from pathlib import Path
 
 # Longer than any clean shutdown takes on a busy machine (a worker finishing its current job);
 # short enough that a process that ignores SIGTERM costs a teardown seconds, not minutes.
-STOP_GRACE_SECONDS = 15.0
+STOP_GRACE_SECONDS = 10.0
 
 
 class IgnoredSigterm(UserWarning):

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,9 +28,15 @@ from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.server import RedisServer
 from orchestrator.settings import Settings
 from tests.chaos import wait_until
+from tests.processes import stop_all
 from tests.test_fault_crash_points import assert_each_execution_ended_exactly_once, produce, waiting_pipeline
 
-RECORDS = 30
+# A run is produced in waves, and a fault is injected once FAULT_AFTER executions of the
+# latest wave finished: by progress, never by elapsed time. The next wave is produced only
+# after the fault, so however fast the machine, the fault lands before the run is over; a
+# wave is large enough that it still has executions in flight when the fault lands.
+WAVE = 60
+FAULT_AFTER = 5
 DEBUG = ["--enable-debug-command", "local"]  # DEBUG SLEEP plays a slow Redis
 DONE = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
@@ -46,11 +51,19 @@ class Stack:
     processes: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
 
     revived: int = 0
+    produced: int = 0
+
+    def produce(self, count: int = WAVE) -> None:
+        """``count`` more dragons, with names that none produced before has."""
+        produce(self.env, self.logs, count, first=self.produced)
+        self.produced += count
 
     def start(self, name: str, *args: str) -> None:
-        log = (self.logs / f"{name}.log").open("ab")
-        command = [sys.executable, "-m", "producer.cli", *args]
-        self.processes[name] = subprocess.Popen(command, env=self.env, stdout=log, stderr=log)
+        with (self.logs / f"{name}.log").open("ab") as log:
+            command = [sys.executable, "-m", "producer.cli", *args]
+            self.processes[name] = subprocess.Popen(
+                command, env=self.env, stdout=log, stderr=log, start_new_session=True
+            )
 
     def log(self, name: str) -> str:
         return (self.logs / f"{name}.log").read_text(errors="replace")
@@ -83,11 +96,20 @@ class Stack:
         return self.finished()
 
     def restart_server(self) -> None:
-        """SIGKILL the server and start it again on the same port and data directory."""
+        """SIGKILL the server and, once the orchestrator noticed, start it again on the same port and data."""
         self.server.kill()
-        time.sleep(0.5)  # long enough for every process to notice the server is gone
+        if "orchestrator" in self.processes:
+            # Back before anyone tried it, the server would not have been missed at all.
+            noticed = "the orchestrator to notice the server is gone"
+            wait_until(lambda: "lost Redis" in self.log("orchestrator"), 30, noticed)
         restarted = RedisServer(self.server.port, data_dir=self.server.data_dir, aof=True, extra_args=DEBUG)
         self.server = restarted.start()
+
+    def stop(self) -> None:
+        try:
+            stop_all(self.processes.values())
+        finally:
+            self.server.stop()
 
 
 @pytest.fixture
@@ -103,44 +125,71 @@ def stack(tmp_path: Path, subprocess_env: dict[str, str]) -> Iterator[Stack]:
         "REDSTEP_STATE_MACHINE": "WaitingPipeline",
         "REDSTEP_RECONNECT_INITIAL_SECONDS": "0.05",
         "REDSTEP_RECONNECT_MAX_SECONDS": "0.5",
+        # A task whose report was lost with the server fails as Lambda.Unknown and is retried
+        # once its lease lapses: seconds here rather than the default half minute.
+        "REDSTEP_LEASE_SECONDS": "3",
     }
     running = Stack(server, {**subprocess_env, **knobs}, tmp_path)
-    client = running.client()
-    Client(client, running.settings()).register_machine("WaitingPipeline", waiting_pipeline())
-    client.close()
-    yield running
-    for process in running.processes.values():
-        process.terminate()
-    for process in running.processes.values():
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    running.server.stop()
+    try:
+        client = running.client()
+        Client(client, running.settings()).register_machine("WaitingPipeline", waiting_pipeline())
+        client.close()
+        yield running
+    finally:
+        running.stop()
 
 
-def start_pipeline(stack: Stack, tmp_path: Path) -> None:
+def start_pipeline(stack: Stack) -> None:
+    """Two workers and an orchestrator, and the first wave of records."""
     stack.start("worker-1", "worker")
     stack.start("worker-2", "worker")
     stack.start("orchestrator", "orchestrator")
-    produce(stack.env, tmp_path)
+    stack.produce()
+
+
+def wait_for_the_fault_point(stack: Stack) -> None:
+    """Wait until FAULT_AFTER executions of the latest wave finished (with any before it)."""
+    target = stack.produced - WAVE + FAULT_AFTER
+    reached = f"{target} of {stack.produced} executions to finish"
+    wait_until(lambda: stack.finished() >= target, 60, reached, interval=0.005)
+
+
+def finished_once_answering(stack: Stack) -> int:
+    """How many executions ended, read as soon as the (restarted) server answers."""
+    readings: list[int] = []
+    wait_until(lambda: readings.append(stack.finished()) or readings[-1] >= 0, 30, "the server to answer")
+    return readings[-1]
+
+
+def assert_in_flight(stack: Stack, finished_after_fault: int) -> None:
+    """The fault hit a run with work in flight: read after it, fewer than all produced had finished."""
+    assert finished_after_fault < stack.produced, (
+        f"all {stack.produced} executions produced had finished before the fault: nothing was in flight"
+    )
+
+
+def wait_for_the_whole_run(stack: Stack) -> None:
+    """Produce the last wave, then wait until every execution of the run finished."""
+    stack.produce()
+    run = f"all {stack.produced} executions to finish"
+    wait_until(lambda: stack.supervised_finished() == stack.produced, 180, run)
 
 
 def test_a_redis_killed_and_restarted_mid_run_loses_no_record_and_runs_none_twice(
-    stack: Stack, tmp_path: Path
+    stack: Stack,
 ) -> None:
-    start_pipeline(stack, tmp_path)
-    wait_until(lambda: stack.finished() >= 3, 60, "the first executions to finish", interval=0.01)
+    start_pipeline(stack)
+    wait_for_the_fault_point(stack)
 
     stack.restart_server()
-    finished_at_restart = stack.finished()
-    wait_until(lambda: stack.supervised_finished() == RECORDS, 120, f"all {RECORDS} executions to finish")
+    # Read straight after the restart, this counts at least what had finished at the kill.
+    finished_at_restart = finished_once_answering(stack)
+    wait_for_the_whole_run(stack)
     wait_until(lambda: "reconnected to Redis" in stack.log("orchestrator"), 30, "the reconnect log line")
 
-    assert finished_at_restart < RECORDS, "Redis was killed after the run, not in the middle of it"
+    assert_in_flight(stack, finished_at_restart)
     client = stack.client()
-    assert_each_execution_ended_exactly_once(client, stack.settings())
+    assert_each_execution_ended_exactly_once(client, stack.settings(), stack.produced)
     client.close()
     assert stack.processes["orchestrator"].poll() is None, "the orchestrator gave up"
     orchestrator_log = stack.log("orchestrator")
@@ -148,27 +197,27 @@ def test_a_redis_killed_and_restarted_mid_run_loses_no_record_and_runs_none_twic
     assert orchestrator_log.count("reconnected to Redis") == 1, orchestrator_log
 
 
-def test_workers_ride_out_a_redis_restart_without_exiting(stack: Stack, tmp_path: Path) -> None:
-    start_pipeline(stack, tmp_path)
-    wait_until(lambda: stack.finished() >= 3, 60, "the first executions to finish", interval=0.01)
+def test_workers_ride_out_a_redis_restart_without_exiting(stack: Stack) -> None:
+    start_pipeline(stack)
+    wait_for_the_fault_point(stack)
 
     stack.restart_server()
-    wait_until(lambda: stack.supervised_finished() == RECORDS, 120, f"all {RECORDS} executions to finish")
+    finished_at_restart = finished_once_answering(stack)
+    wait_for_the_whole_run(stack)
 
+    assert_in_flight(stack, finished_at_restart)
     assert stack.revived == 0, "\n".join(stack.log(n) for n in stack.processes if n.startswith("worker"))
 
 
-def test_records_produced_before_a_redis_kill_are_all_processed_after_the_restart(
-    stack: Stack, tmp_path: Path
-) -> None:
-    produce(stack.env, tmp_path)  # nothing consumes yet: the records live only in the AOF
+def test_records_produced_before_a_redis_kill_are_all_processed_after_the_restart(stack: Stack) -> None:
+    stack.produce()  # nothing consumes yet: the records live only in the AOF
 
     stack.restart_server()
     start_pipeline_without_producing(stack)
-    wait_until(lambda: stack.finished() == RECORDS, 120, f"all {RECORDS} executions to finish")
+    wait_until(lambda: stack.finished() == WAVE, 180, f"all {WAVE} executions to finish")
 
     client = stack.client()
-    assert_each_execution_ended_exactly_once(client, stack.settings())
+    assert_each_execution_ended_exactly_once(client, stack.settings(), WAVE)
     client.close()
 
 
@@ -180,10 +229,12 @@ def start_pipeline_without_producing(stack: Stack) -> None:
 def test_a_redis_that_comes_back_empty_gets_its_consumer_groups_created_again(stack: Stack) -> None:
     stack.start("orchestrator", "orchestrator")
     keys = Keys(stack.env["REDSTEP_PREFIX"])
-    wait_until(lambda: stack.client().exists(keys.events) == 1, 30, "the orchestrator to start")
+    client = stack.client()
+    wait_until(lambda: client.exists(keys.events) == 1, 30, "the orchestrator to start")
 
-    stack.client().flushall()
-    stack.client().xadd(keys.queue("dragons"), {"body": json.dumps({"not": "a dragon"})})
+    client.flushall()
+    client.xadd(keys.queue("dragons"), {"body": json.dumps({"not": "a dragon"})})
+    client.close()
 
     wait_until(lambda: stack.finished() == 1, 60, "the record sent after FLUSHALL to be processed")
     assert "consumer groups missing" in stack.log("orchestrator")
