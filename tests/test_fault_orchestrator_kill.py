@@ -17,9 +17,12 @@ import redis
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.keys import Keys
 from orchestrator.settings import Settings
-from tests.chaos import FAST_RECOVERY, redstep_process, running_workers, wait_until
+from tests.chaos import FAST_RECOVERY, redstep_process, running_workers, stop, wait_until
 
 RECORDS = 200
+# Produced before the kill; the rest only after it, so the kill always lands before the run ends.
+BEFORE_KILL = 150
+KILL_AFTER = 10  # executions finished when the orchestrator is killed
 SAMPLES = Path(__file__).resolve().parents[1] / "producer" / "data" / "dragons.json"
 
 
@@ -34,16 +37,23 @@ def workers(fault_env: dict[str, str]) -> Iterator[None]:
         yield
 
 
-def unique_dragons(tmp_path: Path) -> Path:
+def unique_dragons(tmp_path: Path, indexes: range) -> Path:
+    """A records file of dragons named by ``indexes``."""
     samples = json.loads(SAMPLES.read_text())
     records = []
-    for index in range(RECORDS):
+    for index in indexes:
         record = dict(samples[index % len(samples)])
         record["dragon_name_str"] = f"{record['dragon_name_str']}-{index}"
         records.append(record)
-    path = tmp_path / "dragons.json"
+    path = tmp_path / f"dragons-{indexes.start}.json"
     path.write_text(json.dumps(records))
     return path
+
+
+def produce(env: dict[str, str], tmp_path: Path, indexes: range) -> None:
+    command = [sys.executable, "-m", "producer.cli", "produce", str(unique_dragons(tmp_path, indexes))]
+    produced = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert produced.returncode == 0, produced.stderr
 
 
 def test_a_killed_orchestrator_loses_nothing_and_repeats_nothing(
@@ -51,30 +61,30 @@ def test_a_killed_orchestrator_loses_nothing_and_repeats_nothing(
 ) -> None:
     settings = Settings(redis_url=fault_env["REDIS_URL"], prefix=fault_env["REDSTEP_PREFIX"])
     client, keys = Client(redis_client, settings), Keys(settings.prefix)
-    first = redstep_process(fault_env, "orchestrator")
-    produced = subprocess.run(
-        [sys.executable, "-m", "producer.cli", "produce", str(unique_dragons(tmp_path))],
-        env=fault_env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert produced.returncode == 0, produced.stderr
 
     def finished() -> int:
         # The status indexes directly: a cheap poll lets the kill land early in the run.
         terminal = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
         return sum(redis_client.zcard(keys.status(status)) for status in terminal)
 
-    wait_until(lambda: finished() >= 10, 60, "the first executions to finish", interval=0.001)
-    os.kill(first.pid, signal.SIGKILL)
-    first.wait()
+    first = redstep_process(fault_env, "orchestrator")
+    try:
+        produce(fault_env, tmp_path, range(BEFORE_KILL))
+        reached = f"{KILL_AFTER} executions to finish"
+        wait_until(lambda: finished() >= KILL_AFTER, 60, reached, interval=0.001)
+        os.kill(first.pid, signal.SIGKILL)
+        first.wait()
+    finally:
+        stop(first)
     finished_at_kill = finished()
     second = redstep_process(fault_env, "orchestrator")
     try:
+        produce(fault_env, tmp_path, range(BEFORE_KILL, RECORDS))
         wait_until(lambda: finished() == RECORDS, 120, f"all {RECORDS} executions to finish")
     finally:
-        second.terminate()
-        second.wait(timeout=30)
+        stop(second)
 
-    assert finished_at_kill < RECORDS, "the orchestrator was killed after the run, not in the middle of it"
+    assert finished_at_kill < BEFORE_KILL, "every execution had finished before the kill: none was in flight"
     executions = client.list_executions(limit=10 * RECORDS)
     assert len(executions) == RECORDS
     assert Counter(e["status"] for e in executions) == {"SUCCEEDED": RECORDS}
