@@ -58,16 +58,21 @@ def workers(crash_env: dict[str, str]) -> Iterator[None]:
         yield
 
 
-def produce(env: dict[str, str], tmp_path: Path, count: int = RECORDS, first: int = 0) -> None:
-    """``count`` dragons named by their index from ``first`` on, through ``redstep produce``."""
+def dragons(count: int, first: int = 0) -> list[dict]:
+    """``count`` sample dragons, each named after its index from ``first`` on."""
     samples = json.loads(SAMPLES.read_text())
     records = []
     for index in range(first, first + count):
         record = dict(samples[index % len(samples)])
         record["dragon_name_str"] = f"{record['dragon_name_str']}-{index}"
         records.append(record)
-    path = tmp_path / f"dragons-{first}.json"
-    path.write_text(json.dumps(records))
+    return records
+
+
+def produce(env: dict[str, str], tmp_path: Path, count: int = RECORDS) -> None:
+    """``count`` dragons with unique names, through ``redstep produce`` as a user sends them."""
+    path = tmp_path / "dragons.json"
+    path.write_text(json.dumps(dragons(count)))
     command = [sys.executable, "-m", "producer.cli", "produce", str(path)]
     produced = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert produced.returncode == 0, produced.stderr

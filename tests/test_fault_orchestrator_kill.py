@@ -19,10 +19,12 @@ from orchestrator.runtime.keys import Keys
 from orchestrator.settings import Settings
 from tests.chaos import FAST_RECOVERY, redstep_process, running_workers, stop, wait_until
 
-RECORDS = 200
-# Produced before the kill; the rest only after it, so the kill always lands before the run ends.
-BEFORE_KILL = 150
-KILL_AFTER = 10  # executions finished when the orchestrator is killed
+# Records go in waves: the orchestrator is SIGKILLed once KILL_AFTER executions of a wave
+# finished, and the last wave is produced after the kill, so the kill lands before the run
+# ends. A wave that finished before the test could look (a busy machine) gets another.
+WAVE = 100
+KILL_AFTER = 10
+WAVES = 8
 SAMPLES = Path(__file__).resolve().parents[1] / "producer" / "data" / "dragons.json"
 
 
@@ -67,33 +69,45 @@ def test_a_killed_orchestrator_loses_nothing_and_repeats_nothing(
         terminal = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
         return sum(redis_client.zcard(keys.status(status)) for status in terminal)
 
-    first = redstep_process(fault_env, "orchestrator")
-    try:
-        produce(fault_env, tmp_path, range(BEFORE_KILL))
-        reached = f"{KILL_AFTER} executions to finish"
-        wait_until(lambda: finished() >= KILL_AFTER, 60, reached, interval=0.001)
-        os.kill(first.pid, signal.SIGKILL)
-        first.wait()
-    finally:
-        stop(first)
-    finished_at_kill = finished()
+    produced = 0
+
+    def produce_wave() -> None:
+        nonlocal produced
+        produce(fault_env, tmp_path, range(produced, produced + WAVE))
+        produced += WAVE
+
+    for _ in range(WAVES):
+        # Queued before the orchestrator starts: on a busy machine, the wave could otherwise be
+        # over before `redstep produce` has exited and the test could look.
+        produce_wave()
+        first = redstep_process(fault_env, "orchestrator")
+        try:
+            target = produced - WAVE + KILL_AFTER
+            wait_until(lambda t=target: finished() >= t, 60, f"{target} executions to finish", interval=0.001)
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait()
+        finally:
+            stop(first)
+        if finished() < produced:
+            break  # the kill landed with executions in flight
+    else:
+        raise AssertionError(f"in {WAVES} waves, every one finished before its orchestrator was killed")
     second = redstep_process(fault_env, "orchestrator")
     try:
-        produce(fault_env, tmp_path, range(BEFORE_KILL, RECORDS))
-        wait_until(lambda: finished() == RECORDS, 120, f"all {RECORDS} executions to finish")
+        produce_wave()
+        wait_until(lambda: finished() == produced, 120, f"all {produced} executions to finish")
     finally:
         stop(second)
 
-    assert finished_at_kill < BEFORE_KILL, "every execution had finished before the kill: none was in flight"
-    executions = client.list_executions(limit=10 * RECORDS)
-    assert len(executions) == RECORDS
-    assert Counter(e["status"] for e in executions) == {"SUCCEEDED": RECORDS}
-    assert redis_client.hlen(keys.dragons) == RECORDS
+    executions = client.list_executions(limit=10 * produced)
+    assert len(executions) == produced
+    assert Counter(e["status"] for e in executions) == {"SUCCEEDED": produced}
+    assert redis_client.hlen(keys.dragons) == produced
     notifications = [
         json.loads(fields[b"message"]) for _, fields in redis_client.xrange(keys.topic_log(settings.topic))
     ]
     names = Counter(n["MessageAttributes"]["dragon_name"]["Value"] for n in notifications)
-    assert len(notifications) == RECORDS and set(names.values()) == {1}
+    assert len(notifications) == produced and set(names.values()) == {1}
     assert {n["Subject"] for n in notifications} == {"Record inserted"}
     for execution in executions:
         entered = Counter(

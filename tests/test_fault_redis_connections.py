@@ -17,9 +17,8 @@ from tests.chaos import wait_until
 from tests.test_fault_crash_points import assert_each_execution_ended_exactly_once
 from tests.test_fault_redis_restart import (
     Stack,
-    assert_in_flight,
+    inject_mid_run,
     start_pipeline,
-    wait_for_the_fault_point,
     wait_for_the_whole_run,
 )
 from tests.test_fault_redis_restart import stack as stack  # the fixture
@@ -36,15 +35,16 @@ def assert_run_completed_exactly_once(stack: Stack) -> None:
 
 
 def kill_connections_mid_run(stack: Stack, kill: Callable[[redis.Redis], int]) -> int:
-    """Call ``kill`` KILLS times, each at the fault point of a new wave; connections dropped in all."""
+    """Call ``kill`` until KILLS calls landed mid-run, each at the fault point of a new wave;
+    how many connections it dropped in all."""
     admin, killed = stack.client(), 0
+
+    def kill_and_count() -> None:
+        nonlocal killed
+        killed += kill(admin)
+
     try:
-        for wave in range(KILLS):
-            if wave:
-                stack.produce()
-            wait_for_the_fault_point(stack)
-            killed += kill(admin)
-            assert_in_flight(stack, stack.finished())
+        inject_mid_run(stack, kill_and_count, times=KILLS)
     finally:
         admin.close()
     return killed
@@ -83,15 +83,14 @@ def test_every_connection_killed_again_and_again_mid_run_loses_nothing_and_repea
 
 def test_a_redis_that_stops_answering_for_seconds_is_ridden_out(stack: Stack) -> None:
     start_pipeline(stack)
-    wait_for_the_fault_point(stack)
 
-    # DEBUG SLEEP blocks the whole server; CLIENT PAUSE then holds every other client's commands.
-    staller = stack.client()
-    staller.execute_command("DEBUG", "SLEEP", "1")
-    staller.client_pause(2000)
-    staller.close()
-    # Read once the stall is over, this counts at least what had finished when it began.
-    finished_after_stall = stack.finished()
+    def stall() -> None:
+        # DEBUG SLEEP blocks the whole server; CLIENT PAUSE then holds every other client's commands.
+        staller = stack.client()
+        staller.execute_command("DEBUG", "SLEEP", "1")
+        staller.client_pause(2000)
+        staller.close()
 
-    assert_in_flight(stack, finished_after_stall)
+    inject_mid_run(stack, stall)
+
     assert_run_completed_exactly_once(stack)
