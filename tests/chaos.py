@@ -29,18 +29,23 @@ from orchestrator.runtime.keys import Keys
 from orchestrator.settings import Settings
 from producer.produce import produce
 from producer.records import validate_records
+from tests.processes import stop, stop_all
 
 SAMPLES = Path(__file__).resolve().parents[1] / "producer" / "data" / "dragons.json"
 TERMINAL = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
 
 def redstep_process(env: dict[str, str], *args: str, log: IO[bytes] | None = None) -> subprocess.Popen[bytes]:
-    """Start ``python -m producer.cli ARGS`` with ``env``; stderr goes to ``log`` (else nowhere)."""
+    """Start ``python -m producer.cli ARGS`` with ``env``; stderr goes to ``log`` (else nowhere).
+
+    In a session of its own, so :func:`stop` ends whatever it started along with it.
+    """
     return subprocess.Popen(
         [sys.executable, "-m", "producer.cli", *args],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=log if log is not None else subprocess.DEVNULL,
+        start_new_session=True,
     )
 
 
@@ -56,14 +61,12 @@ FAST_RECOVERY = {
 @contextlib.contextmanager
 def running_workers(env: dict[str, str], count: int = 2) -> Iterator[None]:
     """``count`` real worker processes for the duration of the block."""
-    processes = [redstep_process(env, "worker") for _ in range(count)]
+    processes: list[subprocess.Popen[bytes]] = []
     try:
+        processes += [redstep_process(env, "worker") for _ in range(count)]
         yield
     finally:
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            process.wait(timeout=30)
+        stop_all(processes)
 
 
 def wait_until(condition: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
@@ -73,17 +76,6 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str, interva
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what}")
         time.sleep(interval)
-
-
-def stop(process: subprocess.Popen[bytes], grace: float = 10.0) -> None:
-    """SIGTERM ``process`` and wait; SIGKILL it if it outlives ``grace``."""
-    if process.poll() is None:
-        process.terminate()
-        try:
-            process.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 HOLD_FUNCTIONS = """
@@ -193,9 +185,7 @@ class Stack:
         return role
 
     def stop_all(self) -> None:
-        for processes in self.processes.values():
-            for process in processes:
-                stop(process)
+        stop_all([p for processes in self.processes.values() for p in processes])
 
 
 def run_chaos(
@@ -252,7 +242,7 @@ def run_chaos(
     with heard.open("wb") as out:
         subscriber = subprocess.Popen(
             [sys.executable, "-m", "producer.cli", "subscribe", "--json", "--replay"],
-            env=env, stdout=out, stderr=subprocess.DEVNULL,
+            env=env, stdout=out, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
     try:
         for _ in range(orchestrators):

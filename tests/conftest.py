@@ -1,15 +1,58 @@
-"""Fixtures shared by the whole suite: a private redis-server on a free port, never 6379's data."""
+"""Fixtures shared by the whole suite: a private redis-server on a free port, never 6379's data.
+
+Also the suite's markers, given centrally (see pyproject's ``markers``): ``stack`` for a test
+that needs a redis-server or real redstep processes, ``fault`` for one that kills processes
+on purpose (every ``test_fault_*`` file); ``slow`` is set by the compose test itself. And no
+process a test module started outlives it: one left running fails the module's last test.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import redis
 
 from orchestrator.runtime.server import RedisServer
 from orchestrator.settings import Settings
+from tests.processes import descendants, kill_now
+
+# Fixtures that start a redis-server or redstep processes; a test using one is a `stack` test.
+STACK_FIXTURES = {"redis_server", "subprocess_env"}
+# Files whose tests start redis-servers of their own, without asking for those fixtures.
+STACK_FILES = {"test_access.py", "test_cli_stack.py"}
+
+# Processes meant to outlive a module: the session's redis-server.
+_SESSION_PIDS: set[int] = set()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        name = Path(str(item.fspath)).name
+        if name.startswith("test_fault_"):
+            item.add_marker(pytest.mark.fault)
+            item.add_marker(pytest.mark.stack)
+        elif STACK_FIXTURES & set(getattr(item, "fixturenames", ())) or name in STACK_FILES:
+            item.add_marker(pytest.mark.stack)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def no_process_outlives_its_module(request: pytest.FixtureRequest) -> Iterator[None]:
+    """SIGKILL what the module's tests and fixtures left running, and fail naming it."""
+    before = set(descendants(os.getpid()))
+    yield
+    left = {
+        pid: command
+        for pid, command in descendants(os.getpid()).items()
+        if pid not in before and pid not in _SESSION_PIDS
+    }
+    for pid in left:
+        kill_now(pid)
+    if left:
+        listed = "\n".join(f"  pid {pid}: {command}" for pid, command in left.items())
+        pytest.fail(f"{request.node.name} left {len(left)} process(es) running (now killed):\n{listed}")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -28,6 +71,8 @@ def private_runtime_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[No
 def redis_server() -> Iterator[RedisServer]:
     """One redis-server for the test session, started on a free port."""
     with RedisServer() as server:
+        if server.process is not None:
+            _SESSION_PIDS.add(server.process.pid)
         yield server
 
 

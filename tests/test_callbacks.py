@@ -116,14 +116,16 @@ def test_a_task_failure_is_caught_like_any_task_error(stack: Stack) -> None:
 
 
 def test_heartbeats_keep_a_task_alive_until_they_stop_and_it_times_out(stack: Stack) -> None:
-    """Given HeartbeatSeconds 1, heartbeats for over two seconds keep it waiting; then it lapses."""
-    name, token = start(stack, callback_machine(heartbeat_seconds=1))
-    kept_alive_until = time.monotonic() + 2.5
+    """Given HeartbeatSeconds 2, heartbeats for over two periods keep it waiting; then it lapses."""
+    name, token = start(stack, callback_machine(heartbeat_seconds=2))
+    kept_alive_until = time.monotonic() + 4.5
 
     while time.monotonic() < kept_alive_until:
-        # Each heartbeat is accepted only while the execution still waits on the token.
+        # Each heartbeat is accepted only while the execution still waits on the token. Sent
+        # twenty times a period, so only a stall of nearly two seconds on a busy machine lets
+        # the task lapse early.
         send_task_heartbeat(stack.client.redis, stack.client.settings, token)
-        time.sleep(0.2)
+        time.sleep(0.1)
     assert stack.client.describe(name)["status"] == "RUNNING"
 
     described = finished(stack, name)

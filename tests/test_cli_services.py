@@ -11,7 +11,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -19,6 +18,8 @@ from urllib.parse import urlsplit
 import pytest
 
 from orchestrator.runtime.server import free_port
+from tests.chaos import wait_until
+from tests.processes import stop_all
 
 COMPOSE = Path(__file__).resolve().parents[1] / "docker-compose.yml"
 
@@ -64,16 +65,14 @@ def compose_env(subprocess_env: dict[str, str]) -> dict[str, str]:
 @pytest.fixture
 def services(compose_env: dict[str, str], tmp_path: Path) -> Iterator[list[subprocess.Popen[bytes]]]:
     started: list[subprocess.Popen[bytes]] = []
-    for service in ("orchestrator", "worker"):
-        log = (tmp_path / f"{service}.log").open("w")
-        started.append(
-            subprocess.Popen(local(compose_command(service)), env=compose_env, stderr=log, stdout=log)
-        )
-    yield started
-    for process in started:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+    try:
+        for service in ("orchestrator", "worker"):
+            with (tmp_path / f"{service}.log").open("w") as log:
+                command = local(compose_command(service))
+                started.append(subprocess.Popen(command, env=compose_env, stderr=log, stdout=log))
+        yield started
+    finally:
+        stop_all(started)
 
 
 def test_compose_commands_are_exec_form_redstep_commands() -> None:
@@ -109,11 +108,11 @@ def test_the_service_commands_run_the_pipeline_and_stop_on_sigterm(
             local(["redstep", *args]), env=compose_env, capture_output=True, text=True, timeout=60
         )
 
-    deadline = time.monotonic() + 60
-    while redstep("check").returncode != 0:
-        assert time.monotonic() < deadline, "the healthcheck never passed"
+    def healthy() -> bool:
         assert all(p.poll() is None for p in services), "a service exited"
-        time.sleep(0.3)
+        return redstep("check").returncode == 0
+
+    wait_until(healthy, 60, "the healthcheck to pass", interval=0.3)
 
     flags = [
         "--name",
@@ -134,4 +133,4 @@ def test_the_service_commands_run_the_pipeline_and_stop_on_sigterm(
     for process in services:
         process.send_signal(signal.SIGTERM)
     for process in services:
-        assert process.wait(timeout=30) == 0
+        assert process.wait(timeout=30) == 0, f"{process.args} did not stop cleanly on SIGTERM"

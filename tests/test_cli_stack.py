@@ -6,6 +6,7 @@ Redis through ``REDIS_URL``; the other lets ``up`` start and stop a redis-server
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -21,6 +22,7 @@ from typing import TypeVar
 import pytest
 import redis
 
+from tests.processes import descendants
 from worker.dragons import DragonStore
 
 T = TypeVar("T")
@@ -79,12 +81,16 @@ class Up:
             self.process = subprocess.Popen(
                 redstep("up", "--workers", str(workers)), env=env, stdout=out, stderr=err
             )
+        self.children: list[int] = []
+
+    def wait_until_ready(self) -> None:
+        """Return once ``up`` printed its summary; note its address and child processes."""
         wait_for(
             lambda: "next:" in self.out_path.read_text() or self.process.poll() is not None, 60, "up to start"
         )
         assert self.process.poll() is None, self.err_path.read_text()
         self.redis_url = re.search(r"^redis\s+(\S+)", self.out_path.read_text(), re.M).group(1)  # type: ignore[union-attr]
-        self.client_env = {**env, "REDIS_URL": self.redis_url}
+        self.client_env = {**self.env, "REDIS_URL": self.redis_url}
         self.children = children_of(self.process.pid)
 
     def interrupt(self, timeout: float = 60) -> int:
@@ -93,9 +99,12 @@ class Up:
         return self.process.wait(timeout=timeout)
 
     def kill_leftovers(self) -> None:
-        for pid in [self.process.pid, *self.children]:
+        """SIGKILL ``up`` and every process under it that is still there."""
+        for pid in [self.process.pid, *self.children, *descendants(self.process.pid)]:
             if alive(pid):
-                os.kill(pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):  # it ended since we looked
+                    os.kill(pid, signal.SIGKILL)
+        self.process.wait()
 
 
 @pytest.fixture
@@ -105,11 +114,14 @@ def start_up(tmp_path: Path) -> Iterator[Callable[..., Up]]:
     def start(env: dict[str, str], workers: int = 2) -> Up:
         up = Up(env, workers, tmp_path)
         started.append(up)
+        up.wait_until_ready()
         return up
 
-    yield start
-    for up in started:
-        up.kill_leftovers()
+    try:
+        yield start
+    finally:
+        for up in started:
+            up.kill_leftovers()
 
 
 def dragon_attribute(envelope: dict) -> str:
@@ -136,6 +148,7 @@ def run_the_dragon_flow(up: Up, prefix: str) -> None:
         out, err = subscriber.communicate(timeout=90)
     finally:
         subscriber.kill()
+        subscriber.wait()
     assert subscriber.returncode == 0, err
 
     # Then: 20 "Record inserted" and 5 "Already exists", each naming its dragon.

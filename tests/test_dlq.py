@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from typing import Any
 
 import redis
@@ -23,6 +22,7 @@ from orchestrator.runtime.keys import GROUP, Keys
 from orchestrator.runtime.loop import Orchestrator
 from orchestrator.runtime.sources import EventSourceMapping, send_messages
 from orchestrator.settings import Settings
+from tests.chaos import wait_until
 from tests.runtime_fixtures import one_task_machine
 
 
@@ -37,9 +37,12 @@ def dead_letter_records(redis_client: redis.Redis, settings: Settings, bodies: l
     quick = settings.model_copy(update={"visibility_timeout_seconds": 0.05, "max_receive_count": 2})
     mapping = EventSourceMapping(redis_client, quick, "careless")
     dead = Keys(settings.prefix).dead_letters(settings.source_queue)
-    while redis_client.xlen(dead) < len(bodies):
+
+    def worn_out() -> bool:
         mapping.poll()
-        time.sleep(0.06)
+        return redis_client.xlen(dead) >= len(bodies)
+
+    wait_until(worn_out, 30, f"{len(bodies)} dead letter(s)", interval=0.06)
     return ids
 
 
@@ -139,12 +142,16 @@ def test_an_event_whose_iteration_keeps_failing_is_moved_aside_with_its_delivery
     orchestrator.store.load_known = always_fails  # type: ignore[method-assign]
     client.stop_execution(name)
     failures = 0
-    while redis_client.xlen(keys.malformed) == 0:
+
+    def moved_aside() -> bool:
+        nonlocal failures
         try:
             orchestrator.run_once()
         except RuntimeError:
             failures += 1
-        time.sleep(0.02)
+        return redis_client.xlen(keys.malformed) > 0
+
+    wait_until(moved_aside, 30, "the poisonous event to be moved aside", interval=0.02)
 
     ((_, fields),) = redis_client.xrange(keys.malformed)
     moved = {k.decode(): v.decode() for k, v in fields.items()}

@@ -24,7 +24,7 @@ from orchestrator.runtime.client import Client
 from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.machines import dragon_pipeline_definition
 from orchestrator.settings import Settings
-from tests.chaos import FAST_RECOVERY, redstep_process, running_workers, wait_until
+from tests.chaos import FAST_RECOVERY, redstep_process, running_workers, stop, wait_until
 
 RECORDS = 30
 SAMPLES = Path(__file__).resolve().parents[1] / "producer" / "data" / "dragons.json"
@@ -58,37 +58,46 @@ def workers(crash_env: dict[str, str]) -> Iterator[None]:
         yield
 
 
-def produce(env: dict[str, str], tmp_path: Path) -> None:
+def dragons(count: int, first: int = 0) -> list[dict]:
+    """``count`` sample dragons, each named after its index from ``first`` on."""
     samples = json.loads(SAMPLES.read_text())
     records = []
-    for index in range(RECORDS):
+    for index in range(first, first + count):
         record = dict(samples[index % len(samples)])
         record["dragon_name_str"] = f"{record['dragon_name_str']}-{index}"
         records.append(record)
+    return records
+
+
+def produce(env: dict[str, str], tmp_path: Path, count: int = RECORDS) -> None:
+    """``count`` dragons with unique names, through ``redstep produce`` as a user sends them."""
     path = tmp_path / "dragons.json"
-    path.write_text(json.dumps(records))
+    path.write_text(json.dumps(dragons(count)))
     command = [sys.executable, "-m", "producer.cli", "produce", str(path)]
     produced = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
     assert produced.returncode == 0, produced.stderr
 
 
-def assert_each_execution_ended_exactly_once(redis_client: redis.Redis, settings: Settings) -> None:
+def assert_each_execution_ended_exactly_once(
+    redis_client: redis.Redis, settings: Settings, count: int = RECORDS
+) -> None:
+    """Each of the ``count`` produced records ran once, stored its dragon once and was announced once."""
     client, keys = Client(redis_client, settings), Keys(settings.prefix)
-    executions = client.list_executions(limit=10 * RECORDS)
-    assert len(executions) == RECORDS
-    assert Counter(e["status"] for e in executions) == {"SUCCEEDED": RECORDS}
+    executions = client.list_executions(limit=10 * count)
+    assert len(executions) == count
+    assert Counter(e["status"] for e in executions) == {"SUCCEEDED": count}
     for execution in executions:
         history = client.history(execution["name"])
         types = Counter(e["type"] for e in history)
         assert types["ExecutionStarted"] == types["ExecutionSucceeded"] == 1
         entered = Counter(e["name"] for e in history if e["type"].endswith("StateEntered"))
         assert set(entered.values()) == {1}, f"{execution['name']} entered a state twice: {entered}"
-    assert redis_client.hlen(keys.dragons) == RECORDS
+    assert redis_client.hlen(keys.dragons) == count
     notifications = [
         json.loads(fields[b"message"]) for _, fields in redis_client.xrange(keys.topic_log(settings.topic))
     ]
     names = Counter(n["MessageAttributes"]["dragon_name"]["Value"] for n in notifications)
-    assert len(names) == RECORDS and set(names.values()) == {1}
+    assert len(names) == count and set(names.values()) == {1}
     assert {n["Subject"] for n in notifications} == {"Record inserted"}
     status = client.status()
     assert status["queue"]["depth"] == status["queue"]["pending"] == status["queue"]["dead_letters"] == 0
@@ -105,7 +114,10 @@ def test_an_orchestrator_killed_at_a_crash_point_leaves_every_execution_to_end_e
     produce(crash_env, tmp_path)
 
     doomed = redstep_process({**crash_env, "REDSTEP_FAULT_POINT": point}, "orchestrator")
-    assert doomed.wait(timeout=60) == -signal.SIGKILL, f"the orchestrator never reached {point}"
+    try:
+        assert doomed.wait(timeout=60) == -signal.SIGKILL, f"the orchestrator never reached {point}"
+    finally:
+        stop(doomed)
     survivor = redstep_process(crash_env, "orchestrator")
     try:
         done = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
@@ -115,12 +127,14 @@ def test_an_orchestrator_killed_at_a_crash_point_leaves_every_execution_to_end_e
             f"all {RECORDS} executions to finish after a kill at {point}",
         )
     finally:
-        survivor.terminate()
-        survivor.wait(timeout=30)
+        stop(survivor)
 
     assert_each_execution_ended_exactly_once(redis_client, settings)
 
 
 def test_an_unknown_fault_point_is_refused_at_start(crash_env: dict[str, str]) -> None:
     process = redstep_process({**crash_env, "REDSTEP_FAULT_POINT": "nowhere"}, "orchestrator")
-    assert process.wait(timeout=60) not in (0, -signal.SIGKILL)
+    try:
+        assert process.wait(timeout=60) not in (0, -signal.SIGKILL)
+    finally:
+        stop(process)

@@ -17,9 +17,14 @@ import redis
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.keys import Keys
 from orchestrator.settings import Settings
-from tests.chaos import FAST_RECOVERY, redstep_process, running_workers, wait_until
+from tests.chaos import FAST_RECOVERY, redstep_process, running_workers, stop, wait_until
 
-RECORDS = 200
+# Records go in waves: the orchestrator is SIGKILLed once KILL_AFTER executions of a wave
+# finished, and the last wave is produced after the kill, so the kill lands before the run
+# ends. A wave that finished before the test could look (a busy machine) gets another.
+WAVE = 100
+KILL_AFTER = 10
+WAVES = 8
 SAMPLES = Path(__file__).resolve().parents[1] / "producer" / "data" / "dragons.json"
 
 
@@ -34,16 +39,23 @@ def workers(fault_env: dict[str, str]) -> Iterator[None]:
         yield
 
 
-def unique_dragons(tmp_path: Path) -> Path:
+def unique_dragons(tmp_path: Path, indexes: range) -> Path:
+    """A records file of dragons named by ``indexes``."""
     samples = json.loads(SAMPLES.read_text())
     records = []
-    for index in range(RECORDS):
+    for index in indexes:
         record = dict(samples[index % len(samples)])
         record["dragon_name_str"] = f"{record['dragon_name_str']}-{index}"
         records.append(record)
-    path = tmp_path / "dragons.json"
+    path = tmp_path / f"dragons-{indexes.start}.json"
     path.write_text(json.dumps(records))
     return path
+
+
+def produce(env: dict[str, str], tmp_path: Path, indexes: range) -> None:
+    command = [sys.executable, "-m", "producer.cli", "produce", str(unique_dragons(tmp_path, indexes))]
+    produced = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    assert produced.returncode == 0, produced.stderr
 
 
 def test_a_killed_orchestrator_loses_nothing_and_repeats_nothing(
@@ -51,39 +63,51 @@ def test_a_killed_orchestrator_loses_nothing_and_repeats_nothing(
 ) -> None:
     settings = Settings(redis_url=fault_env["REDIS_URL"], prefix=fault_env["REDSTEP_PREFIX"])
     client, keys = Client(redis_client, settings), Keys(settings.prefix)
-    first = redstep_process(fault_env, "orchestrator")
-    produced = subprocess.run(
-        [sys.executable, "-m", "producer.cli", "produce", str(unique_dragons(tmp_path))],
-        env=fault_env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
-    assert produced.returncode == 0, produced.stderr
 
     def finished() -> int:
         # The status indexes directly: a cheap poll lets the kill land early in the run.
         terminal = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
         return sum(redis_client.zcard(keys.status(status)) for status in terminal)
 
-    wait_until(lambda: finished() >= 10, 60, "the first executions to finish", interval=0.001)
-    os.kill(first.pid, signal.SIGKILL)
-    first.wait()
-    finished_at_kill = finished()
+    produced = 0
+
+    def produce_wave() -> None:
+        nonlocal produced
+        produce(fault_env, tmp_path, range(produced, produced + WAVE))
+        produced += WAVE
+
+    for _ in range(WAVES):
+        # Queued before the orchestrator starts: on a busy machine, the wave could otherwise be
+        # over before `redstep produce` has exited and the test could look.
+        produce_wave()
+        first = redstep_process(fault_env, "orchestrator")
+        try:
+            target = produced - WAVE + KILL_AFTER
+            wait_until(lambda t=target: finished() >= t, 60, f"{target} executions to finish", interval=0.001)
+            os.kill(first.pid, signal.SIGKILL)
+            first.wait()
+        finally:
+            stop(first)
+        if finished() < produced:
+            break  # the kill landed with executions in flight
+    else:
+        raise AssertionError(f"in {WAVES} waves, every one finished before its orchestrator was killed")
     second = redstep_process(fault_env, "orchestrator")
     try:
-        wait_until(lambda: finished() == RECORDS, 120, f"all {RECORDS} executions to finish")
+        produce_wave()
+        wait_until(lambda: finished() == produced, 120, f"all {produced} executions to finish")
     finally:
-        second.terminate()
-        second.wait(timeout=30)
+        stop(second)
 
-    assert finished_at_kill < RECORDS, "the orchestrator was killed after the run, not in the middle of it"
-    executions = client.list_executions(limit=10 * RECORDS)
-    assert len(executions) == RECORDS
-    assert Counter(e["status"] for e in executions) == {"SUCCEEDED": RECORDS}
-    assert redis_client.hlen(keys.dragons) == RECORDS
+    executions = client.list_executions(limit=10 * produced)
+    assert len(executions) == produced
+    assert Counter(e["status"] for e in executions) == {"SUCCEEDED": produced}
+    assert redis_client.hlen(keys.dragons) == produced
     notifications = [
         json.loads(fields[b"message"]) for _, fields in redis_client.xrange(keys.topic_log(settings.topic))
     ]
     names = Counter(n["MessageAttributes"]["dragon_name"]["Value"] for n in notifications)
-    assert len(notifications) == RECORDS and set(names.values()) == {1}
+    assert len(notifications) == produced and set(names.values()) == {1}
     assert {n["Subject"] for n in notifications} == {"Record inserted"}
     for execution in executions:
         entered = Counter(

@@ -9,34 +9,44 @@ compose's restart policy would; test_fault_redis_restart.py shows that none need
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
-from pathlib import Path
 
 import redis
 
 from tests.chaos import wait_until
 from tests.test_fault_crash_points import assert_each_execution_ended_exactly_once
-from tests.test_fault_redis_restart import RECORDS, Stack, start_pipeline
+from tests.test_fault_redis_restart import (
+    Stack,
+    inject_mid_run,
+    start_pipeline,
+    wait_for_the_whole_run,
+)
 from tests.test_fault_redis_restart import stack as stack  # the fixture
+
+KILLS = 4
 
 
 def assert_run_completed_exactly_once(stack: Stack) -> None:
-    wait_until(lambda: stack.supervised_finished() == RECORDS, 120, f"all {RECORDS} executions to finish")
+    wait_for_the_whole_run(stack)
     client = stack.client()
-    assert_each_execution_ended_exactly_once(client, stack.settings())
+    assert_each_execution_ended_exactly_once(client, stack.settings(), stack.produced)
     client.close()
     assert stack.processes["orchestrator"].poll() is None, "the orchestrator gave up"
 
 
 def kill_connections_mid_run(stack: Stack, kill: Callable[[redis.Redis], int]) -> int:
-    """Call ``kill`` four times as the run goes on; how many connections it dropped in all."""
+    """Call ``kill`` until KILLS calls landed mid-run, each at the fault point of a new wave;
+    how many connections it dropped in all."""
     admin, killed = stack.client(), 0
-    for target in (2, 6, 10, 14):
-        reached = f"{target} executions to finish"
-        wait_until(lambda t=target: stack.finished() >= t, 60, reached, interval=0.01)
+
+    def kill_and_count() -> None:
+        nonlocal killed
         killed += kill(admin)
-    admin.close()
+
+    try:
+        inject_mid_run(stack, kill_and_count, times=KILLS)
+    finally:
+        admin.close()
     return killed
 
 
@@ -51,43 +61,36 @@ def kill_orchestrator_connections(admin: redis.Redis) -> int:
 
 
 def test_the_orchestrators_connections_killed_again_and_again_mid_run_lose_nothing_and_repeat_nothing(
-    stack: Stack, tmp_path: Path
+    stack: Stack,
 ) -> None:
-    start_pipeline(stack, tmp_path)
+    start_pipeline(stack)
 
     killed = kill_connections_mid_run(stack, kill_orchestrator_connections)
 
-    assert killed >= 4
+    assert killed >= KILLS
     assert_run_completed_exactly_once(stack)
 
 
 def test_every_connection_killed_again_and_again_mid_run_loses_nothing_and_repeats_nothing(
-    stack: Stack, tmp_path: Path
+    stack: Stack,
 ) -> None:
-    start_pipeline(stack, tmp_path)
+    start_pipeline(stack)
 
     kill_connections_mid_run(stack, lambda admin: int(admin.client_kill_filter(_type="normal", skipme=True)))
 
     assert_run_completed_exactly_once(stack)
 
 
-def test_a_redis_that_stops_answering_for_seconds_is_ridden_out(stack: Stack, tmp_path: Path) -> None:
-    start_pipeline(stack, tmp_path)
-    admin = stack.client()
+def test_a_redis_that_stops_answering_for_seconds_is_ridden_out(stack: Stack) -> None:
+    start_pipeline(stack)
 
     def stall() -> None:
-        # DEBUG SLEEP blocks the whole server; CLIENT PAUSE holds every other client's commands.
-        sleeper = redis.Redis.from_url(stack.server.url)
-        sleeper.execute_command("DEBUG", "SLEEP", "1")
-        sleeper.client_pause(2000)
-        sleeper.close()
+        # DEBUG SLEEP blocks the whole server; CLIENT PAUSE then holds every other client's commands.
+        staller = stack.client()
+        staller.execute_command("DEBUG", "SLEEP", "1")
+        staller.client_pause(2000)
+        staller.close()
 
-    wait_until(lambda: stack.finished() >= 2, 60, "the first executions to finish", interval=0.01)
-    finished_at_stall = int(stack.finished())
-    staller = threading.Thread(target=stall)
-    staller.start()
-    staller.join()
-    admin.close()
+    inject_mid_run(stack, stall)
 
-    assert finished_at_stall < RECORDS, "the stall came after the run, not in the middle of it"
     assert_run_completed_exactly_once(stack)

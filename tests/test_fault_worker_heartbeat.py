@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import time
 from pathlib import Path
 
 import redis
@@ -14,6 +13,8 @@ from orchestrator.runtime.client import Client
 from orchestrator.runtime.keys import Keys
 from orchestrator.settings import Settings
 from tests.chaos import HOLD_FUNCTIONS, events_settled, hold_machine, redstep_process, stop, wait_until
+
+WAIT_THREE_SECONDS = {"Type": "Wait", "Seconds": 3, "End": True}
 
 
 def transitions(client: redis.Redis, keys: Keys, name: str) -> int:
@@ -86,7 +87,12 @@ def test_a_task_waiting_in_the_queue_is_not_timed_out_by_its_heartbeat(
         # Given a task with HeartbeatSeconds 1 that waits in the queue, no worker there to take it,
         client.start_execution("Queued", {"dir": str(tmp_path)}, name="queued")
         wait_until(lambda: events_settled(redis_client, keys), 30, "the orchestrator to be idle")
-        time.sleep(3)
+        # and three heartbeat periods gone by on the orchestrator's own timers (a Wait of 3 s ended,
+        # so any timer due before it fired too),
+        client.register_machine("Clock", {"StartAt": "W", "States": {"W": WAIT_THREE_SECONDS}})
+        client.start_execution("Clock", {}, name="clock")
+        assert client.wait("clock", timeout=30)["status"] == "SUCCEEDED"
+        wait_until(lambda: events_settled(redis_client, keys), 30, "the orchestrator to be idle")
         # then it is still waiting, not timed out: its heartbeat clock starts with the task,
         assert client.describe("queued")["status"] == "RUNNING"
         # and once a worker takes it and it finishes, it succeeds.

@@ -13,7 +13,6 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -30,6 +29,7 @@ from orchestrator.runtime.machines import register_shipped_machines
 from orchestrator.runtime.server import RedisServer
 from orchestrator.runtime.sources import EventSourceMapping, send_messages
 from orchestrator.settings import Settings
+from tests.chaos import wait_until
 from tests.runtime_fixtures import all_finished, dragon, drive, one_task_machine
 
 KEYS = Keys("t")
@@ -185,9 +185,12 @@ def wear_out(redis_client: redis.Redis, settings: Settings, count: int) -> None:
     """Let a consumer that never acknowledges turn ``count`` queued messages into dead letters."""
     careless = settings.model_copy(update={"visibility_timeout_seconds": 0.05, "max_receive_count": 1})
     mapping = EventSourceMapping(redis_client, careless, "careless")
-    while redis_client.xlen(KEYS.dead_letters("dragons")) < count:
+
+    def worn_out() -> bool:
         mapping.poll()
-        time.sleep(0.06)
+        return redis_client.xlen(KEYS.dead_letters("dragons")) >= count
+
+    wait_until(worn_out, 30, f"{count} dead letter(s)", interval=0.06)
 
 
 def test_a_redriven_dead_letter_keeps_its_message_id_and_starts_its_execution_under_it(

@@ -33,6 +33,7 @@ from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.loop import run_orchestrator
 from orchestrator.settings import Settings
 from tests.conformance.cases import FUNCTIONS
+from tests.processes import stop_all
 
 ROOT = Path(__file__).resolve().parents[2]
 CASE_FUNCTIONS = Path(__file__).resolve().with_name("cases.py")
@@ -111,14 +112,7 @@ def running_stack(
         yield stack
     finally:
         stop.set()
-        for process in processes:
-            process.terminate()
-        for process in processes:
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop_all(processes)
         orchestrator.join(timeout=10)
         for handle in handles:
             handle.close()
