@@ -24,6 +24,7 @@ from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
 from orchestrator.runtime.keys import RQ_QUEUES, Keys
+from orchestrator.runtime.reconnect import retry_through_outage
 from orchestrator.runtime.store import rq_job_fields
 from orchestrator.settings import Settings
 from orchestrator.tasks import Task, TaskReport, function_arn, function_not_found, lambda_error
@@ -37,6 +38,8 @@ TASK_ENTRY = "worker.entry.run_tasks"
 REPORT_FIELD = "event"
 TIMEOUT_ERROR = "Sandbox.Timedout"
 MARSHAL_ERROR = "Runtime.MarshalError"
+# How often a job's reports are sent while Redis is lost, with doubling delays (about 13 s in all).
+REPORT_ATTEMPTS = 12
 
 log = logging.getLogger(__name__)
 
@@ -138,18 +141,28 @@ def carry_out(
     held = leases.take(job_id, runnable) if leases is not None else []
     encoded: list[tuple[TaskReport, str]] = []
     try:
-        reports = invoke_all(runnable, connection=connection, prefix=prefix, limit=limit, registry=registry)
-        for item in reports:
-            encoded.append(item)
-    except ColdShutdown:
-        unfinished = runnable[len(encoded) :]
-        log.warning("stopping now: %d task(s) handed back to the queue", len(unfinished))
-        hand_back(connection, prefix, events_key, [line for _, line in encoded], held, unfinished)
-        raise
+        try:
+            # One at a time, so a cold shutdown keeps the reports of the tasks that finished.
+            for item in invoke_all(
+                runnable, connection=connection, prefix=prefix, limit=limit, registry=registry
+            ):
+                encoded.append(item)
+        except ColdShutdown:
+            unfinished = runnable[len(encoded) :]
+            log.warning("stopping now: %d task(s) handed back to the queue", len(unfinished))
+            hand_back(connection, prefix, events_key, [line for _, line in encoded], held, unfinished)
+            raise
+        # The leases are renewed until the reports are in: a Redis that is away a moment costs
+        # no Lambda.Unknown and no second run. A repeated append is harmless: a token is taken once.
+        lines = [line for _, line in encoded]
+        retry_through_outage(
+            lambda: publish_reports(connection, events_key, lines, held, Keys(prefix).timers),
+            REPORT_ATTEMPTS,
+            f"reporting job {job_id or '(unnamed)'}",
+        )
     finally:
         if leases is not None:
             leases.release(job_id)
-    publish_reports(connection, events_key, [line for _, line in encoded], held, Keys(prefix).timers)
     return [report for report, _ in encoded]
 
 

@@ -40,7 +40,7 @@ from redis import Redis
 from redis.commands.core import Script
 
 from orchestrator.runtime.keys import EVENT_FIELD, Keys
-from orchestrator.runtime.reconnect import OUTAGE_ERRORS, Backoff
+from orchestrator.runtime.reconnect import retry_through_outage
 
 LEASE_ERROR = "Lambda.Unknown"
 # How often START is tried while the connection is lost, with doubling delays (about 6 s in all).
@@ -201,16 +201,16 @@ class WorkerLeases:
             redis.ConnectionError, redis.TimeoutError: when Redis stays away; the work loop
                 then starts over and gives back what this worker claimed.
         """
-        backoff = Backoff(0.05, 2.0)
         keys = [self.claimed_key, self.keys.timers]
-        while True:
-            try:
-                return int(self._start(keys=keys, args=[job_id, due, *members])), backoff.attempts > 0
-            except OUTAGE_ERRORS:
-                if backoff.attempts + 1 >= START_ATTEMPTS:
-                    raise
-                log.warning("starting job %s: Redis did not answer; trying again", job_id)
-                time.sleep(backoff.next_delay())
+        attempts = 0
+
+        def start() -> int:
+            nonlocal attempts
+            attempts += 1
+            return int(self._start(keys=keys, args=[job_id, due, *members]))
+
+        claimed = retry_through_outage(start, START_ATTEMPTS, f"starting job {job_id}")
+        return claimed, attempts > 1
 
     def release(self, job_id: str) -> None:
         """Stop renewing the job's leases (its reports removed them)."""

@@ -13,12 +13,15 @@ import logging
 import random
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import redis
 
 from orchestrator.settings import Settings
 
 OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -93,3 +96,22 @@ class Outage:
         )
         self.since = None
         self.backoff.reset()
+
+
+def retry_through_outage(action: Callable[[], T], attempts: int, what: str) -> T:
+    """``action()``, tried again with back-off while Redis is lost, up to ``attempts`` times in all.
+
+    Only for actions that are safe to repeat: a lost reply may hide one that did happen.
+
+    Raises:
+        redis.ConnectionError, redis.TimeoutError: the last attempt's, when Redis stays away.
+    """
+    backoff = Backoff(0.05, 2.0)
+    while True:
+        try:
+            return action()
+        except OUTAGE_ERRORS:
+            if backoff.attempts + 1 >= attempts:
+                raise
+            log.warning("%s: Redis did not answer; trying again", what)
+            time.sleep(backoff.next_delay())
