@@ -25,6 +25,7 @@ from typing import IO, Any
 
 import redis
 
+from orchestrator.runtime import doctor
 from orchestrator.runtime.keys import Keys
 from orchestrator.settings import Settings
 from producer.produce import produce
@@ -260,7 +261,8 @@ def run_chaos(
         while sent < records or finished() < records:
             due = min(records, int((time.monotonic() - began) * produce_per_second) + 1)
             if due > sent:
-                produce(client, settings, validated[sent:due])
+                # Each slice its own key: a repeated record sent later is a new message, not a re-run.
+                produce(client, settings, validated[sent:due], idempotency_key=f"chaos-{sent}")
                 sent = due
             if time.monotonic() - began > timeout:
                 report.problems.append(f"only {finished()} of {records} executions ended within {timeout}s")
@@ -342,6 +344,10 @@ def check(
         if outcomes[name] != 1:
             report.problems.append(f"{name}: {outcomes[name]} outcome notification(s)")
             report.duplicated += max(0, outcomes[name] - 1)
+
+    # And the doctor's word on everything stored: indexes, histories, nothing RUNNING unmoved.
+    broken = [p for p in doctor.check(client, Settings(prefix=keys.prefix)) if p.fails]
+    report.problems += [f"doctor: {p.subject} [{p.invariant}] {p.explanation}" for p in broken]
 
 
 def read_lines(path: Path) -> list[dict[str, Any]]:

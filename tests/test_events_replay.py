@@ -94,22 +94,20 @@ def test_an_event_replayed_twice_or_delivered_again_after_its_replay_is_applied_
     client.register_machine("One", one_task_machine())
     client.start_execution("One", {}, name="solo")
     orchestrator = Orchestrator(redis_client, settings, "o1")
-    # Given the task's report moved aside because the execution's history was not a list,
+    # Given the task's report moved aside because an index every execution shares was not a sorted set,
     job = redis_client.lpop(keys.task_queue).decode()
     [task] = json.loads(redis_client.hget(Keys.rq_job(job), "data"))[2][0]
     report = {"type": "TaskSucceeded", "execution": "solo", "token": task["token"], "output": {"ok": 1}}
     redis_client.xadd(keys.events, {EVENT_FIELD: json.dumps(report)})
-    redis_client.rename(keys.history("solo"), "backup")
-    redis_client.set(keys.history("solo"), "not a list")
+    redis_client.set(keys.status("SUCCEEDED"), "not a sorted set")
     orchestrator.run_once()
     [moved] = json.loads(redstep(subprocess_env, "events", "list", "--json").stdout)
     shown = redstep(subprocess_env, "events", "show", moved["id"], "--json")
     assert json.loads(shown.stdout)["event"] == report
     assert "could not be committed" in moved["reason"]
 
-    # when the history is restored and the event replayed twice,
-    redis_client.delete(keys.history("solo"))
-    redis_client.rename("backup", keys.history("solo"))
+    # when the index is mended and the event replayed twice,
+    redis_client.delete(keys.status("SUCCEEDED"))
     first = redstep(subprocess_env, "events", "replay", moved["id"])
     orchestrator.run_once()
     second = redstep(subprocess_env, "events", "replay", moved["id"])

@@ -25,6 +25,7 @@ from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.machines import dragon_pipeline_definition
 from orchestrator.settings import Settings
 from tests.chaos import FAST_RECOVERY, redstep_process, running_workers, stop, wait_until
+from tests.doctor_helpers import assert_consistent
 
 RECORDS = 30
 SAMPLES = Path(__file__).resolve().parents[1] / "producer" / "data" / "dragons.json"
@@ -102,6 +103,7 @@ def assert_each_execution_ended_exactly_once(
     status = client.status()
     assert status["queue"]["depth"] == status["queue"]["pending"] == status["queue"]["dead_letters"] == 0
     assert status["events"]["pending"] == 0 and status["malformed"] == 0
+    assert_consistent(redis_client, settings)
 
 
 @pytest.mark.parametrize("point", POINTS)

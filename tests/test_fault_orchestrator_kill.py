@@ -18,6 +18,7 @@ from orchestrator.runtime.client import Client
 from orchestrator.runtime.keys import Keys
 from orchestrator.settings import Settings
 from tests.chaos import FAST_RECOVERY, redstep_process, running_workers, stop, wait_until
+from tests.doctor_helpers import assert_consistent
 
 # Records go in waves: the orchestrator is SIGKILLed once KILL_AFTER executions of a wave
 # finished, and the last wave is produced after the kill, so the kill lands before the run
@@ -117,3 +118,4 @@ def test_a_killed_orchestrator_loses_nothing_and_repeats_nothing(
     status = client.status()
     assert status["queue"]["depth"] == status["queue"]["pending"] == status["queue"]["dead_letters"] == 0
     assert status["events"]["pending"] == 0
+    assert_consistent(redis_client, settings)

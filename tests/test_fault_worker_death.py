@@ -15,6 +15,7 @@ from orchestrator.runtime.client import Client
 from orchestrator.runtime.keys import EVENT_FIELD, Keys
 from orchestrator.settings import Settings
 from tests.chaos import HOLD_FUNCTIONS, events_settled, hold_machine, redstep_process, stop, wait_until
+from tests.doctor_helpers import assert_consistent
 
 LEASE_SECONDS = 1.0
 
@@ -81,6 +82,7 @@ def test_a_worker_killed_mid_task_fails_it_as_lambda_unknown_and_the_retry_runs_
     assert finished["status"] == "SUCCEEDED"
     assert finished["output"] == {"attempt": 2, "pid": second.pid}
     assert leases(redis_client, keys) == []
+    assert_consistent(redis_client, settings)
 
 
 def test_a_job_a_dead_worker_dequeued_but_never_started_goes_back_to_the_queue_and_runs(

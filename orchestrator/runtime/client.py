@@ -17,7 +17,7 @@ from orchestrator.runtime import transitions
 from orchestrator.runtime.clock import RedisClock
 from orchestrator.runtime.decoding import loads
 from orchestrator.runtime.keys import GROUP, STATUSES, Keys
-from orchestrator.runtime.lone_failures import LoneFailures, is_server_state
+from orchestrator.runtime.lone_failures import LoneFailures, blames_shared_keys, is_server_state
 from orchestrator.runtime.machines import MachineCache, register_machine
 from orchestrator.runtime.sources import message_id_problem
 from orchestrator.runtime.store import Store
@@ -85,8 +85,8 @@ class Client:
             try:
                 conflicts = self.store.commit(commit)
             except (redis.ResponseError, ValueError) as exc:
-                if is_server_state(exc):
-                    raise
+                if is_server_state(exc) or blames_shared_keys(exc, name):
+                    raise  # not this execution's fault: nothing was written, the caller hears why
                 cause = f"the commit of the execution's start failed: {exc}"
                 failures = LoneFailures(self.store, self.settings, clock=self.clock)
                 failures.fail_start(name, machine, input, None, [], cause)

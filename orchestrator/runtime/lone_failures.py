@@ -49,6 +49,17 @@ def is_server_state(error: Exception) -> bool:
     return isinstance(error, SERVER_STATE_ERRORS) or str(error).startswith(("BUSY", "LOADING"))
 
 
+def blames_shared_keys(error: Exception, name: str) -> bool:
+    """Whether Redis refused ``name``'s commit for a key it shares with other executions.
+
+    A shared key of the wrong type (an index, the event stream, the task queue) is the
+    installation's fault, not the execution's: failing it would fail every execution that
+    touches the key. Its work waits instead, moved aside or pending, until the key is fixed.
+    """
+    own = f"{{{name}}}"  # the hash tag every key of one execution carries
+    return isinstance(error, CommitRefused) and any(own not in key for key in error.keys)
+
+
 def halves(items: Sequence[Item]) -> tuple[Sequence[Item], Sequence[Item]]:
     """``items`` split in two, so that a refused batch finds its culprits in log2(n) rounds."""
     middle = len(items) // 2

@@ -27,7 +27,7 @@ from orchestrator.runtime.clock import RedisClock
 from orchestrator.runtime.faults import FaultPoints, skew_wall_clock
 from orchestrator.runtime.intake import Entry, Event, EventIntake, stream_batches
 from orchestrator.runtime.keys import EVENT_FIELD, GROUP, Keys
-from orchestrator.runtime.lone_failures import LoneFailures, halves, is_server_state
+from orchestrator.runtime.lone_failures import LoneFailures, blames_shared_keys, halves, is_server_state
 from orchestrator.runtime.machines import MachineCache, register_shipped_machines
 from orchestrator.runtime.reconnect import OUTAGE_ERRORS, Outage
 from orchestrator.runtime.retention import Retention
@@ -212,6 +212,11 @@ class Orchestrator:
         the dead-letter queue after ``max_receive_count`` deliveries, as any failing record does.
         """
         name = messages[0].name
+        if blames_shared_keys(exc, name):
+            # Not the record's fault: it stays pending, is delivered again, and in the end is
+            # dead-lettered with its reason unless the key is fixed meanwhile.
+            log.error("execution %s: its start cannot commit: %s; the record stays queued", name, exc)
+            return 0
         cause = f"the commit of the execution's start failed: {exc}"
         log.error("execution %s: %s; it starts FAILED", name, cause)
         entry_ids, body = [m.entry_id for m in messages], messages[0].body
@@ -299,9 +304,15 @@ class Orchestrator:
         events moved aside, with both errors, for a person to look at.
         """
         name = events[0][1]["execution"]
+        reason = f"the transition could not be committed: {exc}"
+        if blames_shared_keys(exc, name):
+            # Every execution touching that key would fail; its events wait to be replayed instead.
+            reason += "; fix the key, then run `redstep events replay --all`"
+            log.error("execution %s: %s", name, reason)
+            self.intake.move_aside([(i, {EVENT_FIELD: json.dumps(e)}, reason, 1) for i, e in events])
+            return len(events)
         cause = f"the commit of this transition failed: {exc}"
         log.error("execution %s: %s; it fails alone", name, cause)
-        reason = f"the transition could not be committed: {exc}"
         try:
             if self.lone_failures.fail_running(name, self.keys.events, [i for i, _ in events], cause):
                 return len(events)
