@@ -36,6 +36,7 @@ from typing import Any
 import redis
 import rq_chain
 
+from orchestrator.runtime import doctor
 from orchestrator.runtime.keys import STATUSES, Keys
 from orchestrator.runtime.server import RedisServer
 from orchestrator.runtime.sources import send_messages
@@ -265,9 +266,15 @@ def run_redstep(url: str, args: argparse.Namespace, log: Path) -> dict[str, Any]
         orchestrator_rss, worker_rss = stack.memory()
         single = one_at_a_time(client, stack.settings, [dragon(run + "s", i) for i in range(args.single)])
         used_memory = int(client.info("memory")["used_memory"])
+        # A fast run that broke an invariant is no result: the doctor's word comes with the figures.
+        broken = [p for p in doctor.check(client, stack.settings) if p.fails]
     finally:
         stack.stop()
         client.close()
+    for problem in broken:
+        print(f"doctor: {problem.subject} [{problem.invariant}] {problem.explanation}", file=sys.stderr)
+    if broken:
+        raise SystemExit(f"the run left {len(broken)} broken invariant(s) behind; its figures do not count")
     return {
         **loaded,
         "single": single,
