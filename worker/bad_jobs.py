@@ -27,6 +27,7 @@ from redis.commands.core import Script
 
 from orchestrator.runtime.decoding import lossless_text
 from orchestrator.runtime.keys import Keys
+from orchestrator.runtime.scripts import lua_script
 from worker.entry import lambda_cause
 
 SERVICE_ERROR = "Lambda.ServiceException"
@@ -38,29 +39,6 @@ COPY_VALUE_CHARS = 1000
 COPY_STRING_BYTES = 2000
 
 log = logging.getLogger(__name__)
-
-# KEYS[1]: the worker's claimed list; KEYS[2]: the malformed stream; KEYS[3]: the events stream;
-# KEYS[4..]: the execution key of each task to fail.
-# ARGV[1]: the job id as queued; ARGV[2]: the task queue's key; ARGV[3]: the job id as text;
-# ARGV[4]: the reason; ARGV[5]: the bounded copy (JSON); ARGV[6..]: one TaskFailed report per
-# execution key, in the same order.
-# Only the worker that still holds the claim moves the job, so a job is moved aside once even
-# when a reaper gave it back meanwhile. Returns how many tasks were failed, or -1 when the
-# claim was gone.
-SET_ASIDE = """
-if redis.call("LREM", KEYS[1], 1, ARGV[1]) == 0 then
-  return -1
-end
-redis.call("XADD", KEYS[2], "*", "stream", ARGV[2], "id", ARGV[3], "reason", ARGV[4], "fields", ARGV[5])
-local failed = 0
-for i = 4, #KEYS do
-  if redis.call("EXISTS", KEYS[i]) == 1 then
-    redis.call("XADD", KEYS[3], "*", "event", ARGV[i + 2])
-    failed = failed + 1
-  end
-end
-return failed
-"""
 
 _set_aside: Script | None = None
 
@@ -81,7 +59,7 @@ def set_aside(
     """
     global _set_aside
     if _set_aside is None:
-        _set_aside = connection.register_script(SET_ASIDE)
+        _set_aside = lua_script(connection, "set_aside_job")
     job_id = lossless_text(raw_id)
     reports = [failure_report(task, job_id, reason, keys.malformed) for task in tasks]
     script_keys = [claimed_key, keys.malformed, keys.events, *(keys.execution(t["execution"]) for t in tasks)]

@@ -25,6 +25,7 @@ from rq.timeouts import JobTimeoutException
 
 from orchestrator.runtime.keys import RQ_QUEUES, Keys
 from orchestrator.runtime.reconnect import retry_through_outage
+from orchestrator.runtime.scripts import lua_script
 from orchestrator.runtime.store import rq_job_fields
 from orchestrator.settings import Settings
 from orchestrator.tasks import Task, TaskReport, function_arn, function_not_found, lambda_error
@@ -311,23 +312,7 @@ def lambda_cause(error: str, message: str, request_id: str | None = None) -> str
     return json.dumps({**document, "stackTrace": []})
 
 
-# One command for a job's reports instead of one XADD each: the client packs and parses every
-# command in Python, which cost a worker a tenth of its time. The leases go in the same call,
-# so a report and its lease never both stay behind.
-APPEND_REPORTS = """
--- KEYS[1]: the orchestrators' event stream; KEYS[2]: the timers zset holding the leases.
--- ARGV[1]: the entry's field; ARGV[2]: n, the number of reports; ARGV[3 .. n+2]: the reports;
--- ARGV[n+3 ..]: the leases to remove.
-local n = tonumber(ARGV[2])
-for i = 3, n + 2 do
-  redis.call("XADD", KEYS[1], "*", ARGV[1], ARGV[i])
-end
-for i = n + 3, #ARGV do
-  redis.call("ZREM", KEYS[2], ARGV[i])
-end
-return n
-"""
-
+# lua/append_reports.lua: one command for a job's reports and their leases.
 _append_reports: Script | None = None
 
 
@@ -343,6 +328,6 @@ def publish_reports(
     if not reports and not leases:
         return
     if _append_reports is None:
-        _append_reports = connection.register_script(APPEND_REPORTS)
+        _append_reports = lua_script(connection, "append_reports")
     keys = [events_key, timers_key or events_key]
     _append_reports(keys=keys, args=[REPORT_FIELD, len(reports), *reports, *leases], client=connection)

@@ -11,8 +11,9 @@ Keys (``{p}`` is the prefix; see also orchestrator.runtime.keys):
 A job's life on a worker:
     1. RQ dequeues with BLMOVE straight into the worker's claimed list (never a shared
        list), so a job popped by a worker that dies at once is still somewhere.
-    2. ``START`` takes the job out of the claimed list and puts each task's lease in the
-       timers zset, in one script call: every job is either claimed or leased.
+    2. START (``lua/start_tasks.lua``) takes the job out of the claimed list and puts each
+       task's lease in the timers zset, in one script call: every job is either claimed or
+       leased.
     3. A thread renews the leases (ZADD XX) every ``lease_seconds / 3`` and sends a
        TaskHeartbeat at least every ``heartbeat_seconds / 3`` for tasks that ask for one.
     4. The reports go out in one script call that also removes their leases (worker.entry).
@@ -41,48 +42,13 @@ from redis.commands.core import Script
 
 from orchestrator.runtime.keys import EVENT_FIELD, Keys
 from orchestrator.runtime.reconnect import retry_through_outage
+from orchestrator.runtime.scripts import lua_script
 
 LEASE_ERROR = "Lambda.Unknown"
 # How often START is tried while the connection is lost, with doubling delays (about 6 s in all).
 START_ATTEMPTS = 8
 
 log = logging.getLogger(__name__)
-
-# KEYS[1]: the worker's claimed list; KEYS[2]: the timers zset.
-# ARGV[1]: the job id; ARGV[2]: the leases' due time; ARGV[3..]: the leases.
-# Returns 1 when the job was still claimed by this worker, 0 when a reaper had taken it back
-# (the worker looked dead): the tasks run anyway, their tokens fence a second run's report.
-START = """
-local claimed = redis.call("LREM", KEYS[1], 1, ARGV[1])
-for i = 3, #ARGV do
-  redis.call("ZADD", KEYS[2], ARGV[2], ARGV[i])
-end
-return claimed
-"""
-
-# KEYS[1]: the workers set; KEYS[2]: the dead worker's liveness key; KEYS[3]: its claimed
-# list; KEYS[4]: the RQ task queue. ARGV[1]: the worker's name.
-# Returns how many jobs went back, or -1 when the worker turned out to be alive.
-RECLAIM = """
-if redis.call("EXISTS", KEYS[2]) == 1 then
-  return -1
-end
-local moved = 0
-while redis.call("LMOVE", KEYS[3], KEYS[4], "RIGHT", "LEFT") do
-  moved = moved + 1
-end
-redis.call("SREM", KEYS[1], ARGV[1])
-return moved
-"""
-
-# A worker's own claimed jobs, back to the head of the queue (it is starting its loop afresh).
-GIVE_BACK = """
-local moved = 0
-while redis.call("LMOVE", KEYS[1], KEYS[2], "RIGHT", "LEFT") do
-  moved = moved + 1
-end
-return moved
-"""
 
 
 def lease_event(task: dict[str, Any], worker: str, lease_seconds: float) -> str:
@@ -147,9 +113,9 @@ class WorkerLeases:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._start: Script = connection.register_script(START)
-        self._reclaim: Script = connection.register_script(RECLAIM)
-        self._give_back: Script = connection.register_script(GIVE_BACK)
+        self._start: Script = lua_script(connection, "start_tasks")
+        self._reclaim: Script = lua_script(connection, "reclaim_jobs")
+        self._give_back: Script = lua_script(connection, "give_back_jobs")
         self._reaped_at = float("-inf")
 
     # -- the worker's side -------------------------------------------------------------------

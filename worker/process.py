@@ -36,6 +36,7 @@ from orchestrator.runtime.decoding import lossless_text
 from orchestrator.runtime.faults import skew_wall_clock
 from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.reconnect import OUTAGE_ERRORS, Backoff, Outage
+from orchestrator.runtime.scripts import lua_script
 from orchestrator.settings import Settings, masked_url
 from worker.bad_jobs import bounded_copy, set_aside
 from worker.entry import ColdShutdown, use_leases, use_settings
@@ -48,7 +49,7 @@ from worker.jobs import (
     misaddressed,
     tasks_named_by,
 )
-from worker.leases import GIVE_BACK, WorkerLeases, claimed_key
+from worker.leases import WorkerLeases, claimed_key
 from worker.registry import default_registry
 from worker.shutdown import Shutdown
 
@@ -147,7 +148,7 @@ class ClaimingQueue(Queue):
         if cls.reply_lost:
             # The last move may have happened with its reply lost: the job sits in the claimed
             # list, unseen. The list is empty between jobs, so whatever is there goes back.
-            connection.eval(GIVE_BACK, 2, cls.claimed_key, queue_key)
+            lua_script(connection, "give_back_jobs")(keys=[cls.claimed_key, queue_key], client=connection)
             cls.reply_lost = False
         if timeout is not None:
             result = connection.blmove(queue_key, cls.claimed_key, timeout)

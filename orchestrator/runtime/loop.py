@@ -31,6 +31,7 @@ from orchestrator.runtime.lone_failures import LoneFailures, blames_shared_keys,
 from orchestrator.runtime.machines import MachineCache, register_shipped_machines
 from orchestrator.runtime.reconnect import OUTAGE_ERRORS, Outage
 from orchestrator.runtime.retention import Retention
+from orchestrator.runtime.scripts import load_for_pipelines, lua_script
 from orchestrator.runtime.sources import (
     EventSourceMapping,
     Message,
@@ -45,7 +46,6 @@ from orchestrator.runtime.store import (
     KnownExecutions,
     Store,
     acked_elsewhere,
-    load_script,
 )
 from orchestrator.runtime.transitions import Transition
 from orchestrator.settings import Settings, masked_url
@@ -87,8 +87,8 @@ class Orchestrator:
         self.machines = MachineCache(redis_client, self.keys)
         self.source = EventSourceMapping(redis_client, settings, consumer, clock=clock)
         self.retention = Retention(redis_client, settings, clock=clock)
-        self._fire_timers = load_script(redis_client, "fire_timers")
-        self._fire_timers.sha = redis_client.script_load(self._fire_timers.script)
+        self._fire_timers = lua_script(redis_client, "fire_timers")
+        load_for_pipelines(self._fire_timers)
         self.intake = EventIntake(
             redis_client, self.keys, consumer, clock, claim_idle_seconds, settings.max_event_deliveries
         )
@@ -151,7 +151,7 @@ class Orchestrator:
             replies = pipe.execute()
         except redis.exceptions.NoScriptError:
             # Redis restarted or flushed its scripts: load the script again, and read next time.
-            self._fire_timers.sha = self.redis.script_load(self._fire_timers.script)
+            load_for_pipelines(self._fire_timers)
             return []
         if replies[1]:
             self.faults.reach("after-timers")

@@ -16,7 +16,7 @@ from collections.abc import Callable
 import redis
 
 from orchestrator.runtime.keys import FINISHED_STATUSES, Keys
-from orchestrator.runtime.store import load_script
+from orchestrator.runtime.scripts import lua_script
 from orchestrator.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,7 @@ class Retention:
         self.interval_seconds = settings.retention_sweep_interval_seconds
         self.clock = clock
         self.batch = batch
-        self._script = load_script(redis_client, "sweep_closed")
+        self._script = lua_script(redis_client, "sweep_closed")
         self._next_sweep = float("-inf")
 
     def sweep_if_due(self) -> int:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any
 
 import redis
@@ -25,6 +24,7 @@ from rq.serializers import JSONSerializer
 
 from orchestrator.runtime.decoding import loads
 from orchestrator.runtime.keys import FINISHED_STATUSES, GROUP, RQ_QUEUES, Keys
+from orchestrator.runtime.scripts import lua_script
 from orchestrator.tasks import Task
 
 TASK_ENTRY_POINT = "worker.entry.run_tasks"
@@ -32,12 +32,6 @@ TASKS_PER_JOB = 50
 JOB_TIMEOUT_SECONDS = 900
 FAILED_JOB_TTL_SECONDS = 86_400
 COMMIT_ATTEMPTS = 5  # races a commit may lose (another process moved on first) before it gives up
-
-
-def load_script(redis_client: redis.Redis, name: str) -> Any:
-    """The Lua script ``lua/<name>.lua`` registered on ``redis_client`` (EVALSHA, EVAL on a miss)."""
-    source = resources.files("orchestrator.runtime").joinpath("lua", f"{name}.lua").read_text()
-    return redis_client.register_script(source)
 
 
 @dataclass
@@ -254,7 +248,7 @@ class Store:
     def __init__(self, redis_client: redis.Redis, keys: Keys) -> None:
         self.redis = redis_client
         self.keys = keys
-        self._commit_script = load_script(redis_client, "commit")
+        self._commit_script = lua_script(redis_client, "commit")
 
     def new_commit(self) -> Commit:
         return Commit(self.keys, self.redis)
