@@ -1,14 +1,14 @@
 """Redis SIGKILLed in the middle of a run and restarted on its append-only file: nothing lost, nothing twice.
 
 Given a stack of real processes (an orchestrator, two workers) on a private redis-server
-with ``appendonly yes`` and ``appendfsync everysec``, when the server is SIGKILLed while
+with ``appendonly yes`` and ``appendfsync always`` (as compose runs it), when the server is SIGKILLed while
 records flow and restarted on the same port and directory, then every record whose
 ``produce`` returned ends in exactly one execution, run exactly once, and every process
 reconnected by itself, logging the outage once rather than once per attempt.
 
-A SIGKILL of the server process loses no acknowledged write: Redis writes the AOF before
-it replies, and the kernel keeps what was written; ``everysec`` only risks the last second
-when the whole machine goes down.
+A SIGKILL of the server process then loses no acknowledged write: Redis writes and fsyncs the
+AOF before it replies. Under ``everysec`` it would not hold: Redis answers while it holds writes
+back behind a background fsync (see tests/test_fault_redis_durability.py).
 """
 
 from __future__ import annotations
@@ -112,7 +112,9 @@ class Stack:
             # Back before anyone tried it, the server would not have been missed at all.
             noticed = "the orchestrator to notice the server is gone"
             wait_until(lambda: self.log("orchestrator").count("lost Redis") > outages, 30, noticed)
-        restarted = RedisServer(self.server.port, data_dir=self.server.data_dir, aof=True, extra_args=DEBUG)
+        restarted = RedisServer(
+            self.server.port, data_dir=self.server.data_dir, aof=True, appendfsync="always", extra_args=DEBUG
+        )
         self.server = restarted.start()
 
     def stop(self) -> None:
@@ -126,7 +128,7 @@ class Stack:
 def stack(tmp_path: Path, subprocess_env: dict[str, str]) -> Iterator[Stack]:
     data = tmp_path / "redis"
     data.mkdir()
-    server = RedisServer(data_dir=data, aof=True, extra_args=DEBUG).start()
+    server = RedisServer(data_dir=data, aof=True, appendfsync="always", extra_args=DEBUG).start()
     knobs = {
         "REDIS_URL": server.url,
         "REDSTEP_VISIBILITY_TIMEOUT_SECONDS": "2",

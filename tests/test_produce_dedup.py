@@ -335,7 +335,8 @@ def test_a_produce_cut_short_by_a_dead_redis_says_how_many_were_queued_and_its_r
     # dies with the server a quarter of the way into the second chunk
     records = tmp_path / "dragons.ndjson"
     records.write_text("\n".join(json.dumps(dragon(f"D{index}")) for index in range(2000)))
-    server = RedisServer(data_dir=tmp_path, aof=True).start()
+    # fsynced before each reply, as compose runs it: the 500 acknowledged records survive the kill
+    server = RedisServer(data_dir=tmp_path, aof=True, appendfsync="always").start()
     proxy = CuttingProxy(server.port, cut_after=625, on_cut=server.kill)
     env = {**subprocess_env, "REDIS_URL": f"redis://127.0.0.1:{proxy.port}/0"}
     command = [sys.executable, "-m", "producer.cli", "produce", str(records), "--json"]
@@ -350,7 +351,7 @@ def test_a_produce_cut_short_by_a_dead_redis_says_how_many_were_queued_and_its_r
         assert (partial["enqueued"], partial["in_doubt"], partial["total"]) == (500, 500, 2000)
 
         # When Redis is back on its data and the same command runs again
-        server = RedisServer(server.port, data_dir=tmp_path, aof=True).start()
+        server = RedisServer(server.port, data_dir=tmp_path, aof=True, appendfsync="always").start()
         env["REDIS_URL"] = server.url
         rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         assert rerun.returncode == 0, rerun.stderr
