@@ -1,0 +1,21 @@
+"""The SQS actions served, by name (the part of ``X-Amz-Target`` after ``AmazonSQS.``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from orchestrator.api.sqs import messages, queues
+from orchestrator.api.sqs.context import Sqs
+
+Action = Callable[[Sqs, dict[str, Any], str], dict[str, Any]]
+
+ACTIONS: dict[str, Action] = {
+    "GetQueueUrl": queues.get_queue_url,
+    "ListQueues": queues.list_queues,
+    "GetQueueAttributes": queues.get_queue_attributes,
+    "SendMessage": messages.send_message,
+    "SendMessageBatch": messages.send_message_batch,
+}
+
+__all__ = ["ACTIONS", "Action", "Sqs"]

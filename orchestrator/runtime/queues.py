@@ -1,0 +1,135 @@
+"""The source queues as SQS sees them: which exist, how deep they are, and sending onto them.
+
+A queue exists when its stream does, and the pipeline's own queue (``settings.source_queue``)
+always exists: the orchestrators create its stream when they first pull. A message sent here
+is an ordinary source-queue entry (``body`` JSON, ``message_id`` naming its execution), so the
+event-source mapping starts it exactly as a record from ``redstep produce``. What SQS adds is
+kept beside it in the entry: the body's exact text when it is not JSON (``text``), and the
+message attributes (``attributes``, JSON).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+
+from orchestrator.runtime.decoding import lossless_text
+from orchestrator.runtime.keys import BODY_FIELD, GROUP, Keys
+from orchestrator.runtime.sources import MESSAGE_ID_FIELD, message_id_problem
+from orchestrator.settings import Settings
+
+TEXT_FIELD = "text"
+ATTRIBUTES_FIELD = "attributes"
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One message to queue.
+
+    Attributes:
+        message_id: its id, which names its execution.
+        body: the body exactly as the sender wrote it.
+        attributes: SQS message attributes (name -> ``{"DataType", "StringValue"|"BinaryValue"}``).
+    """
+
+    message_id: str
+    body: str
+    attributes: dict[str, Any]
+
+    def fields(self) -> dict[str, str]:
+        """The stream entry: JSON bodies go in as they are; any other text goes in as a JSON string."""
+        fields = {MESSAGE_ID_FIELD: self.message_id}
+        if json_text(self.body):
+            fields[BODY_FIELD] = self.body
+        else:
+            fields[BODY_FIELD] = json.dumps(self.body)
+            fields[TEXT_FIELD] = "1"
+        if self.attributes:
+            fields[ATTRIBUTES_FIELD] = json.dumps(self.attributes, separators=(",", ":"))
+        return fields
+
+
+@dataclass(frozen=True)
+class QueueDepth:
+    """How many messages wait to be received (``visible``) and how many are received, not deleted."""
+
+    visible: int
+    in_flight: int
+
+
+class Queues:
+    """The source queues of one installation.
+
+    Args:
+        redis_client: the connection.
+        settings: the prefix and the pipeline's own queue.
+    """
+
+    def __init__(self, redis_client: redis.Redis, settings: Settings) -> None:
+        self.redis = redis_client
+        self.settings = settings
+        self.keys = Keys(settings.prefix)
+
+    def exists(self, name: str) -> bool:
+        return name == self.settings.source_queue or self.redis.type(self.keys.queue(name)) in (
+            b"stream",
+            "stream",
+        )
+
+    def names(self) -> list[str]:
+        """Every queue's name, sorted."""
+        prefix = self.keys.queue("")
+        found = {
+            lossless_text(key)[len(prefix) :]
+            for key in self.redis.scan_iter(match=f"{_glob_escape(prefix)}*", count=500, _type="STREAM")
+        }
+        found.add(self.settings.source_queue)
+        return sorted(found)
+
+    def depth(self, name: str) -> QueueDepth:
+        """Received entries are pending in the group; acknowledged ones are deleted, so the rest wait."""
+        stream = self.keys.queue(name)
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.xlen(stream)
+        pipe.xinfo_groups(stream)
+        try:
+            length, groups = pipe.execute()
+        except redis.ResponseError:  # no stream yet: nothing was ever sent
+            return QueueDepth(0, 0)
+        pending = sum(int(group["pending"]) for group in groups if lossless_text(group["name"]) == GROUP)
+        return QueueDepth(max(0, int(length) - pending), pending)
+
+    def send(self, name: str, messages: list[OutgoingMessage]) -> None:
+        """Append ``messages`` to queue ``name`` in one round trip.
+
+        Raises:
+            ValueError: a message id cannot name an execution; nothing is sent.
+        """
+        for message in messages:
+            if problem := message_id_problem(message.message_id):
+                raise ValueError(f"message id {problem}; nothing was sent")
+        stream = self.keys.queue(name)
+        pipe = self.redis.pipeline(transaction=False)
+        for message in messages:
+            pipe.xadd(stream, message.fields())
+        pipe.execute()
+
+
+def json_text(body: str) -> bool:
+    """Whether ``body`` is a JSON document (no NaN or Infinity, which JSON does not have)."""
+    try:
+        json.loads(body, parse_constant=_refuse)
+    except (ValueError, RecursionError):
+        return False
+    return True
+
+
+def _refuse(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _glob_escape(text: str) -> str:
+    return "".join(f"\\{char}" if char in "*?[]\\" else char for char in text)
