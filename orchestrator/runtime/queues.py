@@ -5,7 +5,8 @@ always exists: the orchestrators create its stream when they first pull. A messa
 is an ordinary source-queue entry (``body`` JSON, ``message_id`` naming its execution), so the
 event-source mapping starts it exactly as a record from ``redstep produce``. What SQS adds is
 kept beside it in the entry: the body's exact text when it is not JSON (``text``), and the
-message attributes (``attributes``, JSON).
+message attributes (``attributes``, JSON). The attributes a queue was created with are kept
+in ``{p}:queue-attributes``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import redis
 
 from orchestrator.runtime.decoding import lossless_text
 from orchestrator.runtime.keys import BODY_FIELD, GROUP, Keys
-from orchestrator.runtime.sources import MESSAGE_ID_FIELD, message_id_problem
+from orchestrator.runtime.sources import MESSAGE_ID_FIELD, ensure_group, message_id_problem
 from orchestrator.settings import Settings
 
 TEXT_FIELD = "text"
@@ -101,6 +102,34 @@ class Queues:
             return QueueDepth(0, 0)
         pending = sum(int(group["pending"]) for group in groups if lossless_text(group["name"]) == GROUP)
         return QueueDepth(max(0, int(length) - pending), pending)
+
+    def attributes(self, name: str) -> dict[str, str]:
+        """The attributes queue ``name`` was created with (``{}`` for one made without CreateQueue)."""
+        stored = self.redis.hget(self.keys.queue_attributes, name)
+        return dict(json.loads(stored)) if stored else {}
+
+    def create(self, name: str, attributes: dict[str, str]) -> None:
+        """Record ``attributes`` for queue ``name`` and create its stream and consumer group.
+
+        The attributes go first: a stream is what makes a queue exist, so none is seen without them.
+        """
+        self.redis.hset(self.keys.queue_attributes, name, json.dumps(attributes, sort_keys=True))
+        ensure_group(self.redis, self.keys.queue(name))
+
+    def delete(self, name: str) -> None:
+        """Remove the queue, its messages and its attributes (its dead letters stay to be read)."""
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.delete(self.keys.queue(name))
+        pipe.hdel(self.keys.queue_attributes, name)
+        pipe.execute()
+
+    def purge(self, name: str) -> int:
+        """Delete every message of the queue; how many there were.
+
+        Messages already received stay pending in the group without their entries; the
+        event-source mapping acknowledges such ids when it next reclaims.
+        """
+        return int(self.redis.xtrim(self.keys.queue(name), maxlen=0, approximate=False))
 
     def send(self, name: str, messages: list[OutgoingMessage]) -> None:
         """Append ``messages`` to queue ``name`` in one round trip.

@@ -16,6 +16,9 @@ ACTIONS: dict[str, Action] = {
     "GetQueueAttributes": queues.get_queue_attributes,
     "SendMessage": messages.send_message,
     "SendMessageBatch": messages.send_message_batch,
+    "CreateQueue": queues.create_queue,
+    "DeleteQueue": queues.delete_queue,
+    "PurgeQueue": queues.purge_queue,
 }
 
 __all__ = ["ACTIONS", "Action", "Sqs"]

@@ -1,28 +1,15 @@
-"""Queue actions: GetQueueUrl, ListQueues, GetQueueAttributes."""
+"""Queue actions: GetQueueUrl, ListQueues, GetQueueAttributes, CreateQueue, DeleteQueue, PurgeQueue."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from orchestrator.api.pagination import listing_key
-from orchestrator.api.sqs.context import Sqs, sqs_error
-from orchestrator.api.sqs.messages import MAX_MESSAGE_BYTES
+from orchestrator.api.sqs import attributes
+from orchestrator.api.sqs.context import QUEUE_NAME, QUEUE_NAME_RULE, Sqs, invalid_parameter, sqs_error
 
 MAX_LISTED = 1000
-RETENTION_SECONDS = 345_600
-"""SQS's default four days; redstep keeps a message until its execution starts or it is dead-lettered."""
-# Every attribute GetQueueAttributes answers for "All", in the order AWS lists them.
-ATTRIBUTE_NAMES = (
-    "QueueArn",
-    "ApproximateNumberOfMessages",
-    "ApproximateNumberOfMessagesNotVisible",
-    "ApproximateNumberOfMessagesDelayed",
-    "VisibilityTimeout",
-    "MaximumMessageSize",
-    "MessageRetentionPeriod",
-    "DelaySeconds",
-    "ReceiveMessageWaitTimeSeconds",
-)
 
 
 def get_queue_url(sqs: Sqs, request: dict[str, Any], host: str) -> dict[str, Any]:
@@ -60,20 +47,51 @@ def list_queues(sqs: Sqs, request: dict[str, Any], host: str) -> dict[str, Any]:
 
 def get_queue_attributes(sqs: Sqs, request: dict[str, Any], host: str) -> dict[str, Any]:
     name = sqs.queue_of(request["QueueUrl"])
-    asked = request.get("AttributeNames") or []
-    wanted = ATTRIBUTE_NAMES if "All" in asked else [n for n in ATTRIBUTE_NAMES if n in asked]
-    if not wanted:
-        return {}
-    depth = sqs.queues.depth(name)
-    values = {
-        "QueueArn": sqs.arn(name),
-        "ApproximateNumberOfMessages": depth.visible,
-        "ApproximateNumberOfMessagesNotVisible": depth.in_flight,
-        "ApproximateNumberOfMessagesDelayed": 0,
-        "VisibilityTimeout": round(sqs.settings.visibility_timeout_seconds),
-        "MaximumMessageSize": MAX_MESSAGE_BYTES,
-        "MessageRetentionPeriod": RETENTION_SECONDS,
-        "DelaySeconds": 0,
-        "ReceiveMessageWaitTimeSeconds": 0,
-    }
-    return {"Attributes": {attribute: str(values[attribute]) for attribute in wanted}}
+    found = attributes.answered(sqs, name, request.get("AttributeNames") or [])
+    return {"Attributes": found} if found else {}
+
+
+def create_queue(sqs: Sqs, request: dict[str, Any], host: str) -> dict[str, Any]:
+    """A new queue, or the existing one of that name when the request asks for what it has."""
+    name = request["QueueName"]
+    if name.endswith(".fifo"):
+        raise sqs_error(
+            "UnsupportedOperation",
+            f"{name!r} names a FIFO queue; redstep serves standard queues only: drop the .fifo suffix",
+            "AWS.SimpleQueueService.UnsupportedOperation",
+        )
+    if not QUEUE_NAME.fullmatch(name):
+        raise invalid_parameter(f"QueueName {name[:100]!r} is not valid: use {QUEUE_NAME_RULE}")
+    wanted = attributes.checked(sqs, request.get("Attributes") or {})
+    if sqs.queues.exists(name):
+        have = attributes.current(sqs, name)
+        differing = sorted(key for key, value in wanted.items() if have.get(key) != value)
+        if differing:
+            raise sqs_error(
+                "QueueNameExists",
+                f"A queue named {name!r} already exists with different values of {', '.join(differing)};"
+                " ask for what it has (GetQueueAttributes), or use another name",
+                "QueueAlreadyExists",
+            )
+        return {"QueueUrl": sqs.url(host, name)}
+    now = str(int(time.time()))
+    sqs.queues.create(name, {**wanted, "CreatedTimestamp": now, "LastModifiedTimestamp": now})
+    return {"QueueUrl": sqs.url(host, name)}
+
+
+def delete_queue(sqs: Sqs, request: dict[str, Any], host: str) -> dict[str, Any]:
+    name = sqs.queue_of(request["QueueUrl"])
+    if name == sqs.settings.source_queue:
+        raise sqs_error(
+            "UnsupportedOperation",
+            f"{name!r} is the queue {sqs.settings.state_machine}'s event-source mapping pulls from and"
+            " cannot be deleted; PurgeQueue empties it",
+            "AWS.SimpleQueueService.UnsupportedOperation",
+        )
+    sqs.queues.delete(name)
+    return {}
+
+
+def purge_queue(sqs: Sqs, request: dict[str, Any], host: str) -> dict[str, Any]:
+    sqs.queues.purge(sqs.queue_of(request["QueueUrl"]))
+    return {}
