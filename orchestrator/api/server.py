@@ -17,6 +17,7 @@ from orchestrator.api.stepfunctions import ACTIONS, StepFunctions
 from orchestrator.runtime.catalog import Catalog
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.queues import Queues
+from orchestrator.runtime.receiving import Receiver
 from orchestrator.settings import Settings
 
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -42,6 +43,7 @@ def build_app(settings: Settings, api: ApiSettings, credentials: dict[str, str] 
     )
     sqs = Sqs(
         queues=Queues(connection, settings),
+        receiver=Receiver(connection, settings),
         settings=settings,
         region=api.region,
         account=api.account_id,

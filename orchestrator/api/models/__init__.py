@@ -39,6 +39,9 @@ SQS_OPERATIONS = (
     "CreateQueue",
     "DeleteQueue",
     "PurgeQueue",
+    "ReceiveMessage",
+    "DeleteMessage",
+    "ChangeMessageVisibility",
 )
 
 OPERATIONS = {"stepfunctions": STEPFUNCTIONS_OPERATIONS, "sqs": SQS_OPERATIONS}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from orchestrator.api.sqs import messages, queues
+from orchestrator.api.sqs import messages, queues, receiving
 from orchestrator.api.sqs.context import Sqs
 
 Action = Callable[[Sqs, dict[str, Any], str], dict[str, Any]]
@@ -19,6 +19,9 @@ ACTIONS: dict[str, Action] = {
     "CreateQueue": queues.create_queue,
     "DeleteQueue": queues.delete_queue,
     "PurgeQueue": queues.purge_queue,
+    "ReceiveMessage": receiving.receive_message,
+    "DeleteMessage": receiving.delete_message,
+    "ChangeMessageVisibility": receiving.change_message_visibility,
 }
 
 __all__ = ["ACTIONS", "Action", "Sqs"]

@@ -10,6 +10,7 @@ from orchestrator.api.errors import ApiError
 from orchestrator.api.pagination import PageTokens
 from orchestrator.api.shapes import ServiceShapes
 from orchestrator.runtime.queues import Queues
+from orchestrator.runtime.receiving import Receiver
 from orchestrator.settings import Settings
 
 QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
@@ -34,6 +35,7 @@ class Sqs:
     """The runtime's queues and the endpoint's configuration, handed to every handler."""
 
     queues: Queues
+    receiver: Receiver
     settings: Settings
     region: str
     account: str
