@@ -154,3 +154,48 @@ def test_purging_a_queue_drops_its_messages_and_it_takes_new_ones(sqs: Any) -> N
     assert depth(sqs, url) == "0"
     sqs.send_message(QueueUrl=url, MessageBody="after the purge")
     assert depth(sqs, url) == "1"
+
+
+def test_set_queue_attributes_changes_them_and_an_empty_redrive_policy_removes_it(sqs: Any) -> None:
+    dead = sqs.create_queue(QueueName=unique("dead"))["QueueUrl"]
+    dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = sqs.create_queue(QueueName=unique("work"))["QueueUrl"]
+    policy = json.dumps({"deadLetterTargetArn": dead_arn, "maxReceiveCount": 4})
+
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "90", "RedrivePolicy": policy})
+    names = ["VisibilityTimeout", "RedrivePolicy"]
+    changed = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+    assert changed == {
+        "VisibilityTimeout": "90",
+        "RedrivePolicy": json.dumps(json.loads(policy), separators=(",", ":")),
+    }
+    assert sqs.list_dead_letter_source_queues(QueueUrl=dead)["queueUrls"] == [url]
+
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"RedrivePolicy": ""})
+    assert sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"] == {
+        "VisibilityTimeout": "90"
+    }
+    assert sqs.list_dead_letter_source_queues(QueueUrl=dead)["queueUrls"] == []
+    with pytest.raises(sqs.exceptions.InvalidAttributeValue):
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"MessageRetentionPeriod": "59"})
+
+
+def test_dead_letter_source_queues_are_listed_in_pages(sqs: Any) -> None:
+    dead = sqs.create_queue(QueueName=unique("dead"))["QueueUrl"]
+    dead_arn = sqs.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    policy = json.dumps({"deadLetterTargetArn": dead_arn, "maxReceiveCount": 2})
+    stem = unique("source")
+    sources = [
+        sqs.create_queue(QueueName=f"{stem}-{i}", Attributes={"RedrivePolicy": policy})["QueueUrl"]
+        for i in range(3)
+    ]
+    pages = list(sqs.get_paginator("list_dead_letter_source_queues").paginate(QueueUrl=dead, MaxResults=2))
+    assert [page["queueUrls"] for page in pages] == [sources[:2], sources[2:]]
+
+
+def test_the_pipelines_queue_keeps_the_settings_of_its_environment(sqs: Any) -> None:
+    url = sqs.get_queue_url(QueueName="dragons")["QueueUrl"]
+    sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "30"})
+    with pytest.raises(sqs.exceptions.UnsupportedOperation) as refused:
+        sqs.set_queue_attributes(QueueUrl=url, Attributes={"VisibilityTimeout": "60"})
+    assert "REDSTEP_VISIBILITY_TIMEOUT_SECONDS" in refused.value.response["Error"]["Message"]

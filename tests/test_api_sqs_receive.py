@@ -177,3 +177,36 @@ def test_the_pipelines_queue_is_left_to_its_event_source_mapping(sqs: Any) -> No
     with pytest.raises(sqs.exceptions.UnsupportedOperation) as refused:
         sqs.receive_message(QueueUrl=url)
     assert "event-source mapping" in refused.value.response["Error"]["Message"]
+
+
+def test_batches_delete_and_hide_messages_and_report_each_bad_handle(sqs: Any, queue: str) -> None:
+    sqs.send_message_batch(QueueUrl=queue, Entries=[{"Id": f"m{i}", "MessageBody": str(i)} for i in range(3)])
+    first, second, third = receive(sqs, queue, MaxNumberOfMessages=10, VisibilityTimeout=600)
+
+    hidden = sqs.change_message_visibility_batch(
+        QueueUrl=queue,
+        Entries=[
+            {"Id": "show", "ReceiptHandle": first["ReceiptHandle"], "VisibilityTimeout": 0},
+            {"Id": "forged", "ReceiptHandle": "forged", "VisibilityTimeout": 0},
+        ],
+    )
+    assert [entry["Id"] for entry in hidden["Successful"]] == ["show"]
+    assert [(entry["Id"], entry["Code"]) for entry in hidden["Failed"]] == [
+        ("forged", "ReceiptHandleIsInvalid")
+    ]
+
+    deleted = sqs.delete_message_batch(
+        QueueUrl=queue,
+        Entries=[
+            {"Id": "a", "ReceiptHandle": second["ReceiptHandle"]},
+            {"Id": "b", "ReceiptHandle": third["ReceiptHandle"]},
+        ],
+    )
+    assert [entry["Id"] for entry in deleted["Successful"]] == ["a", "b"] and deleted["Failed"] == []
+    [again] = receive(sqs, queue, MaxNumberOfMessages=10)
+    assert again["Body"] == first["Body"]
+    with pytest.raises(sqs.exceptions.BatchEntryIdsNotDistinct):
+        sqs.delete_message_batch(
+            QueueUrl=queue,
+            Entries=[{"Id": "x", "ReceiptHandle": "h"}, {"Id": "x", "ReceiptHandle": "h"}],
+        )

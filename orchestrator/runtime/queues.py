@@ -108,12 +108,21 @@ class Queues:
         stored = self.redis.hget(self.keys.queue_attributes, name)
         return dict(json.loads(stored)) if stored else {}
 
+    def every_queues_attributes(self) -> dict[str, dict[str, str]]:
+        """The attributes of every queue CreateQueue made, by name."""
+        stored = self.redis.hgetall(self.keys.queue_attributes)
+        return {lossless_text(name): dict(json.loads(value)) for name, value in stored.items()}
+
+    def set_attributes(self, name: str, attributes: dict[str, str]) -> None:
+        """Replace the attributes queue ``name`` was created with (or, made without CreateQueue, has)."""
+        self.redis.hset(self.keys.queue_attributes, name, json.dumps(attributes, sort_keys=True))
+
     def create(self, name: str, attributes: dict[str, str]) -> None:
         """Record ``attributes`` for queue ``name`` and create its stream and consumer group.
 
         The attributes go first: a stream is what makes a queue exist, so none is seen without them.
         """
-        self.redis.hset(self.keys.queue_attributes, name, json.dumps(attributes, sort_keys=True))
+        self.set_attributes(name, attributes)
         ensure_group(self.redis, self.keys.queue(name))
 
     def delete(self, name: str) -> None:

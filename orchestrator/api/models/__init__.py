@@ -42,6 +42,10 @@ SQS_OPERATIONS = (
     "ReceiveMessage",
     "DeleteMessage",
     "ChangeMessageVisibility",
+    "DeleteMessageBatch",
+    "ChangeMessageVisibilityBatch",
+    "SetQueueAttributes",
+    "ListDeadLetterSourceQueues",
 )
 
 OPERATIONS = {"stepfunctions": STEPFUNCTIONS_OPERATIONS, "sqs": SQS_OPERATIONS}

@@ -22,6 +22,10 @@ ACTIONS: dict[str, Action] = {
     "ReceiveMessage": receiving.receive_message,
     "DeleteMessage": receiving.delete_message,
     "ChangeMessageVisibility": receiving.change_message_visibility,
+    "DeleteMessageBatch": receiving.delete_message_batch,
+    "ChangeMessageVisibilityBatch": receiving.change_message_visibility_batch,
+    "SetQueueAttributes": queues.set_queue_attributes,
+    "ListDeadLetterSourceQueues": queues.list_dead_letter_source_queues,
 }
 
 __all__ = ["ACTIONS", "Action", "Sqs"]

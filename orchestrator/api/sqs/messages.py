@@ -54,7 +54,7 @@ def send_message(sqs: Sqs, request: dict[str, Any], host: str) -> dict[str, Any]
 def send_message_batch(sqs: Sqs, request: dict[str, Any], host: str) -> dict[str, Any]:
     name = sqs.queue_of(request["QueueUrl"])
     entries = request["Entries"]
-    _check_batch(entries)
+    check_batch(entries)
     accepted: list[tuple[str, Accepted]] = []
     failed: list[dict[str, Any]] = []
     for index, entry in enumerate(entries):
@@ -98,7 +98,8 @@ def accept(request: dict[str, Any], where: str) -> Accepted:
     return Accepted(OutgoingMessage(str(uuid.uuid4()), body, attributes))
 
 
-def _check_batch(entries: list[dict[str, Any]]) -> None:
+def check_batch(entries: list[dict[str, Any]]) -> None:
+    """Refuse a batch as SQS does: empty, over ten entries, or with Ids that are malformed or repeated."""
     if not entries:
         raise sqs_error(
             "EmptyBatchRequest",

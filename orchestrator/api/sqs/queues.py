@@ -1,7 +1,9 @@
-"""Queue actions: GetQueueUrl, ListQueues, GetQueueAttributes, CreateQueue, DeleteQueue, PurgeQueue."""
+"""Queue actions: GetQueueUrl, ListQueues, Get/SetQueueAttributes, CreateQueue, DeleteQueue, PurgeQueue,
+ListDeadLetterSourceQueues."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -27,22 +29,40 @@ def get_queue_url(sqs: Sqs, request: dict[str, Any], host: str) -> dict[str, Any
 
 def list_queues(sqs: Sqs, request: dict[str, Any], host: str) -> dict[str, Any]:
     prefix = request.get("QueueNamePrefix") or ""
-    limit = request.get("MaxResults")
-    if limit is not None and not 1 <= limit <= MAX_LISTED:
-        raise sqs_error("InvalidParameterValue", f"MaxResults {limit} must be 1 to {MAX_LISTED}")
     names = [name for name in sqs.queues.names() if name.startswith(prefix)]
-    listing = listing_key("ListQueues", prefix=prefix)
-    if request.get("NextToken"):
-        after = sqs.tokens.read(request["NextToken"], listing)
-        names = [name for name in names if name > after]
-    answer: dict[str, Any] = {}
-    # As AWS: without MaxResults at most 1000 queues and no token; with it, pages and a token.
-    page = names[: limit or MAX_LISTED]
-    if limit is not None and len(names) > limit:
-        answer["NextToken"] = sqs.tokens.issue(listing, page[-1])
+    page, token = _page(sqs, request, names, listing_key("ListQueues", prefix=prefix))
+    answer: dict[str, Any] = {"NextToken": token} if token else {}
     if page:
         answer["QueueUrls"] = [sqs.url(host, name) for name in page]
     return answer
+
+
+def list_dead_letter_source_queues(sqs: Sqs, request: dict[str, Any], host: str) -> dict[str, Any]:
+    target = sqs.arn(sqs.queue_of(request["QueueUrl"]))
+    sources = sorted(
+        name
+        for name, stored in sqs.queues.every_queues_attributes().items()
+        if "RedrivePolicy" in stored
+        and json.loads(stored["RedrivePolicy"])["deadLetterTargetArn"] == target
+        and sqs.queues.exists(name)
+    )
+    page, token = _page(sqs, request, sources, listing_key("ListDeadLetterSourceQueues", target=target))
+    answer: dict[str, Any] = {"queueUrls": [sqs.url(host, name) for name in page]}
+    return {**answer, "NextToken": token} if token else answer
+
+
+def _page(sqs: Sqs, request: dict[str, Any], names: list[str], listing: str) -> tuple[list[str], str | None]:
+    """One page of sorted ``names`` and the token for the next: as AWS, without MaxResults up to
+    1000 names and no token."""
+    limit = request.get("MaxResults")
+    if limit is not None and not 1 <= limit <= MAX_LISTED:
+        raise invalid_parameter(f"MaxResults {limit} must be 1 to {MAX_LISTED}")
+    if request.get("NextToken"):
+        after = sqs.tokens.read(request["NextToken"], listing)
+        names = [name for name in names if name > after]
+    page = names[: limit or MAX_LISTED]
+    token = sqs.tokens.issue(listing, page[-1]) if limit is not None and len(names) > limit else None
+    return page, token
 
 
 def get_queue_attributes(sqs: Sqs, request: dict[str, Any], host: str) -> dict[str, Any]:
@@ -89,6 +109,31 @@ def delete_queue(sqs: Sqs, request: dict[str, Any], host: str) -> dict[str, Any]
             "AWS.SimpleQueueService.UnsupportedOperation",
         )
     sqs.queues.delete(name)
+    return {}
+
+
+def set_queue_attributes(sqs: Sqs, request: dict[str, Any], host: str) -> dict[str, Any]:
+    """Change a queue's attributes; an empty RedrivePolicy removes it, as on AWS."""
+    name = sqs.queue_of(request["QueueUrl"])
+    given = dict(request["Attributes"])
+    remove_redrive = given.get("RedrivePolicy") == ""
+    if remove_redrive:
+        del given["RedrivePolicy"]
+    wanted = attributes.checked(sqs, given)
+    if name == sqs.settings.source_queue:
+        differing = sorted(k for k, v in wanted.items() if attributes.current(sqs, name).get(k) != v)
+        if differing or remove_redrive:
+            raise sqs_error(
+                "UnsupportedOperation",
+                f"{name!r} is the pipeline's queue: its settings come from the environment"
+                f" (REDSTEP_VISIBILITY_TIMEOUT_SECONDS, ...), not SetQueueAttributes",
+                "AWS.SimpleQueueService.UnsupportedOperation",
+            )
+        return {}
+    stored = sqs.queues.attributes(name)
+    if remove_redrive:
+        stored.pop("RedrivePolicy", None)
+    sqs.queues.set_attributes(name, {**stored, **wanted, "LastModifiedTimestamp": str(int(time.time()))})
     return {}
 
 

@@ -1,4 +1,5 @@
-"""ReceiveMessage, DeleteMessage and ChangeMessageVisibility, on queues no event-source mapping pulls.
+"""ReceiveMessage, DeleteMessage and ChangeMessageVisibility (and their batches), on queues no
+event-source mapping pulls.
 
 A receipt handle names the queue, the entry and the receive it came from; it is opaque to the
 client, and one that does not decode, or names another queue, is refused.
@@ -9,11 +10,14 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from collections.abc import Callable
 from typing import Any
 
+from orchestrator.api.errors import ApiError
 from orchestrator.api.sqs import attributes
 from orchestrator.api.sqs.context import Sqs, invalid_parameter, sqs_error
 from orchestrator.api.sqs.md5 import md5_of_attributes, md5_of_body
+from orchestrator.api.sqs.messages import check_batch
 from orchestrator.runtime.receiving import HORIZON_SECONDS, Received, Redrive
 
 MAX_MESSAGES = 10
@@ -49,7 +53,39 @@ def delete_message(sqs: Sqs, request: dict[str, Any], host: str) -> dict[str, An
 
 
 def change_message_visibility(sqs: Sqs, request: dict[str, Any], host: str) -> dict[str, Any]:
+    _change_visibility(sqs, _receivable(sqs, request["QueueUrl"]), request)
+    return {}
+
+
+def delete_message_batch(sqs: Sqs, request: dict[str, Any], host: str) -> dict[str, Any]:
     name = _receivable(sqs, request["QueueUrl"])
+    return _each_entry(
+        request["Entries"], lambda entry: sqs.receiver.delete(name, _entry_of(name, entry["ReceiptHandle"]))
+    )
+
+
+def change_message_visibility_batch(sqs: Sqs, request: dict[str, Any], host: str) -> dict[str, Any]:
+    name = _receivable(sqs, request["QueueUrl"])
+    return _each_entry(request["Entries"], lambda entry: _change_visibility(sqs, name, entry))
+
+
+def _each_entry(entries: list[dict[str, Any]], act: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Act on each entry of a checked batch; what failed is reported by entry, as SQS does."""
+    check_batch(entries)
+    successful, failed = [], []
+    for entry in entries:
+        try:
+            act(entry)
+        except ApiError as error:
+            failed.append(
+                {"Id": entry["Id"], "SenderFault": True, "Code": error.code, "Message": error.message}
+            )
+        else:
+            successful.append({"Id": entry["Id"]})
+    return {"Successful": successful, "Failed": failed}
+
+
+def _change_visibility(sqs: Sqs, name: str, request: dict[str, Any]) -> None:
     entry_id = _entry_of(name, request["ReceiptHandle"])
     visibility = _within(request, "VisibilityTimeout", 0, HORIZON_SECONDS, 0)
     if not sqs.receiver.in_flight(name, entry_id):
@@ -60,7 +96,6 @@ def change_message_visibility(sqs: Sqs, request: dict[str, Any], host: str) -> d
             "AWS.SimpleQueueService.MessageNotInflight",
         )
     sqs.receiver.change_visibility(name, entry_id, visibility)
-    return {}
 
 
 def receipt_handle(queue: str, message: Received) -> str:
