@@ -1,6 +1,6 @@
-"""The part of botocore's Step Functions model that redstep serve vendors, built from botocore.
+"""The part of botocore's service models that redstep serve vendors, built from botocore.
 
-``python -m tests.api_model_subset`` rewrites ``orchestrator/api/models/stepfunctions.json``;
+``python -m tests.api_model_subset`` rewrites ``orchestrator/api/models/<service>.json``;
 tests/test_api_model.py fails when the vendored copy and botocore's model part ways.
 """
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import botocore.loaders
 
-from orchestrator.api.models import STEPFUNCTIONS_OPERATIONS, VENDORED
+from orchestrator.api.models import OPERATIONS, VENDORED
 
 # What a shape keeps: enough to validate input and to shape output; the prose goes.
 KEPT_FIELDS = (
@@ -30,11 +30,11 @@ KEPT_FIELDS = (
 )
 
 
-def model_subset() -> dict[str, Any]:
-    """The served operations and every shape their input, output and errors reach."""
-    model = botocore.loaders.Loader().load_service_model("stepfunctions", "service-2")
-    operations = {name: model["operations"][name] for name in STEPFUNCTIONS_OPERATIONS}
-    pending = [op[side]["shape"] for op in operations.values() for side in ("input", "output")]
+def model_subset(service: str = "stepfunctions") -> dict[str, Any]:
+    """The served operations of ``service`` and every shape their input, output and errors reach."""
+    model = botocore.loaders.Loader().load_service_model(service, "service-2")
+    operations = {name: model["operations"][name] for name in OPERATIONS[service]}
+    pending = [op[side]["shape"] for op in operations.values() for side in ("input", "output") if side in op]
     pending += [error["shape"] for op in operations.values() for error in op.get("errors", [])]
     shapes: dict[str, Any] = {}
     while pending:
@@ -53,7 +53,8 @@ def model_subset() -> dict[str, Any]:
     kept_operations = {
         name: {
             "input": op["input"]["shape"],
-            "output": op["output"]["shape"],
+            # An action that answers nothing (DeleteQueue) has no output shape.
+            **({"output": op["output"]["shape"]} if "output" in op else {}),
             "errors": sorted(error["shape"] for error in op.get("errors", [])),
         }
         for name, op in operations.items()
@@ -70,4 +71,5 @@ def render(subset: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":
-    Path(VENDORED["stepfunctions"]).write_text(render(model_subset()))
+    for name in OPERATIONS:
+        Path(VENDORED[name]).write_text(render(model_subset(name)))

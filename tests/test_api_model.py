@@ -12,9 +12,10 @@ from orchestrator.api.pagination import PageTokens, listing_key
 from tests.api_model_subset import model_subset, render
 
 
-def test_the_vendored_step_functions_model_is_the_installed_botocores() -> None:
-    vendored = Path(VENDORED["stepfunctions"]).read_text()
-    assert vendored == render(model_subset()), "regenerate it: python -m tests.api_model_subset"
+@pytest.mark.parametrize("service", ["stepfunctions", "sqs"])
+def test_the_vendored_service_model_is_the_installed_botocores(service: str) -> None:
+    vendored = Path(VENDORED[service]).read_text()
+    assert vendored == render(model_subset(service)), "regenerate it: python -m tests.api_model_subset"
 
 
 def test_a_page_token_gives_back_its_cursor_for_the_same_listing_only() -> None:

@@ -25,7 +25,6 @@ from starlette.routing import Route
 
 from orchestrator.api import sigv4
 from orchestrator.api.errors import ApiError, internal_failure, serialization_error, validation_error
-from orchestrator.api.stepfunctions import StepFunctions
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 """Far above AWS's largest member (a 1 MiB definition, escaped); the model's limits say the rest."""
@@ -41,13 +40,15 @@ class JsonService:
         target_prefix: the part of ``X-Amz-Target`` before the dot (``AWSStepFunctions``).
         signing_name: the service in a SigV4 credential scope (``states``).
         actions: handler by action name.
-        context: what the handlers are given.
+        context: what the handlers are given (it has the service's ``shapes``).
+        with_host: the handlers are also given the request's ``Host`` (SQS makes queue URLs of it).
     """
 
     target_prefix: str
     signing_name: str
     actions: dict[str, Any]
-    context: StepFunctions
+    context: Any
+    with_host: bool = False
 
     def check_input(self, action: str, body: Any) -> dict[str, Any]:
         return self.context.shapes.check_input(action, body)
@@ -108,6 +109,9 @@ async def _serve(endpoint: Endpoint, request: Request) -> dict[str, Any]:
             f" (served: {', '.join(sorted(service.actions))})",
         )
     parsed = service.check_input(action, _json_body(body))
+    if service.with_host:
+        host = request.headers.get("host") or "localhost"
+        return await run_in_threadpool(service.actions[action], service.context, parsed, host)
     return await run_in_threadpool(service.actions[action], service.context, parsed)
 
 
@@ -159,6 +163,7 @@ def _no_constant(name: str) -> Any:
 
 def _error(error: ApiError, request_id: str) -> Response:
     body = json.dumps({"__type": error.code, "message": error.message})
-    return Response(
-        body, status_code=error.status, media_type=JSON_CONTENT_TYPE, headers={"x-amzn-RequestId": request_id}
-    )
+    headers = {"x-amzn-RequestId": request_id}
+    if error.query_code:
+        headers["x-amzn-query-error"] = f"{error.query_code};{'Sender' if error.status < 500 else 'Receiver'}"
+    return Response(body, status_code=error.status, media_type=JSON_CONTENT_TYPE, headers=headers)

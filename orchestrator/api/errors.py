@@ -11,13 +11,16 @@ class ApiError(Exception):
             name botocore raises as ``client.exceptions.<code>``.
         message: what went wrong, where, and how to fix it; never a secret.
         status: the HTTP status, 400 for everything the caller can fix.
+        query_code: for a service that once spoke the query protocol (SQS), its code there
+            (``AWS.SimpleQueueService.NonExistentQueue``), sent in ``x-amzn-query-error``.
     """
 
-    def __init__(self, code: str, message: str, status: int = 400) -> None:
+    def __init__(self, code: str, message: str, status: int = 400, query_code: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
+        self.query_code = query_code
 
 
 def validation_error(message: str) -> ApiError:

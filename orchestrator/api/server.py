@@ -11,9 +11,13 @@ from orchestrator.api.arns import Arns
 from orchestrator.api.config import ApiSettings
 from orchestrator.api.pagination import PageTokens, token_key
 from orchestrator.api.shapes import ServiceShapes
+from orchestrator.api.sqs import ACTIONS as SQS_ACTIONS
+from orchestrator.api.sqs import Sqs
 from orchestrator.api.stepfunctions import ACTIONS, StepFunctions
 from orchestrator.runtime.catalog import Catalog
 from orchestrator.runtime.client import Client
+from orchestrator.runtime.queues import Queues
+from orchestrator.runtime.receiving import Receiver
 from orchestrator.settings import Settings
 
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -29,15 +33,28 @@ def build_app(settings: Settings, api: ApiSettings, credentials: dict[str, str] 
         health_check_interval=30,
     )
     client = Client(connection, settings)
+    tokens = PageTokens(token_key(list((credentials or {}).values()), settings.prefix))
     stepfunctions = StepFunctions(
         client=client,
         catalog=Catalog(connection, client.keys),
         arns=Arns(api.region, api.account_id),
-        tokens=PageTokens(token_key(list((credentials or {}).values()), settings.prefix)),
+        tokens=tokens,
         shapes=ServiceShapes("stepfunctions"),
     )
-    service = JsonService("AWSStepFunctions", "states", ACTIONS, stepfunctions)
-    endpoint = Endpoint({service.target_prefix: service}, credentials, api.region)
+    sqs = Sqs(
+        queues=Queues(connection, settings),
+        receiver=Receiver(connection, settings),
+        settings=settings,
+        region=api.region,
+        account=api.account_id,
+        tokens=tokens,
+        shapes=ServiceShapes("sqs"),
+    )
+    services = [
+        JsonService("AWSStepFunctions", "states", ACTIONS, stepfunctions),
+        JsonService("AmazonSQS", "sqs", SQS_ACTIONS, sqs, with_host=True),
+    ]
+    endpoint = Endpoint({service.target_prefix: service for service in services}, credentials, api.region)
     return create_app(endpoint, lambda: _healthy(connection))
 
 

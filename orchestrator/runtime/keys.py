@@ -31,6 +31,7 @@ Source queues (SQS role) and topics (SNS role)
     ``{p}:queue:<name>``         stream of messages: ``body`` holding JSON and ``message_id``, the name of
                                  the execution it starts (the entry id stands in when it is missing)
     ``{p}:dlq:<name>``           dead letters: ``body``, ``message_id``, ``reason``, ``receive_count``
+    ``{p}:queue-attributes``     hash: queue name -> JSON of the attributes CreateQueue gave it (SQS API)
     ``{p}:topic:<name>``         pub/sub channel of SNS-shaped envelopes (JSON)
     ``{p}:topic-log:<name>``     stream capped near ``notification_stream_length``; field ``message``
 
@@ -118,6 +119,10 @@ class Keys:
 
     def dead_letters(self, name: str) -> str:
         return f"{self.prefix}:dlq:{name}"
+
+    @property
+    def queue_attributes(self) -> str:
+        return f"{self.prefix}:queue-attributes"
 
     def topic(self, name: str) -> str:
         return f"{self.prefix}:topic:{name}"

@@ -30,7 +30,26 @@ STEPFUNCTIONS_OPERATIONS = (
     "SendTaskHeartbeat",
 )
 
-VENDORED = {"stepfunctions": str(Path(__file__).with_name("stepfunctions.json"))}
+SQS_OPERATIONS = (
+    "GetQueueUrl",
+    "ListQueues",
+    "GetQueueAttributes",
+    "SendMessage",
+    "SendMessageBatch",
+    "CreateQueue",
+    "DeleteQueue",
+    "PurgeQueue",
+    "ReceiveMessage",
+    "DeleteMessage",
+    "ChangeMessageVisibility",
+    "DeleteMessageBatch",
+    "ChangeMessageVisibilityBatch",
+    "SetQueueAttributes",
+    "ListDeadLetterSourceQueues",
+)
+
+OPERATIONS = {"stepfunctions": STEPFUNCTIONS_OPERATIONS, "sqs": SQS_OPERATIONS}
+VENDORED = {service: str(Path(__file__).with_name(f"{service}.json")) for service in OPERATIONS}
 
 
 @cache
