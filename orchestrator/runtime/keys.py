@@ -26,11 +26,16 @@ The orchestrators
     ``{p}:timers``               zset: a TimerFired event (JSON) scored by its due time
     ``{p}:malformed``            stream of entries moved aside: ``stream``, ``id``, ``reason``, ``fields``
     ``{p}:heartbeat:<consumer>`` string with a TTL, set by each orchestrator every loop
+    ``{p}:orchestrators``        set of the consumers that sent a heartbeat: added to in the pipeline
+                                 that sets the heartbeat, pruned by the orchestrators of names whose
+                                 heartbeat expired (readers skip those), so nothing needs SCAN
 
 Source queues (SQS role) and topics (SNS role)
     ``{p}:queue:<name>``         stream of messages: ``body`` holding JSON and ``message_id``, the name of
                                  the execution it starts (the entry id stands in when it is missing)
     ``{p}:dlq:<name>``           dead letters: ``body``, ``message_id``, ``reason``, ``receive_count``
+    ``{p}:dlq-queues``           set of the queue names that ever had a dead letter, added to in the
+                                 transaction that moves one; purging a queue's letters removes it
     ``{p}:topic:<name>``         pub/sub channel of SNS-shaped envelopes (JSON)
     ``{p}:topic-log:<name>``     stream capped near ``notification_stream_length``; field ``message``
 
@@ -110,14 +115,18 @@ class Keys:
         return f"{self.prefix}:heartbeat:{consumer}"
 
     @property
-    def heartbeat_pattern(self) -> str:
-        return f"{self.prefix}:heartbeat:*"
+    def orchestrators(self) -> str:
+        return f"{self.prefix}:orchestrators"
 
     def queue(self, name: str) -> str:
         return f"{self.prefix}:queue:{name}"
 
     def dead_letters(self, name: str) -> str:
         return f"{self.prefix}:dlq:{name}"
+
+    @property
+    def dead_letter_queues(self) -> str:
+        return f"{self.prefix}:dlq-queues"
 
     def topic(self, name: str) -> str:
         return f"{self.prefix}:topic:{name}"
@@ -136,6 +145,13 @@ class Keys:
     @staticmethod
     def rq_job(job_id: str) -> str:
         return f"{RQ_JOB_PREFIX}{job_id}"
+
+    @property
+    def workers(self) -> str:
+        return f"{self.prefix}:workers"
+
+    def claimed(self, worker: str) -> str:
+        return f"{self.prefix}:claimed:{worker}"
 
     @property
     def dragons(self) -> str:
