@@ -67,6 +67,8 @@ class Orchestrator:
         clock: the time source (epoch seconds); Redis's ``TIME`` by default (see runtime.clock).
         claim_idle_seconds: how long an event may sit unacknowledged with another
             orchestrator before this one takes it over (that one is presumed dead).
+        forget_dead_every_seconds: how often it drops from ``{p}:orchestrators`` the names whose
+            heartbeat expired.
     """
 
     def __init__(
@@ -76,6 +78,7 @@ class Orchestrator:
         consumer: str,
         clock: Callable[[], float] | None = None,
         claim_idle_seconds: float = 10.0,
+        forget_dead_every_seconds: float = HEARTBEAT_TTL_SECONDS,
     ) -> None:
         self.redis = redis_client
         self.settings = settings
@@ -95,7 +98,8 @@ class Orchestrator:
         )
         self.faults = FaultPoints(settings.fault_point)
         self.lone_failures = LoneFailures(self.store, settings, self.commit, clock)
-        self._next_heartbeat_prune = 0.0  # time.monotonic() after which dead names leave the index
+        self.forget_dead_every_seconds = forget_dead_every_seconds
+        self._next_forget_dead = 0.0  # time.monotonic() after which dead names leave the index
         ensure_group(redis_client, self.keys.events)
 
     def ensure_groups(self) -> None:
@@ -144,8 +148,8 @@ class Orchestrator:
     def forget_dead_orchestrators_if_due(self) -> None:
         """Now and then, drop from ``{p}:orchestrators`` the names whose heartbeat expired."""
         now = time.monotonic()
-        if now >= self._next_heartbeat_prune:
-            self._next_heartbeat_prune = now + HEARTBEAT_TTL_SECONDS
+        if now >= self._next_forget_dead:
+            self._next_forget_dead = now + self.forget_dead_every_seconds
             heartbeats.forget_dead(self.redis, self.keys)
 
     def read_all(self) -> list[Event]:
