@@ -36,7 +36,7 @@ from typing import Any
 import redis
 import rq_chain
 
-from orchestrator.runtime import doctor
+from orchestrator.runtime import doctor, heartbeats
 from orchestrator.runtime.keys import STATUSES, Keys
 from orchestrator.runtime.server import RedisServer
 from orchestrator.runtime.sources import send_messages
@@ -127,7 +127,7 @@ class Stack:
         keys = Keys(self.settings.prefix)
         deadline = time.monotonic() + timeout
         while True:
-            beating = len(list(redis_client.scan_iter(keys.heartbeat_pattern)))
+            beating = len(heartbeats.alive(redis_client, keys))
             registered = redis_client.scard("rq:workers")
             if beating >= self.counts[0] and registered >= self.counts[1]:
                 return

@@ -7,6 +7,7 @@ printed for the secret.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import time
@@ -15,8 +16,11 @@ from urllib.parse import quote
 import pytest
 import redis
 
+from orchestrator.runtime.client import Client
+from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.server import RedisServer, free_port
-from orchestrator.settings import masked_url
+from orchestrator.runtime.sources import EventSourceMapping, send_messages
+from orchestrator.settings import Settings, masked_url
 from tests.access_fixtures import (
     ACL_PASSWORD,
     ACL_USER,
@@ -31,6 +35,8 @@ from tests.access_fixtures import (
     run_demo_pipeline,
     tls_server,
 )
+from tests.chaos import wait_until
+from tests.runtime_fixtures import one_task_machine
 
 __all__ = ["acl_server", "cli_session", "password_server", "tls_server"]  # fixtures, used by name
 
@@ -91,6 +97,8 @@ def test_the_pipeline_runs_as_an_acl_user_limited_to_its_keys_and_safe_commands(
         ["SET", "someone-else:key", "1"],
         ["PUBLISH", "someone-else:channel", "1"],
         # Key names outside its prefixes, other databases, other channels' names.
+        ["SCAN", "0"],
+        ["SCAN", "0", "MATCH", f"{PREFIX}:*"],
         ["RANDOMKEY"],
         ["SELECT", "1"],
         ["MOVE", f"{PREFIX}:key", "1"],
@@ -116,6 +124,45 @@ def test_the_acl_user_is_refused_what_redstep_never_needs(
         assert client.ping()  # refused, and the server is still up
     finally:
         client.close()
+
+
+def test_dead_letters_and_the_doctor_work_as_the_acl_user_that_may_not_scan(
+    acl_server: RedisServer, cli_session: CliSession
+) -> None:
+    cli_session.env = redstep_env(acl_server.url)
+    settings = Settings(
+        redis_url=acl_server.url, prefix=PREFIX, visibility_timeout_seconds=0.05, max_receive_count=2
+    )
+    client = redis.Redis.from_url(acl_server.url)
+    (message_id,) = send_messages(client, settings, settings.source_queue, [{"n": 1}])
+    careless = EventSourceMapping(client, settings, "careless")  # receives, never acknowledges
+
+    def worn_out() -> bool:
+        careless.poll()
+        return client.xlen(Keys(PREFIX).dead_letters(settings.source_queue)) == 1
+
+    wait_until(worn_out, 30, "the message in the dead-letter queue", interval=0.06)
+    Client(client, settings).register_machine("One", one_task_machine())
+    Client(client, settings).start_execution("One", {}, name="running")
+    client.zadd(Keys(PREFIX).executions, {"ghost": 1.0})  # an index entry naming no execution
+    client.close()
+
+    listed = cli_session.run("dlq", "list", "--json")
+    doctor = cli_session.run("doctor", "--json")
+
+    assert listed.returncode == 0, listed.stderr
+    assert [letter["message_id"] for letter in json.loads(listed.stdout)] == [message_id]
+    # Without SCAN the doctor reads what the indexes list, and says it looked no further.
+    assert doctor.returncode == 1, doctor.stderr
+    report = json.loads(doctor.stdout)
+    assert (report["executions"], report["running"]) == (1, 1)
+    found = {
+        (problem["subject"], problem["invariant"], problem["severity"]) for problem in report["problems"]
+    }
+    assert found == {
+        ("ghost", "index-without-execution", "error"),
+        ("SCAN", "unlisted-keys-checked", "warning"),
+    }
 
 
 def test_a_url_naming_another_database_is_refused_to_the_acl_user(acl_server: RedisServer) -> None:

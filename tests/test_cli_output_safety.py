@@ -120,6 +120,7 @@ def hostile_dead_letter(redis_client: redis.Redis) -> str:
         "reason": f"gave up on {HOSTILE}".encode("utf-8", "surrogatepass"),
         "receive_count": "5",
     }
+    redis_client.sadd(KEYS.dead_letter_queues, "dragons")  # as the move to the dead-letter queue does
     return redis_client.xadd(KEYS.dead_letters("dragons"), fields).decode()  # type: ignore[arg-type]
 
 

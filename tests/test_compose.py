@@ -141,7 +141,7 @@ def test_the_compose_stack_runs_the_dragon_flow_and_scales_workers(stack: tuple[
     # The app's ACL user cannot wipe or reconfigure the server, look outside its keys, nor touch
     # other applications' functions and scripts (tests/test_access.py checks every refusal).
     app = redis.Redis.from_url(env["REDIS_URL"])
-    refused = [("FLUSHALL",), ("CONFIG", "GET", "maxmemory"), ("RANDOMKEY",), ("SELECT", "1")]
+    refused = [("FLUSHALL",), ("CONFIG", "GET", "maxmemory"), ("SCAN", "0"), ("RANDOMKEY",), ("SELECT", "1")]
     for command in (*refused, ("FUNCTION", "FLUSH"), ("SCRIPT", "FLUSH")):
         with pytest.raises(redis.exceptions.NoPermissionError):
             app.execute_command(*command)

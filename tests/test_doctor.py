@@ -99,8 +99,10 @@ def test_a_job_claimed_by_a_worker_and_a_leased_task_count_as_something_that_mov
 ) -> None:
     started(redis_client, settings, "claimed", "leased")
     keys = Keys(settings.prefix)
-    # A worker dequeued one job into its claimed list, and started the other (a lease, no job).
-    redis_client.lmove(keys.task_queue, f"{keys.prefix}:claimed:w1")
+    # A worker (in the workers set, as each one is before it dequeues) dequeued one job into its
+    # claimed list, and started the other (a lease, no job).
+    redis_client.sadd(keys.workers, "w1")
+    redis_client.lmove(keys.task_queue, keys.claimed("w1"))
     job = redis_client.lpop(keys.task_queue).decode()
     [task] = json.loads(redis_client.hget(Keys.rq_job(job), "data"))[2][0]
     lease = {"type": "TaskFailed", "execution": task["execution"], "token": task["token"], "error": "x"}

@@ -236,6 +236,7 @@ def test_a_dead_letter_without_a_message_id_is_redriven_under_a_fresh_one(
     Client(redis_client, settings).register_machine("One", one_task_machine())
     one = settings.model_copy(update={"state_machine": "One"})
     redis_client.xadd(KEYS.dead_letters("dragons"), {"body": json.dumps({"n": 1}), "queue": "dragons"})
+    redis_client.sadd(KEYS.dead_letter_queues, "dragons")  # as the move to the dead-letter queue does
 
     (message_id,) = DeadLetters(redis_client, one).redrive()
     Orchestrator(redis_client, one, "o1").run_once()

@@ -13,7 +13,7 @@ from rq import Queue, Worker
 from rq.serializers import JSONSerializer
 
 from orchestrator.asl import engine
-from orchestrator.runtime import transitions
+from orchestrator.runtime import heartbeats, transitions
 from orchestrator.runtime.clock import RedisClock
 from orchestrator.runtime.decoding import loads
 from orchestrator.runtime.keys import GROUP, STATUSES, Keys
@@ -288,8 +288,7 @@ class Client:
 
     def orchestrators(self) -> list[str]:
         """The consumers whose heartbeat has not expired."""
-        prefix = self.keys.heartbeat("")
-        return sorted(k.decode()[len(prefix) :] for k in self.redis.scan_iter(self.keys.heartbeat_pattern))
+        return heartbeats.alive(self.redis, self.keys)
 
     def healthy(self) -> tuple[bool, str]:
         """Whether Redis answers and at least one orchestrator beat recently, and why not."""

@@ -2,8 +2,10 @@
 
 A message that was received ``max_receive_count`` times without its execution starting
 moves from ``{p}:queue:<name>`` to ``{p}:dlq:<name>`` with its reason and receive count
-(see :mod:`orchestrator.runtime.sources`). A dead letter's id is its entry id in the
-dead-letter stream; its ``message_id`` is the message's own id, the name its execution gets.
+(see :mod:`orchestrator.runtime.sources`), and the queue's name joins ``{p}:dlq-queues`` in
+the same transaction: that set, not a SCAN of key names, says which queues have letters.
+A dead letter's id is its entry id in the dead-letter stream; its ``message_id`` is the
+message's own id, the name its execution gets.
 
 Redriving sends the body back to its queue with that message id, as SQS's
 StartMessageMoveTask moves a message back whole. A dead letter's execution never started
@@ -55,10 +57,16 @@ class DeadLetters:
         self.keys = Keys(settings.prefix)
 
     def queues(self) -> list[str]:
-        """The names of the queues that have dead letters."""
-        prefix = self.keys.dead_letters("")
-        found = (lossless_text(key)[len(prefix) :] for key in self.redis.scan_iter(f"{prefix}*"))
-        return sorted(name for name in found if self.redis.xlen(self.keys.dead_letters(name)))
+        """The names of the queues that have dead letters.
+
+        Read from ``{p}:dlq-queues``, which the move to a dead-letter queue adds to (no SCAN).
+        A queue whose letters were all redriven stays in the set and is skipped here.
+        """
+        names = sorted(lossless_text(name) for name in self.redis.smembers(self.keys.dead_letter_queues))
+        pipe = self.redis.pipeline(transaction=False)
+        for name in names:
+            pipe.xlen(self.keys.dead_letters(name))
+        return [name for name, count in zip(names, pipe.execute(), strict=True) if count]
 
     def list(self, queue: str | None = None, limit: int = 1000) -> list[DeadLetter]:
         """Dead letters, oldest first, of one queue or of all."""
@@ -135,6 +143,8 @@ class DeadLetters:
             pipe.xlen(self.keys.dead_letters(name))
         for name in names:
             pipe.delete(self.keys.dead_letters(name))
+        if names:
+            pipe.srem(self.keys.dead_letter_queues, *names)
         return sum(pipe.execute()[: len(names)])
 
 

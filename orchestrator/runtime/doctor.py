@@ -18,6 +18,9 @@ The invariants (each :class:`Problem` names the one it breaks):
     Every RUNNING execution has something that will move it on (see
     :mod:`orchestrator.runtime.movers`): a queued or claimed job, a lease, a timer or an event
     for a token it waits on, or a stop request.
+``unlisted-keys-checked`` (a warning)
+    Finding a key that no index lists takes SCAN, which redstep's ACL user is refused; run as
+    that user, the doctor reads what the indexes list and says it looked no further.
 ``callback-has-a-timeout`` (a warning: it does not fail the check)
     A ``.waitForTaskToken`` task waits legitimately, but with no TimeoutSeconds or
     HeartbeatSeconds only a SendTaskSuccess or SendTaskFailure will ever move it.
@@ -68,6 +71,16 @@ class Problem:
         return asdict(self)
 
 
+UNLISTED_KEYS_UNCHECKED = Problem(
+    "SCAN",
+    "unlisted-keys-checked",
+    "this Redis user may not SCAN, so only executions an index lists were read: an execution or a "
+    "history that no index lists was not looked for; run `redstep doctor` with a REDIS_URL naming "
+    "a user allowed SCAN (the administrator) to look for those too",
+    WARNING,
+)
+
+
 @dataclass
 class Examination:
     """What a check read and what it found."""
@@ -114,30 +127,55 @@ class Doctor:
         self.keys = keys
         self.indexes = [keys.executions, *(keys.status(s) for s in STATUSES), keys.closed]
         self.broken_indexes: set[str] = set()
+        self.scan_refused = False
 
     def examine(self) -> Examination:
         found = Examination()
         found.problems += self.index_types()
         names = self.scan_names(self.keys.execution("*"))
+        if names is None:
+            names = sorted(self.indexed_names())
+        existing: set[str] = set()
         running: dict[str, dict[str, Any]] = {}
         for snapshot in self.snapshots(names):
+            if not snapshot.exists:
+                continue  # an index entry naming nothing, or swept since: orphans() reads it again
+            existing.add(snapshot.name)
             found.executions += 1
             found.problems += self.structure(snapshot)
             if snapshot.execution is not None and snapshot.execution["status"] == "RUNNING":
                 running[snapshot.name] = slim(snapshot.execution)
         found.running = len(running)
-        found.problems += self.orphans(set(names))
+        found.problems += self.orphans(existing)
         found.problems += self.stuck(running)
+        if self.scan_refused:
+            found.problems.append(UNLISTED_KEYS_UNCHECKED)
         return found
 
     # -- reading -----------------------------------------------------------------------------
 
-    def scan_names(self, pattern_key: str) -> list[str]:
-        """The execution names of the keys shaped like ``pattern_key`` (``*`` in the hash tag)."""
+    def scan_names(self, pattern_key: str) -> list[str] | None:
+        """The execution names of the keys shaped like ``pattern_key`` (``*`` in the hash tag).
+
+        None when this user may not SCAN (redstep's ACL user may not): then only what the
+        indexes list is read, and the report says so.
+        """
         head, _, tail = pattern_key.partition("{*}")
         pattern = f"{glob_escape(head)}{{*}}{glob_escape(tail)}"
-        found = (lossless_text(key) for key in self.redis.scan_iter(match=pattern, count=1000))
+        try:
+            found = [lossless_text(key) for key in self.redis.scan_iter(match=pattern, count=1000)]
+        except redis.exceptions.NoPermissionError:
+            self.scan_refused = True
+            return None
         return [key[len(head) + 1 : len(key) - len(tail) - 1] for key in found]
+
+    def indexed_names(self) -> set[str]:
+        """Every execution name some readable index lists."""
+        names: set[str] = set()
+        for index in self.indexes:
+            if index not in self.broken_indexes:
+                names |= {lossless_text(member) for member, _ in movers.zscan(self.redis, index)}
+        return names
 
     def snapshots(self, names: Iterable[str]) -> Iterator[Snapshot]:
         """Each execution as read in a MULTI of up to SNAPSHOT_BATCH executions."""
@@ -234,11 +272,8 @@ class Doctor:
 
     def orphans(self, names: set[str]) -> list[Problem]:
         """Index entries and histories naming no execution, each looked up again before it is reported."""
-        suspects: set[str] = set()
-        for index in self.indexes:
-            if index not in self.broken_indexes:
-                suspects |= {lossless_text(m) for m, _ in movers.zscan(self.redis, index)} - names
-        suspects |= set(self.scan_names(self.keys.history("*"))) - names
+        suspects = self.indexed_names() - names
+        suspects |= set(self.scan_names(self.keys.history("*")) or ()) - names
         problems = []
         for snapshot in self.snapshots(sorted(suspects)):
             problems += self.structure(snapshot)

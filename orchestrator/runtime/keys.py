@@ -26,12 +26,20 @@ The orchestrators
     ``{p}:timers``               zset: a TimerFired event (JSON) scored by its due time
     ``{p}:malformed``            stream of entries moved aside: ``stream``, ``id``, ``reason``, ``fields``
     ``{p}:heartbeat:<consumer>`` string with a TTL, set by each orchestrator every loop
+    ``{p}:orchestrators``        set of the consumers that sent a heartbeat: added to in the pipeline
+                                 that sets the heartbeat, pruned by the orchestrators of names whose
+                                 heartbeat expired (readers skip those), so nothing needs SCAN
 
 Source queues (SQS role) and topics (SNS role)
     ``{p}:queue:<name>``         stream of messages: ``body`` holding JSON and ``message_id``, the name of
                                  the execution it starts (the entry id stands in when it is missing)
     ``{p}:dlq:<name>``           dead letters: ``body``, ``message_id``, ``reason``, ``receive_count``
+<<<<<<< HEAD
     ``{p}:queue-attributes``     hash: queue name -> JSON of the attributes CreateQueue gave it (SQS API)
+=======
+    ``{p}:dlq-queues``           set of the queue names that ever had a dead letter, added to in the
+                                 transaction that moves one; purging a queue's letters removes it
+>>>>>>> noscan
     ``{p}:topic:<name>``         pub/sub channel of SNS-shaped envelopes (JSON)
     ``{p}:topic-log:<name>``     stream capped near ``notification_stream_length``; field ``message``
 
@@ -111,8 +119,8 @@ class Keys:
         return f"{self.prefix}:heartbeat:{consumer}"
 
     @property
-    def heartbeat_pattern(self) -> str:
-        return f"{self.prefix}:heartbeat:*"
+    def orchestrators(self) -> str:
+        return f"{self.prefix}:orchestrators"
 
     def queue(self, name: str) -> str:
         return f"{self.prefix}:queue:{name}"
@@ -123,6 +131,10 @@ class Keys:
     @property
     def queue_attributes(self) -> str:
         return f"{self.prefix}:queue-attributes"
+
+    @property
+    def dead_letter_queues(self) -> str:
+        return f"{self.prefix}:dlq-queues"
 
     def topic(self, name: str) -> str:
         return f"{self.prefix}:topic:{name}"
@@ -141,6 +153,13 @@ class Keys:
     @staticmethod
     def rq_job(job_id: str) -> str:
         return f"{RQ_JOB_PREFIX}{job_id}"
+
+    @property
+    def workers(self) -> str:
+        return f"{self.prefix}:workers"
+
+    def claimed(self, worker: str) -> str:
+        return f"{self.prefix}:claimed:{worker}"
 
     @property
     def dragons(self) -> str:

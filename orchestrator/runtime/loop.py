@@ -16,13 +16,14 @@ import logging
 import signal
 import socket
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
 
 import redis
 
-from orchestrator.runtime import transitions
+from orchestrator.runtime import heartbeats, transitions
 from orchestrator.runtime.clock import RedisClock
 from orchestrator.runtime.faults import FaultPoints, skew_wall_clock
 from orchestrator.runtime.intake import Entry, Event, EventIntake, stream_batches
@@ -66,6 +67,8 @@ class Orchestrator:
         clock: the time source (epoch seconds); Redis's ``TIME`` by default (see runtime.clock).
         claim_idle_seconds: how long an event may sit unacknowledged with another
             orchestrator before this one takes it over (that one is presumed dead).
+        forget_dead_every_seconds: how often it drops from ``{p}:orchestrators`` the names whose
+            heartbeat expired.
     """
 
     def __init__(
@@ -75,6 +78,7 @@ class Orchestrator:
         consumer: str,
         clock: Callable[[], float] | None = None,
         claim_idle_seconds: float = 10.0,
+        forget_dead_every_seconds: float = HEARTBEAT_TTL_SECONDS,
     ) -> None:
         self.redis = redis_client
         self.settings = settings
@@ -94,6 +98,8 @@ class Orchestrator:
         )
         self.faults = FaultPoints(settings.fault_point)
         self.lone_failures = LoneFailures(self.store, settings, self.commit, clock)
+        self.forget_dead_every_seconds = forget_dead_every_seconds
+        self._next_forget_dead = 0.0  # time.monotonic() after which dead names leave the index
         ensure_group(redis_client, self.keys.events)
 
     def ensure_groups(self) -> None:
@@ -125,6 +131,7 @@ class Orchestrator:
     def _iterate(self, block_seconds: float | None) -> int:
         self.source.reclaim_if_due()
         self.retention.sweep_if_due()
+        self.forget_dead_orchestrators_if_due()
         events = self.read_all()
         batch = self.source.take_batch()
         if not events and not batch and block_seconds:
@@ -138,10 +145,17 @@ class Orchestrator:
             self.faults.reach("after-read-events")
         return started + self.apply_events(events)
 
+    def forget_dead_orchestrators_if_due(self) -> None:
+        """Now and then, drop from ``{p}:orchestrators`` the names whose heartbeat expired."""
+        now = time.monotonic()
+        if now >= self._next_forget_dead:
+            self._next_forget_dead = now + self.forget_dead_every_seconds
+            heartbeats.forget_dead(self.redis, self.keys)
+
     def read_all(self) -> list[Event]:
         """Beat, fire due timers, and read both the source queue and the event stream, in one round trip."""
         pipe = self.redis.pipeline(transaction=False)
-        pipe.set(self.keys.heartbeat(self.consumer), repr(self.clock()), ex=HEARTBEAT_TTL_SECONDS)
+        heartbeats.beat(pipe, self.keys, self.consumer, self.clock(), HEARTBEAT_TTL_SECONDS)
         pipe.evalsha(self._fire_timers.sha, 2, *self.timer_arguments())
         room = self.source.room
         if room > 0:
@@ -153,10 +167,10 @@ class Orchestrator:
             # Redis restarted or flushed its scripts: load the script again, and read next time.
             load_for_pipelines(self._fire_timers)
             return []
-        if replies[1]:
+        if replies[2]:
             self.faults.reach("after-timers")
         if room > 0:
-            self.source.accept_entries(entries_of(replies[2]))
+            self.source.accept_entries(entries_of(replies[3]))
         return self.intake.parse(entries_of(replies[-1]))
 
     def wait_for_work(self, block_seconds: float) -> list[Event]:

@@ -3,7 +3,8 @@
 A RUNNING execution waits on tokens (``execution["tokens"]``: token -> [thread id, kind]).
 Something answers a token when it holds it on its way to the orchestrators:
 
-- an RQ job in the task queue or in a worker's claimed list with a task for the token;
+- an RQ job in the task queue or in a worker's claimed list (of a worker in ``{p}:workers``)
+  with a task for the token;
 - a member of the timers zset for the token: a TimerFired event, or a task's lease (the
   TaskFailed its worker's silence turns into);
 - an entry on the events stream (unread, or read and not yet committed) for the token.
@@ -62,8 +63,10 @@ def find_movers(redis_client: redis.Redis, keys: Keys, names: set[str]) -> Mover
     """Every token of the executions ``names`` that something holds, read upstream first."""
     movers = Movers()
     job_ids = list_items(redis_client, keys.task_queue)
-    for claimed in redis_client.scan_iter(match=f"{glob_escape(keys.prefix)}:claimed:*", count=BATCH):
-        job_ids += list_items(redis_client, lossless_text(claimed))
+    # A worker is in the workers set before it claims a job and leaves it only once its claimed
+    # list is empty, so the set names every claimed list (no SCAN of key names needed).
+    for worker in sorted(set_members(redis_client, keys.workers)):
+        job_ids += list_items(redis_client, keys.claimed(worker))
     for task in job_tasks(redis_client, job_ids):
         add_token(movers, names, task)
     for member, _ in zscan(redis_client, keys.timers):
@@ -167,6 +170,14 @@ def list_items(redis_client: redis.Redis, key: str) -> list[str]:
         if len(chunk) < BATCH:
             return items
         start += BATCH
+
+
+def set_members(redis_client: redis.Redis, key: str) -> list[str]:
+    """A set's members; a key that is not a set has none."""
+    try:
+        return [lossless_text(member) for member in redis_client.smembers(key)]
+    except redis.ResponseError:
+        return []
 
 
 def zscan(redis_client: redis.Redis, key: str) -> Iterator[tuple[bytes, float]]:

@@ -317,6 +317,7 @@ class EventSourceMapping:
             )
             pipe.xack(self.stream, GROUP, message.entry_id)
             pipe.xdel(self.stream, message.entry_id)
+        pipe.sadd(self.keys.dead_letter_queues, self.queue)
         pipe.execute()
 
 
