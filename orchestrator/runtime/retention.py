@@ -81,12 +81,14 @@ class Retention:
         self._next_sweep = float("-inf")
         self._overrides: dict[str, float] | None = None
         self._cursors: dict[RetentionGroup, tuple[str, bytes]] = {}
-        self._more_waiting = False
+        # Whether the last sweep stopped at a full batch for some retention: more may be due.
+        self.more_waiting = False
 
     def sweep_if_due(self) -> int:
-        """Sweep when retention is on and the interval has passed; returns how many were removed.
+        """Sweep when the interval has passed; returns how many were removed.
 
-        A full batch means more are waiting (a backlog, or executions finishing faster than
+        The overrides are read even when the default keeps forever, as a machine may have its
+        own retention. A full batch means more are waiting (a backlog, or executions finishing faster than
         one batch per interval), so the next call sweeps again instead of waiting. A sweep that
         Redis refuses is logged and tried again an interval later: keeping executions too
         long must never stop the orchestrator from running them.
@@ -100,7 +102,7 @@ class Retention:
         except redis.ResponseError:
             log.exception("the retention sweep failed; finished executions are kept until the next one")
             return 0
-        if self._more_waiting:
+        if self.more_waiting:
             self._next_sweep = now
         return removed
 
@@ -111,7 +113,7 @@ class Retention:
         if overrides != self._overrides:
             # A machine that moved between retentions may have entries behind its new group's cursor.
             self._overrides, self._cursors = overrides, {}
-        self._more_waiting = False
+        self.more_waiting = False
         removed = 0
         for group in retention_groups(self.retention_seconds, overrides):
             removed += self._sweep_group(group, now - group.seconds)
@@ -125,7 +127,7 @@ class Retention:
         args = [repr(cutoff), self.batch, self.keys.prefix, score, member, mode, *group.machines]
         removed, looked_at, score, member = self._script(keys=keys, args=args)
         self._cursors[group] = (score.decode() if isinstance(score, bytes) else score, member)
-        self._more_waiting |= int(looked_at) >= self.batch
+        self.more_waiting |= int(looked_at) >= self.batch
         if removed:
             log.info("removed %d execution(s) that stopped over %gs ago", removed, group.seconds)
         return int(removed)
