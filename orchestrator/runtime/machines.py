@@ -163,6 +163,6 @@ def set_machine_retention(redis_client: redis.Redis, keys: Keys, name: str, seco
     parse_retention(repr(seconds), name)
     if not redis_client.hexists(keys.machines, name):
         raise RetentionValueError(
-            f"no state machine is registered as {name!r}; register it first (see `redstep machines`)"
+            f"no state machine is registered as {name!r}; register it before setting its retention"
         )
     redis_client.hset(keys.machine_retention, name, repr(seconds))
