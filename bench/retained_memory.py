@@ -7,9 +7,11 @@ N dragon records to their end, then measures:
 * ``MEMORY USAGE`` (exact: ``SAMPLES 0``) of every key, grouped by what it is: the execution's
   description, its history, its entries in the indexes, the dragon store, the notification log,
   the RQ leftovers; the first three are what ``REDSTEP_RETENTION_SECONDS`` keeps and removes;
-* what zlib would make of a history, as a figure for history compression.
+* what zlib would make of a history, as a figure for history compression;
+* what a retention of ``--days`` on DragonPipeline alone (``redstep machines retention``)
+  keeps at ``--per-day`` executions a day: arithmetic from the figure measured here.
 
-    python bench/retained_memory.py [--records 5000] [--workers 2]
+    python bench/retained_memory.py [--records 5000] [--workers 2] [--per-day 100000] [--days 7]
 """
 
 from __future__ import annotations
@@ -140,6 +142,8 @@ def main() -> None:
     parser.add_argument("--records", type=int, default=5000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=600.0)
+    parser.add_argument("--per-day", type=int, default=100_000, help="DragonPipeline executions a day")
+    parser.add_argument("--days", type=float, default=7.0, help="a retention for DragonPipeline alone")
     args = parser.parse_args()
 
     keys = Keys(PREFIX)
@@ -181,6 +185,12 @@ def main() -> None:
     print(f"history: {events:.0f} events, {history_raw:,.0f} B of JSON per execution, "
           f"{history_packed:,.0f} B zlib-compressed ({history_packed / history_raw:.0%}); "
           f"description blob {blob:,.0f} B")  # fmt: skip
+    kept = args.per_day * args.days
+    used = (after - before) / n
+    print(f"redstep machines retention DragonPipeline {args.days * 86_400:.0f}: at {args.per_day:,} a day "
+          f"it keeps {kept:,.0f} executions, {kept * retained / 1e9:.1f} GB retained "
+          f"({kept * used / 1e9:.1f} GB of used_memory); the 90-day default would keep "
+          f"{args.per_day * 90 * used / 1e9:.1f} GB")  # fmt: skip
     print(json.dumps({"records": n, "bytes_per_execution_used_memory": round((after - before) / n),
                       "bytes_per_execution_retained": round(retained)}))  # fmt: skip
 

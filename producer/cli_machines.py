@@ -1,4 +1,7 @@
-"""``redstep run`` and ``redstep machines validate``: run or check any ASL definition.
+"""``redstep run``, ``redstep machines validate`` and ``redstep machines retention``.
+
+``run`` and ``validate`` run or check any ASL definition; ``retention`` sets, clears or shows
+how long a state machine's finished executions are kept.
 
 ``run --local`` drives the pure core in-process on a virtual clock, so Wait states, back-off
 and timeouts take no real time; without ``--local`` the execution runs on the stack that
@@ -11,7 +14,7 @@ import hashlib
 import json
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -21,7 +24,10 @@ from orchestrator.asl.validation import validate
 from producer.views import printable
 
 if TYPE_CHECKING:
+    import redis
+
     from orchestrator.runtime.client import Client
+    from orchestrator.runtime.keys import Keys
 
 machines_app = typer.Typer(help="Check and manage state machine definitions.", no_args_is_help=True)
 
@@ -50,6 +56,77 @@ def validate_command(
     else:
         print(f"{definition}: valid")
     raise typer.Exit(1 if problems else 0)
+
+
+# A negative SECONDS must reach the check below, not be taken for an unknown option.
+@machines_app.command("retention", context_settings={"ignore_unknown_options": True})
+def retention_command(
+    ctx: typer.Context,
+    name: Annotated[str | None, typer.Argument(help="A state machine; without it, every machine.")] = None,
+    seconds: Annotated[
+        str | None, typer.Argument(help="Keep its finished executions this long after they stop; 0: forever.")
+    ] = None,
+    default: Annotated[
+        bool, typer.Option("--default", help="Clear its own retention: REDSTEP_RETENTION_SECONDS applies.")
+    ] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Set, clear (--default) or show how long a machine's finished executions are kept."""
+    from orchestrator.runtime import machines  # imported late: the CLI starts faster without Redis code
+    from orchestrator.runtime.keys import Keys
+
+    if (seconds is not None or default) and name is None:
+        _usage_error("give the state machine whose retention to set: redstep machines retention NAME SECONDS")
+    if seconds is not None and default:
+        _usage_error("give SECONDS or --default, not both")
+    value = None
+    if seconds is not None:
+        try:
+            value = machines.parse_retention(seconds, name or "")
+        except machines.RetentionValueError as exc:
+            _usage_error(str(exc))
+    settings, connection = ctx.obj.connect()
+    keys = Keys(settings.prefix)
+    if seconds is not None or default:
+        try:
+            machines.set_machine_retention(connection, keys, name or "", value)
+        except machines.RetentionValueError as exc:
+            _usage_error(str(exc))
+    rows = _retention_rows(connection, keys, settings.retention_seconds, name)
+    if as_json:
+        print(json.dumps(rows if name is None else rows[0]))
+        return
+    for row in rows:
+        kept = "forever" if not row["retentionSeconds"] else f"{row['retentionSeconds']:g}s"
+        print(printable(f"{row['stateMachine']}  {kept}  ({row['source']})"))
+
+
+def _retention_rows(
+    connection: redis.Redis, keys: Keys, default_seconds: float, name: str | None
+) -> list[dict[str, Any]]:
+    from orchestrator.runtime.machines import machine_retentions
+
+    overrides = machine_retentions(connection, keys)
+    names = [name] if name is not None else sorted(k.decode() for k in connection.hkeys(keys.machines))
+    if name is not None and name not in overrides and not connection.hexists(keys.machines, name):
+        print(
+            printable(f"redstep machines retention: no state machine is registered as {name!r}"),
+            file=sys.stderr,
+        )
+        raise typer.Exit(1)
+    return [
+        {
+            "stateMachine": machine,
+            "retentionSeconds": overrides.get(machine, default_seconds),
+            "source": "machine" if machine in overrides else "default (REDSTEP_RETENTION_SECONDS)",
+        }
+        for machine in names
+    ]
+
+
+def _usage_error(message: str) -> NoReturn:
+    print(printable(f"redstep machines retention: {message}"), file=sys.stderr, flush=True)
+    raise typer.Exit(2)
 
 
 def run_command(

@@ -16,6 +16,9 @@ Executions
     ``{p}:machines``             hash: state machine name -> definition JSON (its current version)
     ``{p}:machine-versions``     hash: ``<name>@<version>`` -> definition JSON, every version ever
                                  registered (an execution runs on the version it started with)
+    ``{p}:machine-retention``    hash: state machine name -> seconds its finished executions are kept
+                                 (0: forever), set by ``redstep machines retention``; a machine with
+                                 none keeps them ``retention_seconds`` (runtime.retention)
     ``{p}:machine-details``      hash: state machine name -> JSON of what the Step Functions API adds
                                  (roleArn, type, creationDate, updateDate, executionsSince), or of
                                  ``{"deleted": <time>}`` once DeleteStateMachine removed it (runtime.catalog)
@@ -98,6 +101,10 @@ class Keys:
     @property
     def machine_versions(self) -> str:
         return f"{self.prefix}:machine-versions"
+
+    @property
+    def machine_retention(self) -> str:
+        return f"{self.prefix}:machine-retention"
 
     @property
     def machine_details(self) -> str:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 import time
 from importlib import resources
 from typing import Any
@@ -19,7 +21,13 @@ import redis
 from orchestrator.asl.definition import StateMachine
 from orchestrator.runtime.keys import Keys
 
+log = logging.getLogger(__name__)
+
 DRAGON_PIPELINE = "DragonPipeline"
+
+
+class RetentionValueError(ValueError):
+    """A machine's retention that cannot be kept: not a number, negative, or for no known machine."""
 
 
 def dragon_pipeline_definition() -> str:
@@ -105,3 +113,56 @@ class MachineCache:
             return None
         machine.version = machine_version(text)
         return machine
+
+
+def parse_retention(text: str, name: str) -> float:
+    """The seconds ``text`` says to keep ``name``'s finished executions (0: forever).
+
+    Raises:
+        RetentionValueError: when ``text`` is not a finite number of seconds, 0 or more.
+    """
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds >= 0):  # NaN compares false with everything
+        raise RetentionValueError(
+            f"the retention of {name} must be 0 (keep its finished executions forever) or a number of"
+            f" seconds to keep them after they stop, not {text!r}"
+        )
+    return seconds
+
+
+def machine_retentions(redis_client: redis.Redis, keys: Keys) -> dict[str, float]:
+    """Each machine's own retention in seconds (0: forever); machines with none are absent.
+
+    A value someone wrote into the hash by hand that is not a valid retention is logged and
+    skipped, so that machine keeps the default rather than stopping every sweep.
+    """
+    retentions = {}
+    for raw_name, raw_seconds in redis_client.hgetall(keys.machine_retention).items():
+        name = raw_name.decode() if isinstance(raw_name, bytes) else raw_name
+        text = raw_seconds.decode() if isinstance(raw_seconds, bytes) else raw_seconds
+        try:
+            retentions[name] = parse_retention(text, name)
+        except RetentionValueError as exc:
+            log.warning("%s in %s; the default retention applies", exc, keys.machine_retention)
+    return retentions
+
+
+def set_machine_retention(redis_client: redis.Redis, keys: Keys, name: str, seconds: float | None) -> None:
+    """Keep ``name``'s finished executions ``seconds`` after they stop (0: forever; None: the default).
+
+    Raises:
+        RetentionValueError: for a negative or non-finite ``seconds``, or when no machine is
+            registered under ``name`` (clearing is allowed for any name, to tidy up after one).
+    """
+    if seconds is None:
+        redis_client.hdel(keys.machine_retention, name)
+        return
+    parse_retention(repr(seconds), name)
+    if not redis_client.hexists(keys.machines, name):
+        raise RetentionValueError(
+            f"no state machine is registered as {name!r}; register it before setting its retention"
+        )
+    redis_client.hset(keys.machine_retention, name, repr(seconds))
