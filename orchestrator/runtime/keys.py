@@ -37,12 +37,9 @@ Source queues (SQS role) and topics (SNS role)
     ``{p}:queue:<name>``         stream of messages: ``body`` holding JSON and ``message_id``, the name of
                                  the execution it starts (the entry id stands in when it is missing)
     ``{p}:dlq:<name>``           dead letters: ``body``, ``message_id``, ``reason``, ``receive_count``
-<<<<<<< HEAD
     ``{p}:queue-attributes``     hash: queue name -> JSON of the attributes CreateQueue gave it (SQS API)
-=======
     ``{p}:dlq-queues``           set of the queue names that ever had a dead letter, added to in the
                                  transaction that moves one; purging a queue's letters removes it
->>>>>>> noscan
     ``{p}:topic:<name>``         pub/sub channel of SNS-shaped envelopes (JSON)
     ``{p}:topic-log:<name>``     stream capped near ``notification_stream_length``; field ``message``
 
