@@ -13,10 +13,12 @@ from typing import Any
 import pytest
 import redis
 
+from orchestrator.runtime.keys import Keys
 from orchestrator.settings import Settings
+from worker.entry import use_leases, use_settings
 from worker.jobs import SERIALIZER, TaskJob
 from worker.leases import WorkerLeases, claimed_key
-from worker.process import claiming_queue_class, task_queue_name
+from worker.process import claiming_queue_class, task_queue_name, task_worker
 
 PREFIX = "t"
 TASK = {"execution": "e1", "token": "e1:1", "function": "ValidateDragon", "payload": {}}
@@ -66,3 +68,39 @@ def test_a_job_dequeued_over_a_connection_lost_before_it_was_read_is_not_left_cl
     assert dequeued is not None and dequeued[0].id == job.id
     assert redis_client.lrange(claimed_key(PREFIX, "w2"), 0, -1) == [job.id.encode()]
     assert redis_client.llen(queue.key) == 0
+
+
+def test_a_job_whose_preparation_lost_redis_goes_back_to_the_queue_and_runs(
+    redis_client: redis.Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RQ fails a job whose own bookkeeping lost the connection before the function ran; its tasks
+    must not be left in the worker's claimed list, where nothing would ever run or fail them."""
+    use_settings(settings)
+    use_leases(WorkerLeases(redis_client, PREFIX, "w3", lease_seconds=30))
+    queue_class = claiming_queue_class(settings, "w3")
+    queue = queue_class(task_queue_name(settings), connection=redis_client, serializer=SERIALIZER)
+    queue.enqueue("worker.entry.run_tasks", [TASK], Keys(PREFIX).events)
+    worker = task_worker(redis_client, settings, "w3")
+    prepare = worker.prepare_job_execution
+    calls = []
+
+    def lose_redis_once(*args: Any, **kwargs: Any) -> None:
+        # No real part can drop the connection exactly inside RQ's preparation: injected here.
+        calls.append(1)
+        if len(calls) == 1:
+            raise redis.ConnectionError("Connection closed by server.")
+        prepare(*args, **kwargs)
+
+    monkeypatch.setattr(worker, "prepare_job_execution", lose_redis_once)
+    try:
+        worker.work(burst=True, logging_level="WARNING")
+    finally:
+        use_leases(None)
+
+    # The job went back and ran: its task reported, and nothing is left claimed.
+    assert len(calls) == 2
+    assert redis_client.llen(claimed_key(PREFIX, "w3")) == 0
+    reports = [json.loads(fields[b"event"]) for _, fields in redis_client.xrange(Keys(PREFIX).events)]
+    assert [report["token"] for report in reports if report["type"] in ("TaskSucceeded", "TaskFailed")] == [
+        "e1:1"
+    ]

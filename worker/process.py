@@ -296,6 +296,24 @@ class TaskWorker(SimpleWorker):
             pipeline.execute()
         self.log.info("Successfully completed job %s on worker %s", job.id, self.name)
 
+    def handle_job_failure(
+        self,
+        job: Job,
+        queue: Queue,
+        started_job_registry: StartedJobRegistry | None = None,
+        exc_string: str = "",
+    ) -> None:
+        """Fail the job as RQ does, and have the next dequeue give back what it left claimed.
+
+        RQ's own preparation of a job (a transaction before the function runs) can lose Redis;
+        RQ then fails the job and goes on. Its tasks never began: the job still sits in this
+        worker's claimed list, which nobody else empties while this worker lives, so without
+        this its executions would wait forever. A job whose tasks began left the list already.
+        """
+        if issubclass(self.queue_class, ClaimingQueue):
+            self.queue_class.reply_lost = True
+        super().handle_job_failure(job, queue, started_job_registry, exc_string)
+
     def request_force_stop(self, signum: int, frame: FrameType | None) -> None:
         """Stop now, even in the middle of a function (the second SIGTERM or Ctrl-C)."""
         try:
