@@ -227,9 +227,8 @@ def test_queue_attributes_count_the_messages_waiting(sqs: Any, side_queue: str) 
 
 def test_list_queues_filters_by_prefix_and_pages_with_max_results(sqs: Any, api_stack: ApiStack) -> None:
     stem = f"paged{uuid.uuid4().hex[:6]}"
-    connection = redis.Redis.from_url(api_stack.env["REDIS_URL"])
     for index in range(3):
-        ensure_group(connection, Keys(api_stack.prefix).queue(f"{stem}-{index}"))
+        sqs.create_queue(QueueName=f"{stem}-{index}")
     pages = list(sqs.get_paginator("list_queues").paginate(QueueNamePrefix=stem, MaxResults=2))
     assert [len(page["QueueUrls"]) for page in pages] == [2, 1]
     urls = [url for page in pages for url in page["QueueUrls"]]

@@ -72,3 +72,16 @@ def test_no_python_module_outside_the_tests_holds_lua() -> None:
         and "redis.call(" in path.read_text(encoding="utf-8")
     ]
     assert offenders == [], f"move the Lua in {offenders} into orchestrator/runtime/lua/<name>.lua"
+
+
+def test_nothing_but_the_doctor_lists_keys_with_scan() -> None:
+    """The app's ACL user is refused SCAN (see docker-compose.yml): redstep keeps sets of what it
+    must find instead. Only the doctor looks for keys no index lists, and says so when refused."""
+    root = Path(__file__).resolve().parents[1]
+    offenders = [
+        str(path.relative_to(root))
+        for folder in ("orchestrator", "worker", "producer")
+        for path in (root / folder).rglob("*.py")
+        if path.name != "doctor.py" and re.search(r"\.scan_iter\(|\.scan\(|\"SCAN\"", path.read_text())
+    ]
+    assert offenders == []

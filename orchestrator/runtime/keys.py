@@ -37,6 +37,8 @@ Source queues (SQS role) and topics (SNS role)
     ``{p}:queue:<name>``         stream of messages: ``body`` holding JSON and ``message_id``, the name of
                                  the execution it starts (the entry id stands in when it is missing)
     ``{p}:dlq:<name>``           dead letters: ``body``, ``message_id``, ``reason``, ``receive_count``
+    ``{p}:queues``               set of the names of queues messages were sent to or CreateQueue made,
+                                 so listing them needs no SCAN; DeleteQueue removes a name
     ``{p}:queue-attributes``     hash: queue name -> JSON of the attributes CreateQueue gave it (SQS API)
     ``{p}:dlq-queues``           set of the queue names that ever had a dead letter, added to in the
                                  transaction that moves one; purging a queue's letters removes it
@@ -131,6 +133,10 @@ class Keys:
 
     def dead_letters(self, name: str) -> str:
         return f"{self.prefix}:dlq:{name}"
+
+    @property
+    def queue_names(self) -> str:
+        return f"{self.prefix}:queues"
 
     @property
     def queue_attributes(self) -> str:

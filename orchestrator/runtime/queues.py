@@ -81,12 +81,8 @@ class Queues:
         )
 
     def names(self) -> list[str]:
-        """Every queue's name, sorted."""
-        prefix = self.keys.queue("")
-        found = {
-            lossless_text(key)[len(prefix) :]
-            for key in self.redis.scan_iter(match=f"{_glob_escape(prefix)}*", count=500, _type="STREAM")
-        }
+        """Every queue's name, sorted: the ones sent to or created, kept in a set (no SCAN needed)."""
+        found = {lossless_text(name) for name in self.redis.smembers(self.keys.queue_names)}
         found.add(self.settings.source_queue)
         return sorted(found)
 
@@ -124,12 +120,14 @@ class Queues:
         """
         self.set_attributes(name, attributes)
         ensure_group(self.redis, self.keys.queue(name))
+        self.redis.sadd(self.keys.queue_names, name)
 
     def delete(self, name: str) -> None:
         """Remove the queue, its messages and its attributes (its dead letters stay to be read)."""
         pipe = self.redis.pipeline(transaction=False)
         pipe.delete(self.keys.queue(name))
         pipe.hdel(self.keys.queue_attributes, name)
+        pipe.srem(self.keys.queue_names, name)
         pipe.execute()
 
     def purge(self, name: str) -> int:
@@ -167,7 +165,3 @@ def json_text(body: str) -> bool:
 
 def _refuse(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
-
-
-def _glob_escape(text: str) -> str:
-    return "".join(f"\\{char}" if char in "*?[]\\" else char for char in text)

@@ -105,8 +105,10 @@ def send_messages(
         problem = message_id_problem(message_id)
         if problem:
             raise ValueError(f"message_ids[{index}] {problem}; nothing was sent")
-    stream = Keys(settings.prefix).queue(queue)
+    keys = Keys(settings.prefix)
+    stream = keys.queue(queue)
     pipe = redis_client.pipeline(transaction=False)
+    pipe.sadd(keys.queue_names, queue)  # listing queues then needs no SCAN
     for body, message_id in zip(bodies, message_ids, strict=True):
         pipe.xadd(stream, {BODY_FIELD: json.dumps(body), MESSAGE_ID_FIELD: message_id})
     pipe.execute()
