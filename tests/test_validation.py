@@ -115,3 +115,25 @@ def test_parse_refuses_an_invalid_definition_with_every_problem_listed() -> None
 def test_text_that_is_not_json_is_refused_clearly() -> None:
     with pytest.raises(DefinitionError, match="not valid JSON"):
         StateMachine.parse("{not json")
+
+
+@pytest.mark.parametrize("bad", [False, True, [], [1], 3, {"a": 1}])
+def test_a_result_path_that_is_not_a_string_or_null_is_refused_where_it_stands(bad: object) -> None:
+    definition = {
+        "StartAt": "T",
+        "States": {
+            "T": {
+                "Type": "Task",
+                "Resource": "arn:aws:lambda:us-east-1:000000000000:function:F",
+                "ResultPath": bad,
+                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": bad, "Next": "Done"}],
+                "End": True,
+            },
+            "Done": {"Type": "Succeed"},
+        },
+    }
+    messages = {str(problem) for problem in validate(definition)}
+    assert any("/States/T/ResultPath" in m and "path string, or null" in m for m in messages), messages
+    assert any("/States/T/Catch/0/ResultPath" in m and "path string, or null" in m for m in messages), (
+        messages
+    )

@@ -108,9 +108,8 @@ def _check_paths(state: dict[str, Any], where: str, problems: list[Problem]) -> 
         message = jsonpath.check_path(value) if isinstance(value, str) else "must be a path string"
         if message:
             problems.append(Problem(f"{where}/{field}", message))
-    result_path = state.get("ResultPath")
-    if isinstance(result_path, str):
-        message = jsonpath.check_result_path(result_path)
+    if "ResultPath" in state:
+        message = _result_path_problem(state["ResultPath"])
         if message:
             problems.append(Problem(f"{where}/ResultPath", message))
     for field in ("ErrorPath", "CausePath"):
@@ -123,6 +122,15 @@ def _check_paths(state: dict[str, Any], where: str, problems: list[Problem]) -> 
             _check_template(state[field], f"{where}/{field}", problems)
     if "Assign" in state:
         _check_template(state["Assign"], f"{where}/Assign", problems)
+
+
+def _result_path_problem(value: Any) -> str | None:
+    """What is wrong with a ResultPath (a reference path, or null to discard the result), or None."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        return "must be a path string, or null to discard the result"
+    return jsonpath.check_result_path(value)
 
 
 def _error_path_problem(value: Any) -> str | None:
@@ -251,7 +259,7 @@ def _check_catch(catchers: Any, where: str, problems: list[Problem]) -> None:
         return
     for index, catcher in enumerate(catchers):
         _check_error_equals(catcher, f"{where}/{index}", problems)
-        if isinstance(catcher, dict) and isinstance(catcher.get("ResultPath"), str):
-            message = jsonpath.check_result_path(catcher["ResultPath"])
+        if isinstance(catcher, dict) and "ResultPath" in catcher:
+            message = _result_path_problem(catcher["ResultPath"])
             if message:
                 problems.append(Problem(f"{where}/{index}/ResultPath", message))
