@@ -1,7 +1,7 @@
 """How a command finds its Redis when ``REDIS_URL`` is unset: a running ``redstep up``, else the default.
 
 The resolution is tested in-process against runtime files written as ``up`` writes them; the
-one-line refusals run the real CLI. Nothing here connects to 127.0.0.1:6379: a command that
+one-line refusals run the real CLI. Nothing here connects to the default address: a command that
 would fall back to the default runs in a network namespace of its own, where nothing listens.
 """
 
@@ -160,14 +160,14 @@ def test_the_file_up_writes_is_private_and_removed_only_by_its_writer(runtime_en
 def redstep(env: dict[str, str], *args: str, isolated: bool = False) -> subprocess.CompletedProcess[str]:
     command = [sys.executable, "-m", "producer.cli", *args]
     if isolated:
-        # A network namespace with only a loopback, so the default 127.0.0.1:6379 is nobody's.
+        # A network namespace with only a loopback, so the default address is nobody's.
         command = ["unshare", "--net", "sh", "-c", 'ip link set lo up 2>/dev/null; exec "$@"', "sh", *command]
     return subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
 
 
 def needs_network_namespace() -> None:
     if shutil.which("unshare") is None or subprocess.run(["unshare", "--net", "true"]).returncode != 0:
-        pytest.skip("needs `unshare --net` to keep the default 127.0.0.1:6379 out of reach")
+        pytest.skip("needs `unshare --net` to keep the default Redis address out of reach")
 
 
 @pytest.mark.parametrize(
@@ -216,7 +216,7 @@ def test_a_foreign_file_stops_a_command_before_it_connects(runtime_env: dict) ->
     ("url", "problem"),
     [
         ("redis://127.0.0.1:99999/0", "Port out of range 0-65535"),
-        ("redis://127.0.0.1:6379/0?socket_timeout=abc", "Invalid value for 'socket_timeout'"),
+        ("redis://127.0.0.1:1/0?socket_timeout=abc", "Invalid value for 'socket_timeout'"),
         ("redis://host:notaport/0", "Port could not be cast to integer value"),
     ],
 )

@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from orchestrator.runtime.keys import Keys
-from producer.discovery import runtime_file
+from producer.discovery import DEFAULT_URL, runtime_file
 from tests.test_cli_stack import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -140,7 +140,7 @@ def test_readme_run_it_block_works_as_written_from_a_second_terminal(
         "Already exists": 5,
     }
     assert "enqueued 25 record(s) on queue dragons" in second.output()
-    assert "127.0.0.1:6379" not in second.err.read_text()
+    assert DEFAULT_URL not in second.err.read_text()
     stack.close()
 
     # Ctrl-C in terminal 1 stops everything and takes the runtime file away.
