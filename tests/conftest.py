@@ -18,6 +18,7 @@ import redis
 from orchestrator.runtime.server import RedisServer
 from orchestrator.settings import Settings
 from tests.processes import descendants, kill_now
+from tests.retention_fixtures import HOUR, Clock
 
 # Fixtures that start a redis-server or redstep processes; a test using one is a `stack` test.
 STACK_FIXTURES = {"redis_server", "subprocess_env"}
@@ -107,3 +108,15 @@ def settings(redis_url: str) -> Settings:
 def subprocess_env(redis_url: str) -> dict[str, str]:
     """The environment for a redstep subprocess that talks to the test server."""
     return {**os.environ, "REDIS_URL": redis_url, "REDSTEP_PREFIX": "t", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A clock a test moves on by hand (``clock.offset``), for timers and retention."""
+    return Clock()
+
+
+@pytest.fixture
+def hour_retention(settings: Settings) -> Settings:
+    """The test settings, keeping finished executions an hour."""
+    return settings.model_copy(update={"retention_seconds": HOUR})

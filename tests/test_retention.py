@@ -20,34 +20,14 @@ from orchestrator.runtime.keys import STATUSES, Keys
 from orchestrator.runtime.loop import Orchestrator
 from orchestrator.runtime.retention import SWEEP_BATCH, Retention
 from orchestrator.settings import Settings
+from tests.retention_fixtures import HOUR, Clock
 from tests.runtime_fixtures import drive, one_task_machine
 
 KEYS = Keys("t")
-HOUR = 3600.0
 
 QUICK = {"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}}
 BROKEN = {"StartAt": "Boom", "States": {"Boom": {"Type": "Fail", "Error": "Broken", "Cause": "on purpose"}}}
 WAITING = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 30 * 86_400, "End": True}}}
-
-
-class Clock:
-    """The real time, plus however far a test has moved it on."""
-
-    def __init__(self) -> None:
-        self.offset = 0.0
-
-    def __call__(self) -> float:
-        return time.time() + self.offset
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def hour_retention(settings: Settings) -> Settings:
-    return settings.model_copy(update={"retention_seconds": HOUR})
 
 
 @pytest.fixture
