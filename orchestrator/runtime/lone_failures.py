@@ -12,13 +12,13 @@ is acknowledged without a trace.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import redis
 
 from orchestrator.runtime import transitions
+from orchestrator.runtime.clock import RedisClock
 from orchestrator.runtime.store import (
     COMMIT_ATTEMPTS,
     Commit,
@@ -73,7 +73,7 @@ class LoneFailures:
         store: loads executions and applies commits.
         settings: what :func:`transitions.record` needs (the notification log's length).
         commit: applies a commit; the orchestrator passes its own, with its fault points.
-        clock: the time source (epoch seconds).
+        clock: the time source (epoch seconds); Redis's ``TIME`` by default (see runtime.clock).
     """
 
     def __init__(
@@ -86,7 +86,7 @@ class LoneFailures:
         self.store = store
         self.settings = settings
         self.commit = commit or store.commit
-        self.clock = clock or time.time
+        self.clock = clock or RedisClock(store.redis)
 
     def fail_running(self, name: str, stream: str, entry_ids: list[str], cause: str) -> bool:
         """End running execution ``name`` FAILED with ``cause``, acknowledging ``entry_ids``.

@@ -16,12 +16,12 @@ executions kept longer, and no entry is looked at twice for one retention.
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis
 
+from orchestrator.runtime.clock import RedisClock
 from orchestrator.runtime.keys import FINISHED_STATUSES, Keys
 from orchestrator.runtime.machines import machine_retentions
 from orchestrator.runtime.scripts import lua_script
@@ -59,7 +59,8 @@ class Retention:
         redis_client: the connection.
         settings: the prefix, ``retention_seconds`` (the default; 0: keep forever) and
             ``retention_sweep_interval_seconds``.
-        clock: the time source (epoch seconds), the one stop times were taken from.
+        clock: the time source (epoch seconds), the one stop times were taken from; Redis's
+            ``TIME`` by default (see runtime.clock).
         batch: the most entries of the closed index one script call looks at (so also removes),
             which bounds how long it runs; a sweep makes one call per distinct retention.
     """
@@ -68,14 +69,14 @@ class Retention:
         self,
         redis_client: redis.Redis,
         settings: Settings,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
         batch: int = SWEEP_BATCH,
     ) -> None:
         self.redis = redis_client
         self.keys = Keys(settings.prefix)
         self.retention_seconds = settings.retention_seconds
         self.interval_seconds = settings.retention_sweep_interval_seconds
-        self.clock = clock
+        self.clock = clock or RedisClock(redis_client)
         self.batch = batch
         self._script = lua_script(redis_client, "sweep_closed")
         self._next_sweep = float("-inf")

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 
 import redis
 
+from orchestrator.runtime.clock import RedisClock
 from orchestrator.runtime.decoding import loads, lossless_text
 from orchestrator.runtime.keys import BODY_FIELD, GROUP, Keys
 from orchestrator.settings import Settings
@@ -154,7 +154,7 @@ class EventSourceMapping:
         settings: batch size, batching window, visibility timeout and max receive count.
         consumer: this orchestrator's consumer name in the group.
         queue: the queue's name (default: ``settings.source_queue``).
-        clock: the time source; tests pass their own.
+        clock: the time source; Redis's ``TIME`` by default (see runtime.clock), tests pass their own.
     """
 
     def __init__(
@@ -163,7 +163,7 @@ class EventSourceMapping:
         settings: Settings,
         consumer: str,
         queue: str | None = None,
-        clock: Clock = time.time,
+        clock: Clock | None = None,
     ) -> None:
         self.redis = redis_client
         self.settings = settings
@@ -171,7 +171,7 @@ class EventSourceMapping:
         self.queue = queue or settings.source_queue
         self.keys = Keys(settings.prefix)
         self.stream = self.keys.queue(self.queue)
-        self.clock = clock
+        self.clock = clock or RedisClock(redis_client)
         self._buffer: list[Message] = []
         self._window_opened: float | None = None
         self._last_reclaim = float("-inf")
