@@ -6,6 +6,9 @@ waits for it. A thread that waits for the outside world (a task result, a timer)
 *token*; the event that resumes it names that token, so an event for a token nobody waits
 for any more (a late result, a timer of a state already left) changes nothing.
 
+The document's layout is typed in ``orchestrator.asl.execution``; it carries a ``schema``
+version, and an older document is upgraded when a step takes it up.
+
 Nothing here does I/O or reads a clock: the caller passes ``now`` and carries out the
 actions that a step returns: ``RunTask``, ``RunService``, ``SetTimer``, ``CancelTimer`` (a
 timer nobody waits for any more: the state it guarded ended before it fired) and

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
@@ -50,7 +51,7 @@ def resume(run: Run, thread: Thread, kind: str, event: Event) -> None:
         _run_guarded(run, thread, data, task_state.resume, kind, event)
 
 
-def _run_guarded(run: Run, thread: Thread, data: StateData, body: Any, *args: Any) -> None:
+def _run_guarded(run: Run, thread: Thread, data: StateData, body: Callable[..., None], *args: Any) -> None:
     """Run ``body(run, thread, data, *args)``, turning the errors it raises into the state's failure."""
     try:
         body(run, thread, data, *args)
