@@ -140,9 +140,9 @@ class Run:
         return execution["seq"]
 
     def new_token(self, thread: Thread | None, kind: TokenKind) -> str:
+        """A token ``thread`` (None: the execution itself) waits on for ``kind``: ``<name>:<seq>``."""
         execution = self.execution
-        execution["seq"] += 1
-        token = f"{execution['name']}:{execution['seq']}"
+        token = f"{execution['name']}:{self.next_seq()}"
         execution["tokens"][token] = [thread["id"] if thread else None, kind]
         if thread is not None:
             thread.setdefault("tokens", []).append(token)
@@ -200,9 +200,8 @@ class Run:
 
     def start_root(self, state: str, input: Any, variables: dict[str, Any]) -> None:
         """Make the top-level thread, ready to enter ``state`` (``spawn`` for the root, written out)."""
-        execution = self.execution
-        execution["seq"] += 1
-        execution["threads"]["0"] = {
+        self.next_seq()  # the root counts as a thread, as every child does
+        self.execution["threads"]["0"] = {
             "id": "0",
             "parent": None,
             "scope": ROOT,
