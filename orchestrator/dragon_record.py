@@ -1,7 +1,7 @@
 """The fields of a dragon record, as the AWS course's data set names them.
 
-The producer validates records against them and the worker stores exactly these; both read
-them here, the one module both may import.
+The producer validates records against them and the worker stores exactly ``ALL_FIELDS``;
+both read them here, the one module both may import.
 """
 
 from __future__ import annotations
@@ -17,4 +17,5 @@ REQUIRED_FIELDS = (
     "location_neighborhood_str",
 )
 OPTIONAL_FIELDS = ("reportingPhoneNumber", "confirmationRequired")
-RECORD_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS
+# Every field a record may have: the required ones, then the optional ones.
+ALL_FIELDS = REQUIRED_FIELDS + OPTIONAL_FIELDS

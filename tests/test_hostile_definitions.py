@@ -315,3 +315,14 @@ def test_a_state_whose_type_is_a_list_or_object_is_refused_as_unknown(state_type
         StateMachine.parse({"StartAt": "A", "States": {"A": {"Type": state_type, "End": True}}})
 
     assert [problem.where for problem in caught.value.problems] == ["/States/A/Type"]
+
+
+@pytest.mark.parametrize("config", ["StartAt", ["INLINE"], 1])
+def test_a_map_whose_processor_config_is_not_an_object_is_refused(config: Any) -> None:
+    processor = {**pass_state(), "ProcessorConfig": config}
+    definition = {"StartAt": "M", "States": {"M": {"Type": "Map", "Iterator": processor, "End": True}}}
+
+    with pytest.raises(DefinitionError) as caught:
+        StateMachine.parse(definition)
+
+    assert [problem.where for problem in caught.value.problems] == ["/States/M/Iterator/ProcessorConfig"]

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from redis import Redis
 
-from orchestrator.dragon_record import NAME_FIELD, RECORD_FIELDS
+from orchestrator.dragon_record import ALL_FIELDS, NAME_FIELD
 from orchestrator.runtime.keys import Keys
 
 
@@ -65,7 +65,7 @@ class DragonStore:
         """Store ``record`` unless its name is taken.
 
         Args:
-            record: the dragon record; fields other than RECORD_FIELDS are not stored.
+            record: the dragon record; fields other than ALL_FIELDS are not stored.
             execution: the execution inserting it ("" for none): an earlier insert by the same
                 execution counts as this one.
 
@@ -73,7 +73,7 @@ class DragonStore:
             True when this call inserted the record, or ``execution`` had inserted it before.
         """
         name = dragon_name(record)
-        stored: dict[str, Any] = {field: record[field] for field in RECORD_FIELDS if field in record}
+        stored: dict[str, Any] = {field: record[field] for field in ALL_FIELDS if field in record}
         if execution:
             stored[EXECUTION_FIELD] = execution
         if self.connection.hsetnx(self.key, name, json.dumps(stored, separators=(",", ":"))):

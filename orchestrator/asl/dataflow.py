@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import functools
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from orchestrator.asl import payload, query_jsonata
 from orchestrator.asl.compiled import CompiledState
@@ -22,6 +22,12 @@ _MISSING: Any = object()
 def iso_time(epoch: float) -> str:
     """An epoch time as AWS writes it in the context object (ISO 8601, milliseconds, Z)."""
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+
+
+class ContextSource(Protocol):
+    """Who builds a state's context object: the run deciding the step (``orchestrator.asl.runner``)."""
+
+    def context_object(self, thread: Any, state: CompiledState) -> dict[str, Any]: ...
 
 
 class StateData:
@@ -38,7 +44,12 @@ class StateData:
     __slots__ = ("_context", "_run", "_thread", "compiled", "jsonata", "raw_input", "state", "variables")
 
     def __init__(
-        self, compiled: CompiledState, raw_input: Any, variables: dict[str, Any], run: Any, thread: Any
+        self,
+        compiled: CompiledState,
+        raw_input: Any,
+        variables: dict[str, Any],
+        run: ContextSource,
+        thread: Any,
     ) -> None:
         """Make the view; ``run.context_object(thread, compiled)`` builds the context object.
 

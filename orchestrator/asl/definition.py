@@ -14,6 +14,7 @@ from typing import Any
 
 from orchestrator.asl.compiled import CompiledState, compile_state
 from orchestrator.asl.errors import DefinitionError, Problem
+from orchestrator.asl.validation import validate
 
 JSONPATH = "JSONPath"
 JSONATA = "JSONata"
@@ -59,9 +60,6 @@ class StateMachine:
                 raise DefinitionError([Problem("/", f"not valid JSON: {exc}")]) from None
             except RecursionError:
                 raise DefinitionError([Problem("/", "not valid JSON: nested too deeply")]) from None
-        # Imported here because validation needs the query-language modules, which import this one.
-        from orchestrator.asl.validation import validate
-
         problems = validate(definition)
         if problems:
             raise DefinitionError(problems)

@@ -11,6 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# The error names the core raises or matches on. The specification names others
+# (States.NoChoiceMatched, States.BranchFailed, ...) that redstep never raises: AWS fails an
+# unmatched Choice with States.Runtime, for one, and so does redstep.
 ALL = "States.ALL"
 TASK_FAILED = "States.TaskFailed"
 RUNTIME = "States.Runtime"
@@ -18,12 +21,7 @@ TIMEOUT = "States.Timeout"
 HEARTBEAT_TIMEOUT = "States.HeartbeatTimeout"
 DATA_LIMIT_EXCEEDED = "States.DataLimitExceeded"
 INTRINSIC_FAILURE = "States.IntrinsicFailure"
-NO_CHOICE_MATCHED = "States.NoChoiceMatched"
-PARAMETER_PATH_FAILURE = "States.ParameterPathFailure"
 RESULT_PATH_MATCH_FAILURE = "States.ResultPathMatchFailure"
-BRANCH_FAILED = "States.BranchFailed"
-PERMISSIONS = "States.Permissions"
-ITEM_READER_FAILED = "States.ItemReaderFailed"
 EXCEED_TOLERATED_FAILURE_THRESHOLD = "States.ExceedToleratedFailureThreshold"
 QUERY_EVALUATION_ERROR = "States.QueryEvaluationError"
 

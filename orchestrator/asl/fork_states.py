@@ -10,27 +10,28 @@ from orchestrator.asl import errors, payload
 from orchestrator.asl.dataflow import StateData
 from orchestrator.asl.definition import child_scope
 from orchestrator.asl.errors import StatesError
+from orchestrator.asl.execution import Fork, Run, Thread
 from orchestrator.asl.json_values import json_type
 
 
-def enter_parallel(run: Any, thread: dict[str, Any], data: StateData) -> None:
+def enter_parallel(run: Run, thread: Thread, data: StateData) -> None:
     state = data.state
     effective = data.effective_input()
     run.record(thread, "ParallelStateStarted")
     branches = state["Branches"]
-    fork: dict[str, Any] = {"results": [None] * len(branches), "pending": len(branches), "children": []}
+    fork: Fork = {"results": [None] * len(branches), "pending": len(branches), "children": []}
     thread["fork"] = fork
     for index in range(len(branches)):
         scope = child_scope(thread["scope"], thread["state"], index)
         start = run.machine.scope(scope).start_at
-        child = run.spawn(thread, scope, start, effective, dict(thread["vars"]), slot=index)
+        child = run.spawn(thread, scope, start, effective, dict(thread["vars"]), index)
         if thread.get("quiet"):
             child["quiet"] = True
         fork["children"].append(child["id"])
         run.ready.append(child["id"])
 
 
-def enter_map(run: Any, thread: dict[str, Any], data: StateData) -> None:
+def enter_map(run: Run, thread: Thread, data: StateData) -> None:
     state = data.state
     selected = data.selected_input()
     items = _items(data, selected)
@@ -151,7 +152,7 @@ def _tolerance(data: StateData, selected: Any) -> tuple[float, float]:
     )
 
 
-def _start_iterations(run: Any, thread: dict[str, Any], data: StateData) -> None:
+def _start_iterations(run: Run, thread: Thread, data: StateData) -> None:
     fork = thread["fork"]
     while fork["next"] < len(fork["items"]) and fork["running"] < fork["max"]:
         index = fork["next"]
@@ -163,7 +164,7 @@ def _start_iterations(run: Any, thread: dict[str, Any], data: StateData) -> None
             run.record(thread, "MapIterationStarted", name=thread["state"], index=index)
         scope = child_scope(thread["scope"], thread["state"])
         start = run.machine.scope(scope).start_at
-        child = run.spawn(thread, scope, start, item_input, dict(thread["vars"]), slot=index)
+        child = run.spawn(thread, scope, start, item_input, dict(thread["vars"]), index)
         if thread.get("quiet") or _distributed(data.state):
             child["quiet"] = True
         fork["children"].append(child["id"])
@@ -183,7 +184,7 @@ def _item_input(data: StateData, selected: Any, item: dict[str, Any]) -> Any:
     return item["Value"]
 
 
-def child_succeeded(run: Any, parent: dict[str, Any], child: dict[str, Any], output: Any) -> None:
+def child_succeeded(run: Run, parent: Thread, child: Thread, output: Any) -> None:
     fork = parent["fork"]
     fork["results"][child["slot"]] = output
     fork["pending"] -= 1
@@ -201,16 +202,10 @@ def child_succeeded(run: Any, parent: dict[str, Any], child: dict[str, Any], out
         elif fork["pending"] == 0:
             _join(run, parent, data, "Parallel")
     except StatesError as failure:
-        from orchestrator.asl.state_types import fail_state
-
-        fail_state(run, parent, data, failure.error, failure.cause)
+        run.fail_state(parent, data, failure.error, failure.cause)
 
 
-def child_failed(
-    run: Any, parent: dict[str, Any], child: dict[str, Any], error: str, cause: str | None
-) -> None:
-    from orchestrator.asl.state_types import fail_state
-
+def child_failed(run: Run, parent: Thread, child: Thread, error: str | None, cause: str | None) -> None:
     fork = parent["fork"]
     fork["children"].remove(child["id"])
     data = run.data(parent)
@@ -231,7 +226,7 @@ def child_failed(
                 else:
                     _start_iterations(run, parent, data)
             except StatesError as failure:
-                fail_state(run, parent, data, failure.error, failure.cause)
+                run.fail_state(parent, data, failure.error, failure.cause)
             return
         if fork["toleratedCount"] or fork["toleratedPercentage"]:
             error = errors.EXCEED_TOLERATED_FAILURE_THRESHOLD
@@ -242,10 +237,10 @@ def child_failed(
     ):
         run.record(child, "TaskStateAborted")
     _abort_children(run, parent)
-    fail_state(run, parent, data, error, cause, reported=True)
+    run.fail_state(parent, data, error, cause, reported=True)
 
 
-def _tolerated(fork: dict[str, Any]) -> bool:
+def _tolerated(fork: Fork) -> bool:
     total = len(fork["results"])
     if fork["failures"] <= fork["toleratedCount"]:
         return bool(fork["toleratedCount"])
@@ -254,9 +249,9 @@ def _tolerated(fork: dict[str, Any]) -> bool:
     return False
 
 
-def _abort_children(run: Any, parent: dict[str, Any]) -> None:
+def _abort_children(run: Run, parent: Thread) -> None:
     for child_id in list(parent["fork"]["children"]):
-        child = run.execution["threads"].get(child_id)
+        child = run.find_thread(child_id)
         if child is None:
             continue
         state = run.machine.state(child["scope"], child["state"])
@@ -266,13 +261,13 @@ def _abort_children(run: Any, parent: dict[str, Any]) -> None:
     parent["fork"]["children"] = []
 
 
-def _map_done(run: Any, thread: dict[str, Any], data: StateData) -> None:
+def _map_done(run: Run, thread: Thread, data: StateData) -> None:
     if _distributed(data.state):
         run.record(thread, "MapRunSucceeded")
     _join(run, thread, data, "Map")
 
 
-def _join(run: Any, thread: dict[str, Any], data: StateData, state_type: str) -> None:
+def _join(run: Run, thread: Thread, data: StateData, state_type: str) -> None:
     results = thread.pop("fork")["results"]
     if state_type == "Map":
         run.record(thread, "MapStateSucceeded")

@@ -482,7 +482,9 @@ def _parse_filter(path: str, position: int) -> tuple[Step, int]:
         raise PathSyntaxError(f"a filter must be written '[?(...)]' in '{path}'")
     close = _matching_parenthesis(path, position)
     text = path[position + 1 : close]
-    # Imported here: filters compile their operand paths with this module's compile_path.
+    # A genuine recursion of the grammar, not a layering slip: a filter's operands are paths
+    # and a path may hold filters, so jsonpath_filter imports this module and is imported here
+    # when a filter is first met (the one exception tests/test_asl_imports.py allows).
     from orchestrator.asl.jsonpath_filter import compile_filter
 
     return Filter(text, compile_filter(text, path)), _expect_close(path, close + 1)

@@ -6,9 +6,10 @@ import hashlib
 from typing import Any
 
 from orchestrator.asl import errors
+from orchestrator.asl.execution import Thread
 
 
-def error_matches(error_equals: list[str], error: str) -> bool:
+def error_matches(error_equals: list[str], error: str | None) -> bool:
     """Whether an ``ErrorEquals`` list covers ``error``, with the reserved names' rules."""
     for name in error_equals:
         if name == error:
@@ -20,7 +21,7 @@ def error_matches(error_equals: list[str], error: str) -> bool:
     return False
 
 
-def find_catcher(catchers: list[dict[str, Any]] | None, error: str) -> dict[str, Any] | None:
+def find_catcher(catchers: list[dict[str, Any]] | None, error: str | None) -> dict[str, Any] | None:
     for catcher in catchers or []:
         if error_matches(catcher.get("ErrorEquals", []), error):
             return catcher
@@ -28,7 +29,7 @@ def find_catcher(catchers: list[dict[str, Any]] | None, error: str) -> dict[str,
 
 
 def retry_delay(
-    retriers: list[dict[str, Any]] | None, thread: dict[str, Any], error: str, seed: str
+    retriers: list[dict[str, Any]] | None, thread: Thread, error: str | None, seed: str
 ) -> float | None:
     """Seconds to wait before the next attempt, or None when no retrier allows one.
 

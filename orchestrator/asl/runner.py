@@ -9,20 +9,27 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.asl.compiled import CompiledState
-from orchestrator.asl.dataflow import StateData
+from orchestrator.asl.dataflow import StateData, iso_time
 from orchestrator.asl.definition import ROOT, StateMachine
-from orchestrator.asl.engine import (
+from orchestrator.asl.errors import QUERY_EVALUATION_ERROR, RUNTIME, StatesError
+from orchestrator.asl.execution import (
     ABORTED,
     FAILED,
+    ROLE_ARN,
+    RUNNING,
     SUCCEEDED,
     TIMED_OUT,
+    TIMER_KINDS,
+    Action,
+    Event,
+    Execution,
     InProcess,
     Step,
-    context_object,
-    execution_context,
-    state_data,
+    Thread,
+    TimerKind,
+    TokenKind,
+    state_machine_arn,
 )
-from orchestrator.asl.errors import RUNTIME, StatesError
 from orchestrator.asl.fork_states import child_failed, child_succeeded
 from orchestrator.asl.history import RawEvent
 from orchestrator.asl.retry import find_catcher, retry_delay
@@ -33,11 +40,15 @@ from orchestrator.asl.state_types import enter, restart, resume
 MAX_HISTORY_EVENTS = 25_000
 HISTORY_LIMIT_CAUSE = f"The execution reached the maximum number of history events ({MAX_HISTORY_EVENTS})."
 _FINISHED_EVENTS = {FAILED: "ExecutionFailed", TIMED_OUT: "ExecutionTimedOut", ABORTED: "ExecutionAborted"}
-_TIMER_KINDS = frozenset({"execution-timeout", "wait", "retry", "timeout", "heartbeat"})
+# States whose errors may be retried and caught; in any other state an error fails the thread.
+_HANDLES_ERRORS = frozenset({"Task", "Parallel", "Map"})
 
 
 class Run:
-    """The state of one ``start_execution`` / ``advance`` call while it decides."""
+    """The state of one ``start_execution`` / ``advance`` call while it decides.
+
+    State modules see it as ``orchestrator.asl.execution.Run``, the protocol it implements.
+    """
 
     __slots__ = (
         "_context_parts",
@@ -51,11 +62,11 @@ class Run:
         "ready",
     )
 
-    def __init__(self, machine: StateMachine, execution: dict[str, Any], now: float) -> None:
+    def __init__(self, machine: StateMachine, execution: Execution, now: float) -> None:
         self.machine = machine
         self.execution = execution
         self.now = now
-        self.actions: list[dict[str, Any]] = []
+        self.actions: list[Action] = []
         self.history: list[RawEvent] = []
         self.ready: list[str] = []
         self.in_process: InProcess | None = None
@@ -64,8 +75,20 @@ class Run:
         self._context_parts: tuple[dict[str, Any], dict[str, Any]] | None = None
 
     def context_parts(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The parts of the context object that stay the same for the whole execution."""
         if self._context_parts is None:
-            self._context_parts = execution_context(self)
+            execution, machine = self.execution, self.machine
+            self._context_parts = (
+                {
+                    "Id": execution["arn"],
+                    "Input": execution["input"],
+                    "StartTime": iso_time(execution["startDate"]),
+                    "Name": execution["name"],
+                    "RoleArn": ROLE_ARN,
+                    "RedriveCount": execution.get("redriveCount", 0),
+                },
+                {"Id": state_machine_arn(machine.name), "Name": machine.name},
+            )
         return self._context_parts
 
     def step(self) -> Step:
@@ -73,11 +96,11 @@ class Run:
 
     # -- history -----------------------------------------------------------------------------
 
-    def record(self, thread: dict[str, Any] | None, event_type: str, **details: Any) -> int:
+    def record(self, thread: Thread | None, event_type: str, **details: Any) -> int:
         """Record a history event (see ``orchestrator.asl.history``); returns its id."""
         return self.record_event(thread, event_type, details)
 
-    def record_event(self, thread: dict[str, Any] | None, event_type: str, details: dict[str, Any]) -> int:
+    def record_event(self, thread: Thread | None, event_type: str, details: dict[str, Any]) -> int:
         """``record``, with the details given as a dict (which the history keeps: not to be changed)."""
         execution = self.execution
         event_id = execution["lastEventId"] + 1
@@ -94,7 +117,7 @@ class Run:
         self.history.append((event_id, previous, self.now, event_type, details))
         return event_id
 
-    def record_state(self, thread: dict[str, Any], event_type: str, name: str, key: str, value: Any) -> int:
+    def record_state(self, thread: Thread, event_type: str, name: str, key: str, value: Any) -> int:
         """Record a state's Entered or Exited event (``name`` plus ``key``: its input or output).
 
         Every state records two of these, so they take the thread's path of ``record_event``
@@ -110,18 +133,42 @@ class Run:
 
     # -- threads and tokens ------------------------------------------------------------------
 
-    def new_token(self, thread: dict[str, Any] | None, kind: str) -> str:
+    def next_seq(self) -> int:
+        """Count one more token or thread: the number that names it."""
         execution = self.execution
         execution["seq"] += 1
-        token = f"{execution['name']}:{execution['seq']}"
+        return execution["seq"]
+
+    def new_token(self, thread: Thread | None, kind: TokenKind) -> str:
+        """A token ``thread`` (None: the execution itself) waits on for ``kind``: ``<name>:<seq>``."""
+        execution = self.execution
+        token = f"{execution['name']}:{self.next_seq()}"
         execution["tokens"][token] = [thread["id"] if thread else None, kind]
         if thread is not None:
             thread.setdefault("tokens", []).append(token)
         return token
 
-    def drop_tokens(self, thread: dict[str, Any]) -> None:
+    def set_timer(self, thread: Thread | None, kind: TimerKind, due: float) -> str:
+        """Wait on a new token of ``kind`` that a timer fires at ``due``; returns the token."""
+        token = self.new_token(thread, kind)
+        self.actions.append({"type": "SetTimer", "token": token, "due": due})
+        return token
+
+    def token_kind(self, token: str) -> str | None:
+        """What ``token`` waits for, or None when nobody waits on it any more."""
+        owner = self.execution["tokens"].get(token)
+        return None if owner is None else owner[1]
+
+    def drop_tokens(self, thread: Thread) -> None:
         for token in thread.pop("tokens", []):
             self.forget_token(token)
+
+    def drop_timers(self, thread: Thread, kind: TimerKind) -> None:
+        """Stop waiting on ``thread``'s timers of ``kind``; its other tokens stay."""
+        tokens = thread.get("tokens", [])
+        for token in [token for token in tokens if self.token_kind(token) == kind]:
+            self.forget_token(token)
+            tokens.remove(token)
 
     def forget_token(self, token: str) -> None:
         """Stop waiting on ``token``; a timer it names that has not fired is cancelled.
@@ -130,33 +177,31 @@ class Run:
         task's hour-long TimeoutSeconds would outlive the task by an hour.
         """
         owner = self.execution["tokens"].pop(token, None)
-        if owner is not None and owner[1] in _TIMER_KINDS and token != self.firing:
+        if owner is not None and owner[1] in TIMER_KINDS and token != self.firing:
             self.actions.append({"type": "CancelTimer", "token": token})
 
     def spawn(
-        self,
-        parent: dict[str, Any] | None,
-        scope: str,
-        state: str,
-        input: Any,
-        variables: dict[str, Any],
-        **extra: Any,
-    ) -> dict[str, Any]:
-        execution = self.execution
-        execution["seq"] += 1
-        thread_id = "0" if parent is None else f"{parent['id']}.{execution['seq']}"
-        thread = {"id": thread_id, "parent": parent["id"] if parent else None, "scope": scope}
-        thread.update(state=state, input=input, vars=variables, **extra)
-        if parent is not None:
-            thread["lastEventId"] = parent.get("lastEventId", 0)
-        execution["threads"][thread_id] = thread
+        self, parent: Thread, scope: str, state: str, input: Any, variables: dict[str, Any], slot: int
+    ) -> Thread:
+        """Make a child thread of ``parent`` (a Parallel branch or Map iteration) in ``slot``."""
+        thread_id = f"{parent['id']}.{self.next_seq()}"
+        thread: Thread = {
+            "id": thread_id,
+            "parent": parent["id"],
+            "scope": scope,
+            "state": state,
+            "input": input,
+            "vars": variables,
+            "slot": slot,
+            "lastEventId": parent.get("lastEventId", 0),
+        }
+        self.execution["threads"][thread_id] = thread
         return thread
 
     def start_root(self, state: str, input: Any, variables: dict[str, Any]) -> None:
         """Make the top-level thread, ready to enter ``state`` (``spawn`` for the root, written out)."""
-        execution = self.execution
-        execution["seq"] += 1
-        execution["threads"]["0"] = {
+        self.next_seq()  # the root counts as a thread, as every child does
+        self.execution["threads"]["0"] = {
             "id": "0",
             "parent": None,
             "scope": ROOT,
@@ -166,10 +211,13 @@ class Run:
         }
         self.ready.append("0")
 
-    def thread(self, thread_id: str) -> dict[str, Any]:
+    def thread(self, thread_id: str) -> Thread:
         return self.execution["threads"][thread_id]
 
-    def remove_thread(self, thread: dict[str, Any]) -> None:
+    def find_thread(self, thread_id: str) -> Thread | None:
+        return self.execution["threads"].get(thread_id)
+
+    def remove_thread(self, thread: Thread) -> None:
         """Forget a thread and everything under it, invalidating their tokens."""
         for child_id in thread.get("fork", {}).get("children", []):
             child = self.execution["threads"].get(child_id)
@@ -178,11 +226,24 @@ class Run:
         self.drop_tokens(thread)
         self.execution["threads"].pop(thread["id"], None)
 
-    def data(self, thread: dict[str, Any]) -> StateData:
-        return state_data(self, thread)
+    def data(self, thread: Thread) -> StateData:
+        """The view of its input, context and variables that ``thread``'s current state has."""
+        compiled = self.machine.compiled_state(thread["scope"], thread["state"])
+        return StateData(compiled, thread["input"], thread["vars"], self, thread)
 
-    def context_object(self, thread: dict[str, Any], state: CompiledState) -> dict[str, Any]:
-        return context_object(self, thread, state)
+    def context_object(self, thread: Thread, state: CompiledState) -> dict[str, Any]:
+        """The context object (``$$``) that ``state`` sees in ``thread``."""
+        execution_part, machine_part = self.context_parts()
+        context: dict[str, Any] = {
+            "Execution": execution_part,
+            "StateMachine": machine_part,
+            "State": {"EnteredTime": iso_time(thread.get("enteredAt", self.now)), "Name": state.name},
+        }
+        if state.type == "Task":
+            context["State"]["RetryCount"] = thread.get("retryCount", 0)
+        if "item" in thread:
+            context["Map"] = {"Item": thread["item"]}
+        return context
 
     # -- driving -----------------------------------------------------------------------------
 
@@ -194,7 +255,7 @@ class Run:
         execution = self.execution
         ready = self.ready
         while True:
-            while ready and execution["status"] == "RUNNING":
+            while ready and execution["status"] == RUNNING:
                 if execution["lastEventId"] >= MAX_HISTORY_EVENTS:
                     self.finish(FAILED, error=RUNTIME, cause=HISTORY_LIMIT_CAUSE)
                     return
@@ -202,7 +263,7 @@ class Run:
                 thread = execution["threads"].get(ready.pop(0))
                 if thread is not None:
                     enter(self, thread)
-            if self.in_process is None or execution["status"] != "RUNNING":
+            if self.in_process is None or execution["status"] != RUNNING:
                 return
             coming = self.in_process.next_event(self.actions)
             if coming is None:
@@ -210,7 +271,7 @@ class Run:
             self.now, event = coming
             self.handle(event)
 
-    def handle(self, event: dict[str, Any]) -> None:
+    def handle(self, event: Event) -> None:
         """Route an outside event to the thread whose token it carries."""
         if self.execution["lastEventId"] >= MAX_HISTORY_EVENTS:
             self.finish(FAILED, error=RUNTIME, cause=HISTORY_LIMIT_CAUSE)
@@ -218,13 +279,13 @@ class Run:
         if event.get("type") == "StopExecution":
             self.stop(event.get("error"), event.get("cause"))
             return
-        owner = self.execution["tokens"].get(event.get("token"))
+        owner = self.execution["tokens"].get(event.get("token", ""))
         if owner is None:
             return
         if event.get("type") == "TimerFired":
             self.firing = event["token"]
         thread_id, kind = owner
-        if (kind in _TIMER_KINDS) != (event.get("type") == "TimerFired"):
+        if (kind in TIMER_KINDS) != (event.get("type") == "TimerFired"):
             # A timer's token answers only its own firing, and a task's token only reports:
             # a report that names a timer's token must not fire it early.
             return
@@ -236,33 +297,33 @@ class Run:
             return
         resume(self, thread, kind, event)
 
-    def goto(self, thread: dict[str, Any], next_state: str, output: Any) -> None:
+    def goto(self, thread: Thread, next_state: str, output: Any) -> None:
         thread["state"] = next_state
         thread["input"] = output
         thread.pop("retries", None)
         thread["retryCount"] = 0
         self.ready.append(thread["id"])
 
-    def advance_or_finish(self, thread: dict[str, Any], state: CompiledState, output: Any) -> None:
+    def advance_or_finish(self, thread: Thread, state: CompiledState, output: Any) -> None:
         """Follow ``Next``, or end the thread with ``output`` when the state is an End state."""
         if state.end:
             self.thread_succeeded(thread, output)
             return
         # ``goto``, written out: every state that does not end comes here. Validation gives
         # each of them a Next.
-        thread["state"] = state.next
+        thread["state"] = state.next  # type: ignore[typeddict-item]
         thread["input"] = output
         thread.pop("retries", None)
         thread["retryCount"] = 0
         self.ready.append(thread["id"])
 
-    def assign(self, thread: dict[str, Any], assignments: dict[str, Any]) -> None:
+    def assign(self, thread: Thread, assignments: dict[str, Any]) -> None:
         if assignments:
             thread["vars"] = {**thread["vars"], **assignments}
 
     # -- endings -----------------------------------------------------------------------------
 
-    def thread_succeeded(self, thread: dict[str, Any], output: Any) -> None:
+    def thread_succeeded(self, thread: Thread, output: Any) -> None:
         if thread["parent"] is None:
             self.finish(SUCCEEDED, output=output)
             return
@@ -270,7 +331,7 @@ class Run:
         self.remove_thread(thread)
         child_succeeded(self, parent, thread, output)
 
-    def thread_failed(self, thread: dict[str, Any], error: str, cause: str | None) -> None:
+    def thread_failed(self, thread: Thread, error: str | None, cause: str | None) -> None:
         if thread["parent"] is None:
             self.finish(FAILED, error=error, cause=cause)
             return
@@ -278,8 +339,31 @@ class Run:
         self.remove_thread(thread)
         child_failed(self, parent, thread, error, cause)
 
+    def fail_state(
+        self, thread: Thread, data: StateData, error: str | None, cause: str | None, *, reported: bool = False
+    ) -> None:
+        """An error in ``thread``'s state: raised while the state ran, or ``reported`` by its task or branch.
+
+        AWS names the state and the event that entered it in the cause of an error the state
+        raised itself, and records a failed JSONata evaluation as an event of its own.
+        """
+        if not reported:
+            if cause is not None:
+                entered = thread.get("enteredEventId", 0)
+                cause = (
+                    f"An error occurred while executing the state '{thread['state']}' "
+                    f"(entered at the event id #{entered}). {cause}"
+                )
+            if error == QUERY_EVALUATION_ERROR:
+                self.record(thread, "EvaluationFailed", error=error, cause=cause, state=thread["state"])
+        state_type = data.state["Type"]
+        if state_type in _HANDLES_ERRORS:
+            self.state_failed(thread, error, cause, exited_type=f"{state_type}StateExited")
+        else:
+            self.thread_failed(thread, error, cause)
+
     def state_failed(
-        self, thread: dict[str, Any], error: str, cause: str | None, *, exited_type: str | None = None
+        self, thread: Thread, error: str | None, cause: str | None, *, exited_type: str | None = None
     ) -> None:
         """A state raised ``error``: retry it, catch it, or fail its thread."""
         data = self.data(thread)
@@ -294,8 +378,7 @@ class Run:
             if retry <= 0:
                 restart(self, thread)
                 return
-            token = self.new_token(thread, "retry")
-            self.actions.append({"type": "SetTimer", "token": token, "due": self.now + retry})
+            self.set_timer(thread, "retry", self.now + retry)
             return
         if state["Type"] == "Map":
             self.record(thread, "MapStateFailed")

@@ -10,8 +10,8 @@ from __future__ import annotations
 from typing import Any
 
 from orchestrator.asl import choice, intrinsics, jsonpath, query_jsonata
-from orchestrator.asl.errors import Problem
-from orchestrator.asl.task_state import parse_resource
+from orchestrator.asl.errors import ALL, Problem
+from orchestrator.asl.resources import parse_resource
 
 _COMMON = {"Type", "Comment", "QueryLanguage"}
 _FLOW = {"Next", "End"}
@@ -222,7 +222,7 @@ def _check_error_equals(rule: Any, where: str, problems: list[Problem]) -> None:
     if not isinstance(names, list) or not names or not all(isinstance(name, str) for name in names):
         problems.append(Problem(f"{where}/ErrorEquals", "must be a non-empty array of error names"))
         return
-    if "States.ALL" in names and names != ["States.ALL"]:
+    if ALL in names and names != [ALL]:
         problems.append(Problem(f"{where}/ErrorEquals", "States.ALL must appear alone"))
 
 
@@ -236,7 +236,7 @@ def _check_retry(retriers: Any, where: str, problems: list[Problem]) -> None:
         _check_error_equals(retrier, f"{where}/{index}", problems)
         if not isinstance(retrier, dict):
             continue
-        if "States.ALL" in (retrier.get("ErrorEquals") or []) and index != len(retriers) - 1:
+        if ALL in (retrier.get("ErrorEquals") or []) and index != len(retriers) - 1:
             problems.append(Problem(f"{where}/{index}", "a retrier with States.ALL must be the last one"))
         attempts = retrier.get("MaxAttempts", 3)
         if not isinstance(attempts, int) or isinstance(attempts, bool) or attempts < 0:

@@ -3,18 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, cast
 
 from orchestrator.asl import choice, choice_rules, errors, fork_states, intrinsics, payload, task_state
 from orchestrator.asl.dataflow import StateData
 from orchestrator.asl.errors import PathNotFound, StatesError
-
-# States whose errors may be retried and caught; in any other state an error fails the thread.
-_HANDLES_ERRORS = frozenset({"Task", "Parallel", "Map"})
+from orchestrator.asl.execution import Event, Run, Thread
 
 
-def enter(run: Any, thread: dict[str, Any]) -> None:
+def enter(run: Run, thread: Thread) -> None:
     """Record that ``thread`` entered its state, then run the state."""
     thread["enteredAt"] = run.now
     raw_input = thread["input"]
@@ -33,13 +32,13 @@ def enter(run: Any, thread: dict[str, Any]) -> None:
         _fail_guarded(run, thread, data, failure)
 
 
-def restart(run: Any, thread: dict[str, Any]) -> None:
+def restart(run: Run, thread: Thread) -> None:
     """Run the thread's state again, after a retry's back-off, without entering it anew."""
     data = run.data(thread)
     _run_guarded(run, thread, data, _ENTER[data.compiled.type])
 
 
-def resume(run: Any, thread: dict[str, Any], kind: str, event: dict[str, Any]) -> None:
+def resume(run: Run, thread: Thread, kind: str, event: Event) -> None:
     """Route an event to the waiting thread: a task report, a timer, a heartbeat."""
     data = run.data(thread)
     if kind == "retry":
@@ -52,7 +51,7 @@ def resume(run: Any, thread: dict[str, Any], kind: str, event: dict[str, Any]) -
         _run_guarded(run, thread, data, task_state.resume, kind, event)
 
 
-def _run_guarded(run: Any, thread: dict[str, Any], data: StateData, body: Any, *args: Any) -> None:
+def _run_guarded(run: Run, thread: Thread, data: StateData, body: Callable[..., None], *args: Any) -> None:
     """Run ``body(run, thread, data, *args)``, turning the errors it raises into the state's failure."""
     try:
         body(run, thread, data, *args)
@@ -60,48 +59,19 @@ def _run_guarded(run: Any, thread: dict[str, Any], data: StateData, body: Any, *
         _fail_guarded(run, thread, data, failure)
 
 
-def _fail_guarded(run: Any, thread: dict[str, Any], data: StateData, failure: Exception) -> None:
+def _fail_guarded(run: Run, thread: Thread, data: StateData, failure: Exception) -> None:
     if isinstance(failure, StatesError):
         reported = isinstance(failure, task_state.ReportedError)
-        fail_state(run, thread, data, failure.error, failure.cause, reported=reported)
+        run.fail_state(thread, data, failure.error, failure.cause, reported=reported)
         return
     missing = cast(PathNotFound, failure)
     # Fields that read a value through a path (ErrorPath, ItemsPath, SecondsPath, ...) fail
     # the way InputPath does when the path selects nothing.
     reason = getattr(missing, "reason", f"No results for path: {missing.path}")
-    fail_state(run, thread, data, errors.RUNTIME, f"Invalid path '{missing.path}' : {reason}")
+    run.fail_state(thread, data, errors.RUNTIME, f"Invalid path '{missing.path}' : {reason}")
 
 
-def fail_state(
-    run: Any,
-    thread: dict[str, Any],
-    data: StateData,
-    error: str,
-    cause: str | None,
-    *,
-    reported: bool = False,
-) -> None:
-    """An error in ``thread``'s state: raised while the state ran, or ``reported`` by its task or branch.
-
-    AWS names the state and the event that entered it in the cause of an error the state
-    raised itself, and records a failed JSONata evaluation as an event of its own.
-    """
-    if not reported:
-        if cause is not None:
-            entered = thread.get("enteredEventId", 0)
-            cause = (
-                f"An error occurred while executing the state '{thread['state']}' "
-                f"(entered at the event id #{entered}). {cause}"
-            )
-        if error == errors.QUERY_EVALUATION_ERROR:
-            run.record(thread, "EvaluationFailed", error=error, cause=cause, state=thread["state"])
-    if data.state["Type"] in _HANDLES_ERRORS:
-        run.state_failed(thread, error, cause, exited_type=f"{data.state['Type']}StateExited")
-    else:
-        run.thread_failed(thread, error, cause)
-
-
-def _leave(run: Any, thread: dict[str, Any], data: StateData, result: Any) -> None:
+def _leave(run: Run, thread: Thread, data: StateData, result: Any) -> None:
     """Finish a state with ``result``: output processing, Assign, the Exited event, what is next."""
     compiled = data.compiled
     output = result if compiled.result_as_is else data.output(result, selector=False)
@@ -111,11 +81,11 @@ def _leave(run: Any, thread: dict[str, Any], data: StateData, result: Any) -> No
     run.advance_or_finish(thread, compiled, output)
 
 
-def _leave_wait(run: Any, thread: dict[str, Any], data: StateData) -> None:
+def _leave_wait(run: Run, thread: Thread, data: StateData) -> None:
     _leave(run, thread, data, data.raw_input)
 
 
-def _enter_pass(run: Any, thread: dict[str, Any], data: StateData) -> None:
+def _enter_pass(run: Run, thread: Thread, data: StateData) -> None:
     state = data.state
     if data.jsonata or (data.compiled.input_as_is and "Result" not in state):
         _leave(run, thread, data, data.raw_input)
@@ -129,7 +99,7 @@ def _enter_pass(run: Any, thread: dict[str, Any], data: StateData) -> None:
     _leave(run, thread, data, result)
 
 
-def _enter_choice(run: Any, thread: dict[str, Any], data: StateData) -> None:
+def _enter_choice(run: Run, thread: Thread, data: StateData) -> None:
     state = data.state
     if data.jsonata:
         rules = state["Choices"]
@@ -169,10 +139,9 @@ def _enter_choice(run: Any, thread: dict[str, Any], data: StateData) -> None:
     run.goto(thread, next_state, output)
 
 
-def _enter_wait(run: Any, thread: dict[str, Any], data: StateData) -> None:
+def _enter_wait(run: Run, thread: Thread, data: StateData) -> None:
     due = run.now + _wait_seconds(data) if _waits_seconds(data.state) else _wait_until(data)
-    token = run.new_token(thread, "wait")
-    run.actions.append({"type": "SetTimer", "token": token, "due": due})
+    run.set_timer(thread, "wait", due)
 
 
 def _waits_seconds(state: dict[str, Any]) -> bool:
@@ -238,7 +207,7 @@ def parse_timestamp(value: Any) -> float | None:
     return moment.timestamp()
 
 
-def _enter_succeed(run: Any, thread: dict[str, Any], data: StateData) -> None:
+def _enter_succeed(run: Run, thread: Thread, data: StateData) -> None:
     state = data.state
     if data.jsonata:
         output = data.evaluate_jsonata(state["Output"], "Output") if "Output" in state else data.raw_input
@@ -249,7 +218,7 @@ def _enter_succeed(run: Any, thread: dict[str, Any], data: StateData) -> None:
     run.thread_succeeded(thread, output)
 
 
-def _enter_fail(run: Any, thread: dict[str, Any], data: StateData) -> None:
+def _enter_fail(run: Run, thread: Thread, data: StateData) -> None:
     state = data.state
     error, cause = state.get("Error"), state.get("Cause")
     if data.jsonata:

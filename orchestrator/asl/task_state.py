@@ -8,6 +8,7 @@ from typing import Any
 from orchestrator.asl import errors
 from orchestrator.asl.dataflow import StateData
 from orchestrator.asl.errors import StatesError
+from orchestrator.asl.execution import Event, Run, RunService, RunTask, Thread
 from orchestrator.asl.json_values import PAYLOAD_LIMIT_BYTES, exceeds_payload_limit
 from orchestrator.asl.resources import Resource, function_of, parse_resource
 
@@ -28,7 +29,7 @@ class ReportedError(StatesError):
     """
 
 
-def enter(run: Any, thread: dict[str, Any], data: StateData) -> None:
+def enter(run: Run, thread: Thread, data: StateData) -> None:
     """Schedule the task: compute its input, emit the action, arm its timers."""
     state = data.state
     resource = data.compiled.resource or parse_resource(state["Resource"])
@@ -58,11 +59,11 @@ def enter(run: Any, thread: dict[str, Any], data: StateData) -> None:
         and not run.ready
         and not run.actions
     ):
-        report = run.in_process.run_task_now(_action(resource, None, effective, thread))
+        report = run.in_process.run_task_now(_function_task(resource, None, effective, thread))
         if report is not None:
             # The token it would have waited with is counted all the same, so that later
             # tokens and thread ids are what a step-by-step run gives them.
-            run.execution["seq"] += 1
+            run.next_seq()
             _take_report(run, thread, data, resource, report)
             return
     token = run.new_token(thread, "dispatch" if resource.callback else "task")
@@ -72,27 +73,28 @@ def enter(run: Any, thread: dict[str, Any], data: StateData) -> None:
         action["heartbeat_seconds"] = heartbeat
     run.actions.append(action)
     if timeout is not None:
-        run.actions.append(
-            {"type": "SetTimer", "token": run.new_token(thread, "timeout"), "due": run.now + timeout}
-        )
+        run.set_timer(thread, "timeout", run.now + timeout)
     if heartbeat is not None:
         thread["heartbeat"] = heartbeat
         # A function a worker runs is timed from its worker's first heartbeat, sent as the
         # task starts: a task waiting in the queue behind others is not late. A callback's
         # heartbeats come from whoever holds its token, so its clock starts now.
         if resource.callback or action["type"] != "RunTask":
-            due = run.now + heartbeat
-            run.actions.append({"type": "SetTimer", "token": run.new_token(thread, "heartbeat"), "due": due})
+            run.set_timer(thread, "heartbeat", run.now + heartbeat)
 
 
-def _callback_token(run: Any, thread: dict[str, Any]) -> str:
+def _callback_token(run: Run, thread: Thread) -> str:
     return run.new_token(thread, "task")
 
 
-def _action(resource: Resource, token: str | None, effective: Any, thread: dict[str, Any]) -> dict[str, Any]:
-    attempt = thread.get("retryCount", 0) + 1
+def _action(resource: Resource, token: str | None, effective: Any, thread: Thread) -> RunTask | RunService:
     if resource.kind == "service":
         return {"type": "RunService", "token": token, "service": resource.target, "parameters": effective}
+    return _function_task(resource, token, effective, thread)
+
+
+def _function_task(resource: Resource, token: str | None, effective: Any, thread: Thread) -> RunTask:
+    attempt = thread.get("retryCount", 0) + 1
     if resource.kind == "lambda":
         name, arn, payload = resource.target, resource.arn, effective
     else:
@@ -144,7 +146,7 @@ def data_limit_error(source: str) -> ReportedError:
     )
 
 
-def resume(run: Any, thread: dict[str, Any], data: StateData, kind: str, event: dict[str, Any]) -> None:
+def resume(run: Run, thread: Thread, data: StateData, kind: str, event: Event) -> None:
     """A report for the task ``thread`` waits on: its result, its error, a heartbeat or a timeout."""
     resource = data.compiled.resource or parse_resource(data.state["Resource"])
     prefix = resource.event_prefix
@@ -162,9 +164,7 @@ def resume(run: Any, thread: dict[str, Any], data: StateData, kind: str, event: 
     _take_report(run, thread, data, resource, event)
 
 
-def _take_report(
-    run: Any, thread: dict[str, Any], data: StateData, resource: Resource, event: dict[str, Any]
-) -> None:
+def _take_report(run: Run, thread: Thread, data: StateData, resource: Resource, event: Event) -> None:
     """The task's result or error: its event, then the state's output and what comes next."""
     prefix = resource.event_prefix
     if event.get("type") == "TaskFailed":
@@ -193,18 +193,14 @@ def _take_report(
     run.advance_or_finish(thread, data.compiled, output)
 
 
-def _heartbeat(run: Any, thread: dict[str, Any], kind: str, event: dict[str, Any]) -> None:
+def _heartbeat(run: Run, thread: Thread, kind: str, event: Event) -> None:
     if kind == "heartbeat":
         run.drop_tokens(thread)
         run.record(thread, "TaskTimedOut", error=errors.HEARTBEAT_TIMEOUT)
         raise ReportedError(errors.HEARTBEAT_TIMEOUT, None)
-    for token in list(thread.get("tokens", [])):
-        if run.execution["tokens"].get(token, [None, None])[1] == "heartbeat":
-            run.forget_token(token)
-            thread["tokens"].remove(token)
+    run.drop_timers(thread, "heartbeat")
     if thread.get("heartbeat"):
-        due = run.now + thread["heartbeat"]
-        run.actions.append({"type": "SetTimer", "token": run.new_token(thread, "heartbeat"), "due": due})
+        run.set_timer(thread, "heartbeat", run.now + thread["heartbeat"])
 
 
 def invoke_envelope(payload: Any) -> dict[str, Any]:

@@ -122,7 +122,10 @@ def _check_state(
                 _check_body(branch, f"{where}/Branches/{index}", problems, language)
     if state_type == "Map":
         field = "ItemProcessor" if "ItemProcessor" in state else "Iterator"
-        _check_body(state.get(field), f"{where}/{field}", problems, language)
+        processor = state.get(field)
+        _check_body(processor, f"{where}/{field}", problems, language)
+        if isinstance(processor, dict) and not isinstance(processor.get("ProcessorConfig", {}), dict):
+            problems.append(Problem(f"{where}/{field}/ProcessorConfig", "must be an object"))
 
 
 def _listed(state: dict[str, Any], field: str) -> list[Any]:

@@ -119,16 +119,7 @@ def fail(
     """
     previous = execution["status"] if execution else None
     if execution is None:
-        execution = {
-            "name": name,
-            "arn": engine.execution_arn(machine_name, name),
-            "stateMachine": machine_name,
-            "status": engine.RUNNING,
-            "input": input,
-            "output": None,
-            "startDate": now,
-            "lastEventId": 0,
-        }
+        execution = engine.new_execution(machine_name, name, input, now)
     transition = Transition(execution, previous)
     if previous is None:
         transition.history.append(_event(execution, now, "ExecutionStarted", input=input))
