@@ -25,9 +25,9 @@ from typing import Any
 from redis import Redis
 from redis.commands.core import Script
 
-from orchestrator.runtime.decoding import lossless_text
-from orchestrator.runtime.keys import Keys
-from orchestrator.runtime.scripts import lua_script
+from orchestrator.protocol.decoding import lossless_text
+from orchestrator.protocol.keys import SharedKeys
+from orchestrator.protocol.scripts import lua_script
 from worker.entry import lambda_cause
 
 SERVICE_ERROR = "Lambda.ServiceException"
@@ -45,7 +45,7 @@ _set_aside: Script | None = None
 
 def set_aside(
     connection: Redis,
-    keys: Keys,
+    keys: SharedKeys,
     claimed_key: str,
     raw_id: bytes | str,
     reason: str,
