@@ -26,7 +26,7 @@ from redis import Redis
 from redis.commands.core import Script
 
 from orchestrator.protocol.decoding import lossless_text
-from orchestrator.protocol.keys import SharedKeys
+from orchestrator.protocol.keys import EVENT_FIELD, SharedKeys
 from orchestrator.protocol.scripts import lua_script
 from worker.entry import lambda_cause
 
@@ -63,7 +63,7 @@ def set_aside(
     job_id = lossless_text(raw_id)
     reports = [failure_report(task, job_id, reason, keys.malformed) for task in tasks]
     script_keys = [claimed_key, keys.malformed, keys.events, *(keys.execution(t["execution"]) for t in tasks)]
-    args = [raw_id, keys.task_queue, job_id, reason, copy, *reports]
+    args = [raw_id, keys.task_queue, job_id, reason, copy, EVENT_FIELD, *reports]
     failed = int(_set_aside(keys=script_keys, args=args, client=connection))
     if failed >= 0:
         log.error(
