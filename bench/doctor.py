@@ -15,9 +15,10 @@ import time
 
 import redis
 
+from orchestrator.protocol.keys import EVENT_FIELD
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.doctor import examine
-from orchestrator.runtime.keys import EVENT_FIELD, Keys
+from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.loop import Orchestrator
 from orchestrator.runtime.server import RedisServer
 from orchestrator.settings import Settings

@@ -23,7 +23,7 @@ from orchestrator import services
 from orchestrator.asl.definition import StateMachine
 from orchestrator.asl.engine import start_execution
 from orchestrator.asl.history import RawEvent, history_events
-from orchestrator.tasks import function_not_found, lambda_error, marshal_error
+from orchestrator.protocol.tasks import function_not_found, lambda_error, marshal_error
 
 Function = Callable[[Any, Any], Any]
 

@@ -286,7 +286,7 @@ def test_big_commits_and_one_that_cannot_land_amid_300_dragons_on_the_stack(
 
     send_messages(redis_client, settings, "dragons", records[:150], ids[:150])
     for timer in redis_client.zrange(KEYS.timers, 0, -1):
-        if json.loads(timer)["execution"] in maps:  # not the leases of the dragons' tasks
+        if json.loads(timer)["execution"] in maps:
             redis_client.zadd(KEYS.timers, {timer: 0.0}, xx=True)  # the Map's Wait is over now
     send_messages(redis_client, settings, "dragons", records[150:], ids[150:])
     until(lambda: all_finished(305)(client), 240, "all finished")

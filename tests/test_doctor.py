@@ -9,9 +9,11 @@ from typing import Any
 
 import redis
 
+from orchestrator.protocol.keys import EVENT_FIELD
+from orchestrator.protocol.leases import lease_record
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.doctor import Problem, check
-from orchestrator.runtime.keys import EVENT_FIELD, Keys
+from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.loop import Orchestrator
 from orchestrator.settings import Settings
 from tests.chaos import redstep_process, stop
@@ -105,13 +107,27 @@ def test_a_job_claimed_by_a_worker_and_a_leased_task_count_as_something_that_mov
     redis_client.lmove(keys.task_queue, keys.claimed("w1"))
     job = redis_client.lpop(keys.task_queue).decode()
     [task] = json.loads(redis_client.hget(Keys.rq_job(job), "data"))[2][0]
+    lease = lease_record(task, "w2", 30)
+    redis_client.zadd(keys.leases, {lease: 1e12})
+
+    assert check(redis_client, settings) == []
+
+    redis_client.zrem(keys.leases, lease)
+    assert found(check(redis_client, settings)) == {(task["execution"], "something-moves-it")}
+
+
+def test_a_lease_an_earlier_version_left_in_the_timers_zset_counts_as_something_that_moves_it(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    started(redis_client, settings, "leased")
+    keys = Keys(settings.prefix)
+    job = redis_client.lpop(keys.task_queue).decode()
+    [task] = json.loads(redis_client.hget(Keys.rq_job(job), "data"))[2][0]
+    # Before leases had their own key, a lease was the TaskFailed event itself, among the timers.
     lease = {"type": "TaskFailed", "execution": task["execution"], "token": task["token"], "error": "x"}
     redis_client.zadd(keys.timers, {json.dumps(lease): 1e12})
 
     assert check(redis_client, settings) == []
-
-    redis_client.zrem(keys.timers, json.dumps(lease))
-    assert found(check(redis_client, settings)) == {(task["execution"], "something-moves-it")}
 
 
 def test_a_wait_state_s_timer_moves_it_and_without_the_timer_it_is_stuck(
@@ -194,6 +210,7 @@ def test_malformed_data_written_by_others_is_reported_never_a_crash(
     redis_client.rpush(keys.task_queue, "junk")
     redis_client.set(f"{keys.prefix}:claimed:w9", "not a list")
     redis_client.zadd(keys.timers, {"not json": 1.0, "[1]": 2.0})
+    redis_client.zadd(keys.leases, {"not json": 1e12, "[1]": 1e12, '{"execution": 1}': 1e12})
     redis_client.xadd(keys.events, {"event": b"\xff{"})
     redis_client.xadd(keys.events, {"other": "x"})
 

@@ -14,8 +14,9 @@ import sys
 
 import redis
 
+from orchestrator.protocol.keys import EVENT_FIELD
 from orchestrator.runtime.client import Client
-from orchestrator.runtime.keys import EVENT_FIELD, Keys
+from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.loop import Orchestrator
 from orchestrator.settings import Settings
 from tests.chaos import redstep_process, stop, wait_until

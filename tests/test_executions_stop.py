@@ -73,7 +73,7 @@ def test_a_running_execution_stopped_ends_aborted_and_its_task_s_late_report_cha
 
         # and the task's report, once it finishes, changes nothing.
         (tmp_path / "release-1").touch()
-        wait_until(lambda: not redis_client.zcard(keys.timers), 60, "the task's lease to go")
+        wait_until(lambda: not redis_client.zcard(keys.leases), 60, "the task's lease to go")
         wait_until(lambda: events_settled(redis_client, keys), 60, "the late report to be consumed")
         assert client.describe("held") == described
         assert client.history("held") == history

@@ -45,8 +45,8 @@ def test_a_report_made_while_redis_is_down_lands_once_it_is_back(tmp_path: Path)
         client = Client(redis.Redis.from_url(server.url), settings)
         client.register_machine("Sleepy", SLEEP)
         name = client.start_execution("Sleepy", {"seconds": 2})
-        # The worker leases a task in the timers zset as it starts running it.
-        wait_until(lambda: client.redis.zcard(Keys("t").timers) >= 1, 60, "the worker to start the task")
+        # The worker leases a task as it starts running it.
+        wait_until(lambda: client.redis.zcard(Keys("t").leases) >= 1, 60, "the worker to start the task")
         client.redis.close()
         # Redis goes away while the function runs and comes back after it returned and reported.
         server.kill()

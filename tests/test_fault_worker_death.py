@@ -11,8 +11,9 @@ from pathlib import Path
 import pytest
 import redis
 
+from orchestrator.protocol.keys import EVENT_FIELD
 from orchestrator.runtime.client import Client
-from orchestrator.runtime.keys import EVENT_FIELD, Keys
+from orchestrator.runtime.keys import Keys
 from orchestrator.settings import Settings
 from tests.chaos import HOLD_FUNCTIONS, events_settled, hold_machine, redstep_process, stop, wait_until
 from tests.doctor_helpers import assert_consistent
@@ -35,7 +36,7 @@ def orchestrator(fault_env: dict[str, str]) -> Iterator[None]:
 
 
 def leases(client: redis.Redis, keys: Keys) -> list[dict[str, str]]:
-    return [json.loads(m) for m in client.zrange(keys.timers, 0, -1) if json.loads(m)["type"] == "TaskFailed"]
+    return [json.loads(m) for m in client.zrange(keys.leases, 0, -1)]
 
 
 def test_a_worker_killed_mid_task_fails_it_as_lambda_unknown_and_the_retry_runs_on_another_worker(

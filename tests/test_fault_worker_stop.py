@@ -34,7 +34,7 @@ def stack_env(subprocess_env: dict[str, str], tmp_path: Path) -> Iterator[dict[s
 
 
 def leases(client: redis.Redis, keys: Keys) -> list[str]:
-    return [m for m in client.zrange(keys.timers, 0, -1) if json.loads(m)["type"] == "TaskFailed"]
+    return [json.loads(m)["token"] for m in client.zrange(keys.leases, 0, -1)]
 
 
 # A correctness bound: the held task never ends by itself, so only the grace can stop the worker.

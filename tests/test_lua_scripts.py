@@ -1,7 +1,8 @@
-"""Every Lua script is a file in ``orchestrator/runtime/lua/`` whose header documents its interface.
+"""Every Lua script is a file in a ``lua/`` folder (protocol's or runtime's) whose header documents it.
 
 A reader should find every key a script touches at the top of its file, and every script in
-one folder: so each file opens with a comment naming each KEYS[i] and ARGV[i] its body uses
+one of two folders (the worker's in orchestrator/protocol/lua, the orchestrator's own in
+orchestrator/runtime/lua): so each file opens with a comment naming each KEYS[i] and ARGV[i] its body uses
 and what it returns, and no Python module outside the tests holds Lua of its own.
 """
 
@@ -13,12 +14,16 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.runtime.scripts import LUA_FOLDER, LUA_PACKAGE, lua_source
+from orchestrator.protocol import scripts as protocol_scripts
+from orchestrator.protocol.scripts import LUA_FOLDER, lua_source
+from orchestrator.runtime import scripts as runtime_scripts
 
 REPO = Path(__file__).resolve().parents[1]
+# The scripts a worker runs (protocol) and the orchestrator's own (runtime): (package, file name).
 LUA_FILES = sorted(
-    entry.name
-    for entry in resources.files(LUA_PACKAGE).joinpath(LUA_FOLDER).iterdir()
+    (package, entry.name)
+    for package in (protocol_scripts.LUA_PACKAGE, runtime_scripts.LUA_PACKAGE)
+    for entry in resources.files(package).joinpath(LUA_FOLDER).iterdir()
     if entry.name.endswith(".lua")
 )
 # KEYS[3], ARGV[1]: a literal index; a range header such as ARGV[3..] or ARGV[n+3 ..] covers the rest.
@@ -34,22 +39,22 @@ def header_and_body(source: str) -> tuple[str, str]:
 
 
 def test_the_scripts_are_all_there() -> None:
-    expected = {
+    worker = {
         "append_reports.lua",
-        "commit.lua",
-        "fire_timers.lua",
         "give_back_jobs.lua",
         "reclaim_jobs.lua",
+        "renew_leases.lua",
         "set_aside_job.lua",
         "start_tasks.lua",
-        "sweep_closed.lua",
     }
-    assert expected <= set(LUA_FILES)
+    orchestrator = {"commit.lua", "fire_timers.lua", "sweep_closed.lua"}
+    assert {(protocol_scripts.LUA_PACKAGE, name) for name in worker} <= set(LUA_FILES)
+    assert {(runtime_scripts.LUA_PACKAGE, name) for name in orchestrator} <= set(LUA_FILES)
 
 
-@pytest.mark.parametrize("file_name", LUA_FILES)
-def test_each_script_opens_with_a_header_naming_its_keys_argv_and_reply(file_name: str) -> None:
-    header, body = header_and_body(lua_source(file_name.removesuffix(".lua")))
+@pytest.mark.parametrize(("package", "file_name"), LUA_FILES)
+def test_each_script_opens_with_a_header_naming_its_keys_argv_and_reply(package: str, file_name: str) -> None:
+    header, body = header_and_body(lua_source(file_name.removesuffix(".lua"), package))
     opening = f"-- {file_name}: "
     assert header.startswith(opening), f"{file_name} should open with '{opening}<what it does>'"
     for kind in ("KEYS", "ARGV"):
@@ -71,7 +76,7 @@ def test_no_python_module_outside_the_tests_holds_lua() -> None:
         if not any(part.startswith(".") or part in ignored for part in path.relative_to(REPO).parts)
         and "redis.call(" in path.read_text(encoding="utf-8")
     ]
-    assert offenders == [], f"move the Lua in {offenders} into orchestrator/runtime/lua/<name>.lua"
+    assert offenders == [], f"move the Lua in {offenders} into a lua/<name>.lua (protocol's or runtime's)"
 
 
 def test_nothing_but_the_doctor_lists_keys_with_scan() -> None:

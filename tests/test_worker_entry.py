@@ -13,9 +13,10 @@ import redis
 from rq import Queue
 from rq.registry import FailedJobRegistry
 
+from orchestrator.protocol.jobs import TASK_ENTRY_POINT
 from orchestrator.settings import Settings
 from worker import entry
-from worker.entry import TASK_ENTRY, carry_out
+from worker.entry import carry_out
 from worker.jobs import SERIALIZER, TaskJob
 from worker.process import task_queue_name, task_worker
 from worker.registry import FunctionRegistry, default_registry
@@ -182,7 +183,7 @@ def test_a_raising_function_does_not_fail_the_rq_job(
     settings: Settings, redis_client: redis.Redis, in_process_worker: Queue
 ) -> None:
     job = in_process_worker.enqueue(
-        TASK_ENTRY, [task("Reject"), task("ValidateDragon", {"dragon_name_str": "Smok"}, n=2)], EVENTS
+        TASK_ENTRY_POINT, [task("Reject"), task("ValidateDragon", {"dragon_name_str": "Smok"}, n=2)], EVENTS
     )
 
     work_in_process(settings, redis_client)
@@ -215,7 +216,9 @@ def test_a_job_naming_a_callback_is_moved_aside_without_running_anything(
 ) -> None:
     from rq import Callback
 
-    job = in_process_worker.enqueue(TASK_ENTRY, [task("Reject")], EVENTS, on_failure=Callback("os.abort"))
+    job = in_process_worker.enqueue(
+        TASK_ENTRY_POINT, [task("Reject")], EVENTS, on_failure=Callback("os.abort")
+    )
 
     work_in_process(settings, redis_client)
 
@@ -234,7 +237,7 @@ def test_a_function_outliving_its_job_times_out_and_the_rest_of_the_job_is_not_s
 ) -> None:
     default_registry.register("Linger", Linger)
     tasks = [task("Linger", {"seconds": 5}, n=1), task("Reject", n=2)]
-    job = in_process_worker.enqueue(TASK_ENTRY, tasks, EVENTS, job_timeout=1)
+    job = in_process_worker.enqueue(TASK_ENTRY_POINT, tasks, EVENTS, job_timeout=1)
 
     try:
         work_in_process(settings, redis_client)

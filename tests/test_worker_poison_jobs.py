@@ -22,14 +22,14 @@ from hypothesis import strategies as st
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from orchestrator.protocol.jobs import TASK_ENTRY_POINT, rq_job_fields
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.keys import Keys
-from orchestrator.runtime.store import rq_job_fields
 from orchestrator.settings import Settings
 from producer.produce import produce
 from producer.records import validate_records
 from tests.chaos import chaos_records, redstep_process, stop, wait_until
-from worker.entry import TASK_ENTRY, is_addressable, run_tasks
+from worker.entry import is_addressable, run_tasks
 from worker.jobs import MalformedJob, TaskJob, decode_task_job
 
 KEYS = Keys("t")
@@ -192,7 +192,7 @@ tasks = st.lists(
     max_size=3,
 )
 job_tuples = st.tuples(
-    st.sampled_from([TASK_ENTRY, "os.mkdir"]) | st.text(max_size=12) | json_values,
+    st.sampled_from([TASK_ENTRY_POINT, "os.mkdir"]) | st.text(max_size=12) | json_values,
     st.none() | json_values,
     st.tuples(tasks, st.text(max_size=8)).map(list) | json_values,
     st.just({}) | json_values,

@@ -19,7 +19,7 @@ import pytest
 import redis
 from rq import Queue
 
-from worker.entry import TASK_ENTRY
+from orchestrator.protocol.jobs import TASK_ENTRY_POINT
 from worker.jobs import SERIALIZER, TaskJob
 
 REPO = Path(__file__).resolve().parent.parent
@@ -72,7 +72,7 @@ def test_a_burst_worker_runs_three_tasks_of_one_json_job_and_reports_them_on_the
     redis_client: redis.Redis, subprocess_env: dict[str, str], acl_user_url: str
 ) -> None:
     tasks = [task("ValidateDragon", 1), task("AddDragon", 2), task("AddDragon", 3)]
-    task_queue(redis_client).enqueue(TASK_ENTRY, tasks, EVENTS)
+    task_queue(redis_client).enqueue(TASK_ENTRY_POINT, tasks, EVENTS)
 
     finished = run_burst_worker({**subprocess_env, "REDIS_URL": acl_user_url})
 
@@ -107,9 +107,11 @@ def test_a_pickled_job_is_moved_aside_without_being_unpickled_and_the_worker_goe
             return (os.mkdir, (str(marker),))
 
     queue = task_queue(redis_client)
-    pickled = queue.enqueue(TASK_ENTRY, [task("ValidateDragon", 1)], EVENTS)
-    redis_client.hset(pickled.key, "data", zlib.compress(pickle.dumps((TASK_ENTRY, None, (Payload(),), {}))))
-    queue.enqueue(TASK_ENTRY, [task("ValidateDragon", 2)], EVENTS)
+    pickled = queue.enqueue(TASK_ENTRY_POINT, [task("ValidateDragon", 1)], EVENTS)
+    redis_client.hset(
+        pickled.key, "data", zlib.compress(pickle.dumps((TASK_ENTRY_POINT, None, (Payload(),), {})))
+    )
+    queue.enqueue(TASK_ENTRY_POINT, [task("ValidateDragon", 2)], EVENTS)
 
     finished = run_burst_worker(subprocess_env)
 
@@ -140,7 +142,7 @@ def test_sigterm_lets_the_running_job_finish_and_report_before_the_worker_exits(
 ) -> None:
     functions = tmp_path / "slow_functions.py"
     functions.write_text(SLOW_FUNCTIONS)
-    task_queue(redis_client).enqueue(TASK_ENTRY, [task("Brood", 1, {"seconds": 1})], EVENTS)
+    task_queue(redis_client).enqueue(TASK_ENTRY_POINT, [task("Brood", 1, {"seconds": 1})], EVENTS)
     command = [sys.executable, "-m", "worker", "--functions", str(functions)]
     worker = subprocess.Popen(command, env=subprocess_env, cwd=REPO, stderr=subprocess.PIPE, text=True)
     try:

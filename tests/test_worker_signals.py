@@ -16,9 +16,9 @@ import pytest
 import redis
 from rq import Queue
 
+from orchestrator.protocol.jobs import TASK_ENTRY_POINT
 from orchestrator.runtime.server import RedisServer
 from tests.chaos import HOLD_FUNCTIONS, redstep_process, wait_until
-from worker.entry import TASK_ENTRY
 from worker.jobs import SERIALIZER, TaskJob
 
 # Far more than a prompt stop needs, far less than the old worker's minute (or forever).
@@ -89,7 +89,7 @@ def test_a_worker_waiting_for_redis_after_losing_it_mid_task_stops_on_sigterm(
     client = redis.Redis.from_url(own_redis.url)
     task = {"execution": "e1", "token": "e1:1", "function": "Hold", "payload": {"dir": str(tmp_path)}}
     Queue("t-tasks", connection=client, serializer=SERIALIZER, job_class=TaskJob).enqueue(
-        TASK_ENTRY, [task], "t:events"
+        TASK_ENTRY_POINT, [task], "t:events"
     )
     client.close()
     worker, log = start_worker({**subprocess_env, "REDIS_URL": own_redis.url}, tmp_path)

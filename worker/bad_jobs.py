@@ -25,9 +25,9 @@ from typing import Any
 from redis import Redis
 from redis.commands.core import Script
 
-from orchestrator.runtime.decoding import lossless_text
-from orchestrator.runtime.keys import Keys
-from orchestrator.runtime.scripts import lua_script
+from orchestrator.protocol.decoding import lossless_text
+from orchestrator.protocol.keys import EVENT_FIELD, SharedKeys
+from orchestrator.protocol.scripts import lua_script
 from worker.entry import lambda_cause
 
 SERVICE_ERROR = "Lambda.ServiceException"
@@ -45,7 +45,7 @@ _set_aside: Script | None = None
 
 def set_aside(
     connection: Redis,
-    keys: Keys,
+    keys: SharedKeys,
     claimed_key: str,
     raw_id: bytes | str,
     reason: str,
@@ -63,7 +63,7 @@ def set_aside(
     job_id = lossless_text(raw_id)
     reports = [failure_report(task, job_id, reason, keys.malformed) for task in tasks]
     script_keys = [claimed_key, keys.malformed, keys.events, *(keys.execution(t["execution"]) for t in tasks)]
-    args = [raw_id, keys.task_queue, job_id, reason, copy, *reports]
+    args = [raw_id, keys.task_queue, job_id, reason, copy, EVENT_FIELD, *reports]
     failed = int(_set_aside(keys=script_keys, args=args, client=connection))
     if failed >= 0:
         log.error(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from redis import Redis
 
-from orchestrator.tasks import function_arn
+from orchestrator.protocol.tasks import function_arn
 
 DEFAULT_MEMORY_LIMIT_IN_MB = 128
 DEFAULT_TIMEOUT_SECONDS = 180.0

@@ -16,7 +16,7 @@ from typing import Any, Protocol
 from redis import Redis
 
 from orchestrator.dragon_record import ALL_FIELDS, NAME_FIELD
-from orchestrator.runtime.keys import Keys
+from orchestrator.protocol.keys import SharedKeys
 
 
 class DragonAlreadyExists(Exception):
@@ -44,7 +44,7 @@ class DragonStore:
 
     def __init__(self, connection: Redis, prefix: str) -> None:
         self.connection = connection
-        self.key = Keys(prefix).dragons
+        self.key = SharedKeys(prefix).dragons
 
     @classmethod
     def of(cls, context: StoreContext) -> DragonStore:

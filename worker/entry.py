@@ -23,20 +23,16 @@ from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
-from orchestrator.runtime.keys import RQ_QUEUES, Keys
-from orchestrator.runtime.reconnect import retry_through_outage
-from orchestrator.runtime.scripts import lua_script
-from orchestrator.runtime.store import rq_job_fields
+from orchestrator.protocol.jobs import rq_job_fields
+from orchestrator.protocol.keys import EVENT_FIELD, RQ_QUEUES, SharedKeys
+from orchestrator.protocol.reconnect import retry_through_outage
+from orchestrator.protocol.scripts import lua_script
+from orchestrator.protocol.tasks import Task, TaskReport, function_arn, function_not_found, lambda_error
 from orchestrator.settings import Settings
-from orchestrator.tasks import Task, TaskReport, function_arn, function_not_found, lambda_error
 from worker.context import DEFAULT_TIMEOUT_SECONDS, LambdaContext
 from worker.leases import WorkerLeases
 from worker.registry import FunctionRegistry, default_registry
 
-TASK_ENTRY = "worker.entry.run_tasks"
-"""The only function name an RQ job may carry; see worker.jobs.TaskJob."""
-
-REPORT_FIELD = "event"
 TIMEOUT_ERROR = "Sandbox.Timedout"
 MARSHAL_ERROR = "Runtime.MarshalError"
 # How often a job's reports are sent while Redis is lost, with doubling delays (about 13 s in all).
@@ -157,7 +153,7 @@ def carry_out(
         # no Lambda.Unknown and no second run. A repeated append is harmless: a token is taken once.
         lines = [line for _, line in encoded]
         retry_through_outage(
-            lambda: publish_reports(connection, events_key, lines, held, Keys(prefix).timers),
+            lambda: publish_reports(connection, events_key, lines, held, SharedKeys(prefix).leases),
             REPORT_ATTEMPTS,
             f"reporting job {job_id or '(unnamed)'}",
         )
@@ -191,14 +187,14 @@ def hand_back(
     An interrupted task runs again from the start with the same token (at least once, as on
     Lambda); only one of its reports can be taken.
     """
-    keys = Keys(prefix)
+    keys = SharedKeys(prefix)
     with connection.pipeline(transaction=True) as pipe:
         if unfinished:
             job_id, fields = rq_job_fields(unfinished, keys, connection)  # type: ignore[arg-type]
-            pipe.hset(Keys.rq_job(job_id), mapping={name: str(value) for name, value in fields.items()})
+            pipe.hset(SharedKeys.rq_job(job_id), mapping={name: str(value) for name, value in fields.items()})
             pipe.lpush(keys.task_queue, job_id)
             pipe.sadd(RQ_QUEUES, keys.task_queue)
-        publish_reports(pipe, events_key, reports, leases, keys.timers)
+        publish_reports(pipe, events_key, reports, leases, keys.leases)
         pipe.execute()
 
 
@@ -321,7 +317,7 @@ def publish_reports(
     events_key: str,
     reports: list[str],
     leases: Sequence[str] = (),
-    timers_key: str = "",
+    leases_key: str = "",
 ) -> None:
     """Append each JSON report to the event stream, in order, and remove ``leases``, in one script call."""
     global _append_reports
@@ -329,5 +325,5 @@ def publish_reports(
         return
     if _append_reports is None:
         _append_reports = lua_script(connection, "append_reports")
-    keys = [events_key, timers_key or events_key]
-    _append_reports(keys=keys, args=[REPORT_FIELD, len(reports), *reports, *leases], client=connection)
+    keys = [events_key, leases_key or events_key]
+    _append_reports(keys=keys, args=[EVENT_FIELD, len(reports), *reports, *leases], client=connection)

@@ -24,7 +24,8 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job, validate_job_id
 from rq.serializers import JSONSerializer
 
-from worker.entry import TASK_ENTRY, is_addressable, run_tasks
+from orchestrator.protocol.jobs import TASK_ENTRY_POINT
+from worker.entry import is_addressable, run_tasks
 
 SERIALIZER = JSONSerializer
 """Jobs are JSON at rest; a pickled job fails to decode and is never unpickled."""
@@ -102,9 +103,10 @@ class TaskJob(Job):
             func_name, instance, args, kwargs = self.func_name, self.instance, self.args, self.kwargs
         except Exception as exc:
             return f"its data is not a JSON job: {describe(exc.__cause__ or exc)}"
-        if func_name != TASK_ENTRY or instance is not None:
+        if func_name != TASK_ENTRY_POINT or instance is not None:
             named = repr(func_name)[:100]
-            return f"a job of another application: it runs {named}; a redstep worker runs only {TASK_ENTRY}"
+            only = TASK_ENTRY_POINT
+            return f"a job of another application: it runs {named}; a redstep worker runs only {only}"
         callbacks = [self._success_callback_name, self._failure_callback_name, self._stopped_callback_name]
         if any(callbacks):
             return f"it names job callbacks, which a redstep worker never runs: {[c for c in callbacks if c]}"
@@ -128,8 +130,8 @@ class TaskJob(Job):
         Raises:
             ForbiddenJob: when the job names another function, a bound instance or a callback.
         """
-        if self.func_name != TASK_ENTRY or self.instance is not None:
-            raise ForbiddenJob(f"a redstep worker runs {TASK_ENTRY} only, not {self.func_name!r}")
+        if self.func_name != TASK_ENTRY_POINT or self.instance is not None:
+            raise ForbiddenJob(f"a redstep worker runs {TASK_ENTRY_POINT} only, not {self.func_name!r}")
         callbacks = [self._success_callback_name, self._failure_callback_name, self._stopped_callback_name]
         if any(callbacks):
             raise ForbiddenJob(f"a redstep worker runs no job callbacks: {[c for c in callbacks if c]}")

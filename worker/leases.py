@@ -1,9 +1,8 @@
 """Task leases and heartbeats: a worker that dies or freezes surfaces as a task error, never a hang.
 
-Keys (``{p}`` is the prefix; see also orchestrator.runtime.keys):
-    ``{p}:timers``            the orchestrators' timer zset. A task's lease is a member here:
-                              the TaskFailed event (Lambda.Unknown) its worker's death should
-                              cause, scored by when it fires unless renewed.
+Keys (``{p}`` is the prefix; every key: orchestrator.protocol.keys):
+    ``{p}:leases``            zset of task leases: a lease record (protocol.leases) per task a
+                              worker runs, scored by when it runs out on Redis's clock
     ``{p}:workers``           set of live worker names (a worker adds itself; a reaper removes it)
     ``{p}:worker:<name>``     string with a TTL of ``lease_seconds``: the worker is alive
     ``{p}:claimed:<name>``    list of RQ job ids the worker dequeued and has not started yet
@@ -11,19 +10,21 @@ Keys (``{p}`` is the prefix; see also orchestrator.runtime.keys):
 A job's life on a worker:
     1. RQ dequeues with BLMOVE straight into the worker's claimed list (never a shared
        list), so a job popped by a worker that dies at once is still somewhere.
-    2. START (``lua/start_tasks.lua``) takes the job out of the claimed list and puts each
-       task's lease in the timers zset, in one script call: every job is either claimed or
-       leased.
-    3. A thread renews the leases (ZADD XX) every ``lease_seconds / 3`` and sends a
-       TaskHeartbeat at least every ``heartbeat_seconds / 3`` for tasks that ask for one.
+    2. START (``lua/start_tasks.lua``) takes the job out of the claimed list and sets each
+       task's lease, ``lease_seconds`` past Redis's ``TIME``, in one script call: every job is
+       either claimed or leased.
+    3. A thread renews the leases (``lua/renew_leases.lua``, again by Redis's ``TIME``) every
+       ``lease_seconds / 3`` and sends a TaskHeartbeat at least every ``heartbeat_seconds / 3``
+       for tasks that ask for one.
     4. The reports go out in one script call that also removes their leases (worker.entry).
 
-A SIGKILLed or frozen worker renews nothing: its leases fire through the orchestrators'
-timer path as TaskFailed/Lambda.Unknown, so the state's Retry and Catch apply; its claimed
-jobs (dequeued, never started) go back to the head of the queue once its liveness key
-expires, moved by any other worker's reaper. A report and its lease can both reach the
-event stream only if the worker stalls past its lease; the token is consumed once, so the
-second changes nothing.
+A SIGKILLed or frozen worker renews nothing: the orchestrators fire its expired leases as
+TaskFailed/Lambda.Unknown (runtime/lua/fire_timers.lua), so the state's Retry and Catch
+apply; its claimed jobs (dequeued, never started) go back to the head of the queue once its
+liveness key expires, moved by any other worker's reaper. No clock of the worker's decides
+when a lease runs out: the scripts that set, renew and fire leases all read Redis's ``TIME``.
+A report and its lease can both reach the event stream only if the worker stalls past its
+lease; the token is consumed once, so the second changes nothing.
 """
 
 from __future__ import annotations
@@ -32,7 +33,6 @@ import json
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,35 +40,15 @@ from typing import Any
 from redis import Redis
 from redis.commands.core import Script
 
-from orchestrator.runtime.keys import EVENT_FIELD, Keys
-from orchestrator.runtime.reconnect import retry_through_outage
-from orchestrator.runtime.scripts import lua_script
+from orchestrator.protocol.keys import EVENT_FIELD, SharedKeys
+from orchestrator.protocol.leases import lease_record
+from orchestrator.protocol.reconnect import retry_through_outage
+from orchestrator.protocol.scripts import lua_script
 
-LEASE_ERROR = "Lambda.Unknown"
 # How often START is tried while the connection is lost, with doubling delays (about 6 s in all).
 START_ATTEMPTS = 8
 
 log = logging.getLogger(__name__)
-
-
-def lease_event(task: dict[str, Any], worker: str, lease_seconds: float) -> str:
-    """The lease member of ``task``: the TaskFailed event its worker's silence turns into.
-
-    It names the worker, so a worker removes exactly the members it added.
-    """
-    message = (
-        f"The worker running the task stopped responding: worker {worker} renewed no lease "
-        f"for {lease_seconds:.2f} seconds"
-    )
-    cause = {"errorMessage": message, "errorType": LEASE_ERROR, "requestId": str(uuid.uuid4())}
-    event = {
-        "type": "TaskFailed",
-        "execution": task["execution"],
-        "token": task["token"],
-        "error": LEASE_ERROR,
-        "cause": json.dumps({**cause, "stackTrace": []}),
-    }
-    return json.dumps(event, separators=(",", ":"))
 
 
 @dataclass
@@ -89,7 +69,8 @@ class WorkerLeases:
         prefix: the key prefix.
         worker: the worker's name (unique among live workers).
         lease_seconds: how long a task outlives its worker's silence.
-        clock: epoch seconds, the clock the orchestrators fire timers by.
+        clock: a monotonic time source (seconds), for when heartbeats and reaping are due; a
+            lease's end is set by Redis's clock (see the module's docstring).
     """
 
     def __init__(
@@ -98,22 +79,23 @@ class WorkerLeases:
         prefix: str,
         worker: str,
         lease_seconds: float,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.connection = connection
-        self.keys = Keys(prefix)
+        self.keys = SharedKeys(prefix)
         self.worker = worker
         self.lease_seconds = lease_seconds
         self.clock = clock
-        self.workers_key = f"{prefix}:workers"
-        self.claimed_key = claimed_key(prefix, worker)
-        self.alive_key = alive_key(prefix, worker)
+        self.workers_key = self.keys.workers
+        self.claimed_key = self.keys.claimed(worker)
+        self.alive_key = self.keys.alive(worker)
         self._held: dict[str, list[HeldTask]] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._start: Script = lua_script(connection, "start_tasks")
+        self._renew: Script = lua_script(connection, "renew_leases")
         self._reclaim: Script = lua_script(connection, "reclaim_jobs")
         self._give_back: Script = lua_script(connection, "give_back_jobs")
         self._reaped_at = float("-inf")
@@ -142,12 +124,11 @@ class WorkerLeases:
             The lease members, to be removed together with the tasks' reports.
         """
         held = [
-            HeldTask(task, lease_event(task, self.worker, self.lease_seconds), heartbeat_of(task))
+            HeldTask(task, lease_record(task, self.worker, self.lease_seconds), heartbeat_of(task))
             for task in tasks
         ]
-        due = repr(self.clock() + self.lease_seconds)
         members = [h.lease for h in held]
-        claimed, retried = self._start_leases(job_id, due, members)
+        claimed, retried = self._start_leases(job_id, members)
         if not claimed and not retried:
             log.warning("job %s was given back while this worker looked dead; running it anyway", job_id)
         with self._lock:
@@ -156,7 +137,7 @@ class WorkerLeases:
             self._wake.set()  # the first heartbeat goes out now, not at the next tick
         return members
 
-    def _start_leases(self, job_id: str, due: str, members: list[str]) -> tuple[int, bool]:
+    def _start_leases(self, job_id: str, members: list[str]) -> tuple[int, bool]:
         """Run START, again while the connection is lost; whether the job was claimed, whether retried.
 
         Until START runs, the job is only claimed, and nothing would ever give it back: this
@@ -167,13 +148,13 @@ class WorkerLeases:
             redis.ConnectionError, redis.TimeoutError: when Redis stays away; the work loop
                 then starts over and gives back what this worker claimed.
         """
-        keys = [self.claimed_key, self.keys.timers]
+        keys = [self.claimed_key, self.keys.leases]
         attempts = 0
 
         def start() -> int:
             nonlocal attempts
             attempts += 1
-            return int(self._start(keys=keys, args=[job_id, due, *members]))
+            return int(self._start(keys=keys, args=[job_id, repr(self.lease_seconds), *members]))
 
         claimed = retry_through_outage(start, START_ATTEMPTS, f"starting job {job_id}")
         return claimed, attempts > 1
@@ -207,16 +188,16 @@ class WorkerLeases:
         return min([self.lease_seconds, *beats]) / 3
 
     def beat(self) -> None:
-        """Renew liveness and every held lease; send the heartbeats that are due; one round trip."""
+        """Renew liveness and every held lease; send the heartbeats that are due; one pipeline."""
         now = self.clock()
         with self._lock:
             held = [h for tasks in self._held.values() for h in tasks]
         pipe = self.connection.pipeline(transaction=False)
-        pipe.set(self.alive_key, repr(now), px=max(1, int(self.lease_seconds * 1000)))
+        pipe.set(self.alive_key, self.worker, px=max(1, int(self.lease_seconds * 1000)))
         pipe.sadd(self.workers_key, self.worker)
         if held:
-            due = now + self.lease_seconds
-            pipe.zadd(self.keys.timers, {h.lease: due for h in held}, xx=True)
+            leases = [h.lease for h in held]
+            self._renew(keys=[self.keys.leases], args=[repr(self.lease_seconds), *leases], client=pipe)
         for h in held:
             if h.heartbeat_seconds and now - h.beaten_at >= h.heartbeat_seconds / 3:
                 beat = {"type": "TaskHeartbeat", "execution": h.task["execution"], "token": h.task["token"]}
@@ -233,7 +214,7 @@ class WorkerLeases:
             return 0
         pipe = self.connection.pipeline(transaction=False)
         for name in others:
-            pipe.exists(alive_key(self.keys.prefix, name))
+            pipe.exists(self.keys.alive(name))
         moved = 0
         for name, alive in zip(others, pipe.execute(), strict=True):
             if not alive:
@@ -246,7 +227,7 @@ class WorkerLeases:
         A dequeue whose reply a lost connection swallowed leaves its job claimed by a worker
         that never saw it, and that worker stays alive, so nobody else would give it back.
         """
-        claimed = claimed_key(self.keys.prefix, self.worker)
+        claimed = self.keys.claimed(self.worker)
         moved = int(self._give_back(keys=[claimed, self.keys.task_queue]))
         if moved > 0:
             log.warning("gave back %d job(s) this worker dequeued and never started", moved)
@@ -254,7 +235,7 @@ class WorkerLeases:
 
     def reclaim(self, worker: str) -> int:
         """Move ``worker``'s claimed jobs back to the head of the task queue, if it is not alive."""
-        keys = [self.workers_key, alive_key(self.keys.prefix, worker), claimed_key(self.keys.prefix, worker)]
+        keys = [self.workers_key, self.keys.alive(worker), self.keys.claimed(worker)]
         moved = int(self._reclaim(keys=[*keys, self.keys.task_queue], args=[worker]))
         if moved > 0:
             log.warning("gave back %d job(s) that worker %s dequeued and never started", moved, worker)
@@ -265,13 +246,3 @@ def heartbeat_of(task: dict[str, Any]) -> float | None:
     """The task's heartbeat interval, or None when its state asks for none."""
     seconds = task.get("heartbeat_seconds")
     return float(seconds) if isinstance(seconds, int | float) and seconds > 0 else None
-
-
-def claimed_key(prefix: str, worker: str) -> str:
-    """The list of jobs ``worker`` dequeued and has not started."""
-    return f"{prefix}:claimed:{worker}"
-
-
-def alive_key(prefix: str, worker: str) -> str:
-    """The key whose presence says ``worker`` is alive."""
-    return f"{prefix}:worker:{worker}"

@@ -31,12 +31,11 @@ from rq.job import Job
 from rq.registry import StartedJobRegistry
 from rq.utils import now
 
-from orchestrator.runtime.clock import RedisClock
-from orchestrator.runtime.decoding import lossless_text
-from orchestrator.runtime.faults import skew_wall_clock
-from orchestrator.runtime.keys import Keys
-from orchestrator.runtime.reconnect import OUTAGE_ERRORS, Backoff, Outage
-from orchestrator.runtime.scripts import lua_script
+from orchestrator.protocol.decoding import lossless_text
+from orchestrator.protocol.faults import skew_wall_clock
+from orchestrator.protocol.keys import SharedKeys
+from orchestrator.protocol.reconnect import OUTAGE_ERRORS, Backoff, Outage
+from orchestrator.protocol.scripts import lua_script
 from orchestrator.settings import Settings, masked_url
 from worker.bad_jobs import bounded_copy, set_aside
 from worker.entry import ColdShutdown, use_leases, use_settings
@@ -49,7 +48,7 @@ from worker.jobs import (
     misaddressed,
     tasks_named_by,
 )
-from worker.leases import WorkerLeases, claimed_key
+from worker.leases import WorkerLeases
 from worker.registry import default_registry
 from worker.shutdown import Shutdown
 
@@ -62,7 +61,7 @@ log = logging.getLogger(__name__)
 
 def task_queue_name(settings: Settings) -> str:
     """The RQ queue the orchestrator puts task jobs on."""
-    return Keys(settings.prefix).task_queue_name
+    return SharedKeys(settings.prefix).task_queue_name
 
 
 class ClaimingQueue(Queue):
@@ -74,7 +73,7 @@ class ClaimingQueue(Queue):
     """
 
     claimed_key: ClassVar[str | None] = None
-    keys: ClassVar[Keys | None] = None
+    keys: ClassVar[SharedKeys | None] = None
     reply_lost: ClassVar[bool] = False
 
     @classmethod
@@ -122,7 +121,7 @@ class ClaimingQueue(Queue):
                     return job, queue
                 raise wrong_place
             except NoSuchJobError:
-                reason = f"its key {Keys.rq_job(job_id)} does not exist"
+                reason = f"its key {SharedKeys.rq_job(job_id)} does not exist"
                 cls.move_aside(connection, raw_id, reason, [])
             except MalformedJob as bad:
                 cls.move_aside(connection, raw_id, bad.reason, bad.tasks)
@@ -133,7 +132,7 @@ class ClaimingQueue(Queue):
     ) -> int:
         """Move a claimed job that cannot run to the malformed stream and fail the tasks it names."""
         assert cls.claimed_key is not None and cls.keys is not None
-        copy = bounded_copy(connection, Keys.rq_job(lossless_text(raw_id)))
+        copy = bounded_copy(connection, SharedKeys.rq_job(lossless_text(raw_id)))
         return set_aside(connection, cls.keys, cls.claimed_key, raw_id, reason, tasks, copy)
 
     @classmethod
@@ -161,7 +160,8 @@ class ClaimingQueue(Queue):
 
 def claiming_queue_class(settings: Settings, worker: str) -> type[ClaimingQueue]:
     """A ClaimingQueue class that claims into ``worker``'s list."""
-    attributes = {"claimed_key": claimed_key(settings.prefix, worker), "keys": Keys(settings.prefix)}
+    keys = SharedKeys(settings.prefix)
+    attributes = {"claimed_key": keys.claimed(worker), "keys": keys}
     return type("ClaimingQueue", (ClaimingQueue,), attributes)
 
 
@@ -391,9 +391,8 @@ def run_worker(
     )
     shutdown = Shutdown(settings.stop_grace_seconds, connection)
     restore_signals = shutdown.install()
-    # Lease due times are judged by the orchestrators, so they are written by Redis's clock, as theirs.
-    clock = RedisClock(connection)
-    leases = WorkerLeases(connection, settings.prefix, name, settings.lease_seconds, clock=clock)
+    # A lease's end is set by Redis's clock in the lease scripts, the clock the orchestrators fire it by.
+    leases = WorkerLeases(connection, settings.prefix, name, settings.lease_seconds)
     try:
         leases.start()
         use_leases(leases)

@@ -23,9 +23,10 @@ from typing import Any
 
 import redis
 
+from orchestrator.protocol.decoding import lossless_text
+from orchestrator.protocol.keys import EVENT_FIELD
 from orchestrator.runtime.client import Client
-from orchestrator.runtime.decoding import lossless_text
-from orchestrator.runtime.keys import EVENT_FIELD, FINISHED_STATUSES, Keys
+from orchestrator.runtime.keys import FINISHED_STATUSES, Keys
 from orchestrator.runtime.movers import json_object
 from orchestrator.settings import Settings
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import redis
 
-from orchestrator.runtime.keys import EVENT_FIELD, Keys
+from orchestrator.protocol.keys import EVENT_FIELD
+from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.store import Store
 from orchestrator.settings import Settings
 

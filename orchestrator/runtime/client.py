@@ -13,9 +13,9 @@ from rq import Queue, Worker
 from rq.serializers import JSONSerializer
 
 from orchestrator.asl import engine
+from orchestrator.protocol.decoding import loads
 from orchestrator.runtime import heartbeats, transitions
 from orchestrator.runtime.clock import RedisClock
-from orchestrator.runtime.decoding import loads
 from orchestrator.runtime.keys import GROUP, STATUSES, Keys
 from orchestrator.runtime.lone_failures import LoneFailures, blames_shared_keys, is_server_state
 from orchestrator.runtime.machines import MachineCache, register_machine

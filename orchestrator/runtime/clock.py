@@ -5,7 +5,8 @@ with "now" read by another. Judged by each machine's own clock, a machine 60 s a
 10 s Wait after a fraction of it, and one 91 days ahead deletes every finished execution.
 So every process reads the time of the one server they all share: ``TIME`` once every
 ``refresh_seconds``, and in between the reading plus the monotonic time elapsed since, which
-no change to the local wall clock can move. A round trip a second is all it costs.
+no change to the local wall clock can move. A round trip a second is all it costs. (Task
+leases need no such clock: the scripts that set, renew and fire them read ``TIME`` themselves.)
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 
 import redis
 
-from orchestrator.runtime.reconnect import OUTAGE_ERRORS
+from orchestrator.protocol.reconnect import OUTAGE_ERRORS
 
 log = logging.getLogger(__name__)
 

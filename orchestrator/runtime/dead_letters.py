@@ -23,7 +23,7 @@ from typing import Any
 
 import redis
 
-from orchestrator.runtime.decoding import loads, lossless_text
+from orchestrator.protocol.decoding import loads, lossless_text
 from orchestrator.runtime.keys import BODY_FIELD, Keys
 from orchestrator.runtime.sources import MESSAGE_ID_FIELD
 from orchestrator.settings import Settings

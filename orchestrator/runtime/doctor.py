@@ -43,8 +43,8 @@ from typing import Any
 
 import redis
 
+from orchestrator.protocol.decoding import loads, lossless_text
 from orchestrator.runtime import movers
-from orchestrator.runtime.decoding import loads, lossless_text
 from orchestrator.runtime.keys import FINISHED_STATUSES, STATUSES, Keys
 from orchestrator.runtime.movers import find_movers, glob_escape, json_object
 from orchestrator.settings import Settings

@@ -23,6 +23,8 @@ as RQ jobs and publishes the notifications. Redis runs a script whole, so there 
 moment between the enqueue and the acknowledgement, or between the state change and the
 publish, at which a crash could split them: those windows collapse into ``before-commit``
 (nothing happened) and ``after-commit`` (everything did).
+
+The wall-clock knob that workers use as well lives in :mod:`orchestrator.protocol.faults`.
 """
 
 from __future__ import annotations
@@ -30,7 +32,6 @@ from __future__ import annotations
 import logging
 import os
 import signal
-import time
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +72,3 @@ class FaultPoints:
             for handler in logging.getLogger().handlers:
                 handler.flush()
             os.kill(os.getpid(), signal.SIGKILL)
-
-
-def skew_wall_clock(seconds: float) -> None:
-    """Tests only: make this process's ``time.time()`` run ``seconds`` ahead (or behind, if negative).
-
-    It plays a machine whose clock is off, to show that no due time is judged by it: timers,
-    leases, visibility deadlines and retention go by Redis's clock (see runtime.clock).
-    """
-    if not seconds:
-        return
-    real_time = time.time
-    time.time = lambda: real_time() + seconds  # type: ignore[assignment]
-    log.warning("fault injection: this process's wall clock runs %+.0f s off", seconds)

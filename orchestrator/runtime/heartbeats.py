@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import redis
 
-from orchestrator.runtime.decoding import lossless_text
+from orchestrator.protocol.decoding import lossless_text
 from orchestrator.runtime.keys import Keys
 
 

@@ -15,8 +15,9 @@ from typing import Any
 
 import redis
 
-from orchestrator.runtime.decoding import loads
-from orchestrator.runtime.keys import EVENT_FIELD, GROUP, Keys
+from orchestrator.protocol.decoding import loads
+from orchestrator.protocol.keys import EVENT_FIELD
+from orchestrator.runtime.keys import GROUP, Keys
 from orchestrator.runtime.sources import delivery_counts, entries_of, move_aside, text
 
 log = logging.getLogger(__name__)

@@ -1,10 +1,12 @@
 """Every Redis key redstep uses, in one place.
 
 Layout (``{p}`` is the configured prefix; ``{name}`` in braces is a Redis Cluster hash tag,
-so all keys of one execution hash to one slot):
+so all keys of one execution hash to one slot). The keys a worker touches too are marked
+(shared): :class:`orchestrator.protocol.keys.SharedKeys` builds them, and this module's
+:class:`Keys` adds the orchestrators' own.
 
 Executions
-    ``{p}:exec:{<name>}``        hash: ``execution`` (the JSON blob the ASL core reads and writes)
+    ``{p}:exec:{<name>}``        (shared) hash: ``execution`` (the JSON blob the ASL core reads and writes)
                                  and ``version`` (an integer bumped on every committed transition;
                                  optimistic concurrency between orchestrators)
     ``{p}:history:{<name>}``     list of JSON history events, in AWS GetExecutionHistory shape
@@ -24,10 +26,13 @@ Executions
                                  ``{"deleted": <time>}`` once DeleteStateMachine removed it (runtime.catalog)
 
 The orchestrators
-    ``{p}:events``               stream of events for executions; one field ``event`` holding JSON
-                                 (TaskSucceeded, TaskFailed, TaskHeartbeat, TimerFired, StopExecution)
-    ``{p}:timers``               zset: a TimerFired event (JSON) scored by its due time
-    ``{p}:malformed``            stream of entries moved aside: ``stream``, ``id``, ``reason``, ``fields``
+    ``{p}:events``               (shared) stream of events for executions; one field ``event`` holding
+                                 JSON (TaskSucceeded, TaskFailed, TaskHeartbeat, TimerFired, StopExecution)
+    ``{p}:timers``               zset: a TimerFired event (JSON) scored by its due time. Executions
+                                 stored before leases had their own key may still hold a lease here:
+                                 a TaskFailed (Lambda.Unknown) event, which fires as a timer does
+    ``{p}:malformed``            (shared) stream of entries moved aside: ``stream``, ``id``, ``reason``,
+                                 ``fields``
     ``{p}:heartbeat:<consumer>`` string with a TTL, set by each orchestrator every loop
     ``{p}:orchestrators``        set of the consumers that sent a heartbeat: added to in the pipeline
                                  that sets the heartbeat, pruned by the orchestrators of names whose
@@ -45,39 +50,35 @@ Source queues (SQS role) and topics (SNS role)
     ``{p}:topic:<name>``         pub/sub channel of SNS-shaped envelopes (JSON)
     ``{p}:topic-log:<name>``     stream capped near ``notification_stream_length``; field ``message``
 
-Workers (Lambda role)
+Workers (Lambda role), all shared
     ``<p>-tasks``                the RQ queue name; RQ keeps it in ``rq:queue:<p>-tasks``, jobs in
                                  ``rq:job:<id>`` and the set of queues in ``rq:queues``
     ``{p}:dragons``              hash: dragon name -> record JSON (the dragon functions' store)
     ``{p}:workers``              set of live worker names; ``{p}:worker:<name>`` (TTL: the lease) says
                                  one is alive; ``{p}:claimed:<name>`` lists the RQ jobs it dequeued
-                                 and has not started. A task's lease is a TaskFailed (Lambda.Unknown)
-                                 member of ``{p}:timers`` (worker.leases).
+                                 and has not started (worker.leases)
+    ``{p}:leases``               zset: a lease record (JSON: execution, token, worker, lease_seconds,
+                                 request_id; protocol.leases) per task a worker runs, scored by when
+                                 it runs out by Redis's ``TIME``. Set and renewed by the worker's
+                                 scripts, removed with its report; an expired one is fired by the
+                                 orchestrators (lua/fire_timers.lua) as the TaskFailed
+                                 (Lambda.Unknown) event it stands for.
 
 Every stream with consumers has one consumer group, ``orchestrators``.
 """
 
 from __future__ import annotations
 
+from orchestrator.protocol.keys import SharedKeys
+
 GROUP = "orchestrators"
-EVENT_FIELD = "event"
 BODY_FIELD = "body"
 FINISHED_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 STATUSES = ("RUNNING", *FINISHED_STATUSES)
 
-RQ_QUEUES = "rq:queues"
-RQ_QUEUE_PREFIX = "rq:queue:"
-RQ_JOB_PREFIX = "rq:job:"
 
-
-class Keys:
-    """The keys of one redstep installation, all under ``prefix``."""
-
-    def __init__(self, prefix: str) -> None:
-        self.prefix = prefix
-
-    def execution(self, name: str) -> str:
-        return f"{self.prefix}:exec:{{{name}}}"
+class Keys(SharedKeys):
+    """The keys of one redstep installation, all under ``prefix``: the shared ones and the orchestrators'."""
 
     def history(self, name: str) -> str:
         return f"{self.prefix}:history:{{{name}}}"
@@ -110,16 +111,8 @@ class Keys:
         return f"{self.prefix}:machine-details"
 
     @property
-    def events(self) -> str:
-        return f"{self.prefix}:events"
-
-    @property
     def timers(self) -> str:
         return f"{self.prefix}:timers"
-
-    @property
-    def malformed(self) -> str:
-        return f"{self.prefix}:malformed"
 
     def heartbeat(self, consumer: str) -> str:
         return f"{self.prefix}:heartbeat:{consumer}"
@@ -151,26 +144,3 @@ class Keys:
 
     def topic_log(self, name: str) -> str:
         return f"{self.prefix}:topic-log:{name}"
-
-    @property
-    def task_queue_name(self) -> str:
-        return f"{self.prefix}-tasks"
-
-    @property
-    def task_queue(self) -> str:
-        return f"{RQ_QUEUE_PREFIX}{self.task_queue_name}"
-
-    @staticmethod
-    def rq_job(job_id: str) -> str:
-        return f"{RQ_JOB_PREFIX}{job_id}"
-
-    @property
-    def workers(self) -> str:
-        return f"{self.prefix}:workers"
-
-    def claimed(self, worker: str) -> str:
-        return f"{self.prefix}:claimed:{worker}"
-
-    @property
-    def dragons(self) -> str:
-        return f"{self.prefix}:dragons"

@@ -23,14 +23,17 @@ from typing import Any
 
 import redis
 
+from orchestrator.protocol.faults import skew_wall_clock
+from orchestrator.protocol.keys import EVENT_FIELD
+from orchestrator.protocol.leases import LEASE_ERROR, LEASE_MESSAGE
+from orchestrator.protocol.reconnect import OUTAGE_ERRORS, Outage
 from orchestrator.runtime import heartbeats, transitions
 from orchestrator.runtime.clock import RedisClock
-from orchestrator.runtime.faults import FaultPoints, skew_wall_clock
+from orchestrator.runtime.faults import FaultPoints
 from orchestrator.runtime.intake import Entry, Event, EventIntake, stream_batches
-from orchestrator.runtime.keys import EVENT_FIELD, GROUP, Keys
+from orchestrator.runtime.keys import GROUP, Keys
 from orchestrator.runtime.lone_failures import LoneFailures, blames_shared_keys, halves, is_server_state
 from orchestrator.runtime.machines import MachineCache, register_shipped_machines
-from orchestrator.runtime.reconnect import OUTAGE_ERRORS, Outage
 from orchestrator.runtime.retention import Retention
 from orchestrator.runtime.scripts import load_for_pipelines, lua_script
 from orchestrator.runtime.sources import (
@@ -54,6 +57,7 @@ from orchestrator.settings import Settings, masked_url
 log = logging.getLogger(__name__)
 
 TIMER_BATCH = 1000
+TIMER_KEYS = 3  # fire_timers.lua's KEYS: the timers, the event stream, the leases
 HEARTBEAT_TTL_SECONDS = 10
 
 
@@ -156,7 +160,7 @@ class Orchestrator:
         """Beat, fire due timers, and read both the source queue and the event stream, in one round trip."""
         pipe = self.redis.pipeline(transaction=False)
         heartbeats.beat(pipe, self.keys, self.consumer, self.clock(), HEARTBEAT_TTL_SECONDS)
-        pipe.evalsha(self._fire_timers.sha, 2, *self.timer_arguments())
+        pipe.evalsha(self._fire_timers.sha, TIMER_KEYS, *self.timer_arguments())
         room = self.source.room
         if room > 0:
             pipe.xreadgroup(GROUP, self.consumer, {self.source.stream: ">"}, count=room)
@@ -189,12 +193,13 @@ class Orchestrator:
         return self.intake.parse(entries)
 
     def timer_arguments(self) -> list[Any]:
-        return [self.keys.timers, self.keys.events, repr(self.clock()), TIMER_BATCH, EVENT_FIELD]
+        keys = [self.keys.timers, self.keys.events, self.keys.leases]
+        return [*keys, repr(self.clock()), TIMER_BATCH, EVENT_FIELD, LEASE_ERROR, LEASE_MESSAGE]
 
     def fire_timers(self) -> int:
-        """Move due timers onto the event stream; the script lets exactly one orchestrator fire each."""
+        """Move due timers and expired leases onto the event stream; exactly one orchestrator fires each."""
         arguments = self.timer_arguments()
-        return int(self._fire_timers(keys=arguments[:2], args=arguments[2:]))
+        return int(self._fire_timers(keys=arguments[:TIMER_KEYS], args=arguments[TIMER_KEYS:]))
 
     # -- starting executions -----------------------------------------------------------------
 

@@ -5,8 +5,9 @@ Something answers a token when it holds it on its way to the orchestrators:
 
 - an RQ job in the task queue or in a worker's claimed list (of a worker in ``{p}:workers``)
   with a task for the token;
-- a member of the timers zset for the token: a TimerFired event, or a task's lease (the
-  TaskFailed its worker's silence turns into);
+- a task's lease for the token in the leases zset (the TaskFailed its worker's silence turns
+  into), or a member of the timers zset for it: a TimerFired event, or a lease stored there
+  by an earlier version (a ready-made TaskFailed event);
 - an entry on the events stream (unread, or read and not yet committed) for the token.
 
 A StopExecution entry on the events stream answers the whole execution.
@@ -26,8 +27,9 @@ from typing import Any
 
 import redis
 
-from orchestrator.runtime.decoding import loads, lossless_text
-from orchestrator.runtime.keys import EVENT_FIELD, Keys
+from orchestrator.protocol.decoding import loads, lossless_text
+from orchestrator.protocol.keys import EVENT_FIELD
+from orchestrator.runtime.keys import Keys
 
 BATCH = 1000
 TIMER_KINDS = frozenset({"execution-timeout", "wait", "retry", "timeout", "heartbeat"})
@@ -69,6 +71,8 @@ def find_movers(redis_client: redis.Redis, keys: Keys, names: set[str]) -> Mover
         job_ids += list_items(redis_client, keys.claimed(worker))
     for task in job_tasks(redis_client, job_ids):
         add_token(movers, names, task)
+    for member, _ in zscan(redis_client, keys.leases):
+        add_token(movers, names, json_object(member))
     for member, _ in zscan(redis_client, keys.timers):
         add_token(movers, names, json_object(member))
     for fields in stream_entries(redis_client, keys.events):

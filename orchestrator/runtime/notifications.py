@@ -13,7 +13,7 @@ from typing import Any
 
 import redis
 
-from orchestrator.runtime.decoding import loads
+from orchestrator.protocol.decoding import loads
 from orchestrator.runtime.keys import Keys
 from orchestrator.services import topic_name
 from orchestrator.settings import Settings

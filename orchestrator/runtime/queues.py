@@ -17,7 +17,7 @@ from typing import Any
 
 import redis
 
-from orchestrator.runtime.decoding import lossless_text
+from orchestrator.protocol.decoding import lossless_text
 from orchestrator.runtime.keys import BODY_FIELD, GROUP, Keys
 from orchestrator.runtime.sources import MESSAGE_ID_FIELD, ensure_group, message_id_problem
 from orchestrator.settings import Settings

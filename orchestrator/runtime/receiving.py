@@ -23,7 +23,7 @@ from typing import Any
 
 import redis
 
-from orchestrator.runtime.decoding import lossless_text
+from orchestrator.protocol.decoding import lossless_text
 from orchestrator.runtime.keys import BODY_FIELD, GROUP, Keys
 from orchestrator.runtime.queues import ATTRIBUTES_FIELD, TEXT_FIELD
 from orchestrator.runtime.sources import MESSAGE_ID_FIELD, delivery_counts, ensure_group, entries_of, text

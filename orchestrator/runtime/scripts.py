@@ -1,32 +1,23 @@
-"""The one way a Lua script reaches Redis: ``lua/<name>.lua``, registered as a redis-py Script.
+"""The orchestrator's own Lua scripts, in ``orchestrator/runtime/lua/``.
 
-Every script lives in this package's ``lua/`` folder, shipped as package data, with a header
-that names its KEYS and ARGV and what it returns. A Script sends EVALSHA and, when Redis does
-not know the script (a restart, SCRIPT FLUSH, another server), loads it and tries again.
+They load the one way every script does (:mod:`orchestrator.protocol.scripts`, which also
+holds the scripts a worker runs); this module adds only what the orchestrator's loop needs.
 """
 
 from __future__ import annotations
-
-from functools import cache
-from importlib import resources
 
 from redis import Redis
 from redis.client import Pipeline
 from redis.commands.core import Script
 
+from orchestrator.protocol import scripts
+
 LUA_PACKAGE = "orchestrator.runtime"
-LUA_FOLDER = "lua"
-
-
-@cache
-def lua_source(name: str) -> str:
-    """The text of ``lua/<name>.lua``; a name with no such file raises FileNotFoundError."""
-    return resources.files(LUA_PACKAGE).joinpath(LUA_FOLDER, f"{name}.lua").read_text(encoding="utf-8")
 
 
 def lua_script(client: Redis | Pipeline, name: str) -> Script:
-    """The Lua script ``lua/<name>.lua`` registered on ``client`` (EVALSHA, EVAL on a miss)."""
-    return client.register_script(lua_source(name))
+    """The orchestrator's script ``runtime/lua/<name>.lua`` registered on ``client``."""
+    return scripts.lua_script(client, name, LUA_PACKAGE)
 
 
 def load_for_pipelines(script: Script) -> None:

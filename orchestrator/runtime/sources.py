@@ -23,8 +23,8 @@ from typing import Any
 
 import redis
 
+from orchestrator.protocol.decoding import loads, lossless_text
 from orchestrator.runtime.clock import RedisClock
-from orchestrator.runtime.decoding import loads, lossless_text
 from orchestrator.runtime.keys import BODY_FIELD, GROUP, Keys
 from orchestrator.settings import Settings
 

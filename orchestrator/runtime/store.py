@@ -14,23 +14,19 @@ its time, while the script decodes the array in C.
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
 import redis
-from rq.job import Job, JobStatus
-from rq.serializers import JSONSerializer
 
-from orchestrator.runtime.decoding import loads
-from orchestrator.runtime.keys import FINISHED_STATUSES, GROUP, RQ_QUEUES, Keys
+from orchestrator.protocol.decoding import loads
+from orchestrator.protocol.jobs import rq_job_fields
+from orchestrator.protocol.keys import RQ_QUEUES
+from orchestrator.protocol.tasks import Task
+from orchestrator.runtime.keys import FINISHED_STATUSES, GROUP, Keys
 from orchestrator.runtime.scripts import lua_script
-from orchestrator.tasks import Task
 
-TASK_ENTRY_POINT = "worker.entry.run_tasks"
 TASKS_PER_JOB = 50
-JOB_TIMEOUT_SECONDS = 900
-FAILED_JOB_TTL_SECONDS = 86_400
 COMMIT_ATTEMPTS = 5  # races a commit may lose (another process moved on first) before it gives up
 
 
@@ -177,29 +173,6 @@ def job_batches(tasks: list[Task]) -> list[list[Task]]:
             rounds.append([])
         rounds[index].append(task)
     return [r[start : start + TASKS_PER_JOB] for r in rounds for start in range(0, len(r), TASKS_PER_JOB)]
-
-
-def rq_job_fields(tasks: list[Task], keys: Keys, connection: redis.Redis) -> tuple[str, dict[str, Any]]:
-    """The id and hash fields of an RQ job that runs ``tasks`` on a worker, as rq 2.x stores them."""
-    job = Job.create(
-        func=TASK_ENTRY_POINT,
-        args=[tasks, keys.events],
-        id=str(uuid.uuid4()),
-        connection=connection,
-        serializer=JSONSerializer,
-        result_ttl=0,
-        failure_ttl=FAILED_JOB_TTL_SECONDS,
-        timeout=JOB_TIMEOUT_SECONDS,
-        description=f"{TASK_ENTRY_POINT}({len(tasks)} task(s))",
-        status=JobStatus.QUEUED,
-    )
-    job.origin = keys.task_queue_name
-    job.enqueued_at = job.created_at
-    fields = job.to_dict()
-    fields["status"] = JobStatus.QUEUED.value
-    # rq reads uncompressed data as well; plain JSON text can travel inside the commit's JSON.
-    fields["data"] = job.data.decode()
-    return job.id, fields
 
 
 class KnownExecutions:

@@ -14,10 +14,10 @@ from typing import Any
 from orchestrator import services
 from orchestrator.asl import engine
 from orchestrator.asl.definition import StateMachine
+from orchestrator.protocol.tasks import Task
 from orchestrator.runtime.keys import BODY_FIELD
 from orchestrator.runtime.store import Commit
 from orchestrator.settings import Settings
-from orchestrator.tasks import Task
 
 MACHINE_NOT_FOUND = "States.Runtime"
 ORCHESTRATOR_FAULT = "States.Runtime"

@@ -1,28 +1,71 @@
--- fire_timers.lua: move every due timer onto the event stream, so exactly one caller fires each.
+-- fire_timers.lua: move every due timer, and every expired task lease, onto the event stream,
+-- so exactly one caller fires each.
 --
 -- KEYS[1]: the timers zset (member: a TimerFired event as JSON, score: its due time)
 -- KEYS[2]: the event stream the timers fire into
--- ARGV[1]: now (epoch seconds)
--- ARGV[2]: the most timers to fire in one call
+-- KEYS[3]: the leases zset (member: a lease record as JSON, score: when it runs out by Redis's TIME)
+-- ARGV[1]: now (epoch seconds), for the timers
+-- ARGV[2]: the most timers (and the most leases) to fire in one call
 -- ARGV[3]: the stream field that holds an event ("event")
+-- ARGV[4]: the error of an expired lease's TaskFailed event (protocol.leases.LEASE_ERROR)
+-- ARGV[5]: its errorMessage, a format of the worker (%s) and the lease's seconds (%.2f)
 --
--- A script is not rolled back, so both keys' types are checked before the first write: an
+-- Leases are judged by Redis's own TIME, read here, as the worker's scripts that set them do.
+-- Each expired lease becomes the TaskFailed event its worker's silence stands for, worded as
+-- Lambda words an invocation that never answered (protocol.leases). A member that is no lease
+-- record goes onto the stream as it is, where the orchestrators set it aside as malformed,
+-- so it cannot stop the leases behind it from firing. A lease left in the timers zset by an
+-- earlier version is a ready-made TaskFailed event, and fires as a timer.
+--
+-- A script is not rolled back, so all keys' types are checked before the first write: an
 -- event stream that someone replaced with another type must not swallow the timers taken
 -- off the zset before its XADD failed. The call then fires nothing and says why.
 --
--- Returns how many timers fired.
+-- Returns how many timers and leases fired.
 
-for k = 1, 2 do
+local needs = { "zset", "stream", "zset" }
+for k = 1, 3 do
   local actual = redis.call("TYPE", KEYS[k])["ok"]
-  local need = k == 1 and "zset" or "stream"
-  if actual ~= "none" and actual ~= need then
-    return redis.error_reply("WRONGTYPE fire_timers.lua: " .. KEYS[k] .. " is a " .. actual .. ", not a " .. need)
+  if actual ~= "none" and actual ~= needs[k] then
+    return redis.error_reply("WRONGTYPE fire_timers.lua: " .. KEYS[k] .. " is a " .. actual .. ", not a " .. needs[k])
   end
 end
 
-local due = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", ARGV[1], "LIMIT", 0, tonumber(ARGV[2]))
+local limit = tonumber(ARGV[2])
+local due = redis.call("ZRANGEBYSCORE", KEYS[1], "-inf", ARGV[1], "LIMIT", 0, limit)
 for _, event in ipairs(due) do
   redis.call("ZREM", KEYS[1], event)
   redis.call("XADD", KEYS[2], "*", ARGV[3], event)
 end
-return #due
+
+local function text(value, default)
+  if type(value) == "string" then
+    return value
+  end
+  return default
+end
+
+-- The TaskFailed event (JSON) an expired lease record turns into; the record itself when it is none.
+local function lease_failure(record)
+  local ok, lease = pcall(cjson.decode, record)
+  if not ok or type(lease) ~= "table" or type(lease.execution) ~= "string" or type(lease.token) ~= "string" then
+    return record
+  end
+  local message = string.format(ARGV[5], text(lease.worker, "?"), tonumber(lease.lease_seconds) or 0)
+  local cause = '{"errorMessage": ' .. cjson.encode(message)
+    .. ', "errorType": ' .. cjson.encode(ARGV[4])
+    .. ', "requestId": ' .. cjson.encode(text(lease.request_id, ""))
+    .. ', "stackTrace": []}'
+  return '{"type":"TaskFailed","execution":' .. cjson.encode(lease.execution)
+    .. ',"token":' .. cjson.encode(lease.token)
+    .. ',"error":' .. cjson.encode(ARGV[4])
+    .. ',"cause":' .. cjson.encode(cause) .. '}'
+end
+
+local now = redis.call("TIME")
+local expired = redis.call("ZRANGEBYSCORE", KEYS[3], "-inf", tonumber(now[1]) + tonumber(now[2]) / 1000000, "LIMIT", 0, limit)
+for _, record in ipairs(expired) do
+  redis.call("ZREM", KEYS[3], record)
+  redis.call("XADD", KEYS[2], "*", ARGV[3], lease_failure(record))
+end
+return #due + #expired

@@ -10,7 +10,8 @@
 -- ARGV[3]: the job id as text
 -- ARGV[4]: the reason
 -- ARGV[5]: the bounded copy of the job (JSON)
--- ARGV[6..]: one TaskFailed report per execution key, in the same order
+-- ARGV[6]: the events stream's field that holds an event ("event")
+-- ARGV[7..]: one TaskFailed report per execution key, in the same order
 --
 -- Only the worker that still holds the claim moves the job, so a job is moved aside once even
 -- when a reaper gave it back meanwhile.
@@ -24,7 +25,7 @@ redis.call("XADD", KEYS[2], "*", "stream", ARGV[2], "id", ARGV[3], "reason", ARG
 local failed = 0
 for i = 4, #KEYS do
   if redis.call("EXISTS", KEYS[i]) == 1 then
-    redis.call("XADD", KEYS[3], "*", "event", ARGV[i + 2])
+    redis.call("XADD", KEYS[3], "*", ARGV[6], ARGV[i + 3])
     failed = failed + 1
   end
 end

@@ -1,0 +1,21 @@
+-- start_tasks.lua: a worker starts a claimed job: it leaves the claimed list and its tasks' leases are set.
+--
+-- KEYS[1]: the worker's claimed list
+-- KEYS[2]: the leases zset
+-- ARGV[1]: the job id
+-- ARGV[2]: how long a lease lasts unrenewed (seconds)
+-- ARGV[3..]: the leases, one lease record (JSON, protocol.leases) per task
+--
+-- A lease runs out ARGV[2] seconds after Redis's TIME, the clock the orchestrators fire leases
+-- by (a script that reads TIME and then writes is replicated by its effects, Redis 7's default).
+--
+-- Returns 1 when the job was still claimed by this worker, 0 when a reaper had taken it back
+-- (the worker looked dead): the tasks run anyway, their tokens fence a second run's report.
+
+local now = redis.call("TIME")
+local due = tonumber(now[1]) + tonumber(now[2]) / 1000000 + tonumber(ARGV[2])
+local claimed = redis.call("LREM", KEYS[1], 1, ARGV[1])
+for i = 3, #ARGV do
+  redis.call("ZADD", KEYS[2], due, ARGV[i])
+end
+return claimed

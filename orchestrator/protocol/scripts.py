@@ -1,0 +1,31 @@
+"""The one way a Lua script reaches Redis: ``lua/<name>.lua``, registered as a redis-py Script.
+
+The scripts a worker runs live in this package's ``lua/`` folder; the orchestrator's own live
+in ``orchestrator/runtime/lua/`` and are loaded the same way (runtime.scripts). Both folders
+ship as package data, and each script opens with a header that names its KEYS and ARGV and
+what it returns. A Script sends EVALSHA and, when Redis does not know the script (a restart,
+SCRIPT FLUSH, another server), loads it and tries again.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from importlib import resources
+
+from redis import Redis
+from redis.client import Pipeline
+from redis.commands.core import Script
+
+LUA_PACKAGE = "orchestrator.protocol"
+LUA_FOLDER = "lua"
+
+
+@cache
+def lua_source(name: str, package: str = LUA_PACKAGE) -> str:
+    """The text of ``<package>/lua/<name>.lua``; a name with no such file raises FileNotFoundError."""
+    return resources.files(package).joinpath(LUA_FOLDER, f"{name}.lua").read_text(encoding="utf-8")
+
+
+def lua_script(client: Redis | Pipeline, name: str, package: str = LUA_PACKAGE) -> Script:
+    """The Lua script ``<package>/lua/<name>.lua`` registered on ``client`` (EVALSHA, EVAL on a miss)."""
+    return client.register_script(lua_source(name, package))
