@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from orchestrator.runtime.keys import Keys
-from producer.discovery import DEFAULT_URL, runtime_file
+from producer.cli.discovery import DEFAULT_URL, runtime_file
 from tests.test_cli_stack import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,9 +7,9 @@ import json
 import sys
 import threading
 
-from producer.address import configured_url, url_from_parts
-from producer.stack import Child, Stack
-from producer.subscribe_view import human_line, print_messages
+from producer.cli.address import configured_url, url_from_parts
+from producer.cli.stack import Child, Stack
+from producer.cli.subscribe_view import human_line, print_messages
 
 ENVELOPE = {
     "MessageId": "m1",
@@ -79,7 +79,7 @@ def test_stop_terminates_every_child_and_returns_once_they_are_gone() -> None:
 def test_execution_dates_read_as_utc_times_in_the_human_table() -> None:
     from rich.console import Console
 
-    from producer.views import executions_table
+    from producer.cli.views import executions_table
 
     console = Console(width=200, record=True)
     console.print(executions_table([{"name": "e1", "status": "SUCCEEDED", "startDate": 1795822158.466}]))

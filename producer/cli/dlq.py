@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from producer import views
+from producer.cli import views
 
 if TYPE_CHECKING:
     from orchestrator.runtime.dead_letters import DeadLetter, DeadLetters
