@@ -93,7 +93,12 @@ def replay_command(
     """Put moved-aside events back on the event stream, unchanged, once their cause is fixed."""
     if bool(moved_ids) == all_events:
         raise typer.BadParameter("give the ids of the events to replay, or --all (not both)")
-    replayed = _moved_aside(ctx).replay(None if all_events else moved_ids)
+    from orchestrator.runtime.optimistic import CommitConflict
+
+    try:
+        replayed = _moved_aside(ctx).replay(None if all_events else moved_ids)
+    except CommitConflict as error:
+        raise _fail(f"cannot replay: {error}; try again") from None
     missing = [] if all_events else [i for i in moved_ids or [] if i not in replayed]
     if json_output:
         views.print_json({"replayed": len(replayed), "ids": replayed, "not_found": missing})

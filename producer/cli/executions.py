@@ -70,12 +70,13 @@ def executions_history(ctx: typer.Context, name: str, json_output: JsonOption = 
 def executions_redrive(ctx: typer.Context, name: str, json_output: JsonOption = False) -> None:
     """Restart a FAILED, TIMED_OUT or ABORTED execution from the state where it stopped."""
     from orchestrator.runtime.client import ExecutionNotFound, NotRedrivable
+    from orchestrator.runtime.optimistic import CommitConflict
 
     try:
         execution = runtime_client(ctx).redrive(name)
     except ExecutionNotFound:
         raise fail(f"execution {name} not found") from None
-    except NotRedrivable as error:
+    except (NotRedrivable, CommitConflict) as error:
         raise fail(f"cannot redrive: {error}") from None
     if json_output:
         views.print_json(execution)
