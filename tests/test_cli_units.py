@@ -7,9 +7,12 @@ import json
 import sys
 import threading
 
+import pytest
+
 from producer.cli.address import configured_url, url_from_parts
 from producer.cli.stack import Child, Stack
 from producer.cli.subscribe_view import human_line, print_messages
+from producer.cli.up_api import ApiPlanError, export_lines, plan_api
 
 ENVELOPE = {
     "MessageId": "m1",
@@ -84,3 +87,43 @@ def test_execution_dates_read_as_utc_times_in_the_human_table() -> None:
     console = Console(width=200, record=True)
     console.print(executions_table([{"name": "e1", "status": "SUCCEEDED", "startDate": 1795822158.466}]))
     assert "2026-11-27 23:29:18.466" in console.export_text()
+
+
+def test_up_makes_a_new_random_key_pair_for_its_api_only_when_none_is_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("REDSTEP_ACCESS_KEY_ID", "REDSTEP_SECRET_ACCESS_KEY", "REDSTEP_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    first, second = plan_api("127.0.0.1", 0), plan_api("127.0.0.1", 0)
+    assert first.secret and second.secret and first.secret != second.secret
+    assert first.access_key_id != second.access_key_id and len(first.access_key_id) == 20
+    assert first.env == {
+        "REDSTEP_ACCESS_KEY_ID": first.access_key_id,
+        "REDSTEP_SECRET_ACCESS_KEY": first.secret,
+    }
+    assert first.port > 0 and first.serve_args() == ["--host", "127.0.0.1", "--port", str(first.port)]
+    assert export_lines(first) == [
+        f"export AWS_ENDPOINT_URL=http://127.0.0.1:{first.port}",
+        "export AWS_DEFAULT_REGION=us-east-1",
+        f"export AWS_ACCESS_KEY_ID={first.access_key_id}",
+        f"export AWS_SECRET_ACCESS_KEY={first.secret}",
+    ]
+    assert first.secret not in repr(first)
+
+    monkeypatch.setenv("REDSTEP_ACCESS_KEY_ID", "AKIDMINE")
+    monkeypatch.setenv("REDSTEP_SECRET_ACCESS_KEY", "my-own-secret")
+    monkeypatch.setenv("REDSTEP_REGION", "eu-west-3")
+    mine = plan_api("0.0.0.0", 0)
+    assert (mine.secret, mine.env, mine.access_key_id) == (None, {}, "AKIDMINE")
+    assert mine.endpoint == f"http://127.0.0.1:{mine.port}"
+    lines = export_lines(mine)
+    assert lines[:3] == [
+        f"export AWS_ENDPOINT_URL=http://127.0.0.1:{mine.port}",
+        "export AWS_DEFAULT_REGION=eu-west-3",
+        "export AWS_ACCESS_KEY_ID=AKIDMINE",
+    ]
+    assert "my-own-secret" not in "\n".join(lines)
+
+    monkeypatch.delenv("REDSTEP_SECRET_ACCESS_KEY")
+    with pytest.raises(ApiPlanError, match="set both REDSTEP_ACCESS_KEY_ID and REDSTEP_SECRET_ACCESS_KEY"):
+        plan_api("127.0.0.1", 0)
