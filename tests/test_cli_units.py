@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -127,3 +129,29 @@ def test_up_makes_a_new_random_key_pair_for_its_api_only_when_none_is_configured
     monkeypatch.delenv("REDSTEP_SECRET_ACCESS_KEY")
     with pytest.raises(ApiPlanError, match="set both REDSTEP_ACCESS_KEY_ID and REDSTEP_SECRET_ACCESS_KEY"):
         plan_api("127.0.0.1", 0)
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, at its top or inside a function."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_the_cli_imports_worker_only_to_run_functions_and_the_library_leaves_the_cli_alone() -> None:
+    producer = Path(__file__).resolve().parents[1] / "producer"
+    importing_worker = sorted(
+        path.name
+        for path in (producer / "cli").glob("*.py")
+        if any(m == "worker" or m.startswith("worker.") for m in imported_modules(path))
+    )
+    # `redstep worker` is a worker process; `redstep run --local` runs registered functions in-process.
+    assert importing_worker == ["machines.py", "processes.py"]
+    for path in producer.glob("*.py"):
+        outside = {m for m in imported_modules(path) if m.split(".")[0] in ("worker", "typer", "rich")}
+        outside |= {m for m in imported_modules(path) if m.startswith("producer.cli")}
+        assert not outside, f"producer/{path.name}, a library module, imports {sorted(outside)}"
