@@ -1,8 +1,8 @@
 """``redstep up``: Redis (the user's, or a private one), an orchestrator, N workers and the API.
 
 The children run in their own sessions, so a Ctrl-C in the terminal reaches only this
-supervisor, which then stops them in order: first the workers and the orchestrator (each
-finishes what it holds), then the private redis-server they were talking to. On Linux each
+supervisor, which then stops them in order: first the workers, the orchestrator and the API
+(each finishes what it holds), then the private redis-server they were talking to. On Linux each
 child also asks the kernel for SIGTERM when the supervisor dies, so a killed ``up`` leaves no
 orphans behind.
 """
