@@ -27,7 +27,7 @@ from tests.conformance.stack import Stack, running_stack, stack_settings
 FUNCTIONS = Path(__file__).resolve().with_name("stack_functions.py")
 PREFIX = "cb"
 WAIT_SECONDS = 20.0
-CLI = "import typer; from producer.cli_tasks import register; app = typer.Typer(); register(app); app()"
+CLI = "import typer; from producer.cli.tasks import register; app = typer.Typer(); register(app); app()"
 
 
 def callback_machine(heartbeat_seconds: int | None = None, catch: bool = False) -> dict[str, Any]:

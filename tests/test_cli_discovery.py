@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from producer import discovery
-from producer.discovery import DEFAULT_URL, DiscoveryError, resolve, runtime_file, write_runtime_file
+from producer.cli import discovery
+from producer.cli.discovery import DEFAULT_URL, DiscoveryError, resolve, runtime_file, write_runtime_file
 from tests.test_cli_stack import wait_for
 
 

@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from orchestrator.runtime.keys import Keys
-from producer.discovery import DEFAULT_URL, runtime_file
+from producer.cli.discovery import DEFAULT_URL, runtime_file
 from tests.test_cli_stack import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -41,6 +41,8 @@ def terminal_env(tmp_path: Path) -> dict[str, str]:
     env["REDSTEP_RUNTIME_DIR"] = str(tmp_path / "run")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONUNBUFFERED"] = "1"
+    # The API on any free port rather than 8083: other tests' stacks run on this machine too.
+    env["REDSTEP_API_PORT"] = "0"
     return env
 
 

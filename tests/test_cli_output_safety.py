@@ -21,7 +21,7 @@ import redis
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.keys import Keys
 from orchestrator.settings import Settings
-from producer.views import printable
+from producer.cli.views import printable
 
 KEYS = Keys("t")
 # A lone surrogate, a right-to-left override, text that reads as rich markup, an ANSI colour

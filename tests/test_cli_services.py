@@ -134,3 +134,77 @@ def test_the_service_commands_run_the_pipeline_and_stop_on_sigterm(
         process.send_signal(signal.SIGTERM)
     for process in services:
         assert process.wait(timeout=30) == 0, f"{process.args} did not stop cleanly on SIGTERM"
+
+
+def interpolated(words: list[str], variables: dict[str, str]) -> list[str]:
+    """``words`` with ``${NAME:-default}`` replaced as compose does it."""
+
+    def value(match: re.Match[str]) -> str:
+        return variables.get(match.group(1)) or match.group(2)
+
+    return [re.sub(r"\$\{(\w+):-([^}]*)\}", value, word) for word in words]
+
+
+def api_healthcheck() -> list[str]:
+    """The api service's healthcheck, ``CMD`` form (a YAML list, one item a line)."""
+    block = re.search(r"^  api:\n(.*?)(?=^  \S|^\S|\Z)", COMPOSE.read_text(), re.M | re.S)
+    assert block, "no api service"
+    test = re.search(r"^      test:\n((?:        - .*\n)+)", block.group(1), re.M)
+    assert test, "the api service has no CMD-list healthcheck"
+    items = [line.strip().removeprefix("- ") for line in test.group(1).splitlines()]
+    return [json.loads(item) if item.startswith('"') else item for item in items]
+
+
+def test_the_api_service_serves_signed_requests_and_its_healthcheck_passes(
+    services: list[subprocess.Popen[bytes]], compose_env: dict[str, str], tmp_path: Path
+) -> None:
+    import boto3
+
+    port = free_port()
+    variables = {"REDSTEP_API_PORT": str(port), "REDSTEP_API_BIND": "127.0.0.1"}
+    command = interpolated(compose_command("api"), variables)
+    assert command == ["redstep", "serve", "--host", "127.0.0.1", "--port", str(port)]
+    healthcheck = interpolated(api_healthcheck(), variables)
+    assert healthcheck[:3] == ["CMD", "python", "-c"]
+    check = [sys.executable, *healthcheck[2:]]
+    env = {
+        **compose_env,
+        "REDSTEP_ACCESS_KEY_ID": "AKIDCOMPOSE",
+        "REDSTEP_SECRET_ACCESS_KEY": "compose-secret",
+    }
+    assert subprocess.run(check, env=env, capture_output=True, timeout=60).returncode != 0  # nothing yet
+
+    with (tmp_path / "api.log").open("w") as log:
+        api = subprocess.Popen(local(command), env=env, stdout=log, stderr=log)
+    try:
+        wait_until(
+            lambda: subprocess.run(check, env=env, capture_output=True, timeout=60).returncode == 0,
+            60,
+            "the api healthcheck to pass",
+            interval=0.3,
+        )
+        sfn = boto3.client(
+            "stepfunctions",
+            endpoint_url=f"http://127.0.0.1:{port}",
+            region_name="us-east-1",
+            aws_access_key_id="AKIDCOMPOSE",
+            aws_secret_access_key="compose-secret",
+        )
+        machines = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]}
+        record = {
+            "dragon_name_str": "Composeclaw", "description_str": "Served.", "family_str": "red",
+            "location_city_str": "portland", "location_state_str": "oregon", "location_country_str": "usa",
+            "location_neighborhood_str": "alberta arts district",
+        }  # fmt: skip
+        run = sfn.start_execution(stateMachineArn=machines["DragonPipeline"], input=json.dumps(record))
+
+        def finished() -> bool:
+            return sfn.describe_execution(executionArn=run["executionArn"])["status"] != "RUNNING"
+
+        wait_until(finished, 60, "the execution to finish", interval=0.2)
+        assert sfn.describe_execution(executionArn=run["executionArn"])["status"] == "SUCCEEDED"
+        api.send_signal(signal.SIGTERM)
+        # uvicorn re-raises the SIGTERM it handled once it has shut down: either way it stopped.
+        assert api.wait(timeout=30) in (0, -signal.SIGTERM), (tmp_path / "api.log").read_text()
+    finally:
+        stop_all([api])

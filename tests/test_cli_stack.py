@@ -11,6 +11,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +20,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
+import boto3
+import botocore.exceptions
 import pytest
 import redis
 
@@ -73,13 +76,14 @@ def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: fl
 class Up:
     """A running ``redstep up --workers N``, its output in files, and its child processes."""
 
-    def __init__(self, env: dict[str, str], workers: int, tmp_path: Path) -> None:
-        self.env = env
+    def __init__(self, env: dict[str, str], workers: int, tmp_path: Path, *args: str) -> None:
+        # Its API on a free port unless the test names one: the machine runs other tests' stacks too.
+        self.env = env = {"REDSTEP_API_PORT": "0", **env}
         self.out_path = tmp_path / "up.out"
         self.err_path = tmp_path / "up.err"
         with self.out_path.open("w") as out, self.err_path.open("w") as err:
             self.process = subprocess.Popen(
-                redstep("up", "--workers", str(workers)), env=env, stdout=out, stderr=err
+                redstep("up", "--workers", str(workers), *args), env=env, stdout=out, stderr=err
             )
         self.children: list[int] = []
 
@@ -111,8 +115,8 @@ class Up:
 def start_up(tmp_path: Path) -> Iterator[Callable[..., Up]]:
     started: list[Up] = []
 
-    def start(env: dict[str, str], workers: int = 2) -> Up:
-        up = Up(env, workers, tmp_path)
+    def start(env: dict[str, str], workers: int = 2, *args: str) -> Up:
+        up = Up(env, workers, tmp_path, *args)
         started.append(up)
         up.wait_until_ready()
         return up
@@ -224,3 +228,100 @@ def test_up_without_redis_url_starts_and_stops_its_own_redis_server(start_up: Ca
     assert_stopped_cleanly(up)
     with pytest.raises(redis.ConnectionError):
         redis.Redis.from_url(up.redis_url, socket_connect_timeout=1).ping()
+
+
+def printed_exports(up: Up) -> dict[str, str]:
+    """The ``export NAME=value`` lines ``up`` printed, one variable each."""
+    lines = [line for line in up.out_path.read_text().splitlines() if line.startswith("export AWS_")]
+    return dict(line.removeprefix("export ").split("=", 1) for line in lines)
+
+
+def test_up_starts_the_api_with_a_new_key_pair_and_boto3_runs_on_the_printed_exports_alone(
+    start_up: Callable[..., Up], subprocess_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {
+        k: v
+        for k, v in subprocess_env.items()
+        if not k.startswith(("AWS_", "REDSTEP_ACCESS", "REDSTEP_SECRET"))
+    }
+    up = start_up(env, workers=1)
+    exports = printed_exports(up)
+    assert set(exports) == {
+        "AWS_ENDPOINT_URL",
+        "AWS_DEFAULT_REGION",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+    }
+    assert re.fullmatch(r"http://127\.0\.0\.1:\d+", exports["AWS_ENDPOINT_URL"])
+    assert re.search(rf"^api\s+{re.escape(exports['AWS_ENDPOINT_URL'])} ", up.out_path.read_text(), re.M)
+    secret = exports["AWS_SECRET_ACCESS_KEY"]
+    assert len(secret) >= 40 and len(exports["AWS_ACCESS_KEY_ID"]) == 20
+
+    # Unchanged boto3 code, configured from exactly those values.
+    sfn = boto3.client(
+        "stepfunctions",
+        endpoint_url=exports["AWS_ENDPOINT_URL"],
+        region_name=exports["AWS_DEFAULT_REGION"],
+        aws_access_key_id=exports["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=secret,
+    )
+    machines = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]}
+    assert "DragonPipeline" in machines
+    record = json.loads(DEMO.read_text())[0]
+    started = sfn.start_execution(
+        stateMachineArn=machines["DragonPipeline"], name=f"boto-{os.getpid()}", input=json.dumps(record)
+    )
+    status = wait_for(
+        lambda: (
+            (s := sfn.describe_execution(executionArn=started["executionArn"])["status"]) != "RUNNING" and s
+        ),
+        90,
+        "the execution started through the API to finish",
+    )
+    assert status == "SUCCEEDED"
+    wrong = boto3.client(
+        "stepfunctions",
+        endpoint_url=exports["AWS_ENDPOINT_URL"],
+        region_name=exports["AWS_DEFAULT_REGION"],
+        aws_access_key_id=exports["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=secret[::-1],
+    )
+    with pytest.raises(botocore.exceptions.ClientError, match="InvalidSignatureException"):
+        wrong.list_state_machines()
+
+    # The secret is printed once, on stdout: no log, no runtime file, no command line holds it,
+    # and of the children only the API has it in its environment.
+    assert up.out_path.read_text().count(secret) == 1
+    assert secret not in up.err_path.read_text()
+    runtime_dir = Path(env["REDSTEP_RUNTIME_DIR"])
+    assert all(secret not in path.read_text() for path in runtime_dir.glob("*") if path.is_file())
+    holders = []
+    for pid in [up.process.pid, *up.children]:
+        assert secret.encode() not in Path(f"/proc/{pid}/cmdline").read_bytes()
+        if secret.encode() in Path(f"/proc/{pid}/environ").read_bytes():
+            holders.append(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"))
+    assert [cmdline[3] for cmdline in holders] == [b"serve"]
+    assert_stopped_cleanly(up)
+
+
+def test_up_refuses_a_taken_api_port_before_starting_anything(subprocess_env: dict[str, str]) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        refused = run(subprocess_env, "up", "--api-port", str(port))
+    assert refused.returncode == 2
+    assert refused.stderr.strip().startswith(f"redstep up: cannot listen on 127.0.0.1:{port} for the API")
+    assert "--no-api" in refused.stderr
+    assert refused.stdout == ""
+
+
+def test_up_with_no_api_starts_no_serve_and_prints_no_aws_exports(
+    start_up: Callable[..., Up], subprocess_env: dict[str, str]
+) -> None:
+    up = start_up(subprocess_env, 1, "--no-api")
+    assert "export AWS_" not in up.out_path.read_text()
+    assert not re.search(r"^api ", up.out_path.read_text(), re.M)
+    assert len(up.children) == 2  # the orchestrator and the worker
+    assert not any(b"serve" in Path(f"/proc/{pid}/cmdline").read_bytes() for pid in up.children)
+    assert up.interrupt() == 0, up.err_path.read_text()

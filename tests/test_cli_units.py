@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import ast
 import io
 import json
 import sys
 import threading
+from pathlib import Path
 
-from producer.address import configured_url, url_from_parts
-from producer.stack import Child, Stack
-from producer.subscribe_view import human_line, print_messages
+import pytest
+
+from producer.cli.address import configured_url, url_from_parts
+from producer.cli.stack import Child, Stack
+from producer.cli.subscribe_view import human_line, print_messages
+from producer.cli.up_api import ApiPlanError, export_lines, plan_api
 
 ENVELOPE = {
     "MessageId": "m1",
@@ -79,8 +84,74 @@ def test_stop_terminates_every_child_and_returns_once_they_are_gone() -> None:
 def test_execution_dates_read_as_utc_times_in_the_human_table() -> None:
     from rich.console import Console
 
-    from producer.views import executions_table
+    from producer.cli.views import executions_table
 
     console = Console(width=200, record=True)
     console.print(executions_table([{"name": "e1", "status": "SUCCEEDED", "startDate": 1795822158.466}]))
     assert "2026-11-27 23:29:18.466" in console.export_text()
+
+
+def test_up_makes_a_new_random_key_pair_for_its_api_only_when_none_is_configured(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for name in ("REDSTEP_ACCESS_KEY_ID", "REDSTEP_SECRET_ACCESS_KEY", "REDSTEP_CREDENTIALS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+    first, second = plan_api("127.0.0.1", 0), plan_api("127.0.0.1", 0)
+    assert first.secret and second.secret and first.secret != second.secret
+    assert first.access_key_id != second.access_key_id and len(first.access_key_id) == 20
+    assert first.env == {
+        "REDSTEP_ACCESS_KEY_ID": first.access_key_id,
+        "REDSTEP_SECRET_ACCESS_KEY": first.secret,
+    }
+    assert first.port > 0 and first.serve_args() == ["--host", "127.0.0.1", "--port", str(first.port)]
+    assert export_lines(first) == [
+        f"export AWS_ENDPOINT_URL=http://127.0.0.1:{first.port}",
+        "export AWS_DEFAULT_REGION=us-east-1",
+        f"export AWS_ACCESS_KEY_ID={first.access_key_id}",
+        f"export AWS_SECRET_ACCESS_KEY={first.secret}",
+    ]
+    assert first.secret not in repr(first)
+
+    monkeypatch.setenv("REDSTEP_ACCESS_KEY_ID", "AKIDMINE")
+    monkeypatch.setenv("REDSTEP_SECRET_ACCESS_KEY", "my-own-secret")
+    monkeypatch.setenv("REDSTEP_REGION", "eu-west-3")
+    mine = plan_api("0.0.0.0", 0)
+    assert (mine.secret, mine.env, mine.access_key_id) == (None, {}, "AKIDMINE")
+    assert mine.endpoint == f"http://127.0.0.1:{mine.port}"
+    lines = export_lines(mine)
+    assert lines[:3] == [
+        f"export AWS_ENDPOINT_URL=http://127.0.0.1:{mine.port}",
+        "export AWS_DEFAULT_REGION=eu-west-3",
+        "export AWS_ACCESS_KEY_ID=AKIDMINE",
+    ]
+    assert "my-own-secret" not in "\n".join(lines)
+
+    monkeypatch.delenv("REDSTEP_SECRET_ACCESS_KEY")
+    with pytest.raises(ApiPlanError, match="set both REDSTEP_ACCESS_KEY_ID and REDSTEP_SECRET_ACCESS_KEY"):
+        plan_api("127.0.0.1", 0)
+
+
+def imported_modules(path: Path) -> set[str]:
+    """Every module ``path`` imports, at its top or inside a function."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+def test_the_cli_imports_worker_only_to_run_functions_and_the_library_leaves_the_cli_alone() -> None:
+    producer = Path(__file__).resolve().parents[1] / "producer"
+    importing_worker = sorted(
+        path.name
+        for path in (producer / "cli").glob("*.py")
+        if any(m == "worker" or m.startswith("worker.") for m in imported_modules(path))
+    )
+    # `redstep worker` is a worker process; `redstep run --local` runs registered functions in-process.
+    assert importing_worker == ["machines.py", "processes.py"]
+    for path in producer.glob("*.py"):
+        outside = {m for m in imported_modules(path) if m.split(".")[0] in ("worker", "typer", "rich")}
+        outside |= {m for m in imported_modules(path) if m.startswith("producer.cli")}
+        assert not outside, f"producer/{path.name}, a library module, imports {sorted(outside)}"

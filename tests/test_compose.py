@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import boto3
 import pytest
 import redis
 
@@ -50,6 +51,11 @@ def stack() -> Iterator[tuple[Lab, dict[str, str]]]:
         REDIS_BIND="127.0.0.1",
         REDIS_PASSWORD=password,
         REDSTEP_PREFIX="lab",
+        # The api service: its own free port on loopback, and this run's key pair.
+        REDSTEP_API_PORT=str(free_port()),
+        REDSTEP_API_BIND="127.0.0.1",
+        REDSTEP_ACCESS_KEY_ID=f"AKID{secrets.token_hex(8).upper()}",
+        REDSTEP_SECRET_ACCESS_KEY=secrets.token_urlsafe(30),
     )
 
     def lab(*args: str, timeout: float = 300, stdin: str | None = None) -> str:
@@ -102,7 +108,7 @@ def test_the_compose_stack_runs_the_dragon_flow_and_scales_workers(stack: tuple[
     lab, env = stack
     lab("compose", "build", timeout=900)
     lab("compose", "up", "-d")
-    lab("wait", "--timeout", "120", "redis", "orchestrator", "worker")
+    lab("wait", "--timeout", "120", "redis", "orchestrator", "worker", "api")
 
     # The CLI inside a container produces the demo file the image ships; the host CLI subscribes.
     subscriber = subprocess.Popen(
@@ -137,6 +143,25 @@ def test_the_compose_stack_runs_the_dragon_flow_and_scales_workers(stack: tuple[
         "compose", "exec", "-T", "worker", "redstep", "produce", "-", stdin=records
     )
     wait_until(lambda: succeeded(env, 25 + 56), 120, "81 SUCCEEDED executions")
+
+    # Unchanged boto3 code reaches the api service with the run's key pair and starts a dragon.
+    sfn = boto3.client(
+        "stepfunctions",
+        endpoint_url=f"http://127.0.0.1:{env['REDSTEP_API_PORT']}",
+        region_name="us-east-1",
+        aws_access_key_id=env["REDSTEP_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["REDSTEP_SECRET_ACCESS_KEY"],
+    )
+    machines = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]}
+    record = json.loads((ROOT / "producer" / "data" / "dragons.json").read_text())[0]
+    started = sfn.start_execution(stateMachineArn=machines["DragonPipeline"], input=json.dumps(record))
+    wait_until(
+        lambda: sfn.describe_execution(executionArn=started["executionArn"])["status"] != "RUNNING",
+        60,
+        "the execution started through the api service",
+    )
+    described = sfn.describe_execution(executionArn=started["executionArn"])
+    assert described["status"] == "SUCCEEDED", described
 
     # The app's ACL user cannot wipe or reconfigure the server, look outside its keys, nor touch
     # other applications' functions and scripts (tests/test_access.py checks every refusal).

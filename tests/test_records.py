@@ -103,7 +103,7 @@ def test_a_lone_surrogate_from_a_json_escape_is_refused_with_the_record_and_fiel
 
 
 def test_text_beyond_the_basic_plane_and_bidi_characters_are_kept_as_given() -> None:
-    # Valid text: refused only where it is shown, by escaping it (see producer.views).
+    # Valid text: refused only where it is shown, by escaping it (see producer.cli.views).
     name = json.loads('"\\ud83d\\udc09 \\u202eSmaug"')  # a JSON escape of a pair decodes to one character
     record = DragonRecord.model_validate({**GOOD, "dragon_name_str": name})
     assert record.dragon_name_str == "\U0001f409 \u202eSmaug"

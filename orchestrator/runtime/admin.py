@@ -28,6 +28,7 @@ from orchestrator.protocol.keys import EVENT_FIELD
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.keys import FINISHED_STATUSES, Keys
 from orchestrator.runtime.movers import json_object
+from orchestrator.runtime.optimistic import Attempt, Lost, commit_optimistically, watched_key_changed
 from orchestrator.settings import Settings
 
 ERROR_LIMIT, CAUSE_LIMIT = 256, 32_768  # AWS's StopExecution limits, in characters
@@ -147,14 +148,18 @@ class MovedAsideEvents:
         """Move one event back to the event stream; False when it is gone (or was never an event).
 
         The move is one transaction on the watched malformed stream, so two people replaying
-        one event at once send it once (the other finds it gone).
+        one event at once send it once (the other finds it gone). A stream that keeps
+        changing under it raises :class:`~orchestrator.runtime.optimistic.CommitConflict`.
         """
+        malformed = self.keys.malformed
+
         with self.redis.pipeline(transaction=True) as pipe:
-            while True:
+
+            def attempt(_: Attempt) -> bool | Lost:
                 try:
-                    pipe.watch(self.keys.malformed)
+                    pipe.watch(malformed)
                     try:
-                        entries = pipe.xrange(self.keys.malformed, moved_id, moved_id)
+                        entries = pipe.xrange(malformed, moved_id, moved_id)
                     except redis.ResponseError:
                         return False
                     event = self.event_of(entries[0]) if entries else None
@@ -162,11 +167,13 @@ class MovedAsideEvents:
                         return False
                     pipe.multi()
                     pipe.xadd(self.keys.events, event.fields)
-                    pipe.xdel(self.keys.malformed, moved_id)
+                    pipe.xdel(malformed, moved_id)
                     pipe.execute()
                     return True
                 except redis.WatchError:
-                    continue  # the stream changed (maybe another event moved aside): look again
+                    return watched_key_changed(malformed)  # maybe another event moved aside: look again
+
+            return commit_optimistically(f"the replay of moved-aside event {moved_id}", attempt)
 
     def event_of(self, entry: tuple[Any, dict[Any, Any]]) -> MovedAside | None:
         """The moved-aside event an entry of the malformed stream holds; None for a source-queue entry."""

@@ -19,6 +19,7 @@ from orchestrator.runtime.clock import RedisClock
 from orchestrator.runtime.keys import GROUP, STATUSES, Keys
 from orchestrator.runtime.lone_failures import LoneFailures, blames_shared_keys, is_server_state
 from orchestrator.runtime.machines import MachineCache, register_machine
+from orchestrator.runtime.optimistic import Attempt, Lost, commit_optimistically
 from orchestrator.runtime.sources import message_id_problem
 from orchestrator.runtime.store import Store
 from orchestrator.settings import Settings
@@ -70,11 +71,14 @@ class Client:
         Raises:
             ValueError: ``name`` breaks the rule for execution names (as a message id's), before
                 anything is written.
+            CommitConflict: other writers kept changing the name's execution (never in practice:
+                after one lost race it exists, and this call returns its name).
         """
         if name is not None and (problem := message_id_problem(name)):
             raise ValueError(f"the execution name {problem}")
         name = name or str(uuid.uuid4())
-        for _ in range(3):
+
+        def attempt(_: Attempt) -> str | Lost:
             if self.store.load([name])[name][0] is not None:
                 return name
             transition = self._start(machine, name, input)
@@ -91,9 +95,9 @@ class Client:
                 failures = LoneFailures(self.store, self.settings, clock=self.clock)
                 failures.fail_start(name, machine, input, None, [], cause)
                 return name
-            if not conflicts:
-                return name
-        return name
+            return Lost(conflicts) if conflicts else name
+
+        return commit_optimistically(f"the start of execution {name}", attempt)
 
     def start_new_execution(self, machine: str, input: Any, name: str) -> bool:
         """Start an execution of ``machine`` called ``name``; False when the name is already taken.
@@ -103,10 +107,12 @@ class Client:
 
         Raises:
             ValueError: ``name`` breaks the rule for execution names, before anything is written.
+            CommitConflict: other writers kept changing the name's execution.
         """
         if problem := message_id_problem(name):
             raise ValueError(f"the execution name {problem}")
-        for _ in range(3):
+
+        def attempt(_: Attempt) -> bool | Lost:
             if self.store.load([name])[name][0] is not None:
                 return False
             transition = self._start(machine, name, input, self._machines)
@@ -114,9 +120,10 @@ class Client:
             commit.expect_version(name, 0)
             transitions.record(commit, transition, 0, self.settings)
             commit.enqueue_tasks(transition.tasks)
-            if not self.store.commit(commit):
-                return True
-        return False
+            conflicts = self.store.commit(commit)
+            return Lost(conflicts) if conflicts else True
+
+        return commit_optimistically(f"the start of execution {name}", attempt)
 
     def _start(
         self, machine_name: str, name: str, input: Any, machines: MachineCache | None = None
@@ -142,8 +149,10 @@ class Client:
             ExecutionNotFound: when there is no execution of that name.
             NotRedrivable: when it succeeded or still runs, or its machine is not registered, or
                 Redis refused the redrive's commit (the execution is left as it was).
+            CommitConflict: the execution kept changing while it was being redriven.
         """
-        for _ in range(3):
+
+        def attempt(_: Attempt) -> dict[str, Any] | Lost:
             execution, version = self.store.load([name])[name]
             if execution is None:
                 raise ExecutionNotFound(name)
@@ -170,9 +179,9 @@ class Client:
                     raise
                 # The script wrote nothing: the execution stays as it stopped.
                 raise NotRedrivable(f"the redrive of {name} could not be committed: {exc}") from None
-            if not conflicts:
-                return summary(transition.execution)
-        raise RuntimeError(f"execution {name} kept changing while it was being redriven; try again")
+            return Lost(conflicts) if conflicts else summary(transition.execution)
+
+        return commit_optimistically(f"the redrive of execution {name}", attempt)
 
     def stop_execution(self, name: str, error: str | None = None, cause: str | None = None) -> None:
         """Ask the orchestrators to abort a running execution."""

@@ -25,6 +25,7 @@ import redis
 
 from orchestrator.protocol.decoding import loads, lossless_text
 from orchestrator.runtime.keys import BODY_FIELD, Keys
+from orchestrator.runtime.optimistic import Attempt, Lost, commit_optimistically, watched_key_changed
 from orchestrator.runtime.sources import MESSAGE_ID_FIELD
 from orchestrator.settings import Settings
 
@@ -112,12 +113,14 @@ class DeadLetters:
         """Move one letter back to its queue; its message id, or None when it is gone already.
 
         The move is one transaction on the watched dead-letter stream, so two people redriving
-        one letter at once send it once (the other finds it gone).
+        one letter at once send it once (the other finds it gone). A stream that keeps
+        changing under it raises :class:`~orchestrator.runtime.optimistic.CommitConflict`.
         """
         dead, source = self.keys.dead_letters(letter.queue), self.keys.queue(letter.queue)
         message_id = letter.message_id or str(uuid.uuid4())
         with self.redis.pipeline(transaction=True) as pipe:
-            while True:
+
+            def attempt(_: Attempt) -> str | Lost | None:
                 try:
                     pipe.watch(dead)
                     entries = pipe.xrange(dead, letter.id, letter.id)
@@ -133,7 +136,9 @@ class DeadLetters:
                     pipe.execute()
                     return message_id
                 except redis.WatchError:
-                    continue  # the stream changed (maybe a new letter): look again
+                    return watched_key_changed(dead)  # maybe a new letter: look again
+
+            return commit_optimistically(f"the redrive of dead letter {letter.id}", attempt)
 
     def purge(self, queue: str | None = None) -> int:
         """Delete the dead letters of one queue or of all; returns how many there were."""

@@ -34,6 +34,7 @@ from orchestrator.runtime.intake import Entry, Event, EventIntake, stream_batche
 from orchestrator.runtime.keys import GROUP, Keys
 from orchestrator.runtime.lone_failures import LoneFailures, blames_shared_keys, halves, is_server_state
 from orchestrator.runtime.machines import MachineCache, register_shipped_machines
+from orchestrator.runtime.optimistic import Attempt, CommitConflict, Lost, commit_optimistically
 from orchestrator.runtime.retention import Retention
 from orchestrator.runtime.scripts import load_for_pipelines, lua_script
 from orchestrator.runtime.sources import (
@@ -44,7 +45,6 @@ from orchestrator.runtime.sources import (
     is_missing_group,
 )
 from orchestrator.runtime.store import (
-    COMMIT_ATTEMPTS,
     Commit,
     Conflict,
     KnownExecutions,
@@ -250,13 +250,14 @@ class Orchestrator:
         return len(messages)
 
     def _start_batch(self, messages: list[Message]) -> int:
-        for attempt in range(COMMIT_ATTEMPTS):
-            names = list(dict.fromkeys(m.name for m in messages))
+        def attempt(race: Attempt) -> int | Lost:
+            pending = [m for m in messages if not acked_elsewhere(race.conflicts, m.entry_id)]
+            names = list(dict.fromkeys(m.name for m in pending))
             # A message is nearly always new: assume so, and load only after a conflict says otherwise.
-            loaded = self.store.load(names) if attempt else dict.fromkeys(names, (None, 0))
+            loaded = self.store.load(names) if race.retry else dict.fromkeys(names, (None, 0))
             commit = self.store.new_commit()
             started: dict[str, Transition] = {}
-            for message in messages:
+            for message in pending:
                 commit.expect_pending(self.source.stream, message.entry_id)
                 commit.ack(self.source.stream, message.entry_id)
                 if loaded[message.name][0] is None and message.name not in started:
@@ -266,13 +267,17 @@ class Orchestrator:
                     started[message.name] = transition
             commit.enqueue_tasks([task for transition in started.values() for task in transition.tasks])
             conflicts = self.commit(commit)
-            if not conflicts:
-                for transition in started.values():
-                    self.known.remember(transition.execution, 1)
-                return len(messages)
-            messages = [m for m in messages if not acked_elsewhere(conflicts, m.entry_id)]
-        log.warning("gave up starting %d execution(s) after %d races", len(messages), COMMIT_ATTEMPTS)
-        return 0
+            if conflicts:
+                return Lost(conflicts)
+            for transition in started.values():
+                self.known.remember(transition.execution, 1)
+            return len(pending)
+
+        try:
+            return commit_optimistically(f"the start of {len(messages)} execution(s)", attempt)
+        except CommitConflict as gave_up:
+            log.warning("%s; their records stay pending", gave_up)
+            return 0
 
     def commit(self, commit: Commit) -> list[Conflict]:
         """Apply ``commit`` in one script call: the writes, acks, task jobs and publishes together."""
@@ -343,12 +348,12 @@ class Orchestrator:
         return len(events)
 
     def _apply_batch(self, events: list[Event]) -> int:
-        count = len(events)
-        for attempt in range(COMMIT_ATTEMPTS):
-            by_execution = group_by_execution(events)
+        def attempt(race: Attempt) -> int | Lost:
+            pending = [(i, e) for i, e in events if not acked_elsewhere(race.conflicts, i)]
+            by_execution = group_by_execution(pending)
             names = list(by_execution)
             # After a race, what this orchestrator remembers may be what lost it: load afresh.
-            loaded = self.store.load(names) if attempt else self.store.load_known(names, self.known)
+            loaded = self.store.load(names) if race.retry else self.store.load_known(names, self.known)
             commit = self.store.new_commit()
             advanced = []
             for name, batch in by_execution.items():
@@ -357,17 +362,17 @@ class Orchestrator:
                     advanced.append((transition, loaded[name][1] + 1))
             commit.enqueue_tasks([task for transition, _ in advanced for task in transition.tasks])
             conflicts = self.commit(commit)
-            if not conflicts:
-                for transition, version in advanced:
-                    self.known.remember(transition.execution, version)
-                return count
-            events = [(i, e) for i, e in events if not acked_elsewhere(conflicts, i)]
-        log.warning(
-            "left %d event(s) pending after %d races; they will be claimed again",
-            len(events),
-            COMMIT_ATTEMPTS,
-        )
-        return count
+            if conflicts:
+                return Lost(conflicts)
+            for transition, version in advanced:
+                self.known.remember(transition.execution, version)
+            return len(events)
+
+        try:
+            return commit_optimistically(f"the transitions of {len(events)} event(s)", attempt)
+        except CommitConflict as gave_up:
+            log.warning("%s; the events stay pending and will be claimed again", gave_up)
+            return len(events)
 
     def advance_one(
         self, commit: Commit, name: str, batch: list[Event], execution: dict[str, Any] | None, version: int

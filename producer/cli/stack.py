@@ -1,8 +1,8 @@
-"""``redstep up``: Redis (the user's, or a private one), an orchestrator and N workers as child processes.
+"""``redstep up``: Redis (the user's, or a private one), an orchestrator, N workers and the API.
 
 The children run in their own sessions, so a Ctrl-C in the terminal reaches only this
-supervisor, which then stops them in order: first the workers and the orchestrator (each
-finishes what it holds), then the private redis-server they were talking to. On Linux each
+supervisor, which then stops them in order: first the workers, the orchestrator and the API
+(each finishes what it holds), then the private redis-server they were talking to. On Linux each
 child also asks the kernel for SIGTERM when the supervisor dies, so a killed ``up`` leaves no
 orphans behind.
 """
@@ -41,10 +41,15 @@ def redstep_command(*args: str) -> list[str]:
 
 @dataclass
 class Child:
-    """One supervised process: what to run, and the running process when there is one."""
+    """One supervised process: what to run, and the running process when there is one.
+
+    ``env`` is added to the stack's environment for this child alone (the API's key pair:
+    an environment is readable only by its owner, a command line by everyone).
+    """
 
     name: str
     command: list[str]
+    env: dict[str, str] = field(default_factory=dict)
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
     quick_exits: int = 0
@@ -66,6 +71,8 @@ class Stack:
         restart_backoff_seconds: wait before restarting a child that exited on its own.
         max_quick_exits: give up on a child that exits this many times in a row within
             ``quick_exit_seconds`` of starting (a bad configuration, not a crash).
+        api_args: the arguments of ``redstep serve``; ``None`` starts no API.
+        api_env: the environment only the API process gets, on top of ``env``.
     """
 
     workers: int = 1
@@ -76,11 +83,13 @@ class Stack:
     max_quick_exits: int = 5
     quick_exit_seconds: float = 3.0
     worker_args: list[str] = field(default_factory=list)
+    api_args: list[str] | None = None
+    api_env: dict[str, str] = field(default_factory=dict)
     server: RedisServer | None = None
     children: list[Child] = field(default_factory=list)
 
     def start(self) -> None:
-        """Start Redis when needed, then the orchestrator and the workers."""
+        """Start Redis when needed, then the orchestrator, the workers and the API."""
         if self.redis_url is None:
             # Its data lives in a temporary directory removed on stop, so persistence would buy nothing.
             self.server = RedisServer().start()
@@ -90,12 +99,14 @@ class Stack:
         for index in range(1, self.workers + 1):
             command = redstep_command("worker", "--name", f"up-{os.getpid()}-{index}", *self.worker_args)
             self.children.append(Child(f"worker-{index}", command))
+        if self.api_args is not None:
+            self.children.append(Child("api", redstep_command("serve", *self.api_args), self.api_env))
         for child in self.children:
             self._spawn(child)
 
     def _spawn(self, child: Child) -> None:
         child.process = subprocess.Popen(
-            child.command, env=self.env, start_new_session=True, preexec_fn=_die_with_parent
+            child.command, env={**self.env, **child.env}, start_new_session=True, preexec_fn=_die_with_parent
         )
         child.started_at = time.monotonic()
         log.debug("started %s (pid %s)", child.name, child.pid)

@@ -1,7 +1,7 @@
 """How ``redstep subscribe`` prints notifications: one readable line, or one JSON envelope per line.
 
 Anyone who can publish on the topic writes what is printed, so both forms go through
-:mod:`producer.views`: the human line escapes control and bidi characters, the JSON line
+:mod:`producer.cli.views`: the human line escapes control and bidi characters, the JSON line
 escapes only lone surrogates (which no UTF-8 stdout could write).
 """
 
@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any, TextIO
 
-from producer.views import json_text, printable
+from producer.cli.views import json_text, printable
 
 
 def human_line(envelope: dict[str, Any]) -> str:

@@ -1,10 +1,9 @@
-"""``redstep events list | show | replay`` and ``redstep executions stop``: ways out for stuck work.
+"""``redstep events list | show | replay``: a way out for events the orchestrators could not apply.
 
 Thin commands over :mod:`orchestrator.runtime.admin`. ``events`` are the events the
 orchestrators moved aside (malformed, poison, or refused by Redis), each with its reason and
 delivery count; ``replay`` puts them back on the event stream once their cause is fixed.
-``executions stop`` aborts an execution as AWS's StopExecution does. Exit status: 0 ok, 1 not
-found (or a stop not applied in time), 2 usage.
+Exit status: 0 ok, 1 not found, 2 usage.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from producer import views
+from producer.cli import views
 
 if TYPE_CHECKING:
     from orchestrator.runtime.admin import MovedAside, MovedAsideEvents
@@ -26,10 +25,9 @@ events_app = typer.Typer(help="Inspect the events the orchestrators moved aside,
 JsonOption = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")]
 
 
-def register(app: typer.Typer, executions_app: typer.Typer) -> None:
-    """Add the ``events`` command group to ``app`` and ``stop`` to the ``executions`` group."""
+def register(app: typer.Typer) -> None:
+    """Add the ``events`` command group to ``app``."""
     app.add_typer(events_app, name="events", no_args_is_help=True)
-    executions_app.command("stop")(stop_command)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -95,7 +93,12 @@ def replay_command(
     """Put moved-aside events back on the event stream, unchanged, once their cause is fixed."""
     if bool(moved_ids) == all_events:
         raise typer.BadParameter("give the ids of the events to replay, or --all (not both)")
-    replayed = _moved_aside(ctx).replay(None if all_events else moved_ids)
+    from orchestrator.runtime.optimistic import CommitConflict
+
+    try:
+        replayed = _moved_aside(ctx).replay(None if all_events else moved_ids)
+    except CommitConflict as error:
+        raise _fail(f"cannot replay: {error}; try again") from None
     missing = [] if all_events else [i for i in moved_ids or [] if i not in replayed]
     if json_output:
         views.print_json({"replayed": len(replayed), "ids": replayed, "not_found": missing})
@@ -103,43 +106,3 @@ def replay_command(
         print(f"replayed {len(replayed)} event(s)")
     if missing:
         raise _fail(f"{len(missing)} moved-aside event(s) not found: {' '.join(missing)}")
-
-
-def stop_command(
-    ctx: typer.Context,
-    name: str,
-    error: Annotated[str | None, typer.Option(help="The error code recorded (ExecutionAborted).")] = None,
-    cause: Annotated[str | None, typer.Option(help="A longer explanation recorded with it.")] = None,
-    wait: Annotated[
-        float,
-        typer.Option(min=0, help="Wait this many seconds for the orchestrators to apply it (0: do not)."),
-    ] = 30.0,
-    json_output: JsonOption = False,
-) -> None:
-    """Stop (abort) a running execution, as StopExecution: ABORTED, with the error and cause given."""
-    from orchestrator.runtime.admin import ExecutionNotFound, stop_execution, wait_until_finished
-    from orchestrator.runtime.client import Client
-
-    settings, client = ctx.obj.connect(timeout=10)
-    try:
-        stopped = stop_execution(client, settings, name, error, cause)
-    except ExecutionNotFound:
-        raise _fail(f"execution {name} not found") from None
-    except ValueError as problem:
-        raise typer.BadParameter(str(problem)) from None
-    described = Client(client, settings).describe(name)
-    if stopped.requested and wait > 0:
-        described = wait_until_finished(Client(client, settings), name, wait) or described
-    if json_output:
-        views.print_json({"requested": stopped.requested, "execution": described})
-    elif not stopped.requested:
-        print(f"execution {name} already ended {stopped.status}: nothing to stop")
-    elif described is not None and described["status"] != "RUNNING":
-        print(f"execution {name} stopped: {described['status']}")
-    else:
-        print(f"stop of execution {name} requested")
-    if stopped.requested and wait > 0 and (described is None or described["status"] == "RUNNING"):
-        raise _fail(
-            f"the stop of {name} was not applied within {wait:g}s: is an orchestrator running "
-            "(`redstep status`)? The request stays queued and applies when one runs"
-        )

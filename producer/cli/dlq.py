@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from producer import views
+from producer.cli import views
 
 if TYPE_CHECKING:
     from orchestrator.runtime.dead_letters import DeadLetter, DeadLetters
@@ -94,7 +94,12 @@ def redrive_command(
     """Send dead letters back to their queue with their message ids, which name their executions."""
     if bool(letter_ids) == all_letters:
         raise typer.BadParameter("give the ids of the letters to redrive, or --all (not both)")
-    sent = _dead_letters(ctx).redrive(None if all_letters else letter_ids, queue)
+    from orchestrator.runtime.optimistic import CommitConflict
+
+    try:
+        sent = _dead_letters(ctx).redrive(None if all_letters else letter_ids, queue)
+    except CommitConflict as error:
+        raise _fail(f"cannot redrive: {error}; try again") from None
     missing = 0 if all_letters else len(letter_ids or []) - len(sent)
     if json_output:
         views.print_json({"redriven": len(sent), "message_ids": sent, "not_found": missing})

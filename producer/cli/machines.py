@@ -21,7 +21,7 @@ import typer
 from orchestrator.asl.definition import StateMachine
 from orchestrator.asl.errors import DefinitionError
 from orchestrator.asl.validation import validate
-from producer.views import printable
+from producer.cli.views import printable
 
 if TYPE_CHECKING:
     import redis

@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from producer import views
+from producer.cli import views
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")]
 
