@@ -423,7 +423,8 @@ _SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "same-origin",
     "Content-Security-Policy": (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; frame-ancestors 'none'"
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self';"
+        " frame-ancestors 'none'"
     ),
 }
 
@@ -448,7 +449,8 @@ def _graph(
 def _check_definition(text: str) -> tuple[list[dict[str, str]], str | None, str | None]:
     if len(text) > MAX_DEFINITION_CHARACTERS:
         problem = (
-            f"the definition is {len(text):,} characters long; AWS accepts at most {MAX_DEFINITION_CHARACTERS:,}"
+            f"the definition is {len(text):,} characters long;"
+            f" AWS accepts at most {MAX_DEFINITION_CHARACTERS:,}"
         )
         return [{"where": "/", "message": problem}], None, "No graph: the definition is too large."
     try:
