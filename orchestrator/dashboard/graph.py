@@ -244,8 +244,10 @@ def render_svg(
         f' viewBox="0 0 {body.width:.0f} {body.height:.0f}"'
         f' width="{body.width:.0f}" height="{body.height:.0f}" role="group" aria-label="{_e(title)}">',
         "<defs>",
-        '<marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="7" markerHeight="7"'
-        ' orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" class="arrowhead"/></marker>',
+        # In user units: a bold (taken) edge keeps an arrowhead of the same size.
+        '<marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" markerWidth="9" markerHeight="9"'
+        ' markerUnits="userSpaceOnUse" orient="auto-start-reverse">'
+        '<path d="M0,0 L10,5 L0,10 z" class="arrowhead"/></marker>',
         "</defs>",
     ]
     _draw_body(body, statuses, taken or set(), parts)
