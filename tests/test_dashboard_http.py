@@ -18,6 +18,7 @@ from starlette.testclient import TestClient
 
 from orchestrator.api.config import ApiSettings
 from orchestrator.api.server import build_app
+from orchestrator.dashboard import reads
 from orchestrator.dashboard.auth import COOKIE, SESSION_SECONDS, Sessions
 from orchestrator.runtime.client import Client
 from orchestrator.settings import Settings
@@ -291,3 +292,28 @@ def test_every_asset_is_served_by_redstep(browser: TestClient) -> None:
     assert assets and all(asset.startswith("/ui/static/") for asset in assets)
     for asset in assets:
         assert browser.get(asset).status_code == 200
+
+
+def test_a_machine_filter_matches_the_whole_name_only(browser: TestClient, client: Client) -> None:
+    client.register_machine("Wait", PASS)
+    client.start_execution("Waits", {}, name="of-waits")
+    client.start_execution("Wait", {"Waits": "Waits"}, name="of-wait")
+    page = browser.get("/ui/executions?machine=Wait").text
+    assert re.findall(r'<a href="/ui/executions/([^"?]+)">\1</a>', page) == ["of-wait"]
+
+
+def test_a_page_stops_at_its_scan_limit_and_links_on_to_the_rest(
+    browser: TestClient, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reads, "SCAN_LIMIT", 20)
+    monkeypatch.setattr(reads, "SCAN_BATCH", 10)
+    client.start_execution("Waits", {}, name="oldest-wait")
+    for index in range(30):
+        client.start_execution("Passes", {}, name=f"newer-{index:02d}")
+    first = browser.get("/ui/executions?machine=Waits").text
+    assert "No execution matches." in first and "This page looked at 20 executions" in first
+    older = re.search(r'<a href="([^"]+)" rel="next">', first)
+    assert older
+    second = browser.get(older.group(1).replace("&amp;", "&")).text
+    assert re.findall(r'<a href="/ui/executions/([^"?]+)">\1</a>', second) == ["oldest-wait"]
+    assert 'rel="next"' not in second

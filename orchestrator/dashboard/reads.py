@@ -79,7 +79,11 @@ def executions_page(
         matching = [(name, score) for name, score in entries if not prefix or name.startswith(prefix)]
         # Without a machine to check, every candidate is a row: load no more than the page needs.
         candidates = matching if machine else matching[: page_size - len(rows)]
-        loaded = client.describe_many([name for name, _ in candidates]) if candidates else {}
+        loaded = (
+            _of_machine(client, candidates, machine)
+            if machine
+            else client.describe_many([name for name, _ in candidates])
+        )
         for name, score in candidates:
             described = loaded.get(name)
             if described is None or (machine and described["stateMachine"] != machine):
@@ -92,6 +96,26 @@ def executions_page(
         last_name, last_score = candidates[-1] if len(candidates) < len(matching) else entries[-1]
         cursor = Cursor(last_score, last_name)
     return ExecutionsPage(rows, cursor, scanned)
+
+
+def _of_machine(client: Client, entries: list[tuple[str, float]], machine: str) -> dict[str, dict[str, Any]]:
+    """The executions of ``entries`` that run ``machine``, as DescribeExecution shows them.
+
+    Most executions of a batch are another machine's, so each stored execution is first read
+    as its raw JSON text and only those whose text holds the machine's name at all (names are
+    usually plain ASCII, which JSON keeps verbatim) are decoded and checked.
+    """
+    if not entries:
+        return {}
+    if not machine.isascii() or not machine.isprintable() or '"' in machine or "\\" in machine:
+        # JSON may escape such a name: no shortcut, decode them all.
+        return client.describe_many([name for name, _ in entries])
+    pipe = client.redis.pipeline(transaction=False)
+    for name, _ in entries:
+        pipe.hget(client.keys.execution(name), "execution")
+    needle = machine.encode()
+    maybe = [name for (name, _), raw in zip(entries, pipe.execute(), strict=True) if raw and needle in raw]
+    return client.describe_many(maybe) if maybe else {}
 
 
 def overview(client: Client, now: float | None = None) -> dict[str, Any]:
