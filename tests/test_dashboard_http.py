@@ -21,7 +21,9 @@ from orchestrator.api.server import build_app
 from orchestrator.dashboard import reads
 from orchestrator.dashboard.auth import COOKIE, SESSION_SECONDS, Sessions
 from orchestrator.runtime.client import Client
+from orchestrator.runtime.dead_letters import DeadLetters
 from orchestrator.settings import Settings
+from tests.test_dlq import dead_letter_records
 
 KEY_ID, SECRET = "AKIDDASHBOARD0001", "dashboard/Secret+Key/000000000000000000000"
 WAIT = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": True}}}
@@ -317,3 +319,23 @@ def test_a_page_stops_at_its_scan_limit_and_links_on_to_the_rest(
     second = browser.get(older.group(1).replace("&amp;", "&")).text
     assert re.findall(r'<a href="/ui/executions/([^"?]+)">\1</a>', second) == ["oldest-wait"]
     assert 'rel="next"' not in second
+
+
+def test_dead_letters_are_listed_redriven_and_purged_after_confirmation(
+    browser: TestClient, client: Client, settings: Settings
+) -> None:
+    dead_letter_records(client.redis, settings, [{"n": 1}, {"n": 2}])
+    letters = DeadLetters(client.redis, settings)
+    page = browser.get("/ui/dead-letters").text
+    assert "Queue dragons" in page and page.count("<tr><td><code>") == 2
+    form = {"csrf": _csrf(page), "queue": "dragons"}
+    asked = browser.post("/ui/dead-letters/purge", data=form)
+    assert "Delete every dead letter of queue “dragons” for good?" in asked.text
+    assert len(letters.list()) == 2
+    redriven = browser.post("/ui/dead-letters/redrive", data={**form, "confirmed": "yes"})
+    assert redriven.headers["location"] == "/ui/dead-letters"
+    assert letters.list() == [] and client.redis.xlen(client.keys.queue("dragons")) >= 2
+    dead_letter_records(client.redis, settings, [{"n": 3}])
+    browser.post("/ui/dead-letters/purge", data={**form, "confirmed": "yes"})
+    assert letters.list() == []
+    assert "No queue has dead letters." in browser.get("/ui/dead-letters").text
