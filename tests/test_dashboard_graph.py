@@ -176,3 +176,49 @@ def test_a_state_still_waiting_in_a_running_execution_is_running() -> None:
     ]
     assert read_course(history, "RUNNING").statuses() == {"W": "running"}
     assert read_course(history, "ABORTED").statuses() == {"W": "failed"}
+
+
+def test_a_map_whose_iteration_failed_is_caught_and_its_iterator_state_failed() -> None:
+    definition = {
+        "StartAt": "Each",
+        "States": {
+            "Each": {
+                "Type": "Map",
+                "ItemsPath": "$.items",
+                "ItemProcessor": {
+                    "StartAt": "Inner",
+                    "States": {
+                        "Inner": {"Type": "Task", "Resource": f"{LAMBDA}Picky", "Next": "After"},
+                        "After": {"Type": "Pass", "End": True},
+                    },
+                },
+                "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Oops"}],
+                "Next": "Done",
+            },
+            "Oops": {"Type": "Pass", "End": True},
+            "Done": {"Type": "Succeed"},
+        },
+    }
+
+    def picky(item: Any, context: Any) -> Any:
+        if item == 3:
+            raise ValueError("not three")
+        return item
+
+    runner = LocalRunner(StateMachine.parse(definition, "M"), {"Picky": picky})
+    fine = runner.run({"items": [1, 2]})
+    assert read_course(history_events(fine.events), fine.status).statuses() == {
+        "Each": "succeeded",
+        "Inner": "succeeded",
+        "After": "succeeded",
+        "Done": "succeeded",
+    }
+    caught = runner.run({"items": [1, 3, 2]})
+    course = read_course(history_events(caught.events), caught.status)
+    assert course.statuses() == {
+        "Each": "caught",
+        "Inner": "failed",
+        "After": "succeeded",
+        "Oops": "succeeded",
+    }
+    assert ("Each", "Oops") in course.taken
