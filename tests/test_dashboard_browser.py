@@ -253,6 +253,17 @@ def test_a_failed_execution_is_redriven_from_its_page(page: Any, stack: Stack) -
     assert "1 time(s)" in page.locator(".facts").inner_text()
 
 
+def test_a_running_execution_page_follows_it_without_a_reload(page: Any, stack: Stack) -> None:
+    stack.client.start_execution("Naps", {}, name="nap-followed")
+    page.goto("/ui/executions/nap-followed")
+    assert page.locator("#execution-status").inner_text() == "RUNNING"
+    page.locator('svg.graph [data-state="Nap"]').click()
+    stack.client.stop_execution("nap-followed", "Test.Stopped", "stopped behind the page's back")
+    page.locator("#execution-status", has_text="ABORTED").wait_for()
+    assert page.locator('tr[data-event-type="ExecutionAborted"]').count() == 1
+    assert page.locator("#state-name").inner_text() == "Nap"  # the chosen state stays shown
+
+
 def test_the_overview_updates_without_a_reload(page: Any, stack: Stack) -> None:
     from playwright.sync_api import expect
 

@@ -24,7 +24,7 @@ from orchestrator.runtime.queues import Queues
 PAGE_SIZE = 50
 SCAN_BATCH = 500
 SCAN_LIMIT = 5000
-RECENT_FOR_MACHINES = 500
+RECENT_FOR_MACHINES = 200
 
 
 @dataclass(frozen=True)
