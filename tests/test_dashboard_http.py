@@ -19,6 +19,7 @@ from starlette.testclient import TestClient
 from orchestrator.api.config import ApiSettings
 from orchestrator.api.server import build_app
 from orchestrator.dashboard import reads
+from orchestrator.dashboard.access import MAX_FORM_BYTES
 from orchestrator.dashboard.auth import COOKIE, SESSION_SECONDS, Sessions
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.dead_letters import DeadLetters
@@ -339,3 +340,10 @@ def test_dead_letters_are_listed_redriven_and_purged_after_confirmation(
     browser.post("/ui/dead-letters/purge", data={**form, "confirmed": "yes"})
     assert letters.list() == []
     assert "No queue has dead letters." in browser.get("/ui/dead-letters").text
+
+
+def test_a_form_larger_than_the_limit_is_refused_unread(browser: TestClient) -> None:
+    token = _csrf(browser.get("/ui/validate").text)
+    huge = "x" * (MAX_FORM_BYTES + 1)
+    answer = browser.post("/ui/validate", data={"csrf": token, "definition": huge})
+    assert answer.status_code == 403 and "at most 4 MiB" in answer.text

@@ -16,6 +16,8 @@ from starlette.responses import RedirectResponse, Response
 from orchestrator.dashboard.auth import COOKIE, OPEN_USER, SESSION_SECONDS, Session, Sessions
 
 BASE = "/ui"
+MAX_FORM_BYTES = 4 * 1024 * 1024
+"""Room for AWS's largest definition (1 MiB) or input (256 KiB) form-encoded; a longer POST is refused."""
 
 Page = Callable[[Request, Session], Awaitable[Response]]
 
@@ -72,6 +74,11 @@ def actor(
         if session is None:
             return refused(
                 request, "Your session is missing or has expired: log in again. Nothing was changed."
+            )
+        declared = request.headers.get("content-length", "")
+        if not declared.isdigit() or int(declared) > MAX_FORM_BYTES:
+            return refused(
+                request, f"A form must say its length and be at most {MAX_FORM_BYTES // 2**20} MiB."
             )
         form = await request.form()
         if not sessions.csrf_ok(session, _text(form.get("csrf"))):

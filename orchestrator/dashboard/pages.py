@@ -196,7 +196,8 @@ class Pages:
         )
         session = self.sessions.log_in(key_id, secret)
         if session is None:
-            log.warning("dashboard: a login as %r was refused", key_id[:40])
+            # Only the id's start: someone may type the secret into the id's box by mistake.
+            log.warning("dashboard: a login as %r... was refused", key_id[:4])
             problem = "That access key id and secret are not a pair this server accepts."
             return self.render(request, "login.html", 401, target=target, problem=problem, title="Log in")
         log.info("dashboard: %s logged in", session.user)
