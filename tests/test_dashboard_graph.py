@@ -222,3 +222,34 @@ def test_a_map_whose_iteration_failed_is_caught_and_its_iterator_state_failed() 
         "Oops": "succeeded",
     }
     assert ("Each", "Oops") in course.taken
+
+
+def test_a_state_that_failed_and_then_succeeded_after_a_redrive_shows_its_latest_visit() -> None:
+    def event(event_id: int, previous: int, kind: str, **details: Any) -> dict[str, Any]:
+        return {
+            "id": event_id,
+            "previousEventId": previous,
+            "timestamp": float(event_id),
+            "type": kind,
+            **details,
+        }
+
+    history = [
+        event(1, 0, "ExecutionStarted", input={}),
+        event(2, 1, "TaskStateEntered", name="T", input={"try": 1}),
+        event(3, 2, "LambdaFunctionScheduled"),
+        event(4, 3, "LambdaFunctionFailed", error="Boom", cause="first try"),
+        event(5, 4, "ExecutionFailed", error="Boom", cause="first try"),
+        event(6, 5, "ExecutionRedriven", redriveCount=1),
+        event(7, 6, "TaskStateEntered", name="T", input={"try": 2}),
+        event(8, 7, "LambdaFunctionScheduled"),
+        event(9, 8, "LambdaFunctionSucceeded", output={"ok": True}),
+        event(10, 9, "TaskStateExited", name="T", output={"ok": True}),
+        event(11, 10, "ExecutionSucceeded", output={"ok": True}),
+    ]
+    failed = read_course(history[:6], "FAILED")
+    assert failed.statuses() == {"T": "failed"} and failed.runs["T"].error == "Boom"
+    course = read_course(history, "SUCCEEDED")
+    assert course.statuses() == {"T": "succeeded"}
+    assert course.runs["T"].input == {"try": 2} and course.runs["T"].error is None
+    assert course.runs["T"].visits == 2

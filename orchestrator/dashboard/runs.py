@@ -1,12 +1,13 @@
 """What happened to each state of one execution, read from its AWS-shaped history.
 
 Each history event names its thread's previous event (``previousEventId``), so every event
-belongs to the state whose Entered event starts its chain. A state's latest visit decides its
-status: ``succeeded`` when it exited cleanly, ``caught`` when it exited after an error that
-was not retried away (a Catch took it on), ``failed`` when it never exited and the execution
-ended (or it was aborted), ``running`` when it never exited and the execution runs on,
-``not-run`` when it was never entered. A Parallel or Map state whose branch failed is
-``caught`` if it still exited.
+belongs to the visit of a state whose Entered event starts its chain. A visit ends
+``succeeded`` when the state exited cleanly, ``caught`` when it exited after an error that was
+not retried away (a Catch took it on; for a Parallel or Map, also when a branch failed),
+``failed`` when it was aborted or the execution ended while it ran; a visit still open in a
+running execution is ``running``. A state visited again after its last visit ended (a loop, a
+redrive) shows its latest visit; visits that overlap (a Map's iterations) show together, the
+worst first: failed, running, caught, succeeded. A state never entered is ``not-run``.
 """
 
 from __future__ import annotations
@@ -16,25 +17,30 @@ from typing import Any
 
 _CLEARING_SUFFIXES = ("Scheduled", "StateStarted", "FunctionSucceeded", "TaskSucceeded")
 _NOT_STATE_FAILURES = {"ExecutionFailed", "ExecutionTimedOut", "MapIterationSucceeded"}
+_EXECUTION_ENDS = {"ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"}
 
 
 @dataclass
 class StateRun:
-    """One state's latest visit: its status, input, output, error and retries."""
+    """One state's latest visit (or overlapping visits): status, input, output, error, retries."""
 
     name: str
-    status: str = "running"
     input: Any = None
     output: Any = None
     error: str | None = None
     cause: str | None = None
     retries: int = 0
     visits: int = 0
-    entered: float | None = None
-    exited: float | None = None
-    # An error not yet retried away in this visit.
-    pending: bool = False
-    children: set[str] = field(default_factory=set)
+    open: int = 0
+    outcomes: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        if "failed" in self.outcomes:
+            return "failed"
+        if self.open:
+            return "running"
+        return "caught" if "caught" in self.outcomes else "succeeded"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -50,8 +56,33 @@ class StateRun:
 
 
 @dataclass
+class Visit:
+    """One entering of a state, until it exits, is aborted, or the execution ends."""
+
+    run: StateRun
+    parent: Visit | None
+    pending: bool = False  # an error not yet retried away
+    retries: int = 0
+    outcome: str | None = None
+    children: list[Visit] = field(default_factory=list)
+
+    def close(self, outcome: str) -> None:
+        if self.outcome is None:
+            self.outcome = outcome
+            self.run.open -= 1
+            self.run.outcomes.append(outcome)
+
+    def fail_open_children(self) -> None:
+        """A fork that ends takes with it what still ran inside (a Fail state, an aborted sibling)."""
+        for child in self.children:
+            if child.outcome is None:
+                child.close("failed")
+                child.fail_open_children()
+
+
+@dataclass
 class Course:
-    """An execution's states by name and the edges it went along."""
+    """An execution's states by name and the (source, target) edges it went along."""
 
     runs: dict[str, StateRun]
     taken: set[tuple[str, str]]
@@ -62,77 +93,76 @@ class Course:
 
 def read_course(history: list[dict[str, Any]], execution_status: str) -> Course:
     """Each state's latest visit and the edges taken, from ``history`` in order."""
-    owner: dict[int, str] = {}  # event id -> the state it belongs to
-    exits: set[int] = set()
-    parent: dict[str, str] = {}
+    owner: dict[Any, Visit] = {}  # event id -> the visit it belongs to
+    exits: set[Any] = set()
     runs: dict[str, StateRun] = {}
+    visits: list[Visit] = []
     taken: set[tuple[str, str]] = set()
     for event in history:
-        kind, event_id = str(event.get("type", "")), event.get("id")
-        previous = owner.get(event.get("previousEventId"))  # type: ignore[arg-type]
-        if kind.endswith("StateEntered") and "name" in event:
-            name = str(event["name"])
-            run = runs.setdefault(name, StateRun(name))
-            _enter(run, event)
-            if previous is not None and event.get("previousEventId") in exits:
-                taken.add((previous, name))
-                if previous in parent:
-                    parent[name] = parent[previous]
-            elif previous is not None:
-                parent[name] = previous
-            if name in parent and parent[name] in runs:
-                runs[parent[name]].children.add(name)
-            owner[event_id] = name
-            continue
-        state = previous
-        if state is None or state not in runs:
-            continue
-        owner[event_id] = state
-        _apply(runs[state], kind, event, runs)
-        if kind.endswith("StateExited"):
-            exits.add(event_id)
-    for run in runs.values():
-        if run.status == "running" and execution_status != "RUNNING":
-            run.status = "failed"
+        kind, previous = str(event.get("type", "")), owner.get(event.get("previousEventId"))
+        if kind in _EXECUTION_ENDS:
+            for visit in visits:
+                visit.close("failed")
+        elif kind.endswith("StateEntered") and "name" in event:
+            visit = _enter(runs, event, previous, event.get("previousEventId") in exits, taken)
+            visits.append(visit)
+            owner[event.get("id")] = visit
+        elif previous is not None:
+            owner[event.get("id")] = previous
+            _apply(previous, kind, event)
+            if kind.endswith("StateExited"):
+                exits.add(event.get("id"))
+    if execution_status != "RUNNING":
+        for visit in visits:
+            visit.close("failed")
     return Course(runs, taken)
 
 
-def _enter(run: StateRun, event: dict[str, Any]) -> None:
-    run.status, run.input, run.output = "running", event.get("input"), None
-    run.error = run.cause = None
-    run.retries, run.pending, run.children = 0, False, set()
+def _enter(
+    runs: dict[str, StateRun],
+    event: dict[str, Any],
+    previous: Visit | None,
+    after_exit: bool,
+    taken: set[tuple[str, str]],
+) -> Visit:
+    name = str(event["name"])
+    run = runs.setdefault(name, StateRun(name))
+    if run.open == 0:  # not overlapping an earlier visit: this one replaces what it showed
+        run.outcomes, run.output, run.error, run.cause, run.retries = [], None, None, None, 0
+    run.open += 1
     run.visits += 1
-    run.entered, run.exited = event.get("timestamp"), None
+    run.input = event.get("input")
+    if previous is not None and after_exit:
+        taken.add((previous.run.name, name))
+    parent = (previous.parent if after_exit else previous) if previous is not None else None
+    visit = Visit(run, parent)
+    if parent is not None:
+        parent.children.append(visit)
+    return visit
 
 
-def _apply(run: StateRun, kind: str, event: dict[str, Any], runs: dict[str, StateRun]) -> None:
-    if kind.endswith("Scheduled") and run.pending:
-        run.retries += 1
+def _apply(visit: Visit, kind: str, event: dict[str, Any]) -> None:
+    run = visit.run
+    if kind.endswith("Scheduled") and visit.pending:
+        visit.retries += 1
+        run.retries = max(run.retries, visit.retries)
     if kind.endswith(_CLEARING_SUFFIXES):
-        run.pending = False
+        visit.pending = False
     elif (kind.endswith(("Failed", "TimedOut")) and kind not in _NOT_STATE_FAILURES) or kind.endswith(
         "Aborted"
     ):
-        run.pending = True
+        visit.pending = True
         run.error = event.get("error", run.error)
         run.cause = event.get("cause", run.cause)
     if kind.endswith("Aborted"):
-        run.status = "failed"
-        _fail_open_children(run, runs)
+        visit.close("failed")
+        visit.fail_open_children()
     elif kind in ("ParallelStateFailed", "MapStateFailed"):
-        _fail_open_children(run, runs)
+        visit.fail_open_children()
     elif kind.endswith("StateExited"):
-        _fail_open_children(run, runs)
-        failed = [runs[child] for child in run.children if child in runs and runs[child].status == "failed"]
-        run.status = "caught" if run.pending or failed else "succeeded"
+        visit.fail_open_children()
+        failed = [child for child in visit.children if child.outcome == "failed"]
         if failed and run.error is None:  # the branch's error is what the Catch took on
-            run.error, run.cause = failed[0].error, failed[0].cause
-        run.output, run.exited = event.get("output"), event.get("timestamp")
-
-
-def _fail_open_children(run: StateRun, runs: dict[str, StateRun]) -> None:
-    """A fork that ends takes with it what still ran inside (a Fail state, an aborted sibling)."""
-    for child in run.children:
-        if child in runs and runs[child].status == "running":
-            runs[child].status = "failed"
-            _fail_open_children(runs[child], runs)
+            run.error, run.cause = failed[0].run.error, failed[0].run.cause
+        visit.close("caught" if visit.pending or failed else "succeeded")
+        run.output = event.get("output")
