@@ -248,6 +248,8 @@ def test_a_failed_execution_is_redriven_from_its_page(page: Any, stack: Stack) -
     page.get_by_role("button", name="Redrive it").click()
     page.wait_for_url("**/ui/executions/ignite-1")
     wait_until(lambda: stack.client.describe("ignite-1")["redriveCount"] == 1, FINISH_SECONDS, "the redrive")
+    # The task fails again: the redriven run ends FAILED once more, after one more attempt.
+    wait_until(lambda: stack.client.describe("ignite-1")["status"] == "FAILED", FINISH_SECONDS, "the rerun")
     page.reload()
     page.locator('tr[data-event-type="ExecutionRedriven"]').wait_for()
     assert "1 time(s)" in page.locator(".facts").inner_text()
@@ -267,6 +269,7 @@ def test_a_running_execution_page_follows_it_without_a_reload(page: Any, stack: 
 def test_the_overview_updates_without_a_reload(page: Any, stack: Stack) -> None:
     from playwright.sync_api import expect
 
+    wait_until(lambda: not stack.client.list_executions("RUNNING"), FINISH_SECONDS, "no execution running")
     page.goto("/ui/")
     running = page.locator('[data-key="executions.RUNNING"]')
     before = int(running.inner_text())
