@@ -275,6 +275,7 @@ def test_the_overview_updates_without_a_reload(page: Any, stack: Stack) -> None:
     before = int(running.inner_text())
     stack.client.start_execution("Naps", {}, name="nap-live")
     expect(running).to_have_text(str(before + 1), timeout=UI_TIMEOUT_MS)
+    page.screenshot(path=stack.shots / "overview.png", full_page=True)
     stack.client.stop_execution("nap-live")
 
 

@@ -25,7 +25,10 @@ function liveOverview(root) {
         if (key === "updated") { element.textContent = `Updated ${new Date().toLocaleTimeString()}.`; continue; }
         const value = key.endsWith(".length") ? byPath(numbers, key.slice(0, -7)).length : byPath(numbers, key);
         if (value === undefined) continue;
-        element.textContent = element.dataset.format === "seconds" ? formatSeconds(value) : String(value);
+        const format = element.dataset.format;
+        if (format === "seconds") element.textContent = formatSeconds(value);
+        else if (format === "ago") element.textContent = value == null ? "–" : `${formatSeconds(value)} ago`;
+        else element.textContent = String(value);
       }
     } catch (error) { /* the next round tries again */ }
   };
