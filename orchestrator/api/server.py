@@ -14,6 +14,7 @@ from orchestrator.api.shapes import ServiceShapes
 from orchestrator.api.sqs import ACTIONS as SQS_ACTIONS
 from orchestrator.api.sqs import Sqs
 from orchestrator.api.stepfunctions import ACTIONS, StepFunctions
+from orchestrator.dashboard.app import create_dashboard
 from orchestrator.runtime.catalog import Catalog
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.queues import Queues
@@ -55,7 +56,9 @@ def build_app(settings: Settings, api: ApiSettings, credentials: dict[str, str] 
         JsonService("AmazonSQS", "sqs", SQS_ACTIONS, sqs, with_host=True),
     ]
     endpoint = Endpoint({service.target_prefix: service for service in services}, credentials, api.region)
-    return create_app(endpoint, lambda: _healthy(connection))
+    app = create_app(endpoint, lambda: _healthy(connection))
+    app.mount("/ui", create_dashboard(client, credentials))
+    return app
 
 
 def serve(app: Starlette, host: str, port: int, log_level: str = "info") -> None:

@@ -1,0 +1,101 @@
+"""How long the dashboard's executions list takes to answer with 100,000 executions stored.
+
+A fresh private redis-server gets N real executions (``Client.start_execution``) of three
+machines: Passes (80 %, SUCCEEDED), Fails (10 %, FAILED) and Waits (10 %, RUNNING: no
+orchestrator runs), and, started first so they are the oldest, 10 of a machine called Rare.
+Then the dashboard's own app (``redstep serve``'s, open as with --no-auth, in-process through
+starlette's TestClient, so the figure includes rendering the page) is asked for pages of
+/ui/executions, each several times; the median and the worst are printed per kind of page.
+
+    python bench/dashboard.py [N]      # default 100000
+"""
+
+from __future__ import annotations
+
+import re
+import statistics
+import sys
+import time
+
+import redis
+from starlette.testclient import TestClient
+
+from orchestrator.api.config import ApiSettings
+from orchestrator.api.server import build_app
+from orchestrator.runtime.client import Client
+from orchestrator.runtime.server import RedisServer
+from orchestrator.settings import Settings
+
+MACHINES = {
+    "Passes": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}},
+    "Fails": {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Bench", "Cause": "on purpose"}}},
+    "Waits": {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 86400, "End": True}}},
+    "Rare": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}},
+}
+ROUNDS = 15
+
+
+def fill(client: Client, count: int) -> None:
+    for name, definition in MACHINES.items():
+        client.register_machine(name, definition)
+    for index in range(10):
+        client.start_execution("Rare", {"i": index}, name=f"rare-{index:02d}")
+    started = time.perf_counter()
+    for index in range(count):
+        machine = "Fails" if index % 10 == 3 else "Waits" if index % 10 == 7 else "Passes"
+        client.start_execution(machine, {"order": index}, name=f"{machine.lower()}-{index:06d}")
+        if index % 10_000 == 9_999:
+            print(f"  {index + 1:,} executions stored ({time.perf_counter() - started:.0f} s)", flush=True)
+
+
+def timed(browser: TestClient, path: str) -> tuple[float, str]:
+    started = time.perf_counter()
+    answer = browser.get(path)
+    elapsed = time.perf_counter() - started
+    assert answer.status_code == 200, (path, answer.status_code)
+    return elapsed, answer.text
+
+
+def older_link(page: str) -> str | None:
+    found = re.search(r'<a href="([^"]+)" rel="next">', page)
+    return found.group(1).replace("&amp;", "&") if found else None
+
+
+def measure(browser: TestClient, label: str, path: str) -> None:
+    times, page = [], ""
+    for _ in range(ROUNDS):
+        elapsed, page = timed(browser, path)
+        times.append(elapsed * 1000)
+    rows = len(re.findall(r'<tr><td><a href="/ui/executions/', page))
+    print(
+        f"{label:<52} {rows:>3} rows  median {statistics.median(times):7.1f} ms  worst {max(times):7.1f} ms",
+        flush=True,
+    )
+
+
+def main(count: int) -> None:
+    with RedisServer() as server:
+        settings = Settings(redis_url=server.url, prefix="bench")
+        connection = redis.Redis.from_url(server.url)
+        client = Client(connection, settings)
+        print(f"storing {count:,} executions (+10 old ones of Rare) ...", flush=True)
+        fill(client, count)
+        browser = TestClient(build_app(settings, ApiSettings(), None), base_url="http://127.0.0.1")
+        browser.get("/ui/")  # the open dashboard's session cookie
+        print(f"{client.redis.zcard(client.keys.executions):,} executions stored; /ui/executions pages:")
+        measure(browser, "newest first, no filter", "/ui/executions")
+        path: str | None = "/ui/executions"
+        for _ in range(100):  # the 101st page, following each page's Older link
+            path = older_link(timed(browser, path)[1]) if path else None
+        if path:
+            measure(browser, "page 101 (by the Older links), no filter", path)
+        measure(browser, "status FAILED (10 %)", "/ui/executions?status=FAILED")
+        measure(browser, "machine Waits (10 %, read from each execution)", "/ui/executions?machine=Waits")
+        measure(browser, "name prefix 'fails-0999'", "/ui/executions?prefix=fails-0999")
+        measure(browser, "machine Rare (10 oldest): one capped scan", "/ui/executions?machine=Rare")
+        measure(browser, "one execution's page", f"/ui/executions/passes-{count // 2:06d}")
+        connection.close()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)

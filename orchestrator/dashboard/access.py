@@ -1,0 +1,105 @@
+"""Who may see a page or take an action: the session of a request, the login redirect, CSRF.
+
+Every page goes through :func:`viewer`, every action through :func:`actor`; neither lets a
+request without a valid session through (with ``--no-auth`` a visitor is given one at once).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from orchestrator.dashboard.auth import COOKIE, OPEN_USER, SESSION_SECONDS, Session, Sessions
+
+BASE = "/ui"
+MAX_FORM_BYTES = 4 * 1024 * 1024
+"""Room for AWS's largest definition (1 MiB) or input (256 KiB) form-encoded; a longer POST is refused."""
+
+Page = Callable[[Request, Session], Awaitable[Response]]
+
+
+def set_cookie(response: Response, request: Request, sessions: Sessions, session: Session | None) -> None:
+    """Put ``session`` (None: remove it) in the response's cookie, HttpOnly and SameSite=Strict."""
+    secure = request.url.scheme == "https"
+    if session is None:
+        response.delete_cookie(COOKIE, path=BASE, secure=secure, httponly=True, samesite="strict")
+        return
+    response.set_cookie(
+        COOKIE,
+        sessions.cookie_value(session),
+        max_age=SESSION_SECONDS,
+        path=BASE,
+        secure=secure,
+        httponly=True,
+        samesite="strict",
+    )
+
+
+def current_session(request: Request, sessions: Sessions) -> tuple[Session | None, bool]:
+    """The request's session, and whether it is new (an open dashboard's first visit)."""
+    session = sessions.read(request.cookies.get(COOKIE))
+    if session is None and sessions.open:
+        return sessions.new_session(OPEN_USER), True
+    return session, False
+
+
+def viewer(sessions: Sessions, page: Page) -> Callable[[Request], Awaitable[Response]]:
+    """A GET page: without a session, a redirect to the login that comes back here."""
+
+    async def endpoint(request: Request) -> Response:
+        session, new = current_session(request, sessions)
+        if session is None:
+            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+            return RedirectResponse(f"{BASE}/login?next={quote(target, safe='')}", status_code=303)
+        request.state.session = session
+        response = await page(request, session)
+        if new:
+            set_cookie(response, request, sessions, session)
+        return response
+
+    return endpoint
+
+
+def actor(
+    sessions: Sessions, action: Page, refused: Callable[[Request, str], Response]
+) -> Callable[[Request], Awaitable[Response]]:
+    """A POST action: refused (403, nothing done) without a session or with a wrong CSRF token."""
+
+    async def endpoint(request: Request) -> Response:
+        session = sessions.read(request.cookies.get(COOKIE))
+        if session is None:
+            return refused(
+                request, "Your session is missing or has expired: log in again. Nothing was changed."
+            )
+        declared = request.headers.get("content-length", "")
+        if not declared.isdigit() or int(declared) > MAX_FORM_BYTES:
+            return refused(
+                request, f"A form must say its length and be at most {MAX_FORM_BYTES // 2**20} MiB."
+            )
+        form = await request.form()
+        if not sessions.csrf_ok(session, _text(form.get("csrf"))):
+            return refused(
+                request,
+                "The form's security token is missing or wrong: reload the page and try again."
+                " Nothing was changed.",
+            )
+        request.state.session = session
+        request.state.form = form
+        return await action(request, session)
+
+    return endpoint
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def safe_next(target: str | None) -> str:
+    """Where a login may send its user back to: a dashboard path only, never another site."""
+    if target and target.startswith(f"{BASE}/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return f"{BASE}/"

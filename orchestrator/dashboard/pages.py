@@ -1,0 +1,224 @@
+"""The dashboard's pages (GET, and the read-only validation and the login forms)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from orchestrator.asl.validation import validate
+from orchestrator.dashboard import reads
+from orchestrator.dashboard.access import BASE, current_session, safe_next, set_cookie
+from orchestrator.dashboard.auth import Session
+from orchestrator.dashboard.rendering import Renderer, graph_or_problem, pretty, see, shown_values
+from orchestrator.dashboard.runs import read_course
+from orchestrator.runtime.catalog import Catalog
+from orchestrator.runtime.client import Client
+from orchestrator.runtime.dead_letters import DeadLetters
+from orchestrator.runtime.keys import FINISHED_STATUSES, STATUSES
+
+log = logging.getLogger("redstep.dashboard")
+MAX_DEFINITION_CHARACTERS = 1024 * 1024
+"""AWS's limit for a definition; a longer paste is refused, still shown."""
+MAX_HISTORY_EVENTS = 5000
+REDRIVABLE = frozenset(FINISHED_STATUSES) - {"SUCCEEDED"}
+
+
+class Pages:
+    """The pages, given the runtime's client and the renderer."""
+
+    def __init__(self, client: Client, renderer: Renderer) -> None:
+        self.client = client
+        self.catalog = Catalog(client.redis, client.keys)
+        self.letters = DeadLetters(client.redis, client.settings)
+        self.renderer = renderer
+        self.render, self.not_found = renderer.render, renderer.not_found
+        self.sessions = renderer.sessions
+
+    async def overview(self, request: Request, session: Session) -> Response:
+        numbers = await run_in_threadpool(reads.overview, self.client)
+        return self.render(request, "overview.html", numbers=numbers, statuses=STATUSES, title="Overview")
+
+    async def overview_json(self, request: Request, session: Session) -> Response:
+        numbers = await run_in_threadpool(reads.overview, self.client)
+        return JSONResponse(numbers, headers={"Cache-Control": "no-store"})
+
+    async def executions(self, request: Request, session: Session) -> Response:
+        query = request.query_params
+        filters = {
+            "machine": query.get("machine") or None,
+            "status": query.get("status") if query.get("status") in STATUSES else None,
+            "prefix": query.get("prefix") or None,
+        }
+        before = reads.Cursor.parse(query.get("before"))
+        page = await run_in_threadpool(lambda: reads.executions_page(self.client, before=before, **filters))
+        following = None
+        if page.next is not None:
+            kept = {key: value for key, value in filters.items() if value}
+            following = f"{BASE}/executions?{urlencode({**kept, 'before': page.next.text()})}"
+        machines = await run_in_threadpool(self.catalog.names)
+        return self.render(
+            request,
+            "executions.html",
+            page=page,
+            filters=filters,
+            following=following,
+            first=before is not None,
+            machines=machines,
+            statuses=STATUSES,
+            title="Executions",
+        )
+
+    async def execution(self, request: Request, session: Session) -> Response:
+        name = request.path_params["name"]
+        view = await run_in_threadpool(self._execution_view, name)
+        if view is None:
+            return self.not_found(request, f"No execution named “{name}”.")
+        template = "execution_live.html" if request.query_params.get("part") == "live" else "execution.html"
+        return self.render(request, template, title=f"Execution {name}", **view)
+
+    def _execution_view(self, name: str) -> dict[str, Any] | None:
+        described = self.client.describe(name)
+        if described is None:
+            return None
+        length = self.client.history_length(name)
+        history = self.client.history_range(name, 0, MAX_HISTORY_EVENTS - 1)
+        course = read_course(history, described["status"])
+        definition = self._definition(described["stateMachine"], described.get("stateMachineVersion"))
+        graph, graph_problem = graph_or_problem(
+            definition, course.statuses(), course.taken, f"Graph of execution {name}"
+        )
+        started = history[0]["timestamp"] if history else described.get("startDate")
+        runs = {state: shown_values(run.to_dict()) for state, run in course.runs.items()}
+        return {
+            "execution": described,
+            "shown": shown_values({key: described.get(key) for key in ("input", "output", "error", "cause")}),
+            "history": history,
+            "history_length": length,
+            "started": started,
+            "graph": graph,
+            "graph_problem": graph_problem,
+            "runs_json": json.dumps(runs).replace("</", "<\\/"),
+            "stoppable": described["status"] == "RUNNING",
+            "redrivable": described["status"] in REDRIVABLE,
+        }
+
+    def _definition(self, machine: str, version: str | None) -> Any:
+        text = self.catalog.definition_at(machine, version) if version else None
+        if text is None:
+            raw = self.client.redis.hget(self.client.keys.machines, machine)
+            text = raw.decode() if raw is not None else None
+        try:
+            return json.loads(text) if text is not None else None
+        except ValueError:
+            return None
+
+    async def machines(self, request: Request, session: Session) -> Response:
+        names = await run_in_threadpool(self.catalog.names)
+        return self.render(request, "machines.html", names=names, title="State machines")
+
+    async def machine(self, request: Request, session: Session) -> Response:
+        name = request.path_params["name"]
+        entry = await run_in_threadpool(self.catalog.get, name, time.time())
+        if entry is None:
+            return self.not_found(request, f"No state machine named “{name}”.")
+        return self.render(
+            request, "machine.html", **self.machine_view(entry.name, entry.definition, entry.revision)
+        )
+
+    def machine_view(
+        self, name: str, text: str, revision: str, problem: str | None = None, input_text: str = "{}"
+    ) -> dict[str, Any]:
+        try:
+            definition = json.loads(text)
+        except ValueError:
+            definition = None
+        graph, graph_problem = graph_or_problem(definition, None, None, f"Graph of state machine {name}")
+        return {
+            "name": name,
+            "revision": revision,
+            "definition": pretty(definition) if definition is not None else text,
+            "graph": graph,
+            "graph_problem": graph_problem,
+            "start_problem": problem,
+            "input_text": input_text,
+            "title": f"State machine {name}",
+        }
+
+    async def validate_page(self, request: Request, session: Session) -> Response:
+        return self.render(
+            request,
+            "validate.html",
+            text="",
+            problems=None,
+            graph=None,
+            graph_problem=None,
+            title="Validate a definition",
+        )
+
+    async def validate_post(self, request: Request, session: Session) -> Response:
+        text = str(request.state.form.get("definition") or "")
+        problems, graph, graph_problem = await run_in_threadpool(_check_definition, text)
+        return self.render(
+            request,
+            "validate.html",
+            text=text,
+            problems=problems,
+            graph=graph,
+            graph_problem=graph_problem,
+            title="Validate a definition",
+        )
+
+    async def dead_letters(self, request: Request, session: Session) -> Response:
+        letters = await run_in_threadpool(self.letters.list, None, 200)
+        queues = await run_in_threadpool(self.letters.queues)
+        return self.render(request, "dead_letters.html", letters=letters, queues=queues, title="Dead letters")
+
+    async def login_page(self, request: Request) -> Response:
+        session, _ = current_session(request, self.sessions)
+        target = safe_next(request.query_params.get("next"))
+        if session is not None:
+            return see(target)
+        return self.render(request, "login.html", target=target, problem=None, title="Log in")
+
+    async def login(self, request: Request) -> Response:
+        form = await request.form()
+        target = safe_next(str(form.get("next") or ""))
+        key_id, secret = (
+            str(form.get("access_key_id") or "").strip(),
+            str(form.get("secret_access_key") or ""),
+        )
+        session = self.sessions.log_in(key_id, secret)
+        if session is None:
+            # Only the id's start: someone may type the secret into the id's box by mistake.
+            log.warning("dashboard: a login as %r... was refused", key_id[:4])
+            problem = "That access key id and secret are not a pair this server accepts."
+            return self.render(request, "login.html", 401, target=target, problem=problem, title="Log in")
+        log.info("dashboard: %s logged in", session.user)
+        response = see(target)
+        set_cookie(response, request, self.sessions, session)
+        return response
+
+
+def _check_definition(text: str) -> tuple[list[dict[str, str]], str | None, str | None]:
+    if len(text) > MAX_DEFINITION_CHARACTERS:
+        problem = (
+            f"the definition is {len(text):,} characters long;"
+            f" AWS accepts at most {MAX_DEFINITION_CHARACTERS:,}"
+        )
+        return [{"where": "/", "message": problem}], None, "No graph: the definition is too large."
+    try:
+        definition = json.loads(text)
+    except ValueError as error:
+        return [{"where": "/", "message": f"not JSON: {error}"}], None, "No graph: the text is not JSON."
+    except RecursionError:
+        return [{"where": "/", "message": "not JSON this server can read: it nests too deeply"}], None, None
+    problems = [{"where": problem.where, "message": problem.message} for problem in validate(definition)]
+    graph, graph_problem = graph_or_problem(definition, None, None, "Graph of the pasted definition")
+    return problems, graph, graph_problem

@@ -1,0 +1,349 @@
+"""The dashboard over plain HTTP: access, CSRF, confirmations, 404s, listing and validation.
+
+The app is ``redstep serve``'s own (``build_app``) on the session's redis-server, driven by
+starlette's TestClient; no orchestrator runs, so an execution of a Wait state stays RUNNING.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from collections.abc import Iterator
+
+import pytest
+import redis
+from starlette.testclient import TestClient
+
+from orchestrator.api.config import ApiSettings
+from orchestrator.api.server import build_app
+from orchestrator.dashboard import reads
+from orchestrator.dashboard.access import MAX_FORM_BYTES
+from orchestrator.dashboard.auth import COOKIE, SESSION_SECONDS, Sessions
+from orchestrator.runtime.client import Client
+from orchestrator.runtime.dead_letters import DeadLetters
+from orchestrator.settings import Settings
+from tests.test_dlq import dead_letter_records
+
+KEY_ID, SECRET = "AKIDDASHBOARD0001", "dashboard/Secret+Key/000000000000000000000"
+WAIT = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": True}}}
+PASS = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+PAGES = [
+    "/ui/",
+    "/ui/executions",
+    "/ui/executions/x",
+    "/ui/state-machines",
+    "/ui/validate",
+    "/ui/dead-letters",
+]
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[Client]:
+    connection = redis.Redis.from_url(settings.redis_url)
+    runtime = Client(connection, settings)
+    runtime.register_machine("Waits", WAIT)
+    runtime.register_machine("Passes", PASS)
+    yield runtime
+    connection.close()
+
+
+def _browser(settings: Settings, credentials: dict[str, str] | None, https: bool = False) -> TestClient:
+    app = build_app(settings, ApiSettings(region="us-east-1", account_id="000000000000"), credentials)
+    return TestClient(
+        app, base_url="https://127.0.0.1" if https else "http://127.0.0.1", follow_redirects=False
+    )
+
+
+@pytest.fixture
+def anonymous(settings: Settings, client: Client) -> TestClient:
+    return _browser(settings, {KEY_ID: SECRET})
+
+
+@pytest.fixture
+def browser(anonymous: TestClient) -> TestClient:
+    answer = anonymous.post("/ui/login", data={"access_key_id": KEY_ID, "secret_access_key": SECRET})
+    assert answer.status_code == 303
+    return anonymous
+
+
+def _csrf(page: str) -> str:
+    found = re.search(r'name="csrf" value="([^"]+)"', page)
+    assert found, "the page has no CSRF token"
+    return found.group(1)
+
+
+def _events(client: Client) -> int:
+    return int(client.redis.xlen(client.keys.events))
+
+
+@pytest.mark.parametrize("path", PAGES)
+def test_every_page_without_a_session_redirects_to_the_login(anonymous: TestClient, path: str) -> None:
+    answer = anonymous.get(path)
+    assert answer.status_code == 303
+    assert answer.headers["location"].startswith("/ui/login?next=")
+
+
+def test_a_wrong_secret_is_refused_and_the_right_one_sets_a_strict_httponly_cookie(
+    anonymous: TestClient,
+) -> None:
+    wrong = anonymous.post("/ui/login", data={"access_key_id": KEY_ID, "secret_access_key": "nope"})
+    assert wrong.status_code == 401
+    assert COOKIE not in wrong.headers.get("set-cookie", "")
+    assert "not a pair this server accepts" in wrong.text
+    right = anonymous.post(
+        "/ui/login", data={"access_key_id": KEY_ID, "secret_access_key": SECRET, "next": "/ui/executions"}
+    )
+    assert right.status_code == 303 and right.headers["location"] == "/ui/executions"
+    cookie = right.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/ui" in cookie
+    assert "Secure" not in cookie  # plain HTTP here
+    assert SECRET not in cookie
+    assert anonymous.get("/ui/executions").status_code == 200
+
+
+def test_the_cookie_is_secure_over_https(settings: Settings, client: Client) -> None:
+    browser = _browser(settings, {KEY_ID: SECRET}, https=True)
+    answer = browser.post("/ui/login", data={"access_key_id": KEY_ID, "secret_access_key": SECRET})
+    assert "Secure" in answer.headers["set-cookie"]
+
+
+def test_a_login_never_sends_its_user_to_another_site(anonymous: TestClient) -> None:
+    answer = anonymous.post(
+        "/ui/login", data={"access_key_id": KEY_ID, "secret_access_key": SECRET, "next": "//evil.example/"}
+    )
+    assert answer.headers["location"] == "/ui/"
+
+
+def test_no_page_shows_the_secret(browser: TestClient, client: Client) -> None:
+    client.start_execution("Passes", {"x": 1}, name="shown")
+    for path in [*PAGES, "/ui/executions/shown", "/ui/state-machines/Passes", "/ui/overview.json"]:
+        answer = browser.get(path)
+        assert SECRET not in answer.text, path
+        assert answer.status_code in (200, 404), path
+
+
+def test_logout_ends_the_session(browser: TestClient) -> None:
+    token = _csrf(browser.get("/ui/").text)
+    answer = browser.post("/ui/logout", data={"csrf": token, "confirmed": "yes"})
+    assert answer.status_code == 303 and answer.headers["location"] == "/ui/login"
+    assert browser.get("/ui/").status_code == 303
+
+
+def test_a_stop_with_a_forged_or_missing_csrf_token_changes_nothing(
+    browser: TestClient, client: Client
+) -> None:
+    client.start_execution("Waits", {}, name="keeps-running")
+    before = _events(client)
+    for form in ({"csrf": "forged", "confirmed": "yes"}, {"confirmed": "yes"}):
+        answer = browser.post("/ui/executions/keeps-running/stop", data=form)
+        assert answer.status_code == 403
+        assert "Nothing was changed" in answer.text
+    assert _events(client) == before
+    assert client.describe("keeps-running")["status"] == "RUNNING"
+
+
+def test_a_token_of_another_session_is_refused(
+    settings: Settings, client: Client, browser: TestClient
+) -> None:
+    client.start_execution("Waits", {}, name="other-session")
+    other = _browser(settings, {KEY_ID: SECRET})
+    other.post("/ui/login", data={"access_key_id": KEY_ID, "secret_access_key": SECRET})
+    foreign = _csrf(other.get("/ui/executions/other-session").text)
+    before = _events(client)
+    answer = browser.post("/ui/executions/other-session/stop", data={"csrf": foreign, "confirmed": "yes"})
+    assert answer.status_code == 403
+    assert _events(client) == before
+
+
+def test_an_expired_session_is_refused_and_nothing_changes(anonymous: TestClient, client: Client) -> None:
+    client.start_execution("Waits", {}, name="expired-session")
+    yesterday = Sessions({KEY_ID: SECRET}, clock=lambda: time.time() - SESSION_SECONDS - 60)
+    session = yesterday.new_session(KEY_ID)
+    anonymous.cookies.set(COOKIE, yesterday.cookie_value(session), domain="127.0.0.1", path="/ui")
+    before = _events(client)
+    answer = anonymous.post(
+        "/ui/executions/expired-session/stop",
+        data={"csrf": yesterday.csrf_token(session), "confirmed": "yes"},
+    )
+    assert answer.status_code == 403
+    assert "expired" in answer.text
+    assert _events(client) == before
+    assert anonymous.get("/ui/executions").status_code == 303
+
+
+def test_a_stop_asks_for_confirmation_then_asks_the_orchestrators_and_logs_who(
+    browser: TestClient, client: Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    client.start_execution("Waits", {}, name="to-stop")
+    page = browser.get("/ui/executions/to-stop").text
+    before = _events(client)
+    asked = browser.post("/ui/executions/to-stop/stop", data={"csrf": _csrf(page)})
+    assert asked.status_code == 200 and "Stop execution “to-stop”?" in asked.text
+    assert _events(client) == before  # only asked, nothing sent yet
+    with caplog.at_level(logging.INFO, logger="redstep.dashboard"):
+        done = browser.post(
+            "/ui/executions/to-stop/stop", data={"csrf": _csrf(asked.text), "confirmed": "yes"}
+        )
+    assert done.status_code == 303 and done.headers["location"] == "/ui/executions/to-stop"
+    assert _events(client) == before + 1
+    assert f"{KEY_ID} stopped execution to-stop" in caplog.text
+
+
+def test_an_execution_started_from_the_page_runs_the_json_input(browser: TestClient, client: Client) -> None:
+    token = _csrf(browser.get("/ui/state-machines/Passes").text)
+    form = {"csrf": token, "input": '{"dragon": "Smaug"}', "name": "from-the-page"}
+    asked = browser.post("/ui/state-machines/Passes/start", data=form)
+    assert asked.status_code == 200 and client.describe("from-the-page") is None
+    done = browser.post("/ui/state-machines/Passes/start", data={**form, "confirmed": "yes"})
+    assert done.headers["location"] == "/ui/executions/from-the-page"
+    assert client.describe("from-the-page")["output"] == {"dragon": "Smaug"}
+    bad = browser.post("/ui/state-machines/Passes/start", data={**form, "input": "{oops", "confirmed": "yes"})
+    assert bad.status_code == 400 and "The input is not JSON" in bad.text and "{oops" in bad.text
+
+
+def test_a_redrive_of_a_succeeded_execution_is_refused(browser: TestClient, client: Client) -> None:
+    client.start_execution("Passes", {}, name="done-already")
+    token = _csrf(browser.get("/ui/executions/done-already").text)
+    answer = browser.post("/ui/executions/done-already/redrive", data={"csrf": token, "confirmed": "yes"})
+    assert answer.status_code == 409 and "cannot be redriven" in answer.text
+
+
+@pytest.mark.parametrize(
+    ("path", "said"),
+    [
+        ("/ui/executions/no-such-run", "No execution named “no-such-run”."),
+        ("/ui/state-machines/NoSuchMachine", "No state machine named “NoSuchMachine”."),
+        ("/ui/nowhere", "No page at /ui/nowhere."),
+    ],
+)
+def test_what_does_not_exist_is_a_404_page_that_names_it(browser: TestClient, path: str, said: str) -> None:
+    answer = browser.get(path)
+    assert answer.status_code == 404
+    assert said in answer.text
+
+
+def test_an_open_dashboard_needs_no_login_but_still_a_csrf_token(settings: Settings, client: Client) -> None:
+    browser = _browser(settings, None)
+    client.start_execution("Waits", {}, name="open-run")
+    page = browser.get("/ui/executions/open-run")
+    assert page.status_code == 200 and "Log out" not in page.text
+    before = _events(client)
+    assert browser.post("/ui/executions/open-run/stop", data={"confirmed": "yes"}).status_code == 403
+    assert _events(client) == before
+    done = browser.post("/ui/executions/open-run/stop", data={"csrf": _csrf(page.text), "confirmed": "yes"})
+    assert done.status_code == 303 and _events(client) == before + 1
+
+
+def test_the_list_is_newest_first_filtered_and_paginated(browser: TestClient, client: Client) -> None:
+    for index in range(60):
+        client.start_execution("Passes", {}, name=f"pass-{index:03d}")
+    for index in range(5):
+        client.start_execution("Waits", {}, name=f"wait-{index:03d}")
+    first = browser.get("/ui/executions").text
+    names = re.findall(r'<a href="/ui/executions/([^"?]+)">\1</a>', first)
+    assert len(names) == 50 and names[:5] == [f"wait-{i:03d}" for i in (4, 3, 2, 1, 0)]
+    older = re.search(r'<a href="([^"]+)" rel="next">', first)
+    assert older
+    second = browser.get(older.group(1).replace("&amp;", "&")).text
+    rest = re.findall(r'<a href="/ui/executions/([^"?]+)">\1</a>', second)
+    assert len(rest) == 15 and not set(rest) & set(names)
+    assert 'rel="next"' not in second
+    waits = browser.get("/ui/executions?machine=Waits").text
+    assert re.findall(r'<a href="/ui/executions/([^"?]+)">\1</a>', waits) == [
+        f"wait-{i:03d}" for i in (4, 3, 2, 1, 0)
+    ]
+    running = browser.get("/ui/executions?status=RUNNING").text
+    assert len(re.findall(r'<a href="/ui/executions/([^"?]+)">\1</a>', running)) == 5
+    prefixed = browser.get("/ui/executions?prefix=pass-05").text
+    assert re.findall(r'<a href="/ui/executions/([^"?]+)">\1</a>', prefixed) == [
+        f"pass-{i:03d}" for i in range(59, 49, -1)
+    ]
+
+
+def test_a_pasted_definition_shows_each_problem_with_its_json_path(browser: TestClient) -> None:
+    token = _csrf(browser.get("/ui/validate").text)
+    broken = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Nowhere"}}})
+    answer = browser.post("/ui/validate", data={"csrf": token, "definition": broken})
+    assert answer.status_code == 200
+    assert "<code>/States/A/Next</code>" in answer.text
+    assert 'data-state="A"' in answer.text  # still drawn
+    malformed = browser.post("/ui/validate", data={"csrf": token, "definition": '{"StartAt": '})
+    assert "not JSON" in malformed.text and "{&#34;StartAt&#34;: " in malformed.text
+    huge = '{"StartAt": "A", "States": {}, "Comment": "' + "x" * (1024 * 1024) + '"}'
+    too_large = browser.post("/ui/validate", data={"csrf": token, "definition": huge})
+    assert too_large.status_code == 200 and "AWS accepts at most" in too_large.text
+    assert "No graph: the definition is too large." in too_large.text
+    valid = browser.post("/ui/validate", data={"csrf": token, "definition": json.dumps(PASS)})
+    assert "The definition is valid" in valid.text
+
+
+def test_the_overview_numbers_are_served_as_json_for_the_live_page(
+    browser: TestClient, client: Client
+) -> None:
+    client.start_execution("Waits", {}, name="counted")
+    numbers = browser.get("/ui/overview.json").json()
+    assert numbers["executions"]["RUNNING"] == 1
+    assert numbers["machines"]["Waits"]["RUNNING"] == 1
+    assert [queue["name"] for queue in numbers["queues"]] == ["dragons"]
+
+
+def test_every_asset_is_served_by_redstep(browser: TestClient) -> None:
+    page = browser.get("/ui/").text
+    assets = re.findall(r'(?:href|src)="([^"#]+\.(?:css|js))"', page)
+    assert assets and all(asset.startswith("/ui/static/") for asset in assets)
+    for asset in assets:
+        assert browser.get(asset).status_code == 200
+
+
+def test_a_machine_filter_matches_the_whole_name_only(browser: TestClient, client: Client) -> None:
+    client.register_machine("Wait", PASS)
+    client.start_execution("Waits", {}, name="of-waits")
+    client.start_execution("Wait", {"Waits": "Waits"}, name="of-wait")
+    page = browser.get("/ui/executions?machine=Wait").text
+    assert re.findall(r'<a href="/ui/executions/([^"?]+)">\1</a>', page) == ["of-wait"]
+
+
+def test_a_page_stops_at_its_scan_limit_and_links_on_to_the_rest(
+    browser: TestClient, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(reads, "SCAN_LIMIT", 20)
+    monkeypatch.setattr(reads, "SCAN_BATCH", 10)
+    client.start_execution("Waits", {}, name="oldest-wait")
+    for index in range(30):
+        client.start_execution("Passes", {}, name=f"newer-{index:02d}")
+    first = browser.get("/ui/executions?machine=Waits").text
+    assert "No execution matches." in first and "This page looked at 20 executions" in first
+    older = re.search(r'<a href="([^"]+)" rel="next">', first)
+    assert older
+    second = browser.get(older.group(1).replace("&amp;", "&")).text
+    assert re.findall(r'<a href="/ui/executions/([^"?]+)">\1</a>', second) == ["oldest-wait"]
+    assert 'rel="next"' not in second
+
+
+def test_dead_letters_are_listed_redriven_and_purged_after_confirmation(
+    browser: TestClient, client: Client, settings: Settings
+) -> None:
+    dead_letter_records(client.redis, settings, [{"n": 1}, {"n": 2}])
+    letters = DeadLetters(client.redis, settings)
+    page = browser.get("/ui/dead-letters").text
+    assert "Queue dragons" in page and page.count("<tr><td><code>") == 2
+    form = {"csrf": _csrf(page), "queue": "dragons"}
+    asked = browser.post("/ui/dead-letters/purge", data=form)
+    assert "Delete every dead letter of queue “dragons” for good?" in asked.text
+    assert len(letters.list()) == 2
+    redriven = browser.post("/ui/dead-letters/redrive", data={**form, "confirmed": "yes"})
+    assert redriven.headers["location"] == "/ui/dead-letters"
+    assert letters.list() == [] and client.redis.xlen(client.keys.queue("dragons")) >= 2
+    dead_letter_records(client.redis, settings, [{"n": 3}])
+    browser.post("/ui/dead-letters/purge", data={**form, "confirmed": "yes"})
+    assert letters.list() == []
+    assert "No queue has dead letters." in browser.get("/ui/dead-letters").text
+
+
+def test_a_form_larger_than_the_limit_is_refused_unread(browser: TestClient) -> None:
+    token = _csrf(browser.get("/ui/validate").text)
+    huge = "x" * (MAX_FORM_BYTES + 1)
+    answer = browser.post("/ui/validate", data={"csrf": token, "definition": huge})
+    assert answer.status_code == 403 and "at most 4 MiB" in answer.text
