@@ -32,7 +32,6 @@ import json
 import logging
 import threading
 import time
-import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +39,7 @@ from typing import Any
 from redis import Redis
 from redis.commands.core import Script
 
+from orchestrator.protocol.invocation import error_document
 from orchestrator.runtime.keys import EVENT_FIELD, Keys
 from orchestrator.runtime.reconnect import retry_through_outage
 from orchestrator.runtime.scripts import lua_script
@@ -60,13 +60,12 @@ def lease_event(task: dict[str, Any], worker: str, lease_seconds: float) -> str:
         f"The worker running the task stopped responding: worker {worker} renewed no lease "
         f"for {lease_seconds:.2f} seconds"
     )
-    cause = {"errorMessage": message, "errorType": LEASE_ERROR, "requestId": str(uuid.uuid4())}
     event = {
         "type": "TaskFailed",
         "execution": task["execution"],
         "token": task["token"],
         "error": LEASE_ERROR,
-        "cause": json.dumps({**cause, "stackTrace": []}),
+        "cause": error_document(LEASE_ERROR, message),
     }
     return json.dumps(event, separators=(",", ":"))
 
