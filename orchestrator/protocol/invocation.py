@@ -73,45 +73,42 @@ class LambdaContext:
     __slots__ = (
         "_request_id",
         "attempt",
-        "client_context",
         "clock",
         "deadline",
         "execution",
         "function_name",
-        "function_version",
-        "identity",
         "invoked_function_arn",
-        "memory_limit_in_mb",
         "prefix",
         "redis",
     )
+
+    # The same for every invocation here, as Lambda's are for a function without versions.
+    function_version = "$LATEST"
+    memory_limit_in_mb = DEFAULT_MEMORY_LIMIT_IN_MB
+    identity: object | None = None
+    client_context: object | None = None
 
     def __init__(
         self,
         function_name: str,
         invoked_function_arn: str = "",
-        *,
         deadline: float | None = None,
         clock: Callable[[], float] = time.monotonic,
-        redis: Redis | None = None,
-        prefix: str = "redstep",
         execution: str = "",
         attempt: int = 0,
-        aws_request_id: str | None = None,
+        redis: Redis | None = None,
+        prefix: str = "redstep",
     ) -> None:
+        # Made for every call the local runner makes: plain assignments, the rarely given last.
         self.function_name = function_name
         self.invoked_function_arn = invoked_function_arn or function_arn(function_name)
-        self.clock = clock
         self.deadline = clock() + FUNCTION_TIMEOUT_SECONDS if deadline is None else deadline
+        self.clock = clock
         self.redis = redis
         self.prefix = prefix
         self.execution = execution
         self.attempt = attempt
-        self._request_id = aws_request_id
-        self.function_version = "$LATEST"
-        self.memory_limit_in_mb = DEFAULT_MEMORY_LIMIT_IN_MB
-        self.identity: object | None = None
-        self.client_context: object | None = None
+        self._request_id: str | None = None
 
     @property
     def aws_request_id(self) -> str:
@@ -167,7 +164,7 @@ def invoke(
     except BaseException as exc:  # sys.exit() and the like: the function's own end, not the process's
         return failed(*exit_error(exc, context.aws_request_id))
     try:
-        return {"type": "TaskSucceeded", "output": json_copy(result, allow_nan=False)}
+        return {"type": "TaskSucceeded", "output": marshalled(result)}
     except NOT_JSON as exc:
         return failed(*marshal_error(exc, context.aws_request_id))
 
@@ -283,6 +280,19 @@ def json_copy(value: Any, *, allow_nan: bool = True) -> Any:
         return _plain_copy(value)
     except (_NotPlainJson, RecursionError):
         return json.loads(json.dumps(value, allow_nan=allow_nan))
+
+
+def marshalled(result: Any) -> Any:
+    """What a function's result becomes on its way to the orchestrator: ``json_copy`` without NaN.
+
+    Raises:
+        TypeError, ValueError, RecursionError: for a result JSON cannot carry.
+    """
+    # json_copy's fast path, called directly: this runs once per task, in the local runner's hot loop.
+    try:
+        return _plain_copy(result)
+    except (_NotPlainJson, RecursionError):
+        return json.loads(json.dumps(result, allow_nan=False))
 
 
 _TAKEN_AS_THEY_ARE = frozenset({str, bool, type(None)})
