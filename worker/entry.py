@@ -222,7 +222,7 @@ def invoke_all(
                 report = invoke(task, context, registry)
             except JobTimeoutException:
                 timed_out = True
-                report = timeout_report(task, limit.seconds, started=True)
+                report = timeout_report(task, limit.seconds, started=True, request_id=context.aws_request_id)
         yield encode(report)
 
 
@@ -288,9 +288,11 @@ def encode(report: TaskReport) -> tuple[TaskReport, str]:
         return report, json.dumps(report, separators=(",", ":"))
 
 
-def timeout_report(task: Task | dict[str, Any], seconds: float, *, started: bool) -> TaskReport:
+def timeout_report(
+    task: Task | dict[str, Any], seconds: float, *, started: bool, request_id: str | None = None
+) -> TaskReport:
     """A Sandbox.Timedout failure, worded as Lambda words a function that ran out of time."""
-    request_id = str(uuid.uuid4())
+    request_id = request_id or str(uuid.uuid4())
     what = "Task timed out" if started else "Task not started: its job timed out"
     message = f"RequestId: {request_id} Error: {what} after {seconds:.2f} seconds"
     return failure(task, TIMEOUT_ERROR, error_document(TIMEOUT_ERROR, message, request_id))
