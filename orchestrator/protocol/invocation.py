@@ -25,11 +25,12 @@ import time
 import traceback
 import uuid
 from collections.abc import Callable
-from typing import Any, Literal, NotRequired, TypedDict
-
-from redis import Redis
+from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 
 from orchestrator.tasks import function_arn, function_not_found
+
+if TYPE_CHECKING:  # only named: the local runner, which has no Redis, need not import redis
+    from redis import Redis
 
 FUNCTION_TIMEOUT_SECONDS = 900.0
 """How long a function may run: Lambda's longest timeout, which every task is given."""
