@@ -13,6 +13,7 @@ import json
 import re
 import signal
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ from orchestrator.local import LocalRunner
 from orchestrator.protocol.invocation import (
     FUNCTION_TIMEOUT_SECONDS,
     LambdaContext,
+    Outcome,
     error_document,
     exit_error,
     invoke,
@@ -311,6 +313,19 @@ def test_a_keyboard_interrupt_is_let_through_where_it_may_be_a_real_ctrl_c() -> 
 
     with pytest.raises(KeyboardInterrupt):
         LocalRunner(machine, {"raises_keyboard_interrupt": raises_keyboard_interrupt}).run({})
+
+
+def test_a_keyboard_interrupt_outside_the_main_thread_is_the_functions_own() -> None:
+    """Python delivers a Ctrl-C to the main thread only: elsewhere the function raised it."""
+    outcomes: list[Outcome] = []
+    thread = threading.Thread(
+        target=lambda: outcomes.append(invoke(raises_keyboard_interrupt, {}, LambdaContext("f")))
+    )
+
+    thread.start()
+    thread.join()
+
+    assert [outcome["error"] for outcome in outcomes] == ["Runtime.ExitError"]
 
 
 def test_the_exceptions_the_caller_names_are_let_through() -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import signal
+import threading
 import time
 import traceback
 import uuid
@@ -178,12 +179,15 @@ def failed(error: str, cause: str) -> Outcome:
 def may_be_real_interrupt() -> bool:
     """Whether a KeyboardInterrupt may be a Ctrl-C the process received, not the function's own raise.
 
-    Python turns SIGINT into KeyboardInterrupt only through its default handler. A worker
-    handles SIGINT itself (worker.shutdown), so there a KeyboardInterrupt is the function's;
-    where the default handler is in place (the local runner in a terminal) the two cannot be
-    told apart, and a Ctrl-C must never be swallowed.
+    Python turns SIGINT into KeyboardInterrupt only through its default handler, and only in
+    the main thread. A worker handles SIGINT itself (worker.shutdown), so there a
+    KeyboardInterrupt is the function's; where the default handler is in place (the local
+    runner in a terminal) the two cannot be told apart, and a Ctrl-C must never be swallowed.
     """
-    return signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    return (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    )
 
 
 # -- Lambda's error document ----------------------------------------------------------------------
