@@ -103,7 +103,7 @@ class LocalRunner:
         # Arguments by position: keywords would cost as much again as making it, on every call.
         deadline = course.now + FUNCTION_TIMEOUT_SECONDS
         context = LambdaContext(
-            action["function"], arn, deadline, course.clock, course.execution, action["attempt"]
+            action["function"], arn, deadline, course.virtual_time, course.execution, action["attempt"]
         )
         # The event travels as JSON, as a worker's would: the function cannot touch the execution's data.
         report: dict[str, Any] = invoke(function, json_copy(action["payload"]), context)  # type: ignore[assignment]
@@ -130,14 +130,12 @@ class LocalRunner:
 class VirtualCourse:
     """Carries out one execution's actions on the virtual clock, for the core to run it in one call."""
 
-    __slots__ = ("clock", "due", "effects", "execution", "now", "runner", "sequence")
+    __slots__ = ("due", "effects", "execution", "now", "runner", "sequence")
 
     def __init__(self, runner: LocalRunner, now: float, execution: str = "") -> None:
         self.runner = runner
         self.now = now
         self.execution = execution
-        # The virtual clock, bound once: every function's context counts down on it.
-        self.clock = self.virtual_time
         self.effects: list[dict[str, Any]] = []
         # Events to deliver, by the virtual time they happen; the runner's count keeps events
         # of the same moment in the order their actions were decided.
