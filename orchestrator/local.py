@@ -10,11 +10,9 @@ from __future__ import annotations
 import functools
 import heapq
 import itertools
-import json
-import math
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
@@ -23,9 +21,13 @@ from orchestrator import services
 from orchestrator.asl.definition import StateMachine
 from orchestrator.asl.engine import start_execution
 from orchestrator.asl.history import RawEvent, history_events
-from orchestrator.protocol.tasks import function_not_found, lambda_error, marshal_error
-
-Function = Callable[[Any, Any], Any]
+from orchestrator.protocol.invocation import (
+    FUNCTION_TIMEOUT_SECONDS,
+    Function,
+    LambdaContext,
+    invoke,
+    json_copy,
+)
 
 
 @dataclass
@@ -58,24 +60,8 @@ class LocalResult:
         }
 
 
-@dataclass
-class _Context:
-    """The ``context`` argument a function receives, shaped like Lambda's."""
-
-    function_name: str
-    invoked_function_arn: str
-    memory_limit_in_mb: int = 128
-
-    @property
-    def aws_request_id(self) -> str:
-        return str(uuid.uuid4())
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 900_000
-
-
-# What a function name runs: the function (None when there is none), its context, its virtual duration.
-_Target = tuple[Function | None, _Context, float]
+# What a function name runs: the function (None when there is none), its ARN, its virtual duration.
+_Target = tuple[Function | None, str, float]
 
 
 class LocalRunner:
@@ -95,7 +81,7 @@ class LocalRunner:
     def run(self, input: Any, *, name: str | None = None, start: float | None = None) -> LocalResult:
         now = time.time() if start is None else start
         name = name or f"{self._name_prefix}{next(self._names):012x}"
-        course = VirtualCourse(self, now)
+        course = VirtualCourse(self, now, name)
         step = start_execution(self.machine, name, input, now, in_process=course)
         execution = step.execution
         return LocalResult(
@@ -108,38 +94,30 @@ class LocalRunner:
             course.effects,
         )
 
-    def _invoke(self, action: dict[str, Any], target: _Target | None = None) -> dict[str, Any]:
-        """Run the function a RunTask action names; the event that reports how it went."""
-        token = action["token"]
-        function, context, _ = target or self._target(action["function"], action["function_arn"])
-        if function is None:
-            error, cause = function_not_found(action["function_arn"])
-            return {"type": "TaskFailed", "token": token, "error": error, "cause": cause}
-        try:
-            output = function(json_copy(action["payload"]), context)
-        except Exception as exc:
-            error, cause = lambda_error(exc)
-            return {"type": "TaskFailed", "token": token, "error": error, "cause": cause}
-        try:
-            # The result travels as JSON, as a worker's would: what JSON cannot carry fails the task.
-            output = json_copy(output, allow_nan=False)
-        except (TypeError, ValueError, RecursionError) as exc:
-            error, cause = marshal_error(exc)
-            return {"type": "TaskFailed", "token": token, "error": error, "cause": cause}
-        return {"type": "TaskSucceeded", "token": token, "output": output}
+    def _invoke(self, action: dict[str, Any], target: _Target, course: VirtualCourse) -> dict[str, Any]:
+        """Run the function a RunTask action names, as a worker would; the event that reports how it went.
+
+        Its remaining time counts down on the virtual clock, which stands still while it runs.
+        """
+        function, arn, _ = target
+        # Arguments by position: keywords would cost as much again as making it, on every call.
+        deadline = course.now + FUNCTION_TIMEOUT_SECONDS
+        context = LambdaContext(
+            action["function"], arn, deadline, course.virtual_time, course.execution, action["attempt"]
+        )
+        # The event travels as JSON, as a worker's would: the function cannot touch the execution's data.
+        report: dict[str, Any] = invoke(function, json_copy(action["payload"]), context)  # type: ignore[assignment]
+        report["token"] = action["token"]
+        return report
 
     def _target(self, name: str, arn: str) -> _Target:
-        """The function called ``name``, the context it gets, and the virtual time it takes.
-
-        The context holds nothing that changes between calls (its request id is made when
-        read), so one per function serves every call.
-        """
+        """The function called ``name``, the ARN its context names, and the virtual time it takes."""
         key = (name, arn)
         target = self._targets.get(key)
         if target is None:
             function = self.functions.get(name)
             delay = float(getattr(function, "virtual_duration_seconds", 0.0))
-            target = self._targets[key] = (function, _Context(name, arn), delay)
+            target = self._targets[key] = (function, arn, delay)
         return target
 
     def _service(self, action: dict[str, Any], effects: list[dict[str, Any]], now: float) -> dict[str, Any]:
@@ -152,11 +130,12 @@ class LocalRunner:
 class VirtualCourse:
     """Carries out one execution's actions on the virtual clock, for the core to run it in one call."""
 
-    __slots__ = ("due", "effects", "now", "runner", "sequence")
+    __slots__ = ("due", "effects", "execution", "now", "runner", "sequence")
 
-    def __init__(self, runner: LocalRunner, now: float) -> None:
+    def __init__(self, runner: LocalRunner, now: float, execution: str = "") -> None:
         self.runner = runner
         self.now = now
+        self.execution = execution
         self.effects: list[dict[str, Any]] = []
         # Events to deliver, by the virtual time they happen; the runner's count keeps events
         # of the same moment in the order their actions were decided.
@@ -169,7 +148,11 @@ class VirtualCourse:
         target = self.runner._target(action["function"], action["function_arn"])
         if target[2]:
             return None  # the task takes virtual time, in which something else may happen
-        return self.runner._invoke(action, target)
+        return self.runner._invoke(action, target, self)
+
+    def virtual_time(self) -> float:
+        """The virtual clock's reading: the time a function's context counts down on."""
+        return self.now
 
     def next_event(self, actions: list[dict[str, Any]]) -> tuple[float, dict[str, Any]] | None:
         due, now = self.due, self.now
@@ -177,7 +160,7 @@ class VirtualCourse:
             kind = action["type"]
             if kind == "RunTask":
                 target = self.runner._target(action["function"], action["function_arn"])
-                event = self.runner._invoke(action, target)
+                event = self.runner._invoke(action, target, self)
                 heapq.heappush(due, (now + target[2], next(self.sequence), event))
             elif kind == "RunService":
                 event = self.runner._service(action, self.effects, now)
@@ -192,53 +175,3 @@ class VirtualCourse:
         when, _, event = heapq.heappop(due)
         self.now = max(now, when)
         return self.now, event
-
-
-class _NotPlainJson(Exception):
-    """A value holds something other than JSON's own types, exactly."""
-
-
-# Python refuses to turn an int of more than 4300 digits into text, so JSON cannot carry it.
-_LARGEST_PLAIN_INT = 10**4000
-
-
-def json_copy(value: Any, *, allow_nan: bool = True) -> Any:
-    """What ``value`` becomes after a trip through JSON text, as a task's payload and result make.
-
-    A value made only of dicts with string keys, lists, strings, finite numbers, booleans
-    and None comes back as an equal copy; copying it directly costs a fraction of encoding
-    and decoding it. Anything else takes the real trip, which converts or refuses it as
-    JSON does.
-
-    Raises:
-        TypeError, ValueError, RecursionError: as ``json.dumps`` does for what JSON cannot carry.
-    """
-    try:
-        return _plain_copy(value)
-    except (_NotPlainJson, RecursionError):
-        return json.loads(json.dumps(value, allow_nan=allow_nan))
-
-
-_TAKEN_AS_THEY_ARE = frozenset({str, bool, type(None)})
-
-
-def _plain_copy(value: Any) -> Any:
-    kind = type(value)
-    if kind is str or kind is bool or value is None:
-        return value
-    if kind is dict:
-        copy = {}
-        for key, item in value.items():
-            if type(key) is not str:
-                raise _NotPlainJson
-            # Strings, booleans and nulls are most of what a payload holds: taken as they
-            # are, they save a call each.
-            copy[key] = item if type(item) in _TAKEN_AS_THEY_ARE else _plain_copy(item)
-        return copy
-    if kind is list:
-        return [item if type(item) in _TAKEN_AS_THEY_ARE else _plain_copy(item) for item in value]
-    if kind is int and -_LARGEST_PLAIN_INT < value < _LARGEST_PLAIN_INT:
-        return value
-    if kind is float and math.isfinite(value):
-        return value
-    raise _NotPlainJson

@@ -110,7 +110,7 @@ def test_the_context_looks_like_lambdas() -> None:
     assert context.log_group_name == "/aws/lambda/AddDragon"
     assert context.function_version == "$LATEST"
     assert context.memory_limit_in_mb == 128
-    assert 0 < context.get_remaining_time_in_millis() <= 180_000
+    assert 0 < context.get_remaining_time_in_millis() <= 900_000  # Lambda's longest timeout, every task's
     assert context.aws_request_id != LambdaContext(function_name="AddDragon").aws_request_id
 
 

@@ -129,7 +129,7 @@ def test_a_function_calling_sys_exit_fails_its_task_and_the_rest_still_run(
     carry_out(tasks, EVENTS, connection=redis_client, prefix="t", registry=registry)
 
     assert [(r["type"], r.get("error")) for r in stream_reports(redis_client)] == [
-        ("TaskFailed", "SystemExit"),
+        ("TaskFailed", "Runtime.ExitError"),
         ("TaskSucceeded", None),
     ]
 

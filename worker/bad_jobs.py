@@ -26,9 +26,9 @@ from redis import Redis
 from redis.commands.core import Script
 
 from orchestrator.protocol.decoding import lossless_text
+from orchestrator.protocol.invocation import error_document
 from orchestrator.protocol.keys import EVENT_FIELD, SharedKeys
 from orchestrator.protocol.scripts import lua_script
-from worker.entry import lambda_cause
 
 SERVICE_ERROR = "Lambda.ServiceException"
 
@@ -85,7 +85,7 @@ def failure_report(task: dict[str, Any], job_id: str, reason: str, malformed_key
         "execution": task["execution"],
         "token": task["token"],
         "error": SERVICE_ERROR,
-        "cause": lambda_cause(SERVICE_ERROR, message),
+        "cause": error_document(SERVICE_ERROR, message),
     }
     return json.dumps(report, separators=(",", ":"))
 

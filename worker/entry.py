@@ -23,18 +23,19 @@ from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
+from orchestrator.protocol import invocation
+from orchestrator.protocol.invocation import LambdaContext, error_document, marshal_error
 from orchestrator.protocol.jobs import rq_job_fields
 from orchestrator.protocol.keys import EVENT_FIELD, RQ_QUEUES, SharedKeys
 from orchestrator.protocol.reconnect import retry_through_outage
 from orchestrator.protocol.scripts import lua_script
-from orchestrator.protocol.tasks import Task, TaskReport, function_arn, function_not_found, lambda_error
+from orchestrator.protocol.tasks import Task, TaskReport, function_arn
 from orchestrator.settings import Settings
-from worker.context import DEFAULT_TIMEOUT_SECONDS, LambdaContext
+from worker.context import DEFAULT_TIMEOUT_SECONDS
 from worker.leases import WorkerLeases
 from worker.registry import FunctionRegistry, default_registry
 
 TIMEOUT_ERROR = "Sandbox.Timedout"
-MARSHAL_ERROR = "Runtime.MarshalError"
 # How often a job's reports are sent while Redis is lost, with doubling delays (about 13 s in all).
 REPORT_ATTEMPTS = 12
 
@@ -217,7 +218,7 @@ def invoke_all(
                 report = invoke(task, context, registry)
             except JobTimeoutException:
                 timed_out = True
-                report = timeout_report(task, limit.seconds, started=True)
+                report = timeout_report(task, limit.seconds, started=True, request_id=context.aws_request_id)
         yield encode(report)
 
 
@@ -247,20 +248,17 @@ def context_for(
 
 
 def invoke(task: Task | dict[str, Any], context: LambdaContext, registry: FunctionRegistry) -> TaskReport:
-    """Call the task's registered function with ``(payload, context)`` and say how it went."""
-    fn = registry.lookup(context.function_name)
-    if fn is None:
-        return failure(task, *function_not_found(context.invoked_function_arn))
-    try:
-        output = fn(task.get("payload"), context)
-    except JobTimeoutException:
-        raise
-    except ColdShutdown:
-        raise
-    except (Exception, SystemExit) as exc:
-        # A function's sys.exit() is its own failure, as on Lambda; it must not end the worker.
-        return failure(task, *describe_error(exc))
-    return {"type": "TaskSucceeded", "execution": task["execution"], "token": task["token"], "output": output}
+    """Call the task's registered function with ``(payload, context)`` and say how it went.
+
+    The worker's own stops (a cold shutdown, RQ's job timeout) go on up; whatever else the
+    function does, even ``sys.exit()``, ends only its task.
+    """
+    function = registry.lookup(context.function_name)
+    outcome = invocation.invoke(
+        function, task.get("payload"), context, let_through=(JobTimeoutException, ColdShutdown)
+    )
+    report = {"type": outcome["type"], "execution": task["execution"], "token": task["token"]}
+    return {**report, **outcome}  # type: ignore[typeddict-item]
 
 
 def failure(task: Task | dict[str, Any], error: str, cause: str) -> TaskReport:
@@ -274,38 +272,26 @@ def failure(task: Task | dict[str, Any], error: str, cause: str) -> TaskReport:
     }
 
 
-def describe_error(exc: BaseException) -> tuple[str, str]:
-    """The ASL error and cause for ``exc``, even when the exception cannot describe itself."""
-    try:
-        return lambda_error(exc)
-    except Exception:
-        error = type(exc).__name__
-        return error, lambda_cause(error, f"<{error} whose message could not be rendered>")
-
-
 def encode(report: TaskReport) -> tuple[TaskReport, str]:
-    """``report`` and its JSON; an output JSON cannot carry becomes a Runtime.MarshalError failure."""
+    """``report`` and its JSON; an output JSON cannot carry becomes a Runtime.MarshalError failure.
+
+    invoke's outputs are JSON already; this guards the line against anything else.
+    """
     try:
         return report, json.dumps(report, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError, RecursionError) as exc:
-        report = failure(
-            report, MARSHAL_ERROR, lambda_cause(MARSHAL_ERROR, f"Unable to marshal response: {exc}")
-        )
+        report = failure(report, *marshal_error(exc))
         return report, json.dumps(report, separators=(",", ":"))
 
 
-def timeout_report(task: Task | dict[str, Any], seconds: float, *, started: bool) -> TaskReport:
+def timeout_report(
+    task: Task | dict[str, Any], seconds: float, *, started: bool, request_id: str | None = None
+) -> TaskReport:
     """A Sandbox.Timedout failure, worded as Lambda words a function that ran out of time."""
-    request_id = str(uuid.uuid4())
+    request_id = request_id or str(uuid.uuid4())
     what = "Task timed out" if started else "Task not started: its job timed out"
     message = f"RequestId: {request_id} Error: {what} after {seconds:.2f} seconds"
-    return failure(task, TIMEOUT_ERROR, lambda_cause(TIMEOUT_ERROR, message, request_id))
-
-
-def lambda_cause(error: str, message: str, request_id: str | None = None) -> str:
-    """Lambda's JSON error document for an error the runtime (not the function) raised."""
-    document = {"errorMessage": message, "errorType": error, "requestId": request_id or str(uuid.uuid4())}
-    return json.dumps({**document, "stackTrace": []})
+    return failure(task, TIMEOUT_ERROR, error_document(TIMEOUT_ERROR, message, request_id))
 
 
 # lua/append_reports.lua: one command for a job's reports and their leases.

@@ -3,6 +3,8 @@
 
 - :mod:`.tasks`      the task message a worker runs and the report it sends back (JSON), and the
                      Lambda error documents a report carries
+- :mod:`.invocation` the one way a function is called, by a worker and by the local runner alike:
+                     the ``(event, context)`` call, its context, exits and marshalling
 - :mod:`.jobs`       the RQ job that carries tasks to a worker, built one way for both sides
 - :mod:`.keys`       the Redis keys both sides touch (every key: orchestrator.runtime.keys)
 - :mod:`.leases`     the lease record a worker holds while it runs a task

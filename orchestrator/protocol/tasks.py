@@ -8,8 +8,6 @@ is ignored, so a late result from a retried attempt changes nothing.
 
 from __future__ import annotations
 
-import json
-import traceback
 import uuid
 from typing import Any, Literal, NotRequired, TypedDict
 
@@ -35,33 +33,6 @@ class TaskReport(TypedDict):
     output: NotRequired[Any]
     error: NotRequired[str]
     cause: NotRequired[str]
-
-
-def lambda_error(exc: BaseException) -> tuple[str, str]:
-    """The ASL error and cause for a function that raised ``exc``, as AWS Lambda words them.
-
-    The error is the exception's class name; the cause is Lambda's JSON error document.
-    """
-    error_type = type(exc).__name__
-    frames = traceback.format_tb(exc.__traceback__)
-    cause = {
-        "errorMessage": str(exc),
-        "errorType": error_type,
-        "requestId": str(uuid.uuid4()),
-        "stackTrace": frames,
-    }
-    return error_type, json.dumps(cause)
-
-
-def marshal_error(exc: BaseException) -> tuple[str, str]:
-    """The ASL error and cause for a function whose result cannot travel as JSON, as Lambda words it."""
-    cause = {
-        "errorMessage": f"Unable to marshal response: {exc}",
-        "errorType": "Runtime.MarshalError",
-        "requestId": str(uuid.uuid4()),
-        "stackTrace": [],
-    }
-    return "Runtime.MarshalError", json.dumps(cause)
 
 
 def function_arn(function: str) -> str:
