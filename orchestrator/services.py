@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from orchestrator.asl import errors
+
 SNS_PUBLISH = "sns:publish"
 SQS_SEND_MESSAGE = "sqs:sendMessage"
 
@@ -40,7 +42,7 @@ def carry_out(service: str, parameters: dict[str, Any], now: float) -> tuple[dic
         output = {"MessageId": str(uuid.uuid4()), "MD5OfMessageBody": hashlib.md5(text.encode()).hexdigest()}
         return {"type": "TaskSucceeded", "output": output}, Effect("send", queue, body)
     cause = f"The service integration {service!r} is not supported"
-    return {"type": "TaskFailed", "error": "States.Runtime", "cause": cause}, None
+    return {"type": "TaskFailed", "error": errors.RUNTIME, "cause": cause}, None
 
 
 def topic_name(topic_arn: str) -> str:

@@ -12,7 +12,7 @@ import redis
 from rq import Queue, Worker
 from rq.serializers import JSONSerializer
 
-from orchestrator.asl import engine
+from orchestrator.asl import engine, errors
 from orchestrator.protocol.decoding import loads
 from orchestrator.runtime import heartbeats, transitions
 from orchestrator.runtime.clock import RedisClock
@@ -132,7 +132,7 @@ class Client:
         machine = (machines or MachineCache(self.redis, self.keys, refresh_seconds=0)).get(machine_name)
         if machine is None:
             cause = f"State Machine Does Not Exist: '{machine_name}' (no definition is registered under it)"
-            return transitions.fail(name, machine_name, input, "States.Runtime", cause, now)
+            return transitions.fail(name, machine_name, input, errors.RUNTIME, cause, now)
         return transitions.start(machine, name, input, now)
 
     def redrive(self, name: str) -> dict[str, Any]:

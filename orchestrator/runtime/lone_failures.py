@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import redis
 
+from orchestrator.asl import errors
 from orchestrator.runtime import transitions
 from orchestrator.runtime.clock import RedisClock
 from orchestrator.runtime.store import (
@@ -99,9 +100,7 @@ class LoneFailures:
             if execution is None or execution["status"] != "RUNNING":
                 return None
             machine = execution["stateMachine"]
-            return transitions.fail(
-                name, machine, None, transitions.ORCHESTRATOR_FAULT, cause, now, execution
-            )
+            return transitions.fail(name, machine, None, errors.RUNTIME, cause, now, execution)
 
         return self._commit_alone(name, stream, entry_ids, fail, only_if_new=False)
 
@@ -117,7 +116,7 @@ class LoneFailures:
         def fail(execution: dict[str, Any] | None, now: float) -> transitions.Transition | None:
             if execution is not None:
                 return None
-            error = transitions.ORCHESTRATOR_FAULT
+            error = errors.RUNTIME
             return transitions.fail(name, machine_name, input, error, cause, now)
 
         self._commit_alone(name, stream or "", entry_ids, fail, only_if_new=True)

@@ -23,6 +23,7 @@ from typing import Any
 
 import redis
 
+from orchestrator.asl import errors
 from orchestrator.protocol.faults import skew_wall_clock
 from orchestrator.protocol.keys import EVENT_FIELD
 from orchestrator.protocol.leases import LEASE_ERROR, LEASE_MESSAGE
@@ -291,13 +292,13 @@ class Orchestrator:
         machine = self.machines.get(machine_name)
         if machine is None:
             cause = f"State Machine Does Not Exist: '{machine_name}' (no definition is registered under it)"
-            return transitions.fail(name, machine_name, input, "States.Runtime", cause, now)
+            return transitions.fail(name, machine_name, input, errors.RUNTIME, cause, now)
         try:
             return transitions.start(machine, name, input, now)
         except Exception as exc:
             log.exception("starting %s failed", name)
             cause = f"The orchestrator could not start the execution: {type(exc).__name__}: {exc}"
-            return transitions.fail(name, machine_name, input, "States.Runtime", cause, now)
+            return transitions.fail(name, machine_name, input, errors.RUNTIME, cause, now)
 
     # -- applying events ---------------------------------------------------------------------
 
@@ -408,7 +409,7 @@ class Orchestrator:
         machine = self.machines.get(machine_name, execution.get("machineVersion"))
         if machine is None:
             cause = f"State Machine Does Not Exist: '{machine_name}' (its definition was removed)"
-            return transitions.fail(name, machine_name, None, "States.Runtime", cause, now, execution)
+            return transitions.fail(name, machine_name, None, errors.RUNTIME, cause, now, execution)
         try:
             return transitions.apply(machine, execution, events, now)
         except Exception as exc:
@@ -418,7 +419,7 @@ class Orchestrator:
             # this transition started from (a newer one loses the commit's version check anyway).
             # Reading it here, on the rare failure, spares a copy of every execution on every step.
             at_rest = self.store.load([name])[name][0] or execution
-            return transitions.fail(name, machine_name, None, "States.Runtime", cause, now, at_rest)
+            return transitions.fail(name, machine_name, None, errors.RUNTIME, cause, now, at_rest)
 
     # -- the driver --------------------------------------------------------------------------
 

@@ -19,9 +19,6 @@ from orchestrator.runtime.keys import BODY_FIELD
 from orchestrator.runtime.store import Commit
 from orchestrator.settings import Settings
 
-MACHINE_NOT_FOUND = "States.Runtime"
-ORCHESTRATOR_FAULT = "States.Runtime"
-
 
 @dataclass
 class Transition:
