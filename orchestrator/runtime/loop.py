@@ -161,10 +161,14 @@ class Orchestrator:
         """Beat, fire due timers, and read both the source queue and the event stream, in one round trip."""
         pipe = self.redis.pipeline(transaction=False)
         heartbeats.beat(pipe, self.keys, self.consumer, self.clock(), HEARTBEAT_TTL_SECONDS)
+        # Each reply is found by the place its command took in the pipeline, noted as it is queued.
+        fired_reply = len(pipe)
         pipe.evalsha(self._fire_timers.sha, TIMER_KEYS, *self.timer_arguments())
         room = self.source.room
+        source_reply = len(pipe)
         if room > 0:
             pipe.xreadgroup(GROUP, self.consumer, {self.source.stream: ">"}, count=room)
+        events_reply = len(pipe)
         self.intake.queue_read(pipe)
         try:
             replies = pipe.execute()
@@ -172,11 +176,11 @@ class Orchestrator:
             # Redis restarted or flushed its scripts: load the script again, and read next time.
             load_for_pipelines(self._fire_timers)
             return []
-        if replies[2]:
+        if replies[fired_reply]:
             self.faults.reach("after-timers")
         if room > 0:
-            self.source.accept_entries(entries_of(replies[3]))
-        return self.intake.parse(entries_of(replies[-1]))
+            self.source.accept_entries(entries_of(replies[source_reply]))
+        return self.intake.parse(entries_of(replies[events_reply]))
 
     def wait_for_work(self, block_seconds: float) -> list[Event]:
         """Block until a message or an event arrives on either stream, or ``block_seconds`` pass."""
