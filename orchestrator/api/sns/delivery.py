@@ -29,7 +29,7 @@ import threading
 import urllib.error
 import urllib.request
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 from urllib.parse import quote
 
@@ -153,13 +153,17 @@ class Delivery:
             self._ack(stream, entry)
             return
         remaining = [len(web)]
+        interrupted = [False]
         lock = threading.Lock()
 
-        def one_done(_: Any) -> None:
+        def one_done(future: Future[bool]) -> None:
+            # A delivery cut short by stop() leaves the entry pending, to be claimed after a restart.
+            finished = not future.cancelled() and future.exception() is None and future.result()
             with lock:
                 remaining[0] -= 1
+                interrupted[0] = interrupted[0] or not finished
                 last = remaining[0] == 0
-            if last:
+            if last and not interrupted[0]:
                 self._ack(stream, entry)
 
         for subscription_id, record in web:
@@ -188,7 +192,8 @@ class Delivery:
         message_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{subscription_id}/{envelope['MessageId']}"))
         self.queues.send(queue, [OutgoingMessage(message_id, body, attributes)])
 
-    def _to_url(self, subscription_id: str, record: dict[str, Any], envelope: dict[str, Any]) -> None:
+    def _to_url(self, subscription_id: str, record: dict[str, Any], envelope: dict[str, Any]) -> bool:
+        """POST the message, retrying; True once delivered or given up, False when stop() cut it short."""
         raw = _raw(record)
         body = (
             envelope["Message"] if raw else json.dumps(self.notification(subscription_id, record, envelope))
@@ -205,14 +210,14 @@ class Delivery:
             headers["x-amz-sns-rawdelivery"] = "true"
         for attempt, delay in enumerate((0.0, *HTTP_DELAYS)):
             if delay and self._stopping.wait(delay):
-                return  # stopping: left unacknowledged, claimed and delivered after a restart
+                return False
             request = urllib.request.Request(
                 record["endpoint"], data=body.encode(), headers=headers, method="POST"
             )
             try:
                 with urllib.request.urlopen(request, timeout=HTTP_TIMEOUT_SECONDS) as answer:
                     if 200 <= answer.status < 300:
-                        return
+                        return True
                     problem = f"HTTP {answer.status}"
             except urllib.error.HTTPError as error:
                 problem = f"HTTP {error.code}"
@@ -225,6 +230,7 @@ class Delivery:
             record["endpoint"],
             len(HTTP_DELAYS) + 1,
         )
+        return True
 
     def notification(
         self, subscription_id: str, record: dict[str, Any], envelope: dict[str, Any]
