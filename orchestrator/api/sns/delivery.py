@@ -12,7 +12,7 @@ claimed by another after ``RECLAIM_IDLE_MS``. Delivery is at least once, as SNS'
 delivery reuses one message id per (subscription, message), so a source queue starts one
 execution for it even when it is delivered twice.
 
-``sqs`` subscriptions are delivered in order, on this thread (one Redis round trip);
+``sqs`` subscriptions are delivered in order, on this thread (one Redis round trip a batch);
 ``http``/``https`` ones on a small pool, with retries and exponential back-off, off the
 request path and off this thread.
 """
@@ -111,8 +111,7 @@ class Delivery:
                 _, entries, *_ = self.sns.redis.xautoclaim(
                     stream, DELIVERY_GROUP, self.consumer, RECLAIM_IDLE_MS, "0-0", count=BATCH
                 )
-                for entry_id, fields in entries:
-                    self.deliver(stream, topic, entry_id, fields, by_topic[topic])
+                self.deliver(stream, topic, entries, by_topic[topic])
         try:
             replies = self.sns.redis.xreadgroup(
                 DELIVERY_GROUP, self.consumer, dict.fromkeys(streams, ">"), count=BATCH, block=BLOCK_MS
@@ -124,34 +123,47 @@ class Delivery:
             return
         for stream, entries in replies or []:
             name = stream.decode() if isinstance(stream, bytes) else stream
-            for entry_id, fields in entries:
-                self.deliver(name, streams[name], entry_id, fields, by_topic[streams[name]])
+            self.deliver(name, streams[name], entries, by_topic[streams[name]])
 
     def deliver(
         self,
         stream: str,
         topic: str,
-        entry_id: bytes | str,
-        fields: dict[bytes, bytes] | None,
+        entries: list[tuple[bytes | str, dict[bytes, bytes] | None]],
         subscriptions: list[tuple[str, dict[str, Any]]],
     ) -> None:
-        """Deliver one log entry to the subscriptions it is for; acknowledge it once all are done."""
-        entry = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-        envelope = decoded((fields or {}).get(b"message"))
-        published_ms = int(entry.split("-")[0])
-        targets = [(sid, sub) for sid, sub in subscriptions if sub["since"] <= published_ms]
-        if envelope is None or not targets:
-            self._ack(stream, entry)
-            return
-        web = []
-        for subscription_id, record in targets:
-            if record["protocol"] == "sqs":
-                self._to_queue(subscription_id, record, envelope)
+        """Deliver log entries to the subscriptions each is for; acknowledge each once all are done.
+
+        The queue deliveries of all ``entries`` go in one round trip, then the entries with
+        nothing more to wait for are acknowledged in one more; an entry with HTTP deliveries
+        is acknowledged when the last of them ends.
+        """
+        outgoing: dict[str, list[OutgoingMessage]] = {}
+        done: list[str] = []
+        for entry_id, fields in entries:
+            entry = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+            envelope = decoded((fields or {}).get(b"message"))
+            published_ms = int(entry.split("-")[0])
+            targets = [(sid, sub) for sid, sub in subscriptions if sub["since"] <= published_ms]
+            web = []
+            for subscription_id, record in targets if envelope is not None else []:
+                if record["protocol"] == "sqs":
+                    queue = record["endpoint"].rsplit(":", 1)[-1]
+                    outgoing.setdefault(queue, []).append(
+                        self._queue_message(subscription_id, record, envelope)
+                    )
+                else:
+                    web.append((subscription_id, record))
+            if web:
+                self._post_then_ack(stream, entry, web, envelope or {})
             else:
-                web.append((subscription_id, record))
-        if not web:
-            self._ack(stream, entry)
-            return
+                done.append(entry)
+        self._send(outgoing)
+        self._ack(stream, *done)
+
+    def _post_then_ack(
+        self, stream: str, entry: str, web: list[tuple[str, dict[str, Any]]], envelope: dict[str, Any]
+    ) -> None:
         remaining = [len(web)]
         interrupted = [False]
         lock = threading.Lock()
@@ -170,27 +182,36 @@ class Delivery:
             future = self._http.submit(self._to_url, subscription_id, record, envelope)
             future.add_done_callback(one_done)
 
-    def _ack(self, stream: str, entry: str) -> None:
+    def _send(self, outgoing: dict[str, list[OutgoingMessage]]) -> None:
+        for queue, messages in outgoing.items():
+            if not self.queues.exists(queue):
+                log.warning(
+                    "SNS delivery: queue %r does not exist; %d message(s) dropped", queue, len(messages)
+                )
+                continue
+            self.queues.send(queue, messages)
+
+    def _ack(self, stream: str, *entries: str) -> None:
+        if not entries:
+            return
         try:
-            self.sns.redis.xack(stream, DELIVERY_GROUP, entry)
+            self.sns.redis.xack(stream, DELIVERY_GROUP, *entries)
         except redis.RedisError as error:
             # Left pending: claimed and delivered again after RECLAIM_IDLE_MS (at least once).
-            log.warning("SNS delivery: could not acknowledge %s %s: %s", stream, entry, error)
-
-    def _to_queue(self, subscription_id: str, record: dict[str, Any], envelope: dict[str, Any]) -> None:
-        queue = record["endpoint"].rsplit(":", 1)[-1]
-        if not self.queues.exists(queue):
             log.warning(
-                "SNS delivery: queue %r of subscription %s does not exist; dropped", queue, subscription_id
+                "SNS delivery: could not acknowledge %d entries of %s: %s", len(entries), stream, error
             )
-            return
+
+    def _queue_message(
+        self, subscription_id: str, record: dict[str, Any], envelope: dict[str, Any]
+    ) -> OutgoingMessage:
         raw = _raw(record)
         body = (
             envelope["Message"] if raw else json.dumps(self.notification(subscription_id, record, envelope))
         )
         attributes = _sqs_attributes(envelope.get("MessageAttributes") or {}) if raw else {}
         message_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{subscription_id}/{envelope['MessageId']}"))
-        self.queues.send(queue, [OutgoingMessage(message_id, body, attributes)])
+        return OutgoingMessage(message_id, body, attributes)
 
     def _to_url(self, subscription_id: str, record: dict[str, Any], envelope: dict[str, Any]) -> bool:
         """POST the message, retrying; True once delivered or given up, False when stop() cut it short."""
