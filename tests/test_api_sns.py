@@ -331,3 +331,48 @@ def test_an_http_subscription_is_posted_the_notification_and_retried_after_a_fai
             "to the web",
             "Hook",
         )
+
+
+def aws(stack: ApiStack, *args: str, **extra_env: str) -> Any:
+    """``aws ARGS --endpoint-url ...`` (the awscli package), its JSON answer."""
+    env = {
+        **{k: v for k, v in stack.env.items() if not k.startswith("REDSTEP_")},
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_CONFIG_FILE": "/dev/null",
+        "AWS_SHARED_CREDENTIALS_FILE": "/dev/null",
+        **extra_env,
+    }
+    ran = subprocess.run(
+        [sys.executable, "-m", "awscli", *args, "--endpoint-url", stack.url, "--output", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert ran.returncode == 0, ran.stderr
+    return json.loads(ran.stdout) if ran.stdout.strip() else None
+
+
+def test_the_aws_cli_creates_a_topic_publishes_and_tests_a_state(api_stack: ApiStack) -> None:
+    name = unique("cli")
+    arn = aws(api_stack, "sns", "create-topic", "--name", name)["TopicArn"]
+    assert {"TopicArn": arn} in aws(api_stack, "sns", "list-topics")["Topics"]
+    assert aws(api_stack, "sns", "publish", "--topic-arn", arn, "--message", "from the CLI")["MessageId"]
+
+    tested = aws(
+        api_stack,
+        "stepfunctions",
+        "test-state",
+        "--definition",
+        json.dumps({"Type": "Pass", "Result": {"ok": True}, "Next": "Then"}),
+        "--role-arn",
+        f"arn:aws:iam::{ACCOUNT}:role/test",
+        AWS_DISABLE_HOST_PREFIX_INJECTION="true",
+    )
+    assert (tested["status"], tested["nextState"], json.loads(tested["output"])) == (
+        "SUCCEEDED",
+        "Then",
+        {"ok": True},
+    )

@@ -136,15 +136,64 @@ def test_an_sns_publish_task_really_publishes_and_a_caught_error_is_answered(
     assert json.loads(caught["output"])["oops"]["Error"] == "States.IntrinsicFailure"
 
 
+def test_an_error_a_retrier_would_retry_answers_retriable_and_a_caught_one_its_catch(sfn: Any) -> None:
+    failing = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sns:publish",
+        "Parameters": {
+            "TopicArn": "arn:aws:sns:us-east-1:000000000000:t",
+            "Message.$": "States.StringToJson($.s)",
+        },
+        "Catch": [
+            {"ErrorEquals": ["Other.Error"], "Next": "Elsewhere"},
+            {"ErrorEquals": ["States.ALL"], "Next": "Recover"},
+        ],
+        "End": True,
+    }
+    retried = run(
+        sfn,
+        {**failing, "Retry": [{"ErrorEquals": ["States.IntrinsicFailure"], "IntervalSeconds": 7}]},
+        {"s": "x"},
+        inspectionLevel="DEBUG",
+    )
+    assert (retried["status"], retried["error"]) == ("RETRIABLE", "States.IntrinsicFailure")
+    assert "nextState" not in retried
+    assert retried["inspectionData"]["errorDetails"] == {"retryIndex": 0, "retryBackoffIntervalSeconds": 7}
+
+    caught = run(sfn, failing, {"s": "x"}, inspectionLevel="DEBUG")
+    assert (caught["status"], caught["nextState"]) == ("CAUGHT_ERROR", "Recover")
+    assert caught["inspectionData"]["errorDetails"] == {"catchIndex": 1}
+
+
 def test_a_function_task_and_bad_input_are_refused_with_aws_errors(sfn: Any) -> None:
     with pytest.raises(sfn.exceptions.ValidationException) as function_task:
         run(
             sfn, {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:000000000000:function:f", "End": True}
         )
     assert "not supported by redstep" in str(function_task.value)
+    function_in_a_branch = {
+        "Type": "Parallel",
+        "Branches": [{"StartAt": "F", "States": {"F": {"Type": "Task", "Resource": "f", "End": True}}}],
+        "End": True,
+    }
+    with pytest.raises(sfn.exceptions.ValidationException):
+        run(sfn, function_in_a_branch)
     with pytest.raises(sfn.exceptions.InvalidDefinition):
         sfn.test_state(definition="{not json", roleArn=role_arn())
     with pytest.raises(sfn.exceptions.InvalidDefinition):
         run(sfn, {"Type": "Pass"})  # neither Next nor End
     with pytest.raises(sfn.exceptions.InvalidExecutionInput):
         sfn.test_state(definition=json.dumps({"Type": "Pass", "End": True}), roleArn=role_arn(), input="{bad")
+
+
+def test_a_parallel_state_runs_its_branches(sfn: Any) -> None:
+    state = {
+        "Type": "Parallel",
+        "Branches": [
+            {"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": 1, "End": True}}},
+            {"StartAt": "B", "States": {"B": {"Type": "Pass", "Result": 2, "End": True}}},
+        ],
+        "Next": "Joined",
+    }
+    answer = run(sfn, state, {})
+    assert (json.loads(answer["output"]), answer["nextState"]) == ([1, 2], "Joined")
