@@ -4,6 +4,7 @@ subscriptions deliver to redstep SQS queues and to HTTP endpoints, and the drago
 
 from __future__ import annotations
 
+import http.client
 import json
 import subprocess
 import sys
@@ -12,11 +13,15 @@ import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from xml.etree import ElementTree
 
 import boto3
 import botocore.exceptions
 import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
 from botocore.config import Config
+from botocore.credentials import Credentials
 
 from tests.api_fixtures import (
     ACCESS_KEY_ID,
@@ -376,3 +381,51 @@ def test_the_aws_cli_creates_a_topic_publishes_and_tests_a_state(api_stack: ApiS
         "Then",
         {"ok": True},
     )
+
+
+def signed_form(stack: ApiStack, form: str, sent: str | None = None) -> tuple[int, str, str]:
+    """POST the form to SNS signed by botocore (``sent`` replaces the body after signing):
+    the status, the error code and the XML answer."""
+    netloc = stack.url.removeprefix("http://")
+    request = AWSRequest(
+        method="POST",
+        url=f"{stack.url}/",
+        data=form.encode(),
+        headers={"Content-Type": "application/x-www-form-urlencoded; charset=utf-8"},
+    )
+    SigV4Auth(Credentials(ACCESS_KEY_ID, SECRET_ACCESS_KEY), "sns", REGION).add_auth(request)
+    address, port = netloc.split(":")
+    connection = http.client.HTTPConnection(address, int(port), timeout=60)
+    try:
+        body = (sent if sent is not None else form).encode()
+        connection.request("POST", "/", body=body, headers=dict(request.prepare().headers.items()))
+        response = connection.getresponse()
+        text = response.read().decode()
+    finally:
+        connection.close()
+    code = ElementTree.fromstring(text).findtext(".//{*}Code") or ""
+    return response.status, code, text
+
+
+def test_bad_sns_requests_get_the_query_protocols_errors(api_stack: ApiStack, sns: Any) -> None:
+    status, code, _ = signed_form(api_stack, "Action=NoSuchAction&Version=2010-03-31")
+    assert (status, code) == (400, "InvalidAction")
+    status, code, text = signed_form(api_stack, "Action=CreateTopic&Version=2010-03-31")
+    assert (status, code) == (400, "ValidationError")
+    assert "'Name'" in text
+    status, code, _ = signed_form(
+        api_stack,
+        "Action=CreateTopic&Version=2010-03-31&Name=a",
+        sent="Action=CreateTopic&Version=2010-03-31&Name=b",
+    )
+    assert (status, code) == (403, "SignatureDoesNotMatch")
+    with pytest.raises(sns.exceptions.AuthorizationErrorException):
+        sns.publish(TopicArn=f"arn:aws:sns:{REGION}:123456789012:theirs", Message="hello")
+    arn = sns.create_topic(Name=unique("big"))["TopicArn"]
+    with pytest.raises(sns.exceptions.InvalidParameterException):
+        sns.publish(TopicArn=arn, Message="x" * 262_145)
+    with pytest.raises(sns.exceptions.BatchRequestTooLongException):
+        sns.publish_batch(
+            TopicArn=arn,
+            PublishBatchRequestEntries=[{"Id": f"e{i}", "Message": "x" * 100_000} for i in range(3)],
+        )

@@ -69,7 +69,8 @@ def create_app(endpoint: Endpoint, healthy: Any) -> Starlette:
     """The ASGI app; ``healthy()`` answers ``/healthz`` with (ok, message)."""
 
     async def aws(request: Request) -> Response:
-        if endpoint.query is not None and "x-amz-target" not in request.headers:
+        form = request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
+        if endpoint.query is not None and form and "x-amz-target" not in request.headers:
             return await endpoint.query(request)  # type: ignore[no-any-return]
         request_id = str(uuid.uuid4())
         try:

@@ -62,8 +62,8 @@ class Sns:
         """The name of the existing topic ``arn`` names.
 
         Raises:
-            ApiError: InvalidParameter for what is no topic ARN of this region and account,
-                NotFound for a topic that does not exist.
+            ApiError: InvalidParameter for what is no topic ARN of this region, AuthorizationError
+                for another account's, NotFound for a topic that does not exist.
         """
         fields = arn.split(":")
         if len(fields) != 6 or fields[:3] != ["arn", "aws", "sns"] or not TOPIC_NAME.fullmatch(fields[5]):
@@ -71,10 +71,17 @@ class Sns:
                 f"{member} {arn[:200]!r} is not a topic ARN: expected"
                 f" arn:aws:sns:{self.region}:{self.account}:<topic name>"
             )
-        if fields[3] != self.region or fields[4] != self.account:
+        if fields[4] != self.account:
+            raise sns_error(
+                "AuthorizationError",
+                f"User is not authorized to perform this action on resource {arn[:200]!r}: it is of account"
+                f" {fields[4][:20]!r}, and this endpoint serves account {self.account!r}",
+                status=403,
+            )
+        if fields[3] != self.region:
             raise invalid_parameter(
-                f"{member} {arn[:200]!r} names region {fields[3]!r} and account {fields[4]!r}, but this"
-                f" endpoint serves region {self.region!r} and account {self.account!r}"
+                f"{member} {arn[:200]!r} names region {fields[3]!r}, but this endpoint serves region"
+                f" {self.region!r}"
             )
         if self.topic(fields[5]) is None:
             raise not_found(f"Topic does not exist: {arn}")

@@ -61,6 +61,13 @@ def publish_batch(sns: Sns, request: dict[str, Any]) -> dict[str, Any]:
                 f"The Id {entry_id[:100]!r} of a batch entry is not 1 to 80 letters, digits,"
                 " hyphens or underscores.",
             )
+    total = sum(len(entry["Message"].encode()) for entry in entries)
+    if total > MAX_MESSAGE_BYTES:
+        raise sns_error(
+            "BatchRequestTooLong",
+            f"The length of all the messages put together is {total} bytes,"
+            f" more than SNS's {MAX_MESSAGE_BYTES}.",
+        )
     successful, failed = [], []
     now = time.time()
     for index, entry in enumerate(entries):
