@@ -429,3 +429,19 @@ def test_bad_sns_requests_get_the_query_protocols_errors(api_stack: ApiStack, sn
             TopicArn=arn,
             PublishBatchRequestEntries=[{"Id": f"e{i}", "Message": "x" * 100_000} for i in range(3)],
         )
+
+
+def test_list_subscriptions_by_topic_pages_through_more_than_one_page(sns: Any) -> None:
+    arn = sns.create_topic(Name=unique("crowd"))["TopicArn"]
+    made = {
+        sns.subscribe(TopicArn=arn, Protocol="https", Endpoint=f"https://example.invalid/{index}")[
+            "SubscriptionArn"
+        ]
+        for index in range(105)
+    }
+    pages = list(sns.get_paginator("list_subscriptions_by_topic").paginate(TopicArn=arn))
+    assert [len(page["Subscriptions"]) for page in pages] == [100, 5]
+    assert {sub["SubscriptionArn"] for page in pages for sub in page["Subscriptions"]} == made
+    sns.delete_topic(TopicArn=arn)  # and its subscriptions with it
+    remaining = sns.get_paginator("list_subscriptions").paginate().build_full_result()["Subscriptions"]
+    assert not made & {sub["SubscriptionArn"] for sub in remaining}

@@ -67,13 +67,12 @@ def list_subscriptions_by_topic(sns: Sns, request: dict[str, Any]) -> dict[str, 
 def _page(
     sns: Sns, subscriptions: list[tuple[str, dict[str, Any]]], listing: str, request: dict[str, Any]
 ) -> dict[str, Any]:
-    start = 0
     if request.get("NextToken"):
-        # The cursor is the last id answered; a subscription removed since leaves the rest in order.
-        after = sns.tokens.read(request["NextToken"], listing)
-        ids = [sid for sid, _ in subscriptions]
-        start = ids.index(after) + 1 if after in ids else 0
-    page = subscriptions[start : start + PAGE_SIZE]
+        # The cursor is where the last one answered sorts (creation time, id): a subscription
+        # removed since changes nothing for the rest.
+        after = tuple(sns.tokens.read(request["NextToken"], listing))
+        subscriptions = [(sid, sub) for sid, sub in subscriptions if (sub["created"], sid) > after]
+    page = subscriptions[:PAGE_SIZE]
     answer: dict[str, Any] = {
         "Subscriptions": [
             {
@@ -86,8 +85,9 @@ def _page(
             for sid, sub in page
         ]
     }
-    if start + PAGE_SIZE < len(subscriptions):
-        answer["NextToken"] = sns.tokens.issue(listing, page[-1][0])
+    if len(subscriptions) > PAGE_SIZE:
+        last_id, last = page[-1]
+        answer["NextToken"] = sns.tokens.issue(listing, [last["created"], last_id])
     return answer
 
 
