@@ -29,6 +29,16 @@ KEPT_FIELDS = (
     "sensitive",
 )
 
+METADATA = ("apiVersion", "targetPrefix", "jsonVersion", "xmlNamespace")
+
+
+def _ref(ref: dict[str, Any], service: str) -> dict[str, Any]:
+    """A member reference: its shape, and for the query protocol (SNS) the name it travels under."""
+    kept = {"shape": ref["shape"]}
+    if service == "sns" and "locationName" in ref:
+        kept["locationName"] = ref["locationName"]
+    return kept
+
 
 def model_subset(service: str = "stepfunctions") -> dict[str, Any]:
     """The served operations of ``service`` and every shape their input, output and errors reach."""
@@ -43,11 +53,11 @@ def model_subset(service: str = "stepfunctions") -> dict[str, Any]:
             continue
         shape = {key: model["shapes"][name][key] for key in KEPT_FIELDS if key in model["shapes"][name]}
         if "members" in shape:
-            shape["members"] = {member: {"shape": ref["shape"]} for member, ref in shape["members"].items()}
+            shape["members"] = {member: _ref(ref, service) for member, ref in shape["members"].items()}
             pending += [ref["shape"] for ref in shape["members"].values()]
         for field in ("member", "key", "value"):
             if field in shape:
-                shape[field] = {"shape": shape[field]["shape"]}
+                shape[field] = _ref(shape[field], service)
                 pending.append(shape[field]["shape"])
         shapes[name] = shape
     kept_operations = {
@@ -55,12 +65,18 @@ def model_subset(service: str = "stepfunctions") -> dict[str, Any]:
             "input": op["input"]["shape"],
             # An action that answers nothing (DeleteQueue) has no output shape.
             **({"output": op["output"]["shape"]} if "output" in op else {}),
+            # The query protocol (SNS) wraps an answer in <ActionResult>.
+            **(
+                {"resultWrapper": op["output"]["resultWrapper"]}
+                if "resultWrapper" in op.get("output", {})
+                else {}
+            ),
             "errors": sorted(error["shape"] for error in op.get("errors", [])),
         }
         for name, op in operations.items()
     }
     return {
-        "metadata": {key: model["metadata"][key] for key in ("apiVersion", "targetPrefix", "jsonVersion")},
+        "metadata": {key: model["metadata"][key] for key in METADATA if key in model["metadata"]},
         "operations": kept_operations,
         "shapes": dict(sorted(shapes.items())),
     }

@@ -12,7 +12,7 @@ from orchestrator.api.pagination import PageTokens, listing_key
 from tests.api_model_subset import model_subset, render
 
 
-@pytest.mark.parametrize("service", ["stepfunctions", "sqs"])
+@pytest.mark.parametrize("service", ["stepfunctions", "sqs", "sns"])
 def test_the_vendored_service_model_is_the_installed_botocores(service: str) -> None:
     vendored = Path(VENDORED[service]).read_text()
     assert vendored == render(model_subset(service)), "regenerate it: python -m tests.api_model_subset"

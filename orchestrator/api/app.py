@@ -61,12 +61,17 @@ class Endpoint:
     services: dict[str, JsonService]
     credentials: dict[str, str] | None
     region: str
+    # The query-protocol service (SNS): a form-encoded POST without X-Amz-Target goes to it.
+    query: Any = None
 
 
 def create_app(endpoint: Endpoint, healthy: Any) -> Starlette:
     """The ASGI app; ``healthy()`` answers ``/healthz`` with (ok, message)."""
 
     async def aws(request: Request) -> Response:
+        form = request.headers.get("content-type", "").startswith("application/x-www-form-urlencoded")
+        if endpoint.query is not None and form and "x-amz-target" not in request.headers:
+            return await endpoint.query(request)  # type: ignore[no-any-return]
         request_id = str(uuid.uuid4())
         try:
             answer = await _serve(endpoint, request)

@@ -11,6 +11,10 @@ from orchestrator.api.arns import Arns
 from orchestrator.api.config import ApiSettings
 from orchestrator.api.pagination import PageTokens, token_key
 from orchestrator.api.shapes import ServiceShapes
+from orchestrator.api.sns import ACTIONS as SNS_ACTIONS
+from orchestrator.api.sns import Sns
+from orchestrator.api.sns.delivery import Delivery
+from orchestrator.api.sns.endpoint import SnsEndpoint
 from orchestrator.api.sqs import ACTIONS as SQS_ACTIONS
 from orchestrator.api.sqs import Sqs
 from orchestrator.api.stepfunctions import ACTIONS, StepFunctions
@@ -55,15 +59,32 @@ def build_app(settings: Settings, api: ApiSettings, credentials: dict[str, str] 
         JsonService("AWSStepFunctions", "states", ACTIONS, stepfunctions),
         JsonService("AmazonSQS", "sqs", SQS_ACTIONS, sqs, with_host=True),
     ]
-    endpoint = Endpoint({service.target_prefix: service for service in services}, credentials, api.region)
+    sns = Sns(connection, settings, api.region, api.account_id, tokens, ServiceShapes("sns"))
+    endpoint = Endpoint(
+        {service.target_prefix: service for service in services},
+        credentials,
+        api.region,
+        query=SnsEndpoint(sns, SNS_ACTIONS, credentials, api.region),
+    )
     app = create_app(endpoint, lambda: _healthy(connection))
     app.mount("/ui", create_dashboard(client, credentials))
+    # Threads serve() runs beside the server: delivery of notifications to SNS subscriptions.
+    app.state.background = [Delivery(sns, Queues(connection, settings))]
     return app
 
 
 def serve(app: Starlette, host: str, port: int, log_level: str = "info") -> None:
     """Serve ``app`` until SIGINT or SIGTERM (uvicorn finishes the requests under way)."""
-    uvicorn.run(app, host=host, port=port, log_level=log_level.lower(), access_log=False, server_header=False)
+    background = getattr(app.state, "background", [])
+    for job in background:
+        job.start()
+    try:
+        uvicorn.run(
+            app, host=host, port=port, log_level=log_level.lower(), access_log=False, server_header=False
+        )
+    finally:
+        for job in background:
+            job.stop()
 
 
 def _healthy(connection: redis.Redis) -> tuple[bool, str]:

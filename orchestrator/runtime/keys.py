@@ -24,6 +24,9 @@ Executions
     ``{p}:machine-details``      hash: state machine name -> JSON of what the Step Functions API adds
                                  (roleArn, type, creationDate, updateDate, executionsSince), or of
                                  ``{"deleted": <time>}`` once DeleteStateMachine removed it (runtime.catalog)
+    ``{p}:sfn-tags``             hash: state machine ARN -> JSON ``{"created": <its creationDate>, "tags"}``
+                                 (TagResource); removed with the machine, and a machine created again
+                                 under the name does not inherit them (the creation date differs)
 
 The orchestrators
     ``{p}:events``               (shared) stream of events for executions; one field ``event`` holding
@@ -48,7 +51,11 @@ Source queues (SQS role) and topics (SNS role)
     ``{p}:dlq-queues``           set of the queue names that ever had a dead letter, added to in the
                                  transaction that moves one; purging a queue's letters removes it
     ``{p}:topic:<name>``         pub/sub channel of SNS-shaped envelopes (JSON)
-    ``{p}:topic-log:<name>``     stream capped near ``notification_stream_length``; field ``message``
+    ``{p}:topic-log:<name>``     stream capped near ``notification_stream_length``; field ``message``;
+                                 the group ``sns-delivery`` (made by the first Subscribe) hands each
+                                 entry to one ``serve`` process, which delivers it to the subscriptions
+    ``{p}:sns-topics``           hash: topic name -> JSON of its attributes and tags (SNS API CreateTopic)
+    ``{p}:sns-subscriptions``    hash: subscription id -> JSON (topic, protocol, endpoint, attributes)
 
 Workers (Lambda role), all shared
     ``<p>-tasks``                the RQ queue name; RQ keeps it in ``rq:queue:<p>-tasks``, jobs in
@@ -144,3 +151,15 @@ class Keys(SharedKeys):
 
     def topic_log(self, name: str) -> str:
         return f"{self.prefix}:topic-log:{name}"
+
+    @property
+    def sfn_tags(self) -> str:
+        return f"{self.prefix}:sfn-tags"
+
+    @property
+    def sns_topics(self) -> str:
+        return f"{self.prefix}:sns-topics"
+
+    @property
+    def sns_subscriptions(self) -> str:
+        return f"{self.prefix}:sns-subscriptions"

@@ -8,6 +8,7 @@ log still holds.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -78,3 +79,37 @@ def subscribe(
             yield message
     finally:
         pubsub.close()
+
+
+DELIVERY_GROUP = "sns-delivery"
+"""The consumer group on a topic's log through which ``serve`` delivers to subscriptions."""
+
+
+def publish(redis_client: redis.Redis, settings: Settings, envelope: dict[str, Any]) -> None:
+    """Publish ``envelope`` as the orchestrator does: on the topic's channel and in its capped log.
+
+    One MULTI/EXEC, so a subscriber and the subscriptions' delivery see the same messages.
+    """
+    keys = Keys(settings.prefix)
+    name = topic_name(envelope["TopicArn"])
+    message = json.dumps(envelope)
+    pipe = redis_client.pipeline(transaction=True)
+    pipe.publish(keys.topic(name), message)
+    length = settings.notification_stream_length
+    pipe.xadd(keys.topic_log(name), {"message": message}, maxlen=length, approximate=True)
+    pipe.execute()
+
+
+def follow_for_delivery(redis_client: redis.Redis, settings: Settings, topic: str) -> None:
+    """Make the delivery group on the topic's log (and the log), starting after what it holds now.
+
+    The orchestrators append every notification to the log in the commit that publishes it;
+    the group remembers how far delivery got, so a message published while no ``serve`` runs
+    is delivered when one starts (while the capped log still holds it).
+    """
+    log = Keys(settings.prefix).topic_log(topic)
+    try:
+        redis_client.xgroup_create(log, DELIVERY_GROUP, id="$", mkstream=True)
+    except redis.ResponseError as error:
+        if "BUSYGROUP" not in str(error):
+            raise

@@ -28,6 +28,10 @@ STEPFUNCTIONS_OPERATIONS = (
     "SendTaskSuccess",
     "SendTaskFailure",
     "SendTaskHeartbeat",
+    "TagResource",
+    "UntagResource",
+    "ListTagsForResource",
+    "TestState",
 )
 
 SQS_OPERATIONS = (
@@ -48,7 +52,21 @@ SQS_OPERATIONS = (
     "ListDeadLetterSourceQueues",
 )
 
-OPERATIONS = {"stepfunctions": STEPFUNCTIONS_OPERATIONS, "sqs": SQS_OPERATIONS}
+SNS_OPERATIONS = (
+    "CreateTopic",
+    "ListTopics",
+    "DeleteTopic",
+    "GetTopicAttributes",
+    "SetTopicAttributes",
+    "Publish",
+    "PublishBatch",
+    "Subscribe",
+    "Unsubscribe",
+    "ListSubscriptions",
+    "ListSubscriptionsByTopic",
+)
+
+OPERATIONS = {"stepfunctions": STEPFUNCTIONS_OPERATIONS, "sqs": SQS_OPERATIONS, "sns": SNS_OPERATIONS}
 VENDORED = {service: str(Path(__file__).with_name(f"{service}.json")) for service in OPERATIONS}
 
 

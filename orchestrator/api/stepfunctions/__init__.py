@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from orchestrator.api.stepfunctions import callbacks, executions, history, machines
+from orchestrator.api.stepfunctions import callbacks, executions, history, machines, tags, test_state
 from orchestrator.api.stepfunctions.context import StepFunctions
 
 Action = Callable[[StepFunctions, dict[str, Any]], dict[str, Any]]
 
 ACTIONS: dict[str, Action] = {
-    "CreateStateMachine": machines.create_state_machine,
+    "CreateStateMachine": tags.create_state_machine,
     "DescribeStateMachine": machines.describe_state_machine,
     "UpdateStateMachine": machines.update_state_machine,
-    "DeleteStateMachine": machines.delete_state_machine,
+    "DeleteStateMachine": tags.delete_state_machine,
     "ListStateMachines": machines.list_state_machines,
     "ValidateStateMachineDefinition": machines.validate_state_machine_definition,
     "DescribeStateMachineForExecution": machines.describe_state_machine_for_execution,
@@ -27,6 +27,10 @@ ACTIONS: dict[str, Action] = {
     "SendTaskSuccess": callbacks.send_task_success,
     "SendTaskFailure": callbacks.send_task_failure,
     "SendTaskHeartbeat": callbacks.send_task_heartbeat,
+    "TagResource": tags.tag_resource,
+    "UntagResource": tags.untag_resource,
+    "ListTagsForResource": tags.list_tags_for_resource,
+    "TestState": test_state.test_state,
 }
 
 __all__ = ["ACTIONS", "Action", "StepFunctions"]
