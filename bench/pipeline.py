@@ -14,6 +14,9 @@ W SimpleWorkers, and the ratio of the two.
 
     python bench/pipeline.py [--records 5000] [--workers 2] [--orchestrators 1] [--redis-url URL]
 
+``--peers`` runs bench/peers.py with the same options instead (Celery and Dramatiq as well, each
+system with ``--records`` executions; needs the ``bench`` extra).
+
 ``--redis-url`` points at a Redis the benchmark may FLUSHDB: never one holding data you keep.
 """
 
@@ -381,7 +384,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--single", type=int, default=200, help="records sent one at a time")
     parser.add_argument("--rq-executions", type=int, default=1000, help="RQ chain executions under full load")
     parser.add_argument("--redis-url", default=None, help="a Redis the benchmark may FLUSHDB")
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="run bench/peers.py instead: Celery and Dramatiq too, --records executions each",
+    )
     args = parser.parse_args(argv)
+    if args.peers:
+        import peers  # here, not at the top: peers imports this module
+
+        peers.run(args, skip=set())
+        return
     with tempfile.TemporaryDirectory(prefix="redstep-bench-") as scratch, redis_at(args.redis_url) as url:
         log = Path(scratch) / "processes.log"
         try:
