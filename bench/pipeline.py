@@ -113,11 +113,20 @@ def rss_mib(pid: int) -> float:
 class Stack:
     """redstep's orchestrators and workers as child processes on one Redis."""
 
-    def __init__(self, redis_url: str, prefix: str, orchestrators: int, workers: int, log: Path) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        prefix: str,
+        orchestrators: int,
+        workers: int,
+        log: Path,
+        functions: list[Path] | None = None,
+    ) -> None:
         self.env = {**os.environ, "REDIS_URL": redis_url, "REDSTEP_PREFIX": prefix}
         self.settings = Settings(redis_url=redis_url, prefix=prefix)
         self.counts = (orchestrators, workers)
         self.log = log
+        self.functions = functions or []  # files of functions the workers load besides the dragons'
         self.orchestrators: list[subprocess.Popen[bytes]] = []
         self.workers: list[subprocess.Popen[bytes]] = []
 
@@ -125,6 +134,7 @@ class Stack:
         """Start every process and wait until each orchestrator beats and each worker registered."""
         orchestrator = [sys.executable, "-c", ORCHESTRATOR_COMMAND]
         worker = [sys.executable, "-m", "worker", "--logging-level", "WARNING"]
+        worker += [argument for path in self.functions for argument in ("--functions", str(path))]
         self.orchestrators = [self.spawn(orchestrator) for _ in range(self.counts[0])]
         self.workers = [self.spawn(worker) for _ in range(self.counts[1])]
         keys = Keys(self.settings.prefix)

@@ -32,7 +32,7 @@ def run(arguments: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_the_bench_directory_has_the_scripts_its_readme_lists() -> None:
-    assert {"pipeline.py", "peers.py", "local_engine.py"} <= set(SCRIPTS)
+    assert {"pipeline.py", "peers.py", "map_scale.py", "local_engine.py"} <= set(SCRIPTS)
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
