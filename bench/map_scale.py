@@ -146,7 +146,7 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> None:
     outputs = [pid for _, run in histories.values() for pid in run]
     starts = [d["startDate"] for d in described.values() if d.get("startDate")]
     stops = [d["stopDate"] for d in described.values() if d.get("stopDate")]
-    seconds = (max(stops) - min(starts)) if stops and starts else float("nan")
+    seconds = (max(stops) - min(starts)) if stops and starts else 0.0
     before, peak, highest, after = (value / 2**20 for value in result["memory"])
     done = max(len(outputs), 1)
     print(
@@ -155,7 +155,8 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> None:
         f"{os.cpu_count()} CPUs"
     )
     print(f"items whose task succeeded: {len(outputs)} of {args.items}")
-    print(f"time, first start to last stop: {seconds:.2f} s -> {len(outputs) / seconds:,.0f} items/s")
+    rate = f"{len(outputs) / seconds:,.0f}" if seconds > 0 else "-"
+    print(f"time, first start to last stop: {seconds:.2f} s -> {rate} items/s")
     spread = Counter(outputs)
     print("items per worker process: " + ", ".join(f"{count}" for _, count in spread.most_common()))
     print(
