@@ -33,6 +33,7 @@ import statistics
 import sys
 import tempfile
 import uuid
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +78,11 @@ def run_peer(name: str, url: str, args: argparse.Namespace, log: Path) -> dict[s
 
 def run(args: argparse.Namespace, skip: set[str]) -> dict[str, dict[str, Any]]:
     """Every system in turn on one Redis; returns each one's figures under its label."""
+    # Before minutes of measuring: a peer the bench extra did not install is named now.
+    if missing := [name for name in ("celery", "dramatiq") if name not in skip and not find_spec(name)]:
+        raise SystemExit(
+            f"{' and '.join(missing)} not installed: pip install -e '.[bench]', or --skip {','.join(missing)}"
+        )
     args.rq_executions = args.records  # the same record count for every system
     results: dict[str, dict[str, Any]] = {}
     with (

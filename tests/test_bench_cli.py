@@ -58,3 +58,9 @@ def test_peers_refuses_an_unknown_peer_to_skip() -> None:
 
     assert finished.returncode == 2
     assert "unknown peer(s) huey" in finished.stderr
+
+
+def test_pipeline_offers_the_peers_run() -> None:
+    finished = run([str(BENCH / "pipeline.py"), "--help"])
+
+    assert "--peers" in finished.stdout
