@@ -14,7 +14,10 @@ between them, all at once, and waits until every one ends. It prints:
 * how the items spread across the worker processes;
 * Redis memory: used_memory before, the peak while the Map ran (INFO used_memory_peak after
   CONFIG RESETSTAT, which resets it) and after;
-* each execution's status, its error and cause when it did not succeed, and its history length;
+* the largest execution record seen while the Map ran (MEMORY USAGE, sampled every 0.5 s):
+  each commit of the execution rewrites it;
+* each execution's status, its error and cause when it did not succeed, its history's length
+  and bytes;
 * CPU milliseconds per item of the orchestrators, the workers and redis-server.
 
 AWS ends a Standard execution whose history reaches 25,000 events. An inline Map iteration of
@@ -77,12 +80,15 @@ def shares(items: int, executions: int) -> list[list[int]]:
 
 
 def wait_all(api: Client, names: list[str], timeout: float, redis_client: redis.Redis) -> dict[str, Any]:
-    """Every execution once it ended (or as it stands at the timeout), and the highest used_memory seen."""
+    """Every execution once it ended (or as it stands at the timeout), the highest used_memory seen
+    and the largest execution record seen (what each commit of a running Map rewrites)."""
     deadline = time.monotonic() + timeout
     described: dict[str, Any] = {}
-    highest = 0
+    highest = largest_record = 0
     while True:
         highest = max(highest, int(redis_client.info("memory")["used_memory"]))
+        records = (key_size(redis_client, api.keys.execution(name)) for name in names)
+        largest_record = max(largest_record, *records)
         described = api.describe_many(names)
         if all(d["status"] in TERMINAL for d in described.values()) and len(described) == len(names):
             break
@@ -90,7 +96,7 @@ def wait_all(api: Client, names: list[str], timeout: float, redis_client: redis.
             print(f"timed out after {timeout:.0f} s; figures below are as things stood", file=sys.stderr)
             break
         time.sleep(0.5)
-    return {"described": described, "highest": highest}
+    return {"described": described, "highest": highest, "largest_record": largest_record}
 
 
 def task_outputs(api: Client, name: str) -> tuple[int, list[Any]]:
@@ -102,6 +108,11 @@ def task_outputs(api: Client, name: str) -> tuple[int, list[Any]]:
     events = api.history(name)
     outputs = [event.get("output") for event in events if event["type"] in SUCCEEDED]
     return len(events), outputs
+
+
+def key_size(redis_client: redis.Redis, key: str) -> int:
+    """Bytes Redis spends on one key (MEMORY USAGE, every element counted)."""
+    return int(redis_client.memory_usage(key, samples=0) or 0)
 
 
 def run(args: argparse.Namespace, log: Path) -> dict[str, Any]:
@@ -125,6 +136,7 @@ def run(args: argparse.Namespace, log: Path) -> dict[str, Any]:
             cpu_after, redis_after = stack.cpu(), pipeline.redis_cpu(client)
             memory = client.info("memory")
             histories = {name: task_outputs(api, name) for name in names}
+            histories_bytes = {name: key_size(client, api.keys.history(name)) for name in names}
         finally:
             stack.stop()
             client.close()
@@ -132,6 +144,8 @@ def run(args: argparse.Namespace, log: Path) -> dict[str, Any]:
     return {
         "described": described,
         "histories": histories,
+        "histories_bytes": histories_bytes,
+        "largest_record": waited["largest_record"],
         "memory": (before, int(memory["used_memory_peak"]), waited["highest"], int(memory["used_memory"])),
         "cpu": (
             sum(cpu_after[0]) - sum(cpu_before[0]),
@@ -163,13 +177,18 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> None:
         f"Redis used_memory MiB: before {before:.1f}, peak {peak:.1f} (+{peak - before:.1f}),"
         f" highest sampled {highest:.1f}, after {after:.1f}"
     )
+    largest = result["largest_record"] / 1024
+    print(f"largest execution record seen while running (each commit rewrites it): {largest:,.0f} KiB")
     orchestrators, workers, server = result["cpu"]
     print(
         f"CPU ms per item: orchestrator(s) {1000 * orchestrators / done:.3f},"
         f" workers {1000 * workers / done:.3f}, redis-server {1000 * server / done:.3f}"
     )
     for name, execution in described.items():
-        line = f"  {name}: {execution['status']}, {histories[name][0]} history events"
+        line = (
+            f"  {name}: {execution['status']}, {histories[name][0]} history events"
+            f" ({result['histories_bytes'][name] / 1024:,.0f} KiB in Redis)"
+        )
         if execution["status"] != "SUCCEEDED":
             line += f"; {execution.get('error')}: {execution.get('cause')}"
         print(line)
