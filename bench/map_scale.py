@@ -162,7 +162,6 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> None:
     stops = [d["stopDate"] for d in described.values() if d.get("stopDate")]
     seconds = (max(stops) - min(starts)) if stops and starts else 0.0
     before, peak, highest, after = (value / 2**20 for value in result["memory"])
-    done = max(len(outputs), 1)
     print(
         f"\ninline Map of {args.items} items over {args.executions} execution(s), MaxConcurrency "
         f"{args.max_concurrency}, {args.orchestrators} orchestrator(s), {args.workers} workers, "
@@ -180,9 +179,11 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> None:
     largest = result["largest_record"] / 1024
     print(f"largest execution record seen while running (each commit rewrites it): {largest:,.0f} KiB")
     orchestrators, workers, server = result["cpu"]
+    # With no item done, the whole run's CPU: per item it would mean nothing.
+    per, divisor = ("per item", len(outputs)) if outputs else ("in all", 1)
     print(
-        f"CPU ms per item: orchestrator(s) {1000 * orchestrators / done:.3f},"
-        f" workers {1000 * workers / done:.3f}, redis-server {1000 * server / done:.3f}"
+        f"CPU ms {per}: orchestrator(s) {1000 * orchestrators / divisor:.3f},"
+        f" workers {1000 * workers / divisor:.3f}, redis-server {1000 * server / divisor:.3f}"
     )
     for name, execution in described.items():
         line = (
