@@ -9,8 +9,8 @@ commit writes; then :func:`orchestrator.runtime.doctor.examine` runs over all of
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 import time
 
 import redis
@@ -86,4 +86,8 @@ def main(count: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("count", nargs="?", type=int, default=100_000, help="finished executions to copy")
+    main(parser.parse_args().count)

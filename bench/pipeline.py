@@ -14,6 +14,9 @@ W SimpleWorkers, and the ratio of the two.
 
     python bench/pipeline.py [--records 5000] [--workers 2] [--orchestrators 1] [--redis-url URL]
 
+``--peers`` runs bench/peers.py with the same options instead (Celery and Dramatiq as well, each
+system with ``--records`` executions; needs the ``bench`` extra).
+
 ``--redis-url`` points at a Redis the benchmark may FLUSHDB: never one holding data you keep.
 """
 
@@ -110,11 +113,20 @@ def rss_mib(pid: int) -> float:
 class Stack:
     """redstep's orchestrators and workers as child processes on one Redis."""
 
-    def __init__(self, redis_url: str, prefix: str, orchestrators: int, workers: int, log: Path) -> None:
+    def __init__(
+        self,
+        redis_url: str,
+        prefix: str,
+        orchestrators: int,
+        workers: int,
+        log: Path,
+        functions: list[Path] | None = None,
+    ) -> None:
         self.env = {**os.environ, "REDIS_URL": redis_url, "REDSTEP_PREFIX": prefix}
         self.settings = Settings(redis_url=redis_url, prefix=prefix)
         self.counts = (orchestrators, workers)
         self.log = log
+        self.functions = functions or []  # files of functions the workers load besides the dragons'
         self.orchestrators: list[subprocess.Popen[bytes]] = []
         self.workers: list[subprocess.Popen[bytes]] = []
 
@@ -122,6 +134,7 @@ class Stack:
         """Start every process and wait until each orchestrator beats and each worker registered."""
         orchestrator = [sys.executable, "-c", ORCHESTRATOR_COMMAND]
         worker = [sys.executable, "-m", "worker", "--logging-level", "WARNING"]
+        worker += [argument for path in self.functions for argument in ("--functions", str(path))]
         self.orchestrators = [self.spawn(orchestrator) for _ in range(self.counts[0])]
         self.workers = [self.spawn(worker) for _ in range(self.counts[1])]
         keys = Keys(self.settings.prefix)
@@ -381,7 +394,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--single", type=int, default=200, help="records sent one at a time")
     parser.add_argument("--rq-executions", type=int, default=1000, help="RQ chain executions under full load")
     parser.add_argument("--redis-url", default=None, help="a Redis the benchmark may FLUSHDB")
+    parser.add_argument(
+        "--peers",
+        action="store_true",
+        help="run bench/peers.py instead: Celery and Dramatiq too, --records executions each",
+    )
     args = parser.parse_args(argv)
+    if args.peers:
+        import peers  # here, not at the top: peers imports this module
+
+        peers.run(args, skip=set())
+        return
     with tempfile.TemporaryDirectory(prefix="redstep-bench-") as scratch, redis_at(args.redis_url) as url:
         log = Path(scratch) / "processes.log"
         try:

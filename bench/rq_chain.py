@@ -13,16 +13,14 @@ from __future__ import annotations
 import subprocess
 import sys
 import time
-import uuid
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
+from chains import CHANNEL, PublishedChain
 from rq import Queue, Worker, get_current_job
 from rq.serializers import JSONSerializer
 
 QUEUE = "bench-chain"
-CHANNEL = "bench-chain-done"
 HERE = Path(__file__).resolve().parent
 
 
@@ -42,81 +40,22 @@ def notify(execution: str) -> None:
     job.connection.publish(CHANNEL, execution)
 
 
-@dataclass
-class ChainResult:
-    """What one run of the chain measured."""
-
-    executions: int
-    seconds: float
-    latencies: list[float] = field(default_factory=list)  # seconds, one per execution
-
-    @property
-    def throughput(self) -> float:
-        return self.executions / self.seconds if self.seconds else 0.0
-
-
-class Chain:
-    """Enqueues chains on one Redis and waits for them to end.
+class Chain(PublishedChain):
+    """Enqueues RQ chains on one Redis; the driver's timing is :class:`chains.PublishedChain`'s.
 
     Args:
         redis_client: the connection (its database is the workers').
     """
 
     def __init__(self, redis_client: redis.Redis) -> None:
-        self.redis = redis_client
+        super().__init__(redis_client)
         self.queue = Queue(QUEUE, connection=redis_client, serializer=JSONSerializer)
 
-    def enqueue(self, record: dict) -> str:
-        """Enqueue one execution's three jobs; returns the execution's id."""
-        execution = uuid.uuid4().hex
+    def enqueue(self, record: dict, execution: str) -> None:
+        """Enqueue one execution's three jobs, each waiting on the one before."""
         first = self.queue.enqueue(f"{__name__}.validate", record, result_ttl=0)
         second = self.queue.enqueue(f"{__name__}.add", record, depends_on=first, result_ttl=0)
         self.queue.enqueue(f"{__name__}.notify", execution, depends_on=second, result_ttl=0)
-        return execution
-
-    def run_load(self, records: list[dict], timeout: float = 600.0) -> ChainResult:
-        """Enqueue every record's chain at once; time from the first enqueue to the last end."""
-        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(CHANNEL)
-        started: dict[str, float] = {}
-        ended: dict[str, float] = {}
-        begin = time.time()
-        for record in records:
-            started[self.enqueue(record)] = time.time()
-            drain(pubsub, ended, 0)
-        deadline = time.monotonic() + timeout
-        while len(ended) < len(records) and time.monotonic() < deadline:
-            drain(pubsub, ended, 0.1)
-        pubsub.close()
-        seconds = max(ended.values(), default=begin) - begin
-        return ChainResult(len(ended), seconds, [ended[e] - started[e] for e in ended])
-
-    def run_one_at_a_time(self, records: list[dict], timeout: float = 10.0) -> ChainResult:
-        """Each record's chain enqueued once the one before it ended."""
-        pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-        pubsub.subscribe(CHANNEL)
-        latencies = []
-        begin = time.time()
-        for record in records:
-            ended: dict[str, float] = {}
-            sent = time.time()
-            execution = self.enqueue(record)
-            deadline = time.monotonic() + timeout
-            while execution not in ended and time.monotonic() < deadline:
-                drain(pubsub, ended, 0.05)
-            if execution in ended:
-                latencies.append(ended[execution] - sent)
-        pubsub.close()
-        return ChainResult(len(latencies), time.time() - begin, latencies)
-
-
-def drain(pubsub: redis.client.PubSub, ended: dict[str, float], timeout: float) -> None:
-    """Note the end time of every execution announced on the channel, waiting up to ``timeout``."""
-    message = pubsub.get_message(timeout=timeout)
-    while message is not None:
-        if message.get("type") == "message":
-            ended[message["data"].decode()] = time.time()
-        message = pubsub.get_message(timeout=0)
 
 
 def start_workers(redis_url: str, count: int, log: Path) -> list[subprocess.Popen[bytes]]:
