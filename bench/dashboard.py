@@ -12,9 +12,9 @@ starlette's TestClient, so the figure includes rendering the page) is asked for 
 
 from __future__ import annotations
 
+import argparse
 import re
 import statistics
-import sys
 import time
 
 import redis
@@ -98,4 +98,6 @@ def main(count: int) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("executions", nargs="?", type=int, default=100_000, help="how many to store")
+    main(parser.parse_args().executions)
