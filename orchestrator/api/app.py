@@ -9,6 +9,7 @@ wrong is answered as AWS answers it (``{"__type", "message"}``), never with a tr
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 import uuid
@@ -109,6 +110,9 @@ async def _serve(endpoint: Endpoint, request: Request) -> dict[str, Any]:
             f" (served: {', '.join(sorted(service.actions))})",
         )
     parsed = service.check_input(action, _json_body(body))
+    if inspect.iscoroutinefunction(service.actions[action]):
+        # A long poll (GetActivityTask, StartSyncExecution) waits in the event loop, not a thread.
+        return await service.actions[action](service.context, parsed)
     if service.with_host:
         host = request.headers.get("host") or "localhost"
         return await run_in_threadpool(service.actions[action], service.context, parsed, host)

@@ -39,7 +39,7 @@ def enter(run: Any, thread: dict[str, Any], data: StateData) -> None:
     if data.compiled.has_timers:
         timeout = _seconds(state, data, "TimeoutSeconds")
         heartbeat = _seconds(state, data, "HeartbeatSeconds")
-    if resource.kind == "lambda":
+    if resource.kind in ("lambda", "activity"):
         scheduled: dict[str, Any] = {"input": effective, "resource": resource.arn}
     else:
         scheduled = {"parameters": effective, "region": "us-east-1", **resource.event_details}
@@ -54,7 +54,7 @@ def enter(run: Any, thread: dict[str, Any], data: StateData) -> None:
         and timeout is None
         and heartbeat is None
         and not resource.callback
-        and resource.kind != "service"
+        and resource.kind not in ("service", "activity")
         and not run.ready
         and not run.actions
     ):
@@ -93,6 +93,8 @@ def _action(resource: Resource, token: str | None, effective: Any, thread: dict[
     attempt = thread.get("retryCount", 0) + 1
     if resource.kind == "service":
         return {"type": "RunService", "token": token, "service": resource.target, "parameters": effective}
+    if resource.kind == "activity":
+        return {"type": "RunActivity", "token": token, "activity": resource.target, "input": effective}
     if resource.kind == "lambda":
         name, arn, payload = resource.target, resource.arn, effective
     else:

@@ -45,6 +45,14 @@ Source queues (SQS role) and topics (SNS role)
     ``{p}:topic:<name>``         pub/sub channel of SNS-shaped envelopes (JSON)
     ``{p}:topic-log:<name>``     stream capped near ``notification_stream_length``; field ``message``
 
+Activities (Step Functions' pull model for workers; runtime.activities)
+    ``{p}:activities``           hash: activity name -> JSON ``{"creationDate"}`` (CreateActivity)
+    ``{p}:activity:<name>``      stream of the activity's scheduled tasks: field ``task`` holding JSON
+                                 ``{"execution", "token", "input"}``, appended by the commit that enters
+                                 the Task state; GetActivityTask reads it through the ``pollers`` group
+    ``{p}:ended:{<name>}``       stream of one entry, ``status``, added by the commit that ends an
+                                 execution started by StartSyncExecution; its waiter deletes it
+
 Workers (Lambda role)
     ``<p>-tasks``                the RQ queue name; RQ keeps it in ``rq:queue:<p>-tasks``, jobs in
                                  ``rq:job:<id>`` and the set of queues in ``rq:queues``
@@ -62,6 +70,7 @@ from __future__ import annotations
 GROUP = "orchestrators"
 EVENT_FIELD = "event"
 BODY_FIELD = "body"
+ACTIVITY_TASK_FIELD = "task"
 FINISHED_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 STATUSES = ("RUNNING", *FINISHED_STATUSES)
 
@@ -170,6 +179,16 @@ class Keys:
 
     def claimed(self, worker: str) -> str:
         return f"{self.prefix}:claimed:{worker}"
+
+    @property
+    def activities(self) -> str:
+        return f"{self.prefix}:activities"
+
+    def activity_tasks(self, name: str) -> str:
+        return f"{self.prefix}:activity:{name}"
+
+    def execution_ended(self, name: str) -> str:
+        return f"{self.prefix}:ended:{{{name}}}"
 
     @property
     def dragons(self) -> str:

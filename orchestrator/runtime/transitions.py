@@ -14,7 +14,7 @@ from typing import Any
 from orchestrator import services
 from orchestrator.asl import engine
 from orchestrator.asl.definition import StateMachine
-from orchestrator.runtime.keys import BODY_FIELD
+from orchestrator.runtime.keys import ACTIVITY_TASK_FIELD, BODY_FIELD
 from orchestrator.runtime.store import Commit
 from orchestrator.settings import Settings
 from orchestrator.tasks import Task
@@ -35,6 +35,7 @@ class Transition:
     cancelled_timers: list[dict[str, Any]] = field(default_factory=list)
     publishes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     messages: list[tuple[str, Any]] = field(default_factory=list)
+    activity_tasks: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
 
 
 def start(machine: StateMachine, name: str, input: Any, now: float) -> Transition:
@@ -75,6 +76,9 @@ def settle(machine: StateMachine, transition: Transition, step: engine.Step, now
                 transition.timers.append((float(action["due"]), timer_event(name, action["token"])))
             elif kind == "CancelTimer":
                 transition.cancelled_timers.append(timer_event(name, action["token"]))
+            elif kind == "RunActivity":
+                task = {"execution": name, "token": action["token"], "input": action["input"]}
+                transition.activity_tasks.append((action["activity"], task))
             elif kind == "RunService":
                 event = run_service(transition, action, now)
                 steps.append(engine.advance(machine, transition.execution, event, now))
@@ -161,3 +165,5 @@ def record(commit: Commit, transition: Transition, version: int, settings: Setti
         commit.publish(topic, message, settings.notification_stream_length)
     for queue, body in transition.messages:
         commit.add_stream_entry(commit.keys.queue(queue), {BODY_FIELD: json.dumps(body)})
+    for activity, task in transition.activity_tasks:
+        commit.add_stream_entry(commit.keys.activity_tasks(activity), {ACTIVITY_TASK_FIELD: json.dumps(task)})

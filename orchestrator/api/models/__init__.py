@@ -28,6 +28,12 @@ STEPFUNCTIONS_OPERATIONS = (
     "SendTaskSuccess",
     "SendTaskFailure",
     "SendTaskHeartbeat",
+    "CreateActivity",
+    "DescribeActivity",
+    "ListActivities",
+    "DeleteActivity",
+    "GetActivityTask",
+    "StartSyncExecution",
 )
 
 SQS_OPERATIONS = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from orchestrator.api.stepfunctions import callbacks, executions, history, machines
+from orchestrator.api.stepfunctions import activities, callbacks, executions, history, machines
 from orchestrator.api.stepfunctions.context import StepFunctions
 
 Action = Callable[[StepFunctions, dict[str, Any]], dict[str, Any]]
@@ -27,6 +27,11 @@ ACTIONS: dict[str, Action] = {
     "SendTaskSuccess": callbacks.send_task_success,
     "SendTaskFailure": callbacks.send_task_failure,
     "SendTaskHeartbeat": callbacks.send_task_heartbeat,
+    "CreateActivity": activities.create_activity,
+    "DescribeActivity": activities.describe_activity,
+    "ListActivities": activities.list_activities,
+    "DeleteActivity": activities.delete_activity,
+    "GetActivityTask": activities.get_activity_task,
 }
 
 __all__ = ["ACTIONS", "Action", "StepFunctions"]

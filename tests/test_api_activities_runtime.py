@@ -1,0 +1,51 @@
+"""runtime.activities on a real Redis: a task read by a poll that died is handed to the next one."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import redis
+
+from orchestrator.runtime import callbacks
+from orchestrator.runtime.activities import POLLERS, Activities, TaskPoller
+from orchestrator.runtime.client import Client
+from orchestrator.settings import Settings
+
+ACTIVITY_ARN = "arn:aws:states:us-east-1:000000000000:activity:greeter"
+
+
+def start_waiting_execution(redis_client: redis.Redis, settings: Settings) -> str:
+    client = Client(redis_client, settings)
+    Activities(redis_client, client.keys).create("greeter", 1.0)
+    task = {"Type": "Task", "Resource": ACTIVITY_ARN, "End": True}
+    client.register_machine("Greeting", json.dumps({"StartAt": "Work", "States": {"Work": task}}))
+    return client.start_execution("Greeting", {"name": "Ada"}, "greet-ada")
+
+
+def test_a_task_read_by_a_poll_that_died_before_handing_it_over_goes_to_the_next_poll(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    name = start_waiting_execution(redis_client, settings)
+    stream = f"{settings.prefix}:activity:greeter"
+    # A serve process reads the entry into the group and dies before acknowledging it.
+    assert redis_client.xreadgroup(POLLERS, "dead-serve", {stream: ">"}, count=1)
+
+    nothing_new = asyncio.run(TaskPoller(settings).take("greeter", wait_seconds=0.2))
+    assert nothing_new is None  # within the reclaim delay the dead reader still holds it
+    task = asyncio.run(TaskPoller(settings, reclaim_idle_seconds=0).take("greeter", wait_seconds=5))
+
+    assert task is not None and (task.execution, task.input) == (name, {"name": "Ada"})
+    callbacks.send_task_success(redis_client, settings, task.token, {"ok": True})  # still awaited
+    assert redis_client.xlen(stream) == 0  # handed over once, then gone
+
+
+def test_a_task_whose_execution_no_longer_waits_is_skipped(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    name = start_waiting_execution(redis_client, settings)
+    stored = json.loads(redis_client.hget(f"{settings.prefix}:exec:{{{name}}}", "execution"))
+    stored["tokens"] = {}  # as after a timeout or a stop
+    redis_client.hset(f"{settings.prefix}:exec:{{{name}}}", "execution", json.dumps(stored))
+
+    assert asyncio.run(TaskPoller(settings).take("greeter", wait_seconds=0.5)) is None
