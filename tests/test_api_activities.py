@@ -20,6 +20,7 @@ from tests.api_fixtures import (
     SECRET_ACCESS_KEY,
     ApiStack,
     api_env,
+    eventually,
     finished,
     role_arn,
     serve,
@@ -198,3 +199,43 @@ def test_heartbeats_and_success_from_a_worker_complete_the_task(sfn: Any) -> Non
     sfn.send_task_heartbeat(taskToken=task["taskToken"])
     sfn.send_task_success(taskToken=task["taskToken"], output='{"n": 2}')
     assert json.loads(finished(sfn, execution)["output"]) == {"n": 2}
+
+
+def test_a_token_from_before_a_retry_is_refused_and_the_retried_one_completes_the_task(sfn: Any) -> None:
+    activity = sfn.create_activity(name=unique("retried"))["activityArn"]
+    task = {
+        "Type": "Task",
+        "Resource": activity,
+        "TimeoutSeconds": 1,
+        "Retry": [{"ErrorEquals": ["States.Timeout"], "IntervalSeconds": 1, "MaxAttempts": 1}],
+        "End": True,
+    }
+    definition = json.dumps({"StartAt": "Work", "States": {"Work": task}})
+    machine = sfn.create_state_machine(name=unique("retry"), definition=definition, roleArn=role_arn())
+    execution = sfn.start_execution(stateMachineArn=machine["stateMachineArn"])["executionArn"]
+    first = sfn.get_activity_task(activityArn=activity)["taskToken"]
+    # The first attempt times out unanswered; the retry schedules the task again, with a new token.
+    tokens: list[str] = []
+
+    def retried() -> bool:
+        tokens.extend(filter(None, [sfn.get_activity_task(activityArn=activity).get("taskToken")]))
+        return bool(tokens)
+
+    eventually(retried, "the retried attempt's task")
+    with pytest.raises(sfn.exceptions.TaskTimedOut):
+        sfn.send_task_success(taskToken=first, output="{}")
+    sfn.send_task_success(taskToken=tokens[0], output='{"attempt": 2}')
+    assert json.loads(finished(sfn, execution)["output"]) == {"attempt": 2}
+
+
+def test_task_tokens_are_opaque_and_a_forged_one_is_refused(sfn: Any) -> None:
+    activity = sfn.create_activity(name=unique("sealed"))["activityArn"]
+    execution_name = unique("opaque")
+    sfn.start_execution(stateMachineArn=new_machine(sfn, activity), name=execution_name)
+    token = sfn.get_activity_task(activityArn=activity)["taskToken"]
+    assert execution_name not in token and ":" not in token
+
+    forged = token[:-2] + ("AA" if token[-2:] != "AA" else "BB")
+    with pytest.raises(sfn.exceptions.InvalidToken):
+        sfn.send_task_success(taskToken=forged, output="{}")
+    sfn.send_task_failure(taskToken=token, error="Stop")

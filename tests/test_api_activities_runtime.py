@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
+import pytest
 import redis
 
 from orchestrator.runtime import callbacks
@@ -49,3 +50,16 @@ def test_a_task_whose_execution_no_longer_waits_is_skipped(
     redis_client.hset(f"{settings.prefix}:exec:{{{name}}}", "execution", json.dumps(stored))
 
     assert asyncio.run(TaskPoller(settings).take("greeter", wait_seconds=0.5)) is None
+
+
+def test_a_sealed_token_of_an_execution_that_is_gone_is_task_does_not_exist(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    keys = Client(redis_client, settings).keys
+    sealed = callbacks.seal(callbacks.token_key(redis_client, keys), "gone:4")
+
+    with pytest.raises(callbacks.TaskDoesNotExist):
+        callbacks.send_task_heartbeat(redis_client, settings, sealed, sealed_only=True)
+    with pytest.raises(callbacks.InvalidToken):
+        callbacks.send_task_heartbeat(redis_client, settings, "gone:4", sealed_only=True)
+    assert callbacks.unseal(callbacks.token_key(redis_client, keys), sealed) == "gone:4"

@@ -1,7 +1,7 @@
 """Activities: Step Functions' own pull model, where workers anywhere poll for a Task's work.
 
 A Task state whose ``Resource`` is an activity ARN makes the core emit a ``RunActivity``
-action; the commit that enters the state appends ``{"execution", "token", "input"}`` to the
+action; the commit that enters the state appends ``{"execution", "token", "sealed", "input"}`` to the
 activity's stream (see ``runtime.transitions``). A worker's GetActivityTask takes the oldest
 entry through the stream's consumer group and answers with the token and the input; the
 worker answers with SendTaskSuccess / SendTaskFailure / SendTaskHeartbeat on that token,
@@ -45,7 +45,7 @@ class ActivityTask:
     """What GetActivityTask hands a worker."""
 
     execution: str
-    token: str
+    token: str  # sealed: what SendTaskSuccess / SendTaskFailure / SendTaskHeartbeat take
     input: Any
 
 
@@ -178,14 +178,14 @@ class TaskPoller:
         await pipe.execute()
         try:
             task = loads(fields[ACTIVITY_TASK_FIELD.encode()])
-            execution, token = str(task["execution"]), str(task["token"])
+            execution, token, sealed = str(task["execution"]), str(task["token"]), str(task["sealed"])
         except (ValueError, KeyError, TypeError):
             return None  # not an entry the commit wrote: nobody can answer it
         blob = await connection.hget(self.keys.execution(execution), "execution")
         waiting = loads(blob).get("tokens", {}).get(token) if blob is not None else None
         if not waiting or waiting[1] != CALLBACK_KIND:
             return None  # the execution moved on (timed out, stopped, ended) without it
-        return ActivityTask(execution, token, task.get("input"))
+        return ActivityTask(execution, sealed, task.get("input"))
 
 
 async def _ensure_pollers_async(connection: aioredis.Redis, stream: str) -> None:

@@ -48,8 +48,10 @@ Source queues (SQS role) and topics (SNS role)
 Activities (Step Functions' pull model for workers; runtime.activities)
     ``{p}:activities``           hash: activity name -> JSON ``{"creationDate"}`` (CreateActivity)
     ``{p}:activity:<name>``      stream of the activity's scheduled tasks: field ``task`` holding JSON
-                                 ``{"execution", "token", "input"}``, appended by the commit that enters
-                                 the Task state; GetActivityTask reads it through the ``pollers`` group
+                                 ``{"execution", "token", "sealed", "input"}``, appended by the commit
+                                 that enters the Task state; GetActivityTask reads it through the
+                                 ``pollers`` group
+    ``{p}:task-token-key``       string: the key that seals the task tokens handed out (runtime.callbacks)
     ``{p}:ended:{<name>}``       stream of one entry, ``status``, added by the commit that ends an
                                  execution started by StartSyncExecution; its waiter deletes it
 
@@ -186,6 +188,10 @@ class Keys:
 
     def activity_tasks(self, name: str) -> str:
         return f"{self.prefix}:activity:{name}"
+
+    @property
+    def task_token_key(self) -> str:
+        return f"{self.prefix}:task-token-key"
 
     def execution_ended(self, name: str) -> str:
         return f"{self.prefix}:ended:{{{name}}}"
