@@ -21,11 +21,13 @@ from orchestrator.runtime.callbacks import (
     seal_handed_tokens,
     token_key,
 )
-from orchestrator.runtime.keys import ACTIVITY_TASK_FIELD, BODY_FIELD
+from orchestrator.runtime.keys import ACTIVITY_TASK_FIELD, BODY_FIELD, FINISHED_STATUSES
 from orchestrator.runtime.store import Commit
 from orchestrator.settings import Settings
 from orchestrator.tasks import Task
 
+NOTIFY_END = "notifyEnd"
+"""The execution's field that asks for its end to be announced (runtime.sync_executions)."""
 MACHINE_NOT_FOUND = "States.Runtime"
 ORCHESTRATOR_FAULT = "States.Runtime"
 
@@ -48,9 +50,17 @@ class Transition:
     handed_tokens: set[str] = field(default_factory=set)
 
 
-def start(machine: StateMachine, name: str, input: Any, now: float) -> Transition:
-    """Start an execution of ``machine`` and carry it as far as it goes without a worker."""
+def start(
+    machine: StateMachine, name: str, input: Any, now: float, *, notify_end: bool = False
+) -> Transition:
+    """Start an execution of ``machine`` and carry it as far as it goes without a worker.
+
+    With ``notify_end`` (StartSyncExecution waits on it), the commit that ends it also adds
+    its status to ``{p}:ended:{<name>}``.
+    """
     step = engine.start_execution(machine, name, input, now)
+    if notify_end:
+        step.execution[NOTIFY_END] = True
     if machine.version is not None:
         # It runs on this version to its end, whatever is registered under its name later.
         step.execution["machineVersion"] = machine.version
@@ -191,6 +201,11 @@ def record(commit: Commit, transition: Transition, version: int, settings: Setti
         commit.add_stream_entry(commit.keys.queue(queue), {BODY_FIELD: json.dumps(body)})
     for activity, task in transition.activity_tasks:
         commit.add_stream_entry(commit.keys.activity_tasks(activity), {ACTIVITY_TASK_FIELD: json.dumps(task)})
+    ended = execution["status"] in FINISHED_STATUSES and transition.previous_status not in FINISHED_STATUSES
+    if ended and execution.get(NOTIFY_END):
+        commit.add_stream_entry(
+            commit.keys.execution_ended(execution["name"]), {"status": execution["status"]}
+        )
 
 
 def _seal_handed_tokens(commit: Commit, transition: Transition) -> None:

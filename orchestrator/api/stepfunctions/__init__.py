@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from orchestrator.api.stepfunctions import activities, callbacks, executions, history, machines
+from orchestrator.api.stepfunctions import activities, callbacks, executions, history, machines, sync
 from orchestrator.api.stepfunctions.context import StepFunctions
 
 Action = Callable[[StepFunctions, dict[str, Any]], dict[str, Any]]
@@ -32,6 +32,7 @@ ACTIONS: dict[str, Action] = {
     "ListActivities": activities.list_activities,
     "DeleteActivity": activities.delete_activity,
     "GetActivityTask": activities.get_activity_task,
+    "StartSyncExecution": sync.start_sync_execution,
 }
 
 __all__ = ["ACTIONS", "Action", "StepFunctions"]
