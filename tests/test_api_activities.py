@@ -173,6 +173,7 @@ def test_a_task_taken_by_a_worker_that_then_dies_ends_in_a_heartbeat_timeout(sfn
 
     failed = finished(sfn, execution)
     assert (failed["status"], failed["error"]) == ("FAILED", "States.HeartbeatTimeout")
+    assert "ActivityTimedOut" in event_types(sfn, execution)
     with pytest.raises(sfn.exceptions.TaskTimedOut):
         sfn.send_task_success(taskToken=taken["taskToken"], output="{}")
 

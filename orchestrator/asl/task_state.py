@@ -152,7 +152,9 @@ def resume(run: Any, thread: dict[str, Any], data: StateData, kind: str, event: 
     prefix = resource.event_prefix
     event_type = event.get("type")
     if kind == "heartbeat" or (kind in ("task", "dispatch") and event_type == "TaskHeartbeat"):
-        _heartbeat(run, thread, kind, event)
+        _heartbeat(
+            run, thread, kind, event, f"{prefix}TimedOut" if resource.kind == "activity" else "TaskTimedOut"
+        )
         return
     if kind == "timeout":
         run.drop_tokens(thread)
@@ -195,10 +197,12 @@ def _take_report(
     run.advance_or_finish(thread, data.compiled, output)
 
 
-def _heartbeat(run: Any, thread: dict[str, Any], kind: str, event: dict[str, Any]) -> None:
+def _heartbeat(
+    run: Any, thread: dict[str, Any], kind: str, event: dict[str, Any], timed_out_event: str = "TaskTimedOut"
+) -> None:
     if kind == "heartbeat":
         run.drop_tokens(thread)
-        run.record(thread, "TaskTimedOut", error=errors.HEARTBEAT_TIMEOUT)
+        run.record(thread, timed_out_event, error=errors.HEARTBEAT_TIMEOUT)
         raise ReportedError(errors.HEARTBEAT_TIMEOUT, None)
     for token in list(thread.get("tokens", [])):
         if run.execution["tokens"].get(token, [None, None])[1] == "heartbeat":
