@@ -63,3 +63,30 @@ def test_a_sealed_token_of_an_execution_that_is_gone_is_task_does_not_exist(
     with pytest.raises(callbacks.InvalidToken):
         callbacks.send_task_heartbeat(redis_client, settings, "gone:4", sealed_only=True)
     assert callbacks.unseal(callbacks.token_key(redis_client, keys), sealed) == "gone:4"
+
+
+def test_a_callback_token_leaves_in_a_message_sealed_even_inside_a_longer_string(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    client = Client(redis_client, settings)
+    ask = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        "Parameters": {
+            "QueueUrl": "https://sqs.us-east-1.amazonaws.com/000000000000/approvals",
+            "MessageBody": {
+                "token.$": "$$.Task.Token",
+                "text.$": "States.Format('answer {} please', $$.Task.Token)",
+            },
+        },
+        "End": True,
+    }
+    client.register_machine("Approval", json.dumps({"StartAt": "Ask", "States": {"Ask": ask}}))
+    name = client.start_execution("Approval", {}, "approve-1")
+
+    ((_, fields),) = redis_client.xrange(f"{settings.prefix}:queue:approvals")
+    body = json.loads(fields[b"body"])
+    token = body["token"]
+    assert ":" not in token and name not in token
+    assert body["text"] == f"answer {token} please"
+    callbacks.send_task_success(redis_client, settings, token, {"approved": True}, sealed_only=True)

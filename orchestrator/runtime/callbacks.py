@@ -130,8 +130,10 @@ def execution_of(token: str) -> str:
 
 def token_key(redis_client: redis.Redis, keys: Keys) -> bytes:
     """The deployment's sealing key, made (256 random bits) by whoever needs it first."""
-    redis_client.set(keys.task_token_key, secrets.token_hex(KEY_BYTES), nx=True)
-    key = redis_client.get(keys.task_token_key)
+    pipe = redis_client.pipeline(transaction=False)  # one round trip
+    pipe.set(keys.task_token_key, secrets.token_hex(KEY_BYTES), nx=True)
+    pipe.get(keys.task_token_key)
+    _, key = pipe.execute()
     if key is None:  # deleted between the two calls: whoever comes next makes another
         raise InvalidToken("the deployment's task token key vanished; send again")
     return bytes(key)
