@@ -27,6 +27,9 @@ class ApiSettings(BaseSettings):
     activity_poll_seconds: float = Field(
         default=60.0, gt=0, le=60, description="How long GetActivityTask waits for a task (AWS: 60 s)."
     )
+    sync_execution_limit_seconds: float = Field(
+        default=300.0, gt=0, le=300, description="How long StartSyncExecution waits (AWS: 5 minutes)."
+    )
     credentials_file: Path | None = Field(
         default=None,
         description=(

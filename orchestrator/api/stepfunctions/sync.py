@@ -1,12 +1,14 @@
 """StartSyncExecution: run an EXPRESS machine's execution and answer with how it ended.
 
 The request is held until the execution ends (runtime.sync_executions: no polling), at most
-AWS's five minutes; an execution still running then is stopped and answered TIMED_OUT, as
-AWS ends an express execution that outlives its synchronous caller's limit.
+AWS's five minutes (``REDSTEP_SYNC_EXECUTION_LIMIT_SECONDS`` may shorten it); an execution
+still running then is stopped and answered TIMED_OUT, as AWS ends an express execution that
+outlives its synchronous caller's limit.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import uuid
@@ -15,18 +17,17 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.api.arns import name_problem
+from orchestrator.api.config import ApiSettings
 from orchestrator.api.errors import ApiError
 from orchestrator.api.stepfunctions.context import StepFunctions
 from orchestrator.runtime.sources import MESSAGE_ID_RULE, message_id_problem
 from orchestrator.runtime.sync_executions import EndWaiter
 from orchestrator.settings import Settings
 
-SYNC_LIMIT_SECONDS = 300.0
-"""AWS's limit on a synchronous express execution."""
 BILLED_MEMORY_MB = 64
 """AWS bills express executions in 64 MB steps; redstep reports the smallest."""
 BILLING_STEP_MS = 100
-TIMED_OUT_CAUSE = "The execution ran longer than StartSyncExecution's limit of five minutes"
+TIMED_OUT_CAUSE = "The execution ran longer than StartSyncExecution's limit"
 # An ABORTED execution (StopExecution) has no SyncExecutionStatus of its own.
 SYNC_STATUS = {"SUCCEEDED": "SUCCEEDED", "FAILED": "FAILED", "TIMED_OUT": "TIMED_OUT", "ABORTED": "FAILED"}
 
@@ -59,7 +60,7 @@ async def start_sync_execution(sfn: StepFunctions, request: dict[str, Any]) -> d
         raise ApiError(
             "ExecutionAlreadyExists", f"Execution Already Exists: '{sfn.arns.execution(entry.name, name)}'"
         )
-    if not await _waiter(sfn.client.settings).ended(name, SYNC_LIMIT_SECONDS):
+    if not await _waiter(sfn.client.settings).ended(name, _limit_seconds()):
         await run_in_threadpool(sfn.client.stop_execution, name, "States.Timeout", TIMED_OUT_CAUSE)
         return _answer(sfn, await run_in_threadpool(sfn.client.describe, name), request, timed_out=True)
     return _answer(sfn, await run_in_threadpool(sfn.client.describe, name), request)
@@ -95,6 +96,11 @@ def _answer(
         if described["status"] == "SUCCEEDED":
             answer["output"], answer["outputDetails"] = json.dumps(described["output"]), {"included": True}
     return answer
+
+
+@functools.cache
+def _limit_seconds() -> float:
+    return ApiSettings().sync_execution_limit_seconds
 
 
 _WAITERS: dict[tuple[str, str], EndWaiter] = {}
