@@ -21,7 +21,8 @@ def machine(**fields: Any) -> StateMachine:
 
 def test_an_activity_arn_is_read_as_an_activity_resource() -> None:
     resource = parse_resource(ACTIVITY)
-    assert (resource.kind, resource.target, resource.callback) == ("activity", "greeter", False)
+    # A callback task whose dispatch is the runtime's delivery to the activity's pollers.
+    assert (resource.kind, resource.target, resource.callback) == ("activity", "greeter", True)
     assert resource.scheduled_event == "ActivityScheduled"
     with pytest.raises(ValueError, match="unsupported resource"):
         parse_resource("arn:aws:states:eu-west-1:123456789012:activity:")
@@ -31,14 +32,16 @@ def test_entering_an_activity_task_asks_for_its_delivery_and_waits_on_a_task_tok
     step = engine.start_execution(machine(), "greet-1", {"name": "Ada"}, 100.0)
     (action,) = [action for action in step.actions if action["type"] == "RunActivity"]
     assert (action["activity"], action["input"]) == ("greeter", {"name": "Ada"})
-    assert step.execution["tokens"][action["token"]][1] == "task"
+    thread, kind = step.execution["tokens"][action["token"]]
+    assert kind == "dispatch"
+    (callback,) = [t for t, (owner, k) in step.execution["tokens"].items() if owner == thread and k == "task"]
     scheduled = next(event for event in step.history if event["type"] == "ActivityScheduled")
     assert (scheduled["resource"], scheduled["input"]) == (ACTIVITY, {"name": "Ada"})
 
     done = engine.advance(
         machine(),
         step.execution,
-        {"type": "TaskSucceeded", "token": action["token"], "output": {"ok": 1}},
+        {"type": "TaskSucceeded", "token": callback, "output": {"ok": 1}},
         101.0,
     )
     assert (done.execution["status"], done.execution["output"]) == ("SUCCEEDED", {"ok": 1})

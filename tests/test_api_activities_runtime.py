@@ -11,6 +11,7 @@ import redis
 from orchestrator.runtime import callbacks
 from orchestrator.runtime.activities import POLLERS, Activities, TaskPoller
 from orchestrator.runtime.client import Client
+from orchestrator.runtime.doctor import check
 from orchestrator.settings import Settings
 
 ACTIVITY_ARN = "arn:aws:states:us-east-1:000000000000:activity:greeter"
@@ -90,3 +91,15 @@ def test_a_callback_token_leaves_in_a_message_sealed_even_inside_a_longer_string
     assert ":" not in token and name not in token
     assert body["text"] == f"answer {token} please"
     callbacks.send_task_success(redis_client, settings, token, {"approved": True}, sealed_only=True)
+
+
+def test_the_doctor_sees_an_activity_task_as_a_callback_wait_not_a_stuck_execution(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    name = start_waiting_execution(redis_client, settings)
+
+    problems = check(redis_client, settings)
+
+    assert [(p.subject, p.invariant, p.severity) for p in problems] == [
+        (name, "callback-has-a-timeout", "warning")
+    ]

@@ -68,7 +68,8 @@ def parse_resource(resource: str) -> Resource:
     if base in SERVICES:
         return Resource("service", SERVICES[base], resource, callback)
     if (activity := ACTIVITY_ARN.match(resource)) is not None:
-        return Resource("activity", activity.group(1), resource)
+        # A callback task whose dispatch is the runtime's delivery to the activity's pollers.
+        return Resource("activity", activity.group(1), resource, callback=True)
     if base.startswith("arn:aws:lambda:"):
         parts = base.split(":")
         if len(parts) >= 7 and parts[5] == "function":

@@ -54,7 +54,7 @@ def enter(run: Any, thread: dict[str, Any], data: StateData) -> None:
         and timeout is None
         and heartbeat is None
         and not resource.callback
-        and resource.kind not in ("service", "activity")
+        and resource.kind != "service"
         and not run.ready
         and not run.actions
     ):

@@ -98,17 +98,17 @@ def settle(machine: StateMachine, transition: Transition, step: engine.Step, now
             elif kind == "CancelTimer":
                 transition.cancelled_timers.append(timer_event(name, action["token"]))
             elif kind == "RunActivity":
-                task = {"execution": name, "token": action["token"], "input": action["input"]}
-                transition.activity_tasks.append((action["activity"], task))
+                # An activity is a callback task: its worker answers the thread's callback token.
+                for token in _handed_tokens(step.execution, action):
+                    task = {"execution": name, "token": token, "input": action["input"]}
+                    transition.activity_tasks.append((action["activity"], task))
             elif kind == "RunService":
                 event = run_service(transition, action, now)
                 steps.append(engine.advance(machine, transition.execution, event, now))
 
 
 def _handed_tokens(execution: dict[str, Any], action: dict[str, Any]) -> list[str]:
-    """The tokens ``action`` hands out: an activity's own, or the callback token a dispatch carries."""
-    if action["type"] == "RunActivity":
-        return [action["token"]]
+    """The callback token a dispatch (a function, a message, a publish, an activity task) hands out."""
     tokens = execution.get("tokens", {})
     owner = tokens.get(action.get("token"))
     if owner is None or owner[1] != DISPATCH_KIND:
