@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from orchestrator.runtime import callbacks
-from orchestrator.runtime.activities import POLLERS, Activities, TaskPoller
+from orchestrator.runtime.activities import POLLERS, Activities, ActivityDeleted, TaskPoller
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.doctor import check
 from orchestrator.settings import Settings
@@ -103,3 +103,19 @@ def test_the_doctor_sees_an_activity_task_as_a_callback_wait_not_a_stuck_executi
     assert [(p.subject, p.invariant, p.severity) for p in problems] == [
         (name, "callback-has-a-timeout", "warning")
     ]
+
+
+def test_a_poll_waiting_on_an_activity_that_is_deleted_says_so(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    activities = Activities(redis_client, Client(redis_client, settings).keys)
+    activities.create("short-lived", 1.0)
+
+    async def poll_while_deleted() -> None:
+        poll = asyncio.create_task(TaskPoller(settings).take("short-lived", wait_seconds=30))
+        await asyncio.sleep(0.3)
+        activities.delete("short-lived")
+        await poll
+
+    with pytest.raises(ActivityDeleted):
+        asyncio.run(poll_while_deleted())

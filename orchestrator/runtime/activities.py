@@ -40,6 +40,10 @@ BLOCK_SLICE_SECONDS = 5.0
 """A long poll blocks on Redis in slices this long, so a lost connection shows within one."""
 
 
+class ActivityDeleted(LookupError):
+    """The activity was deleted while a poll waited on it (AWS: ActivityDoesNotExist)."""
+
+
 @dataclass(frozen=True)
 class ActivityTask:
     """What GetActivityTask hands a worker."""
@@ -122,7 +126,11 @@ class TaskPoller:
         return self._redis
 
     async def take(self, activity: str, wait_seconds: float) -> ActivityTask | None:
-        """The oldest task of ``activity`` some execution still waits for; None after ``wait_seconds``."""
+        """The oldest task of ``activity`` some execution still waits for; None after ``wait_seconds``.
+
+        Raises:
+            ActivityDeleted: the activity was deleted meanwhile.
+        """
         stream = self.keys.activity_tasks(activity)
         deadline = time.monotonic() + wait_seconds
         while True:
@@ -131,7 +139,7 @@ class TaskPoller:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return None
-                entry = await self._read(stream, min(remaining, BLOCK_SLICE_SECONDS))
+                entry = await self._read(activity, stream, min(remaining, BLOCK_SLICE_SECONDS))
             if entry is None:
                 continue
             entry_id, fields = entry
@@ -139,16 +147,21 @@ class TaskPoller:
             if task is not None:
                 return task
 
-    async def _read(self, stream: str, block_seconds: float) -> tuple[bytes, dict[bytes, bytes]] | None:
+    async def _read(
+        self, activity: str, stream: str, block_seconds: float
+    ) -> tuple[bytes, dict[bytes, bytes]] | None:
         connection = self.connection()
         try:
             reply = await connection.xreadgroup(
                 POLLERS, self.consumer, {stream: ">"}, count=1, block=max(1, int(block_seconds * 1000))
             )
         except redis.ResponseError as error:
-            if "NOGROUP" not in str(error):
+            # NOGROUP: the stream or its group is missing; UNBLOCKED: it was deleted under the poll.
+            if "NOGROUP" not in str(error) and "UNBLOCKED" not in str(error):
                 raise
-            await _ensure_pollers_async(connection, stream)
+            if not await connection.hexists(self.keys.activities, activity):
+                raise ActivityDeleted(activity) from None
+            await _ensure_pollers_async(connection, stream)  # lost with Redis's data: made again
             return None
         if not reply or not reply[0][1]:
             return None

@@ -13,7 +13,7 @@ from orchestrator.api.errors import ApiError, validation_error
 from orchestrator.api.pagination import listing_key
 from orchestrator.api.stepfunctions.context import StepFunctions, page_size
 from orchestrator.asl.resources import ACTIVITY_ARN
-from orchestrator.runtime.activities import Activities, TaskPoller
+from orchestrator.runtime.activities import Activities, ActivityDeleted, TaskPoller
 from orchestrator.settings import Settings
 
 
@@ -69,7 +69,12 @@ async def get_activity_task(sfn: StepFunctions, request: dict[str, Any]) -> dict
     poller = _poller(sfn.client.settings)
     if await poller.connection().hget(sfn.client.keys.activities, name) is None:
         raise ApiError("ActivityDoesNotExist", f"Activity Does Not Exist: '{arn}'")
-    task = await poller.take(name, _poll_seconds())
+    try:
+        task = await poller.take(name, _poll_seconds())
+    except ActivityDeleted:
+        raise ApiError(
+            "ActivityDoesNotExist", f"Activity Does Not Exist: '{arn}' (deleted during the poll)"
+        ) from None
     if task is None:
         return {}  # as AWS after its 60 s: no taskToken, and the worker polls again
     return {"taskToken": task.token, "input": json.dumps(task.input, separators=(",", ":"))}
