@@ -36,6 +36,8 @@ POLLERS = "pollers"
 """The consumer group GetActivityTask reads an activity's stream through."""
 RECLAIM_IDLE_SECONDS = 30.0
 """How long an entry read but never acknowledged waits before another poll takes it (its reader died)."""
+POLLER_CLIENT_NAME = "redstep-activity-poll"
+"""How GetActivityTask's connections show in Redis's CLIENT LIST."""
 BLOCK_SLICE_SECONDS = 5.0
 """A long poll blocks on Redis in slices this long, so a lost connection shows within one."""
 
@@ -122,6 +124,7 @@ class TaskPoller:
                 socket_connect_timeout=5.0,
                 socket_timeout=BLOCK_SLICE_SECONDS + self.settings.socket_timeout_seconds,
                 health_check_interval=30,
+                client_name=POLLER_CLIENT_NAME,
             )
         return self._redis
 
