@@ -46,6 +46,8 @@ DISPATCH_KIND = "dispatch"
 MAC_HEX_CHARS = 32
 """128 bits of the HMAC: far beyond guessing, and the token stays short."""
 KEY_BYTES = 32
+SEALED_SHAPE = re.compile(r"[A-Za-z0-9_-]{24,}")
+"""What a sealed token looks like (unpadded base64url of at least a token and its MAC)."""
 
 
 class InvalidToken(ValueError):
@@ -182,11 +184,18 @@ def _mac(key: bytes, token: str) -> str:
 
 
 def _plain_token(redis_client: redis.Redis, keys: Keys, token: str, sealed_only: bool) -> str:
+    """The fencing token ``token`` stands for (itself when plain, and plain ones are accepted).
+
+    Raises:
+        InvalidToken: it is empty, malformed, forged, or plain where only sealed ones are taken.
+    """
     if not isinstance(token, str) or not token.strip():
         raise InvalidToken("the task token is empty")
-    if ":" in token and not sealed_only:
-        return token  # a plain fencing token, from a caller that holds the Redis connection
-    if ":" in token:
+    plain = ":" in token  # base64url, which sealed tokens are written in, has no colon
+    if not sealed_only and (plain or not SEALED_SHAPE.fullmatch(token)):
+        execution_of(token)  # a plain token from a caller that holds the Redis connection
+        return token
+    if plain:
         raise InvalidToken("the task token was not issued by this redstep deployment")
     return unseal(token_key(redis_client, keys), token)
 
@@ -195,8 +204,6 @@ def _send(
     redis_client: redis.Redis, settings: Settings, token: str, event: dict[str, Any], sealed_only: bool
 ) -> None:
     keys = Keys(settings.prefix)
-    if not sealed_only and ":" not in token and not re.fullmatch(r"[A-Za-z0-9_-]{24,}", token or ""):
-        execution_of(token)  # neither plain nor sealed: say what a plain one looks like
     token = _plain_token(redis_client, keys, token, sealed_only)
     name = execution_of(token)
     _check_waiting(Store(redis_client, keys), name, token)
