@@ -125,6 +125,13 @@ class RunService(TypedDict):
     parameters: Any
 
 
+class RunActivity(TypedDict):
+    type: Literal["RunActivity"]
+    token: str | None
+    activity: str
+    input: Any
+
+
 class SetTimer(TypedDict):
     type: Literal["SetTimer"]
     token: str
@@ -141,7 +148,7 @@ class ExecutionFinished(TypedDict):
     status: str
 
 
-Action: TypeAlias = RunTask | RunService | SetTimer | CancelTimer | ExecutionFinished
+Action: TypeAlias = RunTask | RunService | RunActivity | SetTimer | CancelTimer | ExecutionFinished
 
 
 class Event(TypedDict, total=False):

@@ -8,7 +8,7 @@ from typing import Any
 from orchestrator.asl import errors
 from orchestrator.asl.dataflow import StateData
 from orchestrator.asl.errors import StatesError
-from orchestrator.asl.execution import Event, Run, RunService, RunTask, Thread
+from orchestrator.asl.execution import Event, Run, RunActivity, RunService, RunTask, Thread
 from orchestrator.asl.json_values import PAYLOAD_LIMIT_BYTES, exceeds_payload_limit
 from orchestrator.asl.resources import Resource, function_of, parse_resource
 
@@ -40,7 +40,7 @@ def enter(run: Run, thread: Thread, data: StateData) -> None:
     if data.compiled.has_timers:
         timeout = _seconds(state, data, "TimeoutSeconds")
         heartbeat = _seconds(state, data, "HeartbeatSeconds")
-    if resource.kind == "lambda":
+    if resource.kind in ("lambda", "activity"):
         scheduled: dict[str, Any] = {"input": effective, "resource": resource.arn}
     else:
         scheduled = {"parameters": effective, "region": "us-east-1", **resource.event_details}
@@ -87,9 +87,13 @@ def _callback_token(run: Run, thread: Thread) -> str:
     return run.new_token(thread, "task")
 
 
-def _action(resource: Resource, token: str | None, effective: Any, thread: Thread) -> RunTask | RunService:
+def _action(
+    resource: Resource, token: str | None, effective: Any, thread: Thread
+) -> RunTask | RunService | RunActivity:
     if resource.kind == "service":
         return {"type": "RunService", "token": token, "service": resource.target, "parameters": effective}
+    if resource.kind == "activity":
+        return {"type": "RunActivity", "token": token, "activity": resource.target, "input": effective}
     return _function_task(resource, token, effective, thread)
 
 
@@ -152,7 +156,9 @@ def resume(run: Run, thread: Thread, data: StateData, kind: str, event: Event) -
     prefix = resource.event_prefix
     event_type = event.get("type")
     if kind == "heartbeat" or (kind in ("task", "dispatch") and event_type == "TaskHeartbeat"):
-        _heartbeat(run, thread, kind, event)
+        _heartbeat(
+            run, thread, kind, event, f"{prefix}TimedOut" if resource.kind == "activity" else "TaskTimedOut"
+        )
         return
     if kind == "timeout":
         run.drop_tokens(thread)
@@ -193,10 +199,12 @@ def _take_report(run: Run, thread: Thread, data: StateData, resource: Resource, 
     run.advance_or_finish(thread, data.compiled, output)
 
 
-def _heartbeat(run: Run, thread: Thread, kind: str, event: Event) -> None:
+def _heartbeat(
+    run: Run, thread: Thread, kind: str, event: Event, timed_out_event: str = "TaskTimedOut"
+) -> None:
     if kind == "heartbeat":
         run.drop_tokens(thread)
-        run.record(thread, "TaskTimedOut", error=errors.HEARTBEAT_TIMEOUT)
+        run.record(thread, timed_out_event, error=errors.HEARTBEAT_TIMEOUT)
         raise ReportedError(errors.HEARTBEAT_TIMEOUT, None)
     run.drop_timers(thread, "heartbeat")
     if thread.get("heartbeat"):

@@ -32,6 +32,12 @@ STEPFUNCTIONS_OPERATIONS = (
     "UntagResource",
     "ListTagsForResource",
     "TestState",
+    "CreateActivity",
+    "DescribeActivity",
+    "ListActivities",
+    "DeleteActivity",
+    "GetActivityTask",
+    "StartSyncExecution",
 )
 
 SQS_OPERATIONS = (
