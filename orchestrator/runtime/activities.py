@@ -27,8 +27,8 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
+from orchestrator.protocol.decoding import loads
 from orchestrator.runtime.callbacks import CALLBACK_KIND
-from orchestrator.runtime.decoding import loads
 from orchestrator.runtime.keys import ACTIVITY_TASK_FIELD, Keys
 from orchestrator.settings import Settings
 
