@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from orchestrator.asl.definition import StateMachine
-from orchestrator.asl.engine import start_execution
+from orchestrator.asl.engine import redrive_execution, start_execution
 from orchestrator.asl.errors import DefinitionError
 from orchestrator.asl.fork_states import INLINE_MAP_CONCURRENCY
 from orchestrator.asl.runner import HISTORY_LIMIT_CAUSE, MAX_EXECUTION_SECONDS, MAX_HISTORY_EVENTS
@@ -76,6 +76,16 @@ def test_a_loop_that_never_ends_stops_at_the_limit_without_going_over() -> None:
     result = run({"StartAt": "L", "States": {"L": {"Type": "Pass", "Next": "L"}}})
 
     assert (result.status, len(result.history)) == ("FAILED", MAX_HISTORY_EVENTS)
+
+
+def test_an_execution_stopped_by_the_history_limit_cannot_be_redriven() -> None:
+    """Its redrive's first event, ExecutionRedriven, would go past the 25,000 its history may hold."""
+    machine = StateMachine.parse({"StartAt": "L", "States": {"L": {"Type": "Pass", "Next": "L"}}}, "Limits")
+    stopped = start_execution(machine, "e", {}, 0.0)
+    assert stopped.execution["status"] == "FAILED"
+
+    with pytest.raises(ValueError, match="no room is left under the 25,000"):
+        redrive_execution(machine, stopped.execution, 1.0)
 
 
 # -- inline Map concurrency --------------------------------------------------------------------
