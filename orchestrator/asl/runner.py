@@ -120,8 +120,6 @@ class Run:
         """``record``, with the details given as a dict (which the history keeps: not to be changed)."""
         execution = self.execution
         event_id = execution["lastEventId"] + 1
-        if event_id >= MAX_HISTORY_EVENTS and event_type not in _ENDING_EVENTS:
-            raise HistoryLimitReached
         if thread is None:
             previous = event_id - 1
         elif "quiet" in thread:
@@ -130,6 +128,9 @@ class Run:
             return event_id - 1
         else:
             previous = thread.get("lastEventId", 0)
+        if event_id >= MAX_HISTORY_EVENTS and event_type not in _ENDING_EVENTS:
+            raise HistoryLimitReached
+        if thread is not None:
             thread["lastEventId"] = event_id
         execution["lastEventId"] = event_id
         self.history.append((event_id, previous, self.now, event_type, details))
