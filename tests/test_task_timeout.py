@@ -13,6 +13,7 @@ it takes), so the slow function costs no real time there; the stack test runs a 
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Iterator
@@ -179,3 +180,28 @@ def test_on_the_stack_a_function_that_outlives_its_timeout_fails_the_task_and_it
         "ExecutionFailed",
     ]
     assert stack.client.describe(name)["status"] == "FAILED"
+
+
+def test_a_function_that_outlives_lambdas_own_timeout_fails_with_sandbox_timedout_at_900_seconds() -> None:
+    """ "Troubleshoot invocation issues in Lambda" (AWS Lambda Developer Guide): a function stopped
+    at its timeout reports "Task timed out after 900.00 seconds" (900 s, Lambda's longest
+    timeout, is every function's here); the worker's job timeout words it the same."""
+
+    def takes_twenty_minutes(event: Any, context: Any) -> Any:
+        return "never seen"
+
+    takes_twenty_minutes.virtual_duration_seconds = 1200  # type: ignore[attr-defined]
+    definition = {"StartAt": "T", "States": {"T": lambda_task("takes_twenty_minutes")}}
+    result = LocalRunner(
+        StateMachine.parse(definition, "Timeouts"), {"takes_twenty_minutes": takes_twenty_minutes}
+    ).run({}, start=0.0)
+
+    assert (result.status, result.error) == ("FAILED", "Sandbox.Timedout")
+    document = json.loads(result.cause)
+    assert document["errorType"] == "Sandbox.Timedout"
+    assert (
+        document["errorMessage"]
+        == f"RequestId: {document['requestId']} Error: Task timed out after 900.00 seconds"
+    )
+    assert kinds(result)[-2:] == ["LambdaFunctionFailed", "ExecutionFailed"]
+    assert result.history[-1]["timestamp"] == 900.0
