@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import uuid
+from email.utils import formatdate
 from typing import Any
 
 from orchestrator.asl import errors
@@ -187,7 +189,10 @@ def _take_report(run: Run, thread: Thread, data: StateData, resource: Resource, 
         run.record(thread, f"{prefix}Failed", error=failure.error, cause=failure.cause)
         raise failure
     if resource.kind == "invoke" and not resource.callback:
-        result = invoke_envelope(result)
+        # A request id the same however the execution is driven: from the execution and the
+        # event that started the task, not from a random source the core does not have.
+        started = f"{data.context['Execution']['Id']}#{thread.get('lastEventId', 0)}"
+        result = invoke_envelope(result, run.now, str(uuid.uuid5(uuid.NAMESPACE_URL, started)))
     details = resource.event_details
     run.record_event(
         thread, resource.succeeded_event, {"output": result, **details} if details else {"output": result}
@@ -211,14 +216,24 @@ def _heartbeat(
         run.set_timer(thread, "heartbeat", run.now + thread["heartbeat"])
 
 
-def invoke_envelope(payload: Any) -> dict[str, Any]:
-    """The result lambda:invoke gives a state: the function's output wrapped as the Invoke API returns it."""
+def invoke_envelope(payload: Any, now: float, request_id: str) -> dict[str, Any]:
+    """The result lambda:invoke gives a state: the function's output wrapped as the Invoke API returns it.
+
+    The shape of "Invoke Lambda with Step Functions" (AWS Step Functions Developer Guide):
+    ExecutedVersion, Payload (the function's output, parsed from JSON), SdkHttpMetadata
+    (the response's headers, each also as a one-element list under AllHttpHeaders, and
+    HttpStatusCode), SdkResponseMetadata.RequestId and StatusCode.
+    """
     body = json.dumps(payload, separators=(",", ":"))
     headers = {
         "Connection": "keep-alive",
-        "Content-Length": str(len(body)),
+        "Content-Length": str(len(body.encode())),
         "Content-Type": "application/json",
+        "Date": formatdate(now, usegmt=True),
         "X-Amz-Executed-Version": "$LATEST",
+        "x-amzn-Remapped-Content-Length": "0",
+        "x-amzn-RequestId": request_id,
+        "X-Amzn-Trace-Id": f"root=1-{int(now):08x}-{request_id.replace('-', '')[:24]};sampled=0",
     }
     return {
         "ExecutedVersion": "$LATEST",
@@ -228,6 +243,6 @@ def invoke_envelope(payload: Any) -> dict[str, Any]:
             "HttpHeaders": headers,
             "HttpStatusCode": 200,
         },
-        "SdkResponseMetadata": {"RequestId": "00000000-0000-0000-0000-000000000000"},
+        "SdkResponseMetadata": {"RequestId": request_id},
         "StatusCode": 200,
     }
