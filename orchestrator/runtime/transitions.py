@@ -14,6 +14,7 @@ from typing import Any
 from orchestrator import services
 from orchestrator.asl import engine
 from orchestrator.asl.definition import StateMachine
+from orchestrator.metrics.counting import count_transition
 from orchestrator.protocol.tasks import Task
 from orchestrator.runtime.keys import BODY_FIELD
 from orchestrator.runtime.store import Commit
@@ -137,6 +138,7 @@ def record(commit: Commit, transition: Transition, version: int, settings: Setti
     Tasks are left to the caller, who groups a whole batch's tasks into few RQ jobs.
     """
     execution = transition.execution
+    count_transition(commit.counts, transition)  # metrics
     commit.save_execution(execution, version + 1)
     commit.append_history(execution["name"], transition.history)
     commit.index_status(execution, transition.previous_status)

@@ -4,10 +4,12 @@
 --
 -- KEYS[1]: the orchestrators' event stream
 -- KEYS[2]: the leases zset
+-- KEYS[3]: (only when the worker counts) the metrics hash (protocol.metrics)
 -- ARGV[1]: the entry's field
 -- ARGV[2]: n, the number of reports
 -- ARGV[3 .. n+2]: the reports
--- ARGV[n+3 ..]: the lease records to remove
+-- with KEYS[3]: ARGV[n+3]: m, then m pairs of a metrics field and its increment
+-- then, to the end: the lease records to remove
 --
 -- Returns n.
 
@@ -15,7 +17,15 @@ local n = tonumber(ARGV[2])
 for i = 3, n + 2 do
   redis.call("XADD", KEYS[1], "*", ARGV[1], ARGV[i])
 end
-for i = n + 3, #ARGV do
+local leases_from = n + 3
+if KEYS[3] then
+  local m = tonumber(ARGV[n + 3])
+  for i = n + 4, n + 2 + 2 * m, 2 do
+    redis.call("HINCRBY", KEYS[3], ARGV[i], ARGV[i + 1])
+  end
+  leases_from = n + 4 + 2 * m
+end
+for i = leases_from, #ARGV do
   redis.call("ZREM", KEYS[2], ARGV[i])
 end
 return n
