@@ -19,11 +19,17 @@ from typing import Any
 
 import boto3
 import pytest
+import redis
 import yaml
 from botocore.config import Config
 from prometheus_client.parser import text_string_to_metric_families
 
+from orchestrator.protocol import metrics as layout
+from orchestrator.protocol.keys import SharedKeys
+from orchestrator.protocol.metrics import TaskMeter, metrics_key, parse_field
+from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.server import RedisServer
+from orchestrator.runtime.store import CommitRefused, Store
 from tests.api_fixtures import (
     ACCESS_KEY_ID,
     REGION,
@@ -35,6 +41,7 @@ from tests.api_fixtures import (
     start,
 )
 from tests.processes import stop
+from worker.entry import publish_reports
 
 ROOT = Path(__file__).resolve().parents[1]
 FUNCTIONS = """
@@ -294,3 +301,56 @@ def test_every_metric_the_deploy_files_use_is_in_the_scrape(stack: MetricsStack,
     config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
     assert jobs["redstep"]["metrics_path"] == "/metrics"
+
+
+def test_a_commit_adds_its_counts_in_the_same_script_call(redis_client: redis.Redis) -> None:
+    keys = Keys(f"m{uuid.uuid4().hex[:6]}")
+    store = Store(redis_client, keys)
+    commit = store.new_commit()
+    commit.expect_version("e1", 0)
+    commit.save_execution({"name": "e1", "status": "RUNNING", "startDate": 1.0}, 1)
+    commit.counts[layout.field("executions_started", "M")] += 2
+    commit.counts[layout.field("executions_running", "M")] -= 1
+
+    assert store.commit(commit) == []
+
+    stored = redis_client.hgetall(metrics_key(keys.prefix))
+    assert {parse_field(name.decode()): int(by) for name, by in stored.items()} == {
+        ("executions_started", ("M",)): 2,
+        ("executions_running", ("M",)): -1,
+    }
+
+
+def test_a_commit_whose_count_is_not_a_whole_number_is_refused_whole(redis_client: redis.Redis) -> None:
+    keys = Keys(f"m{uuid.uuid4().hex[:6]}")
+    store = Store(redis_client, keys)
+    commit = store.new_commit()
+    commit.save_execution({"name": "e1", "status": "RUNNING", "startDate": 1.0}, 1)
+    commit.counts[layout.field("executions_started", "M")] += 0.5  # type: ignore[assignment]
+
+    with pytest.raises(CommitRefused, match="not a whole number"):
+        store.commit(commit)
+
+    assert not redis_client.exists(keys.execution("e1"), metrics_key(keys.prefix))
+
+
+def test_a_workers_counts_travel_with_its_reports(redis_client: redis.Redis) -> None:
+    prefix = f"m{uuid.uuid4().hex[:6]}"
+    meter = TaskMeter(enabled=True)
+    meter.took({"function": "f"}, {"type": "TaskFailed", "error": "States.Timeout"}, 0.3)
+    report = json.dumps({"type": "TaskFailed", "execution": "e1", "token": "t", "error": "States.Timeout"})
+    leases = SharedKeys(prefix).leases
+    redis_client.zadd(leases, {"lease-1": 1.0})
+
+    publish_reports(
+        redis_client, f"{prefix}:events", [report], ["lease-1"], leases, meter.script_arguments(prefix)
+    )
+
+    assert redis_client.xlen(f"{prefix}:events") == 1
+    assert redis_client.zcard(leases) == 0
+    stored = redis_client.hgetall(metrics_key(prefix))
+    assert {parse_field(name.decode()): int(by) for name, by in stored.items()} == {
+        ("task_duration_bucket", ("f", "0.5")): 1,
+        ("task_duration_sum_us", ("f",)): 300_000,
+        ("task_failures", ("f", "States.Timeout")): 1,
+    }

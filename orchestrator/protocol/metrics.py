@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from bisect import bisect_left
 from collections import Counter
 from collections.abc import Mapping
 from functools import lru_cache
@@ -29,6 +30,8 @@ DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.
 """Upper bounds (seconds) of the duration histograms' buckets; ``+Inf`` follows the last."""
 
 INF = "+Inf"
+BUCKET_LABELS = (*(repr(bound) for bound in DURATION_BUCKETS), INF)
+"""The ``le`` label of each bucket, in order."""
 
 # Errors named as they are; any other error is counted as "other", so a function that raises
 # exceptions of ever new classes cannot make the series grow without end.
@@ -78,12 +81,14 @@ def parse_field(text: str) -> tuple[str, tuple[str, ...]] | None:
     return parts[0], tuple(parts[1:])
 
 
+def bucket_index(seconds: float) -> int:
+    """The index in BUCKET_LABELS of the bucket an observation of ``seconds`` falls in."""
+    return bisect_left(DURATION_BUCKETS, seconds)
+
+
 def bucket_bound(seconds: float) -> str:
     """The ``le`` of the bucket an observation of ``seconds`` falls in."""
-    for bound in DURATION_BUCKETS:
-        if seconds <= bound:
-            return repr(bound)
-    return INF
+    return BUCKET_LABELS[bisect_left(DURATION_BUCKETS, seconds)]
 
 
 def observe(counts: Counter[str], metric: str, labels: tuple[str, ...], seconds: float) -> None:
