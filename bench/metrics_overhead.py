@@ -29,6 +29,14 @@ from orchestrator.settings import Settings
 ROLES = ("orchestrators", "workers", "redis")
 
 
+def redis_work(client: redis.Redis) -> tuple[int, int, int]:
+    """Commands Redis ran so far (those of scripts included), HINCRBYs, and microseconds in those."""
+    stats = client.info("commandstats")
+    calls = sum(int(row["calls"]) for row in stats.values())
+    hincrby = stats.get("cmdstat_hincrby", {})
+    return calls, int(hincrby.get("calls", 0)), int(hincrby.get("usec", 0))
+
+
 def one_round(url: str, metrics_on: bool, args: argparse.Namespace, log: Path) -> tuple[float, float, int]:
     """Executions/s of one full load, CPU ms per execution, and the starts the counters hold."""
     client = redis.Redis.from_url(url)
@@ -40,9 +48,16 @@ def one_round(url: str, metrics_on: bool, args: argparse.Namespace, log: Path) -
         run = uuid.uuid4().hex[:8]
         one_at_a_time(client, stack.settings, [dragon(run + "w", i) for i in range(20)])  # warm up
         before = [*map(sum, stack.cpu()), redis_cpu(client)]
+        work_before = redis_work(client)
         loaded = full_load(client, stack.settings, [dragon(run, i) for i in range(args.records)])
         roles = [b - a for a, b in zip(before, [*map(sum, stack.cpu()), redis_cpu(client)], strict=True)]
+        work = [(b - a) / loaded["executions"] for a, b in zip(work_before, redis_work(client), strict=True)]
         if args.roles:
+            print(
+                f"  Redis per execution: {work[0]:.1f} commands, of them {work[1]:.2f} HINCRBY"
+                f" taking {work[2]:.2f} us",
+                flush=True,
+            )
             per = " ".join(
                 f"{n} {c * 1e3 / loaded['executions']:.3f}" for n, c in zip(ROLES, roles, strict=True)
             )
