@@ -24,12 +24,14 @@ import yaml
 from botocore.config import Config
 from prometheus_client.parser import text_string_to_metric_families
 
+from orchestrator.metrics import scrape as scrape_module
 from orchestrator.protocol import metrics as layout
 from orchestrator.protocol.keys import SharedKeys
 from orchestrator.protocol.metrics import TaskMeter, metrics_key, parse_field
 from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.server import RedisServer
 from orchestrator.runtime.store import CommitRefused, Store
+from orchestrator.settings import Settings
 from tests.api_fixtures import (
     ACCESS_KEY_ID,
     REGION,
@@ -354,3 +356,32 @@ def test_a_workers_counts_travel_with_its_reports(redis_client: redis.Redis) -> 
         ("task_duration_sum_us", ("f",)): 300_000,
         ("task_failures", ("f", "States.Timeout")): 1,
     }
+
+
+class CountingPipelines(redis.Redis):
+    """A client that counts the pipelines it opens."""
+
+    pipelines = 0
+
+    def pipeline(self, *args: Any, **kwargs: Any) -> Any:
+        self.pipelines += 1
+        return super().pipeline(*args, **kwargs)
+
+
+def test_a_scrape_is_one_pipeline_while_the_queues_and_workers_stay_the_same(redis_url: str) -> None:
+    settings = Settings(redis_url=redis_url, prefix=f"m{uuid.uuid4().hex[:6]}")
+    connection = CountingPipelines.from_url(redis_url)
+    connection.sadd(Keys(settings.prefix).queue_names, "orders")
+    connection.xadd(Keys(settings.prefix).queue("orders"), {"body": "{}"})
+    indexes = scrape_module.Indexes()
+
+    first = scrape_module.read(connection, settings, indexes)
+    opened = connection.pipelines
+    again = scrape_module.read(connection, settings, indexes)
+
+    assert opened == 2  # the first scrape learns the names
+    assert connection.pipelines - opened == 1
+    assert [(row.name, row.visible) for row in again.queues] == [
+        (row.name, row.visible) for row in first.queues
+    ]
+    assert ("orders", 1) in [(row.name, row.visible) for row in again.queues]

@@ -155,3 +155,22 @@ def test_request_labels_name_served_actions_only() -> None:
     assert middleware.labels("Nobody.StartExecution", b"") == ("other", "other")
     assert middleware.labels("", b"Action=Publish&TopicArn=x") == ("sns", "Publish")
     assert middleware.labels("", b"Action=%00weird") == ("sns", "other")
+
+
+def test_a_scrape_without_redis_answers_503_naming_it() -> None:
+    import redis
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from orchestrator.metrics.endpoint import install
+    from orchestrator.runtime.server import free_port
+    from orchestrator.settings import Settings
+
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    app = Starlette()
+    install(app, redis.Redis.from_url(url, socket_connect_timeout=1), Settings(redis_url=url, prefix="p"))
+
+    answer = TestClient(app).get("/metrics")
+
+    assert answer.status_code == 503
+    assert "could not reach its Redis" in answer.text

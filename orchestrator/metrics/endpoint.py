@@ -26,26 +26,22 @@ class RedisCollector:
     def __init__(self, connection: redis.Redis, settings: Settings) -> None:
         self.connection = connection
         self.settings = settings
+        self.indexes = scrape.Indexes()  # the names the last scrape found
 
     def collect(self) -> Iterator[Metric]:
-        yield from scrape.families(scrape.read(self.connection, self.settings))
-
-
-def render(connection: redis.Redis, settings: Settings) -> bytes:
-    """The Prometheus text exposition of the installation ``settings`` names."""
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(RedisCollector(connection, settings))
-    return generate_latest(registry)
+        yield from scrape.families(scrape.read(self.connection, self.settings, self.indexes))
 
 
 def install(app: Starlette, connection: redis.Redis, settings: Settings) -> None:
     """Serve ``/metrics`` on ``app`` and count its AWS API requests (flushed by a background job)."""
     meter = RequestMeter(connection, settings.prefix)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RedisCollector(connection, settings))
 
     async def metrics(request: Request) -> Response:
         def read() -> bytes:
             meter.flush()  # this process's own requests show at once
-            return render(connection, settings)
+            return generate_latest(registry)
 
         try:
             body = await run_in_threadpool(read)

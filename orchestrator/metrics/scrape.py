@@ -1,8 +1,9 @@
-"""One scrape: the counters' hash and what Redis already holds, read in two pipelines.
+"""One scrape: the counters' hash and what Redis already holds, read in one pipeline.
 
-The first pipeline reads the counters, the clock, the queue and worker indexes; the second
-reads each queue's depth, dead letters and oldest entry and each worker's liveness and RQ
-state. Nothing is scanned: queues and workers come from the sets redstep keeps of them.
+The pipeline reads the counters, the clock, the queue and worker indexes, and each queue's
+depth, dead letters and oldest entry and each worker's liveness and RQ state, for the queues
+and workers the previous scrape found; only when those names changed is a second pipeline
+needed. Nothing is scanned: queues and workers come from the sets redstep keeps of them.
 """
 
 from __future__ import annotations
@@ -78,35 +79,70 @@ class Snapshot:
     workers_busy: int = 0
 
 
-def read(connection: redis.Redis, settings: Settings) -> Snapshot:
-    """Read the counters and the derived numbers of the installation ``settings`` names."""
+@dataclass
+class Indexes:
+    """The queue and worker names a scrape found: the next scrape reads their numbers in the same
+    pipeline as the indexes, and needs a second one only when the names have changed since."""
+
+    queues: list[str] = field(default_factory=list)
+    workers: list[str] = field(default_factory=list)
+
+
+def read(connection: redis.Redis, settings: Settings, last: Indexes | None = None) -> Snapshot:
+    """Read the counters and the derived numbers of the installation ``settings`` names.
+
+    Args:
+        connection: the installation's Redis.
+        settings: its prefix and source queue.
+        last: the names the previous scrape found; updated to this scrape's.
+    """
     keys = Keys(settings.prefix)
+    guess = last or Indexes([settings.source_queue], [])
     pipe = connection.pipeline(transaction=False)
     pipe.hgetall(metrics_key(settings.prefix))
     pipe.time()
     pipe.smembers(keys.queue_names)
     pipe.smembers(keys.dead_letter_queues)
     pipe.smembers(keys.workers)
-    stored, (seconds, micros), queue_names, dead_letter_names, worker_names = pipe.execute()
-    now = seconds + micros / 1e6
-    snapshot = Snapshot(counts=_counts(stored))
-    names = sorted({lossless_text(n) for n in (*queue_names, *dead_letter_names)} | {settings.source_queue})
-    workers = sorted(lossless_text(n) for n in worker_names)
-    pipe = connection.pipeline(transaction=False)
-    for name in names:
+    _queue_details(pipe, keys, guess)
+    replies = pipe.execute(raise_on_error=False)
+    for reply in replies[:5]:
+        if isinstance(reply, Exception):
+            raise reply
+    stored, (seconds, micros), queue_names, dead_letter_names, worker_names = replies[:5]
+    found = Indexes(
+        sorted({lossless_text(n) for n in (*queue_names, *dead_letter_names)} | {settings.source_queue}),
+        sorted(lossless_text(n) for n in worker_names),
+    )
+    details = replies[5:]
+    if found != guess:
+        pipe = connection.pipeline(transaction=False)
+        _queue_details(pipe, keys, found)
+        details = pipe.execute(raise_on_error=False)
+    if last is not None:
+        last.queues, last.workers = found.queues, found.workers
+    return _snapshot(stored, seconds + micros / 1e6, found, details)
+
+
+def _queue_details(pipe: redis.client.Pipeline, keys: Keys, names: Indexes) -> None:
+    """Queue on ``pipe`` the reads of each queue's and each worker's numbers."""
+    for name in names.queues:
         pipe.xlen(keys.queue(name))
         pipe.xinfo_groups(keys.queue(name))
         pipe.xlen(keys.dead_letters(name))
         pipe.xrange(keys.queue(name), count=1)
-    for worker in workers:
+    for worker in names.workers:
         pipe.exists(keys.alive(worker))
         pipe.hget(f"{RQ_WORKER_PREFIX}{worker}", "state")
-    replies = pipe.execute(raise_on_error=False)
-    for index, name in enumerate(names):
-        length, groups, dead, oldest = replies[4 * index : 4 * index + 4]
+
+
+def _snapshot(stored: dict[bytes, bytes], now: float, names: Indexes, details: list[Any]) -> Snapshot:
+    snapshot = Snapshot(counts=_counts(stored))
+    for index, name in enumerate(names.queues):
+        length, groups, dead, oldest = details[4 * index : 4 * index + 4]
         snapshot.queues.append(_queue(name, length, groups, dead, oldest, now))
-    for at in range(4 * len(names), len(replies), 2):
-        alive, state = replies[at : at + 2]
+    for at in range(4 * len(names.queues), len(details), 2):
+        alive, state = details[at : at + 2]
         if alive is True or (isinstance(alive, int) and alive > 0):
             snapshot.workers_alive += 1
             snapshot.workers_busy += state == b"busy"
