@@ -247,9 +247,11 @@ def test_task_counts_equal_the_workload_across_both_workers_and_the_restart(
 def test_api_requests_sum_across_both_serve_processes(stack: MetricsStack, workload: Workload) -> None:
     assert all(count > 0 for count in workload.starts_per_url.values())
     starts = sum(workload.starts_per_url.values())
+    labels = {"service": "states", "action": "StartExecution", "code": "200"}
     for url in stack.urls:
+        # A scrape adds its own process's counts at once; the other adds its own every second.
+        eventually(lambda url=url: value(scrape(url), "redstep_api_requests_total", **labels) >= starts, url)
         samples = scrape(url)
-        labels = {"service": "states", "action": "StartExecution", "code": "200"}
         assert value(samples, "redstep_api_requests_total", **labels) == starts
         created = {"service": "states", "action": "CreateStateMachine", "code": "200"}
         assert value(samples, "redstep_api_requests_total", **created) == 2
@@ -269,8 +271,19 @@ def test_a_refused_request_is_counted_with_its_error_code(stack: MetricsStack, w
     assert value(after, "redstep_api_requests_total", **labels) == counted + 1
 
 
+def receive_some(sqs: Any, url: str) -> list[dict[str, Any]]:
+    """Messages of one ReceiveMessage that returned any (SQS may answer with none)."""
+    received: list[dict[str, Any]] = []
+
+    def got_some() -> bool:
+        received.extend(sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2).get("Messages", []))
+        return bool(received)
+
+    eventually(got_some, "a message received")
+    return received
+
+
 def test_queues_show_their_messages(stack: MetricsStack, workload: Workload) -> None:
-    samples = scrape(stack.urls[0])
     sqs = boto3.client(
         "sqs",
         endpoint_url=stack.urls[0],
@@ -287,7 +300,7 @@ def test_queues_show_their_messages(stack: MetricsStack, workload: Workload) -> 
     assert value(samples, "redstep_queue_messages", queue=queue, state="in_flight") == 0
     assert value(samples, "redstep_queue_messages", queue=queue, state="dead_letter") == 0
     assert (("redstep_queue_oldest_message_age_seconds", (("queue", queue),))) in samples
-    received = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=2)["Messages"]
+    received = receive_some(sqs, url)
     samples = scrape(stack.urls[0])
     assert value(samples, "redstep_queue_messages", queue=queue, state="in_flight") == len(received)
     assert value(samples, "redstep_queue_messages", queue=queue, state="visible") == 3 - len(received)
