@@ -398,3 +398,26 @@ def test_a_scrape_is_one_pipeline_while_the_queues_and_workers_stay_the_same(red
         (row.name, row.visible) for row in first.queues
     ]
     assert ("orders", 1) in [(row.name, row.visible) for row in again.queues]
+
+
+def test_a_broken_metrics_key_loses_counts_never_a_transition_or_a_report(redis_client: redis.Redis) -> None:
+    keys = Keys(f"m{uuid.uuid4().hex[:6]}")
+    redis_client.set(metrics_key(keys.prefix), "not a hash")
+    store = Store(redis_client, keys)
+    commit = store.new_commit()
+    commit.save_execution({"name": "e1", "status": "RUNNING", "startDate": 1.0}, 1)
+    commit.counts[layout.field("executions_started", "M")] += 1
+    meter = TaskMeter(enabled=True)
+    meter.took({"function": "f"}, {"type": "TaskSucceeded"}, 0.1)
+    leases = SharedKeys(keys.prefix).leases
+    redis_client.zadd(leases, {"lease-1": 1.0})
+
+    assert store.commit(commit) == []
+    publish_reports(
+        redis_client, keys.events, ["{}"], ["lease-1"], leases, meter.script_arguments(keys.prefix)
+    )
+
+    assert redis_client.hget(keys.execution("e1"), "version") == b"1"
+    assert redis_client.xlen(keys.events) == 1
+    assert redis_client.zcard(leases) == 0
+    assert redis_client.get(metrics_key(keys.prefix)) == b"not a hash"

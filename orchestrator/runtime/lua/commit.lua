@@ -18,7 +18,8 @@
 --     xadd     <k> <maxlen> <n> <f1> <v1> ..    XADD KEYS[k] [MAXLEN ~ maxlen] * with n pairs (maxlen 0: uncapped)
 --     publish  <channel> <message>       PUBLISH (a channel is not a key, so it travels here)
 --     ack      <k> <id>                  XACK KEYS[k] group id, then XDEL (a consumed entry leaves the stream)
---     hincrby  <k> <n> <f1> <d1> .. <fn> <dn>   HINCRBY KEYS[k] fi di for each pair (the metrics hash)
+--     hincrby  <k> <n> <f1> <d1> .. <fn> <dn>   HINCRBY KEYS[k] fi di for each pair (the metrics hash;
+--                                    skipped when KEYS[k] is not a hash)
 --
 -- A script is not rolled back: a write that fails leaves the writes before it in place. So
 -- the first pass also checks everything a write could fail on (every key it writes is absent
@@ -118,7 +119,8 @@ local function check(i)
     end
     if types[k] == nil then
       types[k] = redis.call("TYPE", key(i + 1))["ok"]
-      if types[k] ~= "none" and types[k] ~= need then
+      -- A metrics hash of the wrong type loses its counts, never the batch (the write skips it).
+      if types[k] ~= "none" and types[k] ~= need and op ~= "hincrby" then
         table.insert(conflicts, "wrongtype")
         table.insert(conflicts, key(i + 1))
       end
@@ -186,7 +188,7 @@ while i <= #ops do
     redis.call("SADD", key(i + 1), ops[i + 2])
   elseif op == "hset" then
     sliced("HSET", key(i + 1), i + 3, tonumber(ops[i + 2]), 2)
-  elseif op == "hincrby" then
+  elseif op == "hincrby" and (types[ops[i + 1]] == "none" or types[ops[i + 1]] == "hash") then
     for j = i + 3, i + 1 + 2 * tonumber(ops[i + 2]), 2 do redis.call("HINCRBY", key(i + 1), ops[j], ops[j + 1]) end
   elseif op == "xadd" then
     local last = i + 3 + 2 * tonumber(ops[i + 3])
