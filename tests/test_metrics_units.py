@@ -174,3 +174,12 @@ def test_a_scrape_without_redis_answers_503_naming_it() -> None:
 
     assert answer.status_code == 503
     assert "could not reach its Redis" in answer.text
+
+
+def test_an_orchestrator_with_metrics_off_counts_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(counting, "ENABLED", False)
+    counts: Counter[str] = Counter()
+
+    counting.count_transition(counts, Transition(execution("SUCCEEDED", stop=101.0), None))
+
+    assert counts == {}
