@@ -27,6 +27,7 @@ from orchestrator.protocol import invocation
 from orchestrator.protocol.invocation import LambdaContext, error_document, marshal_error
 from orchestrator.protocol.jobs import rq_job_fields
 from orchestrator.protocol.keys import EVENT_FIELD, RQ_QUEUES, SharedKeys
+from orchestrator.protocol.metrics import TaskMeter
 from orchestrator.protocol.reconnect import retry_through_outage
 from orchestrator.protocol.scripts import lua_script
 from orchestrator.protocol.tasks import Task, TaskReport, function_arn
@@ -138,6 +139,7 @@ def carry_out(
     runnable = addressable(tasks)
     held = leases.take(job_id, runnable) if leases is not None else []
     encoded: list[tuple[TaskReport, str]] = []
+    meter = TaskMeter()  # metrics: each task's duration and failure, sent with the reports
     try:
         try:
             # One at a time, so a cold shutdown keeps the reports of the tasks that finished.
@@ -145,6 +147,7 @@ def carry_out(
                 runnable, connection=connection, prefix=prefix, limit=limit, registry=registry
             ):
                 encoded.append(item)
+                meter.lap(runnable[len(encoded) - 1], item[0])
         except ColdShutdown:
             unfinished = runnable[len(encoded) :]
             log.warning("stopping now: %d task(s) handed back to the queue", len(unfinished))
@@ -154,7 +157,9 @@ def carry_out(
         # no Lambda.Unknown and no second run. A repeated append is harmless: a token is taken once.
         lines = [line for _, line in encoded]
         retry_through_outage(
-            lambda: publish_reports(connection, events_key, lines, held, SharedKeys(prefix).leases),
+            lambda: publish_reports(
+                connection, events_key, lines, held, SharedKeys(prefix).leases, meter.script_arguments(prefix)
+            ),
             REPORT_ATTEMPTS,
             f"reporting job {job_id or '(unnamed)'}",
         )
@@ -304,12 +309,17 @@ def publish_reports(
     reports: list[str],
     leases: Sequence[str] = (),
     leases_key: str = "",
+    counts: tuple[list[str], list[str]] = ([], []),
 ) -> None:
-    """Append each JSON report to the event stream, in order, and remove ``leases``, in one script call."""
+    """Append each JSON report to the event stream, in order, and remove ``leases``, in one script call.
+
+    ``counts`` is a TaskMeter's ``script_arguments``: the metrics added in the same call.
+    """
     global _append_reports
     if not reports and not leases:
         return
     if _append_reports is None:
         _append_reports = lua_script(connection, "append_reports")
-    keys = [events_key, leases_key or events_key]
-    _append_reports(keys=keys, args=[EVENT_FIELD, len(reports), *reports, *leases], client=connection)
+    keys = [events_key, leases_key or events_key, *counts[0]]
+    args = [EVENT_FIELD, len(reports), *reports, *counts[1], *leases]
+    _append_reports(keys=keys, args=args, client=connection)

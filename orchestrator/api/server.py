@@ -19,6 +19,7 @@ from orchestrator.api.sqs import ACTIONS as SQS_ACTIONS
 from orchestrator.api.sqs import Sqs
 from orchestrator.api.stepfunctions import ACTIONS, StepFunctions
 from orchestrator.dashboard.app import create_dashboard
+from orchestrator.metrics.endpoint import install as install_metrics
 from orchestrator.runtime.catalog import Catalog
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.queues import Queues
@@ -70,6 +71,7 @@ def build_app(settings: Settings, api: ApiSettings, credentials: dict[str, str] 
     app.mount("/ui", create_dashboard(client, credentials))
     # Threads serve() runs beside the server: delivery of notifications to SNS subscriptions.
     app.state.background = [Delivery(sns, Queues(connection, settings))]
+    install_metrics(app, connection, settings)  # GET /metrics, and counting the API's requests
     return app
 
 

@@ -27,6 +27,8 @@ What a worker writes for the orchestrators
                                 ``fields``; a worker moves a job it cannot run here
     ``{p}:exec:{<name>}``       an execution's hash; a worker only asks whether it exists (it fails
                                 the tasks of an unreadable job only for executions that do)
+    ``{p}:metrics``             hash of counters (protocol.metrics): a worker adds its tasks'
+                                durations and failures with its reports
 """
 
 from __future__ import annotations

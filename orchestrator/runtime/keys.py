@@ -81,6 +81,10 @@ Workers (Lambda role), all shared
                                  orchestrators (lua/fire_timers.lua) as the TaskFailed
                                  (Lambda.Unknown) event it stands for.
 
+Metrics
+    ``{p}:metrics``              (shared) hash of counters every process adds to with HINCRBY: field
+                                 ``[<metric>, <label values>...]`` (JSON) -> integer (protocol.metrics)
+
 Every stream with consumers has one consumer group, ``orchestrators``.
 """
 

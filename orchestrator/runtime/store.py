@@ -14,6 +14,7 @@ its time, while the script decodes the array in C.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,6 +23,7 @@ import redis
 from orchestrator.protocol.decoding import loads
 from orchestrator.protocol.jobs import rq_job_fields
 from orchestrator.protocol.keys import RQ_QUEUES
+from orchestrator.protocol.metrics import flat, metrics_key
 from orchestrator.protocol.tasks import Task
 from orchestrator.runtime.keys import FINISHED_STATUSES, GROUP, Keys
 from orchestrator.runtime.scripts import lua_script
@@ -65,6 +67,7 @@ class Commit:
     connection: redis.Redis  # rq's Job wants one, though building job fields does no I/O
     _key_index: dict[str, int] = field(default_factory=dict)
     _ops: list[str] = field(default_factory=list)
+    counts: Counter[str] = field(default_factory=Counter)  # metrics: HINCRBY'd by the same script call
 
     def _k(self, key: str) -> str:
         # Lua reads keys from KEYS by index, so a key used twice is sent once.
@@ -155,6 +158,9 @@ class Commit:
 
     def arguments(self) -> tuple[list[str], list[str]]:
         """KEYS and ARGV for ``commit.lua``: the group, then every operation as one JSON array."""
+        if pairs := flat(self.counts):  # metrics: one hincrby operation, last
+            self._ops += ["hincrby", self._k(metrics_key(self.keys.prefix)), str(len(pairs) // 2), *pairs]
+            self.counts.clear()
         return list(self._key_index), [GROUP, json.dumps(self._ops)]
 
 

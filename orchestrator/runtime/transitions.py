@@ -14,6 +14,7 @@ from typing import Any
 from orchestrator import services
 from orchestrator.asl import engine
 from orchestrator.asl.definition import StateMachine
+from orchestrator.metrics.counting import count_transition
 from orchestrator.protocol.tasks import Task
 from orchestrator.runtime.callbacks import (
     CALLBACK_KIND,
@@ -176,6 +177,7 @@ def record(commit: Commit, transition: Transition, version: int, settings: Setti
     """
     _seal_handed_tokens(commit, transition)
     execution = transition.execution
+    count_transition(commit.counts, transition)  # metrics
     commit.save_execution(execution, version + 1)
     commit.append_history(execution["name"], transition.history)
     commit.index_status(execution, transition.previous_status)

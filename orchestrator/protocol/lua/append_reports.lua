@@ -4,10 +4,15 @@
 --
 -- KEYS[1]: the orchestrators' event stream
 -- KEYS[2]: the leases zset
+-- KEYS[3]: (only when the worker counts) the metrics hash (protocol.metrics)
 -- ARGV[1]: the entry's field
 -- ARGV[2]: n, the number of reports
 -- ARGV[3 .. n+2]: the reports
--- ARGV[n+3 ..]: the lease records to remove
+-- with KEYS[3]: ARGV[n+3]: m, then m pairs of a metrics field and its increment
+-- then, to the end: the lease records to remove
+--
+-- The counts go last, and only into a hash (or no key yet): a broken metrics key loses them,
+-- never a report or a lease.
 --
 -- Returns n.
 
@@ -15,7 +20,17 @@ local n = tonumber(ARGV[2])
 for i = 3, n + 2 do
   redis.call("XADD", KEYS[1], "*", ARGV[1], ARGV[i])
 end
-for i = n + 3, #ARGV do
+local m = KEYS[3] and tonumber(ARGV[n + 3]) or 0
+local leases_from = KEYS[3] and n + 4 + 2 * m or n + 3
+for i = leases_from, #ARGV do
   redis.call("ZREM", KEYS[2], ARGV[i])
+end
+if m > 0 then
+  local kind = redis.call("TYPE", KEYS[3])["ok"]
+  if kind == "hash" or kind == "none" then
+    for i = n + 4, n + 2 + 2 * m, 2 do
+      redis.call("HINCRBY", KEYS[3], ARGV[i], ARGV[i + 1])
+    end
+  end
 end
 return n

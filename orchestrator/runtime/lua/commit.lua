@@ -18,6 +18,8 @@
 --     xadd     <k> <maxlen> <n> <f1> <v1> ..    XADD KEYS[k] [MAXLEN ~ maxlen] * with n pairs (maxlen 0: uncapped)
 --     publish  <channel> <message>       PUBLISH (a channel is not a key, so it travels here)
 --     ack      <k> <id>                  XACK KEYS[k] group id, then XDEL (a consumed entry leaves the stream)
+--     hincrby  <k> <n> <f1> <d1> .. <fn> <dn>   HINCRBY KEYS[k] fi di for each pair (the metrics hash;
+--                                    skipped when KEYS[k] is not a hash)
 --
 -- A script is not rolled back: a write that fails leaves the writes before it in place. So
 -- the first pass also checks everything a write could fail on (every key it writes is absent
@@ -54,7 +56,7 @@ local function span(i)
     return fixed[op] + 1
   elseif op == "rpush" then
     return 3 + (count_at(i + 2) or 0)
-  elseif op == "hset" then
+  elseif op == "hset" or op == "hincrby" then
     return 3 + 2 * (count_at(i + 2) or 0)
   elseif op == "xadd" then
     return 4 + 2 * (count_at(i + 3) or 0)
@@ -69,13 +71,17 @@ end
 -- Why a write's own arguments would make Redis refuse it, or nil when they would not.
 local function invalid(i)
   local op = ops[i]
-  if (op == "rpush" or op == "hset") and count_at(i + 2) == nil then
+  if (op == "rpush" or op == "hset" or op == "hincrby") and count_at(i + 2) == nil then
     return op .. " needs a count of 1 or more, not " .. tostring(ops[i + 2])
   elseif op == "zadd" then
     local score = tonumber(ops[i + 2])
     -- ZADD reads the score with strtod too, but refuses NaN and surrounding blanks.
     if score == nil or score ~= score or not ops[i + 2]:match("^%S+$") then
       return "zadd score " .. tostring(ops[i + 2]) .. " is not a number"
+    end
+  elseif op == "hincrby" then
+    for j = i + 4, i + 2 + 2 * count_at(i + 2), 2 do
+      if not ops[j]:match("^%-?%d+$") then return "hincrby increment " .. ops[j] .. " is not a whole number" end
     end
   elseif op == "xadd" then
     local maxlen, n = tonumber(ops[i + 2]), count_at(i + 3)
@@ -97,7 +103,7 @@ for j = 1, #ops do
 end
 
 -- The type each operation needs its key to have (or to be absent).
-local needs = {version = "hash", pending = "stream", exec = "hash", hset = "hash", rpush = "list",
+local needs = {version = "hash", pending = "stream", exec = "hash", hset = "hash", hincrby = "hash", rpush = "list",
                zadd = "zset", zrem = "zset", sadd = "set", xadd = "stream", ack = "stream"}
 local types = {}  -- key index -> its type now, read once
 local grouped = {}  -- key indexes whose consumer group a pending check has already proved
@@ -113,7 +119,8 @@ local function check(i)
     end
     if types[k] == nil then
       types[k] = redis.call("TYPE", key(i + 1))["ok"]
-      if types[k] ~= "none" and types[k] ~= need then
+      -- A metrics hash of the wrong type loses its counts, never the batch (the write skips it).
+      if types[k] ~= "none" and types[k] ~= need and op ~= "hincrby" then
         table.insert(conflicts, "wrongtype")
         table.insert(conflicts, key(i + 1))
       end
@@ -181,6 +188,8 @@ while i <= #ops do
     redis.call("SADD", key(i + 1), ops[i + 2])
   elseif op == "hset" then
     sliced("HSET", key(i + 1), i + 3, tonumber(ops[i + 2]), 2)
+  elseif op == "hincrby" and (types[ops[i + 1]] == "none" or types[ops[i + 1]] == "hash") then
+    for j = i + 3, i + 1 + 2 * tonumber(ops[i + 2]), 2 do redis.call("HINCRBY", key(i + 1), ops[j], ops[j + 1]) end
   elseif op == "xadd" then
     local last = i + 3 + 2 * tonumber(ops[i + 3])
     if tonumber(ops[i + 2]) == 0 then
