@@ -32,6 +32,14 @@ STEPFUNCTIONS_OPERATIONS = (
     "UntagResource",
     "ListTagsForResource",
     "TestState",
+    "PublishStateMachineVersion",
+    "ListStateMachineVersions",
+    "DeleteStateMachineVersion",
+    "CreateStateMachineAlias",
+    "DescribeStateMachineAlias",
+    "UpdateStateMachineAlias",
+    "DeleteStateMachineAlias",
+    "ListStateMachineAliases",
 )
 
 SQS_OPERATIONS = (

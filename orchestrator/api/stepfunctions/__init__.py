@@ -6,7 +6,9 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator.api.stepfunctions import callbacks, executions, history, machines, tags, test_state
+from orchestrator.api.stepfunctions.aliases import ALIAS_ACTIONS
 from orchestrator.api.stepfunctions.context import StepFunctions
+from orchestrator.api.stepfunctions.versions import VERSION_ACTIONS
 
 Action = Callable[[StepFunctions, dict[str, Any]], dict[str, Any]]
 
@@ -31,6 +33,8 @@ ACTIONS: dict[str, Action] = {
     "UntagResource": tags.untag_resource,
     "ListTagsForResource": tags.list_tags_for_resource,
     "TestState": test_state.test_state,
+    **VERSION_ACTIONS,
+    **ALIAS_ACTIONS,
 }
 
 __all__ = ["ACTIONS", "Action", "StepFunctions"]
