@@ -12,6 +12,7 @@ from orchestrator.api.errors import ApiError, validation_error
 from orchestrator.api.pagination import listing_key
 from orchestrator.api.stepfunctions import aliases, versions
 from orchestrator.api.stepfunctions.context import StepFunctions, page_size
+from orchestrator.runtime import execution_index
 from orchestrator.runtime.client import TERMINAL, ExecutionNotFound, NotRedrivable
 from orchestrator.runtime.sources import MESSAGE_ID_RULE, message_id_problem
 
@@ -143,8 +144,15 @@ def list_executions(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, An
     before = (float(cursor[0]), str(cursor[1])) if cursor else None
     limit, found = page_size(request), []
     exhausted = False
+    # The machine's own index when it is complete, else the global one (entries are checked alike).
+    by_machine = execution_index.is_built(sfn.client.redis, sfn.client.keys)
     while len(found) <= limit and not exhausted:
-        entries = sfn.client.execution_index(status, before, SCAN_BATCH)
+        if by_machine:
+            entries = execution_index.newest(
+                sfn.client.redis, sfn.client.keys, entry.name, status, before, SCAN_BATCH
+            )
+        else:
+            entries = sfn.client.execution_index(status, before, SCAN_BATCH)
         exhausted = len(entries) < SCAN_BATCH
         # Executions older than the machine belong to an earlier machine of that name.
         current = [(name, score) for name, score in entries if score >= entry.executions_since]
@@ -155,6 +163,7 @@ def list_executions(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, An
             for name, score in current
             if (execution := described.get(name))
             and execution["stateMachine"] == entry.name
+            and (status is None or execution["status"] == status)
             and _redrive_matches(execution, redrive)
         ]
         found += _started_through_filter(sfn, qualified, candidates)
