@@ -96,3 +96,23 @@ def test_the_dashboards_list_of_one_machine_reads_its_index_and_skips_stale_entr
     assert [row["name"] for row in executions_page(client, machine="Rare", status="SUCCEEDED").rows] == [
         "rare-done"
     ]
+
+
+def test_while_another_reader_rebuilds_readers_use_the_global_index_and_leave_its_lock(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    client = Client(redis_client, settings)
+    keys = client.keys
+    client.register_machine("Rare", PASS)
+    client.start_execution("Rare", {}, "rare-1")
+    redis_client.delete(execution_index.built_key(keys))
+    redis_client.set(execution_index.building_key(keys), "another reader")
+
+    assert not execution_index.is_built(redis_client, keys)
+    assert not execution_index.is_built(redis_client, keys)
+    assert redis_client.get(execution_index.building_key(keys)) == b"another reader"
+    assert [row["name"] for row in executions_page(client, machine="Rare").rows] == ["rare-1"]
+
+    redis_client.delete(execution_index.building_key(keys))
+    assert execution_index.is_built(redis_client, keys)
+    assert not redis_client.exists(execution_index.building_key(keys))

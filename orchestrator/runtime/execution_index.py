@@ -77,7 +77,11 @@ def is_built(redis_client: redis.Redis, keys: Keys) -> bool:
         return True
     try:
         if not redis_client.set(building_key(keys), "1", nx=True, ex=BUILDING_SECONDS):
-            return False
+            return False  # another reader rebuilds them
+    except redis.RedisError:
+        log.exception("the per-machine execution indexes could not be rebuilt; the global index serves")
+        return False
+    try:
         rebuild(redis_client, keys)
     except redis.RedisError:
         log.exception("the per-machine execution indexes could not be rebuilt; the global index serves")
