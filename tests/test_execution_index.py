@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import time
+
 import redis
 
 from orchestrator.dashboard.reads import executions_page
 from orchestrator.runtime import execution_index
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.loop import Orchestrator
+from orchestrator.runtime.retention import Retention
 from orchestrator.settings import Settings
+from tests.retention_fixtures import HOUR
 from tests.runtime_fixtures import dragon, drive, one_task_machine
 
 PASS = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
@@ -116,3 +120,23 @@ def test_while_another_reader_rebuilds_readers_use_the_global_index_and_leave_it
     redis_client.delete(execution_index.building_key(keys))
     assert execution_index.is_built(redis_client, keys)
     assert not redis_client.exists(execution_index.building_key(keys))
+
+
+def test_the_retention_sweep_takes_an_execution_out_of_its_machines_index(
+    redis_client: redis.Redis, hour_retention: Settings
+) -> None:
+    client = Client(redis_client, hour_retention)
+    keys = client.keys
+    client.register_machine("Quick", PASS)
+    client.register_machine("Waiting", WAIT)
+    for i in range(3):
+        client.start_execution("Quick", {}, f"quick-{i}")
+    client.start_execution("Waiting", {}, "waiting")
+    redis_client.set(execution_index.status_key(keys, "Quick", "FAILED"), "not an index")
+
+    assert Retention(redis_client, hour_retention).sweep(time.time() + 2 * HOUR) == 3
+
+    assert redis_client.zcard(execution_index.all_key(keys, "Quick")) == 0
+    assert redis_client.zcard(execution_index.status_key(keys, "Quick", "SUCCEEDED")) == 0
+    assert members(redis_client, execution_index.all_key(keys, "Waiting")) == ["waiting"]
+    assert members(redis_client, execution_index.status_key(keys, "Waiting", "RUNNING")) == ["waiting"]
