@@ -10,7 +10,16 @@ import redis
 
 from orchestrator.runtime import execution_index
 from orchestrator.runtime.keys import STATUSES, Keys
-from tests.api_fixtures import ApiStack, pass_machine, role_arn, serve_only, unique, wait_machine
+from tests.api_fixtures import (
+    FINISH_SECONDS,
+    ApiStack,
+    pass_machine,
+    role_arn,
+    serve_only,
+    unique,
+    wait_machine,
+)
+from tests.chaos import wait_until
 
 __all__ = ["serve_only"]
 
@@ -51,8 +60,13 @@ def test_a_rare_machines_executions_are_listed_newest_first_by_status_also_from_
     with redis.Redis.from_url(serve_only.env["REDIS_URL"]) as redis_client:
         redis_client.delete(execution_index.built_key(keys), execution_index.all_key(keys, rare_name))
         redis_client.delete(*(execution_index.status_key(keys, rare_name, status) for status in STATUSES))
+        # The first reader starts taking them in and reads the global index meanwhile.
         assert listed(sfn, rare_arn) == newest_first
-        assert redis_client.exists(execution_index.built_key(keys))
+        wait_until(
+            lambda: bool(redis_client.exists(execution_index.built_key(keys))),
+            FINISH_SECONDS,
+            "the per-machine indexes to be rebuilt",
+        )
         assert redis_client.zcard(execution_index.all_key(keys, rare_name)) == 3
     assert listed(sfn, rare_arn, statusFilter="SUCCEEDED") == newest_first
     assert listed(sfn, waiting["stateMachineArn"], statusFilter="RUNNING") != []

@@ -12,6 +12,7 @@ from orchestrator.runtime.client import Client
 from orchestrator.runtime.loop import Orchestrator
 from orchestrator.runtime.retention import Retention
 from orchestrator.settings import Settings
+from tests.chaos import wait_until
 from tests.retention_fixtures import HOUR
 from tests.runtime_fixtures import dragon, drive, one_task_machine
 
@@ -64,7 +65,7 @@ def test_executions_stored_before_the_index_are_taken_in_once_then_listed_from_i
             redis_client.delete(execution_index.status_key(keys, machine, status))
     redis_client.delete(execution_index.built_key(keys))
 
-    assert execution_index.is_built(redis_client, keys)
+    assert execution_index.is_built(redis_client, keys, background=False)
     assert redis_client.exists(execution_index.built_key(keys))
     newest = execution_index.newest(redis_client, keys, "Rare", None, None, 10)
     assert [name for name, _ in newest] == ["rare-1000", "rare-500", "rare-0"]
@@ -92,7 +93,7 @@ def test_the_dashboards_list_of_one_machine_reads_its_index_and_skips_stale_entr
     client.start_execution("Rare", {}, "rare-done")
     # An entry a status change left behind (as a rebuild racing a commit can leave one).
     redis_client.zadd(execution_index.status_key(keys, "Rare", "RUNNING"), {"rare-done": 1.0})
-    assert execution_index.is_built(redis_client, keys)
+    assert execution_index.is_built(redis_client, keys, background=False)
 
     page = executions_page(client, machine="Rare")
     assert [row["name"] for row in page.rows] == ["rare-done"]
@@ -112,13 +113,13 @@ def test_while_another_reader_rebuilds_readers_use_the_global_index_and_leave_it
     redis_client.delete(execution_index.built_key(keys))
     redis_client.set(execution_index.building_key(keys), "another reader")
 
-    assert not execution_index.is_built(redis_client, keys)
-    assert not execution_index.is_built(redis_client, keys)
+    assert not execution_index.is_built(redis_client, keys, background=False)
+    assert not execution_index.is_built(redis_client, keys, background=False)
     assert redis_client.get(execution_index.building_key(keys)) == b"another reader"
     assert [row["name"] for row in executions_page(client, machine="Rare").rows] == ["rare-1"]
 
     redis_client.delete(execution_index.building_key(keys))
-    assert execution_index.is_built(redis_client, keys)
+    assert execution_index.is_built(redis_client, keys, background=False)
     assert not redis_client.exists(execution_index.building_key(keys))
 
 
@@ -140,3 +141,20 @@ def test_the_retention_sweep_takes_an_execution_out_of_its_machines_index(
     assert redis_client.zcard(execution_index.status_key(keys, "Quick", "SUCCEEDED")) == 0
     assert members(redis_client, execution_index.all_key(keys, "Waiting")) == ["waiting"]
     assert members(redis_client, execution_index.status_key(keys, "Waiting", "RUNNING")) == ["waiting"]
+
+
+def test_a_reader_rebuilds_in_the_background_and_reads_the_global_index_meanwhile(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    client = Client(redis_client, settings)
+    keys = client.keys
+    client.register_machine("Rare", PASS)
+    client.start_execution("Rare", {}, "rare-1")
+    redis_client.delete(execution_index.built_key(keys), execution_index.all_key(keys, "Rare"))
+
+    assert not execution_index.is_built(redis_client, keys)
+    wait_until(
+        lambda: bool(redis_client.exists(execution_index.built_key(keys))), 60.0, "the rebuild to finish"
+    )
+    assert not redis_client.exists(execution_index.building_key(keys))
+    assert members(redis_client, execution_index.all_key(keys, "Rare")) == ["rare-1"]

@@ -11,9 +11,10 @@ also writes (see :func:`writes`, called from ``Commit.index_status``):
 Executions stored before these indexes existed are taken in once by :func:`rebuild`, which
 reads the global index from end to end and adds each execution to its machine's indexes;
 ``{p}:machine-index-built`` then records that
-the per-machine indexes are complete. Until then :func:`newest` answers from the global
-index, as before, and the first reader to find the mark missing runs the rebuild (one at a
-time: ``{p}:machine-index-building`` is a lock with a lifetime).
+the per-machine indexes are complete. Until then readers answer from the global index, as
+before, and the first reader to find the mark missing starts the rebuild in a thread (one at
+a time: ``{p}:machine-index-building`` is a lock with a lifetime). An operator can run it
+ahead, after an upgrade: ``python -m orchestrator.runtime.execution_index``.
 
 An entry can be stale (an execution swept by the retention sweep, or a status the rebuild
 read just before a commit moved it on): readers load each execution anyway and check its
@@ -23,6 +24,7 @@ machine and status, as they did with the global index.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import redis
@@ -68,10 +70,11 @@ def writes(keys: Keys, execution: dict[str, Any], previous: str | None) -> list[
     return ops
 
 
-def is_built(redis_client: redis.Redis, keys: Keys) -> bool:
-    """Whether every execution is in its machine's indexes; runs the rebuild when none has yet.
+def is_built(redis_client: redis.Redis, keys: Keys, background: bool = True) -> bool:
+    """Whether every execution is in its machine's indexes; starts the rebuild when none has yet.
 
-    False while another reader rebuilds (or this one failed to): then read the global index.
+    False while the rebuild runs (here, in a thread of its own unless ``background`` is False,
+    or in another reader), or when it failed: then read the global index, as before.
     """
     if redis_client.exists(built_key(keys)):
         return True
@@ -81,6 +84,16 @@ def is_built(redis_client: redis.Redis, keys: Keys) -> bool:
     except redis.RedisError:
         log.exception("the per-machine execution indexes could not be rebuilt; the global index serves")
         return False
+    if not background:
+        return _rebuild_and_release(redis_client, keys)
+    # A request does not wait for it: 100,000 executions take seconds.
+    threading.Thread(
+        target=_rebuild_and_release, args=(redis_client, keys), name="execution-index-rebuild", daemon=True
+    ).start()
+    return False
+
+
+def _rebuild_and_release(redis_client: redis.Redis, keys: Keys) -> bool:
     try:
         rebuild(redis_client, keys)
     except redis.RedisError:
@@ -168,3 +181,16 @@ def _decoded(blob: bytes | None) -> dict[str, Any] | None:
     if not isinstance(execution, dict) or not {"stateMachine", "startDate", "status"} <= execution.keys():
         return None
     return execution
+
+
+def main() -> None:
+    """Rebuild the per-machine indexes of the installation the environment configures."""
+    from orchestrator.settings import Settings
+
+    settings = Settings()
+    with redis.Redis.from_url(settings.redis_url) as redis_client:
+        print(f"indexed {rebuild(redis_client, Keys(settings.prefix))} execution(s) by state machine")
+
+
+if __name__ == "__main__":
+    main()
