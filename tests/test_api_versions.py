@@ -108,9 +108,15 @@ def test_versions_go_with_their_machine_and_do_not_come_back_with_its_name(sfn: 
     arn = sfn.create_state_machine(name=name, definition=pass_machine(1), roleArn=role_arn(), publish=True)[
         "stateMachineArn"
     ]
+    sfn.create_state_machine_alias(
+        name="live", routingConfiguration=[{"stateMachineVersionArn": f"{arn}:1", "weight": 100}]
+    )
     sfn.delete_state_machine(stateMachineArn=arn)
     sfn.create_state_machine(name=name, definition=pass_machine(2), roleArn=role_arn())
     assert version_arns(sfn, arn) == []
+    assert sfn.list_state_machine_aliases(stateMachineArn=arn)["stateMachineAliases"] == []
+    with pytest.raises(sfn.exceptions.ResourceNotFound):
+        sfn.describe_state_machine_alias(stateMachineAliasArn=f"{arn}:live")
     with pytest.raises(sfn.exceptions.StateMachineDoesNotExist):
         sfn.describe_state_machine(stateMachineArn=f"{arn}:1")
     assert sfn.publish_state_machine_version(stateMachineArn=arn)["stateMachineVersionArn"] == f"{arn}:1"

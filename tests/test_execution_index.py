@@ -135,7 +135,12 @@ def test_the_retention_sweep_takes_an_execution_out_of_its_machines_index(
     client.start_execution("Waiting", {}, "waiting")
     redis_client.set(execution_index.status_key(keys, "Quick", "FAILED"), "not an index")
 
+    origins = f"{keys.prefix}:sfn-execution-origins"
+    redis_client.hset(origins, mapping={"quick-0": "{}", "waiting": "{}"})
+
     assert Retention(redis_client, hour_retention).sweep(time.time() + 2 * HOUR) == 3
+
+    assert redis_client.hkeys(origins) == [b"waiting"]
 
     assert redis_client.zcard(execution_index.all_key(keys, "Quick")) == 0
     assert redis_client.zcard(execution_index.status_key(keys, "Quick", "SUCCEEDED")) == 0

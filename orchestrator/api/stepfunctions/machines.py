@@ -95,6 +95,11 @@ def delete_state_machine(sfn: StepFunctions, request: dict[str, Any]) -> dict[st
     name = sfn.arns.state_machine_name(request["stateMachineArn"])
     if sfn.catalog.get(name, time.time()) is not None:
         sfn.catalog.delete(name, time.time())
+        # Its versions and aliases go with it (a machine created again under the name would not
+        # see them anyway: they carry this one's creation date).
+        sfn.client.redis.delete(
+            versions.versions_key(sfn, name), f"{sfn.client.keys.prefix}:sfn-aliases:{name}"
+        )
     return {}
 
 

@@ -208,8 +208,8 @@ def list_state_machine_versions(sfn: StepFunctions, request: dict[str, Any]) -> 
     entry = sfn.machine(arn)
     listing = listing_key("ListStateMachineVersions", arn=arn, created=entry.creation_date)
     below = int(sfn.tokens.read(request["nextToken"], listing)) if "nextToken" in request else None
-    numbers = sorted((n for n in current_versions(sfn, entry) if below is None or n < below), reverse=True)
     versions = current_versions(sfn, entry)
+    numbers = sorted((n for n in versions if below is None or n < below), reverse=True)
     limit = page_size(request)
     answer: dict[str, Any] = {
         "stateMachineVersions": [

@@ -77,9 +77,11 @@ local function removes(name)
   return listed == only
 end
 
--- Its machine's own indexes too (runtime.execution_index), read from the blob before it goes.
+-- Its machine's own indexes too (runtime.execution_index), read from the blob before it goes,
+-- and the version it was started on (api.stepfunctions.versions).
 -- pcall: a key someone replaced with another type must not stop the sweep.
 local function unindex_by_machine(name)
+  redis.pcall("HDEL", prefix .. ":sfn-execution-origins", name)
   local machine = machine_of(name)
   if machine then
     redis.pcall("ZREM", prefix .. ":machine-executions:" .. machine, name)
