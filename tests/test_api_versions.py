@@ -61,14 +61,15 @@ def test_publish_state_machine_version_is_idempotent_and_checks_the_revision(sfn
     revision = sfn.describe_state_machine(stateMachineArn=arn)["revisionId"]
     published = sfn.publish_state_machine_version(stateMachineArn=arn, revisionId=revision, description="d")
     assert published["stateMachineVersionArn"] == f"{arn}:1"
-    again = sfn.publish_state_machine_version(stateMachineArn=arn)
+    again = sfn.publish_state_machine_version(stateMachineArn=arn, description="another description")
     assert again["stateMachineVersionArn"] == f"{arn}:1"
-    with pytest.raises(sfn.exceptions.ConflictException):
-        sfn.publish_state_machine_version(stateMachineArn=arn, description="another description")
+    assert sfn.describe_state_machine(stateMachineArn=f"{arn}:1")["description"] == "d"
 
     sfn.update_state_machine(stateMachineArn=arn, definition=pass_machine("changed"))
     with pytest.raises(sfn.exceptions.ConflictException):
         sfn.publish_state_machine_version(stateMachineArn=arn, revisionId=revision)
+    with pytest.raises(sfn.exceptions.ConflictException):
+        sfn.publish_state_machine_version(stateMachineArn=arn, revisionId="INITIAL")
     assert sfn.publish_state_machine_version(stateMachineArn=arn)["stateMachineVersionArn"] == f"{arn}:2"
 
 
@@ -120,6 +121,12 @@ def test_versions_go_with_their_machine_and_do_not_come_back_with_its_name(sfn: 
     with pytest.raises(sfn.exceptions.StateMachineDoesNotExist):
         sfn.describe_state_machine(stateMachineArn=f"{arn}:1")
     assert sfn.publish_state_machine_version(stateMachineArn=arn)["stateMachineVersionArn"] == f"{arn}:1"
+
+
+def test_initial_names_the_revision_of_a_machine_never_updated(sfn: Any) -> None:
+    arn = create(sfn)["stateMachineArn"]
+    published = sfn.publish_state_machine_version(stateMachineArn=arn, revisionId="INITIAL")
+    assert published["stateMachineVersionArn"] == f"{arn}:1"
 
 
 def test_bad_and_unknown_version_arns_are_refused_with_aws_errors(sfn: Any) -> None:

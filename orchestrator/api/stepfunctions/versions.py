@@ -124,14 +124,15 @@ def publish(
 ) -> tuple[Version, bool]:
     """Publish ``entry``'s current definition and role as a version; return it and whether it is new.
 
-    As AWS: publishing what the newest version already holds returns that version.
+    As AWS: publishing what the newest version already holds returns that version, and the
+    ``revision_id`` ``INITIAL`` names the revision of a machine never updated.
 
     Raises:
-        ApiError: ConflictException when ``revision_id`` is not the machine's current revision,
-            or the newest version holds this revision with another description;
+        ApiError: ConflictException when ``revision_id`` is not the machine's current revision;
             ServiceQuotaExceededException past 1,000 versions.
     """
-    if revision_id is not None and revision_id != entry.revision:
+    initial = revision_id == "INITIAL" and entry.update_date == entry.creation_date
+    if revision_id is not None and revision_id != entry.revision and not initial:
         raise ApiError(
             "ConflictException",
             f"Conflict: the state machine's current revision is {entry.revision}, not {revision_id}:"
@@ -143,13 +144,7 @@ def publish(
         versions = current_versions(sfn, entry, pipe)
         newest = versions[max(versions)] if versions else None
         if newest and (newest.definition, newest.role_arn) == (entry.definition, entry.role_arn):
-            if description is not None and description != newest.description:
-                raise ApiError(
-                    "ConflictException",
-                    f"Conflict: version {newest.number} already holds this revision, with another"
-                    " description; a version cannot be changed",
-                )
-            return newest, False
+            return newest, False  # as AWS: the description is not part of the idempotency check
         if len(versions) >= MAX_VERSIONS:
             raise ApiError(
                 "ServiceQuotaExceededException",
