@@ -13,6 +13,7 @@ from orchestrator.api.pagination import listing_key
 from orchestrator.api.stepfunctions import aliases, versions
 from orchestrator.api.stepfunctions.context import StepFunctions, page_size
 from orchestrator.runtime import execution_index
+from orchestrator.runtime.catalog import MachineEntry
 from orchestrator.runtime.client import TERMINAL, ExecutionNotFound, NotRedrivable
 from orchestrator.runtime.sources import MESSAGE_ID_RULE, message_id_problem
 
@@ -53,7 +54,9 @@ def start_execution(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, An
     return {"executionArn": arn, "startDate": started["startDate"] if started else time.time()}
 
 
-def _started_through(sfn: StepFunctions, arn: str) -> tuple[Any, versions.Version | None, str | None]:
+def _started_through(
+    sfn: StepFunctions, arn: str
+) -> tuple[MachineEntry, versions.Version | None, str | None]:
     """The machine a StartExecution ARN names, and the version (and alias) it starts on, if any.
 
     An alias picks one of its versions by weight, for this execution alone.
