@@ -25,6 +25,7 @@ from orchestrator.protocol.invocation import (
     FUNCTION_TIMEOUT_SECONDS,
     Function,
     LambdaContext,
+    error_document,
     invoke,
     json_copy,
 )
@@ -127,6 +128,23 @@ class LocalRunner:
         return {**report, "token": action["token"]}
 
 
+TIMED_OUT_ERROR = "Sandbox.Timedout"
+
+
+def timed_out(action: dict[str, Any]) -> dict[str, Any]:
+    """The report of a function that ran past Lambda's timeout, worded as Lambda words it
+    ("Troubleshoot invocation issues in Lambda", AWS Lambda Developer Guide: "Task timed out
+    after ... seconds") and as a worker reports it."""
+    request_id = str(uuid.uuid4())
+    message = f"RequestId: {request_id} Error: Task timed out after {FUNCTION_TIMEOUT_SECONDS:.2f} seconds"
+    return {
+        "type": "TaskFailed",
+        "error": TIMED_OUT_ERROR,
+        "cause": error_document(TIMED_OUT_ERROR, message, request_id),
+        "token": action["token"],
+    }
+
+
 class VirtualCourse:
     """Carries out one execution's actions on the virtual clock, for the core to run it in one call."""
 
@@ -160,6 +178,11 @@ class VirtualCourse:
             kind = action["type"]
             if kind == "RunTask":
                 target = self.runner._target(action["function"], action["function_arn"])
+                if target[2] > FUNCTION_TIMEOUT_SECONDS:
+                    # Lambda stops a function at its timeout, as a worker's job timeout does.
+                    event = timed_out(action)
+                    heapq.heappush(due, (now + FUNCTION_TIMEOUT_SECONDS, next(self.sequence), event))
+                    continue
                 event = self.runner._invoke(action, target, self)
                 heapq.heappush(due, (now + target[2], next(self.sequence), event))
             elif kind == "RunService":

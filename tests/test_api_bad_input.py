@@ -164,10 +164,10 @@ def test_an_arn_of_another_region_account_or_kind_is_an_invalid_arn(serve_only: 
     assert arn in answer.body["message"]
 
 
-def test_an_unsupported_type_or_a_bad_role_arn_is_refused_and_creates_nothing(serve_only: ApiStack) -> None:
+def test_an_unknown_type_or_a_bad_role_arn_is_refused_and_creates_nothing(serve_only: ApiStack) -> None:
     name = unique("express")
-    express = {"name": name, "definition": pass_machine(), "roleArn": role_arn(), "type": "EXPRESS"}
-    assert post(serve_only, "CreateStateMachine", express).code == "StateMachineTypeNotSupported"
+    unknown = {"name": name, "definition": pass_machine(), "roleArn": role_arn(), "type": "FAST"}
+    assert post(serve_only, "CreateStateMachine", unknown).code == "ValidationException"
     bad_role = {"name": name, "definition": pass_machine(), "roleArn": "arn:aws:iam::1:user/x"}
     assert post(serve_only, "CreateStateMachine", bad_role).code == "InvalidArn"
     assert name not in machine_names(serve_only)

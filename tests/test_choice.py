@@ -195,11 +195,15 @@ def test_the_first_matching_rule_wins() -> None:
     assert choose(state, resolver({"n": 5})) == "First"
 
 
-def test_no_match_and_no_default_fails_the_way_aws_does() -> None:
+def test_no_match_and_no_default_fails_with_no_choice_matched() -> None:
+    """ASL spec, "Errors" (https://states-language.net/spec.html#appendix-a): States.NoChoiceMatched,
+    "A Choice state failed to find a match for the condition field extracted from its input";
+    the cause words the Developer Guide's "Choice workflow state" page: "the state machine will
+    throw an error due to a failure to transition out of the state"."""
     state = {"Type": "Choice", "Choices": CHECK["Choices"]}
     with pytest.raises(StatesError) as failure:
         choose(state, resolver({"n": 1}))
-    assert failure.value.error == "States.Runtime"
+    assert failure.value.error == "States.NoChoiceMatched"
     assert failure.value.cause == (
         "Failed to transition out of the state. The state does not point to a next state."
     )

@@ -4,6 +4,8 @@
   settings and the dragon record's fields: a change inside the orchestrator never breaks a worker.
 - ``orchestrator.protocol`` imports none of the parts it sits between.
 - ``orchestrator.asl``, the pure core, imports none of the runtime, the API, the workers or the CLI.
+- ``orchestrator.runtime`` knows nothing of what is served on top of it (the API, the dashboard),
+  and nothing in ``orchestrator`` imports the workers or the CLI: dependencies point one way.
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ FORBIDDEN = {
         "producer",
     ),
     "orchestrator/asl": ("orchestrator.runtime", "orchestrator.api", "worker", "producer"),
+    "orchestrator/runtime": ("orchestrator.api", "orchestrator.dashboard", "worker", "producer"),
+    "orchestrator": ("worker", "producer"),
 }
 
 

@@ -93,6 +93,26 @@ def returns_a_huge_payload(event: Any, context: Any) -> str:
     return "x" * HUGE_CHARACTERS
 
 
+def returns_none(event: Any, context: Any) -> None:
+    return None
+
+
+def returns_json_bytes(event: Any, context: Any) -> bytes:
+    return b'{"doubled": 42, "text": "HelloWorld!"}'
+
+
+def returns_json_text(event: Any, context: Any) -> str:
+    return '{"doubled": 42}'
+
+
+def returns_a_tuple_with_int_keys(event: Any, context: Any) -> tuple[Any, ...]:
+    return (1, {2: "two"}, 3.5, True)
+
+
+def returns_bytes_that_are_not_json(event: Any, context: Any) -> bytes:
+    return b"\xff\xfe not json"
+
+
 def reads_its_context(event: Any, context: Any) -> dict[str, Any]:
     first = context.get_remaining_time_in_millis()
     second = context.get_remaining_time_in_millis()
@@ -120,6 +140,11 @@ def _functions() -> dict[str, Any]:
         returns_a_set,
         returns_nan,
         returns_a_huge_payload,
+        returns_none,
+        returns_json_bytes,
+        returns_json_text,
+        returns_a_tuple_with_int_keys,
+        returns_bytes_that_are_not_json,
         reads_its_context,
     ]
     return {fn.__name__: fn for fn in handlers}
@@ -251,6 +276,77 @@ def test_the_outcome_is_worded_as_lambda_words_it(function: str, sigint_handled_
         assert outcome["cause"]["errorType"] == error
         assert outcome["cause"]["errorMessage"] == message
         assert outcome["cause"]["has requestId"]
+
+
+MARSHALLED = {
+    "returns_none": None,
+    "returns_json_bytes": {"doubled": 42, "text": "HelloWorld!"},
+    "returns_json_text": '{"doubled": 42}',
+    "returns_a_tuple_with_int_keys": [1, {"2": "two"}, 3.5, True],
+}
+
+
+@pytest.mark.parametrize("function", list(MARSHALLED))
+def test_a_return_value_becomes_what_lambdas_python_runtime_marshals_it_to(function: str) -> None:
+    """ "Define Lambda function handler in Python" (AWS Lambda Developer Guide): the value a
+    handler returns "must be JSON serializable", and the runtime serializes it with json.dumps:
+    None is null, a str is a JSON string even when it holds JSON text, a tuple an array, int
+    keys strings. Bytes are the runtime's one exception: sent as the response body unchanged,
+    which Step Functions reads as JSON (conformance case test_invoke_bytes_payload)."""
+    assert run_locally(function, {"n": 21})["status"] == "SUCCEEDED"
+    assert run_locally(function, {"n": 21})["output"] == MARSHALLED[function]
+
+
+def test_bytes_that_are_not_json_fail_to_marshal() -> None:
+    outcome = run_locally("returns_bytes_that_are_not_json", {})
+
+    assert outcome["error"] == "Runtime.MarshalError"
+    assert outcome["cause"]["errorMessage"] == (
+        "Unable to marshal response: the 11 bytes returned are not UTF-8 JSON text"
+    )
+
+
+INVOKE_SHAPE = {"ExecutedVersion", "Payload", "SdkHttpMetadata", "SdkResponseMetadata", "StatusCode"}
+HEADERS = {
+    "Connection",
+    "Content-Length",
+    "Content-Type",
+    "Date",
+    "X-Amz-Executed-Version",
+    "x-amzn-Remapped-Content-Length",
+    "x-amzn-RequestId",
+    "X-Amzn-Trace-Id",
+}
+
+
+@pytest.mark.parametrize("function", list(MARSHALLED))
+def test_lambda_invoke_wraps_the_marshalled_value_as_the_invoke_api_returns_it(function: str) -> None:
+    """ "Invoke Lambda with Step Functions" (Step Functions Developer Guide, connect-lambda.html):
+    "the function output is nested inside a dictionary of metadata" (ExecutedVersion, Payload,
+    SdkHttpMetadata, SdkResponseMetadata, StatusCode), and "The Payload field of the response is
+    parsed from escaped Json to Json"."""
+    task = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": LAMBDA + function, "Payload.$": "$"},
+        "End": True,
+    }
+    machine = StateMachine.parse({"StartAt": "Call", "States": {"Call": task}}, name="invoke")
+    output = LocalRunner(machine, FUNCTIONS).run({"n": 21}).output
+
+    assert set(output) == INVOKE_SHAPE
+    assert (output["Payload"], output["StatusCode"], output["ExecutedVersion"]) == (
+        MARSHALLED[function],
+        200,
+        "$LATEST",
+    )
+    metadata = output["SdkHttpMetadata"]
+    assert set(metadata["HttpHeaders"]) == HEADERS == set(metadata["AllHttpHeaders"])
+    assert metadata["HttpStatusCode"] == 200
+    body = json.dumps(MARSHALLED[function], separators=(",", ":")).encode()
+    assert metadata["HttpHeaders"]["Content-Length"] == str(len(body))
+    request_id = output["SdkResponseMetadata"]["RequestId"]
+    assert _UUID.fullmatch(request_id) and metadata["HttpHeaders"]["x-amzn-RequestId"] == request_id
 
 
 def test_a_function_error_carries_a_stack_trace_that_starts_at_the_function() -> None:

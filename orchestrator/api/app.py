@@ -9,9 +9,13 @@ wrong is answered as AWS answers it (``{"__type", "message"}``), never with a tr
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import inspect
 import json
 import logging
 import uuid
+from collections.abc import Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +33,8 @@ from orchestrator.api.errors import ApiError, internal_failure, serialization_er
 MAX_BODY_BYTES = 8 * 1024 * 1024
 """Far above AWS's largest member (a 1 MiB definition, escaped); the model's limits say the rest."""
 JSON_CONTENT_TYPE = "application/x-amz-json-1.0"
+DISCONNECT_CHECK_SECONDS = 0.5
+"""How often a long poll looks whether its caller is still there."""
 log = logging.getLogger("redstep.api")
 
 
@@ -77,6 +83,8 @@ def create_app(endpoint: Endpoint, healthy: Any) -> Starlette:
             answer = await _serve(endpoint, request)
         except ApiError as error:
             return _error(error, request_id)
+        except ClientGone:
+            return Response(status_code=499)  # nobody reads it
         except redis.RedisError as error:
             log.warning("request %s: Redis failed: %s", request_id, error)
             return _error(internal_failure("redstep could not reach its Redis; try again"), request_id)
@@ -114,10 +122,31 @@ async def _serve(endpoint: Endpoint, request: Request) -> dict[str, Any]:
             f" (served: {', '.join(sorted(service.actions))})",
         )
     parsed = service.check_input(action, _json_body(body))
+    if inspect.iscoroutinefunction(service.actions[action]):
+        # A long poll (GetActivityTask, StartSyncExecution) waits in the event loop, not a thread.
+        return await _unless_disconnected(request, service.actions[action](service.context, parsed))
     if service.with_host:
         host = request.headers.get("host") or "localhost"
         return await run_in_threadpool(service.actions[action], service.context, parsed, host)
     return await run_in_threadpool(service.actions[action], service.context, parsed)
+
+
+class ClientGone(Exception):
+    """The caller hung up while its request waited (a worker stopped mid-poll)."""
+
+
+async def _unless_disconnected(request: Request, work: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    """``work``'s answer; cancelled once the caller hangs up, so a poll nobody reads takes no task."""
+    task = asyncio.ensure_future(work)
+    while True:
+        done, _ = await asyncio.wait({task}, timeout=DISCONNECT_CHECK_SECONDS)
+        if done:
+            return task.result()
+        if await request.is_disconnected():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            raise ClientGone
 
 
 async def _read_body(request: Request) -> bytes:

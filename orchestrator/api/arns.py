@@ -42,6 +42,17 @@ class Arns:
     def execution(self, machine: str, name: str) -> str:
         return f"{self.prefix}execution:{machine}:{name}"
 
+    def activity(self, name: str) -> str:
+        return f"{self.prefix}activity:{name}"
+
+    def activity_name(self, arn: str) -> str:
+        """The activity an ``activity:<name>`` ARN names.
+
+        Raises:
+            ApiError: InvalidArn, saying what is wrong with it.
+        """
+        return self._parts(arn, "activity", 1)[0]
+
     def state_machine_name(self, arn: str) -> str:
         """The machine a ``stateMachine:<name>`` ARN names.
 

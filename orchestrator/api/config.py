@@ -24,6 +24,12 @@ class ApiSettings(BaseSettings):
     account_id: str = Field(default=TWELVE_ZEROS, pattern=r"^\d{12}$")
     access_key_id: str = Field(default="", description="The access key id every request must be signed with.")
     secret_access_key: SecretStr = Field(default=SecretStr(""), description="Its secret (never logged).")
+    activity_poll_seconds: float = Field(
+        default=60.0, gt=0, le=60, description="How long GetActivityTask waits for a task (AWS: 60 s)."
+    )
+    sync_execution_limit_seconds: float = Field(
+        default=300.0, gt=0, le=300, description="How long StartSyncExecution waits (AWS: 5 minutes)."
+    )
     credentials_file: Path | None = Field(
         default=None,
         description=(

@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 from orchestrator.asl.errors import (
+    NO_CHOICE_MATCHED,
     QUERY_EVALUATION_ERROR,
     RUNTIME,
     PathNotFound,
@@ -35,8 +36,11 @@ from orchestrator.asl.json_values import json_type
 
 Resolve = Callable[[str], Any]
 
-# AWS fails an unmatched Choice without Default with States.Runtime and this cause, not
-# with the States.NoChoiceMatched that the ASL specification names.
+# A Choice with no matching rule and no Default fails with States.NoChoiceMatched (the ASL
+# specification's "Errors" table and the Developer Guide's "Error names": "A Choice state
+# failed to find a match for the condition field extracted from its input"); the cause is
+# the Developer Guide's wording for it ("Choice workflow state": "the state machine will
+# throw an error due to a failure to transition out of the state").
 NO_NEXT_STATE_CAUSE = "Failed to transition out of the state. The state does not point to a next state."
 
 COMBINATORS = ("And", "Or", "Not")
@@ -238,7 +242,7 @@ def matches(rule: dict[str, Any], resolve: Resolve) -> bool:
 def default_or_fail(state: dict[str, Any]) -> str:
     if "Default" in state:
         return state["Default"]
-    raise StatesError(RUNTIME, NO_NEXT_STATE_CAUSE)
+    raise StatesError(NO_CHOICE_MATCHED, NO_NEXT_STATE_CAUSE)
 
 
 def choose(state: dict[str, Any], resolve: Resolve) -> str:
@@ -253,8 +257,8 @@ def choose(state: dict[str, Any], resolve: Resolve) -> str:
         The ``Next`` of the first rule that matches, else the state's ``Default``.
 
     Raises:
-        StatesError: ``States.Runtime`` when no rule matches and there is no ``Default``, or
-            when a rule's path selects nothing.
+        StatesError: ``States.NoChoiceMatched`` when no rule matches and there is no
+            ``Default``; ``States.Runtime`` when a rule's path selects nothing.
     """
     for rule in state["Choices"]:
         if matches(rule, resolve):
@@ -297,7 +301,7 @@ def choose_by_condition(state: dict[str, Any], condition: Callable[[Any], Any]) 
 
     Raises:
         StatesError: ``States.QueryEvaluationError`` when a condition's value is not a
-            boolean; ``States.Runtime`` when no rule matches and there is no ``Default``.
+            boolean; ``States.NoChoiceMatched`` when no rule matches and there is no ``Default``.
     """
     for rule in state["Choices"]:
         if _condition_holds(rule.get("Condition"), condition):

@@ -39,7 +39,7 @@ from orchestrator.asl.execution import (
     upgrade_execution,
 )
 from orchestrator.asl.json_values import exceeds_payload_limit
-from orchestrator.asl.runner import Run
+from orchestrator.asl.runner import MAX_HISTORY_EVENTS, Run
 
 
 def start_execution(
@@ -79,7 +79,8 @@ def redrive_execution(machine: StateMachine, stored: dict[str, Any], now: float)
     the state entered again with the input it had), and ``$$.Execution.RedriveCount`` counts up.
 
     Raises:
-        ValueError: when the execution succeeded, still runs, or never got past its start.
+        ValueError: when the execution succeeded, still runs, never got past its start, or
+            has no room left in its history for the redrive's first event.
     """
     execution = upgrade_execution(stored)
     point = execution.get("redrivePoint")
@@ -87,6 +88,12 @@ def redrive_execution(machine: StateMachine, stored: dict[str, Any], now: float)
         raise ValueError(
             f"execution {execution['name']} is {execution['status']}: only a FAILED, TIMED_OUT or "
             "ABORTED execution that entered a state can be redriven"
+        )
+    if execution["lastEventId"] + 1 >= MAX_HISTORY_EVENTS:
+        # Its ExecutionRedriven event would be the last the history may hold, or past it.
+        raise ValueError(
+            f"execution {execution['name']} has {execution['lastEventId']} history events: no room is "
+            f"left under the {MAX_HISTORY_EVENTS:,} an execution may have, so it cannot be redriven"
         )
     execution["redriveCount"] = execution.get("redriveCount", 0) + 1
     execution["status"], execution["output"], execution["stopDate"] = RUNNING, None, None

@@ -12,11 +12,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 # The error names the core raises or matches on. The specification names others
-# (States.NoChoiceMatched, States.BranchFailed, ...) that redstep never raises: AWS fails an
-# unmatched Choice with States.Runtime, for one, and so does redstep.
+# (States.BranchFailed, States.ParameterPathFailure, ...) that AWS does not raise at run time
+# (a failed branch fails its Parallel with the branch's own error), and neither does redstep.
 ALL = "States.ALL"
 TASK_FAILED = "States.TaskFailed"
 RUNTIME = "States.Runtime"
+NO_CHOICE_MATCHED = "States.NoChoiceMatched"
 TIMEOUT = "States.Timeout"
 HEARTBEAT_TIMEOUT = "States.HeartbeatTimeout"
 DATA_LIMIT_EXCEEDED = "States.DataLimitExceeded"

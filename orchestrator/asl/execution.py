@@ -125,6 +125,13 @@ class RunService(TypedDict):
     parameters: Any
 
 
+class RunActivity(TypedDict):
+    type: Literal["RunActivity"]
+    token: str | None
+    activity: str
+    input: Any
+
+
 class SetTimer(TypedDict):
     type: Literal["SetTimer"]
     token: str
@@ -141,7 +148,7 @@ class ExecutionFinished(TypedDict):
     status: str
 
 
-Action: TypeAlias = RunTask | RunService | SetTimer | CancelTimer | ExecutionFinished
+Action: TypeAlias = RunTask | RunService | RunActivity | SetTimer | CancelTimer | ExecutionFinished
 
 
 class Event(TypedDict, total=False):
@@ -271,6 +278,7 @@ class Run(Protocol):
     def next_seq(self) -> int: ...
     def new_token(self, thread: Thread | None, kind: TokenKind) -> str: ...
     def set_timer(self, thread: Thread | None, kind: TimerKind, due: float) -> str: ...
+    def outlives_execution(self, due: float) -> bool: ...
     def token_kind(self, token: str) -> str | None: ...
     def drop_tokens(self, thread: Thread) -> None: ...
     def drop_timers(self, thread: Thread, kind: TimerKind) -> None: ...

@@ -11,7 +11,13 @@ from orchestrator.asl.dataflow import StateData
 from orchestrator.asl.definition import child_scope
 from orchestrator.asl.errors import StatesError
 from orchestrator.asl.execution import Fork, Run, Thread
-from orchestrator.asl.json_values import json_type
+from orchestrator.asl.json_values import exceeds_payload_limit, json_type
+from orchestrator.asl.task_state import data_limit_error
+
+# "Using Map state in Inline mode" (AWS Step Functions Developer Guide): an inline Map runs
+# "up to 40 concurrent iterations", whatever its MaxConcurrency asks for beyond that, and 0
+# (the default) means as many as that limit allows, not every item at once.
+INLINE_MAP_CONCURRENCY = 40
 
 
 def enter_parallel(run: Run, thread: Thread, data: StateData) -> None:
@@ -51,7 +57,7 @@ def enter_map(run: Run, thread: Thread, data: StateData) -> None:
         "failures": 0,
         "items": items,
         "selected": selected,
-        "max": int(max_concurrency) or len(items) or 1,
+        "max": _concurrency(state, int(max_concurrency), len(items)),
         "toleratedCount": tolerated_count,
         "toleratedPercentage": tolerated_percentage,
         "children": [],
@@ -60,6 +66,13 @@ def enter_map(run: Run, thread: Thread, data: StateData) -> None:
         _map_done(run, thread, data)
         return
     _start_iterations(run, thread, data)
+
+
+def _concurrency(state: dict[str, Any], asked: int, count: int) -> int:
+    """How many iterations may run at once: ``asked`` (0: no limit of its own), capped for an inline Map."""
+    if _distributed(state):
+        return asked or count or 1
+    return min(asked or INLINE_MAP_CONCURRENCY, INLINE_MAP_CONCURRENCY)
 
 
 def _distributed(state: dict[str, Any]) -> bool:
@@ -269,6 +282,12 @@ def _map_done(run: Run, thread: Thread, data: StateData) -> None:
 
 def _join(run: Run, thread: Thread, data: StateData, state_type: str) -> None:
     results = thread.pop("fork")["results"]
+    if exceeds_payload_limit(results):
+        # "Quotas for Standard Workflows": 262,144 bytes is the most "a task, state, or
+        # execution" may output; the branches' or iterations' results together count as one.
+        failure = data_limit_error(thread["state"])
+        run.fail_state(thread, data, failure.error, failure.cause, reported=True)
+        return
     if state_type == "Map":
         run.record(thread, "MapStateSucceeded")
     output = data.output(results)

@@ -1,8 +1,9 @@
-"""What a Task's ``Resource`` names: a Lambda function, lambda:invoke, or a built-in service."""
+"""What a Task's ``Resource`` names: a Lambda function, lambda:invoke, a built-in service, or an activity."""
 
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass, field
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
@@ -12,14 +13,16 @@ SERVICES = {
 }
 CALLBACK_SUFFIX = ".waitForTaskToken"
 SYNC_SUFFIX = ".sync"
+# An activity's task waits for a worker's GetActivityTask, then its SendTask* answer.
+ACTIVITY_ARN = re.compile(r"^arn:aws:states:[a-z0-9-]+:\d{12}:activity:([^:]+)$")
 
 
 @dataclass(frozen=True, slots=True)
 class Resource:
     """A parsed Task ``Resource``."""
 
-    kind: str  # "lambda" (a function ARN or bare name), "invoke" (lambda:invoke), "service"
-    target: str  # the function name (lambda) or the service ("sns:publish")
+    kind: str  # "lambda" (a function ARN or bare name), "invoke" (lambda:invoke), "service", "activity"
+    target: str  # the function name (lambda), the service ("sns:publish") or the activity's name
     arn: str
     callback: bool = False
     # Worked out once, for the history events of every task that runs it:
@@ -36,8 +39,9 @@ class Resource:
         is_service = self.kind == "service"
         short_name = self.target.split(":")[-1] if is_service else "invoke"
         resource_type = self.target.split(":")[0] if is_service else "lambda"
-        details = {} if self.kind == "lambda" else {"resource": short_name, "resourceType": resource_type}
-        prefix = "LambdaFunction" if self.kind == "lambda" else "Task"
+        plain = self.kind in ("lambda", "activity")
+        details = {} if plain else {"resource": short_name, "resourceType": resource_type}
+        prefix = {"lambda": "LambdaFunction", "activity": "Activity"}.get(self.kind, "Task")
         object.__setattr__(self, "event_prefix", prefix)
         object.__setattr__(self, "scheduled_event", prefix + "Scheduled")
         object.__setattr__(self, "started_event", prefix + "Started")
@@ -63,6 +67,9 @@ def parse_resource(resource: str) -> Resource:
         return Resource("invoke", "", resource, callback)
     if base in SERVICES:
         return Resource("service", SERVICES[base], resource, callback)
+    if (activity := ACTIVITY_ARN.match(resource)) is not None:
+        # A callback task whose dispatch is the runtime's delivery to the activity's pollers.
+        return Resource("activity", activity.group(1), resource, callback=True)
     if base.startswith("arn:aws:lambda:"):
         parts = base.split(":")
         if len(parts) >= 7 and parts[5] == "function":
@@ -71,7 +78,7 @@ def parse_resource(resource: str) -> Resource:
         return Resource("lambda", base, function_arn(base), callback)
     raise ValueError(
         f"unsupported resource {resource!r}: use a Lambda function ARN or name, {LAMBDA_INVOKE}, "
-        "arn:aws:states:::sns:publish or arn:aws:states:::sqs:sendMessage"
+        "arn:aws:states:::sns:publish, arn:aws:states:::sqs:sendMessage or an activity ARN"
     )
 
 

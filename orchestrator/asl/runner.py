@@ -36,9 +36,25 @@ from orchestrator.asl.retry import find_catcher, retry_delay
 from orchestrator.asl.state_types import enter, restart, resume
 
 # AWS ends a Standard execution whose history reaches this many events; it also stops a
-# definition that loops forever from running forever here.
+# definition that loops forever from running forever here. "Avoid reaching the history
+# quota" (AWS Step Functions Developer Guide): "If the event number 25,000 is
+# ExecutionSucceeded, the execution finishes successfully. If the event number 25,000 isn't
+# ExecutionSucceeded, the ExecutionFailed event is logged": the history never goes past it.
 MAX_HISTORY_EVENTS = 25_000
 HISTORY_LIMIT_CAUSE = f"The execution reached the maximum number of history events ({MAX_HISTORY_EVENTS})."
+# "Quotas for Standard Workflows" (AWS Step Functions Developer Guide): "Maximum execution
+# time: 1 year. If an execution runs for more than the 1-year maximum, it will fail with a
+# States.Timeout error"; the Wait state's page: "the maximum wait time that you can specify
+# for Standard Workflows ... is one year".
+MAX_EXECUTION_SECONDS = 365 * 24 * 3600
+# The events that may be the last one allowed: the ones that end the execution.
+_ENDING_EVENTS = frozenset({"ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"})
+
+
+class HistoryLimitReached(Exception):
+    """The next event would be the last one the history may hold, and it does not end the execution."""
+
+
 _FINISHED_EVENTS = {FAILED: "ExecutionFailed", TIMED_OUT: "ExecutionTimedOut", ABORTED: "ExecutionAborted"}
 # States whose errors may be retried and caught; in any other state an error fails the thread.
 _HANDLES_ERRORS = frozenset({"Task", "Parallel", "Map"})
@@ -112,6 +128,9 @@ class Run:
             return event_id - 1
         else:
             previous = thread.get("lastEventId", 0)
+        if event_id >= MAX_HISTORY_EVENTS and event_type not in _ENDING_EVENTS:
+            raise HistoryLimitReached
+        if thread is not None:
             thread["lastEventId"] = event_id
         execution["lastEventId"] = event_id
         self.history.append((event_id, previous, self.now, event_type, details))
@@ -127,6 +146,8 @@ class Run:
             return self.execution["lastEventId"]
         execution = self.execution
         event_id = execution["lastEventId"] + 1
+        if event_id >= MAX_HISTORY_EVENTS:
+            raise HistoryLimitReached
         self.history.append((event_id, thread.get("lastEventId", 0), self.now, event_type, name, key, value))
         thread["lastEventId"] = execution["lastEventId"] = event_id
         return event_id
@@ -153,6 +174,24 @@ class Run:
         token = self.new_token(thread, kind)
         self.actions.append({"type": "SetTimer", "token": token, "due": due})
         return token
+
+    def outlives_execution(self, due: float) -> bool:
+        """Whether ``due`` comes after the longest an execution may run: a year from its start.
+
+        If it does, the execution is set to time out at that year's end (once), as AWS ends an
+        execution that runs longer; whatever waits until ``due`` need not wait at all.
+        """
+        execution = self.execution
+        end = execution["startDate"] + MAX_EXECUTION_SECONDS
+        if due <= end:
+            return False
+        own_timeout = self.machine.timeout_seconds
+        if own_timeout and execution["startDate"] + own_timeout <= end:
+            return True  # its own TimeoutSeconds ends it first: that timer is set already
+        timers = sum(1 for owner in execution["tokens"].values() if owner[1] == "execution-timeout")
+        if timers <= (1 if own_timeout else 0):
+            self.set_timer(None, "execution-timeout", end)
+        return True
 
     def token_kind(self, token: str) -> str | None:
         """What ``token`` waits for, or None when nobody waits on it any more."""
@@ -252,13 +291,16 @@ class Run:
 
         Driven ``in_process``, go on with each event it hands over while the execution runs.
         """
+        try:
+            self._drive()
+        except HistoryLimitReached:
+            self.finish(FAILED, error=RUNTIME, cause=HISTORY_LIMIT_CAUSE)
+
+    def _drive(self) -> None:
         execution = self.execution
         ready = self.ready
         while True:
             while ready and execution["status"] == RUNNING:
-                if execution["lastEventId"] >= MAX_HISTORY_EVENTS:
-                    self.finish(FAILED, error=RUNTIME, cause=HISTORY_LIMIT_CAUSE)
-                    return
                 # ``finish`` replaces the threads dict, so it is looked up on every turn.
                 thread = execution["threads"].get(ready.pop(0))
                 if thread is not None:
@@ -269,13 +311,16 @@ class Run:
             if coming is None:
                 return
             self.now, event = coming
-            self.handle(event)
+            self._handle(event)
 
     def handle(self, event: Event) -> None:
         """Route an outside event to the thread whose token it carries."""
-        if self.execution["lastEventId"] >= MAX_HISTORY_EVENTS:
+        try:
+            self._handle(event)
+        except HistoryLimitReached:
             self.finish(FAILED, error=RUNTIME, cause=HISTORY_LIMIT_CAUSE)
-            return
+
+    def _handle(self, event: Event) -> None:
         if event.get("type") == "StopExecution":
             self.stop(event.get("error"), event.get("cause"))
             return

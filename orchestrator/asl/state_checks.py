@@ -200,18 +200,25 @@ def _check_resource(state: dict[str, Any], where: str, problems: list[Problem]) 
             problems.append(Problem(f"{where}/Resource", str(exc)))
 
 
+# The Developer Guide's Wait and Task pages: Seconds is "an integer value from 0 to 99999999";
+# TimeoutSeconds and HeartbeatSeconds are positive integers no larger.
+_LARGEST_SECONDS = 99_999_999
+
+
 def _check_numbers(state: dict[str, Any], where: str, problems: list[Problem]) -> None:
-    for field, minimum in (
-        ("TimeoutSeconds", 1),
-        ("HeartbeatSeconds", 1),
-        ("Seconds", 0),
-        ("MaxConcurrency", 0),
+    for field, minimum, maximum in (
+        ("TimeoutSeconds", 1, _LARGEST_SECONDS),
+        ("HeartbeatSeconds", 1, _LARGEST_SECONDS),
+        ("Seconds", 0, _LARGEST_SECONDS),
+        ("MaxConcurrency", 0, None),
     ):
         value = state.get(field)
         if value is None or (isinstance(value, str) and query_jsonata.is_expression(value)):
             continue
         if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
             problems.append(Problem(f"{where}/{field}", f"must be an integer of at least {minimum}"))
+        elif maximum is not None and value > maximum:
+            problems.append(Problem(f"{where}/{field}", f"must be at most {maximum}"))
     timeout, heartbeat = state.get("TimeoutSeconds"), state.get("HeartbeatSeconds")
     if isinstance(timeout, int) and isinstance(heartbeat, int) and heartbeat >= timeout:
         problems.append(Problem(f"{where}/HeartbeatSeconds", "must be smaller than TimeoutSeconds"))

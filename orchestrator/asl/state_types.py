@@ -141,6 +141,8 @@ def _enter_choice(run: Run, thread: Thread, data: StateData) -> None:
 
 def _enter_wait(run: Run, thread: Thread, data: StateData) -> None:
     due = run.now + _wait_seconds(data) if _waits_seconds(data.state) else _wait_until(data)
+    if run.outlives_execution(due):
+        return  # the execution times out first, at the end of its longest life
     run.set_timer(thread, "wait", due)
 
 
@@ -229,16 +231,26 @@ def _enter_fail(run: Run, thread: Thread, data: StateData) -> None:
     else:
         resolve = data.resolve(data.raw_input)
         if "ErrorPath" in state:
-            error = _path_or_intrinsic(state["ErrorPath"], resolve)
+            error = _path_or_intrinsic("ErrorPath", state["ErrorPath"], resolve)
         if "CausePath" in state:
-            cause = _path_or_intrinsic(state["CausePath"], resolve)
+            cause = _path_or_intrinsic("CausePath", state["CausePath"], resolve)
     run.thread_failed(thread, error, cause)
 
 
-def _path_or_intrinsic(expression: str, resolve: Any) -> Any:
+def _path_or_intrinsic(field: str, expression: str, resolve: Any) -> str:
+    """The error or cause a Fail state's ``field`` selects: the Developer Guide's "Fail workflow
+    state" says the path "must select a field whose value is a string"; anything else fails
+    the state with States.Runtime, in the words AWS uses for the other ``*Path`` fields."""
     if intrinsics.is_intrinsic(expression):
-        return intrinsics.evaluate(expression, resolve)
-    return resolve(expression)
+        value = intrinsics.evaluate(expression, resolve)
+    else:
+        value = resolve(expression)
+    if not isinstance(value, str):
+        shown = f"{expression} == {_render(value)}"
+        raise StatesError(
+            errors.RUNTIME, f"The {field} parameter does not reference a valid string value: {shown}"
+        )
+    return value
 
 
 _ENTER = {

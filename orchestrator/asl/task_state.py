@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import uuid
+from email.utils import formatdate
 from typing import Any
 
 from orchestrator.asl import errors
 from orchestrator.asl.dataflow import StateData
 from orchestrator.asl.errors import StatesError
-from orchestrator.asl.execution import Event, Run, RunService, RunTask, Thread
+from orchestrator.asl.execution import Event, Run, RunActivity, RunService, RunTask, Thread
 from orchestrator.asl.json_values import PAYLOAD_LIMIT_BYTES, exceeds_payload_limit
 from orchestrator.asl.resources import Resource, function_of, parse_resource
 
@@ -40,7 +42,7 @@ def enter(run: Run, thread: Thread, data: StateData) -> None:
     if data.compiled.has_timers:
         timeout = _seconds(state, data, "TimeoutSeconds")
         heartbeat = _seconds(state, data, "HeartbeatSeconds")
-    if resource.kind == "lambda":
+    if resource.kind in ("lambda", "activity"):
         scheduled: dict[str, Any] = {"input": effective, "resource": resource.arn}
     else:
         scheduled = {"parameters": effective, "region": "us-east-1", **resource.event_details}
@@ -87,9 +89,13 @@ def _callback_token(run: Run, thread: Thread) -> str:
     return run.new_token(thread, "task")
 
 
-def _action(resource: Resource, token: str | None, effective: Any, thread: Thread) -> RunTask | RunService:
+def _action(
+    resource: Resource, token: str | None, effective: Any, thread: Thread
+) -> RunTask | RunService | RunActivity:
     if resource.kind == "service":
         return {"type": "RunService", "token": token, "service": resource.target, "parameters": effective}
+    if resource.kind == "activity":
+        return {"type": "RunActivity", "token": token, "activity": resource.target, "input": effective}
     return _function_task(resource, token, effective, thread)
 
 
@@ -152,7 +158,9 @@ def resume(run: Run, thread: Thread, data: StateData, kind: str, event: Event) -
     prefix = resource.event_prefix
     event_type = event.get("type")
     if kind == "heartbeat" or (kind in ("task", "dispatch") and event_type == "TaskHeartbeat"):
-        _heartbeat(run, thread, kind, event)
+        _heartbeat(
+            run, thread, kind, event, f"{prefix}TimedOut" if resource.kind == "activity" else "TaskTimedOut"
+        )
         return
     if kind == "timeout":
         run.drop_tokens(thread)
@@ -181,7 +189,10 @@ def _take_report(run: Run, thread: Thread, data: StateData, resource: Resource, 
         run.record(thread, f"{prefix}Failed", error=failure.error, cause=failure.cause)
         raise failure
     if resource.kind == "invoke" and not resource.callback:
-        result = invoke_envelope(result)
+        # A request id the same however the execution is driven: from the execution and the
+        # event that started the task, not from a random source the core does not have.
+        started = f"{data.context['Execution']['Id']}#{thread.get('lastEventId', 0)}"
+        result = invoke_envelope(result, run.now, str(uuid.uuid5(uuid.NAMESPACE_URL, started)))
     details = resource.event_details
     run.record_event(
         thread, resource.succeeded_event, {"output": result, **details} if details else {"output": result}
@@ -193,24 +204,36 @@ def _take_report(run: Run, thread: Thread, data: StateData, resource: Resource, 
     run.advance_or_finish(thread, data.compiled, output)
 
 
-def _heartbeat(run: Run, thread: Thread, kind: str, event: Event) -> None:
+def _heartbeat(
+    run: Run, thread: Thread, kind: str, event: Event, timed_out_event: str = "TaskTimedOut"
+) -> None:
     if kind == "heartbeat":
         run.drop_tokens(thread)
-        run.record(thread, "TaskTimedOut", error=errors.HEARTBEAT_TIMEOUT)
+        run.record(thread, timed_out_event, error=errors.HEARTBEAT_TIMEOUT)
         raise ReportedError(errors.HEARTBEAT_TIMEOUT, None)
     run.drop_timers(thread, "heartbeat")
     if thread.get("heartbeat"):
         run.set_timer(thread, "heartbeat", run.now + thread["heartbeat"])
 
 
-def invoke_envelope(payload: Any) -> dict[str, Any]:
-    """The result lambda:invoke gives a state: the function's output wrapped as the Invoke API returns it."""
+def invoke_envelope(payload: Any, now: float, request_id: str) -> dict[str, Any]:
+    """The result lambda:invoke gives a state: the function's output wrapped as the Invoke API returns it.
+
+    The shape of "Invoke Lambda with Step Functions" (AWS Step Functions Developer Guide):
+    ExecutedVersion, Payload (the function's output, parsed from JSON), SdkHttpMetadata
+    (the response's headers, each also as a one-element list under AllHttpHeaders, and
+    HttpStatusCode), SdkResponseMetadata.RequestId and StatusCode.
+    """
     body = json.dumps(payload, separators=(",", ":"))
     headers = {
         "Connection": "keep-alive",
-        "Content-Length": str(len(body)),
+        "Content-Length": str(len(body.encode())),
         "Content-Type": "application/json",
+        "Date": formatdate(now, usegmt=True),
         "X-Amz-Executed-Version": "$LATEST",
+        "x-amzn-Remapped-Content-Length": "0",
+        "x-amzn-RequestId": request_id,
+        "X-Amzn-Trace-Id": f"root=1-{int(now):08x}-{request_id.replace('-', '')[:24]};sampled=0",
     }
     return {
         "ExecutedVersion": "$LATEST",
@@ -220,6 +243,6 @@ def invoke_envelope(payload: Any) -> dict[str, Any]:
             "HttpHeaders": headers,
             "HttpStatusCode": 200,
         },
-        "SdkResponseMetadata": {"RequestId": "00000000-0000-0000-0000-000000000000"},
+        "SdkResponseMetadata": {"RequestId": request_id},
         "StatusCode": 200,
     }

@@ -3,7 +3,8 @@
 :func:`invoke` makes Lambda's ``(event, context)`` call and turns whatever happens into the
 outcome a task reports, as AWS Lambda's Python runtime would:
 
-- a return value travels as JSON; one JSON cannot carry fails with ``Runtime.MarshalError``;
+- a return value travels as JSON; one JSON cannot carry fails with ``Runtime.MarshalError``
+  (see :func:`marshalled`: bytes are sent as they are, so bytes of JSON text give that JSON);
 - an ``Exception`` fails with an error named after its class and Lambda's error document
   (errorMessage, errorType, requestId, stackTrace) as the cause;
 - ``sys.exit()`` or another ``BaseException`` would end Lambda's runtime process mid-invocation,
@@ -290,14 +291,39 @@ def json_copy(value: Any, *, allow_nan: bool = True) -> Any:
 def marshalled(result: Any) -> Any:
     """What a function's result becomes on its way to the orchestrator: ``json_copy`` without NaN.
 
+    As Lambda's Python runtime marshals a handler's return value ("Define Lambda function
+    handler in Python", AWS Lambda Developer Guide: the value "must be JSON serializable"):
+    None becomes null, a str is a JSON string even when its text is JSON, a tuple an array.
+    ``bytes`` are the one exception: the runtime sends them as the response body unchanged,
+    and Step Functions reads that body as JSON, so bytes holding JSON text give its value.
+
     Raises:
-        TypeError, ValueError, RecursionError: for a result JSON cannot carry.
+        TypeError, ValueError, RecursionError: for a result JSON cannot carry (bytes that
+            are not UTF-8 JSON text among them).
     """
     # json_copy's fast path, called directly: this runs once per task, in the local runner's hot loop.
     try:
         return _plain_copy(result)
     except (_NotPlainJson, RecursionError):
+        if isinstance(result, (bytes, bytearray)):
+            return _raw_body(bytes(result))
         return json.loads(json.dumps(result, allow_nan=False))
+
+
+def _not_json(constant: str) -> Any:
+    raise ValueError(f"{constant} is not JSON")
+
+
+def _raw_body(body: bytes) -> Any:
+    """The JSON value a raw response body holds.
+
+    Raises:
+        ValueError: when the body is not UTF-8 JSON text.
+    """
+    try:
+        return json.loads(body.decode("utf-8"), parse_constant=_not_json)
+    except ValueError:
+        raise ValueError(f"the {len(body)} bytes returned are not UTF-8 JSON text") from None
 
 
 _TAKEN_AS_THEY_ARE = frozenset({str, bool, type(None)})

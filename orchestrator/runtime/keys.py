@@ -67,6 +67,16 @@ Source queues (SQS role) and topics (SNS role)
     ``{p}:sns-topics``           hash: topic name -> JSON of its attributes and tags (SNS API CreateTopic)
     ``{p}:sns-subscriptions``    hash: subscription id -> JSON (topic, protocol, endpoint, attributes)
 
+Activities (Step Functions' pull model for workers; runtime.activities)
+    ``{p}:activities``           hash: activity name -> JSON ``{"creationDate"}`` (CreateActivity)
+    ``{p}:activity:<name>``      stream of the activity's scheduled tasks: field ``task`` holding JSON
+                                 ``{"execution", "token", "sealed", "input"}``, appended by the commit
+                                 that enters the Task state; GetActivityTask reads it through the
+                                 ``pollers`` group
+    ``{p}:task-token-key``       string: the key that seals the task tokens handed out (runtime.callbacks)
+    ``{p}:ended:{<name>}``       stream of one entry, ``status``, added by the commit that ends an
+                                 execution started by StartSyncExecution; its waiter deletes it
+
 Workers (Lambda role), all shared
     ``<p>-tasks``                the RQ queue name; RQ keeps it in ``rq:queue:<p>-tasks``, jobs in
                                  ``rq:job:<id>`` and the set of queues in ``rq:queues``
@@ -90,6 +100,7 @@ from orchestrator.protocol.keys import SharedKeys
 
 GROUP = "orchestrators"
 BODY_FIELD = "body"
+ACTIVITY_TASK_FIELD = "task"
 FINISHED_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 STATUSES = ("RUNNING", *FINISHED_STATUSES)
 
@@ -173,3 +184,17 @@ class Keys(SharedKeys):
     @property
     def sns_subscriptions(self) -> str:
         return f"{self.prefix}:sns-subscriptions"
+
+    @property
+    def activities(self) -> str:
+        return f"{self.prefix}:activities"
+
+    def activity_tasks(self, name: str) -> str:
+        return f"{self.prefix}:activity:{name}"
+
+    @property
+    def task_token_key(self) -> str:
+        return f"{self.prefix}:task-token-key"
+
+    def execution_ended(self, name: str) -> str:
+        return f"{self.prefix}:ended:{{{name}}}"

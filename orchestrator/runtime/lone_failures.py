@@ -20,8 +20,8 @@ import redis
 from orchestrator.asl import errors
 from orchestrator.runtime import transitions
 from orchestrator.runtime.clock import RedisClock
+from orchestrator.runtime.optimistic import Attempt, CommitConflict, Lost, commit_optimistically
 from orchestrator.runtime.store import (
-    COMMIT_ATTEMPTS,
     Commit,
     CommitRefused,
     Conflict,
@@ -129,37 +129,57 @@ class LoneFailures:
         fail: Callable[[dict[str, Any] | None, float], transitions.Transition | None],
         only_if_new: bool,
     ) -> bool:
+        pending = list(entry_ids)
         with_history = True
-        for _ in range(COMMIT_ATTEMPTS):
+
+        def attempt(_: Attempt) -> bool | Lost:
+            nonlocal pending, with_history
             execution, version = self.store.load([name])[name]
             transition = fail(execution, self.clock())
             if transition is None and not only_if_new:
                 return False
-            commit = self.store.new_commit()
-            for entry_id in entry_ids:
-                commit.expect_pending(stream, entry_id)
-                commit.ack(stream, entry_id)
-            if transition is not None:
-                if not with_history:
-                    transition.history = []
-                commit.expect_version(name, version)
-                transitions.record(commit, transition, version, self.settings)
-            if commit.empty:
-                return True
-            try:
-                conflicts = self.commit(commit)
-            except CommitRefused as refused:
-                if not with_history or self.store.keys.history(name) not in refused.keys:
-                    raise
-                # Its history key holds something else: the blob and the indexes still say why.
-                log.error("execution %s: its history cannot be written (%s)", name, refused)
-                with_history = False
-                continue
+            while True:
+                commit = self._failure_commit(name, stream, pending, transition, version, with_history)
+                if commit.empty:
+                    return True
+                try:
+                    conflicts = self.commit(commit)
+                    break
+                except CommitRefused as refused:
+                    if not with_history or self.store.keys.history(name) not in refused.keys:
+                        raise
+                    # Its history key holds something else: the blob and the indexes still say why.
+                    log.error("execution %s: its history cannot be written (%s)", name, refused)
+                    with_history = False
             if not conflicts:
                 return True
-            still_pending = [entry_id for entry_id in entry_ids if not acked_elsewhere(conflicts, entry_id)]
-            if entry_ids and not still_pending:
+            pending = [entry_id for entry_id in pending if not acked_elsewhere(conflicts, entry_id)]
+            if entry_ids and not pending:
                 return True  # another orchestrator applied them: nothing is left to fail for
-            entry_ids = still_pending
-        log.warning("execution %s: its failure lost %d races; its events stay pending", name, COMMIT_ATTEMPTS)
-        return True
+            return Lost(conflicts)
+
+        try:
+            return commit_optimistically(f"the failure of execution {name}", attempt)
+        except CommitConflict as gave_up:
+            log.warning("%s; its events stay pending", gave_up)
+            return True
+
+    def _failure_commit(
+        self,
+        name: str,
+        stream: str,
+        entry_ids: list[str],
+        transition: transitions.Transition | None,
+        version: int,
+        with_history: bool,
+    ) -> Commit:
+        commit = self.store.new_commit()
+        for entry_id in entry_ids:
+            commit.expect_pending(stream, entry_id)
+            commit.ack(stream, entry_id)
+        if transition is not None:
+            if not with_history:
+                transition.history = []
+            commit.expect_version(name, version)
+            transitions.record(commit, transition, version, self.settings)
+        return commit

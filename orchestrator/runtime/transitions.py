@@ -15,9 +15,19 @@ from orchestrator import services
 from orchestrator.asl import engine
 from orchestrator.asl.definition import StateMachine
 from orchestrator.protocol.tasks import Task
-from orchestrator.runtime.keys import BODY_FIELD
+from orchestrator.runtime.callbacks import (
+    CALLBACK_KIND,
+    DISPATCH_KIND,
+    seal,
+    seal_handed_tokens,
+    token_key,
+)
+from orchestrator.runtime.keys import ACTIVITY_TASK_FIELD, BODY_FIELD, FINISHED_STATUSES
 from orchestrator.runtime.store import Commit
 from orchestrator.settings import Settings
+
+NOTIFY_END = "notifyEnd"
+"""The execution's field that asks for its end to be announced (runtime.sync_executions)."""
 
 
 @dataclass
@@ -32,11 +42,23 @@ class Transition:
     cancelled_timers: list[dict[str, Any]] = field(default_factory=list)
     publishes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     messages: list[tuple[str, Any]] = field(default_factory=list)
+    activity_tasks: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    # The plain tokens this transition hands out (callbacks' $$.Task.Token, activity tasks);
+    # record() seals them wherever they leave redstep.
+    handed_tokens: set[str] = field(default_factory=set)
 
 
-def start(machine: StateMachine, name: str, input: Any, now: float) -> Transition:
-    """Start an execution of ``machine`` and carry it as far as it goes without a worker."""
+def start(
+    machine: StateMachine, name: str, input: Any, now: float, *, notify_end: bool = False
+) -> Transition:
+    """Start an execution of ``machine`` and carry it as far as it goes without a worker.
+
+    With ``notify_end`` (StartSyncExecution waits on it), the commit that ends it also adds
+    its status to ``{p}:ended:{<name>}``.
+    """
     step = engine.start_execution(machine, name, input, now)
+    if notify_end:
+        step.execution[NOTIFY_END] = True
     if machine.version is not None:
         # It runs on this version to its end, whatever is registered under its name later.
         step.execution["machineVersion"] = machine.version
@@ -66,15 +88,30 @@ def settle(machine: StateMachine, transition: Transition, step: engine.Step, now
         name = step.execution["name"]
         for action in step.actions:
             kind = action["type"]
+            transition.handed_tokens.update(_handed_tokens(step.execution, action))
             if kind == "RunTask":
                 transition.tasks.append(task_of(name, action))
             elif kind == "SetTimer":
                 transition.timers.append((float(action["due"]), timer_event(name, action["token"])))
             elif kind == "CancelTimer":
                 transition.cancelled_timers.append(timer_event(name, action["token"]))
+            elif kind == "RunActivity":
+                # An activity is a callback task: its worker answers the thread's callback token.
+                for token in _handed_tokens(step.execution, action):
+                    task = {"execution": name, "token": token, "input": action["input"]}
+                    transition.activity_tasks.append((action["activity"], task))
             elif kind == "RunService":
                 event = run_service(transition, action, now)
                 steps.append(engine.advance(machine, transition.execution, event, now))
+
+
+def _handed_tokens(execution: dict[str, Any], action: dict[str, Any]) -> list[str]:
+    """The callback token a dispatch (a function, a message, a publish, an activity task) hands out."""
+    tokens = execution.get("tokens", {})
+    owner = tokens.get(action.get("token"))
+    if owner is None or owner[1] != DISPATCH_KIND:
+        return []
+    return [token for token, (thread, kind) in tokens.items() if thread == owner[0] and kind == CALLBACK_KIND]
 
 
 def timer_event(execution: str, token: str) -> dict[str, Any]:
@@ -134,8 +171,10 @@ def _event(execution: dict[str, Any], now: float, event_type: str, **details: An
 def record(commit: Commit, transition: Transition, version: int, settings: Settings) -> None:
     """Write ``transition`` (committed at ``version`` + 1) into ``commit``, tasks excepted.
 
-    Tasks are left to the caller, who groups a whole batch's tasks into few RQ jobs.
+    Tasks are left to the caller, who groups a whole batch's tasks into few RQ jobs (their
+    payloads are sealed here, in place).
     """
+    _seal_handed_tokens(commit, transition)
     execution = transition.execution
     commit.save_execution(execution, version + 1)
     commit.append_history(execution["name"], transition.history)
@@ -149,3 +188,24 @@ def record(commit: Commit, transition: Transition, version: int, settings: Setti
         commit.publish(topic, message, settings.notification_stream_length)
     for queue, body in transition.messages:
         commit.add_stream_entry(commit.keys.queue(queue), {BODY_FIELD: json.dumps(body)})
+    for activity, task in transition.activity_tasks:
+        commit.add_stream_entry(commit.keys.activity_tasks(activity), {ACTIVITY_TASK_FIELD: json.dumps(task)})
+    ended = execution["status"] in FINISHED_STATUSES and transition.previous_status not in FINISHED_STATUSES
+    if ended and execution.get(NOTIFY_END):
+        commit.add_stream_entry(
+            commit.keys.execution_ended(execution["name"]), {"status": execution["status"]}
+        )
+
+
+def _seal_handed_tokens(commit: Commit, transition: Transition) -> None:
+    if not transition.handed_tokens:
+        return
+    key = token_key(commit.connection, commit.keys)
+    sealed = {token: seal(key, token) for token in transition.handed_tokens}
+    for task in transition.tasks:
+        task["payload"] = seal_handed_tokens(task["payload"], sealed)
+    transition.publishes = [(topic, seal_handed_tokens(m, sealed)) for topic, m in transition.publishes]
+    transition.messages = [(queue, seal_handed_tokens(body, sealed)) for queue, body in transition.messages]
+    transition.activity_tasks = [
+        (activity, {**task, "sealed": sealed[task["token"]]}) for activity, task in transition.activity_tasks
+    ]

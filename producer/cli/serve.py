@@ -1,4 +1,5 @@
-"""``redstep serve``: AWS's Step Functions API over HTTP, for unchanged boto3 code and the AWS CLI.
+"""``redstep serve``: AWS's Step Functions, SQS and SNS APIs over HTTP, for unchanged boto3 code and
+the AWS CLI, and the dashboard at ``/ui/``.
 
 A thin command over :mod:`orchestrator.api.server`. Every request must be signed (SigV4) with
 a configured key pair (``REDSTEP_ACCESS_KEY_ID``/``REDSTEP_SECRET_ACCESS_KEY``, or the pairs of
@@ -34,7 +35,7 @@ def serve_command(
         bool, typer.Option("--no-auth", help="Do not check signatures (only on a loopback address).")
     ] = False,
 ) -> None:
-    """Serve the AWS Step Functions API (and /healthz) on HOST:PORT for boto3 and the AWS CLI."""
+    """Serve the Step Functions, SQS and SNS APIs, the dashboard (/ui/) and /healthz on HOST:PORT."""
     from orchestrator.api.config import ApiSettings, CredentialsError  # imported late: heavy modules
     from orchestrator.api.server import build_app, serve
 
@@ -62,7 +63,8 @@ def serve_command(
         else f"SigV4 checked against {len(credentials)} key(s)"
     )
     print(
-        f"redstep serve: http://{host}:{port} (Step Functions; region {api.region}, account {api.account_id};"
+        f"redstep serve: http://{host}:{port} (Step Functions, SQS, SNS; dashboard at /ui/;"
+        f" region {api.region}, account {api.account_id};"
         f" {checked})",
         file=sys.stderr,
         flush=True,

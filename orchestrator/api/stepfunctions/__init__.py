@@ -5,7 +5,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from orchestrator.api.stepfunctions import callbacks, executions, history, machines, tags, test_state
+from orchestrator.api.stepfunctions import (
+    activities,
+    callbacks,
+    executions,
+    history,
+    machines,
+    sync,
+    tags,
+    test_state,
+)
 from orchestrator.api.stepfunctions.aliases import ALIAS_ACTIONS
 from orchestrator.api.stepfunctions.context import StepFunctions
 from orchestrator.api.stepfunctions.versions import VERSION_ACTIONS
@@ -33,6 +42,12 @@ ACTIONS: dict[str, Action] = {
     "UntagResource": tags.untag_resource,
     "ListTagsForResource": tags.list_tags_for_resource,
     "TestState": test_state.test_state,
+    "CreateActivity": activities.create_activity,
+    "DescribeActivity": activities.describe_activity,
+    "ListActivities": activities.list_activities,
+    "DeleteActivity": activities.delete_activity,
+    "GetActivityTask": activities.get_activity_task,
+    "StartSyncExecution": sync.start_sync_execution,
     **VERSION_ACTIONS,
     **ALIAS_ACTIONS,
 }

@@ -18,7 +18,7 @@ def send_task_success(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, 
         raise ApiError("InvalidOutput", f"Invalid Output: the output is not JSON: {error}") from None
     _answer(
         lambda: callbacks.send_task_success(
-            sfn.client.redis, sfn.client.settings, request["taskToken"], output
+            sfn.client.redis, sfn.client.settings, request["taskToken"], output, sealed_only=True
         )
     )
     return {}
@@ -26,13 +26,19 @@ def send_task_success(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, 
 
 def send_task_failure(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, Any]:
     token, error, cause = request["taskToken"], request.get("error"), request.get("cause")
-    _answer(lambda: callbacks.send_task_failure(sfn.client.redis, sfn.client.settings, token, error, cause))
+    _answer(
+        lambda: callbacks.send_task_failure(
+            sfn.client.redis, sfn.client.settings, token, error, cause, sealed_only=True
+        )
+    )
     return {}
 
 
 def send_task_heartbeat(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, Any]:
     _answer(
-        lambda: callbacks.send_task_heartbeat(sfn.client.redis, sfn.client.settings, request["taskToken"])
+        lambda: callbacks.send_task_heartbeat(
+            sfn.client.redis, sfn.client.settings, request["taskToken"], sealed_only=True
+        )
     )
     return {}
 

@@ -10,7 +10,7 @@ from typing import Any
 from orchestrator.api.arns import name_problem
 from orchestrator.api.errors import ApiError, validation_error
 from orchestrator.api.pagination import listing_key
-from orchestrator.api.stepfunctions import versions
+from orchestrator.api.stepfunctions import activities, versions
 from orchestrator.api.stepfunctions.context import StepFunctions, page_size
 from orchestrator.asl.errors import DefinitionError, Problem
 from orchestrator.asl.validation import validate
@@ -26,14 +26,11 @@ def create_state_machine(sfn: StepFunctions, request: dict[str, Any]) -> dict[st
     name = request["name"]
     if problem := name_problem(name):
         raise ApiError("InvalidName", f"Invalid Name: '{name}': the name {problem}")
+    # EXPRESS machines run as STANDARD ones do; StartSyncExecution serves only them, as on AWS.
     machine_type = request.get("type", "STANDARD")
-    if machine_type != "STANDARD":
-        raise ApiError(
-            "StateMachineTypeNotSupported",
-            f"{machine_type} state machines are not supported by redstep yet: create a STANDARD one",
-        )
     _refuse_unsupported(request)
     role_arn = _role_arn(request["roleArn"])
+    _refuse_missing_activities(sfn, request["definition"])
     try:
         entry, _ = sfn.catalog.create(name, request["definition"], role_arn, machine_type, time.time())
     except DefinitionError as error:
@@ -82,6 +79,8 @@ def update_state_machine(sfn: StepFunctions, request: dict[str, Any]) -> dict[st
             "MissingRequiredParameter", "Either the definition or the roleArn must be specified to update"
         )
     _refuse_unsupported(request)
+    if definition is not None:
+        _refuse_missing_activities(sfn, definition)
     try:
         entry = sfn.catalog.update(name, definition, _role_arn(role_arn) if role_arn else None, time.time())
     except DefinitionError as error:
@@ -175,6 +174,14 @@ def _refuse_unsupported(request: dict[str, Any]) -> None:
         raise validation_error("versionDescription is only accepted with publish set to true")
     if request.get("tags"):
         raise validation_error("tags are not supported by redstep yet: create the state machine without tags")
+
+
+def _refuse_missing_activities(sfn: StepFunctions, definition: str) -> None:
+    # As AWS: a Task may name only an activity that exists, in this region and account.
+    missing = activities.missing_activities(sfn, definition)
+    if missing:
+        problems = [Problem("Resource", f"Activity does not exist: '{arn}'") for arn in missing]
+        raise invalid_definition(problems)
 
 
 def _role_arn(role_arn: str) -> str:

@@ -1,0 +1,56 @@
+"""Waiting for an execution's end without polling: what StartSyncExecution holds its request on.
+
+An execution started with ``notify_end`` carries a flag that makes the commit ending it add
+``{"status"}`` to ``{p}:ended:{<name>}`` (runtime.transitions.record), in the same atomic
+step that ends it. The waiter blocks on that stream with XREAD, which answers at once when
+the end was committed before the wait began, and deletes it once read. Blocking happens in
+slices, on a connection of its own, so a lost Redis shows within one slice and no thread is
+held while an execution runs.
+"""
+
+from __future__ import annotations
+
+import time
+
+import redis.asyncio as aioredis
+
+from orchestrator.runtime.keys import Keys
+from orchestrator.settings import Settings
+
+BLOCK_SLICE_SECONDS = 5.0
+
+
+class EndWaiter:
+    """Waits for executions started with ``notify_end`` to end.
+
+    Args:
+        settings: the Redis URL and the key prefix.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.prefix)
+        self._redis: aioredis.Redis | None = None
+
+    def connection(self) -> aioredis.Redis:
+        # Made on first use, inside the server's event loop, which its connections belong to.
+        if self._redis is None:
+            self._redis = aioredis.Redis.from_url(
+                self.settings.redis_url,
+                socket_connect_timeout=5.0,
+                socket_timeout=BLOCK_SLICE_SECONDS + self.settings.socket_timeout_seconds,
+                health_check_interval=30,
+            )
+        return self._redis
+
+    async def ended(self, name: str, timeout: float) -> bool:
+        """Whether execution ``name`` ended within ``timeout`` seconds (its announcement is consumed)."""
+        stream = self.keys.execution_ended(name)
+        deadline = time.monotonic() + timeout
+        connection = self.connection()
+        while (remaining := deadline - time.monotonic()) > 0:
+            block_ms = max(1, int(min(remaining, BLOCK_SLICE_SECONDS) * 1000))
+            if await connection.xread({stream: "0-0"}, count=1, block=block_ms):
+                await connection.delete(stream)
+                return True
+        return False

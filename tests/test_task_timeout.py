@@ -1,0 +1,207 @@
+"""A function that outlives its task's TimeoutSeconds: States.Timeout, and its late result ignored.
+
+"Task workflow state" (AWS Step Functions Developer Guide, state-task.html): "If the task
+runs longer than the specified seconds, this state fails with a States.Timeout error name";
+TimeoutSecondsPath takes the same from the state's input. The history shows the timeout
+(LambdaFunctionTimedOut for a Lambda ARN, TaskTimedOut for ``lambda:invoke``, as recorded in
+the conformance case test_timeouts__test_fixed_timeout_service_lambda_with_path) and no
+result: the state has moved on when the function's late result arrives.
+
+The local runner's clock is virtual (a function's ``virtual_duration_seconds`` is how long
+it takes), so the slow function costs no real time there; the stack test runs a real one.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.asl.definition import StateMachine
+from orchestrator.asl.engine import advance, start_execution
+from orchestrator.local import LocalRunner
+from orchestrator.runtime.server import RedisServer
+from tests.conformance.stack import Stack, running_stack, stack_settings
+
+THIS_FILE = Path(__file__).resolve()
+LAMBDA = "arn:aws:lambda:us-east-1:000000000000:function:"
+
+
+def takes_ten_minutes(event: Any, context: Any) -> Any:
+    return {"late": True}
+
+
+takes_ten_minutes.virtual_duration_seconds = 600  # type: ignore[attr-defined]
+
+
+def sleeps_past_its_timeout(event: Any, context: Any) -> Any:
+    """Sleeps for real, then leaves a mark that it finished (the stack test waits on it)."""
+    time.sleep(event["seconds"])
+    Path(event["marker"]).write_text("done")
+    return {"late": True}
+
+
+def lambda_task(resource: str = "takes_ten_minutes", **fields: Any) -> dict[str, Any]:
+    return {"Type": "Task", "Resource": LAMBDA + resource, "End": True, **fields}
+
+
+def invoke_task(**fields: Any) -> dict[str, Any]:
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": "takes_ten_minutes", "Payload.$": "$"},
+        "End": True,
+        **fields,
+    }
+
+
+def run_locally(state: dict[str, Any], input: Any, **more: Any) -> Any:
+    definition = {"StartAt": "T", "States": {"T": state, **more}}
+    return LocalRunner(
+        StateMachine.parse(definition, "Timeouts"), {"takes_ten_minutes": takes_ten_minutes}
+    ).run(input, start=0.0)
+
+
+def kinds(result: Any) -> list[str]:
+    return [event["type"] for event in result.history]
+
+
+@pytest.mark.parametrize(
+    "state",
+    [lambda_task(TimeoutSeconds=5), lambda_task(TimeoutSecondsPath="$.timeout")],
+    ids=["literal", "path"],
+)
+def test_a_lambda_task_that_outlives_its_timeout_fails_with_states_timeout(state: dict[str, Any]) -> None:
+    result = run_locally(state, {"timeout": 5})
+
+    assert (result.status, result.error, result.cause) == ("FAILED", "States.Timeout", None)
+    assert kinds(result) == [
+        "ExecutionStarted",
+        "TaskStateEntered",
+        "LambdaFunctionScheduled",
+        "LambdaFunctionStarted",
+        "LambdaFunctionTimedOut",
+        "ExecutionFailed",
+    ]
+    assert result.history[2]["timeoutInSeconds"] == 5
+    assert result.history[4]["error"] == "States.Timeout" and "cause" not in result.history[4]
+    # Failed when its time ran out, on the virtual clock: not when the function would have ended.
+    assert result.history[-1]["timestamp"] == 5.0
+
+
+def test_a_lambda_invoke_task_that_outlives_its_timeout_fails_with_task_timed_out() -> None:
+    result = run_locally(invoke_task(TimeoutSecondsPath="$.timeout"), {"timeout": 5})
+
+    assert (result.status, result.error) == ("FAILED", "States.Timeout")
+    assert kinds(result)[2:] == ["TaskScheduled", "TaskStarted", "TaskTimedOut", "ExecutionFailed"]
+    assert result.history[4]["error"] == "States.Timeout"
+    assert result.history[-1]["timestamp"] == 5.0
+
+
+def test_a_caught_timeout_goes_on_and_the_late_result_changes_nothing() -> None:
+    state = lambda_task(TimeoutSeconds=5, Catch=[{"ErrorEquals": ["States.Timeout"], "Next": "After"}])
+    result = run_locally(state, {}, After={"Type": "Wait", "Seconds": 1000, "End": True})
+
+    assert (result.status, result.output) == ("SUCCEEDED", {"Error": "States.Timeout"})
+    # The function's result came at 600 s, while After waited: nothing of it shows.
+    assert "LambdaFunctionSucceeded" not in kinds(result)
+    assert result.history[-1]["timestamp"] == 1005.0
+
+
+def test_the_core_ignores_a_result_reported_after_the_timeout_fired() -> None:
+    machine = StateMachine.parse({"StartAt": "T", "States": {"T": lambda_task(TimeoutSeconds=5)}}, "Timeouts")
+    step = start_execution(machine, "e", {}, 0.0)
+    task = next(action for action in step.actions if action["type"] == "RunTask")
+    timer = next(action for action in step.actions if action["type"] == "SetTimer")
+
+    timed_out = advance(machine, step.execution, {"type": "TimerFired", "token": timer["token"]}, 5.0)
+    late = advance(
+        machine, timed_out.execution, {"type": "TaskSucceeded", "token": task["token"], "output": 1}, 600.0
+    )
+
+    assert timed_out.execution["status"] == "FAILED"
+    assert (late.history, late.actions) == ([], [])
+
+
+# -- on a real stack ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """An orchestrator and one worker process that loaded this file's functions."""
+    settings, env = stack_settings(redis_server.url, "timeouts")
+    with running_stack(settings, env, [THIS_FILE], tmp_path_factory.mktemp("workers"), workers=1) as running:
+        yield running
+
+
+def wait_for(condition: Any, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            pytest.fail(f"{what} did not happen within {seconds} s")
+        time.sleep(0.05)
+
+
+@pytest.mark.stack
+def test_on_the_stack_a_function_that_outlives_its_timeout_fails_the_task_and_its_result_is_ignored(
+    stack: Stack, tmp_path: Path
+) -> None:
+    machine = f"timeout-{uuid.uuid4().hex[:6]}"
+    stack.client.register_machine(
+        machine, {"StartAt": "T", "States": {"T": lambda_task("sleeps_past_its_timeout", TimeoutSeconds=1)}}
+    )
+    marker = tmp_path / "finished"
+    name = stack.client.start_execution(machine, {"seconds": 3, "marker": str(marker)})
+
+    described = stack.client.wait(name, timeout=60)
+    assert (described["status"], described.get("error")) == ("FAILED", "States.Timeout")
+
+    # The function ends two seconds later and reports; the next job on the one worker comes
+    # after that report, so once it has finished the late report has been taken up too.
+    wait_for(marker.exists, 60, "the slow function's end")
+    after = f"{machine}-after"
+    stack.client.register_machine(
+        after, {"StartAt": "T", "States": {"T": lambda_task("sleeps_past_its_timeout")}}
+    )
+    stack.client.wait(stack.client.start_execution(after, {"seconds": 0, "marker": str(tmp_path / "b")}), 60)
+
+    history = [event["type"] for event in stack.client.history(name)]
+    assert history == [
+        "ExecutionStarted",
+        "TaskStateEntered",
+        "LambdaFunctionScheduled",
+        "LambdaFunctionStarted",
+        "LambdaFunctionTimedOut",
+        "ExecutionFailed",
+    ]
+    assert stack.client.describe(name)["status"] == "FAILED"
+
+
+def test_a_function_that_outlives_lambdas_own_timeout_fails_with_sandbox_timedout_at_900_seconds() -> None:
+    """ "Troubleshoot invocation issues in Lambda" (AWS Lambda Developer Guide): a function stopped
+    at its timeout reports "Task timed out after 900.00 seconds" (900 s, Lambda's longest
+    timeout, is every function's here); the worker's job timeout words it the same."""
+
+    def takes_twenty_minutes(event: Any, context: Any) -> Any:
+        return "never seen"
+
+    takes_twenty_minutes.virtual_duration_seconds = 1200  # type: ignore[attr-defined]
+    definition = {"StartAt": "T", "States": {"T": lambda_task("takes_twenty_minutes")}}
+    result = LocalRunner(
+        StateMachine.parse(definition, "Timeouts"), {"takes_twenty_minutes": takes_twenty_minutes}
+    ).run({}, start=0.0)
+
+    assert (result.status, result.error) == ("FAILED", "Sandbox.Timedout")
+    document = json.loads(result.cause)
+    assert document["errorType"] == "Sandbox.Timedout"
+    assert (
+        document["errorMessage"]
+        == f"RequestId: {document['requestId']} Error: Task timed out after 900.00 seconds"
+    )
+    assert kinds(result)[-2:] == ["LambdaFunctionFailed", "ExecutionFailed"]
+    assert result.history[-1]["timestamp"] == 900.0
