@@ -16,7 +16,7 @@ from typing import Any
 from rq import Queue, Worker
 from rq.serializers import JSONSerializer
 
-from orchestrator.runtime import heartbeats
+from orchestrator.runtime import execution_index, heartbeats
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.keys import STATUSES
 from orchestrator.runtime.queues import Queues
@@ -74,7 +74,11 @@ def executions_page(
     cursor, scanned = before, 0
     while scanned < SCAN_LIMIT:
         want = min(SCAN_BATCH, SCAN_LIMIT - scanned)
-        entries = client.execution_index(status, (cursor.score, cursor.name) if cursor else None, want)
+        after = (cursor.score, cursor.name) if cursor else None
+        if machine and execution_index.is_built(client.redis, client.keys):  # only its executions
+            entries = execution_index.newest(client.redis, client.keys, machine, status, after, want)
+        else:
+            entries = client.execution_index(status, after, want)
         scanned += len(entries)
         matching = [(name, score) for name, score in entries if not prefix or name.startswith(prefix)]
         # Without a machine to check, every candidate is a row: load no more than the page needs.
@@ -87,6 +91,8 @@ def executions_page(
         for name, score in candidates:
             described = loaded.get(name)
             if described is None or (machine and described["stateMachine"] != machine):
+                continue
+            if status and described["status"] != status:  # an entry a status change left behind
                 continue
             rows.append(described)
             if len(rows) == page_size:

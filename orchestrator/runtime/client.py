@@ -99,12 +99,16 @@ class Client:
 
         return commit_optimistically(f"the start of execution {name}", attempt)
 
-    def start_new_execution(self, machine: str, input: Any, name: str, *, notify_end: bool = False) -> bool:
+    def start_new_execution(
+        self, machine: str, input: Any, name: str, version: str | None = None, *, notify_end: bool = False
+    ) -> bool:
         """Start an execution of ``machine`` called ``name``; False when the name is already taken.
 
         As :meth:`start_execution`, but says whether this call is the one that started it, so a
-        caller can tell a repeated request from a name someone else holds. With ``notify_end``
-        its end is announced for :mod:`orchestrator.runtime.sync_executions` to wait on.
+        caller can tell a repeated request from a name someone else holds. With ``version`` (a
+        registered definition's content version), it runs that definition, not the current one.
+        With ``notify_end`` its end is announced for :mod:`orchestrator.runtime.sync_executions`
+        to wait on.
 
         Raises:
             ValueError: ``name`` breaks the rule for execution names, before anything is written.
@@ -116,7 +120,9 @@ class Client:
         def attempt(_: Attempt) -> bool | Lost:
             if self.store.load([name])[name][0] is not None:
                 return False
-            transition = self._start(machine, name, input, self._machines, notify_end)
+            transition = self._start(
+                machine, name, input, self._machines, version=version, notify_end=notify_end
+            )
             commit = self.store.new_commit()
             commit.expect_version(name, 0)
             transitions.record(commit, transition, 0, self.settings)
@@ -132,10 +138,12 @@ class Client:
         name: str,
         input: Any,
         machines: MachineCache | None = None,
+        version: str | None = None,
         notify_end: bool = False,
     ) -> transitions.Transition:
         now = self.clock()
-        machine = (machines or MachineCache(self.redis, self.keys, refresh_seconds=0)).get(machine_name)
+        cache = machines or MachineCache(self.redis, self.keys, refresh_seconds=0)
+        machine = cache.get(machine_name, version)
         if machine is None:
             cause = f"State Machine Does Not Exist: '{machine_name}' (no definition is registered under it)"
             return transitions.fail(name, machine_name, input, errors.RUNTIME, cause, now)

@@ -24,6 +24,16 @@ Executions
     ``{p}:machine-details``      hash: state machine name -> JSON of what the Step Functions API adds
                                  (roleArn, type, creationDate, updateDate, executionsSince), or of
                                  ``{"deleted": <time>}`` once DeleteStateMachine removed it (runtime.catalog)
+    ``{p}:machine-executions:<machine>`` and ``{p}:machine-status:<machine>:<STATUS>``
+                                 zsets: each machine's own execution index, by start time, kept with
+                                 the global one; ``{p}:machine-index-built`` says older executions
+                                 were taken in, ``{p}:machine-index-building`` locks that rebuild
+                                 (runtime.execution_index)
+    ``{p}:sfn-versions:<machine>``, ``{p}:sfn-aliases:<machine>``
+                                 hashes: a machine's published versions and its aliases, with the
+                                 creation date of the machine they belong to (api.stepfunctions)
+    ``{p}:sfn-execution-origins`` hash: execution name -> JSON of the version (and alias) it was
+                                 started through
     ``{p}:sfn-tags``             hash: state machine ARN -> JSON ``{"created": <its creationDate>, "tags"}``
                                  (TagResource); removed with the machine, and a machine created again
                                  under the name does not inherit them (the creation date differs)

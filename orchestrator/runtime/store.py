@@ -25,6 +25,7 @@ from orchestrator.protocol.jobs import rq_job_fields
 from orchestrator.protocol.keys import RQ_QUEUES
 from orchestrator.protocol.metrics import flat, metrics_key
 from orchestrator.protocol.tasks import Task
+from orchestrator.runtime import execution_index
 from orchestrator.runtime.keys import FINISHED_STATUSES, GROUP, Keys
 from orchestrator.runtime.scripts import lua_script
 
@@ -111,6 +112,9 @@ class Commit:
             self._ops += ["zadd", self._k(self.keys.closed), str(stopped), name]
         elif previous in FINISHED_STATUSES:
             self._ops += ["zrem", self._k(self.keys.closed), name]
+        # Each machine's own index too (runtime.execution_index), so listing one is cheap.
+        for op, index, *args in execution_index.writes(self.keys, execution, previous):
+            self._ops += [op, self._k(index), *args]
         if previous == status:
             return
         if previous is None:

@@ -38,6 +38,14 @@ STEPFUNCTIONS_OPERATIONS = (
     "DeleteActivity",
     "GetActivityTask",
     "StartSyncExecution",
+    "PublishStateMachineVersion",
+    "ListStateMachineVersions",
+    "DeleteStateMachineVersion",
+    "CreateStateMachineAlias",
+    "DescribeStateMachineAlias",
+    "UpdateStateMachineAlias",
+    "DeleteStateMachineAlias",
+    "ListStateMachineAliases",
 )
 
 SQS_OPERATIONS = (

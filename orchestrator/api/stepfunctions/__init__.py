@@ -15,7 +15,9 @@ from orchestrator.api.stepfunctions import (
     tags,
     test_state,
 )
+from orchestrator.api.stepfunctions.aliases import ALIAS_ACTIONS
 from orchestrator.api.stepfunctions.context import StepFunctions
+from orchestrator.api.stepfunctions.versions import VERSION_ACTIONS
 
 Action = Callable[[StepFunctions, dict[str, Any]], dict[str, Any]]
 
@@ -46,6 +48,8 @@ ACTIONS: dict[str, Action] = {
     "DeleteActivity": activities.delete_activity,
     "GetActivityTask": activities.get_activity_task,
     "StartSyncExecution": sync.start_sync_execution,
+    **VERSION_ACTIONS,
+    **ALIAS_ACTIONS,
 }
 
 __all__ = ["ACTIONS", "Action", "StepFunctions"]

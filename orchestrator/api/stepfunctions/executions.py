@@ -10,7 +10,10 @@ from typing import Any
 from orchestrator.api.arns import name_problem
 from orchestrator.api.errors import ApiError, validation_error
 from orchestrator.api.pagination import listing_key
+from orchestrator.api.stepfunctions import aliases, versions
 from orchestrator.api.stepfunctions.context import StepFunctions, page_size
+from orchestrator.runtime import execution_index
+from orchestrator.runtime.catalog import MachineEntry
 from orchestrator.runtime.client import TERMINAL, ExecutionNotFound, NotRedrivable
 from orchestrator.runtime.sources import MESSAGE_ID_RULE, message_id_problem
 
@@ -21,7 +24,7 @@ SCAN_BATCH = 200
 
 
 def start_execution(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, Any]:
-    entry = sfn.machine(request["stateMachineArn"])
+    entry, version, alias = _started_through(sfn, request["stateMachineArn"])
     name = request.get("name") or str(uuid.uuid4())
     if problem := name_problem(name):
         raise ApiError("InvalidName", f"Invalid Name: '{name}': the name {problem}")
@@ -37,7 +40,8 @@ def start_execution(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, An
             "InvalidExecutionInput", f"Invalid State Machine Execution Input: the input is not JSON: {error}"
         ) from None
     arn = sfn.arns.execution(entry.name, name)
-    if not sfn.client.start_new_execution(entry.name, value, name):
+    revision = version.revision if version else None
+    if not sfn.client.start_new_execution(entry.name, value, name, revision):
         existing = sfn.client.describe(name)
         # As AWS: the same request again while the first still runs answers with the first.
         same = existing is not None and (existing["stateMachine"], existing["input"]) == (entry.name, value)
@@ -45,12 +49,35 @@ def start_execution(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, An
             raise ApiError("ExecutionAlreadyExists", f"Execution Already Exists: '{arn}'")
         return {"executionArn": arn, "startDate": existing["startDate"]}
     started = sfn.client.describe(name)
+    if started is not None and version is not None:
+        versions.record_origin(sfn, started, version.number, alias)
     return {"executionArn": arn, "startDate": started["startDate"] if started else time.time()}
+
+
+def _started_through(
+    sfn: StepFunctions, arn: str
+) -> tuple[MachineEntry, versions.Version | None, str | None]:
+    """The machine a StartExecution ARN names, and the version (and alias) it starts on, if any.
+
+    An alias picks one of its versions by weight, for this execution alone.
+    """
+    qualified = versions.split_arn(sfn, arn)
+    if qualified.alias is not None:
+        try:
+            entry, alias = aliases.alias_of(sfn, arn)
+        except ApiError:
+            raise ApiError("StateMachineDoesNotExist", f"State Machine Does Not Exist: '{arn}'") from None
+        number = alias.pick()
+        return entry, versions.version_of(sfn, versions.version_arn(sfn, entry.name, number)), alias.name
+    if qualified.version is not None:
+        version = versions.version_of(sfn, arn)
+        return sfn.machine(sfn.arns.state_machine(qualified.machine)), version, None
+    return sfn.machine(arn), None, None
 
 
 def describe_execution(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, Any]:
     described = sfn.execution(request["executionArn"])
-    answer = _list_item(sfn, described)
+    answer = _list_item(sfn, described, versions.origins(sfn, [described]).get(described["name"]))
     if request.get("includedData") != "METADATA_ONLY":
         answer["input"] = json.dumps(described["input"])
         answer["inputDetails"] = {"included": True}
@@ -107,34 +134,78 @@ def list_executions(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, An
             "Must provide a StateMachine ARN or MapRun ARN: ListExecutions lists the executions of one state"
             " machine (pass stateMachineArn)"
         )
-    entry = sfn.machine(request["stateMachineArn"])
+    arn = request["stateMachineArn"]
+    qualified = versions.split_arn(sfn, arn)
+    entry = sfn.machine(sfn.arns.state_machine(qualified.machine))
+    if qualified.version is not None:
+        versions.version_of(sfn, arn)
+    elif qualified.alias is not None:
+        aliases.alias_of(sfn, arn)
     status, redrive = request.get("statusFilter"), request.get("redriveFilter")
-    listing = listing_key("ListExecutions", arn=request["stateMachineArn"], status=status, redrive=redrive)
+    listing = listing_key("ListExecutions", arn=arn, status=status, redrive=redrive)
     cursor = sfn.tokens.read(request["nextToken"], listing) if "nextToken" in request else None
     before = (float(cursor[0]), str(cursor[1])) if cursor else None
     limit, found = page_size(request), []
     exhausted = False
+    # The machine's own index when it is complete, else the global one (entries are checked alike).
+    by_machine = execution_index.is_built(sfn.client.redis, sfn.client.keys)
     while len(found) <= limit and not exhausted:
-        entries = sfn.client.execution_index(status, before, SCAN_BATCH)
+        if by_machine:
+            entries = execution_index.newest(
+                sfn.client.redis, sfn.client.keys, entry.name, status, before, SCAN_BATCH
+            )
+        else:
+            entries = sfn.client.execution_index(status, before, SCAN_BATCH)
         exhausted = len(entries) < SCAN_BATCH
         # Executions older than the machine belong to an earlier machine of that name.
         current = [(name, score) for name, score in entries if score >= entry.executions_since]
         exhausted = exhausted or len(current) < len(entries)
         described = sfn.client.describe_many([name for name, _ in current])
-        for name, score in current:
-            execution = described.get(name)
-            if execution and execution["stateMachine"] == entry.name and _redrive_matches(execution, redrive):
-                found.append((score, execution))
+        candidates = [
+            (score, execution)
+            for name, score in current
+            if (execution := described.get(name))
+            and execution["stateMachine"] == entry.name
+            and (status is None or execution["status"] == status)
+            and _redrive_matches(execution, redrive)
+        ]
+        found += _started_through_filter(sfn, qualified, candidates)
         if entries:
             before = (entries[-1][1], entries[-1][0])
-    answer: dict[str, Any] = {"executions": [_list_item(sfn, execution) for _, execution in found[:limit]]}
+    page = [execution for _, execution in found[:limit]]
+    through = versions.origins(sfn, page)
+    answer: dict[str, Any] = {
+        "executions": [_list_item(sfn, execution, through.get(execution["name"])) for execution in page]
+    }
     if len(found) > limit:
         last_score, last = found[limit - 1]
         answer["nextToken"] = sfn.tokens.issue(listing, [last_score, last["name"]])
     return answer
 
 
-def _list_item(sfn: StepFunctions, described: dict[str, Any]) -> dict[str, Any]:
+def _started_through_filter(
+    sfn: StepFunctions, qualified: versions.Qualified, candidates: list[tuple[float, dict[str, Any]]]
+) -> list[tuple[float, dict[str, Any]]]:
+    """The ``candidates`` a version or alias ARN lists: those started through it (all, for a machine ARN)."""
+    if qualified.version is None and qualified.alias is None:
+        return candidates
+    through = versions.origins(sfn, [execution for _, execution in candidates])
+    kept = []
+    for score, execution in candidates:
+        origin = through.get(execution["name"])
+        if origin is None:
+            continue
+        if qualified.alias is not None and origin.get("alias") != qualified.alias:
+            continue
+        if qualified.version is not None and origin["version"] != qualified.version:
+            continue
+        kept.append((score, execution))
+    return kept
+
+
+def _list_item(
+    sfn: StepFunctions, described: dict[str, Any], origin: dict[str, Any] | None = None
+) -> dict[str, Any]:
     item = {
         "executionArn": sfn.execution_arn(described),
         "stateMachineArn": sfn.arns.state_machine(described["stateMachine"]),
@@ -145,6 +216,12 @@ def _list_item(sfn: StepFunctions, described: dict[str, Any]) -> dict[str, Any]:
     }
     if described.get("stopDate") is not None:
         item["stopDate"] = described["stopDate"]
+    if origin is not None:
+        item["stateMachineVersionArn"] = versions.version_arn(
+            sfn, described["stateMachine"], origin["version"]
+        )
+        if origin.get("alias"):
+            item["stateMachineAliasArn"] = aliases.alias_arn(sfn, described["stateMachine"], origin["alias"])
     return item
 
 

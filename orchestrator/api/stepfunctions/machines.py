@@ -10,7 +10,7 @@ from typing import Any
 from orchestrator.api.arns import name_problem
 from orchestrator.api.errors import ApiError, validation_error
 from orchestrator.api.pagination import listing_key
-from orchestrator.api.stepfunctions import activities
+from orchestrator.api.stepfunctions import activities, versions
 from orchestrator.api.stepfunctions.context import StepFunctions, page_size
 from orchestrator.asl.errors import DefinitionError, Problem
 from orchestrator.asl.validation import validate
@@ -42,11 +42,20 @@ def create_state_machine(sfn: StepFunctions, request: dict[str, Any]) -> dict[st
             f"State Machine Already Exists: '{arn}' (with another definition, role or type;"
             " use UpdateStateMachine to change it)",
         ) from None
-    return {"stateMachineArn": sfn.arns.state_machine(name), "creationDate": entry.creation_date}
+    answer = {"stateMachineArn": sfn.arns.state_machine(name), "creationDate": entry.creation_date}
+    return answer | _published(sfn, entry, request)
 
 
 def describe_state_machine(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, Any]:
-    entry = sfn.machine(request["stateMachineArn"])
+    arn = request["stateMachineArn"]
+    qualified = versions.split_arn(sfn, arn)
+    if qualified.alias is not None:
+        raise ApiError(
+            "InvalidArn", f"Invalid Arn: '{arn}': describe an alias with DescribeStateMachineAlias"
+        )
+    if qualified.version is not None:
+        return versions.describe_version(sfn, versions.version_of(sfn, arn))
+    entry = sfn.machine(arn)
     return {
         "stateMachineArn": sfn.arns.state_machine(entry.name),
         "name": entry.name,
@@ -78,13 +87,18 @@ def update_state_machine(sfn: StepFunctions, request: dict[str, Any]) -> dict[st
         raise invalid_definition(error.problems) from None
     except MachineNotFound:
         raise ApiError("StateMachineDoesNotExist", f"State Machine Does Not Exist: '{arn}'") from None
-    return {"updateDate": entry.update_date, "revisionId": entry.revision}
+    return {"updateDate": entry.update_date, "revisionId": entry.revision} | _published(sfn, entry, request)
 
 
 def delete_state_machine(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, Any]:
     name = sfn.arns.state_machine_name(request["stateMachineArn"])
     if sfn.catalog.get(name, time.time()) is not None:
         sfn.catalog.delete(name, time.time())
+        # Its versions and aliases go with it (a machine created again under the name would not
+        # see them anyway: they carry this one's creation date).
+        sfn.client.redis.delete(
+            versions.versions_key(sfn, name), f"{sfn.client.keys.prefix}:sfn-aliases:{name}"
+        )
     return {}
 
 
@@ -147,11 +161,17 @@ def invalid_definition(problems: list[Problem]) -> ApiError:
     )
 
 
+def _published(sfn: StepFunctions, entry: MachineEntry, request: dict[str, Any]) -> dict[str, Any]:
+    """With ``publish``, the version the request published (or the newest, if it holds the same)."""
+    if not request.get("publish"):
+        return {}
+    version, _ = versions.publish(sfn, entry, request.get("versionDescription"))
+    return {"stateMachineVersionArn": versions.version_arn(sfn, entry.name, version.number)}
+
+
 def _refuse_unsupported(request: dict[str, Any]) -> None:
-    if request.get("publish"):
-        raise validation_error(
-            "publish is not supported by redstep yet: state machine versions are not kept as ARNs"
-        )
+    if request.get("versionDescription") is not None and not request.get("publish"):
+        raise validation_error("versionDescription is only accepted with publish set to true")
     if request.get("tags"):
         raise validation_error("tags are not supported by redstep yet: create the state machine without tags")
 

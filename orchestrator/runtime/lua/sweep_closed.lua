@@ -77,6 +77,20 @@ local function removes(name)
   return listed == only
 end
 
+-- Its machine's own indexes too (runtime.execution_index), read from the blob before it goes,
+-- and the version it was started on (api.stepfunctions.versions).
+-- pcall: a key someone replaced with another type must not stop the sweep.
+local function unindex_by_machine(name)
+  redis.pcall("HDEL", prefix .. ":sfn-execution-origins", name)
+  local machine = machine_of(name)
+  if machine then
+    redis.pcall("ZREM", prefix .. ":machine-executions:" .. machine, name)
+    for _, status in ipairs({"RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"}) do
+      redis.pcall("ZREM", prefix .. ":machine-status:" .. machine .. ":" .. status, name)
+    end
+  end
+end
+
 local removed, looked_at = 0, 0
 for i = 1, #entries, 2 do
   local name, score = entries[i], entries[i + 1]
@@ -88,6 +102,7 @@ for i = 1, #entries, 2 do
   if redis.call("ZSCORE", KEYS[3], name) then
     redis.call("ZREM", KEYS[1], name)
   elseif removes(name) then
+    unindex_by_machine(name)
     -- UNLINK frees a long history off the main thread; to every reader it is DEL.
     redis.call("UNLINK", prefix .. ":exec:{" .. name .. "}", prefix .. ":history:{" .. name .. "}")
     redis.call("ZREM", KEYS[2], name)
