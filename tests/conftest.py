@@ -9,6 +9,7 @@ process a test module started outlives it: one left running fails the module's l
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -54,6 +55,20 @@ def no_process_outlives_its_module(request: pytest.FixtureRequest) -> Iterator[N
     if left:
         listed = "\n".join(f"  pid {pid}: {command}" for pid, command in left.items())
         pytest.fail(f"{request.node.name} left {len(left)} process(es) running (now killed):\n{listed}")
+
+
+@pytest.fixture(autouse=True)
+def signal_handlers_put_back() -> Iterator[None]:
+    """Put back the SIGINT and SIGTERM handlers a test leaves changed.
+
+    An RQ worker run in the test process (``work(burst=True)``) installs its own and keeps
+    them, so without this a later test's outcome would depend on which tests ran before it.
+    """
+    saved = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    yield
+    for sig, handler in saved.items():
+        if signal.getsignal(sig) is not handler:
+            signal.signal(sig, handler)
 
 
 @pytest.fixture(scope="session", autouse=True)
