@@ -158,8 +158,10 @@ def test_the_example_aws_activity_worker_runs_executions_to_success_and_failure(
         "TaskStateExited",
         "ExecutionSucceeded",
     ]
-    scheduled = sfn.get_execution_history(executionArn=greeted)["events"][2]["activityScheduledEventDetails"]
+    events = sfn.get_execution_history(executionArn=greeted)["events"]
+    scheduled = events[2]["activityScheduledEventDetails"]
     assert (scheduled["resource"], json.loads(scheduled["input"])) == (activity, {"name": "Ada"})
+    assert events[3]["activityStartedEventDetails"] == {"workerName": "example"}
     assert "ActivityFailed" in event_types(sfn, nameless)
 
 
@@ -186,8 +188,56 @@ def test_a_task_nobody_takes_times_out_and_is_never_handed_out_afterwards(sfn: A
 
     failed = finished(sfn, execution)
     assert (failed["status"], failed["error"]) == ("FAILED", "States.Timeout")
-    assert "ActivityTimedOut" in event_types(sfn, execution)
+    assert event_types(sfn, execution) == [
+        "ExecutionStarted",
+        "TaskStateEntered",
+        "ActivityScheduled",
+        "ActivityTimedOut",  # never started: no worker took it
+        "ExecutionFailed",
+    ]
     assert "taskToken" not in sfn.get_activity_task(activityArn=activity)
+
+
+def test_a_task_taken_by_a_named_worker_shows_when_and_by_whom_it_started(sfn: Any) -> None:
+    activity = sfn.create_activity(name=unique("named"))["activityArn"]
+    machine = new_machine(sfn, activity, HeartbeatSeconds=300, TimeoutSeconds=600)
+    execution = sfn.start_execution(stateMachineArn=machine, input='{"n": 1}')["executionArn"]
+    eventually(
+        lambda: "ActivityScheduled" in event_types(sfn, execution), "the activity task to be scheduled"
+    )
+    assert "ActivityStarted" not in event_types(sfn, execution)  # waiting for a worker
+
+    task = sfn.get_activity_task(activityArn=activity, workerName="render-farm-3")
+    eventually(lambda: "ActivityStarted" in event_types(sfn, execution), "the task to show as started")
+    sfn.send_task_success(taskToken=task["taskToken"], output='{"n": 2}')
+    assert finished(sfn, execution)["status"] == "SUCCEEDED"
+
+    events = sfn.get_execution_history(executionArn=execution)["events"]
+    assert [event["type"] for event in events] == [
+        "ExecutionStarted",
+        "TaskStateEntered",
+        "ActivityScheduled",
+        "ActivityStarted",
+        "ActivitySucceeded",
+        "TaskStateExited",
+        "ExecutionSucceeded",
+    ]
+    scheduled, started = events[2], events[3]
+    assert started["activityStartedEventDetails"] == {"workerName": "render-farm-3"}
+    assert started["previousEventId"] == scheduled["id"]
+    assert started["timestamp"] >= scheduled["timestamp"]
+    assert scheduled["activityScheduledEventDetails"]["heartbeatInSeconds"] == 300
+
+
+def test_heartbeat_seconds_do_not_count_while_no_worker_has_taken_the_task(sfn: Any) -> None:
+    activity = sfn.create_activity(name=unique("queued"))["activityArn"]
+    machine = new_machine(sfn, activity, HeartbeatSeconds=1, TimeoutSeconds=4)
+    execution = sfn.start_execution(stateMachineArn=machine)["executionArn"]
+
+    failed = finished(sfn, execution)
+    # Only TimeoutSeconds ends a task no worker took: nobody could have sent a heartbeat.
+    assert (failed["status"], failed["error"]) == ("FAILED", "States.Timeout")
+    assert "ActivityStarted" not in event_types(sfn, execution)
 
 
 def test_heartbeats_and_success_from_a_worker_complete_the_task(sfn: Any) -> None:

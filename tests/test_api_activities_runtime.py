@@ -42,6 +42,50 @@ def test_a_task_read_by_a_poll_that_died_before_handing_it_over_goes_to_the_next
     assert redis_client.xlen(stream) == 0  # handed over once, then gone
 
 
+def test_handing_a_task_over_tells_the_orchestrators_which_worker_started_it(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    name = start_waiting_execution(redis_client, settings)
+    events = f"{settings.prefix}:events"
+    before = redis_client.xlen(events)
+
+    task = asyncio.run(TaskPoller(settings).take("greeter", wait_seconds=5, worker_name="host-1/pid-9"))
+
+    assert task is not None
+    ((_, fields),) = redis_client.xrange(events)[before:]
+    started = json.loads(fields[b"event"])
+    plain = callbacks.unseal(
+        callbacks.token_key(redis_client, Client(redis_client, settings).keys), task.token
+    )
+    assert started == {
+        "type": "ActivityStarted",
+        "execution": name,
+        "token": plain,
+        "workerName": "host-1/pid-9",
+    }
+
+
+def test_a_task_two_polls_both_hold_is_handed_to_one_only(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    start_waiting_execution(redis_client, settings)
+    stream = f"{settings.prefix}:activity:greeter"
+    ((_, ((entry_id, fields),)),) = redis_client.xreadgroup(POLLERS, "slow-serve", {stream: ">"}, count=1)
+    events = f"{settings.prefix}:events"
+    before = redis_client.xlen(events)
+
+    async def both_hand_over() -> list[object]:
+        first, second = TaskPoller(settings), TaskPoller(settings)
+        return [
+            await first._hand_over(stream, entry_id, fields, "first"),
+            await second._hand_over(stream, entry_id, fields, "second"),
+        ]
+
+    handed = asyncio.run(both_hand_over())
+    assert handed[0] is not None and handed[1] is None
+    assert redis_client.xlen(events) == before + 1  # one ActivityStarted, the first worker's
+
+
 def test_a_task_whose_execution_no_longer_waits_is_skipped(
     redis_client: redis.Redis, settings: Settings
 ) -> None:

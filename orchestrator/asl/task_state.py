@@ -24,6 +24,12 @@ __all__ = [
 ]
 
 
+ACTIVITY_STARTED = "ActivityStarted"
+"""The event GetActivityTask reports when it hands an activity's task to a worker (``workerName``)."""
+CALLBACK_KIND = "task"
+"""The kind of the token a callback task (an activity's too) is answered on."""
+
+
 class ReportedError(StatesError):
     """An error the task reported (or a limit its result broke), as opposed to one the state raised.
 
@@ -51,7 +57,9 @@ def enter(run: Run, thread: Thread, data: StateData) -> None:
     if heartbeat is not None:
         scheduled["heartbeatInSeconds"] = int(heartbeat)
     run.record_event(thread, resource.scheduled_event, scheduled)
-    run.record_event(thread, resource.started_event, resource.event_details)
+    if resource.kind != "activity":
+        # An activity's task starts only when a worker takes it: see _activity_started.
+        run.record_event(thread, resource.started_event, resource.event_details)
     if (
         run.in_process is not None
         and timeout is None
@@ -80,8 +88,9 @@ def enter(run: Run, thread: Thread, data: StateData) -> None:
         thread["heartbeat"] = heartbeat
         # A function a worker runs is timed from its worker's first heartbeat, sent as the
         # task starts: a task waiting in the queue behind others is not late. A callback's
-        # heartbeats come from whoever holds its token, so its clock starts now.
-        if resource.callback or action["type"] != "RunTask":
+        # heartbeats come from whoever holds its token, so its clock starts now; an
+        # activity's token is handed out when a worker takes the task (its clock starts then).
+        if resource.kind != "activity" and (resource.callback or action["type"] != "RunTask"):
             run.set_timer(thread, "heartbeat", run.now + heartbeat)
 
 
@@ -157,6 +166,10 @@ def resume(run: Run, thread: Thread, data: StateData, kind: str, event: Event) -
     resource = data.compiled.resource or parse_resource(data.state["Resource"])
     prefix = resource.event_prefix
     event_type = event.get("type")
+    if event_type == ACTIVITY_STARTED:
+        if resource.kind == "activity" and kind == CALLBACK_KIND:
+            _activity_started(run, thread, event)
+        return
     if kind == "heartbeat" or (kind in ("task", "dispatch") and event_type == "TaskHeartbeat"):
         _heartbeat(
             run, thread, kind, event, f"{prefix}TimedOut" if resource.kind == "activity" else "TaskTimedOut"
@@ -170,6 +183,19 @@ def resume(run: Run, thread: Thread, data: StateData, kind: str, event: Event) -
         return  # the function ran; a callback task waits for SendTaskSuccess instead
     run.drop_tokens(thread)
     _take_report(run, thread, data, resource, event)
+
+
+def _activity_started(run: Run, thread: Thread, event: Event) -> None:
+    """A worker's GetActivityTask took the task: ActivityStarted, and its heartbeat clock starts.
+
+    Heartbeats can only come from a worker that holds the token, which a worker gets here,
+    so HeartbeatSeconds counts from now; a task no worker takes is ended by TimeoutSeconds.
+    """
+    worker = event.get("workerName")
+    run.record_event(thread, ACTIVITY_STARTED, {"workerName": worker} if isinstance(worker, str) else {})
+    if thread.get("heartbeat"):
+        run.drop_timers(thread, "heartbeat")
+        run.set_timer(thread, "heartbeat", run.now + thread["heartbeat"])
 
 
 def _take_report(run: Run, thread: Thread, data: StateData, resource: Resource, event: Event) -> None:

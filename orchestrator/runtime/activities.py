@@ -10,10 +10,15 @@ which go the callback path (``runtime.callbacks``) like any ``.waitForTaskToken`
 Nothing is lost between the stream and the worker without a trace: an entry is read into
 the group's pending list and acknowledged (and deleted) only once it is about to be handed
 over; one left pending by a ``serve`` that died in between is claimed again by the next poll
-after ``RECLAIM_IDLE_SECONDS``. Once handed over, a task whose worker dies is the state's
-business, as on AWS: its HeartbeatSeconds / TimeoutSeconds end it (States.HeartbeatTimeout,
-States.Timeout). An entry whose execution no longer waits for its token (it timed out,
-was stopped, or moved on) is skipped, so no worker is handed work nobody will accept.
+after ``RECLAIM_IDLE_SECONDS`` (whichever poll deletes it hands it over: never both).
+Handing a task over appends ``{"type": "ActivityStarted", "execution", "token", "workerName"}``
+to the orchestrators' event stream, as an answer would be: the execution records
+ActivityStarted with the worker's name then, fenced by the token, and its HeartbeatSeconds
+start counting (a task no worker takes shows no ActivityStarted; TimeoutSeconds ends it).
+Once handed over, a task whose worker dies is the state's business, as on AWS: its
+HeartbeatSeconds / TimeoutSeconds end it (States.HeartbeatTimeout, States.Timeout). An
+entry whose execution no longer waits for its token (it timed out, was stopped, or moved on)
+is skipped, so no worker is handed work nobody will accept.
 """
 
 from __future__ import annotations
@@ -27,7 +32,9 @@ from typing import Any
 import redis
 import redis.asyncio as aioredis
 
+from orchestrator.asl.task_state import ACTIVITY_STARTED
 from orchestrator.protocol.decoding import loads
+from orchestrator.protocol.keys import EVENT_FIELD
 from orchestrator.runtime.callbacks import CALLBACK_KIND
 from orchestrator.runtime.keys import ACTIVITY_TASK_FIELD, Keys
 from orchestrator.settings import Settings
@@ -128,8 +135,12 @@ class TaskPoller:
             )
         return self._redis
 
-    async def take(self, activity: str, wait_seconds: float) -> ActivityTask | None:
+    async def take(
+        self, activity: str, wait_seconds: float, worker_name: str | None = None
+    ) -> ActivityTask | None:
         """The oldest task of ``activity`` some execution still waits for; None after ``wait_seconds``.
+
+        Handing a task over tells its execution that ``worker_name`` started it (ActivityStarted).
 
         Raises:
             ActivityDeleted: the activity was deleted meanwhile.
@@ -146,7 +157,7 @@ class TaskPoller:
             if entry is None:
                 continue
             entry_id, fields = entry
-            task = await self._hand_over(stream, entry_id, fields)
+            task = await self._hand_over(stream, entry_id, fields, worker_name)
             if task is not None:
                 return task
 
@@ -185,13 +196,15 @@ class TaskPoller:
         return None
 
     async def _hand_over(
-        self, stream: str, entry_id: bytes, fields: dict[bytes, bytes]
+        self, stream: str, entry_id: bytes, fields: dict[bytes, bytes], worker_name: str | None
     ) -> ActivityTask | None:
         connection = self.connection()
         pipe = connection.pipeline(transaction=True)
         pipe.xack(stream, POLLERS, entry_id)
         pipe.xdel(stream, entry_id)
-        await pipe.execute()
+        _, deleted = await pipe.execute()
+        if not deleted:
+            return None  # another poll that reclaimed the entry handed it over first
         try:
             task = loads(fields[ACTIVITY_TASK_FIELD.encode()])
             execution, token, sealed = str(task["execution"]), str(task["token"]), str(task["sealed"])
@@ -201,7 +214,17 @@ class TaskPoller:
         waiting = loads(blob).get("tokens", {}).get(token) if blob is not None else None
         if not waiting or waiting[1] != CALLBACK_KIND:
             return None  # the execution moved on (timed out, stopped, ended) without it
+        # Sent before the worker has the token, so it reaches the stream ahead of any answer.
+        await connection.xadd(self.keys.events, {EVENT_FIELD: started_event(execution, token, worker_name)})
         return ActivityTask(execution, sealed, task.get("input"))
+
+
+def started_event(execution: str, token: str, worker_name: str | None) -> str:
+    """The event that tells ``execution`` its activity task of ``token`` was taken by ``worker_name``."""
+    event: dict[str, Any] = {"type": ACTIVITY_STARTED, "execution": execution, "token": token}
+    if worker_name is not None:
+        event["workerName"] = worker_name
+    return json.dumps(event)
 
 
 async def _ensure_pollers_async(connection: aioredis.Redis, stream: str) -> None:

@@ -23,7 +23,9 @@ from orchestrator.runtime.sources import delivery_counts, entries_of, move_aside
 log = logging.getLogger(__name__)
 
 EVENT_BATCH = 500
-KNOWN_EVENTS = frozenset({"TaskSucceeded", "TaskFailed", "TaskHeartbeat", "TimerFired", "StopExecution"})
+KNOWN_EVENTS = frozenset(
+    {"TaskSucceeded", "TaskFailed", "TaskHeartbeat", "TimerFired", "StopExecution", "ActivityStarted"}
+)
 
 Entry = tuple[Any, dict[Any, Any]]  # (raw stream entry id, raw fields), as redis-py returns them
 Event = tuple[str, dict[str, Any]]  # (stream entry id, the event)

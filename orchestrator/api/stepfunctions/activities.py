@@ -70,7 +70,7 @@ async def get_activity_task(sfn: StepFunctions, request: dict[str, Any]) -> dict
     if await poller.connection().hget(sfn.client.keys.activities, name) is None:
         raise ApiError("ActivityDoesNotExist", f"Activity Does Not Exist: '{arn}'")
     try:
-        task = await poller.take(name, _poll_seconds())
+        task = await poller.take(name, _poll_seconds(), request.get("workerName"))
     except ActivityDeleted:
         raise ApiError(
             "ActivityDoesNotExist", f"Activity Does Not Exist: '{arn}' (deleted during the poll)"
