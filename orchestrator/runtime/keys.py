@@ -40,7 +40,8 @@ Executions
 
 The orchestrators
     ``{p}:events``               (shared) stream of events for executions; one field ``event`` holding
-                                 JSON (TaskSucceeded, TaskFailed, TaskHeartbeat, TimerFired, StopExecution)
+                                 JSON (TaskSucceeded, TaskFailed, TaskHeartbeat, TimerFired, StopExecution,
+                                 ActivityStarted)
     ``{p}:timers``               zset: a TimerFired event (JSON) scored by its due time. Executions
                                  stored before leases had their own key may still hold a lease here:
                                  a TaskFailed (Lambda.Unknown) event, which fires as a timer does
