@@ -4,11 +4,17 @@ the function really runs on the worker, and the answer is AWS's (output, error, 
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
+import redis
 from botocore.config import Config
 
+from orchestrator.api.stepfunctions.test_state_workers import INTERNAL_MACHINE, KEPT_SECONDS
+from orchestrator.runtime.client import Client
+from orchestrator.runtime.retention import Retention
+from orchestrator.settings import Settings
 from tests.api_fixtures import REGION, ApiStack, api_stack, role_arn
 
 __all__ = ["api_stack"]  # fixtures, used by name
@@ -104,10 +110,28 @@ def test_a_parallel_state_with_a_function_in_a_branch_runs_it(sfn: Any) -> None:
     assert (ran["event"]["tag"], passed, answer["nextState"]) == ("branch", "passed", "Joined")
 
 
-def test_the_machine_a_test_runs_on_is_not_listed(sfn: Any) -> None:
-    run(sfn, {"Type": "Task", "Resource": "sleep_and_report", "End": True}, {"seconds": 0})
+def test_the_machine_a_test_runs_on_is_not_listed_and_its_executions_are_swept(
+    api_stack: ApiStack, sfn: Any
+) -> None:
+    run(sfn, {"Type": "Task", "Resource": "sleep_and_report", "End": True}, {"seconds": 0, "tag": "swept"})
     listed = [machine["name"] for machine in sfn.list_state_machines()["stateMachines"]]
     assert not [name for name in listed if "TestState" in name]
+
+    settings = Settings(redis_url=api_stack.env["REDIS_URL"], prefix=api_stack.prefix)
+    connection = redis.Redis.from_url(settings.redis_url)
+    try:
+        client = Client(connection, settings)
+
+        def tested() -> list[str]:
+            executions = client.list_executions()
+            return [e["name"] for e in executions if e["stateMachine"] == INTERNAL_MACHINE]
+
+        assert tested(), "the tested state ran as an execution of the internal machine"
+        later = Retention(connection, settings, clock=lambda: time.time() + KEPT_SECONDS + 60)
+        later.sweep(later.clock())
+        assert tested() == []
+    finally:
+        connection.close()
 
 
 def test_activity_and_callback_tasks_are_refused_as_aws_refuses_them_without_a_mock(sfn: Any) -> None:
