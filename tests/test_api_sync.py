@@ -118,3 +118,36 @@ def test_the_aws_cli_runs_start_sync_execution_and_reads_the_history(
         "events"
     ]
     assert events[0]["type"] == "ExecutionSucceeded"
+
+
+def test_start_sync_execution_of_a_version_or_an_alias_runs_that_version(sync_sfn: Any) -> None:
+    created = sync_sfn.create_state_machine(
+        name=unique("versioned"),
+        definition=pass_machine({"version": 1}),
+        roleArn=role_arn(),
+        type="EXPRESS",
+        publish=True,
+    )
+    arn, first = created["stateMachineArn"], created["stateMachineVersionArn"]
+    sync_sfn.update_state_machine(stateMachineArn=arn, definition=pass_machine({"version": 2}), publish=True)
+    alias = sync_sfn.create_state_machine_alias(
+        name="stable", routingConfiguration=[{"stateMachineVersionArn": first, "weight": 100}]
+    )["stateMachineAliasArn"]
+
+    current = sync_sfn.start_sync_execution(stateMachineArn=arn)
+    through_version = sync_sfn.start_sync_execution(stateMachineArn=first)
+    through_alias = sync_sfn.start_sync_execution(stateMachineArn=alias)
+
+    assert json.loads(current["output"]) == {"version": 2}
+    assert json.loads(through_version["output"]) == {"version": 1}
+    assert json.loads(through_alias["output"]) == {"version": 1}
+    assert through_alias["stateMachineArn"] == arn
+    described = sync_sfn.describe_execution(executionArn=through_alias["executionArn"])
+    assert (described["stateMachineVersionArn"], described["stateMachineAliasArn"]) == (first, alias)
+    listed = sync_sfn.list_executions(stateMachineArn=first)["executions"]
+    assert {item["executionArn"] for item in listed} == {
+        through_version["executionArn"],
+        through_alias["executionArn"],
+    }
+    with pytest.raises(sync_sfn.exceptions.StateMachineDoesNotExist):
+        sync_sfn.start_sync_execution(stateMachineArn=f"{arn}:99")

@@ -165,23 +165,39 @@ def test_an_error_a_retrier_would_retry_answers_retriable_and_a_caught_one_its_c
     assert caught["inspectionData"]["errorDetails"] == {"catchIndex": 1}
 
 
-def test_a_function_task_and_bad_input_are_refused_with_aws_errors(sfn: Any) -> None:
-    with pytest.raises(sfn.exceptions.ValidationException) as function_task:
-        run(
-            sfn, {"Type": "Task", "Resource": "arn:aws:lambda:us-east-1:000000000000:function:f", "End": True}
-        )
-    assert "not supported by redstep" in str(function_task.value)
+def test_a_function_task_with_no_worker_fails_as_a_missing_function_does_and_says_why(sfn: Any) -> None:
+    function_task = {
+        "Type": "Task",
+        "Resource": "arn:aws:lambda:us-east-1:000000000000:function:f",
+        "Next": "After",
+    }
+    failed = run(sfn, function_task, {"x": 1})
+    assert (failed["status"], failed["error"]) == ("FAILED", "Lambda.ResourceNotFoundException")
+    assert "Function not found" in failed["cause"] and "no orchestrator is running" in failed["cause"]
+
+    caught = run(
+        sfn, {**function_task, "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Recover"}]}, {"x": 1}
+    )
+    assert (caught["status"], caught["nextState"]) == ("CAUGHT_ERROR", "Recover")
     function_in_a_branch = {
         "Type": "Parallel",
         "Branches": [{"StartAt": "F", "States": {"F": {"Type": "Task", "Resource": "f", "End": True}}}],
         "End": True,
     }
+    assert run(sfn, function_in_a_branch)["error"] == "Lambda.ResourceNotFoundException"
+
+
+def test_bad_input_is_refused_with_aws_errors(sfn: Any) -> None:
     with pytest.raises(sfn.exceptions.ValidationException):
-        run(sfn, function_in_a_branch)
+        run(sfn, {"Type": "Task", "Resource": "arn:aws:states:::sns:publish.waitForTaskToken", "End": True})
+    with pytest.raises(sfn.exceptions.InvalidDefinition):
+        run(sfn, {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:putItem", "End": True})
     with pytest.raises(sfn.exceptions.InvalidDefinition):
         sfn.test_state(definition="{not json", roleArn=role_arn())
     with pytest.raises(sfn.exceptions.InvalidDefinition):
         run(sfn, {"Type": "Pass"})  # neither Next nor End
+    with pytest.raises(sfn.exceptions.InvalidDefinition):
+        run(sfn, {"Type": "Task", "Resource": "f"})  # a function Task is validated before it runs
     with pytest.raises(sfn.exceptions.InvalidExecutionInput):
         sfn.test_state(definition=json.dumps({"Type": "Pass", "End": True}), roleArn=role_arn(), input="{bad")
 

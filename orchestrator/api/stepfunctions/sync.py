@@ -4,6 +4,9 @@ The request is held until the execution ends (runtime.sync_executions: no pollin
 AWS's five minutes (``REDSTEP_SYNC_EXECUTION_LIMIT_SECONDS`` may shorten it); an execution
 still running then is stopped and answered TIMED_OUT, as AWS ends an express execution that
 outlives its synchronous caller's limit.
+
+A version ARN or an alias ARN runs that version (an alias picks one of its versions by weight),
+as StartExecution does, and the execution is listed under that version and alias.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ from starlette.concurrency import run_in_threadpool
 from orchestrator.api.arns import name_problem
 from orchestrator.api.config import ApiSettings
 from orchestrator.api.errors import ApiError
+from orchestrator.api.stepfunctions import versions
 from orchestrator.api.stepfunctions.context import StepFunctions
+from orchestrator.api.stepfunctions.executions import _started_through as started_through
 from orchestrator.runtime.sources import MESSAGE_ID_RULE, message_id_problem
 from orchestrator.runtime.sync_executions import EndWaiter
 from orchestrator.settings import Settings
@@ -33,7 +38,7 @@ SYNC_STATUS = {"SUCCEEDED": "SUCCEEDED", "FAILED": "FAILED", "TIMED_OUT": "TIMED
 
 
 async def start_sync_execution(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, Any]:
-    entry = await run_in_threadpool(sfn.machine, request["stateMachineArn"])
+    entry, version, alias = await run_in_threadpool(started_through, sfn, request["stateMachineArn"])
     if entry.type != "EXPRESS":
         raise ApiError(
             "StateMachineTypeNotSupported",
@@ -53,17 +58,27 @@ async def start_sync_execution(sfn: StepFunctions, request: dict[str, Any]) -> d
         raise ApiError(
             "InvalidExecutionInput", f"Invalid State Machine Execution Input: the input is not JSON: {error}"
         ) from None
+    revision = version.revision if version else None
     started = await run_in_threadpool(
-        sfn.client.start_new_execution, entry.name, value, name, notify_end=True
+        sfn.client.start_new_execution, entry.name, value, name, revision, notify_end=True
     )
     if not started:
         raise ApiError(
             "ExecutionAlreadyExists", f"Execution Already Exists: '{sfn.arns.execution(entry.name, name)}'"
         )
-    if not await _waiter(sfn.client.settings).ended(name, _limit_seconds()):
+    if version is not None:
+        await run_in_threadpool(_record_origin, sfn, name, version.number, alias)
+    if not await end_waiter(sfn.client.settings).ended(name, limit_seconds()):
         await run_in_threadpool(sfn.client.stop_execution, name, "States.Timeout", TIMED_OUT_CAUSE)
         return _answer(sfn, await run_in_threadpool(sfn.client.describe, name), request, timed_out=True)
     return _answer(sfn, await run_in_threadpool(sfn.client.describe, name), request)
+
+
+def _record_origin(sfn: StepFunctions, name: str, number: int, alias: str | None) -> None:
+    # Before the wait: DescribeExecution and ListExecutions show the version while it runs.
+    started = sfn.client.describe(name)
+    if started is not None:
+        versions.record_origin(sfn, started, number, alias)
 
 
 def _answer(
@@ -99,14 +114,15 @@ def _answer(
 
 
 @functools.cache
-def _limit_seconds() -> float:
+def limit_seconds() -> float:
+    """How long a request may wait for an execution's end: AWS's five minutes, or less if configured."""
     return ApiSettings().sync_execution_limit_seconds
 
 
 _WAITERS: dict[tuple[str, str], EndWaiter] = {}
 
 
-def _waiter(settings: Settings) -> EndWaiter:
+def end_waiter(settings: Settings) -> EndWaiter:
     # One per Redis and prefix for the life of the process: its connections are pooled.
     key = (settings.redis_url, settings.prefix)
     if key not in _WAITERS:

@@ -10,8 +10,11 @@ judged, not run), and one a Catch takes answers CAUGHT_ERROR with the Catch's ne
 
 Task states: the service integrations redstep carries out itself (``sns:publish``,
 ``sqs:sendMessage``) really publish and send, as AWS's TestState really invokes the resource.
-A Task that runs a function is refused: functions run on workers, which TestState cannot
-borrow; so are ``mock``, ``context``, ``variables`` and ``stateConfiguration``.
+A state that runs a function (a Lambda ARN, ``lambda:invoke`` or a bare name, alone or inside
+a Parallel or Map) really runs it: the same small machine runs as an execution on the
+orchestrators and workers (test_state_workers). Activity and callback (``.waitForTaskToken``)
+Tasks are refused, as AWS refuses them without a mock; so are ``mock``, ``context``,
+``variables`` and ``stateConfiguration``.
 """
 
 from __future__ import annotations
@@ -20,11 +23,15 @@ import json
 import uuid
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
+
 from orchestrator.api.errors import ApiError, validation_error
 from orchestrator.api.stepfunctions.context import StepFunctions
 from orchestrator.api.stepfunctions.machines import invalid_definition
+from orchestrator.api.stepfunctions.test_state_workers import run_on_workers, with_missing_said
 from orchestrator.asl.definition import StateMachine
 from orchestrator.asl.errors import DefinitionError
+from orchestrator.asl.resources import parse_resource
 from orchestrator.local import LocalRunner
 from orchestrator.runtime.notifications import publish
 from orchestrator.runtime.queues import OutgoingMessage, Queues
@@ -34,12 +41,12 @@ SERVICE_RESOURCES = ("arn:aws:states:::sns:publish", "arn:aws:states:::sqs:sendM
 UNSUPPORTED_MEMBERS = ("mock", "context", "variables", "stateConfiguration")
 
 
-def test_state(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, Any]:
+async def test_state(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, Any]:
     for member in UNSUPPORTED_MEMBERS:
         if request.get(member) is not None:
             raise validation_error(f"TestState: {member} is not supported by redstep")
     state, name, language = _the_state(request["definition"], request.get("stateName"))
-    _refuse_function_tasks(state)
+    runs_functions = _runs_functions(state)
     given = _input(request.get("input"))
     tested, exits = _with_stub_exits(state)
     # AWS answers RETRIABLE instead of retrying: the state runs once, its retriers judged after.
@@ -54,9 +61,14 @@ def test_state(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, Any]:
         machine = StateMachine.parse(wrapper, TESTED)
     except DefinitionError as error:
         raise invalid_definition(error.problems) from None
-    result = LocalRunner(machine).run(given)
-    _carry_out(sfn, result.effects)
-    return _answer(request, given, result, exits, retriers if isinstance(retriers, list) else [])
+    judged = retriers if isinstance(retriers, list) else []
+    if runs_functions:
+        ran = await run_on_workers(sfn, wrapper, given)
+        await run_in_threadpool(_carry_out, sfn, ran.effects)
+        return with_missing_said(_answer(request, given, ran, exits, judged), ran)
+    result = await run_in_threadpool(LocalRunner(machine).run, given)
+    await run_in_threadpool(_carry_out, sfn, result.effects)
+    return _answer(request, given, result, exits, judged)
 
 
 def _the_state(text: str, state_name: str | None) -> tuple[dict[str, Any], str, str | None]:
@@ -81,23 +93,43 @@ def _the_state(text: str, state_name: str | None) -> tuple[dict[str, Any], str, 
     return states[chosen], chosen, language if isinstance(language, str) else None
 
 
-def _refuse_function_tasks(state: Any) -> None:
-    """Refuse a Task (the state, or one in its branches or item processor) that runs a function."""
+def _runs_functions(state: Any) -> bool:
+    """Whether the state (or one in its branches or item processor) is a Task that runs a function.
+
+    Raises:
+        ApiError: ValidationException for an activity or callback Task, which AWS's TestState
+            runs only with a mock, and for a service redstep does not carry out.
+    """
     if isinstance(state, list):
-        for item in state:
-            _refuse_function_tasks(item)
-        return
+        return any([_runs_functions(item) for item in state])  # a list, so every Task is checked
     if not isinstance(state, dict):
-        return
-    if state.get("Type") == "Task" and state.get("Resource") not in SERVICE_RESOURCES:
+        return False
+    found = False
+    if state.get("Type") == "Task" and isinstance(state.get("Resource"), str):
+        found = _is_function(state["Resource"])
+    nested = [_runs_functions(value) for value in state.values() if isinstance(value, dict | list)]
+    return found or any(nested)
+
+
+def _is_function(resource: str) -> bool:
+    try:
+        parsed = parse_resource(resource)
+    except ValueError:
+        return False  # the validator names what is wrong with it
+    if parsed.callback:
         raise validation_error(
-            f"TestState: the Task resource {str(state.get('Resource'))[:200]!r} is not supported by redstep:"
-            " a function runs on a worker, which TestState does not reach; test it with a StartExecution,"
-            f" or test the state with one of {', '.join(SERVICE_RESOURCES)}"
+            f"TestState: the Task resource {resource[:200]!r} waits for a callback (or is an activity):"
+            " TestState runs such Tasks only with a mock, which redstep does not support;"
+            " test it with a StartExecution"
         )
-    for value in state.values():
-        if isinstance(value, dict | list):
-            _refuse_function_tasks(value)
+    if parsed.kind in ("lambda", "invoke"):
+        return True
+    if resource not in SERVICE_RESOURCES:
+        raise validation_error(
+            f"TestState: the Task resource {resource[:200]!r} is not supported by redstep: TestState runs"
+            f" functions and {', '.join(SERVICE_RESOURCES)}"
+        )
+    return False
 
 
 def _input(text: str | None) -> Any:
