@@ -24,7 +24,7 @@ SCAN_BATCH = 200
 
 
 def start_execution(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, Any]:
-    entry, version, alias = _started_through(sfn, request["stateMachineArn"])
+    entry, version, alias = started_through(sfn, request["stateMachineArn"])
     name = request.get("name") or str(uuid.uuid4())
     if problem := name_problem(name):
         raise ApiError("InvalidName", f"Invalid Name: '{name}': the name {problem}")
@@ -54,9 +54,7 @@ def start_execution(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, An
     return {"executionArn": arn, "startDate": started["startDate"] if started else time.time()}
 
 
-def _started_through(
-    sfn: StepFunctions, arn: str
-) -> tuple[MachineEntry, versions.Version | None, str | None]:
+def started_through(sfn: StepFunctions, arn: str) -> tuple[MachineEntry, versions.Version | None, str | None]:
     """The machine a StartExecution ARN names, and the version (and alias) it starts on, if any.
 
     An alias picks one of its versions by weight, for this execution alone.

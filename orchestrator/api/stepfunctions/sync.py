@@ -24,7 +24,7 @@ from orchestrator.api.config import ApiSettings
 from orchestrator.api.errors import ApiError
 from orchestrator.api.stepfunctions import versions
 from orchestrator.api.stepfunctions.context import StepFunctions
-from orchestrator.api.stepfunctions.executions import _started_through as started_through
+from orchestrator.api.stepfunctions.executions import started_through
 from orchestrator.runtime.sources import MESSAGE_ID_RULE, message_id_problem
 from orchestrator.runtime.sync_executions import EndWaiter
 from orchestrator.settings import Settings
