@@ -24,6 +24,7 @@ from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
 from orchestrator.protocol import invocation
+from orchestrator.protocol.hops import HOPS
 from orchestrator.protocol.invocation import LambdaContext, error_document, marshal_error
 from orchestrator.protocol.jobs import rq_job_fields
 from orchestrator.protocol.keys import EVENT_FIELD, RQ_QUEUES, SharedKeys
@@ -141,10 +142,15 @@ def carry_out(
     try:
         try:
             # One at a time, so a cold shutdown keeps the reports of the tasks that finished.
+            began = time.time()
             for item in invoke_all(
                 runnable, connection=connection, prefix=prefix, limit=limit, registry=registry
             ):
                 encoded.append(item)
+                if HOPS.on:
+                    ended = time.time()
+                    HOPS.note("ran", job=job_id, execution=item[0]["execution"], began=began, at=ended)
+                    began = ended
         except ColdShutdown:
             unfinished = runnable[len(encoded) :]
             log.warning("stopping now: %d task(s) handed back to the queue", len(unfinished))
@@ -158,6 +164,8 @@ def carry_out(
             REPORT_ATTEMPTS,
             f"reporting job {job_id or '(unnamed)'}",
         )
+        if HOPS.on:
+            HOPS.note("reported", job=job_id)
     finally:
         if leases is not None:
             leases.release(job_id)

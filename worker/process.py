@@ -33,6 +33,7 @@ from rq.utils import now
 
 from orchestrator.protocol.decoding import lossless_text
 from orchestrator.protocol.faults import skew_wall_clock
+from orchestrator.protocol.hops import HOPS
 from orchestrator.protocol.keys import SharedKeys
 from orchestrator.protocol.reconnect import OUTAGE_ERRORS, Backoff, Outage
 from orchestrator.protocol.scripts import lua_script
@@ -114,6 +115,8 @@ class ClaimingQueue(Queue):
                 return None
             raw_id = moved[1]
             job_id = lossless_text(raw_id)
+            if HOPS.on:
+                HOPS.note("claimed", job=job_id)
             try:
                 job = fetch_task_job(job_class, job_id, connection)
                 wrong_place = misaddressed(job, queue.name, cls.keys.events)

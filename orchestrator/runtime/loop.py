@@ -25,6 +25,7 @@ import redis
 
 from orchestrator.asl import errors
 from orchestrator.protocol.faults import skew_wall_clock
+from orchestrator.protocol.hops import HOPS
 from orchestrator.protocol.keys import EVENT_FIELD
 from orchestrator.protocol.leases import LEASE_ERROR, LEASE_MESSAGE
 from orchestrator.protocol.reconnect import OUTAGE_ERRORS, Outage
@@ -274,6 +275,8 @@ class Orchestrator:
             conflicts = self.commit(commit)
             if conflicts:
                 return Lost(conflicts)
+            if HOPS.on:
+                HOPS.note("committed", executions=list(started))
             for transition in started.values():
                 self.known.remember(transition.execution, 1)
             return len(pending)
@@ -369,6 +372,8 @@ class Orchestrator:
             conflicts = self.commit(commit)
             if conflicts:
                 return Lost(conflicts)
+            if HOPS.on:
+                HOPS.note("committed", executions=names)
             for transition, version in advanced:
                 self.known.remember(transition.execution, version)
             return len(events)
