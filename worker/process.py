@@ -27,9 +27,12 @@ from redis import Redis
 from redis.client import Pipeline
 from rq import Queue, SimpleWorker
 from rq.exceptions import DequeueTimeout, NoSuchJobError, StopRequested
+from rq.executions import Execution
+from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 from rq.registry import StartedJobRegistry
 from rq.utils import now
+from rq.worker import WorkerStatus
 
 from orchestrator.protocol.decoding import lossless_text
 from orchestrator.protocol.faults import skew_wall_clock
@@ -177,6 +180,7 @@ class TaskWorker(SimpleWorker):
 
     job_class = TaskJob
     _beaten_at = float("-inf")
+    _preparation: Pipeline | None = None  # prepare_execution's commands, for prepare_job_execution
     shutdown: Shutdown | None = None
     # The job whose run raised something other than a lost connection, and what it raised.
     poisoned_by: tuple[Job, Exception] | None = None
@@ -271,6 +275,41 @@ class TaskWorker(SimpleWorker):
             return
         super().set_state(state, pipeline)
 
+    def prepare_execution(self, job: Job) -> Execution:
+        """Queue the job's execution record and the worker's busy state for prepare_job_execution.
+
+        RQ writes them in a transaction of their own, then prepares the job in another, then
+        persists the job's key in a third, all before the function runs: three round trips on
+        every task's way. Here they travel together, in prepare_job_execution's.
+        """
+        pipeline = self.connection.pipeline()
+        ttl = self.get_heartbeat_ttl(job)
+        self.execution = Execution.create(job, ttl, pipeline=pipeline, worker_name=self.name)
+        self.set_state(WorkerStatus.BUSY, pipeline=pipeline)
+        self._preparation = pipeline
+        return self.execution
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        """RQ's bookkeeping before a job runs, with prepare_execution's, in one transaction.
+
+        It also persists the job's key (RQ's Job.perform does that in a round trip of its own;
+        TaskJob.perform skips it once this ran). A lost connection here fails the job before
+        its tasks began, as RQ's own preparation would (see handle_job_failure).
+        """
+        pipeline, self._preparation = self._preparation or self.connection.pipeline(), None
+        with pipeline:
+            self.set_current_job_id(job.id, pipeline=pipeline)
+            self.set_current_job_working_time(0, pipeline=pipeline)
+            self.heartbeat(self.get_heartbeat_ttl(job), pipeline=pipeline)
+            job.prepare_for_execution(self.name, pipeline=pipeline)  # sets the job's last_heartbeat too
+            pipeline.persist(job.key)
+            if remove_from_intermediate_queue:
+                queue_key = Queue.redis_queue_namespace_prefix + job.origin
+                pipeline.lrem(IntermediateQueue.get_intermediate_queue_key(queue_key), 1, job.id)
+            pipeline.execute()
+        if isinstance(job, TaskJob):
+            job.persisted = True
+
     def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
         """Note when the job ended.
 
@@ -280,7 +319,7 @@ class TaskWorker(SimpleWorker):
         job.ended_at = now()
 
     def handle_job_success(self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry) -> None:
-        """End a finished job in one transaction: count it, close its execution, delete it.
+        """End a finished job in one transaction: count it, close its execution, delete it, go idle.
 
         RQ's own path watches and enqueues dependents, handles repeats and removes the job
         from every registry one by one, a dozen round trips a job. A task job has none of
@@ -296,6 +335,8 @@ class TaskWorker(SimpleWorker):
                 self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
             self.cleanup_execution(job, pipeline=pipeline)
             pipeline.delete(job.key)
+            # RQ sets it next in a round trip of its own; set here, that one finds it set.
+            self.set_state(WorkerStatus.IDLE, pipeline=pipeline)
             pipeline.execute()
         self.log.info("Successfully completed job %s on worker %s", job.id, self.name)
 
