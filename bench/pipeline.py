@@ -471,6 +471,35 @@ def report(args: argparse.Namespace, ours: dict[str, Any], chain: dict[str, Any]
         print(f"{title} commands per execution: " + ", ".join(f"{k} {v / executions:.2f}" for k, v in top))
 
 
+def run_grid(url: str, args: argparse.Namespace, log: Path) -> None:
+    """Full-load throughput for 1 and 2 orchestrators with 2 and 4 workers, and how busy Redis was."""
+    rows = []
+    for orchestrators in (1, 2):
+        for workers in (2, 4):
+            cell = argparse.Namespace(**{**vars(args), "orchestrators": orchestrators, "workers": workers})
+            cell.single, cell.hops = 0, False
+            result = run_redstep(url, cell, log)
+            redis_seconds = result["cpu"][2][0]
+            rows.append(
+                (
+                    orchestrators,
+                    workers,
+                    result["throughput"],
+                    100 * redis_seconds / result["seconds"],
+                    sum(result["cpu"][0]) * 1000 / result["executions"],
+                    sum(result["cpu"][1]) * 1000 / result["executions"],
+                    redis_seconds * 1000 / result["executions"],
+                )
+            )
+    print(f"\n{args.records} records under full load, {os.cpu_count()} CPUs")
+    print("orchestrators  workers  exec/s  Redis CPU %  CPU ms/exec: orchestrators  workers  redis-server")
+    for orchestrators, workers, throughput, busy, o_ms, w_ms, r_ms in rows:
+        print(
+            f"{orchestrators:>13}  {workers:>7}  {throughput:>6.0f}  {busy:>11.0f}"
+            f"  {o_ms:>26.2f}  {w_ms:>7.2f}  {r_ms:>12.2f}"
+        )
+
+
 def main(argv: list[str] | None = None) -> None:
     """Parse the command line, run both benchmarks, print the table."""
     parser = argparse.ArgumentParser(
@@ -493,6 +522,11 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="run bench/peers.py instead: Celery and Dramatiq too, --records executions each",
     )
+    parser.add_argument(
+        "--grid",
+        action="store_true",
+        help="redstep only: full-load throughput and Redis CPU for 1/2 orchestrators x 2/4 workers",
+    )
     args = parser.parse_args(argv)
     if args.peers:
         import peers  # here, not at the top: peers imports this module
@@ -502,6 +536,9 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="redstep-bench-") as scratch, redis_at(args.redis_url) as url:
         log = Path(scratch) / "processes.log"
         try:
+            if args.grid:
+                run_grid(url, args, log)
+                return
             ours = run_redstep(url, args, log)
             chain = run_rq(url, args, log)
         except Exception:
