@@ -25,7 +25,7 @@ from rq.job import Job, _job_stack, validate_job_id
 from rq.serializers import JSONSerializer
 
 from orchestrator.protocol.jobs import TASK_ENTRY_POINT
-from worker.entry import is_addressable, run_tasks
+from worker.entry import WorkerContext, is_addressable, run_tasks
 
 SERIALIZER = JSONSerializer
 """Jobs are JSON at rest; a pickled job fails to decode and is never unpickled."""
@@ -138,6 +138,11 @@ class TaskJob(Job):
         return run_tasks
 
     persisted = False  # whether the worker's preparation persisted the key already
+    worker: WorkerContext | None = None  # the context of the TaskWorker that runs the job
+
+    def _execute(self) -> Any:
+        """run_tasks with the job's arguments and its worker's context (RQ calls the function bare)."""
+        return self.func(*self.args, worker=self.worker, **self.kwargs)
 
     def perform(self) -> Any:
         """Run the job as RQ does, without persisting its key again when the preparation did.

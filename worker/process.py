@@ -25,9 +25,10 @@ from typing import Any, ClassVar
 
 from redis import Redis
 from redis.client import Pipeline
+from redis.exceptions import NoScriptError
 from rq import Queue, SimpleWorker
 from rq.exceptions import DequeueTimeout, NoSuchJobError, StopRequested
-from rq.executions import Execution
+from rq.executions import Execution, ExecutionRegistry
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job
 from rq.registry import StartedJobRegistry
@@ -38,11 +39,11 @@ from orchestrator.protocol.decoding import lossless_text
 from orchestrator.protocol.faults import skew_wall_clock
 from orchestrator.protocol.hops import HOPS
 from orchestrator.protocol.keys import SharedKeys
-from orchestrator.protocol.reconnect import OUTAGE_ERRORS, Backoff, Outage
+from orchestrator.protocol.reconnect import OUTAGE_ERRORS, Backoff, Outage, retry_through_outage
 from orchestrator.protocol.scripts import lua_script
 from orchestrator.settings import Settings, masked_url
 from worker.bad_jobs import bounded_copy, set_aside
-from worker.entry import ColdShutdown, use_leases, use_settings
+from worker.entry import ColdShutdown, WorkerContext, is_addressable
 from worker.jobs import (
     SERIALIZER,
     MalformedJob,
@@ -52,7 +53,7 @@ from worker.jobs import (
     misaddressed,
     tasks_named_by,
 )
-from worker.leases import WorkerLeases
+from worker.leases import START_ATTEMPTS, WorkerLeases
 from worker.registry import default_registry
 from worker.shutdown import Shutdown
 
@@ -180,7 +181,7 @@ class TaskWorker(SimpleWorker):
 
     job_class = TaskJob
     _beaten_at = float("-inf")
-    _preparation: Pipeline | None = None  # prepare_execution's commands, for prepare_job_execution
+    context: WorkerContext | None = None  # what its jobs run with: the key prefix and the leases
     shutdown: Shutdown | None = None
     # The job whose run raised something other than a lost connection, and what it raised.
     poisoned_by: tuple[Job, Exception] | None = None
@@ -276,39 +277,66 @@ class TaskWorker(SimpleWorker):
         super().set_state(state, pipeline)
 
     def prepare_execution(self, job: Job) -> Execution:
-        """Queue the job's execution record and the worker's busy state for prepare_job_execution.
+        """The job's execution record, written by prepare_job_execution in its transaction.
 
-        RQ writes them in a transaction of their own, then prepares the job in another, then
-        persists the job's key in a third, all before the function runs: three round trips on
-        every task's way. Here they travel together, in prepare_job_execution's.
+        RQ writes it (and the busy state) in a transaction of its own, then prepares the job
+        in another, persists the job's key in a third and starts the tasks' leases in a
+        fourth, all before the function runs: here one transaction does all four.
         """
-        pipeline = self.connection.pipeline()
-        ttl = self.get_heartbeat_ttl(job)
-        self.execution = Execution.create(job, ttl, pipeline=pipeline, worker_name=self.name)
-        self.set_state(WorkerStatus.BUSY, pipeline=pipeline)
-        self._preparation = pipeline
+        self.execution = Execution(uuid.uuid4().hex, job.id, job.connection, worker_name=self.name)
         return self.execution
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
-        """RQ's bookkeeping before a job runs, with prepare_execution's, in one transaction.
+        """RQ's bookkeeping before a job runs, its execution record and the tasks' START, in one transaction.
 
-        It also persists the job's key (RQ's Job.perform does that in a round trip of its own;
-        TaskJob.perform skips it once this ran). A lost connection here fails the job before
-        its tasks began, as RQ's own preparation would (see handle_job_failure).
+        The transaction is safe to repeat, so a lost connection is retried as START alone was;
+        when Redis stays away, the job fails before its tasks began, as RQ's own preparation
+        would (see handle_job_failure).
         """
-        pipeline, self._preparation = self._preparation or self.connection.pipeline(), None
-        with pipeline:
-            self.set_current_job_id(job.id, pipeline=pipeline)
-            self.set_current_job_working_time(0, pipeline=pipeline)
-            self.heartbeat(self.get_heartbeat_ttl(job), pipeline=pipeline)
-            job.prepare_for_execution(self.name, pipeline=pipeline)  # sets the job's last_heartbeat too
-            pipeline.persist(job.key)
-            if remove_from_intermediate_queue:
-                queue_key = Queue.redis_queue_namespace_prefix + job.origin
-                pipeline.lrem(IntermediateQueue.get_intermediate_queue_key(queue_key), 1, job.id)
-            pipeline.execute()
+        leases = self.context.leases if self.context is not None else None
+        held = None
+        if leases is not None and isinstance(job, TaskJob):
+            held = leases.hold([task for task in job.args[0] if is_addressable(task)])
+        attempts = 0
+
+        def prepare() -> None:
+            nonlocal attempts
+            attempts += 1
+            with self.connection.pipeline() as pipeline:
+                self.queue_preparation(job, pipeline, remove_from_intermediate_queue)
+                start = leases.queue_start(pipeline, job.id, held) if leases and held is not None else None
+                try:
+                    replies = pipeline.execute()
+                except NoScriptError:
+                    # Redis lost its scripts (a restart, SCRIPT FLUSH); everything else was applied.
+                    assert leases is not None and held is not None
+                    leases.started_apart(job.id, held)
+                    return
+            if start is not None:
+                assert leases is not None and held is not None
+                leases.started(job.id, held, int(replies[start]), attempts > 1)
+
+        retry_through_outage(prepare, START_ATTEMPTS, f"starting job {job.id}")
         if isinstance(job, TaskJob):
             job.persisted = True
+            job.worker = self.context
+
+    def queue_preparation(self, job: Job, pipeline: Pipeline, remove_from_intermediate_queue: bool) -> None:
+        """Queue on ``pipeline`` what RQ writes before a job runs (the worker's and the job's state)."""
+        ttl = self.get_heartbeat_ttl(job)
+        execution = self.execution or self.prepare_execution(job)
+        execution.save(ttl=ttl, pipeline=pipeline)
+        ExecutionRegistry(job.id, pipeline).add(execution=execution, ttl=ttl, pipeline=pipeline)
+        job.started_job_registry.add_execution(execution, pipeline=pipeline, ttl=ttl, xx=False)
+        self.set_state(WorkerStatus.BUSY, pipeline=pipeline)
+        self.set_current_job_id(job.id, pipeline=pipeline)
+        self.set_current_job_working_time(0, pipeline=pipeline)
+        self.heartbeat(ttl, pipeline=pipeline)
+        job.prepare_for_execution(self.name, pipeline=pipeline)  # sets the job's last_heartbeat too
+        pipeline.persist(job.key)  # RQ's Job.perform does this in a round trip of its own
+        if remove_from_intermediate_queue:
+            queue_key = Queue.redis_queue_namespace_prefix + job.origin
+            pipeline.lrem(IntermediateQueue.get_intermediate_queue_key(queue_key), 1, job.id)
 
     def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
         """Note when the job ended.
@@ -367,7 +395,11 @@ class TaskWorker(SimpleWorker):
 
 
 def task_worker(
-    connection: Redis, settings: Settings, name: str | None = None, shutdown: Shutdown | None = None
+    connection: Redis,
+    settings: Settings,
+    name: str | None = None,
+    shutdown: Shutdown | None = None,
+    leases: WorkerLeases | None = None,
 ) -> TaskWorker:
     """A worker on the settings' task queue, reading JSON jobs only, claiming each into its own list.
 
@@ -376,6 +408,7 @@ def task_worker(
         settings: the key prefix and the queue.
         name: the worker's name in RQ; a random one by default.
         shutdown: the process's stop request; None leaves SIGTERM and SIGINT to RQ.
+        leases: the process's task leases (started); None runs tasks without leases.
     """
     name = name or uuid.uuid4().hex
     queue_class = claiming_queue_class(settings, name)
@@ -395,6 +428,7 @@ def task_worker(
         log_job_description=False,
     )
     worker.shutdown = shutdown
+    worker.context = WorkerContext(settings.prefix, leases)
     return worker
 
 
@@ -423,7 +457,6 @@ def run_worker(
     skew_wall_clock(settings.fault_clock_skew_seconds)
     for spec in functions:
         log.info("functions from %s: %s", spec, ", ".join(default_registry.load_functions(spec)) or "none")
-    use_settings(settings)
     connection = Redis.from_url(settings.redis_url)
     name = name or uuid.uuid4().hex
     log.info(
@@ -439,10 +472,8 @@ def run_worker(
     leases = WorkerLeases(connection, settings.prefix, name, settings.lease_seconds)
     try:
         leases.start()
-        use_leases(leases)
         _work_through_outages(connection, settings, name, burst, logging_level, leases, shutdown)
     finally:
-        use_leases(None)
         shutdown.tidy_up_only()
         _leave(leases)
         connection.close()
@@ -469,7 +500,7 @@ def _work_through_outages(
     outage = Outage.for_settings(settings, f"worker {name}")
     restarts = Backoff(settings.reconnect_initial_seconds, settings.reconnect_max_seconds)
     while not shutdown.requested.is_set():
-        worker = task_worker(connection, settings, name, shutdown)
+        worker = task_worker(connection, settings, name, shutdown, leases)
         worker.max_connection_wait_time = settings.reconnect_max_seconds
         try:
             if worker.work(burst=burst, logging_level=logging_level):
