@@ -12,7 +12,8 @@ A job's life on a worker:
        list), so a job popped by a worker that dies at once is still somewhere.
     2. START (``lua/start_tasks.lua``) takes the job out of the claimed list and sets each
        task's lease, ``lease_seconds`` past Redis's ``TIME``, in one script call: every job is
-       either claimed or leased.
+       either claimed or leased. A TaskWorker sends it inside its preparation of the job, the
+       transaction that also writes RQ's bookkeeping (worker.process).
     3. A thread renews the leases (``lua/renew_leases.lua``, again by Redis's ``TIME``) every
        ``lease_seconds / 3`` and sends a TaskHeartbeat at least every ``heartbeat_seconds / 3``
        for tasks that ask for one.

@@ -9,8 +9,9 @@ A job id whose job is missing, malformed or another application's is moved aside
 dequeued (worker.bad_jobs); a worker never quits over a job.
 
 A task job needs less bookkeeping than RQ does for any job (no dependents, repeats, kept
-results or callbacks), so TaskWorker ends it in one transaction and beats at most once a
-second: about 10 round trips a job instead of 28, which is most of a task's latency.
+results or callbacks), so TaskWorker prepares it in one transaction (with the tasks' lease
+START), ends it in another and beats at most once a second: from the job's id to its function
+two round trips (the job's hash, the preparation) where RQ with START took five.
 """
 
 from __future__ import annotations
