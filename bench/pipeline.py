@@ -39,6 +39,7 @@ from typing import Any
 import redis
 import rq_chain
 
+from orchestrator.protocol.hops import TRACE_ENV
 from orchestrator.runtime import doctor, heartbeats
 from orchestrator.runtime.keys import STATUSES, Keys
 from orchestrator.runtime.server import RedisServer
@@ -121,8 +122,11 @@ class Stack:
         workers: int,
         log: Path,
         functions: list[Path] | None = None,
+        hops: Path | None = None,
     ) -> None:
         self.env = {**os.environ, "REDIS_URL": redis_url, "REDSTEP_PREFIX": prefix}
+        if hops is not None:  # every process notes its hops' times there (orchestrator.protocol.hops)
+            self.env[TRACE_ENV] = str(hops)
         self.settings = Settings(redis_url=redis_url, prefix=prefix)
         self.counts = (orchestrators, workers)
         self.log = log
@@ -223,9 +227,15 @@ def terminal_count(redis_client: redis.Redis, keys: Keys) -> int:
 
 
 def one_at_a_time(
-    redis_client: redis.Redis, settings: Settings, records: list[dict[str, Any]]
+    redis_client: redis.Redis,
+    settings: Settings,
+    records: list[dict[str, Any]],
+    ends: dict[str, tuple[float, float]] | None = None,
 ) -> list[float]:
-    """Send each record once the one before it was notified; each one's send -> notification time."""
+    """Send each record once the one before it was notified; each one's send -> notification time.
+
+    ``ends``, when given, receives each notified execution's (sent, notification received) times.
+    """
     keys = Keys(settings.prefix)
     pubsub = redis_client.pubsub(ignore_subscribe_messages=True)
     pubsub.subscribe(keys.topic(settings.topic))
@@ -233,7 +243,7 @@ def one_at_a_time(
     for record in records:
         name = record["dragon_name_str"]
         sent = time.time()
-        send_messages(redis_client, settings, settings.source_queue, [record])
+        [execution] = send_messages(redis_client, settings, settings.source_queue, [record])
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             message = pubsub.get_message(timeout=1.0)
@@ -241,10 +251,82 @@ def one_at_a_time(
                 attribute = json.loads(message["data"])["MessageAttributes"]["dragon_name"]
                 # SNS delivers Type/Value; Publish takes DataType/StringValue.
                 if attribute.get("Value", attribute.get("StringValue")) == name:
-                    latencies.append(time.time() - sent)
+                    received = time.time()
+                    latencies.append(received - sent)
+                    if ends is not None:
+                        ends[execution] = (sent, received)
                     break
     pubsub.close()
     return latencies
+
+
+HOPS = (
+    "send -> execution started (committed)",
+    "committed -> task claimed by a worker",  # < 0: the worker woke before the commit's reply came
+    "claimed -> function begins (RQ's job handling)",
+    "function runs",
+    "function ends -> report appended",
+    "report appended -> transition committed",
+    "last commit -> notification received",
+)
+
+
+def hop_breakdown(trace: Path, ends: dict[str, tuple[float, float]]) -> dict[str, list[float]]:
+    """Each hop's time per execution (seconds; a hop a task takes twice is summed), from the trace files.
+
+    The processes noted when each commit landed, and when each task job was claimed, its
+    function began and ended and its report was appended (orchestrator.protocol.hops); the
+    benchmark noted each execution's send and notification. Executions whose trace is not
+    complete (two worker hops, three commits) are left out.
+    """
+    commits: dict[str, list[float]] = {}
+    claimed: dict[str, float] = {}
+    reported: dict[str, float] = {}
+    ran: dict[str, list[tuple[str, float, float]]] = {}
+    for path in trace.glob("*.jsonl"):
+        for line in path.read_text().splitlines():
+            note = json.loads(line)
+            kind, at = note["kind"], note["at"]
+            if kind == "committed":
+                for name in note["executions"]:
+                    if name in ends:
+                        commits.setdefault(name, []).append(at)
+            elif kind == "claimed":
+                claimed[note["job"]] = at
+            elif kind == "reported":
+                reported[note["job"]] = at
+            elif kind == "ran" and note["execution"] in ends:
+                ran.setdefault(note["execution"], []).append((note["job"], note["began"], at))
+    hops: dict[str, list[float]] = {hop: [] for hop in HOPS}
+    for name, (sent, received) in ends.items():
+        times, tasks = sorted(commits.get(name, [])), sorted(ran.get(name, []), key=lambda t: t[1])
+        if len(times) != len(tasks) + 1 or not tasks or any(t[0] not in reported for t in tasks):
+            continue
+        spans = [times[0] - sent, 0.0, 0.0, 0.0, 0.0, 0.0, received - times[-1]]
+        for before, (job, began, ended), after in zip(times, tasks, times[1:], strict=False):
+            spans[1] += claimed[job] - before
+            spans[2] += began - claimed[job]
+            spans[3] += ended - began
+            spans[4] += reported[job] - ended
+            spans[5] += after - reported[job]
+        for hop, span in zip(HOPS, spans, strict=True):
+            hops[hop].append(span)
+    return hops
+
+
+def print_hops(hops: dict[str, list[float]], total: list[float]) -> None:
+    """p50 of each hop, one at a time, and the p50 of the whole for comparison."""
+    counted = len(next(iter(hops.values()), []))
+    if not counted:
+        print("\nno complete hop trace (was REDSTEP_TRACE_HOPS honoured?)")
+        return
+    print(f"\nwhere one-at-a-time latency goes, p50 ms over {counted} executions (worker hops: both tasks)")
+    width = max(len(hop) for hop in hops)
+    for hop, spans in hops.items():
+        print(f"  {hop:{width}}  {statistics.median(spans) * 1000:7.3f}")
+    sums = [sum(parts) for parts in zip(*hops.values(), strict=True)]
+    print(f"  {'sum of the hops':{width}}  {statistics.median(sums) * 1000:7.3f}")
+    print(f"  {'send -> notification (measured)':{width}}  {statistics.median(total) * 1000:7.3f}")
 
 
 @contextmanager
@@ -260,7 +342,8 @@ def redis_at(url: str | None) -> Iterator[str]:
 def run_redstep(url: str, args: argparse.Namespace, log: Path) -> dict[str, Any]:
     client = redis.Redis.from_url(url)
     client.flushdb()
-    stack = Stack(url, "bench", args.orchestrators, args.workers, log)
+    trace = log.parent / "hops" if getattr(args, "hops", False) else None
+    stack = Stack(url, "bench", args.orchestrators, args.workers, log, hops=trace)
     stack.start(client)
     try:
         run = uuid.uuid4().hex[:8]
@@ -277,7 +360,9 @@ def run_redstep(url: str, args: argparse.Namespace, log: Path) -> dict[str, Any]
         for name, calls in loaded.pop("own_commands").items():
             delta[name] = delta.get(name, 0) - calls
         orchestrator_rss, worker_rss = stack.memory()
-        single = one_at_a_time(client, stack.settings, [dragon(run + "s", i) for i in range(args.single)])
+        ends: dict[str, tuple[float, float]] = {}
+        singles = [dragon(run + "s", i) for i in range(args.single)]
+        single = one_at_a_time(client, stack.settings, singles, ends)
         used_memory = int(client.info("memory")["used_memory"])
         # A fast run that broke an invariant is no result: the doctor's word comes with the figures.
         broken = [p for p in doctor.check(client, stack.settings) if p.fails]
@@ -296,6 +381,7 @@ def run_redstep(url: str, args: argparse.Namespace, log: Path) -> dict[str, Any]
         "worker_rss": worker_rss,
         "used_memory": used_memory,
         "cpu": cpu,
+        "hops": hop_breakdown(trace, ends) if trace is not None else None,
     }
 
 
@@ -377,10 +463,41 @@ def report(args: argparse.Namespace, ours: dict[str, Any], chain: dict[str, Any]
         print(f"{label:{width}}  {a!s:>24}  {b!s:>24}")
     print(f"\nthroughput ratio redstep / RQ chain: {ours['throughput'] / chain['throughput']:.1f}x")
     print(f"redstep succeeded: {ours['succeeded']} of {args.records}")
+    if ours.get("hops") is not None:
+        print_hops(ours["hops"], ours["single"])
     for title, result in (("redstep", ours), ("RQ chain", chain)):
         commands, executions = result["commands"], result["executions"]
         top = sorted(commands.items(), key=lambda kv: -kv[1])[:12]
         print(f"{title} commands per execution: " + ", ".join(f"{k} {v / executions:.2f}" for k, v in top))
+
+
+def run_grid(url: str, args: argparse.Namespace, log: Path) -> None:
+    """Full-load throughput for 1 and 2 orchestrators with 2 and 4 workers, and how busy Redis was."""
+    rows = []
+    for orchestrators in (1, 2):
+        for workers in (2, 4):
+            cell = argparse.Namespace(**{**vars(args), "orchestrators": orchestrators, "workers": workers})
+            cell.single, cell.hops = 0, False
+            result = run_redstep(url, cell, log)
+            redis_seconds = result["cpu"][2][0]
+            rows.append(
+                (
+                    orchestrators,
+                    workers,
+                    result["throughput"],
+                    100 * redis_seconds / result["seconds"],
+                    sum(result["cpu"][0]) * 1000 / result["executions"],
+                    sum(result["cpu"][1]) * 1000 / result["executions"],
+                    redis_seconds * 1000 / result["executions"],
+                )
+            )
+    print(f"\n{args.records} records under full load, {os.cpu_count()} CPUs")
+    print("orchestrators  workers  exec/s  Redis CPU %  CPU ms/exec: orchestrators  workers  redis-server")
+    for orchestrators, workers, throughput, busy, o_ms, w_ms, r_ms in rows:
+        print(
+            f"{orchestrators:>13}  {workers:>7}  {throughput:>6.0f}  {busy:>11.0f}"
+            f"  {o_ms:>26.2f}  {w_ms:>7.2f}  {r_ms:>12.2f}"
+        )
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -395,9 +512,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rq-executions", type=int, default=1000, help="RQ chain executions under full load")
     parser.add_argument("--redis-url", default=None, help="a Redis the benchmark may FLUSHDB")
     parser.add_argument(
+        "--no-hops",
+        dest="hops",
+        action="store_false",
+        help="no per-hop breakdown: the processes note no timestamps (REDSTEP_TRACE_HOPS unset)",
+    )
+    parser.add_argument(
         "--peers",
         action="store_true",
         help="run bench/peers.py instead: Celery and Dramatiq too, --records executions each",
+    )
+    parser.add_argument(
+        "--grid",
+        action="store_true",
+        help="redstep only: full-load throughput and Redis CPU for 1/2 orchestrators x 2/4 workers",
     )
     args = parser.parse_args(argv)
     if args.peers:
@@ -408,6 +536,9 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory(prefix="redstep-bench-") as scratch, redis_at(args.redis_url) as url:
         log = Path(scratch) / "processes.log"
         try:
+            if args.grid:
+                run_grid(url, args, log)
+                return
             ours = run_redstep(url, args, log)
             chain = run_rq(url, args, log)
         except Exception:

@@ -13,7 +13,6 @@ from orchestrator.runtime.client import Client
 from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.loop import Orchestrator
 from orchestrator.settings import Settings
-from worker.entry import use_settings
 from worker.process import task_worker
 
 LAMBDA = "arn:aws:lambda:us-east-1:000000000000:function:"
@@ -49,7 +48,6 @@ def drive(
     with_worker: bool = True,
 ) -> Client:
     """Run every orchestrator once, then a burst of the task worker, until ``done`` or timeout."""
-    use_settings(settings)
     worker = task_worker(redis_client, settings) if with_worker else None
     client = Client(redis_client, settings)
     deadline = time.monotonic() + timeout

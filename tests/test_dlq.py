@@ -136,7 +136,7 @@ def test_an_event_whose_iteration_keeps_failing_is_moved_aside_with_its_delivery
     orchestrator = Orchestrator(redis_client, poison_settings, "o1", claim_idle_seconds=0.01)
     keys = Keys(settings.prefix)
 
-    def always_fails(names: list[str], known: object) -> dict[str, Any]:
+    def always_fails(names: list[str], known: object, trusted: bool = False) -> dict[str, Any]:
         raise RuntimeError("this event poisons every iteration")
 
     orchestrator.store.load_known = always_fails  # type: ignore[method-assign]

@@ -22,7 +22,6 @@ from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.loop import Orchestrator
 from orchestrator.settings import Settings
 from tests.runtime_fixtures import LAMBDA, drive
-from worker import entry
 from worker.registry import default_registry
 
 FIXED = "fixed-flag"
@@ -50,11 +49,9 @@ def flaky(event: Any, context: Any) -> dict[str, Any]:
 @pytest.fixture
 def flaky_function(settings: Settings) -> Iterator[None]:
     saved_signals = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    saved_settings = entry._worker_settings
     default_registry.register("Flaky", flaky)
     yield
     default_registry.unregister("Flaky")
-    entry._worker_settings = saved_settings
     for sig, handler in saved_signals.items():
         signal.signal(sig, handler)
 

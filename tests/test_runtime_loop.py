@@ -14,7 +14,8 @@ from orchestrator.runtime.keys import GROUP, Keys
 from orchestrator.runtime.loop import Orchestrator, run_orchestrator
 from orchestrator.runtime.sources import send_messages
 from orchestrator.settings import Settings
-from tests.runtime_fixtures import all_finished, drive, one_task_machine, queued_tasks
+from tests.runtime_fixtures import LAMBDA, all_finished, dragon, drive, one_task_machine, queued_tasks
+from worker.process import task_worker
 
 KEYS = Keys("t")
 
@@ -248,3 +249,40 @@ def test_run_orchestrator_stops_cleanly_when_asked(settings: Settings, redis_cli
 
     assert not runner.is_alive()
     assert client.describe(name)["status"] == "RUNNING"  # waiting on a worker that does not run here
+
+
+def test_orchestrators_that_each_believe_they_are_alone_still_apply_every_step_once(
+    redis_client: redis.Redis, settings: Settings, client: Client
+) -> None:
+    """An orchestrator alone takes the executions it committed last without reading their versions;
+    when another commits meanwhile (it started before the first noticed), the commit's version
+    check turns the stale copy into a retry, never into a wrong or repeated step."""
+    steps = {
+        f"Step{i}": {"Type": "Task", "Resource": LAMBDA + "ValidateDragon", "ResultPath": f"$.v{i}"}
+        for i in range(4)
+    }
+    for i in range(3):
+        steps[f"Step{i}"]["Next"] = f"Step{i + 1}"
+    steps["Step3"]["End"] = True
+    client.register_machine("Four", {"StartAt": "Step0", "States": steps})
+    names = [client.start_execution("Four", dragon(f"Lonely {i}")) for i in range(5)]
+    pair = [Orchestrator(redis_client, settings, f"o{i}") for i in (1, 2)]
+    for orchestrator in pair:
+        orchestrator.alone = True
+        orchestrator.forget_dead_orchestrators_if_due = lambda: None  # type: ignore[method-assign]
+    worker = task_worker(redis_client, settings)
+
+    deadline = time.monotonic() + 60
+    turn = 0
+    while not all_finished(5)(client):
+        assert time.monotonic() < deadline, client.status()
+        pair[turn % 2].run_once()  # the two take turns, so each finds the other's commits
+        turn += 1
+        worker.work(burst=True, logging_level="WARNING")
+
+    for name in names:
+        assert client.describe(name)["status"] == "SUCCEEDED"
+        history = client.history(name)
+        entered = [e["name"] for e in history if e["type"] == "TaskStateEntered"]
+        assert entered == ["Step0", "Step1", "Step2", "Step3"]
+        assert [e["id"] for e in history] == list(range(1, len(history) + 1))

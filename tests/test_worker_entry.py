@@ -158,19 +158,15 @@ def test_reports_keep_task_order_and_a_task_without_an_address_is_dropped(
 def in_process_worker(settings: Settings, redis_client: redis.Redis) -> Iterator[Queue]:
     """A queue and, on each call of ``work()``, a burst TaskWorker in this process.
 
-    RQ installs SIGINT/SIGTERM handlers and the worker settings are process-wide, so both
-    are put back afterwards.
+    RQ installs SIGINT/SIGTERM handlers, which are put back afterwards.
     """
     saved_signals = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
-    saved_settings = entry._worker_settings
-    entry.use_settings(settings)
     default_registry.register("Reject", Reject)
     queue = Queue(
         task_queue_name(settings), connection=redis_client, serializer=SERIALIZER, job_class=TaskJob
     )
     yield queue
     default_registry.unregister("Reject")
-    entry._worker_settings = saved_settings
     for sig, handler in saved_signals.items():
         signal.signal(sig, handler)
 

@@ -20,7 +20,6 @@ from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.loop import Orchestrator
 from orchestrator.settings import Settings
 from tests.runtime_fixtures import dragon, one_task_machine, queued_tasks
-from worker.entry import use_leases, use_settings
 from worker.jobs import SERIALIZER, TaskJob
 from worker.leases import WorkerLeases
 from worker.process import claiming_queue_class, task_queue_name, task_worker
@@ -80,12 +79,11 @@ def test_a_job_whose_preparation_lost_redis_goes_back_to_the_queue_and_runs(
 ) -> None:
     """RQ fails a job whose own bookkeeping lost the connection before the function ran; its tasks
     must not be left in the worker's claimed list, where nothing would ever run or fail them."""
-    use_settings(settings)
-    use_leases(WorkerLeases(redis_client, PREFIX, "w3", lease_seconds=30))
     queue_class = claiming_queue_class(settings, "w3")
     queue = queue_class(task_queue_name(settings), connection=redis_client, serializer=SERIALIZER)
     queue.enqueue("worker.entry.run_tasks", [TASK], Keys(PREFIX).events)
-    worker = task_worker(redis_client, settings, "w3")
+    leases = WorkerLeases(redis_client, PREFIX, "w3", lease_seconds=30)
+    worker = task_worker(redis_client, settings, "w3", leases=leases)
     prepare = worker.prepare_job_execution
     calls = []
 
@@ -97,10 +95,7 @@ def test_a_job_whose_preparation_lost_redis_goes_back_to_the_queue_and_runs(
         prepare(*args, **kwargs)
 
     monkeypatch.setattr(worker, "prepare_job_execution", lose_redis_once)
-    try:
-        worker.work(burst=True, logging_level="WARNING")
-    finally:
-        use_leases(None)
+    worker.work(burst=True, logging_level="WARNING")
 
     # The job went back and ran: its task reported, and nothing is left claimed.
     assert len(calls) == 2

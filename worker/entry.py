@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from redis import Redis
@@ -24,6 +25,7 @@ from rq.job import Job
 from rq.timeouts import JobTimeoutException
 
 from orchestrator.protocol import invocation
+from orchestrator.protocol.hops import HOPS
 from orchestrator.protocol.invocation import LambdaContext, error_document, marshal_error
 from orchestrator.protocol.jobs import rq_job_fields
 from orchestrator.protocol.keys import EVENT_FIELD, RQ_QUEUES, SharedKeys
@@ -42,32 +44,26 @@ REPORT_ATTEMPTS = 12
 
 log = logging.getLogger(__name__)
 
-_worker_settings: Settings | None = None
-_worker_leases: WorkerLeases | None = None
-
 
 class ColdShutdown(SystemExit):
     """The worker was told to stop now; unlike a function's own ``sys.exit()``, it is let through."""
 
 
-def use_settings(settings: Settings) -> None:
-    """Make ``settings`` (its key prefix) the ones this process's jobs run with."""
-    global _worker_settings
-    _worker_settings = settings
+@dataclass(frozen=True)
+class WorkerContext:
+    """What a job's tasks run with on a redstep worker: the key prefix, and the worker's leases.
+
+    A TaskWorker hands its own to each TaskJob it runs (worker.process, worker.jobs).
+    """
+
+    prefix: str
+    leases: WorkerLeases | None = None
 
 
-def use_leases(leases: WorkerLeases | None) -> None:
-    """Make the jobs of this process lease their tasks through ``leases`` (None: no leases)."""
-    global _worker_leases
-    _worker_leases = leases
-
-
-def worker_settings() -> Settings:
-    """The settings jobs run with: those given to use_settings, else the environment's."""
-    global _worker_settings
-    if _worker_settings is None:
-        _worker_settings = Settings()
-    return _worker_settings
+@cache
+def environment_context() -> WorkerContext:
+    """The context of a job run by a worker that gave none (a plain RQ worker): the environment's prefix."""
+    return WorkerContext(Settings().prefix)
 
 
 @dataclass(frozen=True)
@@ -83,12 +79,14 @@ class TimeLimit:
         return cls(seconds, time.monotonic() + seconds)
 
 
-def run_tasks(tasks: list[dict[str, Any]], events_key: str) -> None:
+def run_tasks(tasks: list[dict[str, Any]], events_key: str, worker: WorkerContext | None = None) -> None:
     """RQ job entry: run every task and report every outcome on ``events_key``.
 
     Args:
         tasks: the Task messages this job carries.
         events_key: the orchestrator's event stream.
+        worker: the running worker's context (TaskJob passes its worker's); the
+            environment's prefix and no leases when None.
 
     Raises:
         RuntimeError: when called outside an RQ job (call ``carry_out`` instead).
@@ -96,13 +94,14 @@ def run_tasks(tasks: list[dict[str, Any]], events_key: str) -> None:
     job = get_current_job()
     if job is None:
         raise RuntimeError("run_tasks runs inside an RQ job; outside one, call carry_out")
+    worker = worker or environment_context()
     carry_out(
         tasks,
         events_key,
         connection=job.connection,
-        prefix=worker_settings().prefix,
+        prefix=worker.prefix,
         timeout_seconds=job_timeout_seconds(job),
-        leases=_worker_leases,
+        leases=worker.leases,
         job_id=job.id,
     )
 
@@ -143,11 +142,16 @@ def carry_out(
     try:
         try:
             # One at a time, so a cold shutdown keeps the reports of the tasks that finished.
+            began = time.time()
             for item in invoke_all(
                 runnable, connection=connection, prefix=prefix, limit=limit, registry=registry
             ):
                 encoded.append(item)
                 meter.lap(runnable[len(encoded) - 1], item[0])
+                if HOPS.on:
+                    ended = time.time()
+                    HOPS.note("ran", job=job_id, execution=item[0]["execution"], began=began, at=ended)
+                    began = ended
         except ColdShutdown:
             unfinished = runnable[len(encoded) :]
             log.warning("stopping now: %d task(s) handed back to the queue", len(unfinished))
@@ -163,6 +167,8 @@ def carry_out(
             REPORT_ATTEMPTS,
             f"reporting job {job_id or '(unnamed)'}",
         )
+        if HOPS.on:
+            HOPS.note("reported", job=job_id)
     finally:
         if leases is not None:
             leases.release(job_id)

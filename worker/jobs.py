@@ -21,11 +21,11 @@ from typing import Any
 
 from redis import Redis, ResponseError
 from rq.exceptions import NoSuchJobError
-from rq.job import Job, validate_job_id
+from rq.job import Job, _job_stack, validate_job_id
 from rq.serializers import JSONSerializer
 
 from orchestrator.protocol.jobs import TASK_ENTRY_POINT
-from worker.entry import is_addressable, run_tasks
+from worker.entry import WorkerContext, is_addressable, run_tasks
 
 SERIALIZER = JSONSerializer
 """Jobs are JSON at rest; a pickled job fails to decode and is never unpickled."""
@@ -136,6 +136,28 @@ class TaskJob(Job):
         if any(callbacks):
             raise ForbiddenJob(f"a redstep worker runs no job callbacks: {[c for c in callbacks if c]}")
         return run_tasks
+
+    persisted = False  # whether the worker's preparation persisted the key already
+    worker: WorkerContext | None = None  # the context of the TaskWorker that runs the job
+
+    def _execute(self) -> Any:
+        """run_tasks with the job's arguments and its worker's context (RQ calls the function bare)."""
+        return self.func(*self.args, worker=self.worker, **self.kwargs)
+
+    def perform(self) -> Any:
+        """Run the job as RQ does, without persisting its key again when the preparation did.
+
+        RQ's perform persists the key in a round trip of its own; TaskWorker's preparation
+        does it in its transaction.
+        """
+        if not self.persisted:
+            return super().perform()
+        _job_stack.push(self)
+        try:
+            self._result = self._execute()
+        finally:
+            assert self is _job_stack.pop()
+        return self._result
 
     def send_webhooks(self, status: Any, *, exc_string: str | None = None) -> None:
         """Call nothing: a job's webhooks would have a worker send requests wherever a writer chose."""

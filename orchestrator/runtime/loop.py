@@ -25,6 +25,7 @@ import redis
 
 from orchestrator.asl import errors
 from orchestrator.protocol.faults import skew_wall_clock
+from orchestrator.protocol.hops import HOPS
 from orchestrator.protocol.keys import EVENT_FIELD
 from orchestrator.protocol.leases import LEASE_ERROR, LEASE_MESSAGE
 from orchestrator.protocol.reconnect import OUTAGE_ERRORS, Outage
@@ -105,6 +106,9 @@ class Orchestrator:
         self.lone_failures = LoneFailures(self.store, settings, self.commit, clock)
         self.forget_dead_every_seconds = forget_dead_every_seconds
         self._next_forget_dead = 0.0  # time.monotonic() after which dead names leave the index
+        # Whether no other orchestrator was alive at the last look (every forget_dead_every_seconds):
+        # then the executions this one committed last are taken as they are, without a version read.
+        self.alone = False
         ensure_group(redis_client, self.keys.events)
 
     def ensure_groups(self) -> None:
@@ -151,11 +155,12 @@ class Orchestrator:
         return started + self.apply_events(events)
 
     def forget_dead_orchestrators_if_due(self) -> None:
-        """Now and then, drop from ``{p}:orchestrators`` the names whose heartbeat expired."""
+        """Now and then, drop from ``{p}:orchestrators`` the names whose beat expired; see who else beats."""
         now = time.monotonic()
         if now >= self._next_forget_dead:
             self._next_forget_dead = now + self.forget_dead_every_seconds
             heartbeats.forget_dead(self.redis, self.keys)
+            self.alone = set(heartbeats.alive(self.redis, self.keys)) <= {self.consumer}
 
     def read_all(self) -> list[Event]:
         """Beat, fire due timers, and read both the source queue and the event stream, in one round trip."""
@@ -274,6 +279,8 @@ class Orchestrator:
             conflicts = self.commit(commit)
             if conflicts:
                 return Lost(conflicts)
+            if HOPS.on:
+                HOPS.note("committed", executions=list(started))
             for transition in started.values():
                 self.known.remember(transition.execution, 1)
             return len(pending)
@@ -358,7 +365,10 @@ class Orchestrator:
             by_execution = group_by_execution(pending)
             names = list(by_execution)
             # After a race, what this orchestrator remembers may be what lost it: load afresh.
-            loaded = self.store.load(names) if race.retry else self.store.load_known(names, self.known)
+            if race.retry:
+                loaded = self.store.load(names)
+            else:
+                loaded = self.store.load_known(names, self.known, trusted=self.alone)
             commit = self.store.new_commit()
             advanced = []
             for name, batch in by_execution.items():
@@ -369,6 +379,8 @@ class Orchestrator:
             conflicts = self.commit(commit)
             if conflicts:
                 return Lost(conflicts)
+            if HOPS.on:
+                HOPS.note("committed", executions=names)
             for transition, version in advanced:
                 self.known.remember(transition.execution, version)
             return len(events)
