@@ -21,8 +21,10 @@ from orchestrator.api.server import build_app
 from orchestrator.dashboard import reads
 from orchestrator.dashboard.access import MAX_FORM_BYTES
 from orchestrator.dashboard.auth import COOKIE, SESSION_SECONDS, Sessions
+from orchestrator.runtime import execution_index
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.dead_letters import DeadLetters
+from orchestrator.runtime.keys import STATUSES
 from orchestrator.settings import Settings
 from tests.test_dlq import dead_letter_records
 
@@ -287,6 +289,41 @@ def test_the_overview_numbers_are_served_as_json_for_the_live_page(
     assert numbers["executions"]["RUNNING"] == 1
     assert numbers["machines"]["Waits"]["RUNNING"] == 1
     assert [queue["name"] for queue in numbers["queues"]] == ["dragons"]
+
+
+def _indexed_by_machine(client: Client) -> None:
+    deadline = time.monotonic() + 60
+    while not execution_index.is_built(client.redis, client.keys, background=False):
+        assert time.monotonic() < deadline, "the per-machine execution indexes were never built"
+        time.sleep(0.05)
+
+
+def test_the_overview_counts_every_execution_of_each_machine(browser: TestClient, client: Client) -> None:
+    _indexed_by_machine(client)
+    many = reads.RECENT_FOR_MACHINES + 5
+    for index in range(many):
+        client.start_execution("Passes", {}, name=f"many-{index:03d}")  # a Pass runs at once
+    for index in range(3):
+        client.start_execution("Waits", {}, name=f"few-{index}")  # no orchestrator: RUNNING
+    numbers = browser.get("/ui/overview.json").json()
+    assert numbers["machines"]["Passes"] == {**dict.fromkeys(STATUSES, 0), "SUCCEEDED": many}
+    assert numbers["machines"]["Waits"] == {**dict.fromkeys(STATUSES, 0), "RUNNING": 3}
+    assert numbers["machines_sample"] is None
+    page = browser.get("/ui/").text
+    assert "among the latest" not in page
+    assert f'data-key="machines.Passes.SUCCEEDED">{many}<' in page
+
+
+def test_until_the_machine_indexes_are_built_the_overview_says_it_samples(
+    browser: TestClient, client: Client
+) -> None:
+    _indexed_by_machine(client)
+    client.start_execution("Waits", {}, name="sampled")
+    client.redis.delete(execution_index.built_key(client.keys))
+    client.redis.set(execution_index.building_key(client.keys), "1")  # another reader rebuilds them
+    numbers = browser.get("/ui/overview.json").json()
+    assert numbers["machines_sample"] == 1 and numbers["machines"]["Waits"]["RUNNING"] == 1
+    assert "among the latest 1 executions" in browser.get("/ui/").text
 
 
 def test_every_asset_is_served_by_redstep(browser: TestClient) -> None:
