@@ -11,6 +11,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -20,7 +21,7 @@ from orchestrator.api.config import ApiSettings
 from orchestrator.api.server import build_app
 from orchestrator.dashboard import reads
 from orchestrator.dashboard.access import MAX_FORM_BYTES
-from orchestrator.dashboard.auth import COOKIE, SESSION_SECONDS, Sessions
+from orchestrator.dashboard.auth import COOKIE, LOGIN_COOKIE, LOGIN_SECONDS, SESSION_SECONDS, Sessions
 from orchestrator.runtime import execution_index
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.dead_letters import DeadLetters
@@ -63,9 +64,15 @@ def anonymous(settings: Settings, client: Client) -> TestClient:
     return _browser(settings, {KEY_ID: SECRET})
 
 
+def _log_in(visitor: TestClient, **fields: str) -> Any:
+    """POST the login form as a browser does: its page first, for the form's CSRF token."""
+    token = _csrf(visitor.get("/ui/login").text)
+    return visitor.post("/ui/login", data={"csrf": token, **fields})
+
+
 @pytest.fixture
 def browser(anonymous: TestClient) -> TestClient:
-    answer = anonymous.post("/ui/login", data={"access_key_id": KEY_ID, "secret_access_key": SECRET})
+    answer = _log_in(anonymous, access_key_id=KEY_ID, secret_access_key=SECRET)
     assert answer.status_code == 303
     return anonymous
 
@@ -90,13 +97,11 @@ def test_every_page_without_a_session_redirects_to_the_login(anonymous: TestClie
 def test_a_wrong_secret_is_refused_and_the_right_one_sets_a_strict_httponly_cookie(
     anonymous: TestClient,
 ) -> None:
-    wrong = anonymous.post("/ui/login", data={"access_key_id": KEY_ID, "secret_access_key": "nope"})
+    wrong = _log_in(anonymous, access_key_id=KEY_ID, secret_access_key="nope")
     assert wrong.status_code == 401
     assert COOKIE not in wrong.headers.get("set-cookie", "")
     assert "not a pair this server accepts" in wrong.text
-    right = anonymous.post(
-        "/ui/login", data={"access_key_id": KEY_ID, "secret_access_key": SECRET, "next": "/ui/executions"}
-    )
+    right = _log_in(anonymous, access_key_id=KEY_ID, secret_access_key=SECRET, next="/ui/executions")
     assert right.status_code == 303 and right.headers["location"] == "/ui/executions"
     cookie = right.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/ui" in cookie
@@ -105,16 +110,75 @@ def test_a_wrong_secret_is_refused_and_the_right_one_sets_a_strict_httponly_cook
     assert anonymous.get("/ui/executions").status_code == 200
 
 
+def _refused_login(visitor: TestClient, answer: Any) -> None:
+    """A login refused for its CSRF token: nothing tried, no session, a fresh form to retry."""
+    assert answer.status_code == 403
+    assert "security token is missing, wrong or expired" in answer.text
+    assert COOKIE not in answer.cookies
+    assert visitor.get("/ui/").status_code == 303
+    assert _csrf(answer.text)
+
+
+def test_a_login_without_its_form_token_is_refused_and_logs_no_one_in(
+    anonymous: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    right = {"access_key_id": KEY_ID, "secret_access_key": SECRET}
+    with caplog.at_level(logging.INFO, logger="redstep.dashboard"):
+        # Another site's form: neither the field nor the login cookie.
+        _refused_login(anonymous, anonymous.post("/ui/login", data=right))
+    assert "logged in" not in caplog.text
+    anonymous.cookies.clear()
+    token = _csrf(anonymous.get("/ui/login").text)
+    # A forged field beside a real cookie.
+    _refused_login(anonymous, anonymous.post("/ui/login", data={**right, "csrf": "forged" + token[6:]}))
+    # The real field without its cookie (a cross-site POST does not carry a SameSite=Strict one).
+    anonymous.cookies.clear()
+    _refused_login(anonymous, anonymous.post("/ui/login", data={**right, "csrf": token}))
+
+
+def test_a_login_token_is_good_only_with_its_own_cookie(settings: Settings, client: Client) -> None:
+    attacker, victim = _browser(settings, {KEY_ID: SECRET}), _browser(settings, {KEY_ID: SECRET})
+    attackers_token = _csrf(attacker.get("/ui/login").text)
+    victim.get("/ui/login")  # the victim has a login cookie of their own
+    answer = victim.post(
+        "/ui/login", data={"access_key_id": KEY_ID, "secret_access_key": SECRET, "csrf": attackers_token}
+    )
+    _refused_login(victim, answer)
+    # The same visitor's own pair works, and is spent by the login.
+    answer = _log_in(victim, access_key_id=KEY_ID, secret_access_key=SECRET)
+    assert answer.status_code == 303 and COOKIE in answer.cookies
+    spent = [cookie for cookie in answer.headers.get_list("set-cookie") if cookie.startswith(LOGIN_COOKIE)]
+    assert len(spent) == 1 and "Max-Age=0" in spent[0]
+
+
+def test_a_login_form_expires_and_is_renewed_before_it_does() -> None:
+    now = [1_000_000.0]
+    sessions = Sessions({KEY_ID: SECRET}, clock=lambda: now[0])
+    cookie = sessions.login_cookie(None)
+    token = sessions.login_csrf_token(cookie)
+    assert sessions.login_csrf_ok(cookie, token)
+    assert sessions.login_cookie(cookie) == cookie  # a second tab shares it
+    now[0] += LOGIN_SECONDS * 0.75
+    renewed = sessions.login_cookie(cookie)
+    assert renewed != cookie and sessions.login_csrf_ok(renewed, sessions.login_csrf_token(renewed))
+    assert sessions.login_csrf_ok(cookie, token)  # the page still open keeps working until it expires
+    now[0] += LOGIN_SECONDS * 0.25
+    assert not sessions.login_csrf_ok(cookie, token)
+    nonce, expiry, signature = cookie.split(".")
+    stretched = f"{nonce}.{int(expiry) + LOGIN_SECONDS}.{signature}"
+    assert not sessions.login_csrf_ok(stretched, token)
+    assert not Sessions({KEY_ID: "another secret"}).login_csrf_ok(renewed, sessions.login_csrf_token(renewed))
+
+
 def test_the_cookie_is_secure_over_https(settings: Settings, client: Client) -> None:
     browser = _browser(settings, {KEY_ID: SECRET}, https=True)
-    answer = browser.post("/ui/login", data={"access_key_id": KEY_ID, "secret_access_key": SECRET})
+    assert "Secure" in browser.get("/ui/login").headers["set-cookie"]  # the login form's cookie
+    answer = _log_in(browser, access_key_id=KEY_ID, secret_access_key=SECRET)
     assert "Secure" in answer.headers["set-cookie"]
 
 
 def test_a_login_never_sends_its_user_to_another_site(anonymous: TestClient) -> None:
-    answer = anonymous.post(
-        "/ui/login", data={"access_key_id": KEY_ID, "secret_access_key": SECRET, "next": "//evil.example/"}
-    )
+    answer = _log_in(anonymous, access_key_id=KEY_ID, secret_access_key=SECRET, next="//evil.example/")
     assert answer.headers["location"] == "/ui/"
 
 
@@ -151,7 +215,7 @@ def test_a_token_of_another_session_is_refused(
 ) -> None:
     client.start_execution("Waits", {}, name="other-session")
     other = _browser(settings, {KEY_ID: SECRET})
-    other.post("/ui/login", data={"access_key_id": KEY_ID, "secret_access_key": SECRET})
+    _log_in(other, access_key_id=KEY_ID, secret_access_key=SECRET)
     foreign = _csrf(other.get("/ui/executions/other-session").text)
     before = _events(client)
     answer = browser.post("/ui/executions/other-session/stop", data={"csrf": foreign, "confirmed": "yes"})

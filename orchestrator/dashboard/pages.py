@@ -14,8 +14,8 @@ from starlette.responses import JSONResponse, Response
 
 from orchestrator.asl.validation import validate
 from orchestrator.dashboard import reads
-from orchestrator.dashboard.access import BASE, current_session, safe_next, set_cookie
-from orchestrator.dashboard.auth import Session
+from orchestrator.dashboard.access import BASE, current_session, safe_next, set_cookie, set_login_cookie
+from orchestrator.dashboard.auth import LOGIN_COOKIE, Session
 from orchestrator.dashboard.rendering import Renderer, graph_or_problem, pretty, see, shown_values
 from orchestrator.dashboard.runs import read_course
 from orchestrator.runtime.catalog import Catalog
@@ -185,11 +185,20 @@ class Pages:
         target = safe_next(request.query_params.get("next"))
         if session is not None:
             return see(target)
-        return self.render(request, "login.html", target=target, problem=None, title="Log in")
+        return self._login_form(request, 200, target, None)
 
     async def login(self, request: Request) -> Response:
         form = await request.form()
         target = safe_next(str(form.get("next") or ""))
+        token = form.get("csrf")
+        if not self.sessions.login_csrf_ok(request.cookies.get(LOGIN_COOKIE), _text(token)):
+            # Another site's form, or a login page left open too long: no login is tried.
+            log.warning("dashboard: a login without a valid login form token was refused")
+            problem = (
+                "This login form's security token is missing, wrong or expired, so nothing was"
+                " tried: log in again with this fresh form."
+            )
+            return self._login_form(request, 403, target, problem)
         key_id, secret = (
             str(form.get("access_key_id") or "").strip(),
             str(form.get("secret_access_key") or ""),
@@ -199,11 +208,30 @@ class Pages:
             # Only the id's start: someone may type the secret into the id's box by mistake.
             log.warning("dashboard: a login as %r... was refused", key_id[:4])
             problem = "That access key id and secret are not a pair this server accepts."
-            return self.render(request, "login.html", 401, target=target, problem=problem, title="Log in")
+            return self._login_form(request, 401, target, problem)
         log.info("dashboard: %s logged in", session.user)
         response = see(target)
         set_cookie(response, request, self.sessions, session)
+        set_login_cookie(response, request, None)  # its token is spent
         return response
+
+    def _login_form(self, request: Request, status: int, target: str, problem: str | None) -> Response:
+        """The login page, with its pre-session CSRF cookie and the field that goes with it."""
+        cookie = self.sessions.login_cookie(request.cookies.get(LOGIN_COOKIE))
+        response = self.render(
+            request,
+            "login.html",
+            status,
+            target=target,
+            problem=problem,
+            login_token=self.sessions.login_csrf_token(cookie),
+            title="Log in",
+        )
+        set_login_cookie(response, request, cookie)
+        return response
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _check_definition(text: str) -> tuple[list[dict[str, str]], str | None, str | None]:
