@@ -19,7 +19,7 @@ from starlette.testclient import TestClient
 
 from orchestrator.api.config import ApiSettings
 from orchestrator.api.server import build_app
-from orchestrator.dashboard import reads
+from orchestrator.dashboard import pages, reads
 from orchestrator.dashboard.access import MAX_FORM_BYTES
 from orchestrator.dashboard.auth import COOKIE, LOGIN_COOKIE, LOGIN_SECONDS, SESSION_SECONDS, Sessions
 from orchestrator.runtime import execution_index
@@ -32,6 +32,19 @@ from tests.test_dlq import dead_letter_records
 KEY_ID, SECRET = "AKIDDASHBOARD0001", "dashboard/Secret+Key/000000000000000000000"
 WAIT = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": True}}}
 PASS = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+LOOP_ROUNDS = 1300
+LOOP = {  # four events a round, all run at once by the start itself: over 5,000 events
+    "StartAt": "Count",
+    "States": {
+        "Count": {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.n, 1)"}, "Next": "Again"},
+        "Again": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.n", "NumericLessThan": LOOP_ROUNDS, "Next": "Count"}],
+            "Default": "Done",
+        },
+        "Done": {"Type": "Succeed"},
+    },
+}
 PAGES = [
     "/ui/",
     "/ui/executions",
@@ -388,6 +401,57 @@ def test_until_the_machine_indexes_are_built_the_overview_says_it_samples(
     numbers = browser.get("/ui/overview.json").json()
     assert numbers["machines_sample"] == 1 and numbers["machines"]["Waits"]["RUNNING"] == 1
     assert "among the latest 1 executions" in browser.get("/ui/").text
+
+
+def _event_ids(page: str) -> list[int]:
+    return [
+        int(found) for found in re.findall(r'<tr data-event-type="[^"]+"><td class="num">(\d+)</td>', page)
+    ]
+
+
+def test_a_long_history_shows_its_first_and_latest_events_and_pages_through_the_rest(
+    browser: TestClient, client: Client
+) -> None:
+    client.register_machine("Loops", LOOP)
+    client.start_execution("Loops", {"n": 0}, name="long")
+    described = client.describe("long")
+    assert described is not None and described["status"] == "SUCCEEDED"
+    length = client.history_length("long")
+    assert length > pages.MAX_HISTORY_EVENTS
+    page = browser.get("/ui/executions/long").text
+    ends = pages.HISTORY_ENDS
+    assert f"This history has {length:,} events: the first {ends:,} and the latest {ends:,}" in page
+    shown = _event_ids(page)
+    assert shown == [*range(1, ends + 1), *range(length - ends + 1, length + 1)]
+    assert re.search(rf'data-event-type="ExecutionSucceeded"><td class="num">{length}<', page)
+    gap = re.search(
+        r'Events ([\d,]+) to ([\d,]+) \(([\d,]+) events\) are not shown here: <a href="([^"]+)"', page
+    )
+    assert gap and gap.group(1) == f"{ends + 1:,}" and gap.group(2) == f"{length - ends:,}"
+    # The graph reads the whole history: the loop's last state ran, though only after the first events.
+    assert re.search(r'data-state="Done"[^>]*data-status="succeeded"', page)
+    # Paging through the rest, from the gap's link, meets every event once, in order.
+    seen, url = list(range(1, ends + 1)), gap.group(4).replace("&amp;", "&")
+    while url:
+        history = browser.get(url)
+        assert history.status_code == 200
+        seen += _event_ids(history.text)
+        later = re.search(r'<a href="([^"]+)" rel="next">', history.text)
+        url = later.group(1).replace("&amp;", "&") if later else ""
+    assert seen == list(range(1, length + 1))
+    first = browser.get("/ui/executions/long/history").text
+    assert _event_ids(first)[0] == 1 and 'rel="prev"' not in first
+    assert f"Events 1 to {pages.HISTORY_PAGE:,} of {length:,}." in first
+    past = browser.get("/ui/executions/long/history?from=999999").text
+    assert _event_ids(past)[-1] == length and 'rel="next"' not in past
+    assert browser.get("/ui/executions/nope/history").status_code == 404
+
+
+def test_a_history_of_at_most_the_limit_is_shown_whole(browser: TestClient, client: Client) -> None:
+    client.start_execution("Passes", {}, name="short")
+    page = browser.get("/ui/executions/short").text
+    assert _event_ids(page) == list(range(1, client.history_length("short") + 1))
+    assert "history-gap" not in page and "Page through" not in page
 
 
 def test_every_asset_is_served_by_redstep(browser: TestClient) -> None:
