@@ -513,3 +513,16 @@ def test_a_form_larger_than_the_limit_is_refused_unread(browser: TestClient) -> 
     huge = "x" * (MAX_FORM_BYTES + 1)
     answer = browser.post("/ui/validate", data={"csrf": token, "definition": huge})
     assert answer.status_code == 403 and "at most 4 MiB" in answer.text
+
+
+def test_a_history_that_grows_past_the_limit_while_read_is_shown_whole(
+    browser: TestClient, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client.register_machine("Loops", LOOP)
+    client.start_execution("Loops", {"n": 0}, name="grew")
+    length = client.history_length("grew")
+    # As if the page asked for the length before a running execution added its last events.
+    monkeypatch.setattr(Client, "history_length", lambda self, name: pages.MAX_HISTORY_EVENTS - 100)
+    page = browser.get("/ui/executions/grew").text
+    assert _event_ids(page) == list(range(1, length + 1))
+    assert "history-gap" not in page and "Page through" not in page

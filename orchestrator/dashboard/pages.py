@@ -108,8 +108,8 @@ class Pages:
         return {
             "execution": described,
             "shown": shown_values({key: described.get(key) for key in ("input", "output", "error", "cause")}),
-            "history": ends.first,
-            "latest": list(ends.latest),
+            "history": ends.first if ends.hidden else ends.first + list(ends.latest),
+            "latest": list(ends.latest) if ends.hidden else [],
             "history_length": ends.read_count,
             "started": started,
             "graph": graph,
@@ -295,6 +295,12 @@ class _HistoryEnds:
                 yield event
             if len(chunk) < HISTORY_CHUNK:
                 return
+
+    @property
+    def hidden(self) -> int:
+        """How many events lie between the first and the latest kept (none: a history that grew
+        past ``MAX_HISTORY_EVENTS`` only while it was read is kept whole)."""
+        return self.read_count - len(self.first) - len(self.latest)
 
 
 def _text(value: Any) -> str | None:
