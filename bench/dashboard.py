@@ -6,6 +6,8 @@ orchestrator runs), and, started first so they are the oldest, 10 of a machine c
 Then the dashboard's own app (``redstep serve``'s, open as with --no-auth, in-process through
 starlette's TestClient, so the figure includes rendering the page) is asked for pages of
 /ui/executions, each several times; the median and the worst are printed per kind of page.
+Then the overview (every machine's executions counted by status), and the page of one
+execution whose history is ~25,000 events long (the runner's limit) and a page of its history.
 
     python bench/dashboard.py [N]      # default 100000
 """
@@ -31,6 +33,18 @@ MACHINES = {
     "Fails": {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Bench", "Cause": "on purpose"}}},
     "Waits": {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 86400, "End": True}}},
     "Rare": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}},
+}
+LONG_LOOP = {  # four history events a round, run at once by the start: a history of ~25,000 events
+    "StartAt": "Count",
+    "States": {
+        "Count": {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.n, 1)"}, "Next": "Again"},
+        "Again": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.n", "NumericLessThan": 6200, "Next": "Count"}],
+            "Default": "Done",
+        },
+        "Done": {"Type": "Succeed"},
+    },
 }
 ROUNDS = 15
 
@@ -61,12 +75,14 @@ def older_link(page: str) -> str | None:
     return found.group(1).replace("&amp;", "&") if found else None
 
 
-def measure(browser: TestClient, label: str, path: str) -> None:
+def measure(
+    browser: TestClient, label: str, path: str, row: str = r'<tr><td><a href="/ui/executions/'
+) -> None:
     times, page = [], ""
     for _ in range(ROUNDS):
         elapsed, page = timed(browser, path)
         times.append(elapsed * 1000)
-    rows = len(re.findall(r'<tr><td><a href="/ui/executions/', page))
+    rows = len(re.findall(row, page))
     print(
         f"{label:<52} {rows:>3} rows  median {statistics.median(times):7.1f} ms  worst {max(times):7.1f} ms",
         flush=True,
@@ -94,6 +110,21 @@ def main(count: int) -> None:
         measure(browser, "name prefix 'fails-0999'", "/ui/executions?prefix=fails-0999")
         measure(browser, "machine Rare (10 oldest): one capped scan", "/ui/executions?machine=Rare")
         measure(browser, "one execution's page", f"/ui/executions/passes-{count // 2:06d}")
+        print("other pages (rows: history events shown):")
+        measure(browser, "overview (each machine counted by status)", "/ui/")
+        client.register_machine("LongLoop", LONG_LOOP)
+        client.start_execution("LongLoop", {"n": 0}, name="long-history")
+        events = client.history_length("long-history")
+        event_row = r'<tr data-event-type="'
+        measure(
+            browser,
+            f"execution of {events:,} events (graph reads all)",
+            "/ui/executions/long-history",
+            event_row,
+        )
+        measure(
+            browser, "a page of that history", "/ui/executions/long-history/history?from=12001", event_row
+        )
         connection.close()
 
 

@@ -11,6 +11,7 @@ import logging
 import re
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import redis
@@ -18,17 +19,32 @@ from starlette.testclient import TestClient
 
 from orchestrator.api.config import ApiSettings
 from orchestrator.api.server import build_app
-from orchestrator.dashboard import reads
+from orchestrator.dashboard import pages, reads
 from orchestrator.dashboard.access import MAX_FORM_BYTES
-from orchestrator.dashboard.auth import COOKIE, SESSION_SECONDS, Sessions
+from orchestrator.dashboard.auth import COOKIE, LOGIN_COOKIE, LOGIN_SECONDS, SESSION_SECONDS, Sessions
+from orchestrator.runtime import execution_index
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.dead_letters import DeadLetters
+from orchestrator.runtime.keys import STATUSES
 from orchestrator.settings import Settings
 from tests.test_dlq import dead_letter_records
 
 KEY_ID, SECRET = "AKIDDASHBOARD0001", "dashboard/Secret+Key/000000000000000000000"
 WAIT = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 3600, "End": True}}}
 PASS = {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}}
+LOOP_ROUNDS = 1300
+LOOP = {  # four events a round, all run at once by the start itself: over 5,000 events
+    "StartAt": "Count",
+    "States": {
+        "Count": {"Type": "Pass", "Parameters": {"n.$": "States.MathAdd($.n, 1)"}, "Next": "Again"},
+        "Again": {
+            "Type": "Choice",
+            "Choices": [{"Variable": "$.n", "NumericLessThan": LOOP_ROUNDS, "Next": "Count"}],
+            "Default": "Done",
+        },
+        "Done": {"Type": "Succeed"},
+    },
+}
 PAGES = [
     "/ui/",
     "/ui/executions",
@@ -61,9 +77,15 @@ def anonymous(settings: Settings, client: Client) -> TestClient:
     return _browser(settings, {KEY_ID: SECRET})
 
 
+def _log_in(visitor: TestClient, **fields: str) -> Any:
+    """POST the login form as a browser does: its page first, for the form's CSRF token."""
+    token = _csrf(visitor.get("/ui/login").text)
+    return visitor.post("/ui/login", data={"csrf": token, **fields})
+
+
 @pytest.fixture
 def browser(anonymous: TestClient) -> TestClient:
-    answer = anonymous.post("/ui/login", data={"access_key_id": KEY_ID, "secret_access_key": SECRET})
+    answer = _log_in(anonymous, access_key_id=KEY_ID, secret_access_key=SECRET)
     assert answer.status_code == 303
     return anonymous
 
@@ -88,13 +110,11 @@ def test_every_page_without_a_session_redirects_to_the_login(anonymous: TestClie
 def test_a_wrong_secret_is_refused_and_the_right_one_sets_a_strict_httponly_cookie(
     anonymous: TestClient,
 ) -> None:
-    wrong = anonymous.post("/ui/login", data={"access_key_id": KEY_ID, "secret_access_key": "nope"})
+    wrong = _log_in(anonymous, access_key_id=KEY_ID, secret_access_key="nope")
     assert wrong.status_code == 401
     assert COOKIE not in wrong.headers.get("set-cookie", "")
     assert "not a pair this server accepts" in wrong.text
-    right = anonymous.post(
-        "/ui/login", data={"access_key_id": KEY_ID, "secret_access_key": SECRET, "next": "/ui/executions"}
-    )
+    right = _log_in(anonymous, access_key_id=KEY_ID, secret_access_key=SECRET, next="/ui/executions")
     assert right.status_code == 303 and right.headers["location"] == "/ui/executions"
     cookie = right.headers["set-cookie"]
     assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/ui" in cookie
@@ -103,16 +123,75 @@ def test_a_wrong_secret_is_refused_and_the_right_one_sets_a_strict_httponly_cook
     assert anonymous.get("/ui/executions").status_code == 200
 
 
+def _refused_login(visitor: TestClient, answer: Any) -> None:
+    """A login refused for its CSRF token: nothing tried, no session, a fresh form to retry."""
+    assert answer.status_code == 403
+    assert "security token is missing, wrong or expired" in answer.text
+    assert COOKIE not in answer.cookies
+    assert visitor.get("/ui/").status_code == 303
+    assert _csrf(answer.text)
+
+
+def test_a_login_without_its_form_token_is_refused_and_logs_no_one_in(
+    anonymous: TestClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    right = {"access_key_id": KEY_ID, "secret_access_key": SECRET}
+    with caplog.at_level(logging.INFO, logger="redstep.dashboard"):
+        # Another site's form: neither the field nor the login cookie.
+        _refused_login(anonymous, anonymous.post("/ui/login", data=right))
+    assert "logged in" not in caplog.text
+    anonymous.cookies.clear()
+    token = _csrf(anonymous.get("/ui/login").text)
+    # A forged field beside a real cookie.
+    _refused_login(anonymous, anonymous.post("/ui/login", data={**right, "csrf": "forged" + token[6:]}))
+    # The real field without its cookie (a cross-site POST does not carry a SameSite=Strict one).
+    anonymous.cookies.clear()
+    _refused_login(anonymous, anonymous.post("/ui/login", data={**right, "csrf": token}))
+
+
+def test_a_login_token_is_good_only_with_its_own_cookie(settings: Settings, client: Client) -> None:
+    attacker, victim = _browser(settings, {KEY_ID: SECRET}), _browser(settings, {KEY_ID: SECRET})
+    attackers_token = _csrf(attacker.get("/ui/login").text)
+    victim.get("/ui/login")  # the victim has a login cookie of their own
+    answer = victim.post(
+        "/ui/login", data={"access_key_id": KEY_ID, "secret_access_key": SECRET, "csrf": attackers_token}
+    )
+    _refused_login(victim, answer)
+    # The same visitor's own pair works, and is spent by the login.
+    answer = _log_in(victim, access_key_id=KEY_ID, secret_access_key=SECRET)
+    assert answer.status_code == 303 and COOKIE in answer.cookies
+    spent = [cookie for cookie in answer.headers.get_list("set-cookie") if cookie.startswith(LOGIN_COOKIE)]
+    assert len(spent) == 1 and "Max-Age=0" in spent[0]
+
+
+def test_a_login_form_expires_and_is_renewed_before_it_does() -> None:
+    now = [1_000_000.0]
+    sessions = Sessions({KEY_ID: SECRET}, clock=lambda: now[0])
+    cookie = sessions.login_cookie(None)
+    token = sessions.login_csrf_token(cookie)
+    assert sessions.login_csrf_ok(cookie, token)
+    assert sessions.login_cookie(cookie) == cookie  # a second tab shares it
+    now[0] += LOGIN_SECONDS * 0.75
+    renewed = sessions.login_cookie(cookie)
+    assert renewed != cookie and sessions.login_csrf_ok(renewed, sessions.login_csrf_token(renewed))
+    assert sessions.login_csrf_ok(cookie, token)  # the page still open keeps working until it expires
+    now[0] += LOGIN_SECONDS * 0.25
+    assert not sessions.login_csrf_ok(cookie, token)
+    nonce, expiry, signature = cookie.split(".")
+    stretched = f"{nonce}.{int(expiry) + LOGIN_SECONDS}.{signature}"
+    assert not sessions.login_csrf_ok(stretched, token)
+    assert not Sessions({KEY_ID: "another secret"}).login_csrf_ok(renewed, sessions.login_csrf_token(renewed))
+
+
 def test_the_cookie_is_secure_over_https(settings: Settings, client: Client) -> None:
     browser = _browser(settings, {KEY_ID: SECRET}, https=True)
-    answer = browser.post("/ui/login", data={"access_key_id": KEY_ID, "secret_access_key": SECRET})
+    assert "Secure" in browser.get("/ui/login").headers["set-cookie"]  # the login form's cookie
+    answer = _log_in(browser, access_key_id=KEY_ID, secret_access_key=SECRET)
     assert "Secure" in answer.headers["set-cookie"]
 
 
 def test_a_login_never_sends_its_user_to_another_site(anonymous: TestClient) -> None:
-    answer = anonymous.post(
-        "/ui/login", data={"access_key_id": KEY_ID, "secret_access_key": SECRET, "next": "//evil.example/"}
-    )
+    answer = _log_in(anonymous, access_key_id=KEY_ID, secret_access_key=SECRET, next="//evil.example/")
     assert answer.headers["location"] == "/ui/"
 
 
@@ -149,7 +228,7 @@ def test_a_token_of_another_session_is_refused(
 ) -> None:
     client.start_execution("Waits", {}, name="other-session")
     other = _browser(settings, {KEY_ID: SECRET})
-    other.post("/ui/login", data={"access_key_id": KEY_ID, "secret_access_key": SECRET})
+    _log_in(other, access_key_id=KEY_ID, secret_access_key=SECRET)
     foreign = _csrf(other.get("/ui/executions/other-session").text)
     before = _events(client)
     answer = browser.post("/ui/executions/other-session/stop", data={"csrf": foreign, "confirmed": "yes"})
@@ -289,6 +368,92 @@ def test_the_overview_numbers_are_served_as_json_for_the_live_page(
     assert [queue["name"] for queue in numbers["queues"]] == ["dragons"]
 
 
+def _indexed_by_machine(client: Client) -> None:
+    deadline = time.monotonic() + 60
+    while not execution_index.is_built(client.redis, client.keys, background=False):
+        assert time.monotonic() < deadline, "the per-machine execution indexes were never built"
+        time.sleep(0.05)
+
+
+def test_the_overview_counts_every_execution_of_each_machine(browser: TestClient, client: Client) -> None:
+    _indexed_by_machine(client)
+    many = reads.RECENT_FOR_MACHINES + 5
+    for index in range(many):
+        client.start_execution("Passes", {}, name=f"many-{index:03d}")  # a Pass runs at once
+    for index in range(3):
+        client.start_execution("Waits", {}, name=f"few-{index}")  # no orchestrator: RUNNING
+    numbers = browser.get("/ui/overview.json").json()
+    assert numbers["machines"]["Passes"] == {**dict.fromkeys(STATUSES, 0), "SUCCEEDED": many}
+    assert numbers["machines"]["Waits"] == {**dict.fromkeys(STATUSES, 0), "RUNNING": 3}
+    assert numbers["machines_sample"] is None
+    page = browser.get("/ui/").text
+    assert "among the latest" not in page
+    assert f'data-key="machines.Passes.SUCCEEDED">{many}<' in page
+
+
+def test_until_the_machine_indexes_are_built_the_overview_says_it_samples(
+    browser: TestClient, client: Client
+) -> None:
+    _indexed_by_machine(client)
+    client.start_execution("Waits", {}, name="sampled")
+    client.redis.delete(execution_index.built_key(client.keys))
+    client.redis.set(execution_index.building_key(client.keys), "1")  # another reader rebuilds them
+    numbers = browser.get("/ui/overview.json").json()
+    assert numbers["machines_sample"] == 1 and numbers["machines"]["Waits"]["RUNNING"] == 1
+    assert "among the latest 1 executions" in browser.get("/ui/").text
+
+
+def _event_ids(page: str) -> list[int]:
+    return [
+        int(found) for found in re.findall(r'<tr data-event-type="[^"]+"><td class="num">(\d+)</td>', page)
+    ]
+
+
+def test_a_long_history_shows_its_first_and_latest_events_and_pages_through_the_rest(
+    browser: TestClient, client: Client
+) -> None:
+    client.register_machine("Loops", LOOP)
+    client.start_execution("Loops", {"n": 0}, name="long")
+    described = client.describe("long")
+    assert described is not None and described["status"] == "SUCCEEDED"
+    length = client.history_length("long")
+    assert length > pages.MAX_HISTORY_EVENTS
+    page = browser.get("/ui/executions/long").text
+    ends = pages.HISTORY_ENDS
+    assert f"This history has {length:,} events: the first {ends:,} and the latest {ends:,}" in page
+    shown = _event_ids(page)
+    assert shown == [*range(1, ends + 1), *range(length - ends + 1, length + 1)]
+    assert re.search(rf'data-event-type="ExecutionSucceeded"><td class="num">{length}<', page)
+    gap = re.search(
+        r'Events ([\d,]+) to ([\d,]+) \(([\d,]+) events\) are not shown here: <a href="([^"]+)"', page
+    )
+    assert gap and gap.group(1) == f"{ends + 1:,}" and gap.group(2) == f"{length - ends:,}"
+    # The graph reads the whole history: the loop's last state ran, though only after the first events.
+    assert re.search(r'data-state="Done"[^>]*data-status="succeeded"', page)
+    # Paging through the rest, from the gap's link, meets every event once, in order.
+    seen, url = list(range(1, ends + 1)), gap.group(4).replace("&amp;", "&")
+    while url:
+        history = browser.get(url)
+        assert history.status_code == 200
+        seen += _event_ids(history.text)
+        later = re.search(r'<a href="([^"]+)" rel="next">', history.text)
+        url = later.group(1).replace("&amp;", "&") if later else ""
+    assert seen == list(range(1, length + 1))
+    first = browser.get("/ui/executions/long/history").text
+    assert _event_ids(first)[0] == 1 and 'rel="prev"' not in first
+    assert f"Events 1 to {pages.HISTORY_PAGE:,} of {length:,}." in first
+    past = browser.get("/ui/executions/long/history?from=999999").text
+    assert _event_ids(past)[-1] == length and 'rel="next"' not in past
+    assert browser.get("/ui/executions/nope/history").status_code == 404
+
+
+def test_a_history_of_at_most_the_limit_is_shown_whole(browser: TestClient, client: Client) -> None:
+    client.start_execution("Passes", {}, name="short")
+    page = browser.get("/ui/executions/short").text
+    assert _event_ids(page) == list(range(1, client.history_length("short") + 1))
+    assert "history-gap" not in page and "Page through" not in page
+
+
 def test_every_asset_is_served_by_redstep(browser: TestClient) -> None:
     page = browser.get("/ui/").text
     assets = re.findall(r'(?:href|src)="([^"#]+\.(?:css|js))"', page)
@@ -348,3 +513,16 @@ def test_a_form_larger_than_the_limit_is_refused_unread(browser: TestClient) -> 
     huge = "x" * (MAX_FORM_BYTES + 1)
     answer = browser.post("/ui/validate", data={"csrf": token, "definition": huge})
     assert answer.status_code == 403 and "at most 4 MiB" in answer.text
+
+
+def test_a_history_that_grows_past_the_limit_while_read_is_shown_whole(
+    browser: TestClient, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client.register_machine("Loops", LOOP)
+    client.start_execution("Loops", {"n": 0}, name="grew")
+    length = client.history_length("grew")
+    # As if the page asked for the length before a running execution added its last events.
+    monkeypatch.setattr(Client, "history_length", lambda self, name: pages.MAX_HISTORY_EVENTS - 100)
+    page = browser.get("/ui/executions/grew").text
+    assert _event_ids(page) == list(range(1, length + 1))
+    assert "history-gap" not in page and "Page through" not in page

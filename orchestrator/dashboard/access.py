@@ -13,7 +13,15 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from orchestrator.dashboard.auth import COOKIE, OPEN_USER, SESSION_SECONDS, Session, Sessions
+from orchestrator.dashboard.auth import (
+    COOKIE,
+    LOGIN_COOKIE,
+    LOGIN_SECONDS,
+    OPEN_USER,
+    SESSION_SECONDS,
+    Session,
+    Sessions,
+)
 
 BASE = "/ui"
 MAX_FORM_BYTES = 4 * 1024 * 1024
@@ -32,6 +40,23 @@ def set_cookie(response: Response, request: Request, sessions: Sessions, session
         COOKIE,
         sessions.cookie_value(session),
         max_age=SESSION_SECONDS,
+        path=BASE,
+        secure=secure,
+        httponly=True,
+        samesite="strict",
+    )
+
+
+def set_login_cookie(response: Response, request: Request, value: str | None) -> None:
+    """Put the login form's pre-session cookie (None: remove it) in the response, like a session's."""
+    secure = request.url.scheme == "https"
+    if value is None:
+        response.delete_cookie(LOGIN_COOKIE, path=BASE, secure=secure, httponly=True, samesite="strict")
+        return
+    response.set_cookie(
+        LOGIN_COOKIE,
+        value,
+        max_age=LOGIN_SECONDS,
         path=BASE,
         secure=secure,
         httponly=True,

@@ -47,6 +47,7 @@ def create_dashboard(client: Client, credentials: dict[str, str] | None) -> Star
         Route("/overview.json", page(pages.overview_json)),
         Route("/executions", page(pages.executions)),
         Route("/executions/{name}", page(pages.execution)),
+        Route("/executions/{name}/history", page(pages.history)),
         Route("/executions/{name}/stop", action(actions.stop), methods=["POST"]),
         Route("/executions/{name}/redrive", action(actions.redrive), methods=["POST"]),
         Route("/state-machines", page(pages.machines)),

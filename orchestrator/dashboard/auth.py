@@ -7,6 +7,12 @@ secrets, so sessions survive a restart of ``redstep serve`` and end when the sec
 with ``--no-auth`` (loopback only) it is random per process. A form's CSRF token is the HMAC
 of the session id, so a page of one session cannot be replayed in another, and a site that
 cannot read the page cannot forge it.
+
+The login form comes before any session, so it has a token of its own (login CSRF: another
+site must not log a visitor in as the other site's user): the login page sets a short-lived
+signed cookie ``<nonce>.<expiry>.<signature>`` and puts the HMAC of its nonce in a hidden
+field; a login POST must bring both, matching (double submit). Another site can neither read
+the field nor, the cookie being SameSite=Strict, send the cookie along.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ from dataclasses import dataclass
 COOKIE = "redstep_session"
 SESSION_SECONDS = 12 * 3600
 OPEN_USER = "local (--no-auth)"
+LOGIN_COOKIE = "redstep_login"
+LOGIN_SECONDS = 3600
+"""How long a login form stays usable; a page left open longer is reloaded with a fresh one."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +101,38 @@ class Sessions:
 
     def csrf_ok(self, session: Session, token: str | None) -> bool:
         return bool(token) and hmac.compare_digest(str(token), self.csrf_token(session))
+
+    def login_cookie(self, current: str | None) -> str:
+        """The login form's pre-session cookie: ``current`` while it has over half its life left
+        (so two login tabs share one), else a new one."""
+        expires = self._login_expiry(current)
+        if current and expires is not None and expires - self.clock() > LOGIN_SECONDS / 2:
+            return current
+        payload = f"{secrets.token_urlsafe(18)}.{int(self.clock() + LOGIN_SECONDS)}"
+        return f"{payload}.{self._sign(f'login:{payload}')}"
+
+    def login_csrf_token(self, cookie: str) -> str:
+        """The hidden field that goes with the login cookie ``cookie``."""
+        nonce = cookie.partition(".")[0]
+        return self._sign(f"login-csrf:{nonce}")
+
+    def login_csrf_ok(self, cookie: str | None, token: str | None) -> bool:
+        """Whether a login POST brings a valid, unexpired login cookie and its own field."""
+        if not cookie or not token or self._login_expiry(cookie) is None:
+            return False
+        return hmac.compare_digest(str(token), self.login_csrf_token(cookie))
+
+    def _login_expiry(self, cookie: str | None) -> float | None:
+        """When a login cookie expires; None when it is missing, forged, malformed or expired."""
+        if not cookie or cookie.count(".") != 2:
+            return None
+        payload, _, signature = cookie.rpartition(".")
+        if not hmac.compare_digest(signature, self._sign(f"login:{payload}")):
+            return None
+        expiry = payload.partition(".")[2]
+        if not expiry.isdigit() or int(expiry) <= self.clock():
+            return None
+        return float(expiry)
 
     def _sign(self, text: str) -> str:
         digest = hmac.new(self._key, text.encode(), hashlib.sha256).digest()

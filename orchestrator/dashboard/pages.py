@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections import deque
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -14,8 +16,8 @@ from starlette.responses import JSONResponse, Response
 
 from orchestrator.asl.validation import validate
 from orchestrator.dashboard import reads
-from orchestrator.dashboard.access import BASE, current_session, safe_next, set_cookie
-from orchestrator.dashboard.auth import Session
+from orchestrator.dashboard.access import BASE, current_session, safe_next, set_cookie, set_login_cookie
+from orchestrator.dashboard.auth import LOGIN_COOKIE, Session
 from orchestrator.dashboard.rendering import Renderer, graph_or_problem, pretty, see, shown_values
 from orchestrator.dashboard.runs import read_course
 from orchestrator.runtime.catalog import Catalog
@@ -27,6 +29,12 @@ log = logging.getLogger("redstep.dashboard")
 MAX_DEFINITION_CHARACTERS = 1024 * 1024
 """AWS's limit for a definition; a longer paste is refused, still shown."""
 MAX_HISTORY_EVENTS = 5000
+"""An execution page shows a history this long whole; a longer one, its first and latest events."""
+HISTORY_ENDS = 1000
+"""How many of the first and of the latest events an execution page shows of a longer history."""
+HISTORY_PAGE = 1000
+"""Events a page of the history (``/executions/<name>/history``) shows."""
+HISTORY_CHUNK = 2000
 REDRIVABLE = frozenset(FINISHED_STATUSES) - {"SUCCEEDED"}
 
 
@@ -87,26 +95,59 @@ class Pages:
         described = self.client.describe(name)
         if described is None:
             return None
-        length = self.client.history_length(name)
-        history = self.client.history_range(name, 0, MAX_HISTORY_EVENTS - 1)
-        course = read_course(history, described["status"])
+        # The graph reads the whole history (at most ~25,000 events: the runner's limit), one
+        # chunk at a time; the table keeps only its first and latest events.
+        ends = _HistoryEnds(self.client.history_length(name))
+        course = read_course(ends.read(self.client, name), described["status"])
         definition = self._definition(described["stateMachine"], described.get("stateMachineVersion"))
         graph, graph_problem = graph_or_problem(
             definition, course.statuses(), course.taken, f"Graph of execution {name}"
         )
-        started = history[0]["timestamp"] if history else described.get("startDate")
+        started = ends.first[0]["timestamp"] if ends.first else described.get("startDate")
         runs = {state: shown_values(run.to_dict()) for state, run in course.runs.items()}
         return {
             "execution": described,
             "shown": shown_values({key: described.get(key) for key in ("input", "output", "error", "cause")}),
-            "history": history,
-            "history_length": length,
+            "history": ends.first if ends.hidden else ends.first + list(ends.latest),
+            "latest": list(ends.latest) if ends.hidden else [],
+            "history_length": ends.read_count,
             "started": started,
             "graph": graph,
             "graph_problem": graph_problem,
             "runs_json": json.dumps(runs).replace("</", "<\\/"),
             "stoppable": described["status"] == "RUNNING",
             "redrivable": described["status"] in REDRIVABLE,
+        }
+
+    async def history(self, request: Request, session: Session) -> Response:
+        """One page of an execution's history, ``HISTORY_PAGE`` events from the ``from``-th."""
+        name = request.path_params["name"]
+        asked = request.query_params.get("from", "1")
+        first = max(1, int(asked)) if asked.isdigit() else 1
+        view = await run_in_threadpool(self._history_view, name, first)
+        if view is None:
+            return self.not_found(request, f"No execution named “{name}”.")
+        return self.render(request, "history.html", title=f"History of execution {name}", **view)
+
+    def _history_view(self, name: str, first: int) -> dict[str, Any] | None:
+        described = self.client.describe(name)
+        if described is None:
+            return None
+        length = self.client.history_length(name)
+        last_page = max(1, length - HISTORY_PAGE + 1)
+        if first > length:  # past the end (a stale link): the latest page
+            first = last_page
+        events = self.client.history_range(name, first - 1, first + HISTORY_PAGE - 2)
+        start = self.client.history_range(name, 0, 0)
+        return {
+            "execution": described,
+            "history": events,
+            "history_length": length,
+            "first": first,
+            "previous": max(1, first - HISTORY_PAGE) if first > 1 else None,
+            "following": first + HISTORY_PAGE if first + HISTORY_PAGE <= length else None,
+            "last_page": last_page,
+            "started": start[0]["timestamp"] if start else described.get("startDate"),
         }
 
     def _definition(self, machine: str, version: str | None) -> Any:
@@ -185,11 +226,20 @@ class Pages:
         target = safe_next(request.query_params.get("next"))
         if session is not None:
             return see(target)
-        return self.render(request, "login.html", target=target, problem=None, title="Log in")
+        return self._login_form(request, 200, target, None)
 
     async def login(self, request: Request) -> Response:
         form = await request.form()
         target = safe_next(str(form.get("next") or ""))
+        token = form.get("csrf")
+        if not self.sessions.login_csrf_ok(request.cookies.get(LOGIN_COOKIE), _text(token)):
+            # Another site's form, or a login page left open too long: no login is tried.
+            log.warning("dashboard: a login without a valid login form token was refused")
+            problem = (
+                "This login form's security token is missing, wrong or expired, so nothing was"
+                " tried: log in again with this fresh form."
+            )
+            return self._login_form(request, 403, target, problem)
         key_id, secret = (
             str(form.get("access_key_id") or "").strip(),
             str(form.get("secret_access_key") or ""),
@@ -199,11 +249,62 @@ class Pages:
             # Only the id's start: someone may type the secret into the id's box by mistake.
             log.warning("dashboard: a login as %r... was refused", key_id[:4])
             problem = "That access key id and secret are not a pair this server accepts."
-            return self.render(request, "login.html", 401, target=target, problem=problem, title="Log in")
+            return self._login_form(request, 401, target, problem)
         log.info("dashboard: %s logged in", session.user)
         response = see(target)
         set_cookie(response, request, self.sessions, session)
+        set_login_cookie(response, request, None)  # its token is spent
         return response
+
+    def _login_form(self, request: Request, status: int, target: str, problem: str | None) -> Response:
+        """The login page, with its pre-session CSRF cookie and the field that goes with it."""
+        cookie = self.sessions.login_cookie(request.cookies.get(LOGIN_COOKIE))
+        response = self.render(
+            request,
+            "login.html",
+            status,
+            target=target,
+            problem=problem,
+            login_token=self.sessions.login_csrf_token(cookie),
+            title="Log in",
+        )
+        set_login_cookie(response, request, cookie)
+        return response
+
+
+class _HistoryEnds:
+    """Reads a history from start to end, keeping its first events and its latest ones.
+
+    A history of at most ``MAX_HISTORY_EVENTS`` (as long as it was when the page was asked
+    for) is kept whole, in ``first``; of a longer one, the first and the latest
+    ``HISTORY_ENDS``. Events a running execution adds meanwhile are read too.
+    """
+
+    def __init__(self, length: int) -> None:
+        self.keep_first = length if length <= MAX_HISTORY_EVENTS else HISTORY_ENDS
+        self.first: list[dict[str, Any]] = []
+        self.latest: deque[dict[str, Any]] = deque(maxlen=HISTORY_ENDS)
+        self.read_count = 0
+
+    def read(self, client: Client, name: str) -> Iterator[dict[str, Any]]:
+        while True:
+            chunk = client.history_range(name, self.read_count, self.read_count + HISTORY_CHUNK - 1)
+            for event in chunk:
+                (self.first if self.read_count < self.keep_first else self.latest).append(event)
+                self.read_count += 1
+                yield event
+            if len(chunk) < HISTORY_CHUNK:
+                return
+
+    @property
+    def hidden(self) -> int:
+        """How many events lie between the first and the latest kept (none: a history that grew
+        past ``MAX_HISTORY_EVENTS`` only while it was read is kept whole)."""
+        return self.read_count - len(self.first) - len(self.latest)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _check_definition(text: str) -> tuple[list[dict[str, str]], str | None, str | None]:

@@ -25,6 +25,8 @@ PAGE_SIZE = 50
 SCAN_BATCH = 500
 SCAN_LIMIT = 5000
 RECENT_FOR_MACHINES = 200
+"""While the per-machine indexes are first built (after an upgrade), the overview counts each
+machine's executions among this many latest ones instead."""
 
 
 @dataclass(frozen=True)
@@ -134,20 +136,43 @@ def overview(client: Client, now: float | None = None) -> dict[str, Any]:
     pipe.hkeys(keys.machines)
     *counts, machine_keys = pipe.execute()
     machine_names = sorted(name.decode() for name in machine_keys)
-    recent = client.list_executions(limit=RECENT_FOR_MACHINES)
-    by_machine: dict[str, dict[str, int]] = {name: dict.fromkeys(STATUSES, 0) for name in machine_names}
-    for execution in recent:
-        by_machine.setdefault(execution["stateMachine"], dict.fromkeys(STATUSES, 0))[execution["status"]] += 1
+    by_machine, sample = _by_machine(client, machine_names)
     return {
         "executions": dict(zip(STATUSES, counts, strict=True)),
         "machines": dict(sorted(by_machine.items())),
-        "machines_sample": len(recent),
+        "machines_sample": sample,
         "queues": _queues(client, now),
         "workers": _workers(client, now),
         "orchestrators": heartbeats.alive(connection, keys),
         "topics": _topics(client, [settings.topic], now),
         "at": now,
     }
+
+
+def _by_machine(client: Client, machine_names: list[str]) -> tuple[dict[str, dict[str, int]], int | None]:
+    """Each machine's executions by status, and None; or, while the per-machine indexes are
+    first built, the counts among the latest ``RECENT_FOR_MACHINES`` executions and how many
+    those were.
+
+    The exact counts are one pipeline of ZCARDs of the per-machine status indexes, however
+    many executions are stored. They are the registered machines': the executions of one
+    deleted since are in the totals by status only.
+    """
+    connection, keys = client.redis, client.keys
+    if not execution_index.is_built(connection, keys):
+        recent = client.list_executions(limit=RECENT_FOR_MACHINES)
+        sampled = {name: dict.fromkeys(STATUSES, 0) for name in machine_names}
+        for execution in recent:
+            counts = sampled.setdefault(execution["stateMachine"], dict.fromkeys(STATUSES, 0))
+            counts[execution["status"]] += 1
+        return dict(sorted(sampled.items())), len(recent)
+    pipe = connection.pipeline(transaction=False)
+    for name in machine_names:
+        for status in STATUSES:
+            pipe.zcard(execution_index.status_key(keys, name, status))
+    counts = iter(pipe.execute())
+    exact = {name: {status: int(next(counts)) for status in STATUSES} for name in machine_names}
+    return exact, None
 
 
 def _queues(client: Client, now: float) -> list[dict[str, Any]]:

@@ -12,6 +12,7 @@ worst first: failed, running, caught, succeeded. A state never entered is ``not-
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,7 +92,7 @@ class Course:
         return {name: run.status for name, run in self.runs.items()}
 
 
-def read_course(history: list[dict[str, Any]], execution_status: str) -> Course:
+def read_course(history: Iterable[dict[str, Any]], execution_status: str) -> Course:
     """Each state's latest visit and the edges taken, from ``history`` in order."""
     owner: dict[Any, Visit] = {}  # event id -> the visit it belongs to
     exits: set[Any] = set()
