@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 import redis
 
+from orchestrator.metrics import scrape
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.loop import Orchestrator
@@ -179,6 +180,23 @@ def test_an_expired_lease_fails_its_task_as_lambda_unknown_worded_as_lambda_word
     assert failed["cause"] == json.dumps(expected_cause)
     assert described["status"] == "FAILED"
     assert redis_client.zcard(Keys(settings.prefix).leases) == 0
+
+
+def test_an_expired_lease_counts_as_a_failure_of_its_function_in_the_metrics(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    client, task = in_flight(redis_client, settings, "counted")
+    # Given a worker that died holding the task, and no failure of that function counted yet,
+    before = scrape.read(redis_client, settings).counts
+    assert before.get(("task_failures", (task["function"], "Lambda.Unknown")), 0) == 0
+    WorkerLeases(redis_client, settings.prefix, "w-gone", lease_seconds=0.001).take("job", [task])
+
+    # when an orchestrator fires its lease,
+    run_until_finished(redis_client, settings, client, "counted")
+
+    # then /metrics counts one Lambda.Unknown failure of the function, as a worker's report would.
+    after = scrape.read(redis_client, settings).counts
+    assert after[("task_failures", (task["function"], "Lambda.Unknown"))] == 1
 
 
 def test_a_lease_an_earlier_version_stored_in_the_timers_zset_still_fires(

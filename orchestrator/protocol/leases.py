@@ -5,7 +5,7 @@ Redis's clock: the scripts that set and renew leases read Redis's ``TIME`` thems
 does the orchestrators' script that fires them, so no process's own clock decides when a
 task's worker counts as gone. The member is a lease record, compact JSON::
 
-    {"execution": ..., "token": ..., "worker": ..., "lease_seconds": ..., "request_id": ...}
+    {"execution": ..., "token": ..., "function": ..., "worker": ..., "lease_seconds": ..., "request_id": ...}
 
 It names its worker, so a worker removes exactly the records it added (a task handed back and
 run again elsewhere has a second record), and holds what the orchestrators need to word the
@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 LEASE_ERROR = "Lambda.Unknown"
 LEASE_MESSAGE = "The worker running the task stopped responding: worker %s renewed no lease for %.2f seconds"
@@ -36,6 +36,7 @@ class LeaseRecord(TypedDict):
 
     execution: str
     token: str
+    function: NotRequired[str]  # the task's function, for the failure count (absent in older records)
     worker: str
     lease_seconds: float
     request_id: str
@@ -46,6 +47,7 @@ def lease_record(task: dict[str, Any], worker: str, lease_seconds: float) -> str
     record: LeaseRecord = {
         "execution": task["execution"],
         "token": task["token"],
+        "function": str(task.get("function", "")),
         "worker": worker,
         "lease_seconds": float(lease_seconds),
         "request_id": str(uuid.uuid4()),

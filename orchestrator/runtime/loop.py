@@ -28,6 +28,7 @@ from orchestrator.protocol.faults import skew_wall_clock
 from orchestrator.protocol.hops import HOPS
 from orchestrator.protocol.keys import EVENT_FIELD
 from orchestrator.protocol.leases import LEASE_ERROR, LEASE_MESSAGE
+from orchestrator.protocol.metrics import counting_enabled, metrics_key
 from orchestrator.protocol.reconnect import OUTAGE_ERRORS, Outage
 from orchestrator.runtime import heartbeats, transitions
 from orchestrator.runtime.clock import RedisClock
@@ -59,7 +60,7 @@ from orchestrator.settings import Settings, masked_url
 log = logging.getLogger(__name__)
 
 TIMER_BATCH = 1000
-TIMER_KEYS = 3  # fire_timers.lua's KEYS: the timers, the event stream, the leases
+TIMER_KEYS = 4  # fire_timers.lua's KEYS: the timers, the event stream, the leases, the metrics
 HEARTBEAT_TTL_SECONDS = 10
 
 
@@ -99,6 +100,7 @@ class Orchestrator:
         self.retention = Retention(redis_client, settings, clock=clock)
         self._fire_timers = lua_script(redis_client, "fire_timers")
         load_for_pipelines(self._fire_timers)
+        self._count_expired_leases = "1" if counting_enabled() else "0"
         self.intake = EventIntake(
             redis_client, self.keys, consumer, clock, claim_idle_seconds, settings.max_event_deliveries
         )
@@ -203,8 +205,9 @@ class Orchestrator:
         return self.intake.parse(entries)
 
     def timer_arguments(self) -> list[Any]:
-        keys = [self.keys.timers, self.keys.events, self.keys.leases]
-        return [*keys, repr(self.clock()), TIMER_BATCH, EVENT_FIELD, LEASE_ERROR, LEASE_MESSAGE]
+        keys = [self.keys.timers, self.keys.events, self.keys.leases, metrics_key(self.keys.prefix)]
+        lease = [LEASE_ERROR, LEASE_MESSAGE, self._count_expired_leases]
+        return [*keys, repr(self.clock()), TIMER_BATCH, EVENT_FIELD, *lease]
 
     def fire_timers(self) -> int:
         """Move due timers and expired leases onto the event stream; exactly one orchestrator fires each."""
