@@ -35,6 +35,7 @@ import redis.asyncio as aioredis
 from orchestrator.asl.task_state import ACTIVITY_STARTED
 from orchestrator.protocol.decoding import loads
 from orchestrator.protocol.keys import EVENT_FIELD
+from orchestrator.runtime.blocking_reads import BLOCK_SLICE_SECONDS, blocking_reader
 from orchestrator.runtime.callbacks import CALLBACK_KIND
 from orchestrator.runtime.keys import ACTIVITY_TASK_FIELD, Keys
 from orchestrator.settings import Settings
@@ -45,8 +46,6 @@ RECLAIM_IDLE_SECONDS = 30.0
 """How long an entry read but never acknowledged waits before another poll takes it (its reader died)."""
 POLLER_CLIENT_NAME = "redstep-activity-poll"
 """How GetActivityTask's connections show in Redis's CLIENT LIST."""
-BLOCK_SLICE_SECONDS = 5.0
-"""A long poll blocks on Redis in slices this long, so a lost connection shows within one."""
 
 
 class ActivityDeleted(LookupError):
@@ -126,13 +125,7 @@ class TaskPoller:
     def connection(self) -> aioredis.Redis:
         # Made on first use, inside the server's event loop, which its connections belong to.
         if self._redis is None:
-            self._redis = aioredis.Redis.from_url(
-                self.settings.redis_url,
-                socket_connect_timeout=5.0,
-                socket_timeout=BLOCK_SLICE_SECONDS + self.settings.socket_timeout_seconds,
-                health_check_interval=30,
-                client_name=POLLER_CLIENT_NAME,
-            )
+            self._redis = blocking_reader(self.settings, client_name=POLLER_CLIENT_NAME)
         return self._redis
 
     async def take(

@@ -14,10 +14,9 @@ import time
 
 import redis.asyncio as aioredis
 
+from orchestrator.runtime.blocking_reads import BLOCK_SLICE_SECONDS, blocking_reader
 from orchestrator.runtime.keys import Keys
 from orchestrator.settings import Settings
-
-BLOCK_SLICE_SECONDS = 5.0
 
 
 class EndWaiter:
@@ -35,12 +34,7 @@ class EndWaiter:
     def connection(self) -> aioredis.Redis:
         # Made on first use, inside the server's event loop, which its connections belong to.
         if self._redis is None:
-            self._redis = aioredis.Redis.from_url(
-                self.settings.redis_url,
-                socket_connect_timeout=5.0,
-                socket_timeout=BLOCK_SLICE_SECONDS + self.settings.socket_timeout_seconds,
-                health_check_interval=30,
-            )
+            self._redis = blocking_reader(self.settings)
         return self._redis
 
     async def ended(self, name: str, timeout: float) -> bool:
