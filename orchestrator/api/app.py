@@ -15,7 +15,7 @@ import inspect
 import json
 import logging
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -104,16 +104,10 @@ def create_app(endpoint: Endpoint, healthy: Any) -> Starlette:
 
 
 async def _serve(endpoint: Endpoint, request: Request) -> dict[str, Any]:
-    body = await _read_body(request)
+    body = await read_body(request, MAX_BODY_BYTES, _too_large)
     service, action = _target(endpoint, request.headers.get("x-amz-target"))
     if endpoint.credentials is not None:
-        signed = sigv4.SignedRequest(
-            method=request.method,
-            path=request.scope.get("raw_path", b"/").decode("latin-1") or "/",
-            query=request.scope.get("query_string", b"").decode("latin-1"),
-            headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
-            body=body,
-        )
+        signed = signed_request(request, body)
         sigv4.verify(signed, endpoint.credentials, endpoint.region, service.signing_name, datetime.now(UTC))
     if action not in service.actions:
         raise ApiError(
@@ -149,17 +143,29 @@ async def _unless_disconnected(request: Request, work: Coroutine[Any, Any, dict[
             raise ClientGone
 
 
-async def _read_body(request: Request) -> bytes:
+async def read_body(request: Request, limit: int, too_large: Callable[[], ApiError]) -> bytes:
+    """The request's body, refused with ``too_large()`` as soon as it is known to pass ``limit`` bytes."""
     declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise _too_large()
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise too_large()
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise _too_large()
+        if size > limit:
+            raise too_large()
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def signed_request(request: Request, body: bytes) -> sigv4.SignedRequest:
+    """What SigV4 signed of ``request``: method, raw path and query, headers and ``body``, as sent."""
+    return sigv4.SignedRequest(
+        method=request.method,
+        path=request.scope.get("raw_path", b"/").decode("latin-1") or "/",
+        query=request.scope.get("query_string", b"").decode("latin-1"),
+        headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
+        body=body,
+    )
 
 
 def _too_large() -> ApiError:

@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from orchestrator.api import sigv4
+from orchestrator.api.app import read_body, signed_request
 from orchestrator.api.errors import ApiError
 from orchestrator.api.sns import protocol
 from orchestrator.api.sns.context import Sns
@@ -66,15 +67,9 @@ class SnsEndpoint:
         return Response(document, media_type=XML_CONTENT_TYPE, headers={"x-amzn-RequestId": request_id})
 
     async def _serve(self, request: Request) -> tuple[str, dict[str, Any]]:
-        body = await _read_body(request)
+        body = await read_body(request, MAX_BODY_BYTES, _too_large)
         if self.credentials is not None:
-            signed = sigv4.SignedRequest(
-                method=request.method,
-                path=request.scope.get("raw_path", b"/").decode("latin-1") or "/",
-                query=request.scope.get("query_string", b"").decode("latin-1"),
-                headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.scope["headers"]],
-                body=body,
-            )
+            signed = signed_request(request, body)
             try:
                 sigv4.verify(signed, self.credentials, self.region, "sns", datetime.now(UTC))
             except ApiError as error:
@@ -103,16 +98,8 @@ class SnsEndpoint:
         return action, await run_in_threadpool(self.actions[action], self.sns, parsed)
 
 
-async def _read_body(request: Request) -> bytes:
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise ApiError(
-                "RequestEntityTooLarge", f"the request body is larger than {MAX_BODY_BYTES} bytes", 413
-            )
-        chunks.append(chunk)
-    return b"".join(chunks)
+def _too_large() -> ApiError:
+    return ApiError("RequestEntityTooLarge", f"the request body is larger than {MAX_BODY_BYTES} bytes", 413)
 
 
 def _error(code: str, message: str, status: int, request_id: str) -> Response:
