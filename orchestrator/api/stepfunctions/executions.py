@@ -25,20 +25,7 @@ SCAN_BATCH = 200
 
 def start_execution(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, Any]:
     entry, version, alias = started_through(sfn, request["stateMachineArn"])
-    name = request.get("name") or str(uuid.uuid4())
-    if problem := name_problem(name):
-        raise ApiError("InvalidName", f"Invalid Name: '{name}': the name {problem}")
-    if message_id_problem(name):
-        raise ApiError(
-            "InvalidName", f"Invalid Name: '{name}': redstep names executions with {MESSAGE_ID_RULE}"
-        )
-    text = request.get("input", "{}")
-    try:
-        value = json.loads(text)
-    except (ValueError, RecursionError) as error:
-        raise ApiError(
-            "InvalidExecutionInput", f"Invalid State Machine Execution Input: the input is not JSON: {error}"
-        ) from None
+    name, value = execution_name(request), execution_input(request)
     arn = sfn.arns.execution(entry.name, name)
     revision = version.revision if version else None
     if not sfn.client.start_new_execution(entry.name, value, name, revision):
@@ -52,6 +39,28 @@ def start_execution(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, An
     if started is not None and version is not None:
         versions.record_origin(sfn, started, version.number, alias)
     return {"executionArn": arn, "startDate": started["startDate"] if started else time.time()}
+
+
+def execution_name(request: dict[str, Any]) -> str:
+    """The name a start request gives its execution (a new UUID when it gives none), checked."""
+    name = request.get("name") or str(uuid.uuid4())
+    if problem := name_problem(name):
+        raise ApiError("InvalidName", f"Invalid Name: '{name}': the name {problem}")
+    if message_id_problem(name):
+        raise ApiError(
+            "InvalidName", f"Invalid Name: '{name}': redstep names executions with {MESSAGE_ID_RULE}"
+        )
+    return name
+
+
+def execution_input(request: dict[str, Any]) -> Any:
+    """The input a start request gives its execution, decoded (``{}`` when it gives none)."""
+    try:
+        return json.loads(request.get("input", "{}"))
+    except (ValueError, RecursionError) as error:
+        raise ApiError(
+            "InvalidExecutionInput", f"Invalid State Machine Execution Input: the input is not JSON: {error}"
+        ) from None
 
 
 def started_through(sfn: StepFunctions, arn: str) -> tuple[MachineEntry, versions.Version | None, str | None]:

@@ -14,18 +14,15 @@ from __future__ import annotations
 import functools
 import json
 import math
-import uuid
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 
-from orchestrator.api.arns import name_problem
 from orchestrator.api.config import ApiSettings
 from orchestrator.api.errors import ApiError
 from orchestrator.api.stepfunctions import versions
 from orchestrator.api.stepfunctions.context import StepFunctions
-from orchestrator.api.stepfunctions.executions import started_through
-from orchestrator.runtime.sources import MESSAGE_ID_RULE, message_id_problem
+from orchestrator.api.stepfunctions.executions import execution_input, execution_name, started_through
 from orchestrator.runtime.sync_executions import EndWaiter
 from orchestrator.settings import Settings
 
@@ -45,19 +42,7 @@ async def start_sync_execution(sfn: StepFunctions, request: dict[str, Any]) -> d
             f"This operation is not supported by this type of state machine: '{request['stateMachineArn']}'"
             " is a STANDARD state machine; StartSyncExecution runs EXPRESS ones (use StartExecution)",
         )
-    name = request.get("name") or str(uuid.uuid4())
-    if problem := name_problem(name):
-        raise ApiError("InvalidName", f"Invalid Name: '{name}': the name {problem}")
-    if message_id_problem(name):
-        raise ApiError(
-            "InvalidName", f"Invalid Name: '{name}': redstep names executions with {MESSAGE_ID_RULE}"
-        )
-    try:
-        value = json.loads(request.get("input", "{}"))
-    except (ValueError, RecursionError) as error:
-        raise ApiError(
-            "InvalidExecutionInput", f"Invalid State Machine Execution Input: the input is not JSON: {error}"
-        ) from None
+    name, value = execution_name(request), execution_input(request)
     revision = version.revision if version else None
     started = await run_in_threadpool(
         sfn.client.start_new_execution, entry.name, value, name, revision, notify_end=True
