@@ -32,35 +32,23 @@ Page = Callable[[Request, Session], Awaitable[Response]]
 
 def set_cookie(response: Response, request: Request, sessions: Sessions, session: Session | None) -> None:
     """Put ``session`` (None: remove it) in the response's cookie, HttpOnly and SameSite=Strict."""
-    secure = request.url.scheme == "https"
-    if session is None:
-        response.delete_cookie(COOKIE, path=BASE, secure=secure, httponly=True, samesite="strict")
-        return
-    response.set_cookie(
-        COOKIE,
-        sessions.cookie_value(session),
-        max_age=SESSION_SECONDS,
-        path=BASE,
-        secure=secure,
-        httponly=True,
-        samesite="strict",
-    )
+    value = None if session is None else sessions.cookie_value(session)
+    _put_cookie(response, request, COOKIE, value, SESSION_SECONDS)
 
 
 def set_login_cookie(response: Response, request: Request, value: str | None) -> None:
     """Put the login form's pre-session cookie (None: remove it) in the response, like a session's."""
+    _put_cookie(response, request, LOGIN_COOKIE, value, LOGIN_SECONDS)
+
+
+def _put_cookie(response: Response, request: Request, name: str, value: str | None, max_age: int) -> None:
+    # Secure whenever the dashboard is served over HTTPS; never readable by scripts or sent cross-site.
     secure = request.url.scheme == "https"
     if value is None:
-        response.delete_cookie(LOGIN_COOKIE, path=BASE, secure=secure, httponly=True, samesite="strict")
+        response.delete_cookie(name, path=BASE, secure=secure, httponly=True, samesite="strict")
         return
     response.set_cookie(
-        LOGIN_COOKIE,
-        value,
-        max_age=LOGIN_SECONDS,
-        path=BASE,
-        secure=secure,
-        httponly=True,
-        samesite="strict",
+        name, value, max_age=max_age, path=BASE, secure=secure, httponly=True, samesite="strict"
     )
 
 
