@@ -122,14 +122,23 @@ def serve(env: dict[str, str], logs: Path, *args: str) -> tuple[subprocess.Popen
     return process, url
 
 
-def running_stack(redis_server: RedisServer, logs: Path, *, with_workers: bool) -> Iterator[ApiStack]:
-    """serve, and with ``with_workers`` one orchestrator and one worker, until the generator closes."""
+def running_stack(
+    redis_server: RedisServer,
+    logs: Path,
+    *,
+    orchestrator: bool,
+    worker: bool,
+    settings: dict[str, str] | None = None,
+) -> Iterator[ApiStack]:
+    """serve, one orchestrator and one worker as asked, with ``settings`` added to their
+    environment, until the generator closes."""
     prefix = f"api{uuid.uuid4().hex[:8]}"
-    env = api_env(redis_server.url, prefix)
+    env = {**api_env(redis_server.url, prefix), **(settings or {})}
     processes: list[subprocess.Popen[bytes]] = []
     try:
-        if with_workers:
+        if orchestrator:
             processes.append(start(env, logs / "orchestrator.log", "orchestrator"))
+        if worker:
             processes.append(start(env, logs / "worker.log", "worker", "--functions", str(FUNCTIONS)))
         process, url = serve(env, logs)
         processes.append(process)
@@ -142,13 +151,13 @@ def running_stack(redis_server: RedisServer, logs: Path, *, with_workers: bool) 
 @pytest.fixture(scope="module")
 def api_stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiStack]:
     """serve + orchestrator + worker, shared by a module's tests (each uses names of its own)."""
-    yield from running_stack(redis_server, tmp_path_factory.mktemp("api"), with_workers=True)
+    yield from running_stack(redis_server, tmp_path_factory.mktemp("api"), orchestrator=True, worker=True)
 
 
 @pytest.fixture(scope="module")
 def serve_only(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiStack]:
     """serve alone (no orchestrator, no worker), shared by a module's tests."""
-    yield from running_stack(redis_server, tmp_path_factory.mktemp("api"), with_workers=False)
+    yield from running_stack(redis_server, tmp_path_factory.mktemp("api"), orchestrator=False, worker=False)
 
 
 @dataclass

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,15 +18,12 @@ from tests.api_fixtures import (
     REGION,
     SECRET_ACCESS_KEY,
     ApiStack,
-    api_env,
     eventually,
     finished,
     role_arn,
-    serve,
-    start,
+    running_stack,
     unique,
 )
-from tests.chaos import stop
 
 WORKER = Path(__file__).resolve().parents[1] / "examples" / "activity_worker.py"
 SHORT_POLL_SECONDS = "2"
@@ -38,18 +34,9 @@ WORKER_SECONDS = 120.0
 @pytest.fixture(scope="module")
 def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiStack]:
     """serve (with short long polls) and one orchestrator; the activity workers are the tests'."""
+    settings = {"REDSTEP_ACTIVITY_POLL_SECONDS": SHORT_POLL_SECONDS}
     logs = tmp_path_factory.mktemp("activities")
-    prefix = f"act{uuid.uuid4().hex[:8]}"
-    env = {**api_env(redis_server.url, prefix), "REDSTEP_ACTIVITY_POLL_SECONDS": SHORT_POLL_SECONDS}
-    orchestrator = start(env, logs / "orchestrator.log", "orchestrator")
-    try:
-        process, url = serve(env, logs)
-        try:
-            yield ApiStack(url, env, prefix, logs)
-        finally:
-            stop(process)
-    finally:
-        stop(orchestrator)
+    yield from running_stack(redis_server, logs, orchestrator=True, worker=False, settings=settings)
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -19,15 +18,12 @@ from tests.api_fixtures import (
     REGION,
     SECRET_ACCESS_KEY,
     ApiStack,
-    api_env,
     eventually,
     finished,
     role_arn,
-    serve,
-    start,
+    running_stack,
     unique,
 )
-from tests.chaos import stop
 
 POLL = """
 import boto3, sys
@@ -40,17 +36,9 @@ print(sfn.get_activity_task(activityArn=sys.argv[1]), flush=True)
 @pytest.fixture(scope="module")
 def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiStack]:
     """serve with AWS's 60-second long polls, and one orchestrator."""
-    logs = tmp_path_factory.mktemp("disconnect")
-    env = api_env(redis_server.url, f"dis{uuid.uuid4().hex[:8]}")
-    orchestrator = start(env, logs / "orchestrator.log", "orchestrator")
-    try:
-        process, url = serve(env, logs)
-        try:
-            yield ApiStack(url, env, env["REDSTEP_PREFIX"], logs)
-        finally:
-            stop(process)
-    finally:
-        stop(orchestrator)
+    yield from running_stack(
+        redis_server, tmp_path_factory.mktemp("disconnect"), orchestrator=True, worker=False
+    )
 
 
 def blocked_polls(connection: redis.Redis) -> int:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,25 +10,15 @@ import pytest
 from botocore.config import Config
 
 from orchestrator.runtime.server import RedisServer
-from tests.api_fixtures import ApiStack, api_env, finished, role_arn, serve, start, unique, wait_machine
-from tests.chaos import stop
+from tests.api_fixtures import ApiStack, finished, role_arn, running_stack, unique, wait_machine
 
 
 @pytest.fixture(scope="module")
 def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiStack]:
     """serve, with AWS's five-minute limit shortened to two seconds, and one orchestrator."""
+    settings = {"REDSTEP_SYNC_EXECUTION_LIMIT_SECONDS": "2"}
     logs = tmp_path_factory.mktemp("sync-limit")
-    prefix = f"lim{uuid.uuid4().hex[:8]}"
-    env = {**api_env(redis_server.url, prefix), "REDSTEP_SYNC_EXECUTION_LIMIT_SECONDS": "2"}
-    orchestrator = start(env, logs / "orchestrator.log", "orchestrator")
-    try:
-        process, url = serve(env, logs)
-        try:
-            yield ApiStack(url, env, prefix, logs)
-        finally:
-            stop(process)
-    finally:
-        stop(orchestrator)
+    yield from running_stack(redis_server, logs, orchestrator=True, worker=False, settings=settings)
 
 
 def test_a_sync_execution_that_outlives_the_limit_is_stopped_and_answered_timed_out(stack: ApiStack) -> None:
