@@ -111,6 +111,7 @@ class Orchestrator:
         # Whether no other orchestrator was alive at the last look (every forget_dead_every_seconds):
         # then the executions this one committed last are taken as they are, without a version read.
         self.alone = False
+        self._next_upkeep = 0.0  # time.monotonic() after which an iteration beats and fires timers
         ensure_group(redis_client, self.keys.events)
 
     def ensure_groups(self) -> None:
@@ -124,8 +125,9 @@ class Orchestrator:
     def run_once(self, block_seconds: float | None = None) -> int:
         """One iteration; returns how many messages and events it consumed.
 
-        The heartbeat, firing timers and both reads share one pipelined round trip; only an
-        iteration that finds nothing to do waits (on both streams at once).
+        The heartbeat, firing timers and both reads share one pipelined round trip, done at most
+        once per ``block_seconds`` (every time without it); between them an iteration goes
+        straight to the blocking read of both streams, which answers at once when work waits.
 
         Args:
             block_seconds: when given and nothing is waiting, wait up to this long for work.
@@ -143,7 +145,7 @@ class Orchestrator:
         self.source.reclaim_if_due()
         self.retention.sweep_if_due()
         self.forget_dead_orchestrators_if_due()
-        events = self.read_all()
+        events = self.read_all() if self.upkeep_due(block_seconds) else []
         batch = self.source.take_batch()
         if not events and not batch and block_seconds:
             events = self.wait_for_work(block_seconds)
@@ -155,6 +157,20 @@ class Orchestrator:
         if events:
             self.faults.reach("after-read-events")
         return started + self.apply_events(events)
+
+    def upkeep_due(self, block_seconds: float | None) -> bool:
+        """Whether this iteration beats and fires timers (read_all), or goes straight to the blocking read.
+
+        A loop that waits blocks at most ``block_seconds`` at a time, so doing the upkeep once per
+        such interval keeps timers as punctual as an idle loop keeps them; doing it on every
+        iteration cost a busy loop an extra round trip between a commit and its next read, on
+        the path of every step of every execution.
+        """
+        now = time.monotonic()
+        if not block_seconds or now >= self._next_upkeep:
+            self._next_upkeep = now + (block_seconds or 0.0)
+            return True
+        return False
 
     def forget_dead_orchestrators_if_due(self) -> None:
         """Now and then, drop from ``{p}:orchestrators`` the names whose beat expired; see who else beats."""
@@ -191,11 +207,12 @@ class Orchestrator:
 
     def wait_for_work(self, block_seconds: float) -> list[Event]:
         """Block until a message or an event arrives on either stream, or ``block_seconds`` pass."""
-        streams = {self.keys.events: ">", self.source.stream: ">"}
+        room = self.source.room
+        streams = {self.keys.events: ">", self.source.stream: ">"} if room > 0 else {self.keys.events: ">"}
         block = max(1, int(block_seconds * 1000))
-        reply = self.redis.xreadgroup(
-            GROUP, self.consumer, streams, count=max(1, self.source.room), block=block
-        )
+        # One COUNT serves both streams: the source's room bounds the events read too, which only
+        # splits a flood of events over more iterations (read_all takes up to EVENT_BATCH).
+        reply = self.redis.xreadgroup(GROUP, self.consumer, streams, count=max(1, room), block=block)
         entries: list[Entry] = []
         for stream, batch in stream_batches(reply):
             if stream == self.source.stream:
