@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import redis
-from rq import Queue
+from rq import Queue, Worker, suspension
 
 from orchestrator.protocol.jobs import TASK_ENTRY_POINT
 from worker.jobs import SERIALIZER, TaskJob
@@ -166,3 +166,36 @@ def test_sigterm_lets_the_running_job_finish_and_report_before_the_worker_exits(
             "output": {"brooded": 1, "remaining_ms": True},
         }
     ]
+
+
+def test_a_worker_suspended_with_rq_suspend_runs_nothing_until_rq_resume(
+    redis_client: redis.Redis, subprocess_env: dict[str, str]
+) -> None:
+    """RQ's `rq suspend`/`rq resume` still hold a TaskWorker, which checks them once a second, not per job."""
+    suspension.suspend(redis_client)
+    task_queue(redis_client).enqueue(TASK_ENTRY_POINT, [task("ValidateDragon", 1)], EVENTS)
+    command = [sys.executable, "-m", "worker"]
+    worker = subprocess.Popen(command, env=subprocess_env, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not any(w.get_state() == "suspended" for w in Worker.all(connection=redis_client)):
+            assert time.monotonic() < deadline and worker.poll() is None, "no suspension seen"
+            time.sleep(0.05)
+        time.sleep(2.0)  # two of its suspension checks
+        assert reports(redis_client) == []
+        assert task_queue(redis_client).count == 1
+
+        suspension.resume(redis_client)
+
+        while not reports(redis_client):
+            assert time.monotonic() < deadline + 30 and worker.poll() is None, "not run after rq resume"
+            time.sleep(0.05)
+    finally:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(timeout=30)
+        finally:
+            if worker.poll() is None:
+                worker.kill()
+            worker.communicate()
+    assert [report["type"] for report in reports(redis_client)] == ["TaskSucceeded"]

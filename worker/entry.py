@@ -12,7 +12,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
@@ -34,6 +34,7 @@ from orchestrator.protocol.reconnect import retry_through_outage
 from orchestrator.protocol.scripts import lua_script
 from orchestrator.protocol.tasks import Task, TaskReport, function_arn
 from orchestrator.settings import Settings
+from worker.bookkeeping import NO_COMMANDS
 from worker.context import DEFAULT_TIMEOUT_SECONDS
 from worker.leases import WorkerLeases
 from worker.registry import FunctionRegistry, default_registry
@@ -49,15 +50,30 @@ class ColdShutdown(SystemExit):
     """The worker was told to stop now; unlike a function's own ``sys.exit()``, it is let through."""
 
 
+@dataclass
+class JobEnding:
+    """RQ's bookkeeping of a job's success, to be sent in the same script call as the job's reports.
+
+    Attributes:
+        record: records the bookkeeping (worker.bookkeeping) and returns the recorded writes.
+        sent: whether they went out with the reports (then the worker sends nothing more).
+    """
+
+    record: Callable[[], list[bytes]]
+    sent: bool = False
+
+
 @dataclass(frozen=True)
 class WorkerContext:
-    """What a job's tasks run with on a redstep worker: the key prefix, and the worker's leases.
+    """What a job's tasks run with on a redstep worker: the key prefix, the worker's leases, the job's end.
 
-    A TaskWorker hands its own to each TaskJob it runs (worker.process, worker.jobs).
+    A TaskWorker hands its own to each TaskJob it runs (worker.process, worker.jobs), with
+    the job's ending when RQ's bookkeeping of its success can go with its reports.
     """
 
     prefix: str
     leases: WorkerLeases | None = None
+    ending: JobEnding | None = None
 
 
 @cache
@@ -103,6 +119,7 @@ def run_tasks(tasks: list[dict[str, Any]], events_key: str, worker: WorkerContex
         timeout_seconds=job_timeout_seconds(job),
         leases=worker.leases,
         job_id=job.id,
+        ending=worker.ending,
     )
 
 
@@ -124,12 +141,14 @@ def carry_out(
     registry: FunctionRegistry = default_registry,
     leases: WorkerLeases | None = None,
     job_id: str = "",
+    ending: JobEnding | None = None,
 ) -> list[TaskReport]:
     """Run ``tasks`` one after another and append their reports to ``events_key`` in one script call.
 
     With ``leases``, each task is leased before anything runs and its lease goes in the same
-    call as the reports. A cold shutdown in the middle publishes what finished and hands the
-    rest back to the task queue as a new job, so no task waits for its lease to fire.
+    call as the reports; so does the job's ``ending``, when given. A cold shutdown in the
+    middle publishes what finished and hands the rest back to the task queue as a new job, so
+    no task waits for its lease to fire.
 
     Returns:
         The reports, in task order (tasks too malformed to address a report to are skipped).
@@ -160,13 +179,17 @@ def carry_out(
         # The leases are renewed until the reports are in: a Redis that is away a moment costs
         # no Lambda.Unknown and no second run. A repeated append is harmless: a token is taken once.
         lines = [line for _, line in encoded]
+        recorded = ending.record() if ending is not None else NO_COMMANDS
+        counts = meter.script_arguments(prefix)
         retry_through_outage(
             lambda: publish_reports(
-                connection, events_key, lines, held, SharedKeys(prefix).leases, meter.script_arguments(prefix)
+                connection, events_key, lines, held, SharedKeys(prefix).leases, counts, recorded
             ),
             REPORT_ATTEMPTS,
             f"reporting job {job_id or '(unnamed)'}",
         )
+        if ending is not None:
+            ending.sent = True
         if HOPS.on:
             HOPS.note("reported", job=job_id)
     finally:
@@ -316,16 +339,18 @@ def publish_reports(
     leases: Sequence[str] = (),
     leases_key: str = "",
     counts: tuple[list[str], list[str]] = ([], []),
+    recorded: list[bytes] = NO_COMMANDS,
 ) -> None:
     """Append each JSON report to the event stream, in order, and remove ``leases``, in one script call.
 
-    ``counts`` is a TaskMeter's ``script_arguments``: the metrics added in the same call.
+    ``counts`` is a TaskMeter's ``script_arguments``: the metrics added in the same call;
+    ``recorded``, writes recorded for the job's end (worker.bookkeeping), applied in it too.
     """
     global _append_reports
-    if not reports and not leases:
+    if not reports and not leases and recorded == NO_COMMANDS:
         return
     if _append_reports is None:
         _append_reports = lua_script(connection, "append_reports")
     keys = [events_key, leases_key or events_key, *counts[0]]
-    args = [EVENT_FIELD, len(reports), *reports, *counts[1], *leases]
+    args = [EVENT_FIELD, len(reports), *reports, *counts[1], *recorded, *leases]
     _append_reports(keys=keys, args=args, client=connection)

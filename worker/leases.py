@@ -12,8 +12,8 @@ A job's life on a worker:
        list), so a job popped by a worker that dies at once is still somewhere.
     2. START (``lua/start_tasks.lua``) takes the job out of the claimed list and sets each
        task's lease, ``lease_seconds`` past Redis's ``TIME``, in one script call: every job is
-       either claimed or leased. A TaskWorker sends it inside its preparation of the job, the
-       transaction that also writes RQ's bookkeeping (worker.process).
+       either claimed or leased. A TaskWorker's preparation of the job sends RQ's bookkeeping
+       in the same call (worker.bookkeeping).
     3. A thread renews the leases (``lua/renew_leases.lua``, again by Redis's ``TIME``) every
        ``lease_seconds / 3`` and sends a TaskHeartbeat at least every ``heartbeat_seconds / 3``
        for tasks that ask for one.
@@ -39,13 +39,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis import Redis
-from redis.client import Pipeline
 from redis.commands.core import Script
 
 from orchestrator.protocol.keys import EVENT_FIELD, SharedKeys
 from orchestrator.protocol.leases import lease_record
 from orchestrator.protocol.reconnect import retry_through_outage
 from orchestrator.protocol.scripts import lua_script
+from worker.bookkeeping import NO_COMMANDS
 
 # How often START is tried while the connection is lost, with doubling delays (about 6 s in all).
 START_ATTEMPTS = 8
@@ -106,9 +106,8 @@ class WorkerLeases:
     # -- the worker's side -------------------------------------------------------------------
 
     def start(self) -> None:
-        """Announce the worker alive, load START for the preparations' transactions, start the thread."""
+        """Announce the worker alive and start the thread."""
         self.beat()
-        self.connection.script_load(self._start.script)
         self._thread = threading.Thread(target=self._run, name=f"leases-{self.worker}", daemon=True)
         self._thread.start()
 
@@ -124,7 +123,7 @@ class WorkerLeases:
     def take(self, job_id: str, tasks: Iterable[dict[str, Any]]) -> list[str]:
         """Lease ``tasks`` of job ``job_id`` and take the job out of the claimed list, atomically.
 
-        When START already ran in the worker's preparation of the job (:meth:`queue_start`),
+        When START already ran in the worker's preparation of the job (:meth:`start_with`),
         the leases it set are taken as they are.
 
         Returns:
@@ -149,30 +148,15 @@ class WorkerLeases:
             for task in tasks
         ]
 
-    def queue_start(self, pipe: Pipeline, job_id: str, held: list[HeldTask]) -> int:
-        """Queue START for ``held`` on ``pipe``, a transaction the worker sends before the job runs.
+    def start_with(self, job_id: str, held: list[HeldTask], recorded: list[bytes]) -> None:
+        """Run START for ``held`` together with writes recorded for the job's start (worker.bookkeeping).
 
-        One round trip less per job than START of its own. The script must be loaded
-        (:meth:`start` loads it); a NoScriptError from the transaction means it was flushed
-        meanwhile: run :meth:`started_apart` then.
-
-        Returns:
-            The index of START's reply among the transaction's replies.
+        The worker's preparation of a job sends its RQ bookkeeping this way, in START's own call,
+        instead of a transaction around both; :meth:`take` then takes the leases as they are.
         """
-        index = len(pipe)
-        arguments = [self.claimed_key, self.keys.leases, job_id, repr(self.lease_seconds)]
-        pipe.evalsha(self._start.sha, 2, *arguments, *[h.lease for h in held])
-        return index
-
-    def started(self, job_id: str, held: list[HeldTask], claimed: int, retried: bool) -> None:
-        """Note that START of ``held`` ran with the job's preparation; :meth:`take` then takes them."""
+        claimed, retried = self._start_leases(job_id, [h.lease for h in held], recorded)
         self.check_claimed(job_id, claimed, retried)
         self._started[job_id] = held
-
-    def started_apart(self, job_id: str, held: list[HeldTask]) -> None:
-        """Run START for ``held`` on its own (loading the script again), then as :meth:`started`."""
-        claimed, retried = self._start_leases(job_id, [h.lease for h in held])
-        self.started(job_id, held, claimed, retried)
 
     def forget_start(self, job_id: str) -> None:
         """Drop what :meth:`started` noted for a job that will not run here after all."""
@@ -183,7 +167,9 @@ class WorkerLeases:
         if not claimed and not retried:
             log.warning("job %s was given back while this worker looked dead; running it anyway", job_id)
 
-    def _start_leases(self, job_id: str, members: list[str]) -> tuple[int, bool]:
+    def _start_leases(
+        self, job_id: str, members: list[str], recorded: list[bytes] = NO_COMMANDS
+    ) -> tuple[int, bool]:
         """Run START, again while the connection is lost; whether the job was claimed, whether retried.
 
         Until START runs, the job is only claimed, and nothing would ever give it back: this
@@ -200,7 +186,8 @@ class WorkerLeases:
         def start() -> int:
             nonlocal attempts
             attempts += 1
-            return int(self._start(keys=keys, args=[job_id, repr(self.lease_seconds), *members]))
+            arguments = [job_id, repr(self.lease_seconds), *recorded, *members]
+            return int(self._start(keys=keys, args=arguments))
 
         claimed = retry_through_outage(start, START_ATTEMPTS, f"starting job {job_id}")
         return claimed, attempts > 1

@@ -9,9 +9,10 @@ A job id whose job is missing, malformed or another application's is moved aside
 dequeued (worker.bad_jobs); a worker never quits over a job.
 
 A task job needs less bookkeeping than RQ does for any job (no dependents, repeats, kept
-results or callbacks), so TaskWorker prepares it in one transaction (with the tasks' lease
-START), ends it in another and beats at most once a second: from the job's id to its function
-two round trips (the job's hash, the preparation) where RQ with START took five.
+results or callbacks), so TaskWorker sends RQ's bookkeeping of its start with the tasks'
+lease START and that of its end with the reports (worker.bookkeeping), and beats and checks
+for ``rq suspend`` at most once a second: from the job's id to its function two round trips
+(the job's hash, START) where RQ with START took five, and none after the reports.
 """
 
 from __future__ import annotations
@@ -21,12 +22,13 @@ import sys
 import time
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from functools import partial
 from types import FrameType
 from typing import Any, ClassVar
 
 from redis import Redis
 from redis.client import Pipeline
-from redis.exceptions import NoScriptError
 from rq import Queue, SimpleWorker
 from rq.exceptions import DequeueTimeout, NoSuchJobError, StopRequested
 from rq.executions import Execution, ExecutionRegistry
@@ -44,7 +46,8 @@ from orchestrator.protocol.reconnect import OUTAGE_ERRORS, Backoff, Outage, retr
 from orchestrator.protocol.scripts import lua_script
 from orchestrator.settings import Settings, masked_url
 from worker.bad_jobs import bounded_copy, set_aside
-from worker.entry import ColdShutdown, WorkerContext, is_addressable
+from worker.bookkeeping import recorded, recorder
+from worker.entry import ColdShutdown, JobEnding, WorkerContext, is_addressable
 from worker.jobs import (
     SERIALIZER,
     MalformedJob,
@@ -182,6 +185,7 @@ class TaskWorker(SimpleWorker):
 
     job_class = TaskJob
     _beaten_at = float("-inf")
+    _suspension_checked_at = float("-inf")
     context: WorkerContext | None = None  # what its jobs run with: the key prefix and the leases
     shutdown: Shutdown | None = None
     # The job whose run raised something other than a lost connection, and what it raised.
@@ -271,6 +275,17 @@ class TaskWorker(SimpleWorker):
             beat.execute()
         self._beaten_at = time.monotonic()
 
+    def check_for_suspension(self, burst: bool) -> None:
+        """RQ's check for ``rq suspend``, at most once per HEARTBEAT_EVERY_SECONDS.
+
+        RQ checks before every job, a round trip each (with a heartbeat); a suspension now
+        takes effect within a second instead, as the worker's key shows it within one.
+        """
+        if time.monotonic() - self._suspension_checked_at < HEARTBEAT_EVERY_SECONDS:
+            return
+        super().check_for_suspension(burst)
+        self._suspension_checked_at = time.monotonic()
+
     def set_state(self, state: str, pipeline: Pipeline | None = None) -> None:
         """Record the worker's state; a state it already recorded costs no round trip."""
         if pipeline is None and state == self._state:
@@ -278,49 +293,53 @@ class TaskWorker(SimpleWorker):
         super().set_state(state, pipeline)
 
     def prepare_execution(self, job: Job) -> Execution:
-        """The job's execution record, written by prepare_job_execution in its transaction.
+        """The job's execution record, written by prepare_job_execution with the rest of RQ's bookkeeping.
 
         RQ writes it (and the busy state) in a transaction of its own, then prepares the job
         in another, persists the job's key in a third and starts the tasks' leases in a
-        fourth, all before the function runs: here one transaction does all four.
+        fourth, all before the function runs: here one script call does all four.
         """
         self.execution = Execution(uuid.uuid4().hex, job.id, job.connection, worker_name=self.name)
         return self.execution
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
-        """RQ's bookkeeping before a job runs, its execution record and the tasks' START, in one transaction.
+        """RQ's bookkeeping before a job runs, its execution record and the tasks' START, in one script call.
 
-        The transaction is safe to repeat, so a lost connection is retried as START alone was;
-        when Redis stays away, the job fails before its tasks began, as RQ's own preparation
-        would (see handle_job_failure).
+        RQ's own methods record the bookkeeping (worker.bookkeeping) and START applies it with
+        the leases. The call is safe to repeat, so a lost connection is retried as START alone
+        was; when Redis stays away, the job fails before its tasks began, as RQ's own
+        preparation would (see handle_job_failure).
         """
         leases = self.context.leases if self.context is not None else None
-        held = None
-        if leases is not None and isinstance(job, TaskJob):
-            held = leases.hold([task for task in job.args[0] if is_addressable(task)])
-        attempts = 0
-
-        def prepare() -> None:
-            nonlocal attempts
-            attempts += 1
+        if leases is None or not isinstance(job, TaskJob):
             with self.connection.pipeline() as pipeline:
                 self.queue_preparation(job, pipeline, remove_from_intermediate_queue)
-                start = leases.queue_start(pipeline, job.id, held) if leases and held is not None else None
-                try:
-                    replies = pipeline.execute()
-                except NoScriptError:
-                    # Redis lost its scripts (a restart, SCRIPT FLUSH); everything else was applied.
-                    assert leases is not None and held is not None
-                    leases.started_apart(job.id, held)
-                    return
-            if start is not None:
-                assert leases is not None and held is not None
-                leases.started(job.id, held, int(replies[start]), attempts > 1)
-
-        retry_through_outage(prepare, START_ATTEMPTS, f"starting job {job.id}")
+                retry_through_outage(pipeline.execute, START_ATTEMPTS, f"starting job {job.id}")
+        else:
+            held = leases.hold([task for task in job.args[0] if is_addressable(task)])
+            preparation = recorder(self.connection)
+            self.queue_preparation(job, preparation, remove_from_intermediate_queue)
+            leases.start_with(job.id, held, recorded(preparation))
         if isinstance(job, TaskJob):
             job.persisted = True
-            job.worker = self.context
+            job.worker = self.context_for(job)
+
+    def context_for(self, job: TaskJob) -> WorkerContext | None:
+        """The context the job's tasks run with: with the job's ending when it can go with the reports.
+
+        It can when RQ's success path would only end the job: no repeats, no result kept
+        (what the orchestrator's jobs ask for; a job enqueued by hand may ask otherwise).
+        """
+        if self.context is None or job.repeats_left or job.get_result_ttl(self.default_result_ttl) != 0:
+            return self.context
+        return replace(self.context, ending=JobEnding(partial(self.recorded_success, job)))
+
+    def recorded_success(self, job: Job) -> list[bytes]:
+        """RQ's bookkeeping of the job's success, recorded to go with its reports (JobEnding)."""
+        job.ended_at = now()
+        ending = recorder(self.connection)
+        self.queue_success(job, ending)
+        return recorded(ending)
 
     def queue_preparation(self, job: Job, pipeline: Pipeline, remove_from_intermediate_queue: bool) -> None:
         """Queue on ``pipeline`` what RQ writes before a job runs (the worker's and the job's state)."""
@@ -348,26 +367,32 @@ class TaskWorker(SimpleWorker):
         job.ended_at = now()
 
     def handle_job_success(self, job: Job, queue: Queue, started_job_registry: StartedJobRegistry) -> None:
-        """End a finished job in one transaction: count it, close its execution, delete it, go idle.
+        """End a finished job: count it, close its execution, delete it, go idle, in one call at most.
 
         RQ's own path watches and enqueues dependents, handles repeats and removes the job
         from every registry one by one, a dozen round trips a job. A task job has none of
-        these: the orchestrator gives it no dependents, no repeats and a result TTL of 0,
-        and its outcome already went out as reports.
+        these: the orchestrator gives it no dependents, no repeats and a result TTL of 0, and
+        its outcome already went out as reports, in the same script call as this bookkeeping
+        (JobEnding); a job whose reports went without it ends in a transaction of its own.
         """
         if job.repeats_left or job.get_result_ttl(self.default_result_ttl) != 0:
             super().handle_job_success(job, queue, started_job_registry)
             return
-        with self.connection.pipeline() as pipeline:
-            self.increment_successful_job_count(pipeline=pipeline)
-            if job.started_at and job.ended_at:
-                self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
-            self.cleanup_execution(job, pipeline=pipeline)
-            pipeline.delete(job.key)
-            # RQ sets it next in a round trip of its own; set here, that one finds it set.
-            self.set_state(WorkerStatus.IDLE, pipeline=pipeline)
-            pipeline.execute()
+        if not ended_with_its_reports(job):
+            with self.connection.pipeline() as pipeline:
+                self.queue_success(job, pipeline)
+                pipeline.execute()
         self.log.info("Successfully completed job %s on worker %s", job.id, self.name)
+
+    def queue_success(self, job: Job, pipeline: Pipeline) -> None:
+        """Queue on ``pipeline`` RQ's bookkeeping of a task job's success, through RQ's own methods."""
+        self.increment_successful_job_count(pipeline=pipeline)
+        if job.started_at and job.ended_at:
+            self.increment_total_working_time(job.ended_at - job.started_at, pipeline)
+        self.cleanup_execution(job, pipeline=pipeline)
+        pipeline.delete(job.key)
+        # RQ sets it next in a round trip of its own; set here, that one finds it set.
+        self.set_state(WorkerStatus.IDLE, pipeline=pipeline)
 
     def handle_job_failure(
         self,
@@ -382,7 +407,13 @@ class TaskWorker(SimpleWorker):
         RQ then fails the job and goes on. Its tasks never began: the job still sits in this
         worker's claimed list, which nobody else empties while this worker lives, so without
         this its executions would wait forever. A job whose tasks began left the list already.
+
+        A job whose reports went out with its success's bookkeeping (a cold shutdown landed
+        just after) was ended already: RQ's failure path would only bring its deleted key back.
         """
+        if ended_with_its_reports(job):
+            self.log.warning("job %s was interrupted after its reports and its end went out", job.id)
+            return
         if issubclass(self.queue_class, ClaimingQueue):
             self.queue_class.reply_lost = True
         super().handle_job_failure(job, queue, started_job_registry, exc_string)
@@ -393,6 +424,12 @@ class TaskWorker(SimpleWorker):
             super().request_force_stop(signum, frame)
         except SystemExit:
             raise ColdShutdown() from None
+
+
+def ended_with_its_reports(job: Job) -> bool:
+    """Whether RQ's bookkeeping of the job's success went out with its reports (JobEnding)."""
+    context = job.worker if isinstance(job, TaskJob) else None
+    return context is not None and context.ending is not None and context.ending.sent
 
 
 def task_worker(

@@ -5,10 +5,15 @@ in ``orchestrator/runtime/lua/`` and are loaded the same way (runtime.scripts). 
 ship as package data, and each script opens with a header that names its KEYS and ARGV and
 what it returns. A Script sends EVALSHA and, when Redis does not know the script (a restart,
 SCRIPT FLUSH, another server), loads it and tries again.
+
+Scripts cannot call one another, so a piece two scripts need is a file of its own that each
+names on a line ``--#include <name>``, replaced by that file's text (from this package's
+``lua/``) when the script is read.
 """
 
 from __future__ import annotations
 
+import re
 from functools import cache
 from importlib import resources
 
@@ -18,12 +23,14 @@ from redis.commands.core import Script
 
 LUA_PACKAGE = "orchestrator.protocol"
 LUA_FOLDER = "lua"
+INCLUDE = re.compile(r"^--#include (\w+)$", re.MULTILINE)
 
 
 @cache
 def lua_source(name: str, package: str = LUA_PACKAGE) -> str:
-    """The text of ``<package>/lua/<name>.lua``; a name with no such file raises FileNotFoundError."""
-    return resources.files(package).joinpath(LUA_FOLDER, f"{name}.lua").read_text(encoding="utf-8")
+    """The text of ``<package>/lua/<name>.lua``, includes expanded; no such file raises FileNotFoundError."""
+    text = resources.files(package).joinpath(LUA_FOLDER, f"{name}.lua").read_text(encoding="utf-8")
+    return INCLUDE.sub(lambda include: lua_source(include.group(1)), text)
 
 
 def lua_script(client: Redis | Pipeline, name: str, package: str = LUA_PACKAGE) -> Script:

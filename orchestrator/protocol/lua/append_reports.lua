@@ -9,19 +9,24 @@
 -- ARGV[2]: n, the number of reports
 -- ARGV[3 .. n+2]: the reports
 -- with KEYS[3]: ARGV[n+3]: m, then m pairs of a metrics field and its increment
+-- next: k, then k entries of writes recorded for the job's end (RQ's bookkeeping of its
+--   success; recorded_commands.lua); k = 0 for none
 -- then, to the end: the lease records to remove
 --
--- The counts go last, and only into a hash (or no key yet): a broken metrics key loses them,
--- never a report or a lease.
+-- The counts and the recorded writes go last, the counts only into a hash (or no key yet): a
+-- broken metrics key or RQ key loses them, never a report or a lease.
 --
 -- Returns n.
+
+--#include recorded_commands
 
 local n = tonumber(ARGV[2])
 for i = 3, n + 2 do
   redis.call("XADD", KEYS[1], "*", ARGV[1], ARGV[i])
 end
 local m = KEYS[3] and tonumber(ARGV[n + 3]) or 0
-local leases_from = KEYS[3] and n + 4 + 2 * m or n + 3
+local recorded_at = KEYS[3] and n + 4 + 2 * m or n + 3
+local leases_from = recorded_at + 1 + tonumber(ARGV[recorded_at])
 for i = leases_from, #ARGV do
   redis.call("ZREM", KEYS[2], ARGV[i])
 end
@@ -33,4 +38,5 @@ if m > 0 then
     end
   end
 end
+run_recorded_commands(recorded_at)
 return n

@@ -1,0 +1,125 @@
+"""What RQ's own tools show of a worker's jobs, now that its bookkeeping rides in the worker's scripts.
+
+A TaskWorker records RQ's writes of a job's start and end through RQ's own methods and sends
+them inside START and the reports' script call (worker.bookkeeping): `rq info`, RQ's
+registries and the job's status must read exactly as RQ's own worker leaves them, while the
+job runs and after it ended.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis
+from rq import Queue, Worker
+from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
+
+from orchestrator.protocol.jobs import TASK_ENTRY_POINT
+from worker.jobs import SERIALIZER, TaskJob
+
+pytestmark = pytest.mark.stack
+
+REPO = Path(__file__).resolve().parent.parent
+EVENTS = "t:events"
+HELD_FUNCTIONS = textwrap.dedent(
+    """
+    import time
+
+    def Hold(event, context):
+        context.redis.set(f"{context.prefix}:holding", 1)
+        while not context.redis.exists(f"{context.prefix}:release"):
+            time.sleep(0.01)
+        return {"held": event}
+    """
+)
+
+
+def task(n: int) -> dict[str, Any]:
+    return {
+        "execution": f"exec-{n}",
+        "token": f"token-{n}",
+        "function": "Hold",
+        "function_arn": "arn:aws:lambda:us-east-1:000000000000:function:Hold",
+        "payload": n,
+        "attempt": 0,
+    }
+
+
+@pytest.fixture
+def worker_process(
+    redis_client: redis.Redis, subprocess_env: dict[str, str], tmp_path: Path
+) -> Iterator[subprocess.Popen[str]]:
+    functions = tmp_path / "held_functions.py"
+    functions.write_text(HELD_FUNCTIONS)
+    command = [sys.executable, "-m", "worker", "--functions", str(functions)]
+    process = subprocess.Popen(command, env=subprocess_env, cwd=REPO, stderr=subprocess.PIPE, text=True)
+    try:
+        yield process
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
+
+
+def wait_for(condition: Any, process: subprocess.Popen[str], what: str) -> None:
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline and process.poll() is None, what
+        time.sleep(0.02)
+
+
+def the_worker(client: redis.Redis) -> Worker:
+    [worker] = Worker.all(connection=client)
+    return worker
+
+
+@pytest.mark.parametrize("result_ttl", [0, 500], ids=["orchestrator's job", "job that keeps its result"])
+def test_rq_sees_the_job_start_run_and_end_as_its_own_worker_shows_them(
+    redis_client: redis.Redis, worker_process: subprocess.Popen[str], result_ttl: int
+) -> None:
+    queue = Queue("t-tasks", connection=redis_client, serializer=SERIALIZER, job_class=TaskJob)
+    job = queue.enqueue(TASK_ENTRY_POINT, [task(1)], EVENTS, result_ttl=result_ttl)
+
+    wait_for(lambda: redis_client.exists("t:holding"), worker_process, "the function never started")
+
+    worker = the_worker(redis_client)
+    assert (worker.get_state(), worker.get_current_job_id()) == ("busy", job.id)
+    assert Job.fetch(job.id, connection=redis_client, serializer=SERIALIZER).get_status() == JobStatus.STARTED
+    assert redis_client.ttl(job.key) == -1  # persisted while it runs, as RQ's perform does
+    assert StartedJobRegistry(queue=queue).get_job_ids() == [job.id]
+    assert len(redis_client.zrange("t:leases", 0, -1)) == 1
+    assert redis_client.llen(f"t:claimed:{worker.name}") == 0
+
+    redis_client.set("t:release", 1)
+    wait_for(lambda: redis_client.xlen(EVENTS) == 1, worker_process, "the report never came")
+    wait_for(lambda: the_worker(redis_client).get_state() == "idle", worker_process, "the worker never idled")
+
+    worker = the_worker(redis_client)
+    assert worker.get_current_job_id() is None
+    assert worker.successful_job_count == 1 and worker.failed_job_count == 0
+    assert worker.total_working_time > 0
+    assert StartedJobRegistry(queue=queue).get_job_ids() == []
+    assert redis_client.keys("rq:execution:*") == []
+    assert redis_client.zcard("t:leases") == 0
+    [(_, fields)] = redis_client.xrange(EVENTS)
+    assert json.loads(fields[b"event"])["output"] == {"held": 1}
+    if result_ttl == 0:
+        assert not redis_client.exists(job.key)
+    else:
+        kept = Job.fetch(job.id, connection=redis_client, serializer=SERIALIZER)
+        assert kept.get_status() == JobStatus.FINISHED
+        assert 0 < redis_client.ttl(job.key) <= result_ttl
