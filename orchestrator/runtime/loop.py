@@ -33,7 +33,7 @@ from orchestrator.protocol.reconnect import OUTAGE_ERRORS, Outage
 from orchestrator.runtime import heartbeats, transitions
 from orchestrator.runtime.clock import RedisClock
 from orchestrator.runtime.faults import FaultPoints
-from orchestrator.runtime.intake import Entry, Event, EventIntake, stream_batches
+from orchestrator.runtime.intake import EVENT_BATCH, Entry, Event, EventIntake, stream_batches
 from orchestrator.runtime.keys import GROUP, Keys
 from orchestrator.runtime.lone_failures import LoneFailures, blames_shared_keys, halves, is_server_state
 from orchestrator.runtime.machines import MachineCache, register_shipped_machines
@@ -112,6 +112,8 @@ class Orchestrator:
         # then the executions this one committed last are taken as they are, without a version read.
         self.alone = False
         self._next_upkeep = 0.0  # time.monotonic() after which an iteration beats and fires timers
+        # Whether the last read filled its count: the next iteration reads again before it waits.
+        self.more_waiting = False
         ensure_group(redis_client, self.keys.events)
 
     def ensure_groups(self) -> None:
@@ -126,8 +128,10 @@ class Orchestrator:
         """One iteration; returns how many messages and events it consumed.
 
         The heartbeat, firing timers and both reads share one pipelined round trip, done at most
-        once per ``block_seconds`` (every time without it); between them an iteration goes
-        straight to the blocking read of both streams, which answers at once when work waits.
+        once per ``block_seconds`` (every time without it). Between them an iteration reads
+        without waiting only when the last read left more behind (under load, in batches of up
+        to EVENT_BATCH events); else it goes straight to the blocking read of both streams,
+        which answers at once when work waits.
 
         Args:
             block_seconds: when given and nothing is waiting, wait up to this long for work.
@@ -145,7 +149,8 @@ class Orchestrator:
         self.source.reclaim_if_due()
         self.retention.sweep_if_due()
         self.forget_dead_orchestrators_if_due()
-        events = self.read_all() if self.upkeep_due(block_seconds) else []
+        upkeep = self.upkeep_due(block_seconds)
+        events = self.read_all(upkeep) if upkeep or self.more_waiting else []
         batch = self.source.take_batch()
         if not events and not batch and block_seconds:
             events = self.wait_for_work(block_seconds)
@@ -159,12 +164,12 @@ class Orchestrator:
         return started + self.apply_events(events)
 
     def upkeep_due(self, block_seconds: float | None) -> bool:
-        """Whether this iteration beats and fires timers (read_all), or goes straight to the blocking read.
+        """Whether this iteration beats and fires timers (in read_all's round trip).
 
         A loop that waits blocks at most ``block_seconds`` at a time, so doing the upkeep once per
         such interval keeps timers as punctual as an idle loop keeps them; doing it on every
-        iteration cost a busy loop an extra round trip between a commit and its next read, on
-        the path of every step of every execution.
+        iteration cost a busy loop a script call per iteration, and a loop that had just
+        committed one step a round trip before its next blocking read.
         """
         now = time.monotonic()
         if not block_seconds or now >= self._next_upkeep:
@@ -180,13 +185,17 @@ class Orchestrator:
             heartbeats.forget_dead(self.redis, self.keys)
             self.alone = set(heartbeats.alive(self.redis, self.keys)) <= {self.consumer}
 
-    def read_all(self) -> list[Event]:
-        """Beat, fire due timers, and read both the source queue and the event stream, in one round trip."""
+    def read_all(self, upkeep: bool = True) -> list[Event]:
+        """Read both the source queue and the event stream without waiting, in one round trip.
+
+        With ``upkeep``, the same round trip beats and fires due timers.
+        """
         pipe = self.redis.pipeline(transaction=False)
-        heartbeats.beat(pipe, self.keys, self.consumer, self.clock(), HEARTBEAT_TTL_SECONDS)
         # Each reply is found by the place its command took in the pipeline, noted as it is queued.
         fired_reply = len(pipe)
-        pipe.evalsha(self._fire_timers.sha, TIMER_KEYS, *self.timer_arguments())
+        if upkeep:
+            pipe.evalsha(self._fire_timers.sha, TIMER_KEYS, *self.timer_arguments())
+            heartbeats.beat(pipe, self.keys, self.consumer, self.clock(), HEARTBEAT_TTL_SECONDS)
         room = self.source.room
         source_reply = len(pipe)
         if room > 0:
@@ -199,22 +208,27 @@ class Orchestrator:
             # Redis restarted or flushed its scripts: load the script again, and read next time.
             load_for_pipelines(self._fire_timers)
             return []
-        if replies[fired_reply]:
+        if upkeep and replies[fired_reply]:
             self.faults.reach("after-timers")
-        if room > 0:
-            self.source.accept_entries(entries_of(replies[source_reply]))
-        return self.intake.parse(entries_of(replies[events_reply]))
+        source_entries = entries_of(replies[source_reply]) if room > 0 else []
+        event_entries = entries_of(replies[events_reply])
+        self.more_waiting = (room > 0 and len(source_entries) >= room) or len(event_entries) >= EVENT_BATCH
+        self.source.accept_entries(source_entries)
+        return self.intake.parse(event_entries)
 
     def wait_for_work(self, block_seconds: float) -> list[Event]:
         """Block until a message or an event arrives on either stream, or ``block_seconds`` pass."""
         room = self.source.room
         streams = {self.keys.events: ">", self.source.stream: ">"} if room > 0 else {self.keys.events: ">"}
         block = max(1, int(block_seconds * 1000))
-        # One COUNT serves both streams: the source's room bounds the events read too, which only
-        # splits a flood of events over more iterations (read_all takes up to EVENT_BATCH).
-        reply = self.redis.xreadgroup(GROUP, self.consumer, streams, count=max(1, room), block=block)
+        # One COUNT serves both streams; a stream that filled it has more waiting, which the next
+        # iteration takes with read_all's larger batch instead of waiting.
+        count = max(1, room)
+        reply = self.redis.xreadgroup(GROUP, self.consumer, streams, count=count, block=block)
         entries: list[Entry] = []
+        self.more_waiting = False
         for stream, batch in stream_batches(reply):
+            self.more_waiting = self.more_waiting or len(batch) >= count
             if stream == self.source.stream:
                 self.source.accept_entries(batch)
             else:
