@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from redis import Redis
 from redis.client import Pipeline
+from redis.typing import EncodableT
 
-NO_COMMANDS: list[bytes] = [b"0"]
+NO_COMMANDS: tuple[EncodableT, ...] = (0,)
 
 
 def recorder(connection: Redis) -> Pipeline:
@@ -22,15 +23,15 @@ def recorder(connection: Redis) -> Pipeline:
     return connection.pipeline(transaction=False)
 
 
-def recorded(pipeline: Pipeline) -> list[bytes]:
+def recorded(pipeline: Pipeline) -> list[EncodableT]:
     """The commands queued on ``pipeline``, as recorded_commands.lua reads them; the pipeline is emptied.
 
     Each command is its word count, then its words, and the whole is preceded by its length.
+    The words stay as RQ gave them: the script call encodes them once, as the pipeline would have.
     """
-    encode = pipeline.get_encoder().encode
-    words: list[bytes] = []
+    words: list[EncodableT] = []
     for arguments, _options in pipeline.command_stack:
-        words.append(str(len(arguments)).encode())
-        words.extend(encode(argument) for argument in arguments)
+        words.append(len(arguments))
+        words.extend(arguments)
     pipeline.reset()
-    return [str(len(words)).encode(), *words]
+    return [len(words), *words]

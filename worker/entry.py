@@ -20,6 +20,7 @@ from typing import Any
 from redis import Redis
 from redis.client import Pipeline
 from redis.commands.core import Script
+from redis.typing import EncodableT
 from rq import get_current_job
 from rq.job import Job
 from rq.timeouts import JobTimeoutException
@@ -59,7 +60,7 @@ class JobEnding:
         sent: whether they went out with the reports (then the worker sends nothing more).
     """
 
-    record: Callable[[], list[bytes]]
+    record: Callable[[], Sequence[EncodableT]]
     sent: bool = False
 
 
@@ -225,7 +226,7 @@ def hand_back(
     keys = SharedKeys(prefix)
     with connection.pipeline(transaction=True) as pipe:
         if unfinished:
-            job_id, fields = rq_job_fields(unfinished, keys, connection)  # type: ignore[arg-type]
+            job_id, fields = rq_job_fields(unfinished, keys)  # type: ignore[arg-type]
             pipe.hset(SharedKeys.rq_job(job_id), mapping={name: str(value) for name, value in fields.items()})
             pipe.lpush(keys.task_queue, job_id)
             pipe.sadd(RQ_QUEUES, keys.task_queue)
@@ -339,7 +340,7 @@ def publish_reports(
     leases: Sequence[str] = (),
     leases_key: str = "",
     counts: tuple[list[str], list[str]] = ([], []),
-    recorded: list[bytes] = NO_COMMANDS,
+    recorded: Sequence[EncodableT] = NO_COMMANDS,
 ) -> None:
     """Append each JSON report to the event stream, in order, and remove ``leases``, in one script call.
 
@@ -347,7 +348,7 @@ def publish_reports(
     ``recorded``, writes recorded for the job's end (worker.bookkeeping), applied in it too.
     """
     global _append_reports
-    if not reports and not leases and recorded == NO_COMMANDS:
+    if not reports and not leases and tuple(recorded) == NO_COMMANDS:
         return
     if _append_reports is None:
         _append_reports = lua_script(connection, "append_reports")

@@ -34,12 +34,13 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis import Redis
 from redis.commands.core import Script
+from redis.typing import EncodableT
 
 from orchestrator.protocol.keys import EVENT_FIELD, SharedKeys
 from orchestrator.protocol.leases import lease_record
@@ -148,7 +149,7 @@ class WorkerLeases:
             for task in tasks
         ]
 
-    def start_with(self, job_id: str, held: list[HeldTask], recorded: list[bytes]) -> None:
+    def start_with(self, job_id: str, held: list[HeldTask], recorded: Sequence[EncodableT]) -> None:
         """Run START for ``held`` together with writes recorded for the job's start (worker.bookkeeping).
 
         The worker's preparation of a job sends its RQ bookkeeping this way, in START's own call,
@@ -168,7 +169,7 @@ class WorkerLeases:
             log.warning("job %s was given back while this worker looked dead; running it anyway", job_id)
 
     def _start_leases(
-        self, job_id: str, members: list[str], recorded: list[bytes] = NO_COMMANDS
+        self, job_id: str, members: list[str], recorded: Sequence[EncodableT] = NO_COMMANDS
     ) -> tuple[int, bool]:
         """Run START, again while the connection is lost; whether the job was claimed, whether retried.
 

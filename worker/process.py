@@ -29,6 +29,7 @@ from typing import Any, ClassVar
 
 from redis import Redis
 from redis.client import Pipeline
+from redis.typing import EncodableT
 from rq import Queue, SimpleWorker
 from rq.exceptions import DequeueTimeout, NoSuchJobError, StopRequested
 from rq.executions import Execution, ExecutionRegistry
@@ -334,7 +335,7 @@ class TaskWorker(SimpleWorker):
             return self.context
         return replace(self.context, ending=JobEnding(partial(self.recorded_success, job)))
 
-    def recorded_success(self, job: Job) -> list[bytes]:
+    def recorded_success(self, job: Job) -> list[EncodableT]:
         """RQ's bookkeeping of the job's success, recorded to go with its reports (JobEnding)."""
         job.ended_at = now()
         ending = recorder(self.connection)
