@@ -53,7 +53,7 @@ def job_hash(
     tasks: list[dict[str, Any]], connection: redis.Redis, **changes: str
 ) -> tuple[str, dict[str, str]]:
     """A task job's id and hash as the orchestrator writes them, with ``changes`` made to fields."""
-    job_id, fields = rq_job_fields(tasks, KEYS, connection)  # type: ignore[arg-type]
+    job_id, fields = rq_job_fields(tasks, KEYS)  # type: ignore[arg-type]
     return job_id, {**{name: str(value) for name, value in fields.items()}, **changes}
 
 
@@ -85,7 +85,7 @@ def plant_poison(connection: redis.Redis, tag: str, tmp_path: Path) -> dict[str,
     connection.hset(KEYS.rq_job(job_id), mapping=fields)
     planted[job_id] = f"it belongs to queue 'reports-{tag}'"
 
-    job_id, fields = rq_job_fields([forged_task], Keys("elsewhere"), connection)  # type: ignore[list-item]
+    job_id, fields = rq_job_fields([forged_task], Keys("elsewhere"))  # type: ignore[list-item]
     fields = {**{name: str(value) for name, value in fields.items()}, "origin": KEYS.task_queue_name}
     connection.hset(KEYS.rq_job(job_id), mapping=fields)
     planted[job_id] = "it reports to 'elsewhere:events'"

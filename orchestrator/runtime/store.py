@@ -133,7 +133,7 @@ class Commit:
     def enqueue_tasks(self, tasks: list[Task]) -> None:
         """Push the tasks as RQ jobs (several tasks per job), exactly as ``Queue.enqueue_job`` would."""
         for batch in job_batches(tasks):
-            job_id, fields = rq_job_fields(batch, self.keys, self.connection)
+            job_id, fields = rq_job_fields(batch, self.keys)
             flat = [item for pair in fields.items() for item in pair]
             self._ops += ["hset", self._k(Keys.rq_job(job_id)), str(len(fields)), *map(str, flat)]
             self._ops += ["rpush", self._k(self.keys.task_queue), "1", job_id]

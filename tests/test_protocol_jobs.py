@@ -1,0 +1,79 @@
+"""The task job the orchestrator writes is the job RQ itself would write for the same call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+from rq.job import Job, JobStatus
+from rq.serializers import JSONSerializer
+
+from orchestrator.protocol.jobs import (
+    FAILED_JOB_TTL_SECONDS,
+    JOB_TIMEOUT_SECONDS,
+    TASK_ENTRY_POINT,
+    rq_job_fields,
+)
+from orchestrator.protocol.keys import SharedKeys
+
+KEYS = SharedKeys("jobs")
+TASKS: list[Any] = [
+    {"execution": "e-1", "token": "t-1", "function": "ValidateDragon", "payload": {"name": "Smok \u2603"}},
+    {"execution": "e-2", "token": "t-2", "function": "AddDragon", "payload": [1, 2.5, None, True]},
+]
+VARYING = {"created_at", "enqueued_at"}  # times: a job created a moment later differs in them
+
+
+def rqs_own_fields(tasks: list[Any]) -> dict[str, Any]:
+    job = Job.create(
+        func=TASK_ENTRY_POINT,
+        args=[tasks, KEYS.events],
+        connection=redis.Redis(),
+        serializer=JSONSerializer,
+        result_ttl=0,
+        failure_ttl=FAILED_JOB_TTL_SECONDS,
+        timeout=JOB_TIMEOUT_SECONDS,
+        description=f"{TASK_ENTRY_POINT}({len(tasks)} task(s))",
+        status=JobStatus.QUEUED,
+    )
+    job.origin = KEYS.task_queue_name
+    job.enqueued_at = job.created_at
+    fields = job.to_dict()
+    fields["data"] = job.data.decode()
+    return fields
+
+
+def test_the_fields_are_rqs_own_for_the_same_job_but_for_its_times() -> None:
+    _, ours = rq_job_fields(TASKS, KEYS)
+    theirs = rqs_own_fields(TASKS)
+
+    assert ours.keys() == theirs.keys()
+    assert {k: v for k, v in ours.items() if k not in VARYING} == {
+        k: v for k, v in theirs.items() if k not in VARYING
+    }
+    assert ours["created_at"] == ours["enqueued_at"]
+
+
+def test_rq_reads_the_job_back_as_the_call_it_was_made_for() -> None:
+    job_id, fields = rq_job_fields(TASKS, KEYS)
+    job = Job(job_id, connection=redis.Redis(), serializer=JSONSerializer)
+
+    job.restore({name.encode(): str(value).encode() for name, value in fields.items()})
+
+    assert (job.func_name, job.args, job.kwargs) == (TASK_ENTRY_POINT, [TASKS, KEYS.events], {})
+    assert (job.origin, job.timeout, job.result_ttl, job.get_status(refresh=False)) == (
+        KEYS.task_queue_name,
+        JOB_TIMEOUT_SECONDS,
+        0,
+        JobStatus.QUEUED,
+    )
+    assert job.created_at is not None and job.enqueued_at == job.created_at
+
+
+def test_every_job_gets_its_own_id_and_its_own_tasks() -> None:
+    first_id, first = rq_job_fields(TASKS[:1], KEYS)
+    second_id, second = rq_job_fields(TASKS[1:], KEYS)
+
+    assert first_id != second_id
+    assert first["data"] != second["data"]
+    assert first["description"].endswith("(1 task(s))")
