@@ -24,13 +24,15 @@ from rq import Queue, Worker
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
 
-from orchestrator.protocol.jobs import TASK_ENTRY_POINT
+from orchestrator.protocol.jobs import TASK_ENTRY_POINT, rq_job_fields
+from orchestrator.protocol.keys import SharedKeys
 from worker.jobs import SERIALIZER, TaskJob
 
 pytestmark = pytest.mark.stack
 
 REPO = Path(__file__).resolve().parent.parent
-EVENTS = "t:events"
+KEYS = SharedKeys("t")
+EVENTS = KEYS.events
 HELD_FUNCTIONS = textwrap.dedent(
     """
     import time
@@ -87,12 +89,31 @@ def the_worker(client: redis.Redis) -> Worker:
     return worker
 
 
-@pytest.mark.parametrize("result_ttl", [0, 500], ids=["orchestrator's job", "job that keeps its result"])
+def enqueue_as_the_orchestrators_do(client: redis.Redis, tasks: list[dict[str, Any]], **changes: str) -> Job:
+    job_id, fields = rq_job_fields(tasks, KEYS)  # type: ignore[arg-type]
+    client.hset(KEYS.rq_job(job_id), mapping={**{k: str(v) for k, v in fields.items()}, **changes})
+    client.rpush(KEYS.task_queue, job_id)
+    return Job(job_id, connection=client, serializer=SERIALIZER)
+
+
+@pytest.mark.parametrize(
+    "written_by",
+    ["orchestrator", "rq-no-result", "rq-keeps-result"],
+    ids=[
+        "orchestrator's job (read and started in one call)",
+        "RQ's enqueue, no result",
+        "RQ's enqueue, kept result",
+    ],
+)
 def test_rq_sees_the_job_start_run_and_end_as_its_own_worker_shows_them(
-    redis_client: redis.Redis, worker_process: subprocess.Popen[str], result_ttl: int
+    redis_client: redis.Redis, worker_process: subprocess.Popen[str], written_by: str
 ) -> None:
     queue = Queue("t-tasks", connection=redis_client, serializer=SERIALIZER, job_class=TaskJob)
-    job = queue.enqueue(TASK_ENTRY_POINT, [task(1)], EVENTS, result_ttl=result_ttl)
+    result_ttl = 500 if written_by == "rq-keeps-result" else 0
+    if written_by == "orchestrator":
+        job = enqueue_as_the_orchestrators_do(redis_client, [task(1)])
+    else:
+        job = queue.enqueue(TASK_ENTRY_POINT, [task(1)], EVENTS, result_ttl=result_ttl)
 
     wait_for(lambda: redis_client.exists("t:holding"), worker_process, "the function never started")
 
@@ -123,3 +144,26 @@ def test_rq_sees_the_job_start_run_and_end_as_its_own_worker_shows_them(
         kept = Job.fetch(job.id, connection=redis_client, serializer=SERIALIZER)
         assert kept.get_status() == JobStatus.FINISHED
         assert 0 < redis_client.ttl(job.key) <= result_ttl
+
+
+def test_a_job_the_script_started_but_rq_cannot_read_leaves_no_lease_and_is_moved_aside(
+    redis_client: redis.Redis, worker_process: subprocess.Popen[str]
+) -> None:
+    """take_job.lua starts what looks like the orchestrators' job; RQ's own reading refuses a bad date."""
+    redis_client.hset(KEYS.execution("exec-1"), "execution", "{}")  # it exists, so it is told
+    job = enqueue_as_the_orchestrators_do(redis_client, [task(1)], created_at="the day before yesterday")
+
+    wait_for(lambda: redis_client.xlen("t:malformed") == 1, worker_process, "the job was never moved aside")
+
+    [(_, aside)] = redis_client.xrange("t:malformed")
+    assert aside[b"id"].decode() == job.id and b"RQ cannot read its hash" in aside[b"reason"]
+    assert redis_client.zcard("t:leases") == 0
+    assert redis_client.llen(f"t:claimed:{the_worker(redis_client).name}") == 0
+    assert not redis_client.exists("t:holding")  # the function never ran
+    [(_, fields)] = redis_client.xrange(EVENTS)
+    report = json.loads(fields[b"event"])
+    assert (report["type"], report["execution"], report["error"]) == (
+        "TaskFailed",
+        "exec-1",
+        "Lambda.ServiceException",
+    )

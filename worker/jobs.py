@@ -138,6 +138,7 @@ class TaskJob(Job):
         return run_tasks
 
     persisted = False  # whether the worker's preparation persisted the key already
+    started_by_take = False  # whether take_job.lua started it (worker.taking)
     worker: WorkerContext | None = None  # the context of the TaskWorker that runs the job
 
     def _execute(self) -> Any:

@@ -10,10 +10,11 @@ Keys (``{p}`` is the prefix; every key: orchestrator.protocol.keys):
 A job's life on a worker:
     1. RQ dequeues with BLMOVE straight into the worker's claimed list (never a shared
        list), so a job popped by a worker that dies at once is still somewhere.
-    2. START (``lua/start_tasks.lua``) takes the job out of the claimed list and sets each
-       task's lease, ``lease_seconds`` past Redis's ``TIME``, in one script call: every job is
-       either claimed or leased. A TaskWorker's preparation of the job sends RQ's bookkeeping
-       in the same call (worker.bookkeeping).
+    2. START takes the job out of the claimed list and sets each task's lease,
+       ``lease_seconds`` past Redis's ``TIME``, in one script call: every job is either claimed
+       or leased. A job as the orchestrators write it starts in the call that reads its hash
+       (``lua/take_job.lua``, worker.taking); any other, read first, starts with
+       ``lua/start_tasks.lua``. Either call carries RQ's bookkeeping (worker.bookkeeping).
     3. A thread renews the leases (``lua/renew_leases.lua``, again by Redis's ``TIME``) every
        ``lease_seconds / 3`` and sends a TaskHeartbeat at least every ``heartbeat_seconds / 3``
        for tasks that ask for one.
@@ -59,7 +60,7 @@ class HeldTask:
     """A task this worker holds: its lease member and when its last heartbeat went out."""
 
     task: dict[str, Any]
-    lease: str
+    lease: str | bytes  # bytes: as take_job.lua built it, byte for byte
     heartbeat_seconds: float | None
     beaten_at: float = field(default=float("-inf"))
 
@@ -158,6 +159,15 @@ class WorkerLeases:
         claimed, retried = self._start_leases(job_id, [h.lease for h in held], recorded)
         self.check_claimed(job_id, claimed, retried)
         self._started[job_id] = held
+
+    def started_by_take(
+        self, job_id: str, tasks: list[dict[str, Any]], leases: list[bytes], claimed: bool, retried: bool
+    ) -> None:
+        """Note the leases take_job.lua set for ``tasks`` (in order); :meth:`take` then takes them."""
+        self.check_claimed(job_id, int(claimed), retried)
+        self._started[job_id] = [
+            HeldTask(task, lease, heartbeat_of(task)) for task, lease in zip(tasks, leases, strict=True)
+        ]
 
     def forget_start(self, job_id: str) -> None:
         """Drop what :meth:`started` noted for a job that will not run here after all."""

@@ -10,9 +10,10 @@ dequeued (worker.bad_jobs); a worker never quits over a job.
 
 A task job needs less bookkeeping than RQ does for any job (no dependents, repeats, kept
 results or callbacks), so TaskWorker sends RQ's bookkeeping of its start with the tasks'
-lease START and that of its end with the reports (worker.bookkeeping), and beats and checks
-for ``rq suspend`` at most once a second: from the job's id to its function two round trips
-(the job's hash, START) where RQ with START took five, and none after the reports.
+leases and that of its end with the reports (worker.bookkeeping), and beats and checks for
+``rq suspend`` at most once a second. A job as the orchestrators write it is read and started
+in one script call (worker.taking): from the job's id to its function one round trip where RQ
+with START took five, and none after the reports. Any other job is read, then started.
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ from rq.worker import WorkerStatus
 from orchestrator.protocol.decoding import lossless_text
 from orchestrator.protocol.faults import skew_wall_clock
 from orchestrator.protocol.hops import HOPS
+from orchestrator.protocol.jobs import JOB_TIMEOUT_SECONDS
 from orchestrator.protocol.keys import SharedKeys
 from orchestrator.protocol.reconnect import OUTAGE_ERRORS, Backoff, Outage, retry_through_outage
 from orchestrator.protocol.scripts import lua_script
@@ -53,6 +55,8 @@ from worker.jobs import (
     SERIALIZER,
     MalformedJob,
     TaskJob,
+    check_job_id,
+    decode_task_job,
     describe,
     fetch_task_job,
     misaddressed,
@@ -61,6 +65,7 @@ from worker.jobs import (
 from worker.leases import START_ATTEMPTS, WorkerLeases
 from worker.registry import default_registry
 from worker.shutdown import Shutdown
+from worker.taking import JobTaker
 
 HEARTBEAT_EVERY_SECONDS = 1.0
 
@@ -85,6 +90,8 @@ class ClaimingQueue(Queue):
     claimed_key: ClassVar[str | None] = None
     keys: ClassVar[SharedKeys | None] = None
     reply_lost: ClassVar[bool] = False
+    # Whether its worker reads each job's hash itself, with the job's start (worker.taking).
+    takes: ClassVar[bool] = False
 
     @classmethod
     def dequeue_any(
@@ -127,6 +134,9 @@ class ClaimingQueue(Queue):
             if HOPS.on:
                 HOPS.note("claimed", job=job_id)
             try:
+                if cls.takes:
+                    check_job_id(job_id)
+                    return ClaimedJob(job_id, connection=connection, serializer=SERIALIZER), queue
                 job = fetch_task_job(job_class, job_id, connection)
                 wrong_place = misaddressed(job, queue.name, cls.keys.events)
                 if wrong_place is None:
@@ -170,11 +180,15 @@ class ClaimingQueue(Queue):
         return None if result is None else (queue_key, result)
 
 
-def claiming_queue_class(settings: Settings, worker: str) -> type[ClaimingQueue]:
-    """A ClaimingQueue class that claims into ``worker``'s list."""
+def claiming_queue_class(settings: Settings, worker: str, takes: bool = False) -> type[ClaimingQueue]:
+    """A ClaimingQueue class claiming into ``worker``'s list; a worker that ``takes`` reads each job."""
     keys = SharedKeys(settings.prefix)
-    attributes = {"claimed_key": keys.claimed(worker), "keys": keys}
+    attributes = {"claimed_key": keys.claimed(worker), "keys": keys, "takes": takes}
     return type("ClaimingQueue", (ClaimingQueue,), attributes)
+
+
+class ClaimedJob(TaskJob):
+    """A job id just claimed by a worker that reads each job's hash as it starts it (worker.taking)."""
 
 
 class TaskWorker(SimpleWorker):
@@ -188,6 +202,7 @@ class TaskWorker(SimpleWorker):
     _beaten_at = float("-inf")
     _suspension_checked_at = float("-inf")
     context: WorkerContext | None = None  # what its jobs run with: the key prefix and the leases
+    taker: JobTaker | None = None  # with leases: reads each claimed job and starts it in one call
     shutdown: Shutdown | None = None
     # The job whose run raised something other than a lost connection, and what it raised.
     poisoned_by: tuple[Job, Exception] | None = None
@@ -246,19 +261,74 @@ class TaskWorker(SimpleWorker):
         so the work loop can move the job aside instead of running it again forever.
         """
         if self.shutdown is None:
-            super().execute_job(job, queue)
+            self._take_and_execute(job, queue)
             return
         if self.shutdown.requested.is_set():
             self.log.info("Worker %s: stopping; job %s goes back to the queue unstarted", self.name, job.id)
             return
         with self.shutdown.running_job():
-            try:
-                super().execute_job(job, queue)
-            except OUTAGE_ERRORS:
-                raise
-            except Exception as exc:
+            self._take_and_execute(job, queue)
+
+    def _take_and_execute(self, job: Job, queue: Queue) -> None:
+        if isinstance(job, ClaimedJob):
+            taken = self.take(job, queue)
+            if taken is None:
+                return
+            job = taken
+        try:
+            super().execute_job(job, queue)
+        except OUTAGE_ERRORS:
+            raise
+        except Exception as exc:
+            if self.shutdown is not None:
                 self.poisoned_by = (job, exc)
-                raise
+            raise
+
+    def take(self, claimed: ClaimedJob, queue: Queue) -> TaskJob | None:
+        """The claimed job, read and (when take_job.lua may) started; None when it was moved aside.
+
+        RQ's bookkeeping of the start is recorded before the hash is read, for a job of the
+        orchestrators' timeout on this queue: the script applies it only to such a job.
+        """
+        assert self.context is not None and self.context.leases is not None and self.taker is not None
+        queue_class = self.queue_class
+        assert issubclass(queue_class, ClaimingQueue) and queue_class.keys is not None
+        self.execution = None
+        expected = TaskJob(claimed.id, connection=self.connection, serializer=SERIALIZER)
+        expected.origin, expected.timeout = queue.name, JOB_TIMEOUT_SECONDS
+        preparation = recorder(self.connection)
+        self.queue_preparation(expected, preparation, remove_from_intermediate_queue=len(self.queues) == 1)
+        taken = self.taker.take(claimed.id, recorded(preparation))
+        try:
+            if taken.kind == "none":
+                raise NoSuchJobError(f"No such job: {claimed.key}")
+            if taken.kind != "hash":
+                raise MalformedJob(claimed.id, f"its key {claimed.key} holds no hash")
+            job = decode_task_job(claimed.id, taken.fields, self.connection)
+            wrong_place = misaddressed(job, queue.name, queue_class.keys.events)
+            if wrong_place is not None:
+                raise wrong_place
+        except (NoSuchJobError, MalformedJob) as refused:
+            if taken.leases is not None:
+                self.taker.put_back(claimed.id, taken.leases)
+            reason = (
+                refused.reason
+                if isinstance(refused, MalformedJob)
+                else f"its key {claimed.key} does not exist"
+            )
+            tasks = refused.tasks if isinstance(refused, MalformedJob) else []
+            queue_class.move_aside(self.connection, claimed.id, reason, tasks)
+            self.execution = None
+            return None
+        tasks = [task for task in job.args[0] if is_addressable(task)]
+        if taken.leases is not None and len(taken.leases) == len(tasks):
+            self.context.leases.started_by_take(job.id, tasks, taken.leases, taken.claimed, taken.retried)
+            job.started_by_take = True
+            job.worker_name, job.last_heartbeat = expected.worker_name, expected.last_heartbeat
+            job.started_at = expected.started_at
+        elif taken.leases is not None:
+            self.taker.put_back(claimed.id, taken.leases)  # cannot happen: both read the same tasks
+        return job
 
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         """Extend the worker's key, in one round trip, and not again within HEARTBEAT_EVERY_SECONDS.
@@ -300,6 +370,8 @@ class TaskWorker(SimpleWorker):
         in another, persists the job's key in a third and starts the tasks' leases in a
         fourth, all before the function runs: here one script call does all four.
         """
+        if isinstance(job, TaskJob) and job.started_by_take and self.execution is not None:
+            return self.execution  # the one take_job.lua wrote
         self.execution = Execution(uuid.uuid4().hex, job.id, job.connection, worker_name=self.name)
         return self.execution
 
@@ -312,7 +384,9 @@ class TaskWorker(SimpleWorker):
         preparation would (see handle_job_failure).
         """
         leases = self.context.leases if self.context is not None else None
-        if leases is None or not isinstance(job, TaskJob):
+        if isinstance(job, TaskJob) and job.started_by_take:
+            pass  # take_job.lua started it and wrote RQ's bookkeeping
+        elif leases is None or not isinstance(job, TaskJob):
             with self.connection.pipeline() as pipeline:
                 self.queue_preparation(job, pipeline, remove_from_intermediate_queue)
                 retry_through_outage(pipeline.execute, START_ATTEMPTS, f"starting job {job.id}")
@@ -450,7 +524,7 @@ def task_worker(
         leases: the process's task leases (started); None runs tasks without leases.
     """
     name = name or uuid.uuid4().hex
-    queue_class = claiming_queue_class(settings, name)
+    queue_class = claiming_queue_class(settings, name, takes=leases is not None)
     queue = queue_class(
         task_queue_name(settings), connection=connection, serializer=SERIALIZER, job_class=TaskJob
     )
@@ -468,6 +542,8 @@ def task_worker(
     )
     worker.shutdown = shutdown
     worker.context = WorkerContext(settings.prefix, leases)
+    if leases is not None:
+        worker.taker = JobTaker(connection, SharedKeys(settings.prefix), name, leases.lease_seconds)
     return worker
 
 
