@@ -44,6 +44,10 @@ class CompiledState:
         passes_through: whether it is a Pass state whose output is its input, with no
             variables to assign.
         choices: a JSONPath Choice state's rules, compiled, each with its Next; else None.
+        merge_room: when its output is its input with the result put in by ResultPath
+            alone (JSONPath; no ResultSelector or OutputPath), the most characters the path
+            adds to theirs (its keys and the objects made for them); else None. An output's
+            size bound is then theirs added up, with no walk through the output.
     """
 
     name: str
@@ -64,6 +68,7 @@ class CompiledState:
     has_timers: bool
     passes_through: bool
     choices: CompiledChoices | None
+    merge_room: int | None
 
     @property
     def has_result_selector(self) -> bool:
@@ -102,7 +107,22 @@ def compile_state(name: str, state: dict[str, Any], jsonata: bool) -> CompiledSt
         and "Result" not in state
         and "Assign" not in state,
         choices=compile_choices(state.get("Choices")) if state_type == "Choice" and not jsonata else None,
+        merge_room=_merge_room(state, jsonata),
     )
+
+
+def _merge_room(state: dict[str, Any], jsonata: bool) -> int | None:
+    path = state.get("ResultPath", "$")
+    if (
+        jsonata
+        or not isinstance(path, str)
+        or "ResultSelector" in state
+        or state.get("OutputPath", "$") != "$"
+    ):
+        return None
+    # Each key on the path is shorter than the path, and its quotes, colon, comma and the
+    # braces of an object made for it fit in ten more characters.
+    return 11 * len(path)
 
 
 def _resource_of(state: dict[str, Any]) -> Resource | None:
