@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.asl.choice_rules import CompiledChoices, compile_choices
+from orchestrator.asl.json_values import NO_BOUND
 from orchestrator.asl.resources import Resource, parse_resource
 
 _TIMER_FIELDS = ("TimeoutSeconds", "TimeoutSecondsPath", "HeartbeatSeconds", "HeartbeatSecondsPath")
@@ -46,8 +47,8 @@ class CompiledState:
         choices: a JSONPath Choice state's rules, compiled, each with its Next; else None.
         merge_room: when its output is its input with the result put in by ResultPath
             alone (JSONPath; no ResultSelector or OutputPath), the most characters the path
-            adds to theirs (its keys and the objects made for them); else None. An output's
-            size bound is then theirs added up, with no walk through the output.
+            adds to theirs (its keys and the objects made for them); else ``NO_BOUND``. An
+            output's ``payload_bound`` is then theirs and this added up, with no walk.
     """
 
     name: str
@@ -68,7 +69,7 @@ class CompiledState:
     has_timers: bool
     passes_through: bool
     choices: CompiledChoices | None
-    merge_room: int | None
+    merge_room: int
 
     @property
     def has_result_selector(self) -> bool:
@@ -111,7 +112,7 @@ def compile_state(name: str, state: dict[str, Any], jsonata: bool) -> CompiledSt
     )
 
 
-def _merge_room(state: dict[str, Any], jsonata: bool) -> int | None:
+def _merge_room(state: dict[str, Any], jsonata: bool) -> int:
     path = state.get("ResultPath", "$")
     if (
         jsonata
@@ -119,7 +120,7 @@ def _merge_room(state: dict[str, Any], jsonata: bool) -> int | None:
         or "ResultSelector" in state
         or state.get("OutputPath", "$") != "$"
     ):
-        return None
+        return NO_BOUND
     # Each key on the path is shorter than the path, and its quotes, colon, comma and the
     # braces of an object made for it fit in ten more characters.
     return 11 * len(path)

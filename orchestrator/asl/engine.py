@@ -61,7 +61,7 @@ def start_execution(
     if machine.timeout_seconds:
         run.set_timer(None, "execution-timeout", now + machine.timeout_seconds)
     bound = payload_bound(input)
-    if not 0 <= bound <= BOUND_LIMIT and exceeds_payload_limit(input):
+    if bound > BOUND_LIMIT and exceeds_payload_limit(input):
         run.finish(
             FAILED,
             error=errors.DATA_LIMIT_EXCEEDED,

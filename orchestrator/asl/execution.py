@@ -269,7 +269,7 @@ class Run(Protocol):
     ready: list[str]
     in_process: InProcess | None
     # The last value whose ``payload_bound`` the run worked out, with that bound.
-    known_bound: tuple[Any, int] | None
+    known_bound: tuple[Any, int]
 
     # history
     def record(self, thread: Thread | None, event_type: str, **details: Any) -> int: ...

@@ -60,10 +60,10 @@ def exceeds_payload_limit(value: Any) -> bool:
                 bound = payload_bound(value)  # nested: the general walk
                 break
             bound += len(key) + 8
-        if 0 <= bound <= BOUND_LIMIT:
+        if bound <= BOUND_LIMIT:
             return False
     elif value_type is list:
-        if 0 <= payload_bound(value) <= BOUND_LIMIT:
+        if payload_bound(value) <= BOUND_LIMIT:
             return False
     elif isinstance(value, str):
         # A string is measured as its UTF-8 text, at most four bytes a character.
@@ -81,6 +81,8 @@ def exceeds_payload_limit(value: Any) -> bool:
 # ``payload_bound`` counts characters, none of which becomes more than six bytes of compact
 # UTF-8 JSON (``\x01`` becomes ``\u0001``): a value whose bound is at most this surely fits.
 BOUND_LIMIT = PAYLOAD_LIMIT_BYTES // 6
+# The bound of a value that has no cheap one: more than any sum of bounds that could fit.
+NO_BOUND = 1 << 60
 # How deep ``payload_bound`` looks into nested containers before it gives up.
 _BOUND_DEPTH = 8
 
@@ -88,9 +90,11 @@ _BOUND_DEPTH = 8
 def payload_bound(value: Any, depth: int = _BOUND_DEPTH) -> int:
     """A cheap upper bound on the size of ``value`` as JSON, in characters of at most six bytes each.
 
-    -1 when there is no cheap bound: a value nested deeper than a few levels, an int too long
-    to bound by its range, or something that is not plain JSON. Walking a small record costs
-    less than encoding it, which is what lets every state's input and output be checked.
+    ``NO_BOUND`` when there is no cheap bound: a value nested deeper than a few levels, an
+    int too long to bound by its range, or something that is not plain JSON. Bounds add up:
+    a value made of others is bounded by the sum of theirs and room for what joins them.
+    Walking a small record costs less than encoding it, which is what lets every state's
+    input and output be checked.
     """
     value_type = type(value)
     if value_type is dict:
@@ -100,29 +104,33 @@ def payload_bound(value: Any, depth: int = _BOUND_DEPTH) -> int:
             item_type = type(item)
             if item_type is str:
                 bound += len(key) + len(item) + 8
-                continue
-            if item_type is bool or item is None:
+            elif item_type is bool or item is None:
                 bound += len(key) + 8
-                continue
-            inner = payload_bound(item, depth - 1) if depth else -1
-            if inner < 0 or type(key) is not str:
-                return -1
-            bound += len(key) + inner + 8
+            elif depth and type(key) is str:
+                inner = payload_bound(item, depth - 1)
+                if inner >= NO_BOUND:
+                    return NO_BOUND
+                bound += len(key) + inner + 8
+            else:
+                return NO_BOUND
         return bound
     if value_type is str:
         return len(value) + 2
     if value_type is list:
         bound = 2
         for item in value:
-            inner = len(item) + 2 if type(item) is str else payload_bound(item, depth - 1) if depth else -1
-            if inner < 0:
-                return -1
+            if type(item) is str:
+                bound += len(item) + 3
+                continue
+            inner = payload_bound(item, depth - 1) if depth else NO_BOUND
+            if inner >= NO_BOUND:
+                return NO_BOUND
             bound += inner + 1
         return bound
     if value is None or value_type is bool:
         return 5
     if value_type is int:
-        return 20 if -(10**18) < value < 10**18 else -1
+        return 20 if -(10**18) < value < 10**18 else NO_BOUND
     if value_type is float:
         return 24  # repr of any float, or Infinity / NaN
-    return -1
+    return NO_BOUND

@@ -32,7 +32,7 @@ from orchestrator.asl.execution import (
 )
 from orchestrator.asl.fork_states import child_failed, child_succeeded
 from orchestrator.asl.history import RawEvent
-from orchestrator.asl.json_values import exceeds_payload_limit
+from orchestrator.asl.json_values import NO_BOUND, exceeds_payload_limit
 from orchestrator.asl.retry import find_catcher, retry_delay
 from orchestrator.asl.state_types import enter, restart, resume
 from orchestrator.asl.task_state import data_limit_cause
@@ -51,6 +51,10 @@ HISTORY_LIMIT_CAUSE = f"The execution reached the maximum number of history even
 MAX_EXECUTION_SECONDS = 365 * 24 * 3600
 # The events that may be the last one allowed: the ones that end the execution.
 _ENDING_EVENTS = frozenset({"ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"})
+
+
+# No value's payload bound is known yet: an object no state sees, with no bound.
+_NOTHING_KNOWN = (object(), NO_BOUND)
 
 
 class HistoryLimitReached(Exception):
@@ -91,7 +95,7 @@ class Run:
         self.in_process: InProcess | None = None
         # The last value whose payload bound was worked out, with the bound: a state's output
         # is the next state's input, and knowing its bound spares a walk through it.
-        self.known_bound: tuple[Any, int] | None = None
+        self.known_bound: tuple[Any, int] = _NOTHING_KNOWN
         # The token of the timer whose firing is being handled: it needs no cancelling.
         self.firing: str | None = None
         self._context_parts: tuple[dict[str, Any], dict[str, Any]] | None = None

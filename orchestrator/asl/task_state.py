@@ -13,6 +13,7 @@ from orchestrator.asl.errors import StatesError
 from orchestrator.asl.execution import Event, Run, RunActivity, RunService, RunTask, Thread
 from orchestrator.asl.json_values import (
     BOUND_LIMIT,
+    NO_BOUND,
     PAYLOAD_LIMIT_BYTES,
     exceeds_payload_limit,
     payload_bound,
@@ -236,9 +237,9 @@ def _take_report(run: Run, thread: Thread, data: StateData, resource: Resource, 
             failed["cause"] = cause
         run.record(thread, f"{resource.event_prefix}Failed", **failed, **resource.event_details)
         raise ReportedError(error, cause)
-    result = reported = event.get("output")
+    result = event.get("output")
     result_bound = payload_bound(result)
-    if not 0 <= result_bound <= BOUND_LIMIT and exceeds_payload_limit(result):
+    if result_bound > BOUND_LIMIT and exceeds_payload_limit(result):
         source = f"lambda:{resource.target}" if resource.kind == "lambda" else resource.resource_type
         # A Catch or Retry on States.ALL handles this one, as AWS's recorded executions show.
         failure = data_limit_error(source, matched_by_all=True)
@@ -249,6 +250,7 @@ def _take_report(run: Run, thread: Thread, data: StateData, resource: Resource, 
         # event that started the task, not from a random source the core does not have.
         started = f"{data.context['Execution']['Id']}#{thread.get('lastEventId', 0)}"
         result = invoke_envelope(result, run.now, str(uuid.uuid5(uuid.NAMESPACE_URL, started)))
+        result_bound = NO_BOUND  # the envelope's is not worked out: its output is measured
     details = resource.event_details
     run.record_event(
         thread, resource.succeeded_event, {"output": result, **details} if details else {"output": result}
@@ -256,17 +258,16 @@ def _take_report(run: Run, thread: Thread, data: StateData, resource: Resource, 
     output = data.output(result)
     compiled = data.compiled
     raw_input = data.raw_input
-    if output is not reported and output is not raw_input:
+    if output is not raw_input and (output is not result or result_bound > BOUND_LIMIT):
         # An output that ResultPath alone made from the input and the result is bounded by
-        # their bounds added up (``CompiledState.merge_room``); the input's is usually known
+        # their bounds added up (``CompiledState.merge_room``); the input's is usually known,
         # from the output of the state before. Any other output is measured.
         room = compiled.merge_room
         known = run.known_bound
-        if room is not None and result is reported and known is not None and known[0] is raw_input:
-            bound = known[1] + result_bound + room if known[1] >= 0 and result_bound >= 0 else -1
-        else:
-            bound = _output_bound(data, output, result is reported, result_bound)
-        if 0 <= bound <= BOUND_LIMIT:
+        if known[0] is not raw_input and room < NO_BOUND:
+            known = (raw_input, payload_bound(raw_input))
+        bound = known[1] + result_bound + room
+        if bound <= BOUND_LIMIT:
             run.known_bound = (output, bound)
         elif exceeds_payload_limit(output):
             # The result fits, but ResultSelector, ResultPath or Output made the output more.
@@ -275,19 +276,6 @@ def _take_report(run: Run, thread: Thread, data: StateData, resource: Resource, 
         run.assign(thread, data.assignments(compiled.assign, result=result))
     run.record_state(thread, "TaskStateExited", compiled.name, "output", output)
     run.advance_or_finish(thread, compiled, output)
-
-
-def _output_bound(data: StateData, output: Any, as_reported: bool, result_bound: int) -> int:
-    """A ``payload_bound`` of a task's output when the input's is not known yet; -1 if none.
-
-    ``result_bound`` is the reported result's, which is the state's result ``as_reported``
-    (else lambda:invoke's envelope around it, whose bound is not known).
-    """
-    room = data.compiled.merge_room
-    if room is None or not as_reported:
-        return payload_bound(output)
-    input_bound = payload_bound(data.raw_input)
-    return input_bound + result_bound + room if input_bound >= 0 and result_bound >= 0 else -1
 
 
 def _heartbeat(
