@@ -24,6 +24,8 @@ orchestrator.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -396,13 +398,58 @@ def test_a_map_whose_result_path_output_passes_the_limit_fails() -> None:
     assert "MapStateExited" not in types(result)
 
 
-# -- the local runner and the stack -----------------------------------------------------------
+def test_a_catch_whose_result_path_makes_the_output_too_big_fails_the_execution() -> None:
+    """Error-handling page: the output of a state over the quota. A catcher's ResultPath
+    puts the error output into the input; when that passes the limit, the state's output is
+    over it, and the execution fails with no TaskStateExited."""
+
+    def fails(event: Any, context: Any) -> Any:
+        raise ValueError("no")
+
+    text = "x" * (PAYLOAD_LIMIT_BYTES - 8)  # {"s":"..."}: exactly the limit
+    state = {
+        "Type": "Task",
+        "Resource": "fails",
+        "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Caught"}],
+        "End": True,
+    }
+    result = run({"S": state, "Caught": END}, {"s": text}, {"fails": fails})
+
+    assert outcome(result) == ("FAILED", ERROR, cause("S"))
+    assert types(result)[-2:] == ["LambdaFunctionFailed", "ExecutionFailed"]
+
 
 BIG_PASS = {
     "StartAt": "P",
     "States": {"P": {"Type": "Pass", "Result": {"Arg1": "a" * (257 * 1024)}, "End": True}},
 }
 BIG_TASK_OUTPUT = {"StartAt": "S", "States": {"S": TASK_MERGE}}
+
+
+# -- the local runner and the stack -----------------------------------------------------------
+
+
+def test_redstep_run_local_reports_the_error_and_cause(tmp_path: Path) -> None:
+    """Service quotas and error-handling pages, through ``redstep run --local --json`` as a
+    user runs it: exit status 1, and the execution's error, cause and history."""
+    definition = tmp_path / "big.asl.json"
+    definition.write_text(json.dumps(BIG_PASS))
+
+    done = subprocess.run(
+        [sys.executable, "-m", "producer.cli", "run", str(definition), "--local", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    shown = json.loads(done.stdout)
+
+    assert done.returncode == 1, done.stderr
+    assert (shown["status"], shown["error"], shown["cause"]) == ("FAILED", ERROR, cause("P"))
+    assert [event["type"] for event in shown["history"]] == [
+        "ExecutionStarted",
+        "PassStateEntered",
+        "ExecutionFailed",
+    ]
 
 
 @pytest.fixture(scope="module")
