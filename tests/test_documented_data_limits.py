@@ -34,7 +34,7 @@ from typing import Any
 import pytest
 
 from orchestrator.asl.definition import StateMachine
-from orchestrator.asl.json_values import PAYLOAD_LIMIT_BYTES
+from orchestrator.asl.json_values import NO_BOUND, PAYLOAD_LIMIT_BYTES, payload_bound
 from orchestrator.local import LocalResult, LocalRunner
 from orchestrator.runtime.server import RedisServer
 from tests.conformance.stack import Stack, running_stack, stack_settings
@@ -417,6 +417,48 @@ def test_a_catch_whose_result_path_makes_the_output_too_big_fails_the_execution(
 
     assert outcome(result) == ("FAILED", ERROR, cause("S"))
     assert types(result)[-2:] == ["LambdaFunctionFailed", "ExecutionFailed"]
+
+
+BOUNDED = [
+    {},
+    [],
+    "",
+    None,
+    True,
+    -(10**18) + 1,
+    -0.0,
+    1.7976931348623157e308,
+    float("inf"),
+    {"\x01\x02": "\x01" * 100, "k": [None, False, 1, 2.5, "\u00e9\U0001f600"]},
+    {"a": {"b": {"c": [{"d": '\n\t"\\'}]}}},
+    [["x"] * 10, {"y": [1] * 10}],
+    {"récit": "ü" * 50, "emoji": "\U0001f409" * 50},
+]
+
+
+@pytest.mark.parametrize("value", BOUNDED, ids=range(len(BOUNDED)))
+def test_a_payload_bound_is_never_less_than_the_json_it_bounds(value: Any) -> None:
+    """Service quotas page: the limit is on "UTF-8 encoded" JSON; the cheap bound that spares
+    encoding every state's data must never say a value is smaller than it is, or data over
+    the limit would pass."""
+    encoded = json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
+    bound = payload_bound(value)
+
+    assert bound >= NO_BOUND or 6 * bound >= len(encoded)
+
+
+def test_values_with_no_cheap_bound_are_still_measured() -> None:
+    """Service quotas page: 262,144 bytes; a value too deep to bound cheaply is measured."""
+    deep: Any = "x" * PAYLOAD_LIMIT_BYTES
+    for _ in range(20):
+        deep = [deep]
+
+    assert payload_bound(deep) >= NO_BOUND
+    assert outcome(run({"S": {"Type": "Pass", "Result": deep, "End": True}}, {})) == (
+        "FAILED",
+        ERROR,
+        cause("S"),
+    )
 
 
 BIG_PASS = {
