@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.asl.choice_rules import CompiledChoices, compile_choices
+from orchestrator.asl.json_values import NO_BOUND
 from orchestrator.asl.resources import Resource, parse_resource
 
 _TIMER_FIELDS = ("TimeoutSeconds", "TimeoutSecondsPath", "HeartbeatSeconds", "HeartbeatSecondsPath")
@@ -44,6 +45,10 @@ class CompiledState:
         passes_through: whether it is a Pass state whose output is its input, with no
             variables to assign.
         choices: a JSONPath Choice state's rules, compiled, each with its Next; else None.
+        merge_room: when its output is its input with the result put in by ResultPath
+            alone (JSONPath; no ResultSelector or OutputPath), the most characters the path
+            adds to theirs (its keys and the objects made for them); else ``NO_BOUND``. An
+            output's ``payload_bound`` is then theirs and this added up, with no walk.
     """
 
     name: str
@@ -64,6 +69,7 @@ class CompiledState:
     has_timers: bool
     passes_through: bool
     choices: CompiledChoices | None
+    merge_room: int
 
     @property
     def has_result_selector(self) -> bool:
@@ -102,7 +108,22 @@ def compile_state(name: str, state: dict[str, Any], jsonata: bool) -> CompiledSt
         and "Result" not in state
         and "Assign" not in state,
         choices=compile_choices(state.get("Choices")) if state_type == "Choice" and not jsonata else None,
+        merge_room=_merge_room(state, jsonata),
     )
+
+
+def _merge_room(state: dict[str, Any], jsonata: bool) -> int:
+    path = state.get("ResultPath", "$")
+    if (
+        jsonata
+        or not isinstance(path, str)
+        or "ResultSelector" in state
+        or state.get("OutputPath", "$") != "$"
+    ):
+        return NO_BOUND
+    # Each key on the path is shorter than the path, and its quotes, colon, comma and the
+    # braces of an object made for it fit in ten more characters.
+    return 11 * len(path)
 
 
 def _resource_of(state: dict[str, Any]) -> Resource | None:

@@ -38,7 +38,7 @@ from orchestrator.asl.execution import (
     state_machine_arn,
     upgrade_execution,
 )
-from orchestrator.asl.json_values import exceeds_payload_limit
+from orchestrator.asl.json_values import BOUND_LIMIT, exceeds_payload_limit, payload_bound
 from orchestrator.asl.runner import MAX_HISTORY_EVENTS, Run
 
 
@@ -60,13 +60,15 @@ def start_execution(
     run.record_event(None, "ExecutionStarted", {"input": input, "roleArn": ROLE_ARN})
     if machine.timeout_seconds:
         run.set_timer(None, "execution-timeout", now + machine.timeout_seconds)
-    if exceeds_payload_limit(input):
+    bound = payload_bound(input)
+    if bound > BOUND_LIMIT and exceeds_payload_limit(input):
         run.finish(
             FAILED,
             error=errors.DATA_LIMIT_EXCEEDED,
             cause="The execution input exceeds the maximum number of bytes service limit (262144).",
         )
         return run.step()
+    run.known_bound = (input, bound)
     run.start_root(machine.start_at, input, {})
     run.drive()
     return run.step()

@@ -26,17 +26,31 @@ RESULT_PATH_MATCH_FAILURE = "States.ResultPathMatchFailure"
 EXCEED_TOLERATED_FAILURE_THRESHOLD = "States.ExceedToleratedFailureThreshold"
 QUERY_EVALUATION_ERROR = "States.QueryEvaluationError"
 
-# Errors that States.ALL does not catch or retry, as the ASL specification says.
-NOT_MATCHED_BY_ALL = frozenset({RUNTIME})
+# Errors that States.ALL (and States.TaskFailed) does not catch or retry; a Retry or Catch
+# that names one of them still matches it. States.Runtime: the ASL specification.
+# States.DataLimitExceeded: "Handling errors in Step Functions workflows" (Developer Guide,
+# https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html) says
+# "The States.ALL error type ... can't catch the States.DataLimitExceeded terminal error" and
+# calls it "A terminal error that can't be caught by the States.ALL error type". AWS's
+# recorded executions show one exception, a task whose result is over the limit: see
+# ``StatesError.matched_by_all``.
+NOT_MATCHED_BY_ALL = frozenset({RUNTIME, DATA_LIMIT_EXCEEDED})
 
 
 class StatesError(Exception):
-    """An ASL error raised while running a state: ``error`` is its name, ``cause`` its text."""
+    """An ASL error raised while running a state: ``error`` is its name, ``cause`` its text.
 
-    def __init__(self, error: str, cause: str | None = None) -> None:
+    ``matched_by_all`` makes States.ALL match an error of ``NOT_MATCHED_BY_ALL`` all the same:
+    AWS catches a task's result over the payload limit with States.ALL (the recorded
+    executions in ../shared/conformance, ``*_catch_state_all_data_limit_exceeded_*``), while a
+    state's own input or output over it is terminal, as the Developer Guide says.
+    """
+
+    def __init__(self, error: str, cause: str | None = None, *, matched_by_all: bool = False) -> None:
         super().__init__(f"{error}: {cause}" if cause else error)
         self.error = error
         self.cause = cause
+        self.matched_by_all = matched_by_all
 
 
 class PathNotFound(Exception):

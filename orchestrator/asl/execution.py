@@ -268,6 +268,8 @@ class Run(Protocol):
     actions: list[Action]
     ready: list[str]
     in_process: InProcess | None
+    # The last value whose ``payload_bound`` the run worked out, with that bound.
+    known_bound: tuple[Any, int]
 
     # history
     def record(self, thread: Thread | None, event_type: str, **details: Any) -> int: ...
@@ -299,5 +301,12 @@ class Run(Protocol):
     def thread_succeeded(self, thread: Thread, output: Any) -> None: ...
     def thread_failed(self, thread: Thread, error: str | None, cause: str | None) -> None: ...
     def fail_state(
-        self, thread: Thread, data: StateData, error: str | None, cause: str | None, *, reported: bool = False
+        self,
+        thread: Thread,
+        data: StateData,
+        error: str | None,
+        cause: str | None,
+        *,
+        reported: bool = False,
+        matched_by_all: bool = False,
     ) -> None: ...

@@ -12,7 +12,7 @@ from orchestrator.asl.definition import child_scope
 from orchestrator.asl.errors import StatesError
 from orchestrator.asl.execution import Fork, Run, Thread
 from orchestrator.asl.json_values import exceeds_payload_limit, json_type
-from orchestrator.asl.task_state import data_limit_error
+from orchestrator.asl.task_state import ReportedError, data_limit_error
 
 # "Using Map state in Inline mode" (AWS Step Functions Developer Guide): an inline Map runs
 # "up to 40 concurrent iterations", whatever its MaxConcurrency asks for beyond that, and 0
@@ -23,6 +23,9 @@ INLINE_MAP_CONCURRENCY = 40
 def enter_parallel(run: Run, thread: Thread, data: StateData) -> None:
     state = data.state
     effective = data.effective_input()
+    if effective is not data.raw_input and exceeds_payload_limit(effective):
+        # Every branch gets this input: Parameters (or Arguments) made it more than the limit.
+        raise data_limit_error(thread["state"])
     run.record(thread, "ParallelStateStarted")
     branches = state["Branches"]
     fork: Fork = {"results": [None] * len(branches), "pending": len(branches), "children": []}
@@ -173,6 +176,10 @@ def _start_iterations(run: Run, thread: Thread, data: StateData) -> None:
         fork["running"] += 1
         item = {"Index": index, "Value": fork["items"][index]}
         item_input = _item_input(data, fork["selected"], item)
+        if item_input is not item["Value"] and exceeds_payload_limit(item_input):
+            # An item is part of the Map's input, under the limit; ItemSelector can make more.
+            _abort_children(run, thread)
+            raise data_limit_error(thread["state"])
         if not _distributed(data.state):
             run.record(thread, "MapIterationStarted", name=thread["state"], index=index)
         scope = child_scope(thread["scope"], thread["state"])
@@ -215,7 +222,7 @@ def child_succeeded(run: Run, parent: Thread, child: Thread, output: Any) -> Non
         elif fork["pending"] == 0:
             _join(run, parent, data, "Parallel")
     except StatesError as failure:
-        run.fail_state(parent, data, failure.error, failure.cause)
+        _raised(run, parent, data, failure)
 
 
 def child_failed(run: Run, parent: Thread, child: Thread, error: str | None, cause: str | None) -> None:
@@ -239,7 +246,7 @@ def child_failed(run: Run, parent: Thread, child: Thread, error: str | None, cau
                 else:
                     _start_iterations(run, parent, data)
             except StatesError as failure:
-                run.fail_state(parent, data, failure.error, failure.cause)
+                _raised(run, parent, data, failure)
             return
         if fork["toleratedCount"] or fork["toleratedPercentage"]:
             error = errors.EXCEED_TOLERATED_FAILURE_THRESHOLD
@@ -251,6 +258,14 @@ def child_failed(run: Run, parent: Thread, child: Thread, error: str | None, cau
         run.record(child, "TaskStateAborted")
     _abort_children(run, parent)
     run.fail_state(parent, data, error, cause, reported=True)
+
+
+def _raised(run: Run, thread: Thread, data: StateData, failure: StatesError) -> None:
+    """Fail the fork's state with an error it raised while it joined or started iterations."""
+    reported = isinstance(failure, ReportedError)
+    run.fail_state(
+        thread, data, failure.error, failure.cause, reported=reported, matched_by_all=failure.matched_by_all
+    )
 
 
 def _tolerated(fork: Fork) -> bool:
@@ -291,6 +306,11 @@ def _join(run: Run, thread: Thread, data: StateData, state_type: str) -> None:
     if state_type == "Map":
         run.record(thread, "MapStateSucceeded")
     output = data.output(results)
+    if output is not results and output is not data.raw_input and exceeds_payload_limit(output):
+        # The results fit, but ResultSelector, ResultPath or Output made the output more.
+        failure = data_limit_error(thread["state"])
+        run.fail_state(thread, data, failure.error, failure.cause, reported=True)
+        return
     run.assign(thread, data.assignments(data.state.get("Assign"), result=results))
     run.record(thread, f"{state_type}StateExited", name=thread["state"], output=output)
     run.advance_or_finish(thread, data.compiled, output)

@@ -9,27 +9,38 @@ from orchestrator.asl import errors
 from orchestrator.asl.execution import Thread
 
 
-def error_matches(error_equals: list[str], error: str | None) -> bool:
-    """Whether an ``ErrorEquals`` list covers ``error``, with the reserved names' rules."""
+def error_matches(error_equals: list[str], error: str | None, *, matched_by_all: bool = False) -> bool:
+    """Whether an ``ErrorEquals`` list covers ``error``, with the reserved names' rules.
+
+    ``matched_by_all``: the wildcards match ``error`` even if it is one of ``NOT_MATCHED_BY_ALL``.
+    """
+    wildcard = matched_by_all or error not in errors.NOT_MATCHED_BY_ALL
     for name in error_equals:
         if name == error:
             return True
-        if name == errors.ALL and error not in errors.NOT_MATCHED_BY_ALL:
+        if name == errors.ALL and wildcard:
             return True
-        if name == errors.TASK_FAILED and error != errors.TIMEOUT and error not in errors.NOT_MATCHED_BY_ALL:
+        if name == errors.TASK_FAILED and error != errors.TIMEOUT and wildcard:
             return True
     return False
 
 
-def find_catcher(catchers: list[dict[str, Any]] | None, error: str | None) -> dict[str, Any] | None:
+def find_catcher(
+    catchers: list[dict[str, Any]] | None, error: str | None, *, matched_by_all: bool = False
+) -> dict[str, Any] | None:
     for catcher in catchers or []:
-        if error_matches(catcher.get("ErrorEquals", []), error):
+        if error_matches(catcher.get("ErrorEquals", []), error, matched_by_all=matched_by_all):
             return catcher
     return None
 
 
 def retry_delay(
-    retriers: list[dict[str, Any]] | None, thread: Thread, error: str | None, seed: str
+    retriers: list[dict[str, Any]] | None,
+    thread: Thread,
+    error: str | None,
+    seed: str,
+    *,
+    matched_by_all: bool = False,
 ) -> float | None:
     """Seconds to wait before the next attempt, or None when no retrier allows one.
 
@@ -37,7 +48,7 @@ def retry_delay(
     execution and attempt, so the same execution backs off the same way every time it is replayed.
     """
     for index, retrier in enumerate(retriers or []):
-        if not error_matches(retrier.get("ErrorEquals", []), error):
+        if not error_matches(retrier.get("ErrorEquals", []), error, matched_by_all=matched_by_all):
             continue
         counts = thread.setdefault("retries", {})
         attempts = counts.get(str(index), 0)

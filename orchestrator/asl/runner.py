@@ -11,7 +11,7 @@ from typing import Any
 from orchestrator.asl.compiled import CompiledState
 from orchestrator.asl.dataflow import StateData, iso_time
 from orchestrator.asl.definition import ROOT, StateMachine
-from orchestrator.asl.errors import QUERY_EVALUATION_ERROR, RUNTIME, StatesError
+from orchestrator.asl.errors import DATA_LIMIT_EXCEEDED, QUERY_EVALUATION_ERROR, RUNTIME, StatesError
 from orchestrator.asl.execution import (
     ABORTED,
     FAILED,
@@ -32,8 +32,10 @@ from orchestrator.asl.execution import (
 )
 from orchestrator.asl.fork_states import child_failed, child_succeeded
 from orchestrator.asl.history import RawEvent
+from orchestrator.asl.json_values import NO_BOUND, exceeds_payload_limit
 from orchestrator.asl.retry import find_catcher, retry_delay
 from orchestrator.asl.state_types import enter, restart, resume
+from orchestrator.asl.task_state import data_limit_cause
 
 # AWS ends a Standard execution whose history reaches this many events; it also stops a
 # definition that loops forever from running forever here. "Avoid reaching the history
@@ -49,6 +51,10 @@ HISTORY_LIMIT_CAUSE = f"The execution reached the maximum number of history even
 MAX_EXECUTION_SECONDS = 365 * 24 * 3600
 # The events that may be the last one allowed: the ones that end the execution.
 _ENDING_EVENTS = frozenset({"ExecutionSucceeded", "ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"})
+
+
+# No value's payload bound is known yet: an object no state sees, with no bound.
+_NOTHING_KNOWN = (object(), NO_BOUND)
 
 
 class HistoryLimitReached(Exception):
@@ -73,6 +79,7 @@ class Run:
         "firing",
         "history",
         "in_process",
+        "known_bound",
         "machine",
         "now",
         "ready",
@@ -86,6 +93,9 @@ class Run:
         self.history: list[RawEvent] = []
         self.ready: list[str] = []
         self.in_process: InProcess | None = None
+        # The last value whose payload bound was worked out, with the bound: a state's output
+        # is the next state's input, and knowing its bound spares a walk through it.
+        self.known_bound: tuple[Any, int] = _NOTHING_KNOWN
         # The token of the timer whose firing is being handled: it needs no cancelling.
         self.firing: str | None = None
         self._context_parts: tuple[dict[str, Any], dict[str, Any]] | None = None
@@ -385,12 +395,20 @@ class Run:
         child_failed(self, parent, thread, error, cause)
 
     def fail_state(
-        self, thread: Thread, data: StateData, error: str | None, cause: str | None, *, reported: bool = False
+        self,
+        thread: Thread,
+        data: StateData,
+        error: str | None,
+        cause: str | None,
+        *,
+        reported: bool = False,
+        matched_by_all: bool = False,
     ) -> None:
         """An error in ``thread``'s state: raised while the state ran, or ``reported`` by its task or branch.
 
         AWS names the state and the event that entered it in the cause of an error the state
         raised itself, and records a failed JSONata evaluation as an event of its own.
+        ``matched_by_all``: see ``StatesError``.
         """
         if not reported:
             if cause is not None:
@@ -403,12 +421,20 @@ class Run:
                 self.record(thread, "EvaluationFailed", error=error, cause=cause, state=thread["state"])
         state_type = data.state["Type"]
         if state_type in _HANDLES_ERRORS:
-            self.state_failed(thread, error, cause, exited_type=f"{state_type}StateExited")
+            self.state_failed(
+                thread, error, cause, exited_type=f"{state_type}StateExited", matched_by_all=matched_by_all
+            )
         else:
             self.thread_failed(thread, error, cause)
 
     def state_failed(
-        self, thread: Thread, error: str | None, cause: str | None, *, exited_type: str | None = None
+        self,
+        thread: Thread,
+        error: str | None,
+        cause: str | None,
+        *,
+        exited_type: str | None = None,
+        matched_by_all: bool = False,
     ) -> None:
         """A state raised ``error``: retry it, catch it, or fail its thread."""
         data = self.data(thread)
@@ -417,7 +443,9 @@ class Run:
             # States.Runtime is neither retried nor caught, whatever the definition says.
             self.thread_failed(thread, error, cause)
             return
-        retry = retry_delay(state.get("Retry"), thread, error, self.execution["name"])
+        retry = retry_delay(
+            state.get("Retry"), thread, error, self.execution["name"], matched_by_all=matched_by_all
+        )
         if retry is not None:
             thread["retryCount"] = thread.get("retryCount", 0) + 1
             if retry <= 0:
@@ -427,7 +455,7 @@ class Run:
             return
         if state["Type"] == "Map":
             self.record(thread, "MapStateFailed")
-        catcher = find_catcher(state.get("Catch"), error)
+        catcher = find_catcher(state.get("Catch"), error, matched_by_all=matched_by_all)
         if catcher is None:
             if state["Type"] == "Parallel":
                 self.record(thread, "ParallelStateFailed")
@@ -441,6 +469,11 @@ class Run:
             self.assign(thread, data.assignments(catcher.get("Assign"), errorOutput=error_output))
         except StatesError as failure:
             self.thread_failed(thread, failure.error, failure.cause)
+            return
+        if exceeds_payload_limit(output):
+            # The error output put into the input by ResultPath is this state's output, under
+            # the same limit as any other (see ``task_state.data_limit_error``).
+            self.thread_failed(thread, DATA_LIMIT_EXCEEDED, data_limit_cause(thread["state"]))
             return
         if exited_type:
             self.record(thread, exited_type, name=thread["state"], output=output)

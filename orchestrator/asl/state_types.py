@@ -11,6 +11,7 @@ from orchestrator.asl import choice, choice_rules, errors, fork_states, intrinsi
 from orchestrator.asl.dataflow import StateData
 from orchestrator.asl.errors import PathNotFound, StatesError
 from orchestrator.asl.execution import Event, Run, Thread
+from orchestrator.asl.json_values import exceeds_payload_limit
 
 
 def enter(run: Run, thread: Thread) -> None:
@@ -62,7 +63,8 @@ def _run_guarded(run: Run, thread: Thread, data: StateData, body: Callable[..., 
 def _fail_guarded(run: Run, thread: Thread, data: StateData, failure: Exception) -> None:
     if isinstance(failure, StatesError):
         reported = isinstance(failure, task_state.ReportedError)
-        run.fail_state(thread, data, failure.error, failure.cause, reported=reported)
+        wildcard = failure.matched_by_all
+        run.fail_state(thread, data, failure.error, failure.cause, reported=reported, matched_by_all=wildcard)
         return
     missing = cast(PathNotFound, failure)
     # Fields that read a value through a path (ErrorPath, ItemsPath, SecondsPath, ...) fail
@@ -75,6 +77,9 @@ def _leave(run: Run, thread: Thread, data: StateData, result: Any) -> None:
     """Finish a state with ``result``: output processing, Assign, the Exited event, what is next."""
     compiled = data.compiled
     output = result if compiled.result_as_is else data.output(result, selector=False)
+    if output is not result and output is not data.raw_input and exceeds_payload_limit(output):
+        # The input and the result were each under the limit; ResultPath or Output made more.
+        raise task_state.data_limit_error(compiled.name)
     if compiled.assign is not None:
         run.assign(thread, data.assignments(compiled.assign, result=result))
     run.record_state(thread, compiled.exited_event, compiled.name, "output", output)
@@ -90,12 +95,12 @@ def _enter_pass(run: Run, thread: Thread, data: StateData) -> None:
     if data.jsonata or (data.compiled.input_as_is and "Result" not in state):
         _leave(run, thread, data, data.raw_input)
         return
-    if "Result" in state:
-        result = state["Result"]
-        if task_state.exceeds_payload_limit(result):
-            raise task_state.data_limit_error(thread["state"])
-    else:
-        result = data.effective_input()
+    result = state["Result"] if "Result" in state else data.effective_input()
+    if result is not data.raw_input and exceeds_payload_limit(result):
+        # AWS's recorded execution of a Pass whose Result is over the limit: PassStateEntered,
+        # then ExecutionFailed with this error and cause (conformance case
+        # test_states_errors__TestStatesErrors__test_start_large_input).
+        raise task_state.data_limit_error(thread["state"])
     _leave(run, thread, data, result)
 
 
@@ -135,6 +140,9 @@ def _enter_choice(run: Run, thread: Thread, data: StateData) -> None:
             output = selected
         if data.compiled.assign is not None:
             run.assign(thread, data.assignments(data.compiled.assign))
+    if output is not data.raw_input and exceeds_payload_limit(output):
+        # A Choice passes on (part of) its input, but a JSONata Output can make more of it.
+        raise task_state.data_limit_error(thread["state"])
     run.record_state(thread, "ChoiceStateExited", thread["state"], "output", output)
     run.goto(thread, next_state, output)
 
@@ -216,6 +224,8 @@ def _enter_succeed(run: Run, thread: Thread, data: StateData) -> None:
     else:
         selected = data.selected_input()
         output = payload.select_output(state.get("OutputPath", "$"), selected, data.scope(selected))
+    if output is not data.raw_input and exceeds_payload_limit(output):
+        raise task_state.data_limit_error(thread["state"])
     run.record(thread, "SucceedStateExited", name=thread["state"], output=output)
     run.thread_succeeded(thread, output)
 

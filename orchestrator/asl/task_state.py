@@ -11,12 +11,20 @@ from orchestrator.asl import errors
 from orchestrator.asl.dataflow import StateData
 from orchestrator.asl.errors import StatesError
 from orchestrator.asl.execution import Event, Run, RunActivity, RunService, RunTask, Thread
-from orchestrator.asl.json_values import PAYLOAD_LIMIT_BYTES, exceeds_payload_limit
+from orchestrator.asl.json_values import (
+    BOUND_LIMIT,
+    NO_BOUND,
+    PAYLOAD_LIMIT_BYTES,
+    exceeds_payload_limit,
+    payload_bound,
+)
 from orchestrator.asl.resources import Resource, function_of, parse_resource
 
 __all__ = [
     "PAYLOAD_LIMIT_BYTES",
     "ReportedError",
+    "data_limit_cause",
+    "data_limit_error",
     "enter",
     "exceeds_payload_limit",
     "parse_resource",
@@ -40,12 +48,19 @@ class ReportedError(StatesError):
 def enter(run: Run, thread: Thread, data: StateData) -> None:
     """Schedule the task: compute its input, emit the action, arm its timers."""
     state = data.state
-    resource = data.compiled.resource or parse_resource(state["Resource"])
+    compiled = data.compiled
+    resource = compiled.resource or parse_resource(state["Resource"])
     if resource.callback:
         data.context["Task"] = {"Token": _callback_token(run, thread)}
-    effective = data.raw_input if data.compiled.input_as_is else data.effective_input()
+    if compiled.input_as_is:
+        effective = data.raw_input
+    else:
+        effective = data.effective_input()
+        if effective is not data.raw_input and exceeds_payload_limit(effective):
+            # Its raw input was under the limit: only Parameters (or Arguments) made it more.
+            raise data_limit_error(compiled.name)
     timeout = heartbeat = None
-    if data.compiled.has_timers:
+    if compiled.has_timers:
         timeout = _seconds(state, data, "TimeoutSeconds")
         heartbeat = _seconds(state, data, "HeartbeatSeconds")
     if resource.kind in ("lambda", "activity"):
@@ -153,12 +168,27 @@ def _seconds(state: dict[str, Any], data: StateData, field: str) -> float | None
     return None
 
 
-def data_limit_error(source: str) -> ReportedError:
-    return ReportedError(
-        errors.DATA_LIMIT_EXCEEDED,
+def data_limit_cause(source: str) -> str:
+    """AWS's cause for data over the payload limit; ``source`` is the state's name, or the task's resource."""
+    return (
         f"The state/task '{source}' returned a result with a size exceeding the maximum number of bytes "
-        "service limit.",
+        "service limit."
     )
+
+
+def data_limit_error(source: str, *, matched_by_all: bool = False) -> ReportedError:
+    """States.DataLimitExceeded for data of ``source`` over 262,144 bytes.
+
+    "Step Functions service quotas" (Developer Guide, limits-overview.html): "Maximum input or
+    output size for a task, state, or execution: 256 KiB of data as a UTF-8 encoded string".
+    "Handling errors in Step Functions workflows" (concepts-error-handling.html) reports
+    States.DataLimitExceeded when "The output of a connector is larger than payload size
+    quota", "The output of a state is larger than payload size quota" or "After Parameters
+    processing, the input of a state is larger than the payload size quota". AWS words every
+    one of them as it words a result (recorded for a task's result and a Pass state's Result),
+    without the "An error occurred while executing the state" prefix: a ``ReportedError``.
+    """
+    return ReportedError(errors.DATA_LIMIT_EXCEEDED, data_limit_cause(source), matched_by_all=matched_by_all)
 
 
 def resume(run: Run, thread: Thread, data: StateData, kind: str, event: Event) -> None:
@@ -200,34 +230,52 @@ def _activity_started(run: Run, thread: Thread, event: Event) -> None:
 
 def _take_report(run: Run, thread: Thread, data: StateData, resource: Resource, event: Event) -> None:
     """The task's result or error: its event, then the state's output and what comes next."""
-    prefix = resource.event_prefix
     if event.get("type") == "TaskFailed":
         error, cause = event.get("error") or "Error", event.get("cause")
         failed: dict[str, Any] = {"error": error}
         if cause is not None:
             failed["cause"] = cause
-        run.record(thread, f"{prefix}Failed", **failed, **resource.event_details)
+        run.record(thread, f"{resource.event_prefix}Failed", **failed, **resource.event_details)
         raise ReportedError(error, cause)
     result = event.get("output")
-    if exceeds_payload_limit(result):
+    result_bound = payload_bound(result)
+    if result_bound > BOUND_LIMIT and exceeds_payload_limit(result):
         source = f"lambda:{resource.target}" if resource.kind == "lambda" else resource.resource_type
-        failure = data_limit_error(source)
-        run.record(thread, f"{prefix}Failed", error=failure.error, cause=failure.cause)
+        # A Catch or Retry on States.ALL handles this one, as AWS's recorded executions show.
+        failure = data_limit_error(source, matched_by_all=True)
+        run.record(thread, f"{resource.event_prefix}Failed", error=failure.error, cause=failure.cause)
         raise failure
     if resource.kind == "invoke" and not resource.callback:
         # A request id the same however the execution is driven: from the execution and the
         # event that started the task, not from a random source the core does not have.
         started = f"{data.context['Execution']['Id']}#{thread.get('lastEventId', 0)}"
         result = invoke_envelope(result, run.now, str(uuid.uuid5(uuid.NAMESPACE_URL, started)))
+        result_bound = NO_BOUND  # the envelope's is not worked out: its output is measured
     details = resource.event_details
     run.record_event(
         thread, resource.succeeded_event, {"output": result, **details} if details else {"output": result}
     )
     output = data.output(result)
-    if data.compiled.assign is not None:
-        run.assign(thread, data.assignments(data.compiled.assign, result=result))
-    run.record_state(thread, "TaskStateExited", thread["state"], "output", output)
-    run.advance_or_finish(thread, data.compiled, output)
+    compiled = data.compiled
+    raw_input = data.raw_input
+    if output is not raw_input and (output is not result or result_bound > BOUND_LIMIT):
+        # An output that ResultPath alone made from the input and the result is bounded by
+        # their bounds added up (``CompiledState.merge_room``); the input's is usually known,
+        # from the output of the state before. Any other output is measured.
+        room = compiled.merge_room
+        known = run.known_bound
+        if known[0] is not raw_input and room < NO_BOUND:
+            known = (raw_input, payload_bound(raw_input))
+        bound = known[1] + result_bound + room
+        if bound <= BOUND_LIMIT:
+            run.known_bound = (output, bound)
+        elif exceeds_payload_limit(output):
+            # The result fits, but ResultSelector, ResultPath or Output made the output more.
+            raise data_limit_error(compiled.name)
+    if compiled.assign is not None:
+        run.assign(thread, data.assignments(compiled.assign, result=result))
+    run.record_state(thread, "TaskStateExited", compiled.name, "output", output)
+    run.advance_or_finish(thread, compiled, output)
 
 
 def _heartbeat(
