@@ -25,7 +25,7 @@ from orchestrator.protocol.jobs import rq_job_fields
 from orchestrator.protocol.keys import RQ_QUEUES
 from orchestrator.protocol.metrics import flat, metrics_key
 from orchestrator.protocol.tasks import Task
-from orchestrator.runtime import execution_index
+from orchestrator.runtime import execution_index, json_text
 from orchestrator.runtime.keys import FINISHED_STATUSES, GROUP, Keys
 from orchestrator.runtime.scripts import lua_script
 
@@ -91,12 +91,12 @@ class Commit:
 
     def save_execution(self, execution: dict[str, Any], version: int) -> None:
         key = self._k(self.keys.execution(execution["name"]))
-        self._ops += ["exec", key, str(version), json.dumps(execution)]
+        self._ops += ["exec", key, str(version), json_text.dumps(execution)]
 
     def append_history(self, name: str, events: list[dict[str, Any]]) -> None:
         if events:
             self._ops += ["rpush", self._k(self.keys.history(name)), str(len(events))]
-            self._ops += map(json.dumps, events)
+            self._ops += map(json_text.dumps, events)
 
     def index_status(self, execution: dict[str, Any], previous: str | None) -> None:
         """Move the execution between the per-status indexes (and into the index when new).
@@ -165,7 +165,7 @@ class Commit:
         if pairs := flat(self.counts):  # metrics: one hincrby operation, last
             self._ops += ["hincrby", self._k(metrics_key(self.keys.prefix)), str(len(pairs) // 2), *pairs]
             self.counts.clear()
-        return list(self._key_index), [GROUP, json.dumps(self._ops)]
+        return list(self._key_index), [GROUP, json_text.dumps(self._ops)]
 
 
 def job_batches(tasks: list[Task]) -> list[list[Task]]:
