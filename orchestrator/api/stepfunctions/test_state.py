@@ -30,7 +30,7 @@ from orchestrator.api.stepfunctions.context import StepFunctions
 from orchestrator.api.stepfunctions.machines import invalid_definition
 from orchestrator.api.stepfunctions.test_state_workers import run_on_workers, with_missing_said
 from orchestrator.asl.definition import StateMachine
-from orchestrator.asl.errors import DefinitionError
+from orchestrator.asl.errors import NOT_MATCHED_BY_ALL, DefinitionError
 from orchestrator.asl.resources import parse_resource
 from orchestrator.local import LocalRunner
 from orchestrator.runtime.notifications import publish
@@ -210,7 +210,9 @@ def _matching_retrier(retriers: list[Any], error: str) -> tuple[int, int] | None
         if not isinstance(retrier, dict):
             continue
         names = retrier.get("ErrorEquals") or []
-        wildcard = "States.ALL" in names and error not in ("States.Runtime", "States.DataLimitExceeded")
+        # A task's own oversized result is retried by States.ALL in the runner (as AWS recorded
+        # it); TestState cannot tell it from a state's oversized output, so it says neither is.
+        wildcard = "States.ALL" in names and error not in NOT_MATCHED_BY_ALL
         if error in names or wildcard:
             if retrier.get("MaxAttempts", 3) == 0:
                 return None
