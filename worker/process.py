@@ -45,6 +45,7 @@ from orchestrator.protocol.faults import skew_wall_clock
 from orchestrator.protocol.hops import HOPS
 from orchestrator.protocol.jobs import JOB_TIMEOUT_SECONDS
 from orchestrator.protocol.keys import SharedKeys
+from orchestrator.protocol.pauses import settle_garbage_collector
 from orchestrator.protocol.reconnect import OUTAGE_ERRORS, Backoff, Outage, retry_through_outage
 from orchestrator.protocol.scripts import lua_script
 from orchestrator.settings import Settings, masked_url
@@ -587,6 +588,7 @@ def run_worker(
     leases = WorkerLeases(connection, settings.prefix, name, settings.lease_seconds)
     try:
         leases.start()
+        settle_garbage_collector()
         _work_through_outages(connection, settings, name, burst, logging_level, leases, shutdown)
     finally:
         shutdown.tidy_up_only()

@@ -29,6 +29,7 @@ from orchestrator.protocol.hops import HOPS
 from orchestrator.protocol.keys import EVENT_FIELD
 from orchestrator.protocol.leases import LEASE_ERROR, LEASE_MESSAGE
 from orchestrator.protocol.metrics import counting_enabled, metrics_key
+from orchestrator.protocol.pauses import settle_garbage_collector
 from orchestrator.protocol.reconnect import OUTAGE_ERRORS, Outage
 from orchestrator.runtime import heartbeats, transitions
 from orchestrator.runtime.clock import RedisClock
@@ -521,6 +522,7 @@ def run_orchestrator(
         log.info("orchestrator %s on %s", consumer, masked_url(settings.redis_url))
         orchestrator = start_when_reachable(redis_client, settings, consumer, stop)
         if orchestrator is not None:
+            settle_garbage_collector()
             orchestrator.run(stop)
     finally:
         redis_client.close()
