@@ -384,21 +384,28 @@ class TaskWorker(SimpleWorker):
         was; when Redis stays away, the job fails before its tasks began, as RQ's own
         preparation would (see handle_job_failure).
         """
-        leases = self.context.leases if self.context is not None else None
-        if isinstance(job, TaskJob) and job.started_by_take:
-            pass  # take_job.lua started it and wrote RQ's bookkeeping
-        elif leases is None or not isinstance(job, TaskJob):
-            with self.connection.pipeline() as pipeline:
-                self.queue_preparation(job, pipeline, remove_from_intermediate_queue)
-                retry_through_outage(pipeline.execute, START_ATTEMPTS, f"starting job {job.id}")
-        else:
-            held = leases.hold([task for task in job.args[0] if is_addressable(task)])
-            preparation = recorder(self.connection)
-            self.queue_preparation(job, preparation, remove_from_intermediate_queue)
-            leases.start_with(job.id, held, recorded(preparation))
+        if not (isinstance(job, TaskJob) and job.started_by_take):  # else take_job.lua wrote it all
+            self.send_preparation(job, remove_from_intermediate_queue)
         if isinstance(job, TaskJob):
             job.persisted = True
             job.worker = self.context_for(job)
+
+    def send_preparation(self, job: Job, remove_from_intermediate_queue: bool) -> None:
+        """RQ's bookkeeping of the job's start, with the tasks' START when the worker holds leases."""
+        leases = self.context.leases if self.context is not None else None
+        if leases is None or not isinstance(job, TaskJob):
+
+            def prepare() -> None:
+                with self.connection.pipeline() as pipeline:
+                    self.queue_preparation(job, pipeline, remove_from_intermediate_queue)
+                    pipeline.execute()
+
+            retry_through_outage(prepare, START_ATTEMPTS, f"starting job {job.id}")
+            return
+        held = leases.hold([task for task in job.args[0] if is_addressable(task)])
+        preparation = recorder(self.connection)
+        self.queue_preparation(job, preparation, remove_from_intermediate_queue)
+        leases.start_with(job.id, held, recorded(preparation))
 
     def context_for(self, job: TaskJob) -> WorkerContext | None:
         """The context the job's tasks run with: with the job's ending when it can go with the reports.
