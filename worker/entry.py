@@ -215,7 +215,7 @@ def hand_back(
     prefix: str,
     events_key: str,
     reports: list[str],
-    leases: list[str],
+    leases: Sequence[str | bytes],
     unfinished: list[dict[str, Any]],
 ) -> None:
     """Publish ``reports``, drop every lease and queue ``unfinished`` at the head, in one transaction.
@@ -337,7 +337,7 @@ def publish_reports(
     connection: Redis | Pipeline,
     events_key: str,
     reports: list[str],
-    leases: Sequence[str] = (),
+    leases: Sequence[str | bytes] = (),
     leases_key: str = "",
     counts: tuple[list[str], list[str]] = ([], []),
     recorded: Sequence[EncodableT] = NO_COMMANDS,

@@ -122,7 +122,7 @@ class WorkerLeases:
         self.connection.delete(self.alive_key)
         self.reclaim(self.worker)
 
-    def take(self, job_id: str, tasks: Iterable[dict[str, Any]]) -> list[str]:
+    def take(self, job_id: str, tasks: Iterable[dict[str, Any]]) -> list[str | bytes]:
         """Lease ``tasks`` of job ``job_id`` and take the job out of the claimed list, atomically.
 
         When START already ran in the worker's preparation of the job (:meth:`start_with`),
@@ -179,7 +179,7 @@ class WorkerLeases:
             log.warning("job %s was given back while this worker looked dead; running it anyway", job_id)
 
     def _start_leases(
-        self, job_id: str, members: list[str], recorded: Sequence[EncodableT] = NO_COMMANDS
+        self, job_id: str, members: list[str | bytes], recorded: Sequence[EncodableT] = NO_COMMANDS
     ) -> tuple[int, bool]:
         """Run START, again while the connection is lost; whether the job was claimed, whether retried.
 
