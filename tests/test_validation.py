@@ -137,3 +137,14 @@ def test_a_result_path_that_is_not_a_string_or_null_is_refused_where_it_stands(b
     assert any("/States/T/Catch/0/ResultPath" in m and "path string, or null" in m for m in messages), (
         messages
     )
+
+
+@pytest.mark.parametrize("language", [[], {"JSONata": True}, "jsonata", 7])
+def test_a_query_language_that_is_not_one_of_the_two_names_is_reported_at_the_top_and_on_a_state(
+    language: Any,
+) -> None:
+    top = {"QueryLanguage": language, "StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}}
+    state = {"StartAt": "A", "States": {"A": {"Type": "Pass", "QueryLanguage": language, "End": True}}}
+
+    assert "/QueryLanguage" in where(top)
+    assert "/States/A/QueryLanguage" in where(state)

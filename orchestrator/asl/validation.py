@@ -51,10 +51,15 @@ def _first_too_deep(value: Any, limit: int) -> str | None:
 def _validate(definition: dict[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     language = definition.get("QueryLanguage", "JSONPath")
-    if language not in QUERY_LANGUAGES:
-        problems.append(Problem("/QueryLanguage", f"must be JSONPath or JSONata, not {language!r}"))
+    _check_query_language(language, "", problems)
     _check_body(definition, "", problems, language)
     return problems
+
+
+def _check_query_language(language: Any, where: str, problems: list[Problem]) -> None:
+    # Not a string (a list, an object) is refused too, never looked up in the set of names.
+    if not isinstance(language, str) or language not in QUERY_LANGUAGES:
+        problems.append(Problem(f"{where}/QueryLanguage", f"must be JSONPath or JSONata, not {language!r}"))
 
 
 def _check_body(body: Any, where: str, problems: list[Problem], language: str) -> None:
@@ -88,6 +93,8 @@ def _check_state(
     if not isinstance(state_type, str) or state_type not in STATE_TYPES:
         problems.append(Problem(f"{where}/Type", f"unknown state type {state_type!r}"))
         return
+    if "QueryLanguage" in state:
+        _check_query_language(state["QueryLanguage"], where, problems)
     language = state.get("QueryLanguage", language)
     problems.extend(check_state(state, language, where))
     for field in ("Next", "Default"):
