@@ -9,7 +9,6 @@ job runs and after it ended.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import textwrap
@@ -26,6 +25,7 @@ from rq.registry import StartedJobRegistry
 
 from orchestrator.protocol.jobs import TASK_ENTRY_POINT, rq_job_fields
 from orchestrator.protocol.keys import SharedKeys
+from tests.processes import stop
 from worker.jobs import SERIALIZER, TaskJob
 
 pytestmark = pytest.mark.stack
@@ -68,13 +68,8 @@ def worker_process(
     try:
         yield process
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        finally:
-            if process.poll() is None:
-                process.kill()
-            process.communicate()
+        stop(process)
+        process.communicate()
 
 
 def wait_for(condition: Any, process: subprocess.Popen[str], what: str) -> None:

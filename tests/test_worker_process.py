@@ -20,6 +20,7 @@ import redis
 from rq import Queue, Worker, suspension
 
 from orchestrator.protocol.jobs import TASK_ENTRY_POINT
+from tests.processes import stop
 from worker.jobs import SERIALIZER, TaskJob
 
 REPO = Path(__file__).resolve().parent.parent
@@ -191,11 +192,6 @@ def test_a_worker_suspended_with_rq_suspend_runs_nothing_until_rq_resume(
             assert time.monotonic() < deadline + 30 and worker.poll() is None, "not run after rq resume"
             time.sleep(0.05)
     finally:
-        worker.send_signal(signal.SIGTERM)
-        try:
-            worker.wait(timeout=30)
-        finally:
-            if worker.poll() is None:
-                worker.kill()
-            worker.communicate()
+        stop(worker)
+        worker.communicate()
     assert [report["type"] for report in reports(redis_client)] == ["TaskSucceeded"]
