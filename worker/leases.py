@@ -125,8 +125,8 @@ class WorkerLeases:
     def take(self, job_id: str, tasks: Iterable[dict[str, Any]]) -> list[str | bytes]:
         """Lease ``tasks`` of job ``job_id`` and take the job out of the claimed list, atomically.
 
-        When START already ran in the worker's preparation of the job (:meth:`start_with`),
-        the leases it set are taken as they are.
+        When the job was started already, in its preparation (:meth:`start_with`) or as it was
+        read (:meth:`started_by_take`), the leases set then are taken as they are.
 
         Returns:
             The lease members, to be removed together with the tasks' reports.
@@ -168,10 +168,6 @@ class WorkerLeases:
         self._started[job_id] = [
             HeldTask(task, lease, heartbeat_of(task)) for task, lease in zip(tasks, leases, strict=True)
         ]
-
-    def forget_start(self, job_id: str) -> None:
-        """Drop what :meth:`started` noted for a job that will not run here after all."""
-        self._started.pop(job_id, None)
 
     @staticmethod
     def check_claimed(job_id: str, claimed: int, retried: bool) -> None:
