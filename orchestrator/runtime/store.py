@@ -6,9 +6,12 @@ preconditions that make it safe to apply (each execution is still at the version
 read at; each consumed stream entry is still pending). ``lua/commit.lua`` checks every
 precondition and then applies every write, in one call: a batch lands whole or not at all.
 
-The operations travel as one JSON array of strings rather than as thousands of separate
-arguments: redis-py packs each argument in Python, which cost the orchestrator a fifth of
-its time, while the script decodes the array in C.
+The operations travel as one JSON array rather than as thousands of separate arguments:
+redis-py packs each argument in Python, which cost the orchestrator a fifth of its time, while
+the script decodes the array in C. Long values (execution blobs, history events, job data,
+messages) travel as arguments of their own, named in the array by their index: inside a JSON
+string every quote of theirs is escaped, and decoding those escapes took the script as long as
+all of its writes (2.9 of 6.4 ms for a batch of a hundred starts).
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ from orchestrator.runtime.keys import FINISHED_STATUSES, GROUP, Keys
 from orchestrator.runtime.scripts import lua_script
 
 TASKS_PER_JOB = 50
+# A value at least this long travels as an argument of its own (ARGV[3..]), not in the JSON array.
+LONG_VALUE = 64
 COMMIT_ATTEMPTS = 5  # races a commit may lose (another process moved on first) before it gives up
 
 
@@ -67,7 +72,8 @@ class Commit:
     keys: Keys
     connection: redis.Redis  # rq's Job wants one, though building job fields does no I/O
     _key_index: dict[str, int] = field(default_factory=dict)
-    _ops: list[str] = field(default_factory=list)
+    _ops: list[str | int] = field(default_factory=list)
+    _long_values: list[str] = field(default_factory=list)  # ARGV[3..]; the ops name them by index
     counts: Counter[str] = field(default_factory=Counter)  # metrics: HINCRBY'd by the same script call
 
     def _k(self, key: str) -> str:
@@ -76,6 +82,13 @@ class Commit:
         if index is None:
             index = self._key_index[key] = len(self._key_index) + 1
         return str(index)
+
+    def _v(self, value: str) -> str | int:
+        # A long value is sent as an argument of its own; the script reads ARGV[index] for it.
+        if len(value) < LONG_VALUE:
+            return value
+        self._long_values.append(value)
+        return len(self._long_values) + 2
 
     @property
     def empty(self) -> bool:
@@ -91,12 +104,12 @@ class Commit:
 
     def save_execution(self, execution: dict[str, Any], version: int) -> None:
         key = self._k(self.keys.execution(execution["name"]))
-        self._ops += ["exec", key, str(version), json_text.dumps(execution)]
+        self._ops += ["exec", key, str(version), self._v(json_text.dumps(execution))]
 
     def append_history(self, name: str, events: list[dict[str, Any]]) -> None:
         if events:
             self._ops += ["rpush", self._k(self.keys.history(name)), str(len(events))]
-            self._ops += map(json_text.dumps, events)
+            self._ops += [self._v(json_text.dumps(event)) for event in events]
 
     def index_status(self, execution: dict[str, Any], previous: str | None) -> None:
         """Move the execution between the per-status indexes (and into the index when new).
@@ -124,25 +137,27 @@ class Commit:
         self._ops += ["zadd", self._k(self.keys.status(status)), started, name]
 
     def add_timer(self, due: float, event: dict[str, Any]) -> None:
-        self._ops += ["zadd", self._k(self.keys.timers), repr(due), json.dumps(event, sort_keys=True)]
+        member = self._v(json.dumps(event, sort_keys=True))
+        self._ops += ["zadd", self._k(self.keys.timers), repr(due), member]
 
     def remove_timer(self, event: dict[str, Any]) -> None:
         """Take back a timer ``add_timer`` set (the member is the same JSON, keys sorted)."""
-        self._ops += ["zrem", self._k(self.keys.timers), json.dumps(event, sort_keys=True)]
+        self._ops += ["zrem", self._k(self.keys.timers), self._v(json.dumps(event, sort_keys=True))]
 
     def enqueue_tasks(self, tasks: list[Task]) -> None:
         """Push the tasks as RQ jobs (several tasks per job), exactly as ``Queue.enqueue_job`` would."""
         for batch in job_batches(tasks):
             job_id, fields = rq_job_fields(batch, self.keys)
             flat = [item for pair in fields.items() for item in pair]
-            self._ops += ["hset", self._k(Keys.rq_job(job_id)), str(len(fields)), *map(str, flat)]
+            values = [self._v(str(item)) for item in flat]
+            self._ops += ["hset", self._k(Keys.rq_job(job_id)), str(len(fields)), *values]
             self._ops += ["rpush", self._k(self.keys.task_queue), "1", job_id]
         if tasks:
             self._ops += ["sadd", self._k(RQ_QUEUES), self.keys.task_queue]
 
     def publish(self, topic: str, envelope: dict[str, Any], stream_length: int) -> None:
         """PUBLISH the envelope on the topic's channel and append it to the topic's capped log."""
-        message = json.dumps(envelope)
+        message = self._v(json.dumps(envelope))
         self._ops += ["publish", self.keys.topic(topic), message]
         self._ops += [
             "xadd",
@@ -154,18 +169,18 @@ class Commit:
         ]
 
     def add_stream_entry(self, stream: str, fields: dict[str, str], maxlen: int = 0) -> None:
-        flat = [item for pair in fields.items() for item in pair]
-        self._ops += ["xadd", self._k(stream), str(maxlen), str(len(fields)), *map(str, flat)]
+        flat = [self._v(str(item)) for pair in fields.items() for item in pair]
+        self._ops += ["xadd", self._k(stream), str(maxlen), str(len(fields)), *flat]
 
     def ack(self, stream: str, entry_id: str) -> None:
         self._ops += ["ack", self._k(stream), entry_id]
 
     def arguments(self) -> tuple[list[str], list[str]]:
-        """KEYS and ARGV for ``commit.lua``: the group, then every operation as one JSON array."""
+        """KEYS and ARGV for ``commit.lua``: the group, every operation as one JSON array, the long values."""
         if pairs := flat(self.counts):  # metrics: one hincrby operation, last
             self._ops += ["hincrby", self._k(metrics_key(self.keys.prefix)), str(len(pairs) // 2), *pairs]
             self.counts.clear()
-        return list(self._key_index), [GROUP, json_text.dumps(self._ops)]
+        return list(self._key_index), [GROUP, json_text.dumps(self._ops), *self._long_values]
 
 
 def job_batches(tasks: list[Task]) -> list[list[Task]]:

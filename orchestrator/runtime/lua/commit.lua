@@ -2,8 +2,12 @@
 --
 -- KEYS: every key the batch touches; operations below name a key by its index in KEYS.
 -- ARGV[1]: the consumer group whose pending entries the batch consumes ("orchestrators").
--- ARGV[2]: a JSON array of strings: a flat list of operations, each an opcode followed by
---          its arguments (one JSON argument, because the client packs each argument slowly):
+-- ARGV[2]: a JSON array: a flat list of operations, each an opcode followed by its arguments
+--          (one JSON argument, because the client packs each argument slowly). An argument is
+--          a string, or the number n standing for ARGV[n]:
+-- ARGV[3..]: the long arguments (execution blobs, history events, job data, messages). Inside
+--          ARGV[2] each quote of their JSON would be escaped, and decoding that cost the script
+--          as much as all its writes.
 --
 --   checks (all run first; if any fails nothing is written):
 --     version  <k> <expected>            HGET KEYS[k] version equals expected ("0" = no such execution)
@@ -28,6 +32,10 @@
 -- SLICE values: Lua cannot unpack about 8,000 values into one call, and a long history or a
 -- Map of thousands of items has more.
 --
+-- The ZADDs to one key are gathered into one call, and so are the acks of one stream: a batch
+-- of a hundred starts adds four hundred index entries and acknowledges a hundred messages. What
+-- was gathered for a key is sent before any other write to that key, so writes keep their order.
+--
 -- Returns {} when the batch was applied; otherwise a flat list of conflicts, each
 -- "version" <key> or "acked" <key> <id> (the caller reloads and recomputes), or
 -- "wrongtype" <key> or "invalid" <key> <why> (the batch can never apply as it is).
@@ -37,6 +45,15 @@ local MAX_FIELDS = 1000
 
 local group = ARGV[1]
 local ops = cjson.decode(ARGV[2])
+for j = 1, #ops do
+  local n = ops[j]
+  if type(n) == "number" then
+    if n < 3 or n ~= math.floor(n) or ARGV[n] == nil then
+      error("commit.lua: operation argument " .. j .. " names ARGV[" .. n .. "], which is not a long argument")
+    end
+    ops[j] = ARGV[n]
+  end
+end
 
 -- How many arguments follow each fixed-size opcode; rpush, hset and xadd carry their count.
 local fixed = {version = 2, pending = 2, exec = 3, zadd = 3, zrem = 2, sadd = 2, publish = 2, ack = 2}
@@ -173,15 +190,50 @@ local function sliced(command, k, from, count, width)
   end
 end
 
+local gathered = {}  -- key index -> {op = "zadd" or "ack", the score/member pairs or the acked ids}
+local gathered_order = {}  -- those key indexes, first gathered first
+
+-- Send what was gathered for key index k: one ZADD, or one XACK and one XDEL, SLICE pairs at a time.
+local function flush(k)
+  local batch = gathered[k]
+  if batch == nil then return end
+  gathered[k] = nil
+  local step = SLICE * 2
+  for first = 1, #batch, step do
+    local last = math.min(first + step - 1, #batch)
+    if batch.op == "ack" then
+      redis.call("XACK", KEYS[tonumber(k)], group, unpack(batch, first, last))
+      redis.call("XDEL", KEYS[tonumber(k)], unpack(batch, first, last))
+    else
+      redis.call("ZADD", KEYS[tonumber(k)], unpack(batch, first, last))
+    end
+  end
+end
+
+local function gather(op, k, first, second)
+  local batch = gathered[k]
+  if batch == nil then
+    batch = {op = op}
+    gathered[k] = batch
+    table.insert(gathered_order, k)
+  end
+  batch[#batch + 1] = first
+  if second ~= nil then batch[#batch + 1] = second end
+end
+
 i = 1
 while i <= #ops do
   local op = ops[i]
+  local k = ops[i + 1]
+  if op ~= "publish" and gathered[k] ~= nil and gathered[k].op ~= op then
+    flush(k)
+  end
   if op == "exec" then
     redis.call("HSET", key(i + 1), "execution", ops[i + 3], "version", ops[i + 2])
   elseif op == "rpush" then
     sliced("RPUSH", key(i + 1), i + 3, tonumber(ops[i + 2]), 1)
   elseif op == "zadd" then
-    redis.call("ZADD", key(i + 1), ops[i + 2], ops[i + 3])
+    gather("zadd", k, ops[i + 2], ops[i + 3])
   elseif op == "zrem" then
     redis.call("ZREM", key(i + 1), ops[i + 2])
   elseif op == "sadd" then
@@ -200,9 +252,9 @@ while i <= #ops do
   elseif op == "publish" then
     redis.call("PUBLISH", ops[i + 1], ops[i + 2])
   elseif op == "ack" then
-    redis.call("XACK", key(i + 1), group, ops[i + 2])
-    redis.call("XDEL", key(i + 1), ops[i + 2])
+    gather("ack", k, ops[i + 2])
   end
   i = i + span(i)
 end
+for _, k in ipairs(gathered_order) do flush(k) end
 return {}
