@@ -36,6 +36,7 @@ from orchestrator.asl.json_values import NO_BOUND, exceeds_payload_limit
 from orchestrator.asl.retry import find_catcher, retry_delay
 from orchestrator.asl.state_types import enter, restart, resume
 from orchestrator.asl.task_state import data_limit_cause
+from orchestrator.asl.variables import check_assignment
 
 # AWS ends a Standard execution whose history reaches this many events; it also stops a
 # definition that loops forever from running forever here. "Avoid reaching the history
@@ -373,7 +374,9 @@ class Run:
         self.ready.append(thread["id"])
 
     def assign(self, thread: Thread, assignments: dict[str, Any]) -> None:
+        """Set ``thread``'s variables, or raise States.DataLimitExceeded past AWS's limits on them."""
         if assignments:
+            check_assignment(thread["state"], assignments, thread["vars"])
             thread["vars"] = {**thread["vars"], **assignments}
 
     # -- endings -----------------------------------------------------------------------------

@@ -237,10 +237,29 @@ def math_random(start: Any, end: Any, seed: Any = None) -> int:
 
 
 def math_add(augend: Any, addend: Any) -> int:
-    """``States.MathAdd``: the sum of the two numbers, each first rounded to an integer."""
-    return _rounded("States.MathAdd", augend, "first value") + _rounded(
-        "States.MathAdd", addend, "second value"
-    )
+    """``States.MathAdd``: the sum of the two numbers, each first rounded to an integer.
+
+    "Intrinsic functions" (Developer Guide, intrinsic-functions.html#asl-intrsc-func-math-operation):
+    "You must specify integer values in the range of -2147483648 and 2147483647"; a value
+    outside it, once rounded, is an argument the function does not accept.
+    """
+    return _int32("first value", augend) + _int32("second value", addend)
+
+
+# The range the Developer Guide gives States.MathAdd's arguments: Java's int.
+_INT32_MIN = -(2**31)
+_INT32_MAX = 2**31 - 1
+
+
+def _int32(role: str, value: Any) -> int:
+    number = _number("States.MathAdd", value, role)
+    # Compared before rounding, so that a value too big to round (1e400 is infinity) or
+    # not a number at all (NaN compares false) is refused rather than crashing the round.
+    if not _INT32_MIN - 0.5 <= number < _INT32_MAX + 0.5:
+        raise fail(
+            "States.MathAdd", f"the {role} must be between {_INT32_MIN} and {_INT32_MAX}, not {number}"
+        )
+    return _rounded("States.MathAdd", number, role)
 
 
 def string_split(text: Any, delimiters: Any) -> list[str]:
