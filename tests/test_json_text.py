@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from orchestrator.protocol.decoding import loads
-from orchestrator.runtime.json_text import dumps
+from orchestrator.protocol.json_text import dumps
 
 JSON_VALUES = st.recursive(
     st.none()

@@ -23,12 +23,13 @@ from typing import Any
 
 import redis
 
+from orchestrator.protocol import json_text
 from orchestrator.protocol.decoding import loads
 from orchestrator.protocol.jobs import rq_job_fields
 from orchestrator.protocol.keys import RQ_QUEUES
 from orchestrator.protocol.metrics import flat, metrics_key
 from orchestrator.protocol.tasks import Task
-from orchestrator.runtime import execution_index, json_text
+from orchestrator.runtime import execution_index
 from orchestrator.runtime.keys import FINISHED_STATUSES, GROUP, Keys
 from orchestrator.runtime.scripts import lua_script
 

@@ -1,5 +1,5 @@
 """The JSON text of what an orchestrator writes on every step: the execution, its new history
-events and the commit's list of operations.
+events, the task jobs' data and the commit's list of operations.
 
 With the standard library's encoder that was about 40 % of an orchestrator's CPU under load.
 orjson writes the same documents 5 to 15 times faster, compact and with non-ASCII characters
