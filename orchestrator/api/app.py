@@ -28,7 +28,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from orchestrator.api import sigv4
-from orchestrator.api.errors import ApiError, internal_failure, serialization_error, validation_error
+from orchestrator.api.errors import (
+    ApiError,
+    internal_failure,
+    serialization_error,
+    service_unavailable,
+    validation_error,
+)
+from orchestrator.runtime.optimistic import CommitConflict
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
 """Far above AWS's largest member (a 1 MiB definition, escaped); the model's limits say the rest."""
@@ -85,6 +92,11 @@ def create_app(endpoint: Endpoint, healthy: Any) -> Starlette:
             return _error(error, request_id)
         except ClientGone:
             return Response(status_code=499)  # nobody reads it
+        except CommitConflict as lost:
+            # Other writers kept moving the same execution on: the same request a moment later
+            # can pass, so it is a temporary failure the caller's SDK retries, not a crash.
+            log.warning("request %s: %s", request_id, lost)
+            return _error(service_unavailable(f"{lost}; try again"), request_id)
         except redis.RedisError as error:
             log.warning("request %s: Redis failed: %s", request_id, error)
             return _error(internal_failure("redstep could not reach its Redis; try again"), request_id)

@@ -41,3 +41,8 @@ def serialization_error(message: str) -> ApiError:
 
 def internal_failure(message: str) -> ApiError:
     return ApiError("InternalFailure", message, status=500)
+
+
+def service_unavailable(message: str) -> ApiError:
+    """AWS's common error for a temporary failure of the server: botocore retries a 503."""
+    return ApiError("ServiceUnavailable", message, status=503)

@@ -10,8 +10,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
+from starlette.types import Message
 
 from orchestrator.dashboard.auth import (
     COOKIE,
@@ -26,6 +28,9 @@ from orchestrator.dashboard.auth import (
 BASE = "/ui"
 MAX_FORM_BYTES = 4 * 1024 * 1024
 """Room for AWS's largest definition (1 MiB) or input (256 KiB) form-encoded; a longer POST is refused."""
+MAX_LOGIN_BYTES = 64 * 1024
+"""A login form holds a key id, a secret, its token and a path back: far less than this. It is read
+before anyone is known, so anyone may send one; a longer body is refused, not held."""
 
 Page = Callable[[Request, Session], Awaitable[Response]]
 
@@ -105,6 +110,39 @@ def actor(
         return await action(request, session)
 
     return endpoint
+
+
+class FormTooLarge(Exception):
+    """A form's body is longer than the limit it is read with."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the form is larger than {limit} bytes")
+        self.limit = limit
+
+
+async def bounded_form(request: Request, limit: int) -> FormData:
+    """The request's form, read only while its body stays within ``limit`` bytes.
+
+    Raises:
+        FormTooLarge: as soon as the declared length or the bytes received pass ``limit``;
+            the rest of the body is never asked for.
+    """
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise FormTooLarge(limit)
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise FormTooLarge(limit)
+        chunks.append(chunk)
+    body = b"".join(chunks)
+
+    async def replay() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    # starlette parses a form from the stream only, which has been read: it reads this copy.
+    return await Request(request.scope, replay).form()
 
 
 def _text(value: Any) -> str | None:

@@ -16,7 +16,16 @@ from starlette.responses import JSONResponse, Response
 
 from orchestrator.asl.validation import validate
 from orchestrator.dashboard import reads
-from orchestrator.dashboard.access import BASE, current_session, safe_next, set_cookie, set_login_cookie
+from orchestrator.dashboard.access import (
+    BASE,
+    MAX_LOGIN_BYTES,
+    FormTooLarge,
+    bounded_form,
+    current_session,
+    safe_next,
+    set_cookie,
+    set_login_cookie,
+)
 from orchestrator.dashboard.auth import LOGIN_COOKIE, Session
 from orchestrator.dashboard.rendering import Renderer, graph_or_problem, pretty, see, shown_values
 from orchestrator.dashboard.runs import read_course
@@ -229,7 +238,12 @@ class Pages:
         return self._login_form(request, 200, target, None)
 
     async def login(self, request: Request) -> Response:
-        form = await request.form()
+        try:
+            form = await bounded_form(request, MAX_LOGIN_BYTES)
+        except FormTooLarge:
+            log.warning("dashboard: a login form over %d bytes was refused unread", MAX_LOGIN_BYTES)
+            problem = f"A login form is at most {MAX_LOGIN_BYTES // 1024} KiB; nothing was tried."
+            return self._login_form(request, 413, f"{BASE}/", problem)
         target = safe_next(str(form.get("next") or ""))
         token = form.get("csrf")
         if not self.sessions.login_csrf_ok(request.cookies.get(LOGIN_COOKIE), _text(token)):

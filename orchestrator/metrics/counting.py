@@ -3,6 +3,10 @@
 Called for every transition an orchestrator commits (runtime.transitions.record); the counts
 go into the commit's own script call as one HINCRBY batch, so they land exactly when the
 transition does, once. This runs on the hot path: each machine's field names are made once.
+
+The running executions counted here stand in for the gauge only until the machines' indexes of
+running executions are built (metrics.scrape): a process that does not count leaves this sum
+short of the truth.
 """
 
 from __future__ import annotations

@@ -1,9 +1,16 @@
 """One scrape: the counters' hash and what Redis already holds, read in one pipeline.
 
-The pipeline reads the counters, the clock, the queue and worker indexes, and each queue's
-depth, dead letters and oldest entry and each worker's liveness and RQ state, for the queues
-and workers the previous scrape found; only when those names changed is a second pipeline
-needed. Nothing is scanned: queues and workers come from the sets redstep keeps of them.
+The pipeline reads the counters, the clock, the queue, worker and state machine indexes, and
+each queue's depth, dead letters and oldest entry, each worker's liveness and RQ state and
+each machine's running executions, for the queues, workers and machines the previous scrape
+found; only when those names changed is a second pipeline needed. Nothing is scanned: queues,
+workers and machines come from the sets redstep keeps of them.
+
+Running executions are not a counter's sum: an execution started by a process that did not
+count (metrics off, or the counters reset since) would be taken off at its end without ever
+having been added. They are each machine's index of running executions (runtime.execution_index),
+which the commit that moves an execution writes whether anyone counts or not; only while that
+index is first built does the gauge fall back to the counter, shown no lower than 0.
 """
 
 from __future__ import annotations
@@ -18,10 +25,15 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from orchestrator.protocol.decoding import lossless_text
 from orchestrator.protocol.metrics import DURATION_BUCKETS, INF, metrics_key, parse_field
+from orchestrator.runtime import execution_index
 from orchestrator.runtime.keys import GROUP, Keys
 from orchestrator.settings import Settings
 
 RQ_WORKER_PREFIX = "rq:worker:"
+INDEX_REPLIES = 7
+"""The replies of a scrape's first pipeline before the queues', workers' and machines' numbers."""
+Counts = dict[tuple[str, tuple[str, ...]], int]
+"""Counter values by metric and label values."""
 
 # counter field -> (metric name without _total, help, label names)
 COUNTERS = {
@@ -73,19 +85,21 @@ class QueueRow:
 class Snapshot:
     """Everything one scrape read."""
 
-    counts: dict[tuple[str, tuple[str, ...]], int] = field(default_factory=dict)
+    counts: Counts = field(default_factory=dict)
     queues: list[QueueRow] = field(default_factory=list)
     workers_alive: int = 0
     workers_busy: int = 0
+    running: dict[str, int] | None = None  # by machine; None: the counter stands in (module doc)
 
 
 @dataclass
 class Indexes:
-    """The queue and worker names a scrape found: the next scrape reads their numbers in the same
-    pipeline as the indexes, and needs a second one only when the names have changed since."""
+    """The queue, worker and machine names a scrape found: the next scrape reads their numbers in
+    the same pipeline as the indexes, and needs a second one only when the names have changed."""
 
     queues: list[str] = field(default_factory=list)
     workers: list[str] = field(default_factory=list)
+    machines: list[str] = field(default_factory=list)
 
 
 def read(connection: redis.Redis, settings: Settings, last: Indexes | None = None) -> Snapshot:
@@ -104,28 +118,45 @@ def read(connection: redis.Redis, settings: Settings, last: Indexes | None = Non
     pipe.smembers(keys.queue_names)
     pipe.smembers(keys.dead_letter_queues)
     pipe.smembers(keys.workers)
-    _queue_details(pipe, keys, guess)
+    pipe.hkeys(keys.machines)
+    pipe.exists(execution_index.built_key(keys))
+    _details(pipe, keys, guess)
     replies = pipe.execute(raise_on_error=False)
-    for reply in replies[:5]:
+    for reply in replies[:INDEX_REPLIES]:
         if isinstance(reply, Exception):
             raise reply
-    stored, (seconds, micros), queue_names, dead_letter_names, worker_names = replies[:5]
+    stored, clock, queue_names, dead_letter_names, worker_names, machines, built = replies[:INDEX_REPLIES]
+    seconds, micros = clock
+    counts = _counts(stored)
     found = Indexes(
         sorted({lossless_text(n) for n in (*queue_names, *dead_letter_names)} | {settings.source_queue}),
         sorted(lossless_text(n) for n in worker_names),
+        _machines(machines, counts),
     )
-    details = replies[5:]
+    details = replies[INDEX_REPLIES:]
     if found != guess:
         pipe = connection.pipeline(transaction=False)
-        _queue_details(pipe, keys, found)
+        _details(pipe, keys, found)
         details = pipe.execute(raise_on_error=False)
     if last is not None:
-        last.queues, last.workers = found.queues, found.workers
-    return _snapshot(stored, seconds + micros / 1e6, found, details)
+        last.queues, last.workers, last.machines = found.queues, found.workers, found.machines
+    # Until the machines' indexes are first built (this starts it) the counter stands in.
+    exact = bool(built) or execution_index.is_built(connection, keys)
+    return _snapshot(counts, seconds + micros / 1e6, found, details, exact)
 
 
-def _queue_details(pipe: redis.client.Pipeline, keys: Keys, names: Indexes) -> None:
-    """Queue on ``pipe`` the reads of each queue's and each worker's numbers."""
+def _machines(registered: list[bytes], counts: Counts) -> list[str]:
+    """The registered machines, and those the counters name: a machine deleted since may still
+    have executions running."""
+    named = {lossless_text(name) for name in registered}
+    for metric, labels in counts:
+        if metric in ("executions_started", "executions_running") and len(labels) == 1:
+            named.add(labels[0])
+    return sorted(named)
+
+
+def _details(pipe: redis.client.Pipeline, keys: Keys, names: Indexes) -> None:
+    """Queue on ``pipe`` the reads of each queue's, each worker's and each machine's numbers."""
     for name in names.queues:
         pipe.xlen(keys.queue(name))
         pipe.xinfo_groups(keys.queue(name))
@@ -134,22 +165,36 @@ def _queue_details(pipe: redis.client.Pipeline, keys: Keys, names: Indexes) -> N
     for worker in names.workers:
         pipe.exists(keys.alive(worker))
         pipe.hget(f"{RQ_WORKER_PREFIX}{worker}", "state")
+    for machine in names.machines:
+        pipe.zcard(execution_index.status_key(keys, machine, "RUNNING"))
 
 
-def _snapshot(stored: dict[bytes, bytes], now: float, names: Indexes, details: list[Any]) -> Snapshot:
-    snapshot = Snapshot(counts=_counts(stored))
+def _snapshot(
+    counts: dict[tuple[str, tuple[str, ...]], int],
+    now: float,
+    names: Indexes,
+    details: list[Any],
+    exact: bool,
+) -> Snapshot:
+    snapshot = Snapshot(counts=counts)
     for index, name in enumerate(names.queues):
         length, groups, dead, oldest = details[4 * index : 4 * index + 4]
         snapshot.queues.append(_queue(name, length, groups, dead, oldest, now))
-    for at in range(4 * len(names.queues), len(details), 2):
+    workers_at = 4 * len(names.queues)
+    machines_at = workers_at + 2 * len(names.workers)
+    for at in range(workers_at, machines_at, 2):
         alive, state = details[at : at + 2]
         if alive is True or (isinstance(alive, int) and alive > 0):
             snapshot.workers_alive += 1
             snapshot.workers_busy += state == b"busy"
+    if exact:
+        running = zip(names.machines, details[machines_at:], strict=True)
+        # A reply that is an error (a key of another type) counts as none running.
+        snapshot.running = {machine: n if isinstance(n, int) else 0 for machine, n in running}
     return snapshot
 
 
-def _counts(stored: dict[bytes, bytes]) -> dict[tuple[str, tuple[str, ...]], int]:
+def _counts(stored: dict[bytes, bytes]) -> Counts:
     counts = {}
     for raw, value in stored.items():
         parsed = parse_field(lossless_text(raw))
@@ -185,9 +230,13 @@ def families(snapshot: Snapshot) -> Iterator[Metric]:
     running = GaugeMetricFamily(
         "redstep_executions_running", "Executions running now.", labels=("state_machine",)
     )
-    for labels, value in by_metric["executions_running"]:
-        if len(labels) == 1:
-            running.add_metric(labels, max(0, value))
+    if snapshot.running is not None:
+        for machine, value in sorted(snapshot.running.items()):
+            running.add_metric([machine], value)
+    else:
+        for labels, value in by_metric["executions_running"]:
+            if len(labels) == 1:
+                running.add_metric(labels, max(0, value))
     yield running
     for stem, (name, help_text, label_names) in HISTOGRAMS.items():
         buckets, sums = by_metric[f"{stem}_bucket"], by_metric[f"{stem}_sum_us"]

@@ -114,7 +114,8 @@ def flat(counts: Mapping[str, int]) -> list[str]:
 class TaskMeter:
     """What a worker counts of the tasks of one job: durations, and failures by error.
 
-    The counts travel with the job's reports, in the same script call (append_reports.lua).
+    The counts travel with the job's reports, in the same script call (append_reports.lua),
+    which adds them once even when a lost reply makes the worker repeat the call.
     """
 
     def __init__(self, enabled: bool | None = None) -> None:

@@ -76,7 +76,9 @@ Activities (Step Functions' pull model for workers; runtime.activities)
                                  ``pollers`` group
     ``{p}:task-token-key``       string: the key that seals the task tokens handed out (runtime.callbacks)
     ``{p}:ended:{<name>}``       stream of one entry, ``status``, added by the commit that ends an
-                                 execution started by StartSyncExecution; its waiter deletes it
+                                 execution started by StartSyncExecution or TestState; its waiter
+                                 deletes it, and it expires (TTL: transitions.ENDED_KEEP_SECONDS)
+                                 when nobody waits any more
 
 Workers (Lambda role), all shared
     ``<p>-tasks``                the RQ queue name; RQ keeps it in ``rq:queue:<p>-tasks``, jobs in

@@ -176,6 +176,10 @@ class Commit:
     def ack(self, stream: str, entry_id: str) -> None:
         self._ops += ["ack", self._k(stream), entry_id]
 
+    def expire(self, key: str, seconds: int) -> None:
+        """Let ``key`` (as this commit leaves it) live ``seconds`` more."""
+        self._ops += ["expire", self._k(key), str(seconds)]
+
     def arguments(self) -> tuple[list[str], list[str]]:
         """KEYS and ARGV for ``commit.lua``: the group, every operation as one JSON array, the long values."""
         if pairs := flat(self.counts):  # metrics: one hincrby operation, last

@@ -3,9 +3,10 @@
 An execution started with ``notify_end`` carries a flag that makes the commit ending it add
 ``{"status"}`` to ``{p}:ended:{<name>}`` (runtime.transitions.record), in the same atomic
 step that ends it. The waiter blocks on that stream with XREAD, which answers at once when
-the end was committed before the wait began, and deletes it once read. Blocking happens in
-slices, on a connection of its own, so a lost Redis shows within one slice and no thread is
-held while an execution runs.
+the end was committed before the wait began, and deletes it once read; an announcement
+nobody reads (its caller hung up, or its wait ran out) expires instead
+(transitions.ENDED_KEEP_SECONDS). Blocking happens in slices, on a connection of its own, so a
+lost Redis shows within one slice and no thread is held while an execution runs.
 """
 
 from __future__ import annotations

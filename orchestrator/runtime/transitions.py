@@ -29,6 +29,9 @@ from orchestrator.settings import Settings
 
 NOTIFY_END = "notifyEnd"
 """The execution's field that asks for its end to be announced (runtime.sync_executions)."""
+ENDED_KEEP_SECONDS = 300
+"""How long an end's announcement waits for its reader. A waiter still there reads it at once
+and deletes it; one that hung up or gave up never will, so the announcement expires."""
 
 
 @dataclass
@@ -194,9 +197,9 @@ def record(commit: Commit, transition: Transition, version: int, settings: Setti
         commit.add_stream_entry(commit.keys.activity_tasks(activity), {ACTIVITY_TASK_FIELD: json.dumps(task)})
     ended = execution["status"] in FINISHED_STATUSES and transition.previous_status not in FINISHED_STATUSES
     if ended and execution.get(NOTIFY_END):
-        commit.add_stream_entry(
-            commit.keys.execution_ended(execution["name"]), {"status": execution["status"]}
-        )
+        announcement = commit.keys.execution_ended(execution["name"])
+        commit.add_stream_entry(announcement, {"status": execution["status"]})
+        commit.expire(announcement, ENDED_KEEP_SECONDS)
 
 
 def _seal_handed_tokens(commit: Commit, transition: Transition) -> None:

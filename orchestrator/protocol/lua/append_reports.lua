@@ -16,6 +16,11 @@
 -- The counts and the recorded writes go last, the counts only into a hash (or no key yet): a
 -- broken metrics key or RQ key loses them, never a report or a lease.
 --
+-- A worker whose reply was lost makes the same call again. Its reports go again (a token is
+-- taken once) but its counts must not: they are added only when this call removed one of its
+-- leases, which the call that was applied already did. A call without leases (a plain RQ
+-- worker's) has nothing to tell a repeat by and counts each time.
+--
 -- Returns n.
 
 --#include recorded_commands
@@ -27,10 +32,11 @@ end
 local m = KEYS[3] and tonumber(ARGV[n + 3]) or 0
 local recorded_at = KEYS[3] and n + 4 + 2 * m or n + 3
 local leases_from = recorded_at + 1 + tonumber(ARGV[recorded_at])
+local removed = 0
 for i = leases_from, #ARGV do
-  redis.call("ZREM", KEYS[2], ARGV[i])
+  removed = removed + redis.call("ZREM", KEYS[2], ARGV[i])
 end
-if m > 0 then
+if m > 0 and (removed > 0 or leases_from > #ARGV) then
   local kind = redis.call("TYPE", KEYS[3])["ok"]
   if kind == "hash" or kind == "none" then
     for i = n + 4, n + 2 + 2 * m, 2 do

@@ -22,6 +22,7 @@
 --     xadd     <k> <maxlen> <n> <f1> <v1> ..    XADD KEYS[k] [MAXLEN ~ maxlen] * with n pairs (maxlen 0: uncapped)
 --     publish  <channel> <message>       PUBLISH (a channel is not a key, so it travels here)
 --     ack      <k> <id>                  XACK KEYS[k] group id, then XDEL (a consumed entry leaves the stream)
+--     expire   <k> <seconds>             EXPIRE KEYS[k] seconds (a key only someone who may be gone reads)
 --     hincrby  <k> <n> <f1> <d1> .. <fn> <dn>   HINCRBY KEYS[k] fi di for each pair (the metrics hash;
 --                                    skipped when KEYS[k] is not a hash)
 --
@@ -56,7 +57,7 @@ for j = 1, #ops do
 end
 
 -- How many arguments follow each fixed-size opcode; rpush, hset and xadd carry their count.
-local fixed = {version = 2, pending = 2, exec = 3, zadd = 3, zrem = 2, sadd = 2, publish = 2, ack = 2}
+local fixed = {version = 2, pending = 2, exec = 3, zadd = 3, zrem = 2, sadd = 2, publish = 2, ack = 2, expire = 2}
 
 -- A count of values that is a whole number from 1 up, or nil.
 local function count_at(i)
@@ -100,6 +101,8 @@ local function invalid(i)
     for j = i + 4, i + 2 + 2 * count_at(i + 2), 2 do
       if not ops[j]:match("^%-?%d+$") then return "hincrby increment " .. ops[j] .. " is not a whole number" end
     end
+  elseif op == "expire" and count_at(i + 2) == nil then
+    return "expire needs a whole number of seconds from 1, not " .. tostring(ops[i + 2])
   elseif op == "xadd" then
     local maxlen, n = tonumber(ops[i + 2]), count_at(i + 3)
     if maxlen == nil or maxlen < 0 or maxlen ~= math.floor(maxlen) then
@@ -253,6 +256,8 @@ while i <= #ops do
     redis.call("PUBLISH", ops[i + 1], ops[i + 2])
   elseif op == "ack" then
     gather("ack", k, ops[i + 2])
+  elseif op == "expire" then
+    redis.call("EXPIRE", key(i + 1), ops[i + 2])
   end
   i = i + span(i)
 end
