@@ -158,7 +158,7 @@ class Commit:
 
     def publish(self, topic: str, envelope: dict[str, Any], stream_length: int) -> None:
         """PUBLISH the envelope on the topic's channel and append it to the topic's capped log."""
-        message = self._v(json.dumps(envelope))
+        message = self._v(json_text.dumps(envelope))
         self._ops += ["publish", self.keys.topic(topic), message]
         self._ops += [
             "xadd",
