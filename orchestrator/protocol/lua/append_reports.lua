@@ -9,8 +9,8 @@
 -- ARGV[2]: n, the number of reports
 -- ARGV[3 .. n+2]: the reports
 -- with KEYS[3]: ARGV[n+3]: m, then m pairs of a metrics field and its increment
--- next: k, then k entries of writes recorded for the job's end (RQ's bookkeeping of its
---   success; recorded_commands.lua); k = 0 for none
+-- next: the writes recorded for the job's end (RQ's bookkeeping of its success, one JSON
+--   argument; recorded_commands.lua); "[]" for none
 -- then, to the end: the lease records to remove
 --
 -- The counts and the recorded writes go last, the counts only into a hash (or no key yet): a
@@ -31,7 +31,7 @@ for i = 3, n + 2 do
 end
 local m = KEYS[3] and tonumber(ARGV[n + 3]) or 0
 local recorded_at = KEYS[3] and n + 4 + 2 * m or n + 3
-local leases_from = recorded_at + 1 + tonumber(ARGV[recorded_at])
+local leases_from = recorded_at + 1
 local removed = 0
 for i = leases_from, #ARGV do
   removed = removed + redis.call("ZREM", KEYS[2], ARGV[i])

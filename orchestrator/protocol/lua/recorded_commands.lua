@@ -5,18 +5,14 @@
 --
 -- KEYS: none of its own; the recorded commands name RQ's keys (a job's, the worker's, RQ's
 -- registries), which Redis lets a script touch undeclared outside a cluster.
--- ARGV[at]: k, the number of ARGV entries after it that hold the commands, each as its word count
--- and then its words, the command's name first (k = 0: none)
+-- ARGV[at]: the commands as one JSON array, each command an array of its words (text), the
+-- command's name first ("[]": none)
 --
--- Returns (run_recorded_commands) the index of the first ARGV entry after the commands.
+-- Returns (run_recorded_commands) the index of the ARGV entry after it.
 
 local function run_recorded_commands(at)
-  local last = at + tonumber(ARGV[at])
-  local i = at + 1
-  while i <= last do
-    local count = tonumber(ARGV[i])
-    redis.call(unpack(ARGV, i + 1, i + count))
-    i = i + count + 1
+  for _, command in ipairs(cjson.decode(ARGV[at])) do
+    redis.call(unpack(command))
   end
-  return last + 1
+  return at + 1
 end

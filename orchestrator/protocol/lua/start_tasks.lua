@@ -4,9 +4,9 @@
 -- KEYS[2]: the leases zset
 -- ARGV[1]: the job id
 -- ARGV[2]: how long a lease lasts unrenewed (seconds)
--- ARGV[3]: k, then ARGV[4 .. k+3]: writes recorded for the job's start (RQ's bookkeeping;
---   recorded_commands.lua), applied after the leases; k = 0 for none
--- ARGV[k+4 ..]: the leases, one lease record (JSON, protocol.leases) per task
+-- ARGV[3]: writes recorded for the job's start (RQ's bookkeeping, one JSON argument;
+--   recorded_commands.lua), applied after the leases; "[]" for none
+-- ARGV[4 ..]: the leases, one lease record (JSON, protocol.leases) per task
 --
 -- A lease runs out ARGV[2] seconds after Redis's TIME, the clock the orchestrators fire leases
 -- by (a script that reads TIME and then writes is replicated by its effects, Redis 7's default).
@@ -19,8 +19,7 @@
 local now = redis.call("TIME")
 local due = tonumber(now[1]) + tonumber(now[2]) / 1000000 + tonumber(ARGV[2])
 local claimed = redis.call("LREM", KEYS[1], 1, ARGV[1])
-local leases_from = 4 + tonumber(ARGV[3])
-for i = leases_from, #ARGV do
+for i = 4, #ARGV do
   redis.call("ZADD", KEYS[2], due, ARGV[i])
 end
 run_recorded_commands(3)

@@ -13,7 +13,7 @@
 -- ARGV[6]: the task queue's name, the job's origin
 -- ARGV[7]: the event stream the job must report to
 -- ARGV[8]: the job timeout (seconds) that RQ's bookkeeping below was recorded for
--- ARGV[9]: k, then ARGV[10 .. k+9]: RQ's bookkeeping of the job's start (recorded_commands.lua)
+-- ARGV[9]: RQ's bookkeeping of the job's start, one JSON argument (recorded_commands.lua)
 --
 -- The job starts only when every check below holds; anything else (another application's job,
 -- callbacks, another timeout, data that is not JSON) is left claimed and untouched for the
