@@ -321,6 +321,9 @@ def test_array_range_refuses_a_zero_step_and_more_than_1000_items() -> None:
     assert "must not be 0" in (failure("States.ArrayRange(1, 9, 0)").cause or "")
     assert "must not be 0" in (failure("States.ArrayRange(1, 9, 0.4)").cause or "")
     assert len(run("States.ArrayRange(1, 1000, 1)")) == 1000
+    assert len(run("States.ArrayRange(1000, 1, -1)")) == 1000
+    assert "more than 1000" in (failure("States.ArrayRange(1000, 0, -1)").cause or "")
+    assert "more than 1000" in (failure("States.ArrayRange(0, 1e20, 1)").cause or "")
     assert "more than 1000" in (failure("States.ArrayRange(0, 1000, 1)").cause or "")
 
 

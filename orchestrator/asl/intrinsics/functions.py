@@ -160,7 +160,8 @@ def array_range(first: Any, last: Any, step: Any) -> list[int]:
     if increment == 0:
         raise fail("States.ArrayRange", "the step must not be 0")
     stop = end + (1 if increment > 0 else -1)
-    count = len(range(start, stop, increment))
+    # len() of a range refuses one longer than sys.maxsize (0 to 1e20): counted exactly instead.
+    count = max(0, -((start - stop) // increment))
     if count > MAX_RANGE_ITEMS:
         raise fail("States.ArrayRange", f"the range has {count} items, more than {MAX_RANGE_ITEMS}")
     return list(range(start, stop, increment))
