@@ -8,6 +8,7 @@ stores such text the way those writers do and runs the real CLI on it.
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
@@ -17,11 +18,13 @@ from typing import Any
 
 import pytest
 import redis
+from rich.console import Console
 
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.keys import Keys
 from orchestrator.settings import Settings
-from producer.cli.views import printable
+from producer.cli.subscribe_view import human_line
+from producer.cli.views import mapping_table, printable
 
 KEYS = Keys("t")
 # A lone surrogate, a right-to-left override, text that reads as rich markup, an ANSI colour
@@ -134,7 +137,8 @@ def test_dlq_list_and_show_print_hostile_letters_escaped_for_people_and_exactly_
     (as_json,) = json.loads(printed(redstep(subprocess_env, "dlq", "list", "--json")))
 
     # Bytes that are not UTF-8 are kept as \xNN escapes; the rest is escaped as anywhere else.
-    assert "gave up on \\xed\\xa0\\x80 \\u202egnp.exe [/bold] \\x1b[31mred\\x85" in listed
+    # Those escapes are the reason's own backslashes, so they show doubled, as in its JSON.
+    assert "gave up on \\\\xed\\\\xa0\\\\x80 \\u202egnp.exe [/bold] \\x1b[31mred\\x85" in listed
     assert_escaped_for_people(shown)
     assert as_json["reason"] == "gave up on \\xed\\xa0\\x80 \u202egnp.exe [/bold] \x1b[31mred\x85"
     assert as_json["body"] == {"name": HOSTILE}
@@ -177,10 +181,46 @@ def test_subscribe_replays_hostile_notifications_escaped_for_people_and_exactly_
          "\\u2066\\u2067\\u2068\\u2069"),
         ("\u200e\u200f\u061c\u2028\u2029", "\\u200e\\u200f\\u061c\\u2028\\u2029"),
         ("\udfff\ud83d", "\\udfff\\ud83d"),
+        ("C:\\dragons\\new \\x1b", "C:\\\\dragons\\\\new \\\\x1b"),
     ],
     ids=["letters-and-emoji-kept", "whitespace", "c0-c1", "bidi-overrides", "marks-and-separators",
-         "lone-surrogates"],
+         "lone-surrogates", "backslashes-doubled"],
 )  # fmt: skip
 def test_printable_escapes_exactly_what_could_hide_or_forge_terminal_output(text: str, shown: str) -> None:
     assert printable(text) == shown
     assert printable(text).encode("utf-8")
+
+
+def test_a_newline_and_a_backslash_before_an_n_print_differently() -> None:
+    assert printable("line\nbreak") == "line\\nbreak"
+    assert printable("line\\nbreak") == "line\\\\nbreak"
+
+
+def test_a_json_value_for_people_keeps_its_own_escapes_single() -> None:
+    """JSON already writes a backslash as two, and a newline as a backslash and an n."""
+    console = Console(file=io.StringIO(), width=400)
+    console.print(mapping_table("input", {"value": {"newline": "a\nb", "backslash": "a\\nb"}}))
+
+    assert '{"newline":"a\\nb","backslash":"a\\\\nb"}' in console.file.getvalue()
+
+
+def test_dlq_list_tells_a_newline_from_a_backslash_before_an_n(
+    redis_client: redis.Redis, subprocess_env: dict[str, str]
+) -> None:
+    redis_client.sadd(KEYS.dead_letter_queues, "dragons")
+    for n, reason in enumerate(["newline:a\nb.", "backslash:a\\nb."]):
+        fields = {"body": "{}", "message_id": f"letter-{n}", "queue": "dragons", "reason": reason}
+        redis_client.xadd(KEYS.dead_letters("dragons"), fields)  # type: ignore[arg-type]
+
+    listed = printed(redstep(subprocess_env, "dlq", "list"))
+
+    assert "newline:a\\nb." in listed
+    assert "backslash:a\\\\nb." in listed
+
+
+def test_a_notification_for_people_doubles_the_backslashes_of_text_not_of_json() -> None:
+    as_text = human_line({"Timestamp": "t", "Subject": "C:\\lair", "Message": "a\\nb"})
+    as_json = human_line({"Timestamp": "t", "Subject": "s", "Message": {"m": "a\\nb"}})
+
+    assert as_text == "t  C:\\\\lair  a\\\\nb"
+    assert as_json == 't  s  {"m":"a\\\\nb"}'

@@ -281,7 +281,17 @@ def test_array_partition_cuts_chunks_with_a_shorter_last_one() -> None:
 
 def test_array_partition_refuses_a_chunk_size_below_one() -> None:
     assert "greater than 0" in (failure("States.ArrayPartition($.numbers, 0)").cause or "")
-    assert failure("States.ArrayPartition($.numbers, 1.5)").error == INTRINSIC_FAILURE
+    assert "greater than 0" in (failure("States.ArrayPartition($.numbers, 0.4)").cause or "")
+    endless = {"numbers": [1], "size": 1e400}
+    assert "finite" in (failure("States.ArrayPartition($.numbers, $.size)", endless).cause or "")
+
+
+def test_array_partition_rounds_a_chunk_size_that_is_not_an_integer() -> None:
+    """Developer Guide, intrinsic-functions.html, States.ArrayPartition, "Input validation": "If you
+    specify a non-integer value for the second argument, Step Functions will round it off to the
+    nearest integer." Halves round up, as States.MathAdd's arguments do."""
+    assert run("States.ArrayPartition($.numbers, 1.5)") == [[1, 2], [3, 4], [5, 6], [7, 8], [9]]
+    assert run("States.ArrayPartition($.numbers, 3.49)") == [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
 
 
 @given(st.lists(st.integers(), max_size=30), st.integers(min_value=1, max_value=8))
@@ -307,11 +317,24 @@ def test_array_range_includes_the_last_value_when_the_step_lands_on_it() -> None
     assert run("States.ArrayRange(1, 0, 1)") == []
 
 
-def test_array_range_refuses_a_zero_step_fractions_and_more_than_1000_items() -> None:
+def test_array_range_refuses_a_zero_step_and_more_than_1000_items() -> None:
     assert "must not be 0" in (failure("States.ArrayRange(1, 9, 0)").cause or "")
-    assert failure("States.ArrayRange(1.5, 9, 1)").error == INTRINSIC_FAILURE
+    assert "must not be 0" in (failure("States.ArrayRange(1, 9, 0.4)").cause or "")
     assert len(run("States.ArrayRange(1, 1000, 1)")) == 1000
+    assert len(run("States.ArrayRange(1000, 1, -1)")) == 1000
+    assert "more than 1000" in (failure("States.ArrayRange(1000, 0, -1)").cause or "")
+    assert "more than 1000" in (failure("States.ArrayRange(0, 1e20, 1)").cause or "")
     assert "more than 1000" in (failure("States.ArrayRange(0, 1000, 1)").cause or "")
+
+
+def test_array_range_rounds_arguments_that_are_not_integers() -> None:
+    """Developer Guide, intrinsic-functions.html, States.ArrayRange, "Input validation": "If you
+    specify a non-integer value for any of the arguments, Step Functions will round it off to
+    the nearest integer." Halves round up, as States.MathAdd's arguments do."""
+    assert run("States.ArrayRange(1.5, 9, 2)") == [2, 4, 6, 8]
+    assert run("States.ArrayRange(1, 8.6, 2.5)") == [1, 4, 7]
+    assert run("States.ArrayRange(-1.5, 1.4, 1)") == [-1, 0, 1]
+    assert "finite" in (failure("States.ArrayRange(0, $.end, 1)", {"end": 1e400}).cause or "")
 
 
 def test_array_get_item_reads_by_zero_based_index_within_bounds() -> None:
@@ -385,6 +408,7 @@ def test_math_random_stays_in_range_and_repeats_for_a_seed() -> None:
     assert values <= {1, 2, 3, 4}
     assert run("States.MathRandom(0, 999, 3)") == run("States.MathRandom(0, 999, 3)")
     assert failure("States.MathRandom(5, 5)").error == INTRINSIC_FAILURE
+    assert "finite" in (failure("States.MathRandom($.start, 5)", {"start": -1e400}).cause or "")
 
 
 def test_string_split_splits_on_any_delimiter_character_and_drops_empty_parts() -> None:

@@ -20,6 +20,7 @@ import redis
 from rq import Queue, Worker, suspension
 
 from orchestrator.protocol.jobs import TASK_ENTRY_POINT
+from orchestrator.runtime.server import RedisServer, free_port
 from tests.processes import stop
 from worker.jobs import SERIALIZER, TaskJob
 
@@ -195,3 +196,75 @@ def test_a_worker_suspended_with_rq_suspend_runs_nothing_until_rq_resume(
         stop(worker)
         worker.communicate()
     assert [report["type"] for report in reports(redis_client)] == ["TaskSucceeded"]
+
+
+def wait_for_log(log: Path, text: str, worker: subprocess.Popen[str], timeout: float = 30) -> None:
+    """Wait until the worker's stderr (in ``log``) says ``text``; fail if it exits first."""
+    deadline = time.monotonic() + timeout
+    while text not in log.read_text():
+        assert worker.poll() is None, f"the worker exited ({worker.returncode}):\n{log.read_text()}"
+        assert time.monotonic() < deadline, f"never logged {text!r}:\n{log.read_text()}"
+        time.sleep(0.05)
+
+
+def worker_before_redis(
+    tmp_path: Path, port: int, backoff_seconds: float
+) -> tuple[subprocess.Popen[str], Path]:
+    """A worker process pointed at ``port``, where nothing listens yet; its stderr goes to a file."""
+    env = {
+        **os.environ,
+        "REDIS_URL": f"redis://127.0.0.1:{port}/0",
+        "REDSTEP_PREFIX": "t",
+        "REDSTEP_RECONNECT_INITIAL_SECONDS": str(backoff_seconds),
+        "REDSTEP_RECONNECT_MAX_SECONDS": str(backoff_seconds),
+        "PYTHONUNBUFFERED": "1",
+    }
+    log = tmp_path / "worker.log"
+    with log.open("w") as stderr:
+        command = [sys.executable, "-m", "worker", "--name", "early"]
+        worker = subprocess.Popen(command, env=env, cwd=REPO, stderr=stderr, text=True)
+    return worker, log
+
+
+def test_a_worker_started_before_redis_waits_for_it_then_registers_and_runs_a_task(tmp_path: Path) -> None:
+    """As `docker compose up` may start it: Redis not answering yet is an outage to wait out."""
+    port = free_port()
+    worker, log = worker_before_redis(tmp_path, port, backoff_seconds=0.2)
+    try:
+        wait_for_log(log, "worker early lost Redis", worker)
+        with pytest.raises(subprocess.TimeoutExpired):
+            worker.wait(timeout=3)  # several back-off rounds, and it is still waiting
+
+        with RedisServer(port, data_dir=tmp_path) as server:
+            client = redis.Redis.from_url(server.url)
+            try:
+                task_queue(client).enqueue(TASK_ENTRY_POINT, [task("ValidateDragon", 1)], EVENTS)
+                wait_for_log(log, "worker early reconnected to Redis", worker)
+                deadline = time.monotonic() + 30
+                while not reports(client):
+                    assert time.monotonic() < deadline and worker.poll() is None, log.read_text()
+                    time.sleep(0.05)
+                assert client.sismember("rq:workers", "rq:worker:early")
+                assert [r["type"] for r in reports(client)] == ["TaskSucceeded"]
+            finally:
+                assert stop(worker) == 0, log.read_text()
+                client.close()
+    finally:
+        stop(worker)
+    assert log.read_text().count("lost Redis") == 1
+    assert "Traceback" not in log.read_text()
+
+
+def test_sigterm_stops_a_worker_that_waits_for_redis_at_once(tmp_path: Path) -> None:
+    """A back-off of a minute between attempts: only the stop request can end the wait in time."""
+    worker, log = worker_before_redis(tmp_path, free_port(), backoff_seconds=60)
+    try:
+        wait_for_log(log, "worker early lost Redis", worker)
+
+        worker.send_signal(signal.SIGTERM)
+
+        assert worker.wait(timeout=10) == 0, log.read_text()
+    finally:
+        stop(worker)
+    assert "warm shut down requested (SIGTERM)" in log.read_text()
+    assert "Traceback" not in log.read_text()

@@ -593,15 +593,40 @@ def run_worker(
     restore_signals = shutdown.install()
     # A lease's end is set by Redis's clock in the lease scripts, the clock the orchestrators fire it by.
     leases = WorkerLeases(connection, settings.prefix, name, settings.lease_seconds)
+    outage = Outage.for_settings(settings, f"worker {name}")
+    announced = False
     try:
-        leases.start()
-        settle_garbage_collector()
-        _work_through_outages(connection, settings, name, burst, logging_level, leases, shutdown)
+        announced = _announce_when_reachable(leases, outage, shutdown)
+        if announced:
+            settle_garbage_collector()
+            _work_through_outages(connection, settings, name, burst, logging_level, leases, shutdown)
     finally:
         shutdown.tidy_up_only()
-        _leave(leases)
+        if announced:  # else Redis holds nothing of this worker's to take back
+            _leave(leases)
         connection.close()
         restore_signals()
+
+
+def _announce_when_reachable(leases: WorkerLeases, outage: Outage, shutdown: Shutdown) -> bool:
+    """Start the worker's leases once Redis answers; whether it did before a stop was requested.
+
+    A worker may start before Redis does (``docker compose up`` starts them together, and a
+    server may still be loading its AOF): that is an outage to wait out, as the orchestrator does.
+    """
+    try:
+        with shutdown.interruptible():
+            while True:
+                try:
+                    leases.start()
+                except OUTAGE_ERRORS as exc:
+                    if shutdown.wait(outage.failed(exc)):
+                        raise StopRequested() from None
+                    continue
+                outage.succeeded()
+                return True
+    except StopRequested:
+        return False
 
 
 def _work_through_outages(

@@ -1,7 +1,8 @@
 """How ``redstep subscribe`` prints notifications: one readable line, or one JSON envelope per line.
 
 Anyone who can publish on the topic writes what is printed, so both forms go through
-:mod:`producer.cli.views`: the human line escapes control and bidi characters, the JSON line
+:mod:`producer.cli.views`: the human line escapes control and bidi characters and doubles the
+text's backslashes (a message that is JSON keeps its own escapes), the JSON line
 escapes only lone surrogates (which no UTF-8 stdout could write).
 """
 
@@ -11,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from itertools import islice
 from typing import Any, TextIO
 
-from producer.cli.views import json_text, printable
+from producer.cli.views import json_text, printable, printable_json
 
 
 def human_line(envelope: dict[str, Any]) -> str:
@@ -19,11 +20,9 @@ def human_line(envelope: dict[str, Any]) -> str:
     timestamp = envelope.get("Timestamp", "")
     subject = envelope.get("Subject") or "(no subject)"
     message = envelope.get("Message", "")
-    if not isinstance(message, str):
-        message = json_text(message)
+    text, shown = (message, printable) if isinstance(message, str) else (json_text(message), printable_json)
     # A multi-line message would break the one-line-per-notification promise.
-    message = " ".join(message.split())
-    return printable(f"{timestamp}  {subject}  {message}")
+    return printable(f"{timestamp}  {subject}  ") + shown(" ".join(text.split()))
 
 
 def json_line(envelope: dict[str, Any]) -> str:

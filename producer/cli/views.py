@@ -2,8 +2,9 @@
 
 What is shown was stored by anyone who can write to Redis, so no value may break the output:
 human text shows control, bidirectional-override and lone-surrogate characters as backslash
-escapes (``\\u202e``) and is never read as rich markup; JSON keeps every other character as
-it is and writes a lone surrogate as its JSON escape (``"\\ud800"``), which decodes back to it.
+escapes (``\\u202e``), and its own backslashes doubled, and is never read as rich markup; JSON
+keeps every other character as it is and writes a lone surrogate as its JSON escape
+(``"\\ud800"``), which decodes back to it.
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ HISTORY_COLUMNS = ("id", "timestamp", "type")
 
 # C0 and C1 controls, lone surrogates, line and paragraph separators, and the characters that
 # reorder text (Trojan Source): any of them can hide, move or forge what a terminal shows.
-UNPRINTABLE = re.compile(
-    "[\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]"
-)
-SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+_UNPRINTABLE_CHARS = "\x00-\x1f\x7f-\x9f\ud800-\udfff\u2028\u2029\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
+UNPRINTABLE = re.compile(f"[{_UNPRINTABLE_CHARS}]")
+# The text's own backslashes too: else "a\\nb" (backslash, n) would print as "a\nb" (newline) does.
+UNPRINTABLE_OR_BACKSLASH = re.compile(f"[{_UNPRINTABLE_CHARS}\\\\]")
+SHORT_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\\": "\\\\"}
 LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
@@ -38,7 +40,19 @@ def _escape(found: re.Match[str]) -> str:
 
 
 def printable(text: str) -> str:
-    """``text`` with every character that could hide or forge terminal output as a backslash escape."""
+    """``text`` with every character that could hide or forge terminal output as a backslash escape.
+
+    A backslash of the text itself shows as ``\\\\``, so every escape reads back one way.
+    """
+    return UNPRINTABLE_OR_BACKSLASH.sub(_escape, text)
+
+
+def printable_json(text: str) -> str:
+    """JSON ``text`` as :func:`printable` shows text, its backslashes kept single.
+
+    In JSON a backslash already starts an escape (a backslash of the data is written ``\\\\``),
+    so doubling them would show a newline in a string as a backslash followed by an n.
+    """
     return UNPRINTABLE.sub(_escape, text)
 
 
@@ -57,7 +71,7 @@ def _cell(value: Any, column: str = "") -> Text:
         # Dates are kept as epoch seconds; people read them as UTC times.
         return Text(datetime.fromtimestamp(value, UTC).strftime("%Y-%m-%d %H:%M:%S.%f")[:-3])
     if isinstance(value, dict | list):
-        return Text(printable(json_text(value)))
+        return Text(printable_json(json_text(value)))
     return Text(printable(str(value)))
 
 

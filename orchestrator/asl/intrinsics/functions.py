@@ -77,7 +77,10 @@ def _integer(function: str, value: Any, role: str) -> int:
 
 def _rounded(function: str, value: Any, role: str) -> int:
     # The service rounds halves up (Java's Math.round): 1.5 -> 2, -1.5 -> -1, -2.5 -> -2.
-    return math.floor(_number(function, value, role) + 0.5)
+    number = _number(function, value, role)
+    if not math.isfinite(number):  # 1e400 reads as infinity, which no integer is nearest to
+        raise fail(function, f"the {role} must be a finite number, not {number}")
+    return math.floor(number + 0.5)
 
 
 def format_string(pieces: Sequence[str], values: Sequence[Any]) -> str:
@@ -127,9 +130,13 @@ def array(*values: Any) -> list[Any]:
 
 
 def array_partition(items: Any, size: Any) -> list[list[Any]]:
-    """``States.ArrayPartition``: consecutive chunks of ``size`` items, the last maybe shorter."""
+    """``States.ArrayPartition``: consecutive chunks of ``size`` items, the last maybe shorter.
+
+    A chunk size that is not an integer is rounded to the nearest one, as the Developer Guide
+    says (intrinsic-functions.html, States.ArrayPartition, "Input validation").
+    """
     sequence = _array("States.ArrayPartition", items)
-    chunk = _integer("States.ArrayPartition", size, "chunk size")
+    chunk = _rounded("States.ArrayPartition", size, "chunk size")
     if chunk <= 0:
         raise fail("States.ArrayPartition", f"the chunk size must be greater than 0, not {chunk}")
     return [sequence[start : start + chunk] for start in range(0, len(sequence), chunk)]
@@ -142,14 +149,19 @@ def array_contains(items: Any, wanted: Any) -> bool:
 
 
 def array_range(first: Any, last: Any, step: Any) -> list[int]:
-    """``States.ArrayRange``: integers from ``first`` towards ``last`` (inclusive) by ``step``."""
-    start = _integer("States.ArrayRange", first, "first value")
-    end = _integer("States.ArrayRange", last, "last value")
-    increment = _integer("States.ArrayRange", step, "step")
+    """``States.ArrayRange``: integers from ``first`` towards ``last`` (inclusive) by ``step``.
+
+    Arguments that are not integers are rounded to the nearest one, as the Developer Guide
+    says (intrinsic-functions.html, States.ArrayRange, "Input validation").
+    """
+    start = _rounded("States.ArrayRange", first, "first value")
+    end = _rounded("States.ArrayRange", last, "last value")
+    increment = _rounded("States.ArrayRange", step, "step")
     if increment == 0:
         raise fail("States.ArrayRange", "the step must not be 0")
     stop = end + (1 if increment > 0 else -1)
-    count = len(range(start, stop, increment))
+    # len() of a range refuses one longer than sys.maxsize (0 to 1e20): counted exactly instead.
+    count = max(0, -((start - stop) // increment))
     if count > MAX_RANGE_ITEMS:
         raise fail("States.ArrayRange", f"the range has {count} items, more than {MAX_RANGE_ITEMS}")
     return list(range(start, stop, increment))
