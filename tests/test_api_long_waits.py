@@ -1,4 +1,5 @@
-"""Many idle SQS long polls (consumers polling empty queues) leave the rest of the API answering."""
+"""Many idle SQS long polls (consumers polling empty queues), or StopExecutions no orchestrator
+applies, leave the rest of the API answering."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import pytest
 import redis
 from botocore.config import Config
 
+from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.server import RedisServer
 from tests.api_fixtures import (
     ACCESS_KEY_ID,
@@ -23,7 +25,10 @@ from tests.api_fixtures import (
     SECRET_ACCESS_KEY,
     ApiStack,
     eventually,
+    role_arn,
     running_stack,
+    unique,
+    wait_machine,
 )
 
 POOL_THREADS = 40
@@ -166,3 +171,40 @@ def test_a_poll_whose_caller_hung_up_takes_no_message_with_it(stack: ApiStack) -
     finally:
         consumer.kill()
         idle.join()
+
+
+def test_other_calls_answer_while_more_stops_wait_for_an_orchestrator_than_serve_has_threads(
+    stack: ApiStack,
+) -> None:
+    # No orchestrator runs beside this serve: each StopExecution waits its whole 10 s for one.
+    sfn = client(stack, "stepfunctions")
+    machine = sfn.create_state_machine(name=unique("held"), definition=wait_machine(), roleArn=role_arn())
+    arns = [
+        sfn.start_execution(stateMachineArn=machine["stateMachineArn"])["executionArn"] for _ in range(POLLS)
+    ]
+    connection = redis.Redis.from_url(stack.env["REDIS_URL"])
+    events = Keys(stack.prefix).events
+    asked_before = connection.xlen(events)
+    clients = [client(stack, "stepfunctions") for _ in arns]
+    answers: list[dict[str, Any]] = []
+    stops = [
+        threading.Thread(
+            target=lambda c=c, a=a: answers.append(c.stop_execution(executionArn=a)), daemon=True
+        )
+        for c, a in zip(clients, arns, strict=True)
+    ]
+    for thread in stops:
+        thread.start()
+    try:
+        # Every stop was taken up (each appends its request to the orchestrators' events).
+        eventually(lambda: connection.xlen(events) - asked_before >= POLLS, "every stop to be asked")
+
+        machines = sfn.list_state_machines()
+
+        still_waiting = sum(1 for thread in stops if thread.is_alive())
+        assert still_waiting == POLLS, f"answered only once {POLLS - still_waiting} stops had ended"
+        assert machine["stateMachineArn"] in [m["stateMachineArn"] for m in machines["stateMachines"]]
+    finally:
+        for thread in stops:
+            thread.join(timeout=FINISH_SECONDS)
+    assert len(answers) == POLLS and all("stopDate" in answer for answer in answers)
