@@ -38,7 +38,7 @@ POLL_SECONDS = 20
 HANG_UP_POLL = """
 import boto3, sys
 from botocore.config import Config
-sqs = boto3.client("sqs", config=Config(read_timeout=70, retries={"max_attempts": 1}))
+sqs = boto3.client("sqs", config=Config(read_timeout=70, retries={"total_max_attempts": 1}))
 print(sqs.receive_message(QueueUrl=sys.argv[1], WaitTimeSeconds=20), flush=True)
 """
 
@@ -55,7 +55,7 @@ def client(stack: ApiStack, service: str) -> Any:
         region_name=REGION,
         aws_access_key_id=ACCESS_KEY_ID,
         aws_secret_access_key=SECRET_ACCESS_KEY,
-        config=Config(read_timeout=70, retries={"max_attempts": 1}),
+        config=Config(read_timeout=70, retries={"total_max_attempts": 1}),
     )
 
 
@@ -139,6 +139,28 @@ def test_a_long_poll_on_an_empty_queue_answers_empty_after_its_wait(stack: ApiSt
     answer = sqs.receive_message(QueueUrl=queue)  # the queue's own wait: 1 s
     assert "Messages" not in answer
     assert time.monotonic() - began >= 1.0
+
+
+def test_a_long_poll_on_a_queue_deleted_meanwhile_answers_queue_does_not_exist(stack: ApiStack) -> None:
+    sqs = client(stack, "sqs")
+    queue = sqs.create_queue(QueueName=f"doomed-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    connection = redis.Redis.from_url(stack.env["REDIS_URL"])
+    failures: list[Exception] = []
+
+    def poll() -> None:
+        try:
+            client(stack, "sqs").receive_message(QueueUrl=queue, WaitTimeSeconds=POLL_SECONDS)
+        except Exception as error:
+            failures.append(error)
+
+    waiting = threading.Thread(target=poll, daemon=True)
+    waiting.start()
+    eventually(lambda: blocked_reads(connection) >= 1, "the long poll to wait in Redis")
+    sqs.delete_queue(QueueUrl=queue)
+    waiting.join(timeout=POLL_SECONDS + FINISH_SECONDS)
+
+    [failure] = failures
+    assert isinstance(failure, sqs.exceptions.QueueDoesNotExist), failure
 
 
 def test_a_poll_whose_caller_hung_up_takes_no_message_with_it(stack: ApiStack) -> None:

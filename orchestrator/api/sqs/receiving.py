@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.api.errors import ApiError
@@ -40,9 +41,7 @@ async def receive_message(sqs: Sqs, request: dict[str, Any], host: str) -> dict[
         # The wait holds no thread; each take is short, so idle long polls leave the threads to
         # every other call.
         await sqs.arrivals.wait(asked.queue, min(remaining, WAIT_SLICE_SECONDS))
-        received = await run_in_threadpool(
-            sqs.receiver.take, asked.queue, asked.count, asked.visibility, asked.redrive
-        )
+        received = await run_in_threadpool(_take, sqs, asked)
     system = set(request.get("MessageSystemAttributeNames") or []) | set(request.get("AttributeNames") or [])
     names = request.get("MessageAttributeNames") or []
     messages = [_message(sqs, asked.queue, message, system, names) for message in received]
@@ -58,6 +57,16 @@ class _Asked:
     visibility: int
     wait: int
     redrive: Redrive | None
+
+
+def _take(sqs: Sqs, asked: _Asked) -> list[Received]:
+    try:
+        return sqs.receiver.take(asked.queue, asked.count, asked.visibility, asked.redrive)
+    except redis.ResponseError as error:
+        # DeleteQueue during the poll took the queue's group with it: say so, as at the start.
+        if "NOGROUP" in str(error):
+            sqs.existing(asked.queue)
+        raise
 
 
 def _first_take(sqs: Sqs, request: dict[str, Any]) -> tuple[_Asked, list[Received]]:
