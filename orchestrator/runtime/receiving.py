@@ -30,7 +30,7 @@ import redis
 import redis.asyncio as aioredis
 
 from orchestrator.protocol.decoding import lossless_text
-from orchestrator.runtime.blocking_reads import blocking_reader
+from orchestrator.runtime.blocking_reads import BLOCK_SLICE_SECONDS, blocking_reader
 from orchestrator.runtime.keys import BODY_FIELD, GROUP, Keys
 from orchestrator.runtime.queues import ATTRIBUTES_FIELD, TEXT_FIELD
 from orchestrator.runtime.sources import MESSAGE_ID_FIELD, delivery_counts, ensure_group, entries_of, text
@@ -39,7 +39,7 @@ from orchestrator.settings import Settings
 CONSUMER = "sqs-api"
 HORIZON_SECONDS = 43_200
 WAIT_SLICE_SECONDS = 1.0
-"""A long poll waits this long at a time between takes: a message turning visible again wakes no read."""
+"""While messages are in flight, a long poll takes again this often: one turning visible wakes no read."""
 WAITER_CLIENT_NAME = "redstep-sqs-wait"
 
 
@@ -179,23 +179,29 @@ class Arrivals:
         A message sent after the last take and before this wait began counts: the read starts
         after the last message the group delivered, not at the stream's end. It is a plain
         XREAD, so it delivers nothing; another receiver may take the message first.
+
+        A received message turning visible again wakes no read, so while any is in flight the
+        wait ends after ``WAIT_SLICE_SECONDS`` for the caller to look again; with none in
+        flight only a new message can come, and it waits up to ``BLOCK_SLICE_SECONDS``.
         """
         stream = self.keys.queue(queue)
         connection = self.connection()
-        after = await _last_delivered(connection, stream)
+        after, in_flight = await _group_state(connection, stream)
+        seconds = min(seconds, WAIT_SLICE_SECONDS if in_flight else BLOCK_SLICE_SECONDS)
         reply = await connection.xread({stream: after}, count=1, block=max(1, int(seconds * 1000)))
         return bool(reply)
 
 
-async def _last_delivered(connection: aioredis.Redis, stream: str) -> str:
+async def _group_state(connection: aioredis.Redis, stream: str) -> tuple[str, int]:
+    """The id of the last message the group delivered, and how many delivered ones are in flight."""
     try:
         groups = await connection.xinfo_groups(stream)
     except redis.ResponseError:
-        return "0-0"  # the stream is gone (the queue was deleted): any message is a new one
+        return "0-0", 0  # the stream is gone (the queue was deleted): any message is a new one
     for group in groups:
         if text(group["name"]) == GROUP:
-            return text(group["last-delivered-id"])
-    return "0-0"
+            return text(group["last-delivered-id"]), int(group["pending"])
+    return "0-0", 0
 
 
 def _received(raw_id: Any, fields: dict[Any, Any], receive_count: int) -> Received:

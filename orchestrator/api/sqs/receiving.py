@@ -26,7 +26,7 @@ from orchestrator.api.sqs import attributes
 from orchestrator.api.sqs.context import Sqs, invalid_parameter, sqs_error
 from orchestrator.api.sqs.md5 import md5_of_attributes, md5_of_body
 from orchestrator.api.sqs.messages import check_batch
-from orchestrator.runtime.receiving import HORIZON_SECONDS, WAIT_SLICE_SECONDS, Received, Redrive
+from orchestrator.runtime.receiving import HORIZON_SECONDS, Received, Redrive
 
 MAX_MESSAGES = 10
 MAX_WAIT_SECONDS = 20
@@ -40,7 +40,7 @@ async def receive_message(sqs: Sqs, request: dict[str, Any], host: str) -> dict[
     while not received and (remaining := deadline - time.monotonic()) > 0:
         # The wait holds no thread; each take is short, so idle long polls leave the threads to
         # every other call.
-        await sqs.arrivals.wait(asked.queue, min(remaining, WAIT_SLICE_SECONDS))
+        await sqs.arrivals.wait(asked.queue, remaining)
         received = await run_in_threadpool(_take, sqs, asked)
     system = set(request.get("MessageSystemAttributeNames") or []) | set(request.get("AttributeNames") or [])
     names = request.get("MessageAttributeNames") or []
