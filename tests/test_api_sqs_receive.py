@@ -113,7 +113,7 @@ def test_a_long_poll_returns_a_message_sent_while_it_waits(
     waiting.start()
     connection = redis.Redis.from_url(serve_only.env["REDIS_URL"])
     wait_until(
-        lambda: any(c["cmd"] == "xreadgroup" and "b" in c["flags"] for c in connection.client_list()),
+        lambda: any(c["cmd"] == "xread" and "b" in c["flags"] for c in connection.client_list()),
         FINISH_SECONDS,
         "the long poll to block on the queue",
     )

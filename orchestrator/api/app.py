@@ -128,13 +128,15 @@ async def _serve(endpoint: Endpoint, request: Request) -> dict[str, Any]:
             f" (served: {', '.join(sorted(service.actions))})",
         )
     parsed = service.check_input(action, _json_body(body))
-    if inspect.iscoroutinefunction(service.actions[action]):
-        # A long poll (GetActivityTask, StartSyncExecution) waits in the event loop, not a thread.
-        return await _unless_disconnected(request, service.actions[action](service.context, parsed))
+    handler = service.actions[action]
+    arguments: tuple[Any, ...] = (service.context, parsed)
     if service.with_host:
-        host = request.headers.get("host") or "localhost"
-        return await run_in_threadpool(service.actions[action], service.context, parsed, host)
-    return await run_in_threadpool(service.actions[action], service.context, parsed)
+        arguments += (request.headers.get("host") or "localhost",)
+    if inspect.iscoroutinefunction(handler):
+        # A long poll (GetActivityTask, StartSyncExecution, ReceiveMessage) waits in the event
+        # loop, not a thread: the threads are few, and idle consumers would hold every one.
+        return await _unless_disconnected(request, handler(*arguments))
+    return await run_in_threadpool(handler, *arguments)
 
 
 class ClientGone(Exception):

@@ -23,7 +23,7 @@ from orchestrator.metrics.endpoint import install as install_metrics
 from orchestrator.runtime.catalog import Catalog
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.queues import Queues
-from orchestrator.runtime.receiving import Receiver
+from orchestrator.runtime.receiving import Arrivals, Receiver
 from orchestrator.settings import Settings
 
 CONNECT_TIMEOUT_SECONDS = 5.0
@@ -50,6 +50,7 @@ def build_app(settings: Settings, api: ApiSettings, credentials: dict[str, str] 
     sqs = Sqs(
         queues=Queues(connection, settings),
         receiver=Receiver(connection, settings),
+        arrivals=Arrivals(settings),
         settings=settings,
         region=api.region,
         account=api.account_id,

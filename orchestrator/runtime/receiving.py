@@ -12,6 +12,11 @@ visibility lives in the entry's idle time alone, so every step touches the queue
 
 Between a receive and the idle time it sets, the message is invisible for the whole horizon:
 should serve die right there, the message comes back in 12 hours, never early.
+
+Receiving never waits: a long poll takes what is there (``Receiver.take``, in a thread) and,
+finding nothing, waits for a message on an asynchronous connection (``Arrivals``), then takes
+again. The wait claims nothing, so a poll whose caller hung up leaves every message behind,
+and a waiting poll holds no thread of the server's.
 """
 
 from __future__ import annotations
@@ -22,8 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+import redis.asyncio as aioredis
 
 from orchestrator.protocol.decoding import lossless_text
+from orchestrator.runtime.blocking_reads import BLOCK_SLICE_SECONDS, blocking_reader
 from orchestrator.runtime.keys import BODY_FIELD, GROUP, Keys
 from orchestrator.runtime.queues import ATTRIBUTES_FIELD, TEXT_FIELD
 from orchestrator.runtime.sources import MESSAGE_ID_FIELD, delivery_counts, ensure_group, entries_of, text
@@ -32,7 +39,8 @@ from orchestrator.settings import Settings
 CONSUMER = "sqs-api"
 HORIZON_SECONDS = 43_200
 WAIT_SLICE_SECONDS = 1.0
-"""A long poll blocks this long at a time: messages turning visible again wake no XREADGROUP."""
+"""While messages are in flight, a long poll takes again this often: one turning visible wakes no read."""
+WAITER_CLIENT_NAME = "redstep-sqs-wait"
 
 
 @dataclass(frozen=True)
@@ -76,30 +84,22 @@ class Receiver:
         self.redis = redis_client
         self.keys = Keys(settings.prefix)
 
-    def receive(
-        self, queue: str, count: int, visibility: int, wait: float, retention: int, redrive: Redrive | None
-    ) -> list[Received]:
-        """Up to ``count`` visible messages, hidden for ``visibility`` seconds; waits up to ``wait``
-        seconds for one. Messages older than ``retention`` seconds are dropped first, and those
-        received more than the redrive's limit move to its dead-letter queue."""
+    def prepare(self, queue: str, retention: int) -> None:
+        """Make the queue's group if it is missing and drop messages older than ``retention`` seconds."""
         stream = self.keys.queue(queue)
         ensure_group(self.redis, stream)
         self.redis.xtrim(stream, minid=f"{int((time.time() - retention) * 1000)}-0", approximate=False)
-        deadline = time.monotonic() + wait
-        while True:
-            received = self._visible_again(queue, count, redrive)
-            if len(received) < count:
-                block = None
-                remaining = deadline - time.monotonic()
-                if not received and remaining > 0:
-                    block = max(1, int(min(remaining, WAIT_SLICE_SECONDS) * 1000))
-                reply = self.redis.xreadgroup(
-                    GROUP, CONSUMER, {stream: ">"}, count=count - len(received), block=block
-                )
-                received += [_received(raw_id, fields, 1) for raw_id, fields in entries_of(reply)]
-            if received or time.monotonic() >= deadline:
-                self._hide(stream, [message.entry_id for message in received], visibility)
-                return received
+
+    def take(self, queue: str, count: int, visibility: int, redrive: Redrive | None) -> list[Received]:
+        """Up to ``count`` visible messages, hidden for ``visibility`` seconds, without waiting;
+        those received more than the redrive's limit move to its dead-letter queue instead."""
+        stream = self.keys.queue(queue)
+        received = self._visible_again(queue, count, redrive)
+        if len(received) < count:
+            reply = self.redis.xreadgroup(GROUP, CONSUMER, {stream: ">"}, count=count - len(received))
+            received += [_received(raw_id, fields, 1) for raw_id, fields in entries_of(reply)]
+        self._hide(stream, [message.entry_id for message in received], visibility)
+        return received
 
     def delete(self, queue: str, entry_id: str) -> None:
         stream = self.keys.queue(queue)
@@ -153,6 +153,55 @@ class Receiver:
             pipe.xack(stream, GROUP, raw_id)
             pipe.xdel(stream, raw_id)
         pipe.execute()
+
+
+class Arrivals:
+    """Waits for messages sent to a queue, on a connection of its own that blocks without a thread.
+
+    Args:
+        settings: the Redis URL and the key prefix.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.prefix)
+        self._redis: aioredis.Redis | None = None
+
+    def connection(self) -> aioredis.Redis:
+        # Made on first use, inside the server's event loop, which its connections belong to.
+        if self._redis is None:
+            self._redis = blocking_reader(self.settings, client_name=WAITER_CLIENT_NAME)
+        return self._redis
+
+    async def wait(self, queue: str, seconds: float) -> bool:
+        """Wait up to ``seconds`` for a message of ``queue`` that no receive got yet; whether one came.
+
+        A message sent after the last take and before this wait began counts: the read starts
+        after the last message the group delivered, not at the stream's end. It is a plain
+        XREAD, so it delivers nothing; another receiver may take the message first.
+
+        A received message turning visible again wakes no read, so while any is in flight the
+        wait ends after ``WAIT_SLICE_SECONDS`` for the caller to look again; with none in
+        flight only a new message can come, and it waits up to ``BLOCK_SLICE_SECONDS``.
+        """
+        stream = self.keys.queue(queue)
+        connection = self.connection()
+        after, in_flight = await _group_state(connection, stream)
+        seconds = min(seconds, WAIT_SLICE_SECONDS if in_flight else BLOCK_SLICE_SECONDS)
+        reply = await connection.xread({stream: after}, count=1, block=max(1, int(seconds * 1000)))
+        return bool(reply)
+
+
+async def _group_state(connection: aioredis.Redis, stream: str) -> tuple[str, int]:
+    """The id of the last message the group delivered, and how many delivered ones are in flight."""
+    try:
+        groups = await connection.xinfo_groups(stream)
+    except redis.ResponseError:
+        return "0-0", 0  # the stream is gone (the queue was deleted): any message is a new one
+    for group in groups:
+        if text(group["name"]) == GROUP:
+            return text(group["last-delivered-id"]), int(group["pending"])
+    return "0-0", 0
 
 
 def _received(raw_id: Any, fields: dict[Any, Any], receive_count: int) -> Received:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from orchestrator.api.sqs import messages, queues, receiving
 from orchestrator.api.sqs.context import Sqs
 
-Action = Callable[[Sqs, dict[str, Any], str], dict[str, Any]]
+# ReceiveMessage is a coroutine (its long poll waits in the event loop); the rest run in threads.
+Action = Callable[[Sqs, dict[str, Any], str], dict[str, Any] | Awaitable[dict[str, Any]]]
 
 ACTIONS: dict[str, Action] = {
     "GetQueueUrl": queues.get_queue_url,

@@ -10,7 +10,7 @@ from orchestrator.api.errors import ApiError
 from orchestrator.api.pagination import PageTokens
 from orchestrator.api.shapes import ServiceShapes
 from orchestrator.runtime.queues import Queues
-from orchestrator.runtime.receiving import Receiver
+from orchestrator.runtime.receiving import Arrivals, Receiver
 from orchestrator.settings import Settings
 
 QUEUE_NAME = re.compile(r"[A-Za-z0-9_-]{1,80}")
@@ -32,10 +32,14 @@ def invalid_parameter(message: str) -> ApiError:
 
 @dataclass(frozen=True)
 class Sqs:
-    """The runtime's queues and the endpoint's configuration, handed to every handler."""
+    """The runtime's queues and the endpoint's configuration, handed to every handler.
+
+    ``arrivals`` is what ReceiveMessage's long polls wait on, in the event loop.
+    """
 
     queues: Queues
     receiver: Receiver
+    arrivals: Arrivals
     settings: Settings
     region: str
     account: str

@@ -1,6 +1,9 @@
 """ReceiveMessage, DeleteMessage and ChangeMessageVisibility (and their batches), on queues no
 event-source mapping pulls.
 
+ReceiveMessage's long poll (``WaitTimeSeconds``, or the queue's ``ReceiveMessageWaitTimeSeconds``)
+waits in the event loop between short takes in a thread, and is dropped once its caller hangs up.
+
 A receipt handle names the queue, the entry and the receive it came from; it is opaque to the
 client, and one that does not decode, or names another queue, is refused.
 """
@@ -10,8 +13,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+
+import redis
+from starlette.concurrency import run_in_threadpool
 
 from orchestrator.api.errors import ApiError
 from orchestrator.api.sqs import attributes
@@ -25,7 +33,44 @@ MAX_WAIT_SECONDS = 20
 SYSTEM_ATTRIBUTES = ("SenderId", "SentTimestamp", "ApproximateReceiveCount")
 
 
-def receive_message(sqs: Sqs, request: dict[str, Any], host: str) -> dict[str, Any]:
+async def receive_message(sqs: Sqs, request: dict[str, Any], host: str) -> dict[str, Any]:
+    asked, received = await run_in_threadpool(_first_take, sqs, request)
+    # Measured from the first take, as the wait was before: the checks and the trim are not waiting.
+    deadline = time.monotonic() + asked.wait
+    while not received and (remaining := deadline - time.monotonic()) > 0:
+        # The wait holds no thread; each take is short, so idle long polls leave the threads to
+        # every other call.
+        await sqs.arrivals.wait(asked.queue, remaining)
+        received = await run_in_threadpool(_take, sqs, asked)
+    system = set(request.get("MessageSystemAttributeNames") or []) | set(request.get("AttributeNames") or [])
+    names = request.get("MessageAttributeNames") or []
+    messages = [_message(sqs, asked.queue, message, system, names) for message in received]
+    return {"Messages": messages} if messages else {}
+
+
+@dataclass(frozen=True)
+class _Asked:
+    """What a ReceiveMessage asks for, the queue's settings filling in what it leaves out."""
+
+    queue: str
+    count: int
+    visibility: int
+    wait: int
+    redrive: Redrive | None
+
+
+def _take(sqs: Sqs, asked: _Asked) -> list[Received]:
+    try:
+        return sqs.receiver.take(asked.queue, asked.count, asked.visibility, asked.redrive)
+    except redis.ResponseError as error:
+        # DeleteQueue during the poll took the queue's group with it: say so, as at the start.
+        if "NOGROUP" in str(error):
+            sqs.existing(asked.queue)
+        raise
+
+
+def _first_take(sqs: Sqs, request: dict[str, Any]) -> tuple[_Asked, list[Received]]:
+    """The request checked against the queue, and what is there at once (one trip to a thread)."""
     name = _receivable(sqs, request["QueueUrl"])
     settings = attributes.current(sqs, name)
     count = _within(request, "MaxNumberOfMessages", 1, MAX_MESSAGES, 1)
@@ -37,13 +82,9 @@ def receive_message(sqs: Sqs, request: dict[str, Any], host: str) -> dict[str, A
     if "RedrivePolicy" in settings:
         policy = json.loads(settings["RedrivePolicy"])
         redrive = Redrive(policy["deadLetterTargetArn"].rsplit(":", 1)[1], int(policy["maxReceiveCount"]))
-    received = sqs.receiver.receive(
-        name, count, visibility, wait, int(settings["MessageRetentionPeriod"]), redrive
-    )
-    system = set(request.get("MessageSystemAttributeNames") or []) | set(request.get("AttributeNames") or [])
-    names = request.get("MessageAttributeNames") or []
-    messages = [_message(sqs, name, message, system, names) for message in received]
-    return {"Messages": messages} if messages else {}
+    sqs.receiver.prepare(name, int(settings["MessageRetentionPeriod"]))
+    asked = _Asked(name, count, visibility, wait, redrive)
+    return asked, sqs.receiver.take(name, count, visibility, redrive)
 
 
 def delete_message(sqs: Sqs, request: dict[str, Any], host: str) -> dict[str, Any]:
