@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import redis.asyncio as aioredis
 
+from orchestrator.runtime.keys import Keys
 from orchestrator.settings import Settings
 
 BLOCK_SLICE_SECONDS = 5.0
@@ -27,3 +28,24 @@ def blocking_reader(settings: Settings, client_name: str | None = None) -> aiore
         health_check_interval=30,
         client_name=client_name,
     )
+
+
+class BlockingWaits:
+    """Long waits on one :func:`blocking_reader`, made on first use, in the event loop that uses it.
+
+    Args:
+        settings: the Redis URL and the key prefix.
+    """
+
+    client_name: str | None = None  # how the connection names itself in CLIENT LIST
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.keys = Keys(settings.prefix)
+        self._redis: aioredis.Redis | None = None
+
+    def connection(self) -> aioredis.Redis:
+        # Made on first use, inside the server's event loop, which its connections belong to.
+        if self._redis is None:
+            self._redis = blocking_reader(self.settings, client_name=self.client_name)
+        return self._redis

@@ -30,7 +30,7 @@ import redis
 import redis.asyncio as aioredis
 
 from orchestrator.protocol.decoding import lossless_text
-from orchestrator.runtime.blocking_reads import BLOCK_SLICE_SECONDS, blocking_reader
+from orchestrator.runtime.blocking_reads import BLOCK_SLICE_SECONDS, BlockingWaits
 from orchestrator.runtime.keys import BODY_FIELD, GROUP, Keys
 from orchestrator.runtime.queues import ATTRIBUTES_FIELD, TEXT_FIELD
 from orchestrator.runtime.sources import MESSAGE_ID_FIELD, delivery_counts, ensure_group, entries_of, text
@@ -155,23 +155,14 @@ class Receiver:
         pipe.execute()
 
 
-class Arrivals:
+class Arrivals(BlockingWaits):
     """Waits for messages sent to a queue, on a connection of its own that blocks without a thread.
 
     Args:
         settings: the Redis URL and the key prefix.
     """
 
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.keys = Keys(settings.prefix)
-        self._redis: aioredis.Redis | None = None
-
-    def connection(self) -> aioredis.Redis:
-        # Made on first use, inside the server's event loop, which its connections belong to.
-        if self._redis is None:
-            self._redis = blocking_reader(self.settings, client_name=WAITER_CLIENT_NAME)
-        return self._redis
+    client_name = WAITER_CLIENT_NAME
 
     async def wait(self, queue: str, seconds: float) -> bool:
         """Wait up to ``seconds`` for a message of ``queue`` that no receive got yet; whether one came.

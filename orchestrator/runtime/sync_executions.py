@@ -13,30 +13,15 @@ from __future__ import annotations
 
 import time
 
-import redis.asyncio as aioredis
-
-from orchestrator.runtime.blocking_reads import BLOCK_SLICE_SECONDS, blocking_reader
-from orchestrator.runtime.keys import Keys
-from orchestrator.settings import Settings
+from orchestrator.runtime.blocking_reads import BLOCK_SLICE_SECONDS, BlockingWaits
 
 
-class EndWaiter:
+class EndWaiter(BlockingWaits):
     """Waits for executions started with ``notify_end`` to end.
 
     Args:
         settings: the Redis URL and the key prefix.
     """
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.keys = Keys(settings.prefix)
-        self._redis: aioredis.Redis | None = None
-
-    def connection(self) -> aioredis.Redis:
-        # Made on first use, inside the server's event loop, which its connections belong to.
-        if self._redis is None:
-            self._redis = blocking_reader(self.settings)
-        return self._redis
 
     async def ended(self, name: str, timeout: float) -> bool:
         """Whether execution ``name`` ended within ``timeout`` seconds (its announcement is consumed)."""
