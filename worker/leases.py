@@ -45,7 +45,7 @@ from redis.typing import EncodableT
 
 from orchestrator.protocol.keys import EVENT_FIELD, SharedKeys
 from orchestrator.protocol.leases import lease_record
-from orchestrator.protocol.reconnect import retry_through_outage
+from orchestrator.protocol.reconnect import retried_through_outage
 from orchestrator.protocol.scripts import lua_script
 from worker.bookkeeping import NO_COMMANDS
 
@@ -188,16 +188,12 @@ class WorkerLeases:
                 then starts over and gives back what this worker claimed.
         """
         keys = [self.claimed_key, self.keys.leases]
-        attempts = 0
 
         def start() -> int:
-            nonlocal attempts
-            attempts += 1
             arguments = [job_id, repr(self.lease_seconds), *recorded, *members]
             return int(self._start(keys=keys, args=arguments))
 
-        claimed = retry_through_outage(start, START_ATTEMPTS, f"starting job {job_id}")
-        return claimed, attempts > 1
+        return retried_through_outage(start, START_ATTEMPTS, f"starting job {job_id}")
 
     def release(self, job_id: str) -> None:
         """Stop renewing the job's leases (its reports removed them)."""

@@ -21,7 +21,7 @@ from redis.typing import EncodableT
 from orchestrator.protocol.decoding import lossless_text
 from orchestrator.protocol.jobs import JOB_TIMEOUT_SECONDS, TASK_ENTRY_POINT
 from orchestrator.protocol.keys import SharedKeys
-from orchestrator.protocol.reconnect import retry_through_outage
+from orchestrator.protocol.reconnect import retried_through_outage
 from orchestrator.protocol.scripts import lua_script
 from worker.leases import START_ATTEMPTS
 
@@ -79,19 +79,16 @@ class JobTaker:
             EXPECTED_TIMEOUT,
             *recorded,
         ]
-        attempts = 0
 
         def take() -> list[object]:
-            nonlocal attempts
-            attempts += 1
             return list(self._take(keys=keys, args=arguments))
 
-        reply = retry_through_outage(take, START_ATTEMPTS, f"taking job {job_id}")
+        reply, retried = retried_through_outage(take, START_ATTEMPTS, f"taking job {job_id}")
         kind, flat, started = lossless_text(reply[0]), reply[1], int(reply[2])
         fields = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
         if not started:
-            return Taken(kind, fields, None, False, attempts > 1)
-        return Taken(kind, fields, list(reply[4:]), bool(reply[3]), attempts > 1)
+            return Taken(kind, fields, None, False, retried)
+        return Taken(kind, fields, list(reply[4:]), bool(reply[3]), retried)
 
     def put_back(self, job_id: str, leases: list[bytes]) -> None:
         """Undo a start the strict decoding refused: the job claimed again, its leases gone, atomically."""

@@ -106,10 +106,18 @@ def retry_through_outage(action: Callable[[], T], attempts: int, what: str) -> T
     Raises:
         redis.ConnectionError, redis.TimeoutError: the last attempt's, when Redis stays away.
     """
+    return retried_through_outage(action, attempts, what)[0]
+
+
+def retried_through_outage(action: Callable[[], T], attempts: int, what: str) -> tuple[T, bool]:
+    """As :func:`retry_through_outage`, and whether ``action`` had to be tried more than once.
+
+    A repeated call may be answering for one whose reply was lost, which callers tell apart.
+    """
     backoff = Backoff(0.05, 2.0)
     while True:
         try:
-            return action()
+            return action(), backoff.attempts > 0
         except OUTAGE_ERRORS:
             if backoff.attempts + 1 >= attempts:
                 raise
