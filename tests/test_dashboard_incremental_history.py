@@ -244,6 +244,16 @@ def test_the_kept_readings_hold_at_most_their_budget_of_events() -> None:
     assert readings.take("e4") is not None and readings.take("e0") is None
 
 
+def test_the_kept_readings_were_read_from_at_most_their_budget_of_events() -> None:
+    readings = HistoryReadings(size=10, max_read=25_000)
+    for index in range(3):
+        reading = HistoryReading(redrive_count=0)
+        reading.count = 10_000  # a long history's course, though it keeps few events
+        readings.keep(f"e{index}", reading)
+    assert len(readings) == 2
+    assert readings.take("e0") is None
+
+
 def test_a_long_reading_keeps_only_the_events_its_page_shows(client: CountingClient) -> None:
     _running(client, "long", 1300)
     pages = _pages(client)

@@ -31,6 +31,9 @@ KEPT_READINGS = 32
 KEPT_EVENTS = 60_000
 """Events all kept readings hold together at most (each holds at most ``MAX_HISTORY_EVENTS``
 plus ``HISTORY_ENDS``), so big events on many open pages cannot grow the server unbounded."""
+KEPT_READ_EVENTS = 250_000
+"""Events all kept readings' courses were read from, at most: a course keeps what each event
+read may still need (~250 bytes an event for a long loop), so ~60 MB in all."""
 
 
 class HistoryReading:
@@ -98,8 +101,10 @@ class HistoryReadings:
     execution at once never feed the same reading (the second one reads afresh).
     """
 
-    def __init__(self, size: int = KEPT_READINGS, max_events: int = KEPT_EVENTS) -> None:
-        self.size, self.max_events = size, max_events
+    def __init__(
+        self, size: int = KEPT_READINGS, max_events: int = KEPT_EVENTS, max_read: int = KEPT_READ_EVENTS
+    ) -> None:
+        self.size, self.max_events, self.max_read = size, max_events, max_read
         self._readings: OrderedDict[str, HistoryReading] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -115,9 +120,12 @@ class HistoryReadings:
             self._readings[name] = reading
             self._readings.move_to_end(name)
             kept = sum(each.kept_events for each in self._readings.values())
-            while len(self._readings) > self.size or (kept > self.max_events and len(self._readings) > 1):
+            read = sum(each.count for each in self._readings.values())
+            while len(self._readings) > 1 and (
+                len(self._readings) > self.size or kept > self.max_events or read > self.max_read
+            ):
                 _, dropped = self._readings.popitem(last=False)
-                kept -= dropped.kept_events
+                kept, read = kept - dropped.kept_events, read - dropped.count
 
     def forget(self, name: str) -> None:
         with self._lock:

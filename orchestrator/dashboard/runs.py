@@ -21,7 +21,7 @@ _NOT_STATE_FAILURES = {"ExecutionFailed", "ExecutionTimedOut", "MapIterationSucc
 _EXECUTION_ENDS = {"ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"}
 
 
-@dataclass
+@dataclass(slots=True)  # a long execution's page keeps thousands of them
 class StateRun:
     """One state's latest visit (or overlapping visits): status, input, output, error, retries."""
 
@@ -56,7 +56,7 @@ class StateRun:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class Visit:
     """One entering of a state, until it exits, is aborted, or the execution ends."""
 
