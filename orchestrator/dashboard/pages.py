@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections import deque
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from orchestrator.asl.validation import validate
-from orchestrator.dashboard import reads
+from orchestrator.dashboard import history_reads, reads
 from orchestrator.dashboard.access import (
     BASE,
     MAX_LOGIN_BYTES,
@@ -27,8 +25,8 @@ from orchestrator.dashboard.access import (
     set_login_cookie,
 )
 from orchestrator.dashboard.auth import LOGIN_COOKIE, Session
+from orchestrator.dashboard.history_reads import HistoryReadings, read_history
 from orchestrator.dashboard.rendering import Renderer, graph_or_problem, pretty, see, shown_values
-from orchestrator.dashboard.runs import read_course
 from orchestrator.runtime.catalog import Catalog
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.dead_letters import DeadLetters
@@ -37,13 +35,10 @@ from orchestrator.runtime.keys import FINISHED_STATUSES, STATUSES
 log = logging.getLogger("redstep.dashboard")
 MAX_DEFINITION_CHARACTERS = 1024 * 1024
 """AWS's limit for a definition; a longer paste is refused, still shown."""
-MAX_HISTORY_EVENTS = 5000
-"""An execution page shows a history this long whole; a longer one, its first and latest events."""
-HISTORY_ENDS = 1000
-"""How many of the first and of the latest events an execution page shows of a longer history."""
+MAX_HISTORY_EVENTS = history_reads.MAX_HISTORY_EVENTS
+HISTORY_ENDS = history_reads.HISTORY_ENDS
 HISTORY_PAGE = 1000
 """Events a page of the history (``/executions/<name>/history``) shows."""
-HISTORY_CHUNK = 2000
 REDRIVABLE = frozenset(FINISHED_STATUSES) - {"SUCCEEDED"}
 
 
@@ -57,6 +52,7 @@ class Pages:
         self.renderer = renderer
         self.render, self.not_found = renderer.render, renderer.not_found
         self.sessions = renderer.sessions
+        self.readings = HistoryReadings()
 
     async def overview(self, request: Request, session: Session) -> Response:
         numbers = await run_in_threadpool(reads.overview, self.client)
@@ -103,23 +99,28 @@ class Pages:
     def _execution_view(self, name: str) -> dict[str, Any] | None:
         described = self.client.describe(name)
         if described is None:
+            self.readings.forget(name)
             return None
-        # The graph reads the whole history (at most ~25,000 events: the runner's limit), one
-        # chunk at a time; the table keeps only its first and latest events.
-        ends = _HistoryEnds(self.client.history_length(name))
-        course = read_course(ends.read(self.client, name), described["status"])
+        # The graph is read from the whole history (at most ~25,000 events: the runner's
+        # limit); a running execution's page, asked for again and again, reads only the
+        # events added since its last view (history_reads says when it reads afresh).
+        reading, length = read_history(self.readings, self.client, name, described)
+        first, latest, hidden = reading.ends(length)
+        course = reading.course.course(described["status"])
         definition = self._definition(described["stateMachine"], described.get("stateMachineVersion"))
         graph, graph_problem = graph_or_problem(
             definition, course.statuses(), course.taken, f"Graph of execution {name}"
         )
-        started = ends.first[0]["timestamp"] if ends.first else described.get("startDate")
+        started = first[0]["timestamp"] if first else described.get("startDate")
         runs = {state: shown_values(run.to_dict()) for state, run in course.runs.items()}
+        if described["status"] == "RUNNING":
+            self.readings.keep(name, reading)
         return {
             "execution": described,
             "shown": shown_values({key: described.get(key) for key in ("input", "output", "error", "cause")}),
-            "history": ends.first if ends.hidden else ends.first + list(ends.latest),
-            "latest": list(ends.latest) if ends.hidden else [],
-            "history_length": ends.read_count,
+            "history": first if hidden else first + latest,
+            "latest": latest if hidden else [],
+            "history_length": reading.count,
             "started": started,
             "graph": graph,
             "graph_problem": graph_problem,
@@ -284,37 +285,6 @@ class Pages:
         )
         set_login_cookie(response, request, cookie)
         return response
-
-
-class _HistoryEnds:
-    """Reads a history from start to end, keeping its first events and its latest ones.
-
-    A history of at most ``MAX_HISTORY_EVENTS`` (as long as it was when the page was asked
-    for) is kept whole, in ``first``; of a longer one, the first and the latest
-    ``HISTORY_ENDS``. Events a running execution adds meanwhile are read too.
-    """
-
-    def __init__(self, length: int) -> None:
-        self.keep_first = length if length <= MAX_HISTORY_EVENTS else HISTORY_ENDS
-        self.first: list[dict[str, Any]] = []
-        self.latest: deque[dict[str, Any]] = deque(maxlen=HISTORY_ENDS)
-        self.read_count = 0
-
-    def read(self, client: Client, name: str) -> Iterator[dict[str, Any]]:
-        while True:
-            chunk = client.history_range(name, self.read_count, self.read_count + HISTORY_CHUNK - 1)
-            for event in chunk:
-                (self.first if self.read_count < self.keep_first else self.latest).append(event)
-                self.read_count += 1
-                yield event
-            if len(chunk) < HISTORY_CHUNK:
-                return
-
-    @property
-    def hidden(self) -> int:
-        """How many events lie between the first and the latest kept (none: a history that grew
-        past ``MAX_HISTORY_EVENTS`` only while it was read is kept whole)."""
-        return self.read_count - len(self.first) - len(self.latest)
 
 
 def _text(value: Any) -> str | None:

@@ -21,7 +21,7 @@ _NOT_STATE_FAILURES = {"ExecutionFailed", "ExecutionTimedOut", "MapIterationSucc
 _EXECUTION_ENDS = {"ExecutionFailed", "ExecutionTimedOut", "ExecutionAborted"}
 
 
-@dataclass
+@dataclass(slots=True)  # a long execution's page keeps thousands of them
 class StateRun:
     """One state's latest visit (or overlapping visits): status, input, output, error, retries."""
 
@@ -56,7 +56,7 @@ class StateRun:
         }
 
 
-@dataclass
+@dataclass(slots=True)
 class Visit:
     """One entering of a state, until it exits, is aborted, or the execution ends."""
 
@@ -94,29 +94,56 @@ class Course:
 
 def read_course(history: Iterable[dict[str, Any]], execution_status: str) -> Course:
     """Each state's latest visit and the edges taken, from ``history`` in order."""
-    owner: dict[Any, Visit] = {}  # event id -> the visit it belongs to
-    exits: set[Any] = set()
-    runs: dict[str, StateRun] = {}
-    visits: list[Visit] = []
-    taken: set[tuple[str, str]] = set()
-    for event in history:
-        kind, previous = str(event.get("type", "")), owner.get(event.get("previousEventId"))
+    reader = CourseReader()
+    reader.feed(history)
+    return reader.course(execution_status)
+
+
+class CourseReader:
+    """``read_course`` in steps: events fed in order, a course asked for after any of them.
+
+    What it keeps is what the next events need (the visit each event id belongs to, the
+    exits, the visits that may still be open), so a running execution's page can go on
+    from the events it read last time instead of reading its history again.
+    """
+
+    def __init__(self) -> None:
+        self.owner: dict[Any, Visit] = {}  # event id -> the visit it belongs to
+        self.exits: set[Any] = set()
+        self.runs: dict[str, StateRun] = {}
+        self.open_visits: list[Visit] = []
+        self.taken: set[tuple[str, str]] = set()
+
+    def feed(self, history: Iterable[dict[str, Any]]) -> None:
+        for event in history:
+            self._read(event)
+        # A closed visit never changes again; keeping only open ones bounds what a long
+        # execution's reader holds.
+        self.open_visits = [visit for visit in self.open_visits if visit.outcome is None]
+
+    def _read(self, event: dict[str, Any]) -> None:
+        kind, previous = str(event.get("type", "")), self.owner.get(event.get("previousEventId"))
         if kind in _EXECUTION_ENDS:
-            for visit in visits:
+            for visit in self.open_visits:
                 visit.close("failed")
         elif kind.endswith("StateEntered") and "name" in event:
-            visit = _enter(runs, event, previous, event.get("previousEventId") in exits, taken)
-            visits.append(visit)
-            owner[event.get("id")] = visit
+            after_exit = event.get("previousEventId") in self.exits
+            visit = _enter(self.runs, event, previous, after_exit, self.taken)
+            self.open_visits.append(visit)
+            self.owner[event.get("id")] = visit
         elif previous is not None:
-            owner[event.get("id")] = previous
+            self.owner[event.get("id")] = previous
             _apply(previous, kind, event)
             if kind.endswith("StateExited"):
-                exits.add(event.get("id"))
-    if execution_status != "RUNNING":
-        for visit in visits:
-            visit.close("failed")
-    return Course(runs, taken)
+                self.exits.add(event.get("id"))
+
+    def course(self, execution_status: str) -> Course:
+        """The course so far. For an execution no longer running it closes every open visit as
+        failed, so no event may be fed after that."""
+        if execution_status != "RUNNING":
+            for visit in self.open_visits:
+                visit.close("failed")
+        return Course(self.runs, self.taken)
 
 
 def _enter(
