@@ -7,7 +7,10 @@ Then the dashboard's own app (``redstep serve``'s, open as with --no-auth, in-pr
 starlette's TestClient, so the figure includes rendering the page) is asked for pages of
 /ui/executions, each several times; the median and the worst are printed per kind of page.
 Then the overview (every machine's executions counted by status), and the page of one
-execution whose history is ~25,000 events long (the runner's limit) and a page of its history.
+execution whose history is ~25,000 events long (the runner's limit) and a page of its history;
+last, the live part of such an execution's page while it runs (it waits a day at the end of its
+loop), as its open page refreshes it: the first refresh reads the whole history, the next ones
+only what was added since.
 
     python bench/dashboard.py [N]      # default 100000
 """
@@ -44,6 +47,14 @@ LONG_LOOP = {  # four history events a round, run at once by the start: a histor
             "Default": "Done",
         },
         "Done": {"Type": "Succeed"},
+    },
+}
+LONG_HOLD = {  # the same loop, ending in a day's Wait: a RUNNING execution with ~25,000 events
+    "StartAt": "Count",
+    "States": {
+        "Count": LONG_LOOP["States"]["Count"],
+        "Again": {**LONG_LOOP["States"]["Again"], "Default": "Hold"},
+        "Hold": {"Type": "Wait", "Seconds": 86400, "End": True},
     },
 }
 ROUNDS = 15
@@ -125,6 +136,13 @@ def main(count: int) -> None:
         measure(
             browser, "a page of that history", "/ui/executions/long-history/history?from=12001", event_row
         )
+        client.register_machine("LongHold", LONG_HOLD)
+        client.start_execution("LongHold", {"n": 0}, name="long-running")
+        live = "/ui/executions/long-running?part=live"
+        first, _ = timed(browser, live)
+        print(f"live refresh of a RUNNING execution of {client.history_length('long-running'):,} events:")
+        print(f"{'  first (reads the whole history)':<52}      {first * 1000:7.1f} ms")
+        measure(browser, "  the next ones (read only what was added)", live, event_row)
         connection.close()
 
 
