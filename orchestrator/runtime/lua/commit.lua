@@ -6,8 +6,8 @@
 --          (one JSON argument, because the client packs each argument slowly). An argument is
 --          a string, or the number n standing for ARGV[n]:
 -- ARGV[3..]: the long arguments (execution blobs, history events, job data, messages). Inside
---          ARGV[2] each quote of their JSON would be escaped, and decoding that cost the script
---          as much as all its writes.
+--          ARGV[2] each quote of their JSON would be escaped, and decoding that took 1.9 of the
+--          ~5 ms of a commit of a hundred starts.
 --
 --   checks (all run first; if any fails nothing is written):
 --     version  <k> <expected>            HGET KEYS[k] version equals expected ("0" = no such execution)
