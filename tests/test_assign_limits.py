@@ -19,17 +19,15 @@ JSON, as for the 256 KiB payload limit (tests/test_documented_data_limits.py).
 from __future__ import annotations
 
 import json
-import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from orchestrator.asl.definition import StateMachine
-from orchestrator.local import LocalResult, LocalRunner
 from orchestrator.runtime.server import RedisServer
-from tests.conformance.stack import Stack, running_stack, stack_settings
+from tests.conformance.stack import Stack, run_to_end, running_stack, stack_settings
+from tests.local_runs import outcome, run, types
 
 THIS_FILE = Path(__file__).resolve()
 ERROR = "States.DataLimitExceeded"
@@ -46,25 +44,6 @@ def variable_cause(name: str, state: str) -> str:
         f"The variable '{name}' assigned by the state '{state}' has a size exceeding the maximum "
         "number of bytes service limit (262144)."
     )
-
-
-def run(
-    states: dict[str, Any],
-    input: Any,
-    functions: dict[str, Callable[..., Any]] | None = None,
-    *,
-    start: str = "S",
-) -> LocalResult:
-    definition = {"StartAt": start, "States": states}
-    return LocalRunner(StateMachine.parse(definition, "AssignLimits"), functions or {}).run(input, start=0.0)
-
-
-def outcome(result: LocalResult) -> tuple[str, str | None, str | None]:
-    return result.status, result.error, result.cause
-
-
-def types(result: LocalResult) -> list[str]:
-    return [event["type"] for event in result.history]
 
 
 def sized(json_bytes: int) -> dict[str, Any]:
@@ -331,14 +310,7 @@ def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -
 @pytest.mark.stack
 def test_a_variable_over_the_limit_fails_on_the_stack_as_in_the_local_runner(stack: Stack) -> None:
     """Workflow-variables page: one variable over 256 KiB, on a real orchestrator."""
-    machine = f"assignlimits-{uuid.uuid4().hex[:6]}"
-    stack.client.register_machine(machine, OVER_ON_THE_STACK)
-    name = stack.client.start_execution(machine, sized(LIMIT + 1))
-    try:
-        described = stack.client.wait(name, timeout=120.0)
-    except TimeoutError as exc:
-        pytest.fail(f"{exc}\n{stack.logs_tail()}")
-    history = [event["type"] for event in stack.client.history(name)]
+    described, history = run_to_end(stack, OVER_ON_THE_STACK, sized(LIMIT + 1), "assignlimits")
 
     assert (described["status"], described["error"], described["cause"]) == (
         "FAILED",

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -35,9 +34,10 @@ import pytest
 
 from orchestrator.asl.definition import StateMachine
 from orchestrator.asl.json_values import NO_BOUND, PAYLOAD_LIMIT_BYTES, payload_bound
-from orchestrator.local import LocalResult, LocalRunner
+from orchestrator.local import LocalRunner
 from orchestrator.runtime.server import RedisServer
-from tests.conformance.stack import Stack, running_stack, stack_settings
+from tests.conformance.stack import Stack, run_to_end, running_stack, stack_settings
+from tests.local_runs import outcome, run, types
 
 THIS_FILE = Path(__file__).resolve()
 ERROR = "States.DataLimitExceeded"
@@ -51,25 +51,6 @@ def cause(source: str) -> str:
         f"The state/task '{source}' returned a result with a size exceeding the maximum number of bytes "
         "service limit."
     )
-
-
-def run(
-    states: dict[str, Any],
-    input: Any,
-    functions: dict[str, Callable[..., Any]] | None = None,
-    *,
-    start: str = "S",
-) -> LocalResult:
-    definition = {"StartAt": start, "States": states}
-    return LocalRunner(StateMachine.parse(definition, "DataLimits"), functions or {}).run(input, start=0.0)
-
-
-def outcome(result: LocalResult) -> tuple[str, str | None, str | None]:
-    return result.status, result.error, result.cause
-
-
-def types(result: LocalResult) -> list[str]:
-    return [event["type"] for event in result.history]
 
 
 def half(event: Any, context: Any) -> Any:
@@ -505,14 +486,7 @@ def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -
 def run_on_the_stack(
     stack: Stack, definition: dict[str, Any], input: Any
 ) -> tuple[dict[str, Any], list[str]]:
-    machine = f"datalimits-{uuid.uuid4().hex[:6]}"
-    stack.client.register_machine(machine, definition)
-    name = stack.client.start_execution(machine, input)
-    try:
-        described = stack.client.wait(name, timeout=120.0)
-    except TimeoutError as exc:
-        pytest.fail(f"{exc}\n{stack.logs_tail()}")
-    return described, [event["type"] for event in stack.client.history(name)]
+    return run_to_end(stack, definition, input, "datalimits")
 
 
 @pytest.mark.stack

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import pytest
 import redis
 from rq import Queue, Worker
 
@@ -63,6 +64,24 @@ class Stack:
     def logs_tail(self, characters: int = 3000) -> str:
         """The end of every worker's log, for a failing assertion's message."""
         return "\n".join(f"--- {log.name}\n{log.read_text()[-characters:]}" for log in self.logs)
+
+
+def run_to_end(
+    stack: Stack, definition: dict[str, Any], input: Any, prefix: str
+) -> tuple[dict[str, Any], list[str]]:
+    """Register ``definition`` as a new machine named after ``prefix``, run it on ``input`` on the
+    stack to its end; the execution as DescribeExecution gives it, and its history's event types.
+
+    A run that does not end within two minutes fails the test, with the workers' logs.
+    """
+    machine = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    stack.client.register_machine(machine, definition)
+    name = stack.client.start_execution(machine, input)
+    try:
+        described = stack.client.wait(name, timeout=120.0)
+    except TimeoutError as exc:
+        pytest.fail(f"{exc}\n{stack.logs_tail()}")
+    return described, [event["type"] for event in stack.client.history(name)]
 
 
 @contextmanager
