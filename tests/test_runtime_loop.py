@@ -106,15 +106,20 @@ def test_a_transition_that_loses_a_version_race_is_recomputed(
     event = {"type": "TaskSucceeded", "execution": name, "token": task["token"], "output": 7}
     redis_client.xadd(KEYS.events, {"event": json.dumps(event)})
     orchestrator = Orchestrator(redis_client, settings, "o1")
-    real_commit, calls = orchestrator.store.commit, []
+    real_send, real_commit, calls = orchestrator.store.send, orchestrator.store.commit, []
 
-    def commit_after_a_rival(batch):  # type: ignore[no-untyped-def]
-        if not calls:  # someone else commits this execution between our load and our commit
-            redis_client.hincrby(KEYS.execution(name), "version", 1)
-        calls.append(batch)
-        return real_commit(batch)
+    def after_a_rival(real):  # type: ignore[no-untyped-def]
+        def call(batch):  # type: ignore[no-untyped-def]
+            if not calls:  # someone else commits this execution between our load and our commit
+                redis_client.hincrby(KEYS.execution(name), "version", 1)
+            calls.append(batch)
+            return real(batch)
 
-    orchestrator.store.commit = commit_after_a_rival  # type: ignore[method-assign]
+        return call
+
+    # An iteration sends its commits without waiting (send); a lost race is done again waiting (commit).
+    orchestrator.store.send = after_a_rival(real_send)  # type: ignore[method-assign]
+    orchestrator.store.commit = after_a_rival(real_commit)  # type: ignore[method-assign]
     orchestrator.run_once()
 
     assert len(calls) == 2

@@ -13,9 +13,12 @@ The points of one orchestrator iteration, in order:
 ``after-read-events``
     a batch of events was read from the event stream, before anything is computed.
 ``before-commit``
-    a batch's transitions are computed, before the commit script runs.
+    a batch's transitions are computed, before the commit script is sent.
 ``after-commit``
-    the commit script returned.
+    the commit script's reply was read. An iteration sends a commit and computes its next
+    part before it reads the reply (runtime.overlap), so another part's ``before-commit`` may
+    come between a commit's two points; a process killed there has sent that commit whole,
+    and Redis applies it.
 
 The commit is one Lua script: it checks versions and pending entries, then writes the
 executions and their history, acknowledges the consumed entries, enqueues the next tasks

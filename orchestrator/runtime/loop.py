@@ -3,10 +3,11 @@
 An iteration fires due timers, now and then removes executions past their retention
 (:mod:`orchestrator.runtime.retention`), starts executions for a batch of source-queue messages,
 reads a batch of events (checked by :mod:`orchestrator.runtime.intake`), groups them by
-execution, loads those executions in one round trip, advances each, and commits the whole
-batch with one script call. Nothing is acknowledged before its commit; a batch that loses a
-race (an execution moved on, an event was applied by another orchestrator) is reloaded and
-recomputed.
+execution, loads those executions in one round trip, advances each, and commits each part
+with one script call, computing the next part while Redis applies the one before
+(:mod:`orchestrator.runtime.overlap`). Nothing is acknowledged before its commit; a batch that
+loses a race (an execution moved on, an event was applied by another orchestrator) is
+reloaded and recomputed.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import redis
@@ -39,6 +41,7 @@ from orchestrator.runtime.keys import GROUP, Keys
 from orchestrator.runtime.lone_failures import LoneFailures, blames_shared_keys, halves, is_server_state
 from orchestrator.runtime.machines import MachineCache, register_shipped_machines
 from orchestrator.runtime.optimistic import Attempt, CommitConflict, Lost, commit_optimistically
+from orchestrator.runtime.overlap import Computed, InFlight, turns
 from orchestrator.runtime.retention import Retention
 from orchestrator.runtime.scripts import load_for_pipelines, lua_script
 from orchestrator.runtime.sources import (
@@ -159,10 +162,26 @@ class Orchestrator:
         events += self.intake.abandoned_events()
         if batch:
             self.faults.reach("after-source-batch")
-        started = self.start_executions(batch)
+        in_flight = self.send_starts(batch)
         if events:
             self.faults.reach("after-read-events")
-        return started + self.apply_events(events)
+        consumed = 0
+        try:
+            for part in turns(events):
+                if in_flight is not None and in_flight.names & {event["execution"] for _, event in part}:
+                    consumed += self.finish(in_flight)  # an event for an execution starting now
+                    in_flight = None
+                sent = self.send_transitions(part)
+                if in_flight is not None:
+                    consumed += self.finish(in_flight)
+                in_flight = sent
+            if in_flight is not None:
+                consumed += self.finish(in_flight)
+                in_flight = None
+        finally:
+            if in_flight is not None:
+                in_flight.abandon()
+        return consumed
 
     def upkeep_due(self, block_seconds: float | None) -> bool:
         """Whether this iteration beats and fires timers (in read_all's round trip).
@@ -296,35 +315,90 @@ class Orchestrator:
 
     def _start_batch(self, messages: list[Message]) -> int:
         def attempt(race: Attempt) -> int | Lost:
-            pending = [m for m in messages if not acked_elsewhere(race.conflicts, m.entry_id)]
-            names = list(dict.fromkeys(m.name for m in pending))
-            # A message is nearly always new: assume so, and load only after a conflict says otherwise.
-            loaded = self.store.load(names) if race.retry else dict.fromkeys(names, (None, 0))
-            commit = self.store.new_commit()
-            started: dict[str, Transition] = {}
-            for message in pending:
-                commit.expect_pending(self.source.stream, message.entry_id)
-                commit.ack(self.source.stream, message.entry_id)
-                if loaded[message.name][0] is None and message.name not in started:
-                    commit.expect_version(message.name, 0)
-                    transition = self.start_one(self.settings.state_machine, message.name, message.body)
-                    transitions.record(commit, transition, 0, self.settings)
-                    started[message.name] = transition
-            commit.enqueue_tasks([task for transition in started.values() for task in transition.tasks])
-            conflicts = self.commit(commit)
+            computed = self.compute_starts(messages, race)
+            conflicts = self.commit(computed.commit)
             if conflicts:
                 return Lost(conflicts)
-            if HOPS.on:
-                HOPS.note("committed", executions=list(started))
-            for transition in started.values():
-                self.known.remember(transition.execution, 1)
-            return len(pending)
+            return computed.landed()
 
         try:
             return commit_optimistically(f"the start of {len(messages)} execution(s)", attempt)
         except CommitConflict as gave_up:
             log.warning("%s; their records stay pending", gave_up)
             return 0
+
+    def compute_starts(self, messages: list[Message], race: Attempt) -> Computed:
+        """The commit that starts one execution per new message id and acks every message."""
+        pending = [m for m in messages if not acked_elsewhere(race.conflicts, m.entry_id)]
+        names = list(dict.fromkeys(m.name for m in pending))
+        # A message is nearly always new: assume so, and load only after a conflict says otherwise.
+        loaded = self.store.load(names) if race.retry else dict.fromkeys(names, (None, 0))
+        commit = self.store.new_commit()
+        started: dict[str, Transition] = {}
+        for message in pending:
+            commit.expect_pending(self.source.stream, message.entry_id)
+            commit.ack(self.source.stream, message.entry_id)
+            if loaded[message.name][0] is None and message.name not in started:
+                commit.expect_version(message.name, 0)
+                transition = self.start_one(self.settings.state_machine, message.name, message.body)
+                transitions.record(commit, transition, 0, self.settings)
+                started[message.name] = transition
+        commit.enqueue_tasks([task for transition in started.values() for task in transition.tasks])
+
+        def landed() -> int:
+            if HOPS.on:
+                HOPS.note("committed", executions=list(started))
+            for transition in started.values():
+                self.known.remember(transition.execution, 1)
+            return len(pending)
+
+        return Computed(commit, landed, set(names))
+
+    # -- commits in turns (runtime.overlap) ---------------------------------------------------
+
+    def send_starts(self, messages: list[Message]) -> InFlight | None:
+        """Compute the starts of ``messages`` and send their commit without waiting for it."""
+        if not messages:
+            return None
+        return self._send(partial(self.compute_starts, messages), partial(self.start_executions, messages))
+
+    def send_transitions(self, events: list[Event]) -> InFlight | None:
+        """Compute the transitions ``events`` make and send their commit without waiting for it."""
+        if not events:
+            return None
+        return self._send(partial(self.compute_transitions, events), partial(self.apply_events, events))
+
+    def _send(self, compute: Callable[[Attempt], Computed], again: Callable[[], int]) -> InFlight:
+        try:
+            computed = compute(Attempt())
+        except (redis.ResponseError, ValueError) as exc:
+            if is_missing_group(exc) or is_server_state(exc):
+                raise
+            return InFlight(None, None, again)  # the synchronous way meets it again and splits the batch
+        self.faults.reach("before-commit")
+        try:
+            return InFlight(self.store.send(computed.commit), computed, again)
+        except OUTAGE_ERRORS:
+            return InFlight(None, None, again)  # the synchronous way retries, as redis-py does
+
+    def finish(self, in_flight: InFlight) -> int:
+        """Read a sent commit's outcome; a lost race or an error does the batch again, synchronously."""
+        if in_flight.sent is None or in_flight.computed is None:
+            return in_flight.again()
+        try:
+            conflicts = in_flight.sent.outcome()
+        except OUTAGE_ERRORS:
+            # Landed or not, the synchronous way finds out: its version checks and acks see a
+            # batch that landed as a lost race, reload, and find nothing left to do.
+            return in_flight.again()
+        except (redis.ResponseError, ValueError) as exc:
+            if is_missing_group(exc) or is_server_state(exc):
+                raise
+            return in_flight.again()
+        self.faults.reach("after-commit")
+        if conflicts:
+            return in_flight.again()
+        return in_flight.computed.landed()
 
     def commit(self, commit: Commit) -> list[Conflict]:
         """Apply ``commit`` in one script call: the writes, acks, task jobs and publishes together."""
@@ -396,35 +470,44 @@ class Orchestrator:
 
     def _apply_batch(self, events: list[Event]) -> int:
         def attempt(race: Attempt) -> int | Lost:
-            pending = [(i, e) for i, e in events if not acked_elsewhere(race.conflicts, i)]
-            by_execution = group_by_execution(pending)
-            names = list(by_execution)
-            # After a race, what this orchestrator remembers may be what lost it: load afresh.
-            if race.retry:
-                loaded = self.store.load(names)
-            else:
-                loaded = self.store.load_known(names, self.known, trusted=self.alone)
-            commit = self.store.new_commit()
-            advanced = []
-            for name, batch in by_execution.items():
-                transition = self.advance_one(commit, name, batch, *loaded[name])
-                if transition is not None:
-                    advanced.append((transition, loaded[name][1] + 1))
-            commit.enqueue_tasks([task for transition, _ in advanced for task in transition.tasks])
-            conflicts = self.commit(commit)
+            computed = self.compute_transitions(events, race)
+            conflicts = self.commit(computed.commit)
             if conflicts:
                 return Lost(conflicts)
-            if HOPS.on:
-                HOPS.note("committed", executions=names)
-            for transition, version in advanced:
-                self.known.remember(transition.execution, version)
-            return len(events)
+            return computed.landed()
 
         try:
             return commit_optimistically(f"the transitions of {len(events)} event(s)", attempt)
         except CommitConflict as gave_up:
             log.warning("%s; the events stay pending and will be claimed again", gave_up)
             return len(events)
+
+    def compute_transitions(self, events: list[Event], race: Attempt) -> Computed:
+        """The commit that advances every execution ``events`` name and acks the events."""
+        pending = [(i, e) for i, e in events if not acked_elsewhere(race.conflicts, i)]
+        by_execution = group_by_execution(pending)
+        names = list(by_execution)
+        # After a race, what this orchestrator remembers may be what lost it: load afresh.
+        if race.retry:
+            loaded = self.store.load(names)
+        else:
+            loaded = self.store.load_known(names, self.known, trusted=self.alone)
+        commit = self.store.new_commit()
+        advanced = []
+        for name, batch in by_execution.items():
+            transition = self.advance_one(commit, name, batch, *loaded[name])
+            if transition is not None:
+                advanced.append((transition, loaded[name][1] + 1))
+        commit.enqueue_tasks([task for transition, _ in advanced for task in transition.tasks])
+
+        def landed() -> int:
+            if HOPS.on:
+                HOPS.note("committed", executions=names)
+            for transition, version in advanced:
+                self.known.remember(transition.execution, version)
+            return len(events)
+
+        return Computed(commit, landed, set(names))
 
     def advance_one(
         self, commit: Commit, name: str, batch: list[Event], execution: dict[str, Any] | None, version: int

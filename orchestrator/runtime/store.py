@@ -308,12 +308,87 @@ class Store:
         if batch.empty:
             return []
         keys, argv = batch.arguments()
-        reply = self._commit_script(keys=keys, args=argv)
-        conflicts = parse_conflicts([item.decode() if isinstance(item, bytes) else item for item in reply])
-        refusals = [c for c in conflicts if c.kind in ("wrongtype", "invalid")]
-        if refusals:
-            raise CommitRefused(refusals)
-        return conflicts
+        return conflicts_in(self.apply_now(keys, argv))
+
+    def send(self, batch: Commit) -> SentCommit:
+        """Send ``batch`` on a connection of its own and return without waiting for Redis.
+
+        The caller computes its next batch while Redis applies this one, and reads the outcome
+        (:meth:`SentCommit.outcome`) before anything that depends on it.
+        """
+        if batch.empty:
+            return SentCommit(self, [], [], None)
+        keys, argv = batch.arguments()
+        pool = self.redis.connection_pool
+        connection = pool.get_connection()
+        try:
+            connection.send_command("EVALSHA", self._commit_script.sha, len(keys), *keys, *argv)
+        except BaseException:
+            connection.disconnect()
+            pool.release(connection)
+            raise
+        return SentCommit(self, keys, argv, connection)
+
+    def apply_now(self, keys: list[str], argv: list[str]) -> list[Any]:
+        """Run the commit script and wait; loads it first when Redis does not know it."""
+        return list(self._commit_script(keys=keys, args=argv))
+
+
+class SentCommit:
+    """A commit sent to Redis whose reply has not been read yet."""
+
+    def __init__(self, store: Store, keys: list[str], argv: list[str], connection: Any) -> None:
+        self._store = store
+        self._keys = keys
+        self._argv = argv
+        self._connection = connection
+
+    def outcome(self) -> list[Conflict]:
+        """Read the reply: an empty list means the batch landed, otherwise why it did not.
+
+        Raises:
+            CommitRefused: the batch can never apply as it is; nothing was written.
+            redis.ResponseError: Redis refused the call.
+            redis.ConnectionError, redis.TimeoutError: the reply was lost, so whether the batch
+                landed is unknown (the synchronous way, with redis-py's retries, finds out).
+        """
+        connection, self._connection = self._connection, None
+        if connection is None:
+            return []
+        pool = self._store.redis.connection_pool
+        try:
+            reply = connection.read_response()
+        except redis.exceptions.NoScriptError:
+            # Redis restarted or flushed its scripts: nothing ran; the script is loaded and sent again.
+            pool.release(connection)
+            reply = self._store.apply_now(self._keys, self._argv)
+        except BaseException:
+            connection.disconnect()
+            pool.release(connection)
+            raise
+        else:
+            pool.release(connection)
+        return conflicts_in(reply)
+
+    def abandon(self) -> None:
+        """Leave the reply unread: its connection is closed rather than reused with a reply in it."""
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.disconnect()
+            self._store.redis.connection_pool.release(connection)
+
+
+def conflicts_in(reply: list[Any]) -> list[Conflict]:
+    """What commit.lua's reply says: [] when the batch landed, else the conflicts that kept it out.
+
+    Raises:
+        CommitRefused: the batch can never apply as it is; nothing was written.
+    """
+    conflicts = parse_conflicts([item.decode() if isinstance(item, bytes) else item for item in reply])
+    refusals = [c for c in conflicts if c.kind in ("wrongtype", "invalid")]
+    if refusals:
+        raise CommitRefused(refusals)
+    return conflicts
 
 
 def parse_conflicts(reply: list[str]) -> list[Conflict]:
