@@ -55,7 +55,7 @@ def succeeded_once(client: Client, name: str) -> bool:
 
 
 def test_a_big_iteration_computes_each_part_while_the_one_before_is_committed(
-    redis_client: redis.Redis, settings: Settings, client: Client
+    redis_client: redis.Redis, settings: Settings, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     names = executions_with_reports(redis_client, settings, client)
     register_shipped_machines(redis_client, KEYS)  # the source queue's records start DragonPipeline
@@ -73,11 +73,8 @@ def test_a_big_iteration_computes_each_part_while_the_one_before_is_committed(
         return real_outcome(sent)
 
     orchestrator.store.send = send  # type: ignore[method-assign]
-    SentCommit.outcome = outcome  # type: ignore[method-assign]
-    try:
-        consumed = orchestrator.run_once()
-    finally:
-        SentCommit.outcome = real_outcome  # type: ignore[method-assign]
+    monkeypatch.setattr(SentCommit, "outcome", outcome)
+    consumed = orchestrator.run_once()
 
     assert consumed == EXECUTIONS + 20
     # The starts, then three parts of events: every commit but the last is sent before the
@@ -107,7 +104,7 @@ def test_a_part_whose_commit_redis_refuses_fails_alone_and_every_other_part_land
 
 
 def test_a_commit_whose_reply_is_lost_after_it_landed_is_applied_once(
-    redis_client: redis.Redis, settings: Settings, client: Client
+    redis_client: redis.Redis, settings: Settings, client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     names = executions_with_reports(redis_client, settings, client)
     orchestrator = Orchestrator(redis_client, settings, "o1")
@@ -120,11 +117,8 @@ def test_a_commit_whose_reply_is_lost_after_it_landed_is_applied_once(
             raise redis.ConnectionError("connection lost before the reply was read")  # ...unseen
         return conflicts
 
-    SentCommit.outcome = outcome_lost_once  # type: ignore[method-assign]
-    try:
-        orchestrator.run_once()
-    finally:
-        SentCommit.outcome = real_outcome  # type: ignore[method-assign]
+    monkeypatch.setattr(SentCommit, "outcome", outcome_lost_once)
+    orchestrator.run_once()
 
     assert lost == [[]]
     assert all(succeeded_once(client, name) for name in names)
