@@ -186,6 +186,19 @@ def test_a_version_check_reads_an_absent_execution_as_0(redis_client: redis.Redi
     assert redis_client.smembers(SET) == {b"m"}
 
 
+def test_a_version_check_on_an_absent_key_does_not_make_it_a_hash_for_later_writes(
+    redis_client: redis.Redis,
+) -> None:
+    # The version check's HGET proves its key a hash or absent: a write that needs another type
+    # must still find out which.
+    ops = ["version", k(HISTORY), "0", "rpush", k(HISTORY), "1", "v", "exec", k(EXEC), "1", "{}"]
+
+    assert commit(redis_client, ops) == []
+    assert redis_client.lrange(HISTORY, 0, -1) == [b"v"]
+
+    assert commit(redis_client, ["version", k(EXEC), "1", "rpush", k(EXEC), "1", "v"]) == ["wrongtype", EXEC]
+
+
 def test_a_metrics_hash_of_another_type_loses_its_counts_and_never_the_batch(
     redis_client: redis.Redis,
 ) -> None:
@@ -196,6 +209,17 @@ def test_a_metrics_hash_of_another_type_loses_its_counts_and_never_the_batch(
 
     assert redis_client.smembers(SET) == {b"m"}
     assert redis_client.get(METRICS) == b"a string"
+
+
+def test_a_metrics_key_of_another_type_that_a_later_write_needs_refuses_the_batch(
+    redis_client: redis.Redis,
+) -> None:
+    redis_client.set(METRICS, "a string")
+    ops = ["hincrby", k(METRICS), "1", "started", "1", "sadd", k(SET), "m", "hset", k(METRICS), "1", "f", "v"]
+
+    assert commit(redis_client, ops) == ["wrongtype", METRICS]
+
+    assert redis_client.keys("*") == [METRICS.encode()]
 
 
 @pytest.mark.parametrize("opcode", ["ack", "pending"])
@@ -216,11 +240,12 @@ def test_a_stream_without_the_group_fails_the_script_before_any_write(
     [
         (["sadd", k(SET), "m", "frobnicate", k(SET)], "unknown opcode frobnicate"),
         (["sadd", k(SET), "m", "sadd", "9", "m"], r"operation 4 \(sadd\) names no key: 9"),
+        (["sadd", k(SET), "m", "expire", "9", "10"], r"operation 4 \(expire\) names no key: 9"),
         (["sadd", k(SET), "m", "sadd", k(SET), None], "operation argument 6 is a userdata, not a string"),
         (["sadd", k(SET), "m", "sadd", k(SET), 2], r"names ARGV\[2\], which is not a long argument"),
         (["sadd", k(SET), "m", "sadd", k(SET), 3.5], r"names ARGV\[3.5\], which is not a long argument"),
     ],
-    ids=["unknown opcode", "key index past KEYS", "null", "ARGV 2", "ARGV 3.5"],
+    ids=["unknown opcode", "key index past KEYS", "expire's key past KEYS", "null", "ARGV 2", "ARGV 3.5"],
 )
 def test_a_malformed_batch_fails_the_script_before_any_write(
     redis_client: redis.Redis, ops: list[object], message: str
