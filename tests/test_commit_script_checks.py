@@ -128,7 +128,8 @@ def test_each_key_of_another_type_is_named_once_in_operation_order(redis_client:
         (["hset", k(JOBS), "x"], JOBS, "hset needs a count of 1 or more, not x"),
         (["hincrby", k(METRICS), "0"], METRICS, "hincrby needs a count of 1 or more, not 0"),
         (["hincrby", k(METRICS), "1", "f", "1.5"], METRICS, "hincrby increment 1.5 is not a whole number"),
-        (["hincrby", k(METRICS), "2", "f", "1", "g", "+1"], METRICS, "hincrby increment +1 is not a whole number"),  # noqa: E501
+        (["hincrby", k(METRICS), "2", "f", "1", "g", "+1"], METRICS,
+         "hincrby increment +1 is not a whole number"),
         (["zadd", k(INDEX), "nan", "m"], INDEX, "zadd score nan is not a number"),
         (["zadd", k(INDEX), " 1", "m"], INDEX, "zadd score  1 is not a number"),
         (["zadd", k(INDEX), "one", "m"], INDEX, "zadd score one is not a number"),
@@ -137,7 +138,8 @@ def test_each_key_of_another_type_is_named_once_in_operation_order(redis_client:
         (["xadd", k(EVENTS), "-1", "1", "f", "v"], EVENTS, "xadd MAXLEN -1 is not a whole number"),
         (["xadd", k(EVENTS), "1.5", "1", "f", "v"], EVENTS, "xadd MAXLEN 1.5 is not a whole number"),
         (["xadd", k(EVENTS), "0", "0"], EVENTS, "xadd needs 1 to 1000 fields, not 0"),
-        (["xadd", k(EVENTS), "0", "1001", *["f", "v"] * 1001], EVENTS, "xadd needs 1 to 1000 fields, not 1001"),  # noqa: E501
+        (["xadd", k(EVENTS), "0", "1001", *["f", "v"] * 1001], EVENTS,
+         "xadd needs 1 to 1000 fields, not 1001"),
     ],  # a count that is no count spans no values: such an operation ends the batch here
     ids=[
         "rpush count 0", "rpush count 1.5", "hset count", "hincrby count", "hincrby increment 1.5",
