@@ -7,18 +7,27 @@ machine, ``transitions.start`` and ``record``, 100 executions and their two 50-t
 time is Redis's own (``INFO commandstats``: the script and every command it runs), not the
 round trip; the argument sizes say what travelled.
 
-    python bench/commit_batches.py [--batches 30] [--starts 100] [--indexed 5000]
+``--worker-scripts`` also times what a worker's scripts cost Redis for each job the batch
+enqueued: take_job.lua (the job read, leased and started) and append_reports.lua (one report
+per task, its counts and its leases), each with RQ bookkeeping of the shape a worker records
+(13 commands for a start, 8 for an end).
+
+    python bench/commit_batches.py [--batches 30] [--starts 100] [--indexed 5000] [--worker-scripts]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import time
+import uuid
 
 import redis
 from pipeline import dragon
 
+from orchestrator.protocol.jobs import JOB_TIMEOUT_SECONDS, TASK_ENTRY_POINT
+from orchestrator.protocol.scripts import lua_script
 from orchestrator.runtime import transitions
 from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.machines import MachineCache, register_shipped_machines
@@ -27,6 +36,7 @@ from orchestrator.runtime.store import Store
 from orchestrator.settings import Settings
 
 PREFIX = "bench"
+WORKER = "bench-worker"
 
 
 def fill_indexes(client: redis.Redis, keys: Keys, machine: str, count: int) -> None:
@@ -41,8 +51,10 @@ def fill_indexes(client: redis.Redis, keys: Keys, machine: str, count: int) -> N
     pipe.execute()
 
 
-def one_batch(store: Store, machine: object, settings: Settings, batch: int, starts: int) -> tuple[int, int]:
-    """Commit ``starts`` new executions in one call; returns (argument bytes, argument count)."""
+def one_batch(
+    store: Store, machine: object, settings: Settings, batch: int, starts: int
+) -> tuple[int, int, list[str]]:
+    """Commit ``starts`` new executions in one call; returns (argument bytes, argument count, job keys)."""
     commit = store.new_commit()
     tasks = []
     now = time.time()
@@ -53,11 +65,88 @@ def one_batch(store: Store, machine: object, settings: Settings, batch: int, sta
         transitions.record(commit, transition, 0, settings)
         tasks += transition.tasks
     commit.enqueue_tasks(tasks)
-    _, argv = commit.arguments()
+    keys, argv = commit.arguments()
     conflicts = store.commit(commit)
     if conflicts:
         raise SystemExit(f"batch {batch} did not apply: {conflicts}")
-    return sum(len(str(value)) for value in argv), len(argv)
+    jobs = [key for key in keys if key.startswith("rq:job:")]
+    return sum(len(str(value)) for value in argv), len(argv), jobs
+
+
+def start_bookkeeping(job_id: str) -> str:
+    """RQ bookkeeping of a job's start, shaped as a worker records it (its words, not its values)."""
+    execution, worker, job = f"rq:execution:{job_id}:e1", f"rq:worker:{WORKER}", f"rq:job:{job_id}"
+    commands = [
+        ["HSET", execution, "id", "e1", "created_at", "1.5", "last_heartbeat", "1.5", "worker_name", WORKER],
+        ["EXPIRE", execution, "960"],
+        ["ZADD", f"rq:executions:{job_id}", "2000000000", "e1"],
+        ["EXPIRE", f"rq:executions:{job_id}", "1020"],
+        ["ZADD", f"rq:wip:{PREFIX}-tasks", "2000000000", f"{job_id}:e1"],
+        ["HSET", worker, "state", "busy"],
+        ["HSET", worker, "current_job", job_id],
+        ["HSET", worker, "current_job_working_time", "0"],
+        ["HSET", worker, "last_heartbeat", "2026-12-06T18:28:32.695678Z"],
+        ["EXPIRE", worker, "960"],
+        [
+            "HSET",
+            job,
+            "last_heartbeat",
+            "2026-12-06T18:28:32.695703Z",
+            "status",
+            "started",
+            "worker_name",
+            WORKER,
+        ],
+        ["PERSIST", job],
+        ["LREM", f"rq:queue:{PREFIX}-tasks:intermediate", "1", job_id],
+    ]
+    return json.dumps(commands)
+
+
+def end_bookkeeping(job_id: str) -> str:
+    """RQ bookkeeping of a job's success, shaped as a worker records it."""
+    worker = f"rq:worker:{WORKER}"
+    commands = [
+        ["HINCRBY", worker, "successful_job_count", "1"],
+        ["HINCRBYFLOAT", worker, "total_working_time", "0.000576"],
+        ["HDEL", worker, "current_job"],
+        ["DEL", f"rq:execution:{job_id}:e1"],
+        ["ZREM", f"rq:wip:{PREFIX}-tasks", f"{job_id}:e1"],
+        ["ZREM", f"rq:executions:{job_id}", "e1"],
+        ["DEL", f"rq:job:{job_id}"],
+        ["HSET", worker, "state", "idle"],
+    ]
+    return json.dumps(commands)
+
+
+def run_jobs(client: redis.Redis, keys: Keys, job_keys: list[str]) -> tuple[list[int], list[int]]:
+    """take_job.lua then append_reports.lua for each job, as one worker would; each call's Redis usec."""
+    take, append = lua_script(client, "take_job"), lua_script(client, "append_reports")
+    taken, appended = [], []
+    for job_key in job_keys:
+        job_id = job_key.removeprefix("rq:job:")
+        client.lrem(keys.task_queue, 1, job_id)
+        client.rpush(keys.claimed(WORKER), job_id)
+        arguments = [job_id, "30.0", WORKER, str(uuid.uuid4()), TASK_ENTRY_POINT, keys.task_queue_name]
+        arguments += [keys.events, str(JOB_TIMEOUT_SECONDS), start_bookkeeping(job_id)]
+        client.config_resetstat()
+        reply = take(keys=[job_key, keys.claimed(WORKER), keys.leases], args=arguments)
+        taken.append(script_microseconds(client))
+        if reply[2] != 1:
+            raise SystemExit(f"take_job.lua did not start {job_id}: {reply[:1]}")
+        leases = [lease.decode() for lease in reply[4:]]
+        reports = [
+            json.dumps({"type": "TaskSucceeded", "token": json.loads(lease)["token"]}) for lease in leases
+        ]
+        counts = ["2", '["task_duration_bucket","ValidateDragon","0.005"]', str(len(reports))]
+        counts += ['["task_duration_sum_us","ValidateDragon"]', "600"]
+        client.config_resetstat()
+        append(
+            keys=[keys.events, keys.leases, f"{PREFIX}:metrics"],
+            args=["event", str(len(reports)), *reports, *counts, end_bookkeeping(job_id), *leases],
+        )
+        appended.append(script_microseconds(client))
+    return taken, appended
 
 
 def script_microseconds(client: redis.Redis) -> int:
@@ -71,6 +160,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--starts", type=int, default=100)
     parser.add_argument("--indexed", type=int, default=5000)
+    parser.add_argument("--worker-scripts", action="store_true", help="also time take_job and append_reports")
     args = parser.parse_args(argv)
     with RedisServer() as server:
         client = redis.Redis.from_url(server.url)
@@ -83,16 +173,23 @@ def main(argv: list[str] | None = None) -> None:
         store = Store(client, keys)
         one_batch(store, machine, settings, 0, args.starts)  # scripts loaded, per-machine indexes made
         fill_indexes(client, keys, settings.state_machine, args.indexed)
-        times, sizes = [], []
+        times, sizes, taken, appended = [], [], [], []
         for batch in range(1, args.batches + 1):
             client.config_resetstat()
             sizes.append(one_batch(store, machine, settings, batch, args.starts))
             times.append(script_microseconds(client))
+            if args.worker_scripts:
+                take_times, append_times = run_jobs(client, keys, sizes[-1][2])
+                taken += take_times
+                appended += append_times
         client.close()
     print(f"{args.batches} commits of {args.starts} starts each, indexes of {args.indexed:,} executions")
     print(f"  Redis time per commit: median {statistics.median(times):,.0f} us, best {min(times):,} us")
     print(f"  per start: {statistics.median(times) / args.starts:.1f} us")
     print(f"  arguments per commit: {sizes[-1][1]:,} values, {sizes[-1][0]:,} characters")
+    for name, spent in (("take_job", taken), ("append_reports", appended)):
+        if spent:
+            print(f"  {name}.lua per job: median {statistics.median(spent):,.0f} us, best {min(spent):,} us")
 
 
 if __name__ == "__main__":

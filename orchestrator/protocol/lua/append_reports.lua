@@ -14,7 +14,8 @@
 -- then, to the end: the lease records to remove
 --
 -- The counts and the recorded writes go last, the counts only into a hash (or no key yet): a
--- broken metrics key or RQ key loses them, never a report or a lease.
+-- broken metrics key or RQ key loses them, never a report or a lease (and a broken metrics key
+-- never RQ's bookkeeping either).
 --
 -- A worker whose reply was lost makes the same call again. Its reports go again (a token is
 -- taken once) but its counts must not: they are added only when this call removed one of its
@@ -25,6 +26,8 @@
 
 --#include recorded_commands
 
+local SLICE = 1000  -- Lua cannot unpack about 8,000 values into one call
+
 local n = tonumber(ARGV[2])
 for i = 3, n + 2 do
   redis.call("XADD", KEYS[1], "*", ARGV[1], ARGV[i])
@@ -33,15 +36,14 @@ local m = KEYS[3] and tonumber(ARGV[n + 3]) or 0
 local recorded_at = KEYS[3] and n + 4 + 2 * m or n + 3
 local leases_from = recorded_at + 1
 local removed = 0
-for i = leases_from, #ARGV do
-  removed = removed + redis.call("ZREM", KEYS[2], ARGV[i])
+for first = leases_from, #ARGV, SLICE do
+  removed = removed + redis.call("ZREM", KEYS[2], unpack(ARGV, first, math.min(first + SLICE - 1, #ARGV)))
 end
 if m > 0 and (removed > 0 or leases_from > #ARGV) then
-  local kind = redis.call("TYPE", KEYS[3])["ok"]
-  if kind == "hash" or kind == "none" then
-    for i = n + 4, n + 2 + 2 * m, 2 do
-      redis.call("HINCRBY", KEYS[3], ARGV[i], ARGV[i + 1])
-    end
+  -- pcall, not TYPE first: a metrics key of another type (or a count that is no integer) fails
+  -- its own increments and nothing else.
+  for i = n + 4, n + 2 + 2 * m, 2 do
+    redis.pcall("HINCRBY", KEYS[3], ARGV[i], ARGV[i + 1])
   end
 end
 run_recorded_commands(recorded_at)

@@ -27,23 +27,27 @@
 
 --#include recorded_commands
 
-local kind = redis.call("TYPE", KEYS[1])["ok"]
-if kind ~= "hash" then
-  return {kind, {}, 0}
+-- HGETALL answers for an absent key too ({}: Redis keeps no empty hash), so TYPE is asked only
+-- when the key holds something else.
+local fields = redis.pcall("HGETALL", KEYS[1])
+if fields.err then
+  return {redis.call("TYPE", KEYS[1])["ok"], {}, 0}
+elseif #fields == 0 then
+  return {"none", {}, 0}
 end
-local fields = redis.call("HGETALL", KEYS[1])
 local hash = {}
 for i = 1, #fields, 2 do
   hash[fields[i]] = fields[i + 1]
 end
 local function refuse()
-  return {kind, fields, 0}
+  return {"hash", fields, 0}
 end
 
-for _, name in ipairs({"success_callback_name", "failure_callback_name", "stopped_callback_name", "webhooks"}) do
-  if hash[name] ~= nil and hash[name] ~= "" then
-    return refuse()
-  end
+local success, failure, stopped, webhooks = hash["success_callback_name"], hash["failure_callback_name"],
+  hash["stopped_callback_name"], hash["webhooks"]
+if (success and success ~= "") or (failure and failure ~= "") or (stopped and stopped ~= "")
+    or (webhooks and webhooks ~= "") then
+  return refuse()
 end
 if hash["origin"] ~= ARGV[6] or hash["timeout"] ~= ARGV[8] or hash["data"] == nil then
   return refuse()
@@ -63,7 +67,9 @@ end
 local now = redis.call("TIME")
 local due = tonumber(now[1]) + tonumber(now[2]) / 1000000 + tonumber(ARGV[2])
 local claimed = redis.call("LREM", KEYS[2], 1, ARGV[1])
-local reply = {kind, fields, 1, claimed}
+local reply = {"hash", fields, 1, claimed}
+-- What every lease of the job ends with, built once.
+local tail = ',"worker":' .. cjson.encode(ARGV[3]) .. ',"lease_seconds":' .. ARGV[2] .. ',"request_id":'
 local n = 0
 for _, task in ipairs(args[1]) do
   if type(task) == "table" and type(task["execution"]) == "string" and type(task["token"]) == "string" then
@@ -77,11 +83,9 @@ for _, task in ipairs(args[1]) do
     local lease = '{"execution":' .. cjson.encode(task["execution"])
       .. ',"token":' .. cjson.encode(task["token"])
       .. ',"function":' .. cjson.encode(function_name)
-      .. ',"worker":' .. cjson.encode(ARGV[3])
-      .. ',"lease_seconds":' .. ARGV[2]
-      .. ',"request_id":' .. cjson.encode(request_id) .. '}'
+      .. tail .. cjson.encode(request_id) .. '}'
     redis.call("ZADD", KEYS[3], due, lease)
-    reply[#reply + 1] = lease
+    reply[n + 4] = lease
   end
 end
 run_recorded_commands(9)
