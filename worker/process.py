@@ -295,10 +295,10 @@ class TaskWorker(SimpleWorker):
         queue_class = self.queue_class
         assert issubclass(queue_class, ClaimingQueue) and queue_class.keys is not None
         self.execution = None
-        expected = TaskJob(claimed.id, connection=self.connection, serializer=SERIALIZER)
-        expected.origin, expected.timeout = queue.name, JOB_TIMEOUT_SECONDS
+        # The claimed job stands for the job expected until the hash is read.
+        claimed.origin, claimed.timeout = queue.name, JOB_TIMEOUT_SECONDS
         preparation = recorder(self.connection)
-        self.queue_preparation(expected, preparation, remove_from_intermediate_queue=len(self.queues) == 1)
+        self.queue_preparation(claimed, preparation, remove_from_intermediate_queue=len(self.queues) == 1)
         taken = self.taker.take(claimed.id, recorded(preparation))
         try:
             if taken.kind == "none":
@@ -325,8 +325,8 @@ class TaskWorker(SimpleWorker):
         if taken.leases is not None and len(taken.leases) == len(tasks):
             self.context.leases.started_by_take(job.id, tasks, taken.leases, taken.claimed, taken.retried)
             job.started_by_take = True
-            job.worker_name, job.last_heartbeat = expected.worker_name, expected.last_heartbeat
-            job.started_at = expected.started_at
+            job.worker_name, job.last_heartbeat = claimed.worker_name, claimed.last_heartbeat
+            job.started_at = claimed.started_at
         elif taken.leases is not None:
             self.taker.put_back(claimed.id, taken.leases)  # cannot happen: both read the same tasks
         return job
