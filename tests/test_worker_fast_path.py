@@ -1,19 +1,35 @@
-"""The worker's quick ways through a task job decide exactly as RQ's own slower ones do.
+"""The worker's quick ways through a task job decide and write exactly as RQ's own slower ones do.
 
 A hash exactly as the orchestrators write it is decoded without RQ's reading (worker.jobs,
 ``decoded_quickly``); every other hash still goes through RQ's, so what is refused stays refused.
+RQ's bookkeeping of a job's start and success is written out directly once it agreed with what
+RQ's methods recorded for the worker's first job (worker.bookkeeping.TaskJobBookkeeping); RQ's
+tools must show those jobs as they show any.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import redis
 from hypothesis import HealthCheck, given, settings
+from rq import Worker
+from rq.executions import Execution
+from rq.job import Job, JobStatus
+from rq.registry import StartedJobRegistry
 
+from orchestrator.protocol.jobs import rq_job_fields
+from orchestrator.protocol.keys import SharedKeys
+from orchestrator.settings import Settings
 from tests.test_worker_poison_jobs import SOUND, changed_hashes
+from worker.bookkeeping import TaskJobBookkeeping, agree
 from worker.jobs import SERIALIZER, MalformedJob, TaskJob, decode_task_job, decoded_quickly
+from worker.leases import WorkerLeases
+from worker.process import TaskWorker, task_worker
+from worker.registry import default_registry
 
 CONNECTION = redis.Redis()  # decoding does no I/O
 JOB_ID = "0b0e1c5e-9d0e-4c3a-8f3e-2b1d4c5e6f70"
@@ -93,3 +109,134 @@ def test_any_changed_hash_is_decoded_or_refused_as_rqs_reading_decides(raw: dict
         assert isinstance(expected, MalformedJob) and refused.reason == expected.reason
     else:
         assert isinstance(expected, TaskJob) and state(decoded, raw) == state(expected, raw)
+
+
+# -- RQ's bookkeeping written out directly (worker.bookkeeping.TaskJobBookkeeping) -----------------
+
+KEYS = SharedKeys("t")
+SEEN_BY_RQ: list[dict[str, Any]] = []
+
+
+def see_what_rq_sees(event: Any, context: Any) -> dict[str, Any]:
+    """A function that notes what RQ's own tools show of the job running it, as it runs."""
+    client = context.redis
+    [worker] = Worker.all(connection=client)
+    job_id = worker.get_current_job_id()
+    job = Job.fetch(job_id, connection=client, serializer=SERIALIZER)
+    SEEN_BY_RQ.append(
+        {
+            "state": worker.get_state(),
+            "status": job.get_status(),
+            "persisted": client.ttl(job.key) == -1,
+            "started": StartedJobRegistry(KEYS.task_queue_name, connection=client).get_job_ids() == [job_id],
+            "executions": len(client.keys(f"rq:execution:{job_id}:*")),
+            "worker_name": job.worker_name == worker.name and job.started_at is not None,
+        }
+    )
+    return event
+
+
+AS_RQ_SHOWS_A_RUNNING_JOB = {
+    "state": "busy",
+    "status": JobStatus.STARTED,
+    "persisted": True,
+    "started": True,
+    "executions": 1,
+    "worker_name": True,
+}
+
+
+@pytest.fixture
+def looking_function() -> Iterator[None]:
+    SEEN_BY_RQ.clear()
+    default_registry.register("SeeWhatRQSees", see_what_rq_sees)
+    yield
+    default_registry.unregister("SeeWhatRQSees")
+
+
+def run_jobs_in_burst(client: redis.Redis, settings: Settings, jobs: int) -> Worker:
+    """``jobs`` one-task jobs as the orchestrators write them, run by one TaskWorker with leases."""
+    for n in range(jobs):
+        task = {"execution": f"exec-{n}", "token": f"token-{n}", "function": "SeeWhatRQSees", "payload": n}
+        job_id, fields = rq_job_fields([task], KEYS)  # type: ignore[list-item]
+        client.hset(KEYS.rq_job(job_id), mapping={name: str(value) for name, value in fields.items()})
+        client.rpush(KEYS.task_queue, job_id)
+    leases = WorkerLeases(client, settings.prefix, "w1", settings.lease_seconds)
+    leases.start()
+    try:
+        worker = task_worker(client, settings, "w1", None, leases)
+        worker.work(burst=True, logging_level="WARNING")
+    finally:
+        leases.stop()
+    return worker
+
+
+def assert_rq_shows_every_job_ended(client: redis.Redis, jobs: int) -> None:
+    worker = Worker.find_by_key("rq:worker:w1", connection=client)  # left for a minute after it quit
+    assert worker is not None and worker.successful_job_count == jobs and worker.failed_job_count == 0
+    assert worker.total_working_time > 0
+    assert worker.get_current_job_id() is None
+    assert StartedJobRegistry(KEYS.task_queue_name, connection=client).get_job_ids() == []
+    assert client.keys("rq:execution:*") == [] and client.keys("rq:executions:*") == []
+    assert client.keys("rq:job:*") == []
+    assert [json.loads(fields[b"event"])["output"] for _, fields in client.xrange(KEYS.events)] == list(
+        range(jobs)
+    )
+
+
+def test_rq_sees_jobs_whose_bookkeeping_was_written_directly_as_it_sees_its_own_workers_jobs(
+    redis_client: redis.Redis, settings: Settings, looking_function: None
+) -> None:
+    """The first job's bookkeeping is recorded by RQ's methods, the next ones' written directly."""
+    worker = run_jobs_in_burst(redis_client, settings, 3)
+
+    assert isinstance(worker, TaskWorker) and worker._start_agreed and worker._success_agreed
+    assert SEEN_BY_RQ == [AS_RQ_SHOWS_A_RUNNING_JOB] * 3
+    assert_rq_shows_every_job_ended(redis_client, 3)
+
+
+def test_a_worker_whose_direct_writing_disagrees_with_rqs_methods_keeps_using_rqs_methods(
+    redis_client: redis.Redis,
+    settings: Settings,
+    looking_function: None,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """As with an RQ that records a job's start otherwise: a command more, say."""
+    start = TaskJobBookkeeping.start
+
+    def another_rq(self: TaskJobBookkeeping, job: Job, execution: Execution, ttl: int) -> list[Any]:
+        [words] = start(self, job, execution, ttl)
+        return [json.dumps([*json.loads(str(words)), ["DEL", "rq:somewhere"]])]
+
+    monkeypatch.setattr(TaskJobBookkeeping, "start", another_rq)
+
+    worker = run_jobs_in_burst(redis_client, settings, 3)
+
+    assert isinstance(worker, TaskWorker) and worker._start_agreed is False and worker._success_agreed
+    assert "records a job's start otherwise" in caplog.text
+    assert SEEN_BY_RQ == [AS_RQ_SHOWS_A_RUNNING_JOB] * 3
+    assert_rq_shows_every_job_ended(redis_client, 3)
+
+
+def test_recordings_agree_only_word_for_word_but_for_readings_of_the_clock_a_moment_apart() -> None:
+    def one(*commands: list[str]) -> list[Any]:
+        return [json.dumps(list(commands))]
+
+    rq = one(
+        ["HSET", "rq:worker:w", "last_heartbeat", "2026-12-06T18:22:33.820294Z"],
+        ["ZADD", "k", "1796582373", "e"],
+    )
+    moment_later = one(
+        ["HSET", "rq:worker:w", "last_heartbeat", "2026-12-06T18:22:34.1Z"], ["ZADD", "k", "1796582374", "e"]
+    )
+    assert agree(moment_later, rq)
+    assert agree(one(["HINCRBY", "k", "n", "1"]), one(["HINCRBY", "k", "n", "1"]))
+    assert not agree(one(["HINCRBY", "k", "n", "2"]), one(["HINCRBY", "k", "n", "1"]))  # a count, not a clock
+    assert not agree(one(["HSET", "k", "state", "idle"]), one(["HSET", "k", "state", "busy"]))
+    assert not agree(
+        one(["ZADD", "k", "1796582373", "e"]), one(["ZADD", "k", "1796592373", "e"])
+    )  # hours apart
+    assert not agree(one(["DEL", "k"]), one(["DEL", "k"], ["DEL", "j"]))
+    assert not agree(one(["DEL", "k"]), one(["DEL", "k", "j"]))
+    assert not agree(one(["DEL", "k"]), one(["UNLINK", "k"]))
