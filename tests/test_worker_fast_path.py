@@ -4,7 +4,8 @@ A hash exactly as the orchestrators write it is decoded without RQ's reading (wo
 ``decoded_quickly``); every other hash still goes through RQ's, so what is refused stays refused.
 RQ's bookkeeping of a job's start and success is written out directly once it agreed with what
 RQ's methods recorded for the worker's first job (worker.bookkeeping.TaskJobBookkeeping); RQ's
-tools must show those jobs as they show any.
+tools must show those jobs as they show any. The worker's two script calls a job go on a
+connection of their own (worker.direct_calls) and must answer and fail as redis-py's do.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from orchestrator.protocol.keys import SharedKeys
 from orchestrator.settings import Settings
 from tests.test_worker_poison_jobs import SOUND, changed_hashes
 from worker.bookkeeping import TaskJobBookkeeping, agree
+from worker.direct_calls import DirectScript
 from worker.jobs import SERIALIZER, MalformedJob, TaskJob, decode_task_job, decoded_quickly
 from worker.leases import WorkerLeases
 from worker.process import TaskWorker, task_worker
@@ -240,3 +242,48 @@ def test_recordings_agree_only_word_for_word_but_for_readings_of_the_clock_a_mom
     assert not agree(one(["DEL", "k"]), one(["DEL", "k"], ["DEL", "j"]))
     assert not agree(one(["DEL", "k"]), one(["DEL", "k", "j"]))
     assert not agree(one(["DEL", "k"]), one(["UNLINK", "k"]))
+
+
+# -- script calls on a connection of their own (worker.direct_calls.DirectScript) -----------------
+
+
+def test_a_direct_script_call_answers_as_redis_pys_and_loads_a_script_redis_lost(
+    redis_client: redis.Redis,
+) -> None:
+    give_back = DirectScript(redis_client, "give_back_jobs")
+    redis_client.rpush("t:claimed:w", "a", "b")
+
+    assert give_back(["t:claimed:w", "t:queue"], []) == 2
+    assert redis_client.lrange("t:queue", 0, -1) == [b"a", b"b"]  # in the order they were claimed
+
+    redis_client.script_flush()
+    redis_client.rpush("t:claimed:w", "c")
+    assert give_back(["t:claimed:w", "t:queue"], []) == 1
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        redis_client.set("t:string", "x")
+        give_back(["t:string", "t:queue"], [])
+    assert give_back(["t:claimed:w", "t:queue"], []) == 0  # the connection still in step
+
+
+def test_a_direct_script_call_on_a_lost_connection_raises_as_redis_py_does_and_the_next_one_reconnects(
+    redis_client: redis.Redis,
+) -> None:
+    give_back = DirectScript(redis_client, "give_back_jobs")
+    assert give_back(["t:claimed:w", "t:queue"], []) == 0
+    redis_client.client_kill_filter(skipme=True, _type="normal")  # every connection but this one
+
+    with pytest.raises(redis.ConnectionError):
+        give_back(["t:claimed:w", "t:queue"], [])
+    redis_client.rpush("t:claimed:w", "a")
+    assert give_back(["t:claimed:w", "t:queue"], []) == 1
+
+
+def test_a_direct_script_call_while_its_connection_is_busy_goes_through_redis_py(
+    redis_client: redis.Redis,
+) -> None:
+    give_back = DirectScript(redis_client, "give_back_jobs")
+    redis_client.rpush("t:claimed:w", "a")
+
+    with give_back._busy:  # another thread's call in flight
+        assert give_back(["t:claimed:w", "t:queue"], []) == 1
+    assert give_back._connection is None
