@@ -13,6 +13,7 @@ without persistence, SCRIPT FLUSH) is loaded again, as redis-py's Script does.
 from __future__ import annotations
 
 import threading
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
@@ -33,10 +34,19 @@ class DirectScript:
     """
 
     def __init__(self, client: Redis, name: str) -> None:
-        self.client = client
+        # Held weakly, and the script unbound from it, so that a client nobody uses is freed with its
+        # DirectScripts (direct_script keeps them by client).
+        self._client = weakref.ref(client)
         self.script: Script = lua_script(client, name)
+        self.script.registered_client = None
         self._connection: AbstractConnection | None = None
         self._busy = threading.Lock()
+
+    @property
+    def client(self) -> Redis:
+        client = self._client()
+        assert client is not None, "a DirectScript outlived its client"
+        return client
 
     def __call__(self, keys: Sequence[EncodableT], args: Sequence[EncodableT]) -> Any:
         """The script's reply for ``keys`` and ``args``.
@@ -71,3 +81,21 @@ class DirectScript:
             connection = pool.get_connection("EVALSHA")  # type: ignore[call-arg]
         self._connection = connection
         return connection
+
+
+_scripts: weakref.WeakKeyDictionary[Redis, dict[str, DirectScript]] = weakref.WeakKeyDictionary()
+_scripts_lock = threading.Lock()
+
+
+def direct_script(client: Redis, name: str) -> DirectScript:
+    """The DirectScript ``name`` of ``client``: one per client and script, so one connection each.
+
+    A worker that starts its loop afresh after an outage makes its objects again; its
+    connections stay the ones it had.
+    """
+    with _scripts_lock:
+        scripts = _scripts.setdefault(client, {})
+        script = scripts.get(name)
+        if script is None:
+            script = scripts[name] = DirectScript(client, name)
+        return script

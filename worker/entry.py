@@ -12,7 +12,6 @@ import json
 import logging
 import time
 import uuid
-import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -38,7 +37,7 @@ from orchestrator.protocol.tasks import Task, TaskReport, function_arn
 from orchestrator.settings import Settings
 from worker.bookkeeping import NO_COMMANDS
 from worker.context import DEFAULT_TIMEOUT_SECONDS
-from worker.direct_calls import DirectScript
+from worker.direct_calls import direct_script
 from worker.leases import WorkerLeases
 from worker.registry import FunctionRegistry, default_registry
 
@@ -334,7 +333,6 @@ def timeout_report(
 # lua/append_reports.lua: one command for a job's reports and their leases; sent directly on a
 # client's own connection (worker.direct_calls), through a pipeline as one of its commands.
 _append_reports: Script | None = None
-_append_reports_directly: weakref.WeakKeyDictionary[Redis, DirectScript] = weakref.WeakKeyDictionary()
 
 
 def publish_reports(
@@ -357,10 +355,7 @@ def publish_reports(
     keys = [events_key, leases_key or events_key, *counts[0]]
     args = [EVENT_FIELD, len(reports), *reports, *counts[1], *recorded, *leases]
     if not isinstance(connection, Pipeline):
-        direct = _append_reports_directly.get(connection)
-        if direct is None:
-            direct = _append_reports_directly[connection] = DirectScript(connection, "append_reports")
-        direct(keys, args)
+        direct_script(connection, "append_reports")(keys, args)
         return
     if _append_reports is None:
         _append_reports = lua_script(connection, "append_reports")

@@ -21,7 +21,7 @@ from orchestrator.protocol.decoding import lossless_text
 from orchestrator.protocol.jobs import JOB_TIMEOUT_SECONDS, TASK_ENTRY_POINT
 from orchestrator.protocol.keys import SharedKeys
 from orchestrator.protocol.reconnect import retried_through_outage
-from worker.direct_calls import DirectScript
+from worker.direct_calls import direct_script
 from worker.leases import START_ATTEMPTS
 
 # The timeout a job must carry for the bookkeeping recorded before its hash is read to fit it.
@@ -56,7 +56,7 @@ class JobTaker:
         self.keys = keys
         self.worker = worker
         self.lease_seconds = lease_seconds
-        self._take = DirectScript(connection, "take_job")
+        self._take = direct_script(connection, "take_job")
 
     def take(self, job_id: str, recorded: Sequence[EncodableT]) -> Taken:
         """Read job ``job_id``'s hash and start it when the script may, with ``recorded`` RQ bookkeeping.
