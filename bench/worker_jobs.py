@@ -7,10 +7,13 @@ connections sent (each redis-py ``send_packed_command``, a pipeline's included);
 the Redis commands run for them, Lua's inner calls included (``INFO commandstats``). Nothing
 else runs on the Redis, so the figures are a worker's own, with no orchestrator waking it.
 
-    python bench/worker_jobs.py [--jobs 3000] [--rounds 3] [--stages]
+    python bench/worker_jobs.py [--jobs 3000] [--rounds 3] [--stages] [--single 300]
 
 ``--stages`` also prints where a job's time goes, from timestamps taken at the seams of the
-worker's path (the wrappers that take them add about a microsecond each).
+worker's path (the wrappers that take them add about a microsecond each). ``--single N`` then
+sends N more jobs one at a time, each when the last one's report is in (a thread of this process
+sends and waits; the worker waits for each job as it does in a quiet stack), and prints their
+latency from the job's push to its report read and, with ``--stages``, where it went.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import statistics
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -199,13 +203,52 @@ def one_round(
     }
 
 
+def one_at_a_time(
+    client: redis.Redis, settings: Settings, jobs: int, stages: StageTimer | None
+) -> list[float]:
+    """Each job's seconds from its push to its report read, ``jobs`` jobs sent one after another."""
+    keys = SharedKeys(settings.prefix)
+    latencies: list[float] = []
+    sender = redis.Redis(connection_pool=redis.ConnectionPool.from_url(settings.redis_url))
+
+    def send() -> None:
+        last = "$"
+        for n in range(jobs):
+            time.sleep(0.002)  # the worker is waiting for work when the job comes, as in a quiet stack
+            began = time.perf_counter()
+            enqueue(sender, keys, 1, -n - 1)
+            while True:
+                [[_, entries]] = sender.xread({keys.events: last}, block=5000) or [[None, []]]
+                if entries:
+                    last = entries[-1][0]
+                    break
+            latencies.append(time.perf_counter() - began)
+
+    leases = WorkerLeases(client, settings.prefix, "bench-single", settings.lease_seconds)
+    leases.start()
+    thread = threading.Thread(target=send, daemon=True)
+    try:
+        worker = task_worker(client, settings, "bench-single", None, leases)
+        with stages.installed() if stages else nullcontext():
+            thread.start()
+            worker.work(max_jobs=jobs, logging_level="WARNING")
+        thread.join(timeout=10)
+    finally:
+        leases.stop()
+        sender.close()
+    return latencies
+
+
 def main(argv: list[str] | None = None) -> None:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("--jobs", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--stages", action="store_true", help="also print where a job's time goes")
+    parser.add_argument("--single", type=int, default=0, help="jobs sent one at a time after the rounds")
     args = parser.parse_args(argv)
+    single_timer = StageTimer() if args.stages and args.single else None
+    single: list[float] = []
     timers = [StageTimer() for _ in range(args.rounds)] if args.stages else [None] * args.rounds
     with RedisServer() as server:
         client = redis.Redis.from_url(server.url)
@@ -215,6 +258,8 @@ def main(argv: list[str] | None = None) -> None:
             one_round(client, settings, args.jobs, run, timer)
             for run, timer in zip(range(1, args.rounds + 1), timers, strict=True)
         ]
+        if args.single:
+            single = one_at_a_time(client, settings, args.single, single_timer)
         client.close()
     best = min(rounds, key=lambda r: r["us_per_job"])
     cpu = sorted(r["cpu_us_per_job"] for r in rounds)[len(rounds) // 2]
@@ -229,6 +274,14 @@ def main(argv: list[str] | None = None) -> None:
         print("where a job's time goes, us, median over the jobs of each round (rounds side by side)")
         for label in split[0]:
             print(f"  {label:52} " + " ".join(f"{medians[label]:7.1f}" for medians in split))
+    if single:
+        cuts = statistics.quantiles(single, n=100, method="inclusive")
+        p50, p95 = cuts[49] * 1e6, cuts[94] * 1e6
+        print(f"{len(single)} jobs one at a time: push -> report read p50 {p50:.0f} us, p95 {p95:.0f} us")
+    if single_timer is not None:
+        print("  where it went, us, median over the jobs (the BLMOVE's includes the wait for the job)")
+        for label, value in single_timer.medians().items():
+            print(f"  {label:52} {value:7.1f}")
 
 
 if __name__ == "__main__":

@@ -24,14 +24,16 @@ from rq.registry import StartedJobRegistry
 
 from orchestrator.protocol.jobs import rq_job_fields
 from orchestrator.protocol.keys import SharedKeys
+from orchestrator.protocol.metrics import metrics_key
 from orchestrator.settings import Settings
 from tests.test_worker_poison_jobs import SOUND, changed_hashes
 from worker.bookkeeping import TaskJobBookkeeping, agree
-from worker.direct_calls import DirectScript
+from worker.direct_calls import DirectScript, direct_script
+from worker.entry import carry_out
 from worker.jobs import SERIALIZER, MalformedJob, TaskJob, decode_task_job, decoded_quickly
 from worker.leases import WorkerLeases
 from worker.process import TaskWorker, task_worker
-from worker.registry import default_registry
+from worker.registry import FunctionRegistry, default_registry
 
 CONNECTION = redis.Redis()  # decoding does no I/O
 JOB_ID = "0b0e1c5e-9d0e-4c3a-8f3e-2b1d4c5e6f70"
@@ -287,3 +289,48 @@ def test_a_direct_script_call_while_its_connection_is_busy_goes_through_redis_py
     with give_back._busy:  # another thread's call in flight
         assert give_back(["t:claimed:w", "t:queue"], []) == 1
     assert give_back._connection is None
+
+
+class LosesAReportReplyConnection(redis.Connection):
+    """A connection on which the first report call is applied but its reply lost, the socket dropped."""
+
+    lost = 0
+    _sent_reports = False
+
+    def send_command(self, *args: Any, **kwargs: Any) -> None:
+        self._sent_reports = args[0] == "EVALSHA" and any(str(a).endswith(":events") for a in args[3:5])
+        super().send_command(*args, **kwargs)
+
+    def read_response(self, *args: Any, **kwargs: Any) -> Any:
+        reply = super().read_response(*args, **kwargs)
+        if self._sent_reports and not LosesAReportReplyConnection.lost:
+            LosesAReportReplyConnection.lost += 1
+            self.disconnect()
+            raise redis.ConnectionError("Connection closed by server.")
+        return reply
+
+
+def test_a_report_call_on_its_own_connection_whose_reply_is_lost_is_sent_again_and_counted_once(
+    redis_client: redis.Redis, redis_url: str
+) -> None:
+    pool = redis.ConnectionPool.from_url(redis_url, connection_class=LosesAReportReplyConnection)
+    connection = redis.Redis(connection_pool=pool)
+    registry = FunctionRegistry()
+    registry.register("Fails", lambda event, context: 1 / 0)
+    task = {"execution": "e1", "token": "e1:1", "function": "Fails", "payload": {}, "attempt": 1}
+    leases = WorkerLeases(connection, "t", "w1", lease_seconds=30)
+    assert isinstance(direct_script(connection, "append_reports"), DirectScript)
+
+    reports = carry_out(
+        [task], KEYS.events, connection=connection, prefix="t", registry=registry, leases=leases
+    )
+
+    assert [report["type"] for report in reports] == ["TaskFailed"]
+    assert LosesAReportReplyConnection.lost == 1
+    assert redis_client.xlen(KEYS.events) == 2  # both calls applied: the orchestrators take a token once
+    assert redis_client.zcard(KEYS.leases) == 0
+    failures = {
+        name: by for name, by in redis_client.hgetall(metrics_key("t")).items() if b"failures" in name
+    }
+    assert list(failures.values()) == [b"1"]  # counted once
+    connection.close()

@@ -12,6 +12,7 @@ without persistence, SCRIPT FLUSH) is loaded again, as redis-py's Script does.
 
 from __future__ import annotations
 
+import os
 import threading
 import weakref
 from collections.abc import Sequence
@@ -40,6 +41,7 @@ class DirectScript:
         self.script: Script = lua_script(client, name)
         self.script.registered_client = None
         self._connection: AbstractConnection | None = None
+        self._pid = 0
         self._busy = threading.Lock()
 
     @property
@@ -58,7 +60,9 @@ class DirectScript:
         if not self._busy.acquire(blocking=False):
             return self.script(keys=keys, args=args, client=self.client)
         try:
-            connection = self._connection or self._own_connection()
+            connection = self._connection
+            if connection is None or self._pid != os.getpid():  # a forked child makes its own
+                connection = self._own_connection()
             try:
                 return self._evalsha(connection, keys, args)
             except NoScriptError:
@@ -79,23 +83,51 @@ class DirectScript:
             connection = pool.get_connection()
         except TypeError:  # redis-py before 5.3 wants a command's name
             connection = pool.get_connection("EVALSHA")  # type: ignore[call-arg]
-        self._connection = connection
+        self._connection, self._pid = connection, os.getpid()
         return connection
 
 
-_scripts: weakref.WeakKeyDictionary[Redis, dict[str, DirectScript]] = weakref.WeakKeyDictionary()
+class _RedisPyScript:
+    """A Lua script called through redis-py as usual, with DirectScript's signature."""
+
+    def __init__(self, client: Redis, name: str) -> None:
+        self._client = weakref.ref(client)  # as DirectScript holds it
+        self.script: Script = lua_script(client, name)
+        self.script.registered_client = None
+
+    @property
+    def client(self) -> Redis:
+        client = self._client()
+        assert client is not None, "a script outlived its client"
+        return client
+
+    def __call__(self, keys: Sequence[EncodableT], args: Sequence[EncodableT]) -> Any:
+        return self.script(keys=keys, args=args, client=self.client)
+
+
+_scripts: weakref.WeakKeyDictionary[Redis, dict[str, DirectScript | _RedisPyScript]] = (
+    weakref.WeakKeyDictionary()
+)
 _scripts_lock = threading.Lock()
 
 
-def direct_script(client: Redis, name: str) -> DirectScript:
+def sends_commands_as_redis_does(client: Redis) -> bool:
+    """Whether ``client``'s class sends commands as redis-py's own Redis does (no override in between)."""
+    kind = type(client)
+    return kind is Redis or (kind.execute_command is Redis.execute_command and kind.evalsha is Redis.evalsha)
+
+
+def direct_script(client: Redis, name: str) -> DirectScript | _RedisPyScript:
     """The DirectScript ``name`` of ``client``: one per client and script, so one connection each.
 
     A worker that starts its loop afresh after an outage makes its objects again; its
-    connections stay the ones it had.
+    connections stay the ones it had. A client whose class changes how commands are sent
+    (a test's, an instrumented one) gets redis-py's Script, which goes its way.
     """
     with _scripts_lock:
         scripts = _scripts.setdefault(client, {})
         script = scripts.get(name)
         if script is None:
-            script = scripts[name] = DirectScript(client, name)
+            direct = sends_commands_as_redis_does(client)
+            script = scripts[name] = DirectScript(client, name) if direct else _RedisPyScript(client, name)
         return script
