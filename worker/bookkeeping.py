@@ -6,7 +6,9 @@ replies it parses one by one. A TaskWorker has RQ's own methods queue those writ
 that is never sent, and passes them to the script it calls anyway at that moment: START before a
 job runs (lua/start_tasks.lua), the reports after it (lua/append_reports.lua). Redis applies them
 in that script (lua/recorded_commands.lua), atomically with it; RQ's code stays the one that
-knows RQ's keys.
+knows RQ's keys. For the start and success of a task job, which a worker records on every job,
+TaskJobBookkeeping writes the same commands out directly, and a worker uses it only after it
+agreed with RQ's methods on one of its jobs: RQ's methods stay the reference.
 """
 
 from __future__ import annotations
