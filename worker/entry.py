@@ -37,6 +37,7 @@ from orchestrator.protocol.tasks import Task, TaskReport, function_arn
 from orchestrator.settings import Settings
 from worker.bookkeeping import NO_COMMANDS
 from worker.context import DEFAULT_TIMEOUT_SECONDS
+from worker.direct_calls import direct_script
 from worker.leases import WorkerLeases
 from worker.registry import FunctionRegistry, default_registry
 
@@ -329,7 +330,8 @@ def timeout_report(
     return failure(task, TIMEOUT_ERROR, error_document(TIMEOUT_ERROR, message, request_id))
 
 
-# lua/append_reports.lua: one command for a job's reports and their leases.
+# lua/append_reports.lua: one command for a job's reports and their leases; sent directly on a
+# client's own connection (worker.direct_calls), through a pipeline as one of its commands.
 _append_reports: Script | None = None
 
 
@@ -350,8 +352,11 @@ def publish_reports(
     global _append_reports
     if not reports and not leases and tuple(recorded) == NO_COMMANDS:
         return
-    if _append_reports is None:
-        _append_reports = lua_script(connection, "append_reports")
     keys = [events_key, leases_key or events_key, *counts[0]]
     args = [EVENT_FIELD, len(reports), *reports, *counts[1], *recorded, *leases]
+    if not isinstance(connection, Pipeline):
+        direct_script(connection, "append_reports")(keys, args)
+        return
+    if _append_reports is None:
+        _append_reports = lua_script(connection, "append_reports")
     _append_reports(keys=keys, args=args, client=connection)

@@ -18,7 +18,9 @@ with START took five, and none after the reports. Any other job is read, then st
 
 from __future__ import annotations
 
+import _signal
 import logging
+import signal
 import sys
 import time
 import uuid
@@ -35,8 +37,9 @@ from rq import Queue, SimpleWorker
 from rq.exceptions import DequeueTimeout, NoSuchJobError, StopRequested
 from rq.executions import Execution, ExecutionRegistry
 from rq.intermediate_queue import IntermediateQueue
-from rq.job import Job
+from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
+from rq.timeouts import UnixSignalDeathPenalty
 from rq.utils import now
 from rq.worker import WorkerStatus
 
@@ -50,7 +53,7 @@ from orchestrator.protocol.reconnect import OUTAGE_ERRORS, Backoff, Outage, retr
 from orchestrator.protocol.scripts import lua_script
 from orchestrator.settings import Settings, masked_url
 from worker.bad_jobs import bounded_copy, set_aside
-from worker.bookkeeping import recorded, recorder
+from worker.bookkeeping import TaskJobBookkeeping, agree, recorded, recorder
 from worker.entry import ColdShutdown, JobEnding, WorkerContext, is_addressable
 from worker.jobs import (
     SERIALIZER,
@@ -192,6 +195,23 @@ class ClaimedJob(TaskJob):
     """A job id just claimed by a worker that reads each job's hash as it starts it (worker.taking)."""
 
 
+class TaskDeathPenalty(UnixSignalDeathPenalty):
+    """RQ's SIGALRM death penalty for a job's timeout, its handler set and reset by the C functions.
+
+    signal.signal turns the handler it returns into an enum when it can; for RQ's bound method it
+    cannot, and finds out by a raised and caught ValueError: 5 of the 6 us the two calls take a job
+    (tight loop). _signal.signal is the same call without that wrapping.
+    """
+
+    def setup_death_penalty(self) -> None:
+        _signal.signal(_signal.SIGALRM, self.handle_death_penalty)
+        signal.alarm(self._timeout)
+
+    def cancel_death_penalty(self) -> None:
+        signal.alarm(0)
+        _signal.signal(_signal.SIGALRM, _signal.SIG_DFL)
+
+
 class TaskWorker(SimpleWorker):
     """A SimpleWorker that runs only TaskJobs and whose cold shutdown run_tasks lets through.
 
@@ -200,6 +220,7 @@ class TaskWorker(SimpleWorker):
     """
 
     job_class = TaskJob
+    death_penalty_class = TaskDeathPenalty if hasattr(signal, "SIGALRM") else SimpleWorker.death_penalty_class
     _beaten_at = float("-inf")
     _suspension_checked_at = float("-inf")
     context: WorkerContext | None = None  # what its jobs run with: the key prefix and the leases
@@ -208,6 +229,11 @@ class TaskWorker(SimpleWorker):
     # The job whose run raised something other than a lost connection, and what it raised.
     poisoned_by: tuple[Job, Exception] | None = None
     _rq_stop_requested = False
+    # Its queue's name and the direct writer of RQ's bookkeeping of its jobs there (worker.bookkeeping),
+    # and whether that agreed with RQ's methods on a job's start and success (None: not compared yet).
+    _quick_bookkeeping: tuple[str, TaskJobBookkeeping] | None = None
+    _start_agreed: bool | None = None
+    _success_agreed: bool | None = None
 
     @property  # type: ignore[override]
     def _stop_requested(self) -> bool:
@@ -295,11 +321,9 @@ class TaskWorker(SimpleWorker):
         queue_class = self.queue_class
         assert issubclass(queue_class, ClaimingQueue) and queue_class.keys is not None
         self.execution = None
-        expected = TaskJob(claimed.id, connection=self.connection, serializer=SERIALIZER)
-        expected.origin, expected.timeout = queue.name, JOB_TIMEOUT_SECONDS
-        preparation = recorder(self.connection)
-        self.queue_preparation(expected, preparation, remove_from_intermediate_queue=len(self.queues) == 1)
-        taken = self.taker.take(claimed.id, recorded(preparation))
+        # The claimed job stands for the job expected until the hash is read.
+        claimed.origin, claimed.timeout = queue.name, JOB_TIMEOUT_SECONDS
+        taken = self.taker.take(claimed.id, self.recorded_start(claimed, queue))
         try:
             if taken.kind == "none":
                 raise NoSuchJobError(f"No such job: {claimed.key}")
@@ -325,11 +349,65 @@ class TaskWorker(SimpleWorker):
         if taken.leases is not None and len(taken.leases) == len(tasks):
             self.context.leases.started_by_take(job.id, tasks, taken.leases, taken.claimed, taken.retried)
             job.started_by_take = True
-            job.worker_name, job.last_heartbeat = expected.worker_name, expected.last_heartbeat
-            job.started_at = expected.started_at
+            job.worker_name, job.last_heartbeat = claimed.worker_name, claimed.last_heartbeat
+            job.started_at = claimed.started_at
         elif taken.leases is not None:
             self.taker.put_back(claimed.id, taken.leases)  # cannot happen: both read the same tasks
         return job
+
+    def recorded_start(self, job: TaskJob, queue: Queue) -> list[EncodableT]:
+        """RQ's bookkeeping of the job's start (queue_preparation), recorded, with what it sets on the job.
+
+        Written out directly (TaskJobBookkeeping) once that agreed with what RQ's methods
+        recorded for this worker's first job; by RQ's methods until then, or for good if not.
+        """
+        intermediate = len(self.queues) == 1
+        quick = self.quick_bookkeeping(queue, intermediate)
+        if quick is None or not self._start_agreed:
+            preparation = recorder(self.connection)
+            self.queue_preparation(job, preparation, intermediate)
+            theirs = recorded(preparation)
+            if quick is not None and self._start_agreed is None:
+                assert self.execution is not None
+                ours = quick.start(job, self.execution, self.get_heartbeat_ttl(job))
+                self._start_agreed = self.agreed("start", ours, theirs)
+            return theirs
+        execution = Execution(uuid.uuid4().hex, job.id, job.connection, worker_name=self.name)
+        self.execution = execution
+        at = execution.created_at  # one reading of the clock for all (RQ's methods read it for each)
+        ours = quick.start(job, execution, self.get_heartbeat_ttl(job))
+        self._state, self.current_job_working_time, self.last_heartbeat = WorkerStatus.BUSY, 0, at
+        job.worker_name, job.last_heartbeat, job.started_at = self.name, at, at
+        job._status = JobStatus.STARTED
+        return ours
+
+    def quick_bookkeeping(self, queue: Queue, intermediate: bool) -> TaskJobBookkeeping | None:
+        """The direct writer of RQ's bookkeeping of the worker's jobs on ``queue``; None without a taker."""
+        if self.taker is None:
+            return None
+        quick = self._quick_bookkeeping
+        removes = quick is not None and quick[1].intermediate_queue is not None
+        if quick is None or quick[0] != queue.name or removes != intermediate:
+            intermediate_queue = None
+            if intermediate:
+                queue_key = Queue.redis_queue_namespace_prefix + queue.name
+                intermediate_queue = IntermediateQueue.get_intermediate_queue_key(queue_key)
+            started = StartedJobRegistry(queue.name, connection=self.connection, job_class=TaskJob).key
+            writer = TaskJobBookkeeping(self.name, self.key, started, intermediate_queue)
+            self._quick_bookkeeping = quick = (queue.name, writer)
+        return quick[1]
+
+    def agreed(self, what: str, ours: list[EncodableT], theirs: list[EncodableT]) -> bool:
+        """Whether the direct writing of RQ's bookkeeping of a job's ``what`` agreed with RQ's methods."""
+        if agree(ours, theirs):
+            return True
+        self.log.warning(
+            "worker %s: RQ records a job's %s otherwise than this worker would write it directly;"
+            " its own methods record it from now on",
+            self.name,
+            what,
+        )
+        return False
 
     def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
         """Extend the worker's key, in one round trip, and not again within HEARTBEAT_EVERY_SECONDS.
@@ -418,11 +496,25 @@ class TaskWorker(SimpleWorker):
         return replace(self.context, ending=JobEnding(partial(self.recorded_success, job)))
 
     def recorded_success(self, job: Job) -> list[EncodableT]:
-        """RQ's bookkeeping of the job's success, recorded to go with its reports (JobEnding)."""
+        """RQ's bookkeeping of the job's success, recorded to go with its reports (JobEnding).
+
+        Written out directly once that agreed with RQ's methods, as recorded_start is.
+        """
         job.ended_at = now()
-        ending = recorder(self.connection)
-        self.queue_success(job, ending)
-        return recorded(ending)
+        worked = job.ended_at - job.started_at if job.started_at else None
+        quick = self._quick_bookkeeping[1] if self._quick_bookkeeping is not None else None
+        if quick is not None and job.origin != self._quick_bookkeeping[0]:
+            quick = None
+        execution = self.execution
+        if quick is None or not self._success_agreed:
+            ending = recorder(self.connection)
+            self.queue_success(job, ending)
+            theirs = recorded(ending)
+            if quick is not None and self._success_agreed is None:
+                self._success_agreed = self.agreed("success", quick.success(job, execution, worked), theirs)
+            return theirs
+        self.execution, self._state = None, WorkerStatus.IDLE
+        return quick.success(job, execution, worked)
 
     def queue_preparation(self, job: Job, pipeline: Pipeline, remove_from_intermediate_queue: bool) -> None:
         """Queue on ``pipeline`` what RQ writes before a job runs (the worker's and the job's state)."""

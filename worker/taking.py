@@ -15,14 +15,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from redis import Redis
-from redis.commands.core import Script
 from redis.typing import EncodableT
 
 from orchestrator.protocol.decoding import lossless_text
 from orchestrator.protocol.jobs import JOB_TIMEOUT_SECONDS, TASK_ENTRY_POINT
 from orchestrator.protocol.keys import SharedKeys
 from orchestrator.protocol.reconnect import retried_through_outage
-from orchestrator.protocol.scripts import lua_script
+from worker.direct_calls import direct_script
 from worker.leases import START_ATTEMPTS
 
 # The timeout a job must carry for the bookkeeping recorded before its hash is read to fit it.
@@ -57,7 +56,7 @@ class JobTaker:
         self.keys = keys
         self.worker = worker
         self.lease_seconds = lease_seconds
-        self._take: Script = lua_script(connection, "take_job")
+        self._take = direct_script(connection, "take_job")
 
     def take(self, job_id: str, recorded: Sequence[EncodableT]) -> Taken:
         """Read job ``job_id``'s hash and start it when the script may, with ``recorded`` RQ bookkeeping.
@@ -81,7 +80,7 @@ class JobTaker:
         ]
 
         def take() -> list[object]:
-            return list(self._take(keys=keys, args=arguments))
+            return list(self._take(keys, arguments))
 
         reply, retried = retried_through_outage(take, START_ATTEMPTS, f"taking job {job_id}")
         kind, flat, started = lossless_text(reply[0]), reply[1], int(reply[2])
