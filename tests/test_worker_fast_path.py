@@ -5,15 +5,12 @@ A hash exactly as the orchestrators write it is decoded without RQ's reading (wo
 RQ's bookkeeping of a job's start and success is written out directly once it agreed with what
 RQ's methods recorded for the worker's first job (worker.bookkeeping.TaskJobBookkeeping); RQ's
 tools must show those jobs as they show any. The worker's two script calls a job go on a
-connection of their own (worker.direct_calls) and must answer and fail as redis-py's do; its
-death penalty must stop a job as RQ's does.
+connection of their own (worker.direct_calls) and must answer and fail as redis-py's do.
 """
 
 from __future__ import annotations
 
 import json
-import signal
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -24,7 +21,6 @@ from rq import Worker
 from rq.executions import Execution
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
-from rq.timeouts import JobTimeoutException
 
 from orchestrator.protocol.jobs import rq_job_fields
 from orchestrator.protocol.keys import SharedKeys
@@ -36,7 +32,7 @@ from worker.direct_calls import DirectScript, direct_script
 from worker.entry import carry_out
 from worker.jobs import SERIALIZER, MalformedJob, TaskJob, decode_task_job, decoded_quickly
 from worker.leases import WorkerLeases
-from worker.process import TaskDeathPenalty, TaskWorker, task_worker
+from worker.process import TaskWorker, task_worker
 from worker.registry import FunctionRegistry, default_registry
 
 CONNECTION = redis.Redis()  # decoding does no I/O
@@ -338,18 +334,3 @@ def test_a_report_call_on_its_own_connection_whose_reply_is_lost_is_sent_again_a
     }
     assert list(failures.values()) == [b"1"]  # counted once
     connection.close()
-
-
-# -- the job's timeout (worker.process.TaskDeathPenalty) -----------------------------------------
-
-
-def test_the_workers_death_penalty_stops_a_job_at_its_timeout_and_leaves_sigalrm_as_rqs_does() -> None:
-    with pytest.raises(JobTimeoutException, match="maximum timeout value \\(1 seconds\\)"):  # noqa: SIM117
-        with TaskDeathPenalty(1, JobTimeoutException, job_id="j"):
-            time.sleep(5)
-    assert signal.getsignal(signal.SIGALRM) == signal.SIG_DFL and signal.alarm(0) == 0
-
-    with TaskDeathPenalty(30, JobTimeoutException, job_id="j"):
-        assert signal.alarm(30) > 0  # armed while the job runs
-    assert signal.getsignal(signal.SIGALRM) == signal.SIG_DFL and signal.alarm(0) == 0
-    assert TaskWorker.death_penalty_class is TaskDeathPenalty

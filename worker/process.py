@@ -18,9 +18,7 @@ with START took five, and none after the reports. Any other job is read, then st
 
 from __future__ import annotations
 
-import _signal
 import logging
-import signal
 import sys
 import time
 import uuid
@@ -39,7 +37,6 @@ from rq.executions import Execution, ExecutionRegistry
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
 from rq.registry import StartedJobRegistry
-from rq.timeouts import UnixSignalDeathPenalty
 from rq.utils import now
 from rq.worker import WorkerStatus
 
@@ -195,23 +192,6 @@ class ClaimedJob(TaskJob):
     """A job id just claimed by a worker that reads each job's hash as it starts it (worker.taking)."""
 
 
-class TaskDeathPenalty(UnixSignalDeathPenalty):
-    """RQ's SIGALRM death penalty for a job's timeout, its handler set and reset by the C functions.
-
-    signal.signal turns the handler it returns into an enum when it can; for RQ's bound method it
-    cannot, and finds out by a raised and caught ValueError: 5 of the 6 us the two calls take a job
-    (tight loop). _signal.signal is the same call without that wrapping.
-    """
-
-    def setup_death_penalty(self) -> None:
-        _signal.signal(_signal.SIGALRM, self.handle_death_penalty)
-        signal.alarm(self._timeout)
-
-    def cancel_death_penalty(self) -> None:
-        signal.alarm(0)
-        _signal.signal(_signal.SIGALRM, _signal.SIG_DFL)
-
-
 class TaskWorker(SimpleWorker):
     """A SimpleWorker that runs only TaskJobs and whose cold shutdown run_tasks lets through.
 
@@ -220,7 +200,6 @@ class TaskWorker(SimpleWorker):
     """
 
     job_class = TaskJob
-    death_penalty_class = TaskDeathPenalty if hasattr(signal, "SIGALRM") else SimpleWorker.death_penalty_class
     _beaten_at = float("-inf")
     _suspension_checked_at = float("-inf")
     context: WorkerContext | None = None  # what its jobs run with: the key prefix and the leases
