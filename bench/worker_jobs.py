@@ -37,8 +37,9 @@ from orchestrator.protocol.keys import RQ_QUEUES, SharedKeys
 from orchestrator.runtime.server import RedisServer
 from orchestrator.settings import Settings
 from worker import entry
+from worker.claiming import ClaimingQueue
 from worker.leases import WorkerLeases
-from worker.process import ClaimingQueue, task_worker
+from worker.process import task_worker
 from worker.registry import default_registry
 from worker.taking import JobTaker
 

@@ -16,9 +16,10 @@ from rq.registry import FailedJobRegistry
 from orchestrator.protocol.jobs import TASK_ENTRY_POINT
 from orchestrator.settings import Settings
 from worker import entry
+from worker.claiming import task_queue_name
 from worker.entry import carry_out
 from worker.jobs import SERIALIZER, TaskJob
-from worker.process import task_queue_name, task_worker
+from worker.process import task_worker
 from worker.registry import FunctionRegistry, default_registry
 
 EVENTS = "t:events"

@@ -21,9 +21,10 @@ from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.loop import Orchestrator
 from orchestrator.settings import Settings
 from tests.runtime_fixtures import dragon, one_task_machine, queued_tasks
+from worker.claiming import claiming_queue_class, task_queue_name
 from worker.jobs import SERIALIZER, TaskJob
 from worker.leases import WorkerLeases
-from worker.process import claiming_queue_class, task_queue_name, task_worker
+from worker.process import task_worker
 
 PREFIX = "t"
 TASK = {"execution": "e1", "token": "e1:1", "function": "ValidateDragon", "payload": {}}

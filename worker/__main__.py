@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from orchestrator.settings import Settings
-from worker.process import run_worker
+from worker.running import run_worker
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -2,11 +2,8 @@
 
 SimpleWorker runs each job in the worker process itself (~330 jobs/s here, against ~70 for
 the forking Worker), which is safe because run_tasks turns every function error into a
-report. SIGTERM or Ctrl-C asks for a warm shutdown: the current job may finish, within the
-stop grace, then the worker exits; a second signal stops it at once (worker.shutdown).
-
-A job id whose job is missing, malformed or another application's is moved aside as it is
-dequeued (worker.bad_jobs); a worker never quits over a job.
+report. Its queue claims each job into the worker's own list (worker.claiming); the process
+around it is worker.running.
 
 A task job needs less bookkeeping than RQ does for any job (no dependents, repeats, kept
 results or callbacks), so TaskWorker sends RQ's bookkeeping of its start with the tasks'
@@ -18,21 +15,17 @@ with START took five, and none after the reports. Any other job is read, then st
 
 from __future__ import annotations
 
-import logging
-import sys
 import time
 import uuid
-from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from functools import partial
 from types import FrameType
-from typing import Any, ClassVar
 
 from redis import Redis
 from redis.client import Pipeline
 from redis.typing import EncodableT
 from rq import Queue, SimpleWorker
-from rq.exceptions import DequeueTimeout, NoSuchJobError, StopRequested
+from rq.exceptions import NoSuchJobError
 from rq.executions import Execution, ExecutionRegistry
 from rq.intermediate_queue import IntermediateQueue
 from rq.job import Job, JobStatus
@@ -40,156 +33,19 @@ from rq.registry import StartedJobRegistry
 from rq.utils import now
 from rq.worker import WorkerStatus
 
-from orchestrator.protocol.decoding import lossless_text
-from orchestrator.protocol.faults import skew_wall_clock
-from orchestrator.protocol.hops import HOPS
 from orchestrator.protocol.jobs import JOB_TIMEOUT_SECONDS
 from orchestrator.protocol.keys import SharedKeys
-from orchestrator.protocol.pauses import settle_garbage_collector
-from orchestrator.protocol.reconnect import OUTAGE_ERRORS, Backoff, Outage, retry_through_outage
-from orchestrator.protocol.scripts import lua_script
-from orchestrator.settings import Settings, masked_url
-from worker.bad_jobs import bounded_copy, set_aside
+from orchestrator.protocol.reconnect import OUTAGE_ERRORS, retry_through_outage
+from orchestrator.settings import Settings
 from worker.bookkeeping import TaskJobBookkeeping, agree, recorded, recorder
+from worker.claiming import ClaimedJob, ClaimingQueue, claiming_queue_class, task_queue_name
 from worker.entry import ColdShutdown, JobEnding, WorkerContext, is_addressable
-from worker.jobs import (
-    SERIALIZER,
-    MalformedJob,
-    TaskJob,
-    check_job_id,
-    decode_task_job,
-    describe,
-    fetch_task_job,
-    misaddressed,
-    tasks_named_by,
-)
+from worker.jobs import SERIALIZER, MalformedJob, TaskJob, decode_task_job, misaddressed
 from worker.leases import START_ATTEMPTS, WorkerLeases
-from worker.registry import default_registry
 from worker.shutdown import Shutdown
 from worker.taking import JobTaker
 
 HEARTBEAT_EVERY_SECONDS = 1.0
-
-LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-
-log = logging.getLogger(__name__)
-
-
-def task_queue_name(settings: Settings) -> str:
-    """The RQ queue the orchestrator puts task jobs on."""
-    return SharedKeys(settings.prefix).task_queue_name
-
-
-class ClaimingQueue(Queue):
-    """A task queue whose dequeue moves the job into one worker's own claimed list.
-
-    RQ moves a dequeued job into a list shared by all workers and sweeps it after a minute at
-    the earliest; a list per worker lets another worker give back what a dead one dequeued
-    as soon as that one's liveness key expires (see worker.leases).
-    """
-
-    claimed_key: ClassVar[str | None] = None
-    keys: ClassVar[SharedKeys | None] = None
-    reply_lost: ClassVar[bool] = False
-    # Whether its worker reads each job's hash itself, with the job's start (worker.taking).
-    takes: ClassVar[bool] = False
-
-    @classmethod
-    def dequeue_any(
-        cls,
-        queues: Iterable[Queue],
-        timeout: int | None,
-        connection: Redis,
-        job_class: type[Job] | None = None,
-        serializer: Any = None,
-        death_penalty_class: Any = None,
-    ) -> tuple[Job, Queue] | None:
-        """The next job a worker may run, claimed; jobs that cannot run are moved aside on the way.
-
-        A connection lost during the move (its reply swallowed) or just after it (while the job
-        is read) leaves the job in the claimed list, unseen, and this worker stays alive, so
-        nobody else would give it back: the next move does.
-        """
-        try:
-            queue_list = list(queues)
-            if cls.claimed_key is None or cls.keys is None or len(queue_list) != 1:
-                return super().dequeue_any(  # type: ignore[no-any-return]
-                    queue_list, timeout, connection, job_class, serializer, death_penalty_class
-                )
-            return cls._next_runnable(queue_list[0], timeout, connection, job_class or TaskJob)
-        except OUTAGE_ERRORS:
-            cls.reply_lost = True
-            raise
-
-    @classmethod
-    def _next_runnable(
-        cls, queue: Queue, timeout: int | None, connection: Redis, job_class: type[Job]
-    ) -> tuple[Job, Queue] | None:
-        assert cls.keys is not None
-        while True:
-            moved = cls.lmove(connection, queue.key, timeout)
-            if moved is None:
-                return None
-            raw_id = moved[1]
-            job_id = lossless_text(raw_id)
-            if HOPS.on:
-                HOPS.note("claimed", job=job_id)
-            try:
-                if cls.takes:
-                    check_job_id(job_id)
-                    return ClaimedJob(job_id, connection=connection, serializer=SERIALIZER), queue
-                job = fetch_task_job(job_class, job_id, connection)
-                wrong_place = misaddressed(job, queue.name, cls.keys.events)
-                if wrong_place is None:
-                    return job, queue
-                raise wrong_place
-            except NoSuchJobError:
-                reason = f"its key {SharedKeys.rq_job(job_id)} does not exist"
-                cls.move_aside(connection, raw_id, reason, [])
-            except MalformedJob as bad:
-                cls.move_aside(connection, raw_id, bad.reason, bad.tasks)
-
-    @classmethod
-    def move_aside(
-        cls, connection: Redis, raw_id: bytes | str, reason: str, tasks: list[dict[str, Any]]
-    ) -> int:
-        """Move a claimed job that cannot run to the malformed stream and fail the tasks it names."""
-        assert cls.claimed_key is not None and cls.keys is not None
-        copy = bounded_copy(connection, SharedKeys.rq_job(lossless_text(raw_id)))
-        return set_aside(connection, cls.keys, cls.claimed_key, raw_id, reason, tasks, copy)
-
-    @classmethod
-    def lmove(cls, connection: Redis, queue_key: str, timeout: int | None) -> tuple[str, Any] | None:
-        """Move the job at the head of ``queue_key`` into the claimed list (blocking up to ``timeout``).
-
-        Raises:
-            DequeueTimeout: when ``timeout`` passed with the queue empty.
-        """
-        if cls.claimed_key is None:
-            return super().lmove(connection, queue_key, timeout)
-        if cls.reply_lost:
-            # The last move may have happened with its reply lost: the job sits in the claimed
-            # list, unseen. The list is empty between jobs, so whatever is there goes back.
-            lua_script(connection, "give_back_jobs")(keys=[cls.claimed_key, queue_key], client=connection)
-            cls.reply_lost = False
-        if timeout is not None:
-            result = connection.blmove(queue_key, cls.claimed_key, timeout)
-            if result is None:
-                raise DequeueTimeout(timeout, queue_key)
-            return queue_key, result
-        result = connection.lmove(queue_key, cls.claimed_key)
-        return None if result is None else (queue_key, result)
-
-
-def claiming_queue_class(settings: Settings, worker: str, takes: bool = False) -> type[ClaimingQueue]:
-    """A ClaimingQueue class claiming into ``worker``'s list; a worker that ``takes`` reads each job."""
-    keys = SharedKeys(settings.prefix)
-    attributes = {"claimed_key": keys.claimed(worker), "keys": keys, "takes": takes}
-    return type("ClaimingQueue", (ClaimingQueue,), attributes)
-
-
-class ClaimedJob(TaskJob):
-    """A job id just claimed by a worker that reads each job's hash as it starts it (worker.taking)."""
 
 
 class TaskWorker(SimpleWorker):
@@ -624,206 +480,3 @@ def task_worker(
     if leases is not None:
         worker.taker = JobTaker(connection, SharedKeys(settings.prefix), name, leases.lease_seconds)
     return worker
-
-
-def run_worker(
-    settings: Settings,
-    functions: Sequence[str] = (),
-    burst: bool = False,
-    name: str | None = None,
-    *,
-    logging_level: str = "INFO",
-) -> None:
-    """Run a worker until told to stop (or, with ``burst``, until the queue is empty).
-
-    Args:
-        settings: where Redis is (``redis_url``) and the key prefix.
-        functions: Python files or module names whose ``(event, context)`` functions are
-            registered next to ValidateDragon and AddDragon.
-        burst: stop once the queue is empty instead of waiting for more work.
-        name: the worker's name in RQ (unique among live workers); a random one by default.
-        logging_level: the level of the stderr log.
-
-    Raises:
-        ImportError: when a functions file or module cannot be imported.
-    """
-    log_to_stderr(logging_level)
-    skew_wall_clock(settings.fault_clock_skew_seconds)
-    for spec in functions:
-        log.info("functions from %s: %s", spec, ", ".join(default_registry.load_functions(spec)) or "none")
-    connection = Redis.from_url(settings.redis_url)
-    name = name or uuid.uuid4().hex
-    log.info(
-        "worker %s on %s, queue %s, functions: %s",
-        name,
-        masked_url(settings.redis_url),
-        task_queue_name(settings),
-        ", ".join(default_registry.names()),
-    )
-    shutdown = Shutdown(settings.stop_grace_seconds, connection)
-    restore_signals = shutdown.install()
-    # A lease's end is set by Redis's clock in the lease scripts, the clock the orchestrators fire it by.
-    leases = WorkerLeases(connection, settings.prefix, name, settings.lease_seconds)
-    outage = Outage.for_settings(settings, f"worker {name}")
-    announced = False
-    try:
-        announced = _announce_when_reachable(leases, outage, shutdown)
-        if announced:
-            settle_garbage_collector()
-            _work_through_outages(connection, settings, name, burst, logging_level, leases, shutdown)
-    finally:
-        shutdown.tidy_up_only()
-        if announced:  # else Redis holds nothing of this worker's to take back
-            _leave(leases)
-        connection.close()
-        restore_signals()
-
-
-def _announce_when_reachable(leases: WorkerLeases, outage: Outage, shutdown: Shutdown) -> bool:
-    """Start the worker's leases once Redis answers; whether it did before a stop was requested.
-
-    A worker may start before Redis does (``docker compose up`` starts them together, and a
-    server may still be loading its AOF): that is an outage to wait out, as the orchestrator does.
-    """
-    try:
-        with shutdown.interruptible():
-            while True:
-                try:
-                    leases.start()
-                except OUTAGE_ERRORS as exc:
-                    if shutdown.wait(outage.failed(exc)):
-                        raise StopRequested() from None
-                    continue
-                outage.succeeded()
-                return True
-    except StopRequested:
-        return False
-
-
-def _work_through_outages(
-    connection: Redis,
-    settings: Settings,
-    name: str,
-    burst: bool,
-    logging_level: str,
-    leases: WorkerLeases,
-    shutdown: Shutdown,
-) -> None:
-    """Run RQ's work loop, and start it again under the same name until told to stop.
-
-    RQ retries a lost connection only while it waits for a job; lost anywhere else (its
-    heartbeat, a job's bookkeeping) it quits, and it quits on any error it did not expect.
-    Then the worker waits (for Redis, with back-off; after any other error, a back-off delay,
-    having moved the job that raised it aside) and starts over; its tasks' leases cover what
-    it was doing. A stop request ends any of these waits at once.
-    """
-    outage = Outage.for_settings(settings, f"worker {name}")
-    restarts = Backoff(settings.reconnect_initial_seconds, settings.reconnect_max_seconds)
-    while not shutdown.requested.is_set():
-        worker = task_worker(connection, settings, name, shutdown, leases)
-        worker.max_connection_wait_time = settings.reconnect_max_seconds
-        try:
-            if worker.work(burst=burst, logging_level=logging_level):
-                restarts.reset()
-            lost: Exception | None = None
-        except OUTAGE_ERRORS as exc:
-            lost = exc
-        if burst or shutdown.requested.is_set():
-            return
-        try:
-            with shutdown.interruptible():
-                _start_afresh(connection, worker, leases, shutdown, outage, restarts, lost)
-        except StopRequested:
-            return
-
-
-def _start_afresh(
-    connection: Redis,
-    worker: TaskWorker,
-    leases: WorkerLeases,
-    shutdown: Shutdown,
-    outage: Outage,
-    restarts: Backoff,
-    lost: Exception | None,
-) -> None:
-    """Get ready for a new work round once RQ's loop quit unasked: wait, then clear the dead round's traces.
-
-    Its registration would make the new round's birth fail as a duplicate, and a job it
-    claimed and never started would be claimed for good. Redis lost again meanwhile means
-    waiting for it again.
-
-    Raises:
-        StopRequested: when a stop is requested meanwhile.
-    """
-    while True:
-        try:
-            if lost is None and _redis_answers(connection):
-                _recover_from_crash(connection, worker, shutdown, restarts)
-            else:
-                _wait_for_redis(connection, outage, shutdown, lost or ConnectionError("RQ's work loop quit"))
-            connection.delete(worker.key)
-            leases.give_back_unstarted()
-            return
-        except OUTAGE_ERRORS as exc:
-            lost = exc
-
-
-def _recover_from_crash(connection: Redis, worker: TaskWorker, shutdown: Shutdown, restarts: Backoff) -> None:
-    """After RQ's loop quit over an error it did not expect: move the job that raised it aside, pause.
-
-    Raises:
-        StopRequested: when a stop is requested during the pause.
-    """
-    if worker.poisoned_by is not None:
-        job, error = worker.poisoned_by
-        reason = f"running it raised {describe(error)}"
-        queue_class = worker.queue_class
-        assert issubclass(queue_class, ClaimingQueue)
-        tasks = tasks_named_by({b"data": job.data}) if isinstance(job.data, bytes) else []
-        if queue_class.move_aside(connection, job.id, reason, tasks) < 0:
-            log.error("job %s raised %s after its tasks started; their leases stand", job.id, describe(error))
-    delay = restarts.next_delay()
-    log.error("worker %s: RQ's work loop quit on an error; starting it again in %.1f s", worker.name, delay)
-    if shutdown.wait(delay):
-        raise StopRequested()
-
-
-def _redis_answers(connection: Redis) -> bool:
-    try:
-        return bool(connection.ping())
-    except OUTAGE_ERRORS:
-        return False
-
-
-def _wait_for_redis(connection: Redis, outage: Outage, shutdown: Shutdown, error: Exception) -> None:
-    """Wait with back-off until Redis answers.
-
-    Raises:
-        StopRequested: when a stop is requested meanwhile.
-    """
-    while True:
-        if shutdown.wait(outage.failed(error)):
-            raise StopRequested()
-        if _redis_answers(connection):
-            outage.succeeded()
-            return
-
-
-def _leave(leases: WorkerLeases) -> None:
-    """Leave as a worker that stopped, as far as Redis lets us; what it cannot do expires."""
-    try:
-        leases.stop()
-    except OUTAGE_ERRORS as exc:
-        log.warning(
-            "leaving without telling Redis (%s): this worker's liveness key expires within %g s, then"
-            " another worker gives back what it dequeued and never started",
-            exc,
-            leases.lease_seconds,
-        )
-
-
-def log_to_stderr(level: str) -> None:
-    """Send this process's logs, RQ's included, to stderr (RQ would otherwise use stdout)."""
-    if not logging.getLogger().handlers:
-        logging.basicConfig(stream=sys.stderr, format=LOG_FORMAT)
-    logging.getLogger("worker").setLevel(level.upper())

@@ -42,7 +42,7 @@ def worker(
     name: Annotated[str | None, typer.Option("--name", help="The worker's name in Redis.")] = None,
 ) -> None:
     """Run one worker process: the Lambda role, pulling tasks from RQ."""
-    from worker.process import run_worker  # imported late: a heavy module
+    from worker.running import run_worker  # imported late: a heavy module
 
     shared: Shared = ctx.obj
     run_worker(
