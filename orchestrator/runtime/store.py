@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from redis.connection import AbstractConnection
 
 from orchestrator.protocol import json_text
 from orchestrator.protocol.decoding import loads
@@ -337,7 +338,9 @@ class Store:
 class SentCommit:
     """A commit sent to Redis whose reply has not been read yet."""
 
-    def __init__(self, store: Store, keys: list[str], argv: list[str], connection: Any) -> None:
+    def __init__(
+        self, store: Store, keys: list[str], argv: list[str], connection: AbstractConnection | None
+    ) -> None:
         self._store = store
         self._keys = keys
         self._argv = argv
