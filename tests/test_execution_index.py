@@ -158,8 +158,13 @@ def test_a_reader_rebuilds_in_the_background_and_reads_the_global_index_meanwhil
     redis_client.delete(execution_index.built_key(keys), execution_index.all_key(keys, "Rare"))
 
     assert not execution_index.is_built(redis_client, keys)
+    # The thread marks the indexes built, then releases its marker: wait for both, not the first.
     wait_until(
-        lambda: bool(redis_client.exists(execution_index.built_key(keys))), 60.0, "the rebuild to finish"
+        lambda: (
+            bool(redis_client.exists(execution_index.built_key(keys)))
+            and not redis_client.exists(execution_index.building_key(keys))
+        ),
+        60.0,
+        "the rebuild to finish and release its marker",
     )
-    assert not redis_client.exists(execution_index.building_key(keys))
     assert members(redis_client, execution_index.all_key(keys, "Rare")) == ["rare-1"]
