@@ -27,28 +27,38 @@ from redis.typing import EncodableT
 from orchestrator.protocol.scripts import lua_script
 
 
-class DirectScript:
-    """One Lua script of orchestrator.protocol's, called by EVALSHA on a connection of its own.
+class RedisPyScript:
+    """One Lua script of orchestrator.protocol's, called through redis-py as usual."""
+
+    def __init__(self, client: Redis, name: str) -> None:
+        # Held weakly, and the script unbound from it, so that a client nobody uses is freed with its
+        # scripts (direct_script keeps them by client).
+        self._client = weakref.ref(client)
+        self.script: Script = lua_script(client, name)
+        self.script.registered_client = None
+
+    @property
+    def client(self) -> Redis:
+        client = self._client()
+        assert client is not None, "a script outlived its client"
+        return client
+
+    def __call__(self, keys: Sequence[EncodableT], args: Sequence[EncodableT]) -> Any:
+        return self.script(keys=keys, args=args, client=self.client)
+
+
+class DirectScript(RedisPyScript):
+    """A script called by EVALSHA on a connection of its own.
 
     A call while another thread is in one goes through redis-py as usual: the connection
     carries one request at a time.
     """
 
     def __init__(self, client: Redis, name: str) -> None:
-        # Held weakly, and the script unbound from it, so that a client nobody uses is freed with its
-        # DirectScripts (direct_script keeps them by client).
-        self._client = weakref.ref(client)
-        self.script: Script = lua_script(client, name)
-        self.script.registered_client = None
+        super().__init__(client, name)
         self._connection: AbstractConnection | None = None
         self._pid = 0
         self._busy = threading.Lock()
-
-    @property
-    def client(self) -> Redis:
-        client = self._client()
-        assert client is not None, "a DirectScript outlived its client"
-        return client
 
     def __call__(self, keys: Sequence[EncodableT], args: Sequence[EncodableT]) -> Any:
         """The script's reply for ``keys`` and ``args``.
@@ -58,7 +68,7 @@ class DirectScript:
             redis.ResponseError: when the script fails.
         """
         if not self._busy.acquire(blocking=False):
-            return self.script(keys=keys, args=args, client=self.client)
+            return super().__call__(keys, args)
         try:
             connection = self._connection
             if connection is None or self._pid != os.getpid():  # a forked child makes its own
@@ -87,27 +97,7 @@ class DirectScript:
         return connection
 
 
-class _RedisPyScript:
-    """A Lua script called through redis-py as usual, with DirectScript's signature."""
-
-    def __init__(self, client: Redis, name: str) -> None:
-        self._client = weakref.ref(client)  # as DirectScript holds it
-        self.script: Script = lua_script(client, name)
-        self.script.registered_client = None
-
-    @property
-    def client(self) -> Redis:
-        client = self._client()
-        assert client is not None, "a script outlived its client"
-        return client
-
-    def __call__(self, keys: Sequence[EncodableT], args: Sequence[EncodableT]) -> Any:
-        return self.script(keys=keys, args=args, client=self.client)
-
-
-_scripts: weakref.WeakKeyDictionary[Redis, dict[str, DirectScript | _RedisPyScript]] = (
-    weakref.WeakKeyDictionary()
-)
+_scripts: weakref.WeakKeyDictionary[Redis, dict[str, RedisPyScript]] = weakref.WeakKeyDictionary()
 _scripts_lock = threading.Lock()
 
 
@@ -117,7 +107,7 @@ def sends_commands_as_redis_does(client: Redis) -> bool:
     return kind is Redis or (kind.execute_command is Redis.execute_command and kind.evalsha is Redis.evalsha)
 
 
-def direct_script(client: Redis, name: str) -> DirectScript | _RedisPyScript:
+def direct_script(client: Redis, name: str) -> RedisPyScript:
     """The DirectScript ``name`` of ``client``: one per client and script, so one connection each.
 
     A worker that starts its loop afresh after an outage makes its objects again; its
@@ -129,5 +119,5 @@ def direct_script(client: Redis, name: str) -> DirectScript | _RedisPyScript:
         script = scripts.get(name)
         if script is None:
             direct = sends_commands_as_redis_does(client)
-            script = scripts[name] = DirectScript(client, name) if direct else _RedisPyScript(client, name)
+            script = scripts[name] = DirectScript(client, name) if direct else RedisPyScript(client, name)
         return script

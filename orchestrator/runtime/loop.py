@@ -41,7 +41,7 @@ from orchestrator.runtime.keys import GROUP, Keys
 from orchestrator.runtime.lone_failures import LoneFailures, blames_shared_keys, halves, is_server_state
 from orchestrator.runtime.machines import MachineCache, register_shipped_machines
 from orchestrator.runtime.optimistic import Attempt, CommitConflict, Lost, commit_optimistically
-from orchestrator.runtime.overlap import Computed, InFlight, turns
+from orchestrator.runtime.overlap import Computed, InFlight, group_by_execution, turns
 from orchestrator.runtime.retention import Retention
 from orchestrator.runtime.scripts import load_for_pipelines, lua_script
 from orchestrator.runtime.sources import (
@@ -575,13 +575,6 @@ class Orchestrator:
                 log.exception("orchestrator iteration failed")
                 stop.wait(1.0)
             outage.succeeded()
-
-
-def group_by_execution(events: list[Event]) -> dict[str, list[Event]]:
-    grouped: dict[str, list[Event]] = {}
-    for entry_id, event in events:
-        grouped.setdefault(event["execution"], []).append((entry_id, event))
-    return grouped
 
 
 def run_orchestrator(

@@ -70,11 +70,16 @@ class InFlight:
             self.sent.abandon()
 
 
+def group_by_execution(events: list[Event]) -> dict[str, list[Event]]:
+    """``events`` by the execution each names, executions and events in the order they came."""
+    grouped: dict[str, list[Event]] = {}
+    for entry_id, event in events:
+        grouped.setdefault(event["execution"], []).append((entry_id, event))
+    return grouped
+
+
 def turns(events: list[Event]) -> Iterator[list[Event]]:
     """``events`` in parts of at most TURN_EXECUTIONS whole executions, in the order they came."""
-    by_execution: dict[str, list[Event]] = {}
-    for entry_id, event in events:
-        by_execution.setdefault(event["execution"], []).append((entry_id, event))
-    groups = list(by_execution.values())
+    groups = list(group_by_execution(events).values())
     for first in range(0, len(groups), TURN_EXECUTIONS):
         yield [event for group in groups[first : first + TURN_EXECUTIONS] for event in group]
