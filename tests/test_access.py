@@ -278,13 +278,24 @@ def test_masked_url_hides_the_password_and_keeps_the_rest(url: str, masked: str)
     assert masked_url(url) == masked
 
 
-def _run_cli(args: list[str], env: dict[str, str]) -> str:
-    """What ``redstep ARGS`` printed; a service still running after SERVICE_SECONDS is stopped."""
-    process = subprocess.Popen(
-        redstep_command(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
+def _run_cli_at_once(commands: list[list[str]], env: dict[str, str]) -> list[str]:
+    """What each ``redstep ARGS`` printed, all run at once; services still running at SERVICE_SECONDS stop.
+
+    At once, so that a test waits out the services' window once, not once per command.
+    """
+    processes = [
+        subprocess.Popen(
+            redstep_command(*args), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        )
+        for args in commands
+    ]
+    deadline = time.monotonic() + SERVICE_SECONDS
+    return [_output_by(process, deadline) for process in processes]
+
+
+def _output_by(process: subprocess.Popen[str], deadline: float) -> str:
     try:
-        output, _ = process.communicate(timeout=SERVICE_SECONDS)
+        output, _ = process.communicate(timeout=max(0.0, deadline - time.monotonic()))
     except subprocess.TimeoutExpired:
         # A service may keep retrying a Redis it cannot reach; what it said so far is what counts.
         process.send_signal(signal.SIGTERM)
@@ -314,8 +325,7 @@ COMMANDS = [
 def _assert_every_command_names_the_address_but_not_the_secret(url: str, port: int, secret: str) -> None:
     env = redstep_env(url)
     problems = []
-    for args in COMMANDS:
-        output = _run_cli(args, env)
+    for args, output in zip(COMMANDS, _run_cli_at_once(COMMANDS, env), strict=True):
         try:
             assert f"127.0.0.1:{port}" in output, "the address is not named"
             assert_secret_absent(output, secret)
