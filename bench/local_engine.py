@@ -5,14 +5,23 @@ machine with local functions, and a chain of 10 Pass states. The history is reco
 way; the "history read" lines also build it in AWS's shape after every execution, as
 ``redstep run --json`` does.
 
-    python bench/local_engine.py [--executions N] [--rounds R]
+With ``--node`` the same two machines also run on aws-local-stepfunctions (Node.js, in-process;
+npm installs it into a cache directory the first time), in turns with redstep's rounds, and the
+ratios are printed: figures from different runs are never compared.
+
+    python bench/local_engine.py [--executions N] [--rounds R] [--node]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import shutil
+import subprocess
 import time
 import tracemalloc
+from pathlib import Path
 from typing import Any
 
 from orchestrator.asl.definition import StateMachine
@@ -73,18 +82,47 @@ class Case:
     def report(self) -> str:
         per_transition = self.best / self.transitions * 1e6
         return (
-            f"{self.name:<38} {1 / self.best:>10,.0f} executions/s "
+            f"{self.name:<50} {1 / self.best:>10,.0f} executions/s "
             f"{per_transition:>8.2f} µs per transition ({self.transitions} transitions per execution)"
         )
 
 
 RECORD = {"dragon_name_str": "Atlas", "family_str": "red"}
 
+NODE_PACKAGE = "aws-local-stepfunctions@3"
+NODE_SCRIPT = Path(__file__).with_name("local_engine_node.mjs")
+# Turns of redstep's rounds and Node's, alternating, so that both see the same spells of noise.
+NODE_TURNS = 5
+
+
+def node_modules() -> Path:
+    """Where aws-local-stepfunctions is installed, installing it with npm the first time."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        raise SystemExit("--node needs node and npm on PATH (Debian: apt install nodejs npm)")
+    home = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "redstep-bench" / "node"
+    if not (home / "node_modules" / "aws-local-stepfunctions").is_dir():
+        home.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["npm", "install", "--prefix", str(home), "--no-save", NODE_PACKAGE], check=True)
+    return home / "node_modules"
+
+
+def node_round(modules: Path, executions: int, rounds: int) -> dict[str, float]:
+    """Seconds per execution of Node's fastest round, per machine."""
+    done = subprocess.run(
+        ["node", str(NODE_SCRIPT), str(executions), str(rounds)],
+        env={**os.environ, "NODE_PATH": str(modules)},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return json.loads(done.stdout)
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--executions", type=int, default=2_000, help="executions per round")
     parser.add_argument("--rounds", type=int, default=25, help="report the fastest of this many rounds")
+    parser.add_argument("--node", action="store_true", help="also run aws-local-stepfunctions, in turns")
     args = parser.parse_args()
     cases = [
         Case("Task->Choice->Task", TASK_CHOICE_TASK, 3, read_history=False),
@@ -92,13 +130,30 @@ def main() -> None:
         Case("Task->Choice->Task, history read", TASK_CHOICE_TASK, 3, read_history=True),
         Case("10 Pass states, history read", PASS_CHAIN, 10, read_history=True),
     ]
+    modules = node_modules() if args.node else None
+    node = {"taskChoiceTask": float("inf"), "passChain": float("inf")}
+    turns = NODE_TURNS if modules else 1
     # Rounds of every case take turns, so a spell of other work on the machine slows a round
     # of each rather than every round of one; the fastest round is the least disturbed.
-    for _ in range(args.rounds):
-        for case in cases:
-            case.round(args.executions)
+    for turn in range(turns):
+        for _ in range(args.rounds // turns + (turn < args.rounds % turns)):
+            for case in cases:
+                case.round(args.executions)
+        if modules:
+            for machine, seconds in node_round(modules, args.executions, args.rounds // turns or 1).items():
+                node[machine] = min(node[machine], seconds)
     for case in cases:
         print(case.report())
+    if modules:
+        for name, machine, ours, transitions in (
+            ("Task->Choice->Task", "taskChoiceTask", cases[0], 3),
+            ("10 Pass states", "passChain", cases[1], 10),
+        ):
+            seconds = node[machine]
+            print(
+                f"{'aws-local-stepfunctions, ' + name:<50} {1 / seconds:>10,.0f} executions/s "
+                f"{seconds / transitions * 1e6:>8.2f} µs per transition; redstep {seconds / ours.best:.2f}x"
+            )
     # Memory is traced in a separate, short run: tracing slows every allocation down.
     traced = Case("(traced)", TASK_CHOICE_TASK, 3, read_history=False)
     tracemalloc.start()
