@@ -8,9 +8,10 @@ time is Redis's own (``INFO commandstats``: the script and every command it runs
 round trip; the argument sizes say what travelled.
 
 ``--worker-scripts`` also times what a worker's scripts cost Redis for each job the batch
-enqueued: take_job.lua (the job read, leased and started) and append_reports.lua (one report
-per task, its counts and its leases), each with RQ bookkeeping of the shape a worker records
-(13 commands for a start, 8 for an end).
+enqueued: peek_claimed.lua (the job's hash, read behind the dequeue), start_tasks.lua (its
+leases and RQ's bookkeeping of the start) and append_reports.lua (one report per task, its
+counts and its leases), with RQ bookkeeping of the shape a worker records (13 commands for a
+start, 8 for an end).
 
     python bench/commit_batches.py [--batches 30] [--starts 100] [--indexed 5000] [--worker-scripts]
 """
@@ -21,12 +22,12 @@ import argparse
 import json
 import statistics
 import time
-import uuid
 
 import redis
 from pipeline import dragon
 
-from orchestrator.protocol.jobs import JOB_TIMEOUT_SECONDS, TASK_ENTRY_POINT
+from orchestrator.protocol.keys import RQ_JOB_PREFIX
+from orchestrator.protocol.leases import lease_record
 from orchestrator.protocol.scripts import lua_script
 from orchestrator.runtime import transitions
 from orchestrator.runtime.keys import Keys
@@ -119,25 +120,32 @@ def end_bookkeeping(job_id: str) -> str:
     return json.dumps(commands)
 
 
-def run_jobs(client: redis.Redis, keys: Keys, job_keys: list[str]) -> tuple[list[int], list[int]]:
-    """take_job.lua then append_reports.lua for each job, as one worker would; each call's Redis usec."""
-    take, append = lua_script(client, "take_job"), lua_script(client, "append_reports")
-    taken, appended = [], []
+def run_jobs(client: redis.Redis, keys: Keys, job_keys: list[str]) -> dict[str, list[int]]:
+    """Each job's scripts as one worker calls them, and each call's Redis usec, by script.
+
+    peek_claimed.lua (the job's hash, read behind the dequeue), start_tasks.lua (its leases and
+    RQ's bookkeeping of the start) and append_reports.lua (its reports and the end's bookkeeping).
+    """
+    peek, start = lua_script(client, "peek_claimed"), lua_script(client, "start_tasks")
+    append = lua_script(client, "append_reports")
+    spent: dict[str, list[int]] = {"peek_claimed": [], "start_tasks": [], "append_reports": []}
+    claimed = keys.claimed(WORKER)
     for job_key in job_keys:
         job_id = job_key.removeprefix("rq:job:")
         client.lrem(keys.task_queue, 1, job_id)
-        client.rpush(keys.claimed(WORKER), job_id)
-        arguments = [job_id, "30.0", WORKER, str(uuid.uuid4()), TASK_ENTRY_POINT, keys.task_queue_name]
-        arguments += [keys.events, str(JOB_TIMEOUT_SECONDS), start_bookkeeping(job_id)]
+        client.rpush(claimed, job_id)
         client.config_resetstat()
-        reply = take(keys=[job_key, keys.claimed(WORKER), keys.leases], args=arguments)
-        taken.append(script_microseconds(client))
-        if reply[2] != 1:
-            raise SystemExit(f"take_job.lua did not start {job_id}: {reply[:1]}")
-        leases = [lease.decode() for lease in reply[4:]]
-        reports = [
-            json.dumps({"type": "TaskSucceeded", "token": json.loads(lease)["token"]}) for lease in leases
-        ]
+        _, kind, flat = peek(keys=[claimed], args=[RQ_JOB_PREFIX])
+        spent["peek_claimed"].append(script_microseconds(client))
+        fields = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+        if kind != b"hash":
+            raise SystemExit(f"peek_claimed.lua found no hash for {job_id}: {kind!r}")
+        tasks = json.loads(fields[b"data"])[2][0]
+        leases = [lease_record(task, WORKER, 30.0) for task in tasks]
+        client.config_resetstat()
+        start(keys=[claimed, keys.leases], args=[job_id, "30.0", start_bookkeeping(job_id), *leases])
+        spent["start_tasks"].append(script_microseconds(client))
+        reports = [json.dumps({"type": "TaskSucceeded", "token": task["token"]}) for task in tasks]
         counts = ["2", '["task_duration_bucket","ValidateDragon","0.005"]', str(len(reports))]
         counts += ['["task_duration_sum_us","ValidateDragon"]', "600"]
         client.config_resetstat()
@@ -145,8 +153,8 @@ def run_jobs(client: redis.Redis, keys: Keys, job_keys: list[str]) -> tuple[list
             keys=[keys.events, keys.leases, f"{PREFIX}:metrics"],
             args=["event", str(len(reports)), *reports, *counts, end_bookkeeping(job_id), *leases],
         )
-        appended.append(script_microseconds(client))
-    return taken, appended
+        spent["append_reports"].append(script_microseconds(client))
+    return spent
 
 
 def script_microseconds(client: redis.Redis) -> int:
@@ -160,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batches", type=int, default=30)
     parser.add_argument("--starts", type=int, default=100)
     parser.add_argument("--indexed", type=int, default=5000)
-    parser.add_argument("--worker-scripts", action="store_true", help="also time take_job and append_reports")
+    parser.add_argument("--worker-scripts", action="store_true", help="also time a worker's scripts")
     args = parser.parse_args(argv)
     with RedisServer() as server:
         client = redis.Redis.from_url(server.url)
@@ -173,21 +181,22 @@ def main(argv: list[str] | None = None) -> None:
         store = Store(client, keys)
         one_batch(store, machine, settings, 0, args.starts)  # scripts loaded, per-machine indexes made
         fill_indexes(client, keys, settings.state_machine, args.indexed)
-        times, sizes, taken, appended = [], [], [], []
+        times: list[int] = []
+        sizes: list[tuple[int, int, list[str]]] = []
+        worker_scripts: dict[str, list[int]] = {}
         for batch in range(1, args.batches + 1):
             client.config_resetstat()
             sizes.append(one_batch(store, machine, settings, batch, args.starts))
             times.append(script_microseconds(client))
             if args.worker_scripts:
-                take_times, append_times = run_jobs(client, keys, sizes[-1][2])
-                taken += take_times
-                appended += append_times
+                for name, times_of_job in run_jobs(client, keys, sizes[-1][2]).items():
+                    worker_scripts.setdefault(name, []).extend(times_of_job)
         client.close()
     print(f"{args.batches} commits of {args.starts} starts each, indexes of {args.indexed:,} executions")
     print(f"  Redis time per commit: median {statistics.median(times):,.0f} us, best {min(times):,} us")
     print(f"  per start: {statistics.median(times) / args.starts:.1f} us")
     print(f"  arguments per commit: {sizes[-1][1]:,} values, {sizes[-1][0]:,} characters")
-    for name, spent in (("take_job", taken), ("append_reports", appended)):
+    for name, spent in worker_scripts.items():
         if spent:
             print(f"  {name}.lua per job: median {statistics.median(spent):,.0f} us, best {min(spent):,} us")
 

@@ -41,7 +41,6 @@ from worker.claiming import ClaimingQueue
 from worker.leases import WorkerLeases
 from worker.process import task_worker
 from worker.registry import default_registry
-from worker.taking import JobTaker
 
 PREFIX = "bench"
 
@@ -71,13 +70,13 @@ class RequestCounter:
 # The seams a task job passes, in order, and the stage that ends at each.
 SEAMS = [
     ("claim sent", ""),
-    ("claimed", "BLMOVE round trip (job id claimed)"),
-    ("take sent", "claimed -> take_job.lua called (start recorded)"),
-    ("taken", "take_job.lua round trip"),
-    ("carry_out", "taken -> carry_out begins (decode, RQ's layers)"),
+    ("claimed", "BLMOVE + peek_claimed.lua round trip (job and hash)"),
+    ("start sent", "claimed -> START sent (decoded, start recorded)"),
+    ("carry_out", "START sent -> carry_out begins (RQ's layers)"),
     ("function", "carry_out -> function begins"),
     ("function ended", "function runs (one HEXISTS)"),
-    ("report sent", "function ends -> append_reports.lua called"),
+    ("start confirmed", "function ends -> START's reply read"),
+    ("report sent", "START's reply read -> append_reports.lua called"),
     ("reported", "append_reports.lua round trip"),
     ("next claim", "reported -> next BLMOVE sent (RQ's end of job)"),
 ]
@@ -121,8 +120,9 @@ class StageTimer:
             patched.append((owner, name, original))
             setattr(owner, name, replacement)
 
-        wrap(ClaimingQueue, "lmove", "next claim", "claimed", raw=True)
-        wrap(JobTaker, "take", "take sent", "taken")
+        wrap(ClaimingQueue, "move_and_peek", "next claim", "claimed", raw=True)
+        wrap(WorkerLeases, "send_start", None, "start sent")
+        wrap(WorkerLeases, "confirm_start", None, "start confirmed")
         wrap(entry, "carry_out", "carry_out", None)
         wrap(entry, "publish_reports", "report sent", "reported")
         function = default_registry.lookup("ValidateDragon")

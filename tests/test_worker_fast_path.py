@@ -11,6 +11,7 @@ connection of their own (worker.direct_calls) and must answer and fail as redis-
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -122,10 +123,16 @@ SEEN_BY_RQ: list[dict[str, Any]] = []
 
 
 def see_what_rq_sees(event: Any, context: Any) -> dict[str, Any]:
-    """A function that notes what RQ's own tools show of the job running it, as it runs."""
+    """A function that notes what RQ's own tools show of the job running it, as it runs.
+
+    The job's start is sent before the function begins and lands while it runs (the worker
+    does not wait for it), so the function first waits for the worker to show a current job.
+    """
     client = context.redis
     [worker] = Worker.all(connection=client)
-    job_id = worker.get_current_job_id()
+    deadline = time.monotonic() + 5
+    while (job_id := worker.get_current_job_id()) is None and time.monotonic() < deadline:
+        time.sleep(0.001)
     job = Job.fetch(job_id, connection=client, serializer=SERIALIZER)
     SEEN_BY_RQ.append(
         {

@@ -8,19 +8,22 @@ another application's is moved aside as it is dequeued (worker.bad_jobs).
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from redis import Redis
+from redis.exceptions import NoScriptError
 from rq import Queue
 from rq.exceptions import DequeueTimeout, NoSuchJobError
 from rq.job import Job
 
 from orchestrator.protocol.decoding import lossless_text
 from orchestrator.protocol.hops import HOPS
-from orchestrator.protocol.keys import SharedKeys
+from orchestrator.protocol.keys import RQ_JOB_PREFIX, SharedKeys
 from orchestrator.protocol.reconnect import OUTAGE_ERRORS
-from orchestrator.protocol.scripts import lua_script
+from orchestrator.protocol.scripts import lua_script, lua_source
 from orchestrator.settings import Settings
 from worker.bad_jobs import bounded_copy, set_aside
 from worker.jobs import SERIALIZER, MalformedJob, TaskJob, check_job_id, fetch_task_job, misaddressed
@@ -29,6 +32,22 @@ from worker.jobs import SERIALIZER, MalformedJob, TaskJob, check_job_id, fetch_t
 def task_queue_name(settings: Settings) -> str:
     """The RQ queue the orchestrator puts task jobs on."""
     return SharedKeys(settings.prefix).task_queue_name
+
+
+PEEK_SHA = hashlib.sha1(lua_source("peek_claimed").encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Peeked:
+    """A claimed job's key as peek_claimed.lua read it, in the dequeue's round trip.
+
+    Attributes:
+        kind: the Redis type of the job's key ("none" when there is no such key).
+        fields: the job's hash as HGETALL gives it (empty unless ``kind`` is "hash").
+    """
+
+    kind: str
+    fields: dict[bytes, bytes]
 
 
 class ClaimingQueue(Queue):
@@ -78,17 +97,26 @@ class ClaimingQueue(Queue):
     ) -> tuple[Job, Queue] | None:
         assert cls.keys is not None
         while True:
-            moved = cls.lmove(connection, queue.key, timeout)
-            if moved is None:
-                return None
-            raw_id = moved[1]
+            peeked: Peeked | None = None
+            if cls.takes:
+                moved_and_peeked = cls.move_and_peek(connection, queue.key, timeout)
+                if moved_and_peeked is None:
+                    return None
+                raw_id, peeked = moved_and_peeked
+            else:
+                moved = cls.lmove(connection, queue.key, timeout)
+                if moved is None:
+                    return None
+                raw_id = moved[1]
             job_id = lossless_text(raw_id)
             if HOPS.on:
                 HOPS.note("claimed", job=job_id)
             try:
                 if cls.takes:
                     check_job_id(job_id)
-                    return ClaimedJob(job_id, connection=connection, serializer=SERIALIZER), queue
+                    claimed = ClaimedJob(job_id, connection=connection, serializer=SERIALIZER)
+                    claimed.peeked = peeked
+                    return claimed, queue
                 job = fetch_task_job(job_class, job_id, connection)
                 wrong_place = misaddressed(job, queue.name, cls.keys.events)
                 if wrong_place is None:
@@ -118,11 +146,7 @@ class ClaimingQueue(Queue):
         """
         if cls.claimed_key is None:
             return super().lmove(connection, queue_key, timeout)
-        if cls.reply_lost:
-            # The last move may have happened with its reply lost: the job sits in the claimed
-            # list, unseen. The list is empty between jobs, so whatever is there goes back.
-            lua_script(connection, "give_back_jobs")(keys=[cls.claimed_key, queue_key], client=connection)
-            cls.reply_lost = False
+        cls.give_back_if_reply_lost(connection, queue_key)
         if timeout is not None:
             result = connection.blmove(queue_key, cls.claimed_key, timeout)
             if result is None:
@@ -130,6 +154,57 @@ class ClaimingQueue(Queue):
             return queue_key, result
         result = connection.lmove(queue_key, cls.claimed_key)
         return None if result is None else (queue_key, result)
+
+    @classmethod
+    def move_and_peek(
+        cls, connection: Redis, queue_key: str, timeout: int | None
+    ) -> tuple[bytes | str, Peeked | None] | None:
+        """As :meth:`lmove`, with the moved job's hash read in the same round trip (peek_claimed.lua).
+
+        The read is pipelined behind the move, so Redis runs it as soon as the move is served.
+        Its answer is None when it cannot be trusted to be the moved job's (another id at the
+        list's tail) or when Redis lost the script (loaded again for the next move); the worker
+        then reads the hash as it starts the job.
+
+        Raises:
+            DequeueTimeout: when ``timeout`` passed with the queue empty.
+        """
+        assert cls.claimed_key is not None
+        cls.give_back_if_reply_lost(connection, queue_key)
+        pipe = connection.pipeline(transaction=False)
+        if timeout is not None:
+            pipe.blmove(queue_key, cls.claimed_key, timeout)
+        else:
+            pipe.lmove(queue_key, cls.claimed_key)
+        # EVALSHA itself: a Script in a pipeline asks SCRIPT EXISTS first, a round trip of its own.
+        pipe.evalsha(PEEK_SHA, 1, cls.claimed_key, RQ_JOB_PREFIX)
+        moved, peek = pipe.execute(raise_on_error=False)
+        if isinstance(moved, Exception):
+            raise moved
+        if moved is None:
+            if timeout is not None:
+                raise DequeueTimeout(timeout, queue_key)
+            return None
+        if isinstance(peek, NoScriptError):
+            connection.script_load(lua_source("peek_claimed"))
+            return moved, None
+        if isinstance(peek, Exception):
+            raise peek
+        if not peek or peek[0] != moved:
+            return moved, None
+        kind, flat = lossless_text(peek[1]), peek[2]
+        return moved, Peeked(kind, {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)})
+
+    @classmethod
+    def give_back_if_reply_lost(cls, connection: Redis, queue_key: str) -> None:
+        """Give back what the claimed list holds when the last move's reply may have been lost.
+
+        The job then sits in the claimed list, unseen. The list is empty between jobs, so
+        whatever is there goes back.
+        """
+        if cls.reply_lost:
+            lua_script(connection, "give_back_jobs")(keys=[cls.claimed_key, queue_key], client=connection)
+            cls.reply_lost = False
 
 
 def claiming_queue_class(settings: Settings, worker: str, takes: bool = False) -> type[ClaimingQueue]:
@@ -141,3 +216,6 @@ def claiming_queue_class(settings: Settings, worker: str, takes: bool = False) -
 
 class ClaimedJob(TaskJob):
     """A job id just claimed by a worker that reads each job's hash as it starts it (worker.taking)."""
+
+    # The job's key as read in the dequeue's round trip; None: the worker reads it as it starts the job.
+    peeked: Peeked | None = None

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import threading
 import weakref
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from redis import Redis
@@ -46,6 +46,55 @@ class RedisPyScript:
     def __call__(self, keys: Sequence[EncodableT], args: Sequence[EncodableT]) -> Any:
         return self.script(keys=keys, args=args, client=self.client)
 
+    def send(self, keys: Sequence[EncodableT], args: Sequence[EncodableT]) -> SentCall:
+        """The call made now, its reply or error kept for :meth:`SentCall.reply` (redis-py's way waits)."""
+        sent = SentCall()
+        sent.settle(lambda: self(keys, args))
+        return sent
+
+
+class SentCall:
+    """A script call on its way: its reply, or the error it met, once read.
+
+    A DirectScript reads the reply when :meth:`reply` asks for it, or before its connection
+    carries another call (the reply is then kept here), so a reply nobody asks for is never
+    taken for another call's.
+    """
+
+    def __init__(self, read: Callable[[], Any] | None = None) -> None:
+        self._read = read
+        self._outcome: tuple[bool, Any] | None = None
+
+    @classmethod
+    def failed(cls, error: Exception) -> SentCall:
+        """A call that never went out: its reply is ``error``."""
+        sent = cls()
+        sent._outcome = (False, error)
+        return sent
+
+    def settle(self, read: Callable[[], Any]) -> None:
+        """Read the reply now with ``read``, keeping it or the exception it raised."""
+        try:
+            self._outcome = (True, read())
+        except Exception as error:
+            self._outcome = (False, error)
+
+    def reply(self) -> Any:
+        """The script's reply.
+
+        Raises:
+            redis.ConnectionError, redis.TimeoutError: when the connection was lost.
+            redis.ResponseError: when the script failed.
+        """
+        if self._outcome is None:
+            assert self._read is not None
+            self._read()
+        assert self._outcome is not None
+        succeeded, value = self._outcome
+        if succeeded:
+            return value
+        raise value
+
 
 class DirectScript(RedisPyScript):
     """A script called by EVALSHA on a connection of its own.
@@ -59,6 +108,8 @@ class DirectScript(RedisPyScript):
         self._connection: AbstractConnection | None = None
         self._pid = 0
         self._busy = threading.Lock()
+        # A call sent on the connection whose reply is not read yet, with its keys and arguments.
+        self._unread: tuple[SentCall, Sequence[EncodableT], Sequence[EncodableT]] | None = None
 
     def __call__(self, keys: Sequence[EncodableT], args: Sequence[EncodableT]) -> Any:
         """The script's reply for ``keys`` and ``args``.
@@ -70,21 +121,71 @@ class DirectScript(RedisPyScript):
         if not self._busy.acquire(blocking=False):
             return super().__call__(keys, args)
         try:
-            connection = self._connection
-            if connection is None or self._pid != os.getpid():  # a forked child makes its own
-                connection = self._own_connection()
-            try:
-                return self._evalsha(connection, keys, args)
-            except NoScriptError:
-                self.script.sha = self.client.script_load(self.script.script)
-                return self._evalsha(connection, keys, args)
+            connection = self._ready_connection()
+            self._send_evalsha(connection, keys, args)
+            return self._read_reply(connection, keys, args)
         finally:
             self._busy.release()
+
+    def send(self, keys: Sequence[EncodableT], args: Sequence[EncodableT]) -> SentCall:
+        """Send the call and return at once; :meth:`SentCall.reply` reads its reply.
+
+        The connection carries one call at a time: a call made before the reply was asked for
+        reads it first and keeps it for the SentCall.
+
+        Raises:
+            redis.ConnectionError, redis.TimeoutError: when the call could not be sent.
+        """
+        if not self._busy.acquire(blocking=False):
+            return super().send(keys, args)
+        try:
+            connection = self._ready_connection()
+            self._send_evalsha(connection, keys, args)
+            sent = SentCall(lambda: self._read_unread(sent))
+            self._unread = (sent, keys, args)
+            return sent
+        finally:
+            self._busy.release()
+
+    def _read_unread(self, sent: SentCall) -> None:
+        with self._busy:
+            if self._unread is not None and self._unread[0] is sent:
+                self._settle_unread()
+
+    def _settle_unread(self) -> None:
+        """Read the reply of the call sent without waiting (the lock held), keeping it in its SentCall."""
+        assert self._unread is not None and self._connection is not None
+        (sent, keys, args), self._unread = self._unread, None
+        connection = self._connection
+        sent.settle(lambda: self._read_reply(connection, keys, args))
+
+    def _ready_connection(self) -> AbstractConnection:
+        """The connection, its last reply read (the lock held); a forked child opens its own."""
+        if self._pid != os.getpid():
+            self._unread = None  # the parent's call, on the parent's connection
+            return self._own_connection()
+        if self._unread is not None:
+            self._settle_unread()
+        return self._connection or self._own_connection()
+
+    def _send_evalsha(
+        self, connection: AbstractConnection, keys: Sequence[EncodableT], args: Sequence[EncodableT]
+    ) -> None:
+        connection.send_command("EVALSHA", self.script.sha, len(keys), *keys, *args)
+
+    def _read_reply(
+        self, connection: AbstractConnection, keys: Sequence[EncodableT], args: Sequence[EncodableT]
+    ) -> Any:
+        try:
+            return connection.read_response()
+        except NoScriptError:
+            self.script.sha = self.client.script_load(self.script.script)
+            return self._evalsha(connection, keys, args)
 
     def _evalsha(
         self, connection: AbstractConnection, keys: Sequence[EncodableT], args: Sequence[EncodableT]
     ) -> Any:
-        connection.send_command("EVALSHA", self.script.sha, len(keys), *keys, *args)
+        self._send_evalsha(connection, keys, args)
         return connection.read_response()
 
     def _own_connection(self) -> AbstractConnection:

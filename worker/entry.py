@@ -176,11 +176,15 @@ def carry_out(
         except ColdShutdown:
             unfinished = runnable[len(encoded) :]
             log.warning("stopping now: %d task(s) handed back to the queue", len(unfinished))
+            if leases is not None:
+                leases.confirm_start(job_id)  # the hand-back removes the leases START set
             hand_back(connection, prefix, events_key, [line for _, line in encoded], held, unfinished)
             raise
         # The leases are renewed until the reports are in: a Redis that is away a moment costs
         # no Lambda.Unknown and no second run. A repeated append is harmless: a token is taken once.
         lines = [line for _, line in encoded]
+        if leases is not None:
+            leases.confirm_start(job_id)  # the reports remove the leases, and RQ's end follows its start
         recorded = ending.record() if ending is not None else NO_COMMANDS
         counts = meter.script_arguments(prefix)
         retry_through_outage(

@@ -12,9 +12,13 @@ A job's life on a worker:
        list), so a job popped by a worker that dies at once is still somewhere.
     2. START takes the job out of the claimed list and sets each task's lease,
        ``lease_seconds`` past Redis's ``TIME``, in one script call: every job is either claimed
-       or leased. A job as the orchestrators write it starts in the call that reads its hash
-       (``lua/take_job.lua``, worker.taking); any other, read first, starts with
-       ``lua/start_tasks.lua``. Either call carries RQ's bookkeeping (worker.bookkeeping).
+       or leased. The dequeue reads the job's hash in its own round trip
+       (``lua/peek_claimed.lua``, worker.claiming); a job as the orchestrators write it is then
+       started (``lua/start_tasks.lua``) without waiting, while its functions run, and START's
+       reply is read before the reports go out (:meth:`WorkerLeases.send_start`). Any other job
+       starts in its preparation, before its functions; a job whose hash did not come with its
+       dequeue starts in the call that reads it (``lua/take_job.lua``, worker.taking). Every
+       START carries RQ's bookkeeping (worker.bookkeeping).
     3. A thread renews the leases (``lua/renew_leases.lua``, again by Redis's ``TIME``) every
        ``lease_seconds / 3`` and sends a TaskHeartbeat at least every ``heartbeat_seconds / 3``
        for tasks that ask for one.
@@ -41,13 +45,15 @@ from typing import Any
 
 from redis import Redis
 from redis.commands.core import Script
+from redis.exceptions import ResponseError
 from redis.typing import EncodableT
 
 from orchestrator.protocol.keys import EVENT_FIELD, SharedKeys
 from orchestrator.protocol.leases import lease_record
-from orchestrator.protocol.reconnect import retried_through_outage
+from orchestrator.protocol.reconnect import OUTAGE_ERRORS, retried_through_outage
 from orchestrator.protocol.scripts import lua_script
 from worker.bookkeeping import NO_COMMANDS
+from worker.direct_calls import SentCall, direct_script
 
 # How often START is tried while the connection is lost, with doubling delays (about 6 s in all).
 START_ATTEMPTS = 8
@@ -95,11 +101,14 @@ class WorkerLeases:
         self.alive_key = self.keys.alive(worker)
         self._held: dict[str, list[HeldTask]] = {}
         self._started: dict[str, list[HeldTask]] = {}  # leases START set in a job's preparation
+        # STARTs sent without waiting (:meth:`send_start`), their replies read by :meth:`confirm_start`.
+        self._starting: dict[str, tuple[SentCall, list[str | bytes], Sequence[EncodableT]]] = {}
         self._lock = threading.Lock()
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._start: Script = lua_script(connection, "start_tasks")
+        self._start_direct = direct_script(connection, "start_tasks")
         self._renew: Script = lua_script(connection, "renew_leases")
         self._reclaim: Script = lua_script(connection, "reclaim_jobs")
         self._give_back: Script = lua_script(connection, "give_back_jobs")
@@ -160,6 +169,40 @@ class WorkerLeases:
         self.check_claimed(job_id, claimed, retried)
         self._started[job_id] = held
 
+    def send_start(self, job_id: str, held: list[HeldTask], recorded: Sequence[EncodableT]) -> None:
+        """Send START for ``held``, with RQ's bookkeeping of the start, without waiting for it.
+
+        The worker runs the job's functions meanwhile: until START lands the job is still in
+        the claimed list, where a reaper finds it if this worker dies, so the job is always
+        claimed or leased. :meth:`confirm_start` reads the outcome before anything that must
+        follow START (the reports, a hand-back) is sent; :meth:`take` takes the leases as they are.
+        """
+        members = [h.lease for h in held]
+        arguments = [job_id, repr(self.lease_seconds), *recorded, *members]
+        try:
+            sent = self._start_direct.send([self.claimed_key, self.keys.leases], arguments)
+        except OUTAGE_ERRORS as lost:
+            sent = SentCall.failed(lost)  # lost on its way: confirm_start sends it again
+        self._starting[job_id] = (sent, members, recorded)
+        self._started[job_id] = held
+
+    def confirm_start(self, job_id: str) -> None:
+        """Read the outcome of a START that :meth:`send_start` sent; send it again if it was lost.
+
+        Raises:
+            redis.ConnectionError, redis.TimeoutError: when Redis stays away.
+            redis.ResponseError: when START fails again.
+        """
+        starting = self._starting.pop(job_id, None)
+        if starting is None:
+            return
+        sent, members, recorded = starting
+        try:
+            claimed, retried = int(sent.reply()), False
+        except (*OUTAGE_ERRORS, ResponseError):
+            claimed, retried = self._start_leases(job_id, members, recorded)
+        self.check_claimed(job_id, claimed, retried)
+
     def started_by_take(
         self, job_id: str, tasks: list[dict[str, Any]], leases: list[bytes], claimed: bool, retried: bool
     ) -> None:
@@ -196,7 +239,8 @@ class WorkerLeases:
         return retried_through_outage(start, START_ATTEMPTS, f"starting job {job_id}")
 
     def release(self, job_id: str) -> None:
-        """Stop renewing the job's leases (its reports removed them)."""
+        """Stop renewing the job's leases (its reports removed them); forget a START still unconfirmed."""
+        self._starting.pop(job_id, None)
         with self._lock:
             self._held.pop(job_id, None)
 

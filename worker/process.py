@@ -36,11 +36,12 @@ from rq.worker import WorkerStatus
 from orchestrator.protocol.jobs import JOB_TIMEOUT_SECONDS
 from orchestrator.protocol.keys import SharedKeys
 from orchestrator.protocol.reconnect import OUTAGE_ERRORS, retry_through_outage
+from orchestrator.protocol.scripts import lua_source
 from orchestrator.settings import Settings
 from worker.bookkeeping import TaskJobBookkeeping, agree, recorded, recorder
-from worker.claiming import ClaimedJob, ClaimingQueue, claiming_queue_class, task_queue_name
+from worker.claiming import ClaimedJob, ClaimingQueue, Peeked, claiming_queue_class, task_queue_name
 from worker.entry import ColdShutdown, JobEnding, WorkerContext, is_addressable
-from worker.jobs import SERIALIZER, MalformedJob, TaskJob, decode_task_job, misaddressed
+from worker.jobs import SERIALIZER, MalformedJob, TaskJob, decode_task_job, decoded_quickly, misaddressed
 from worker.leases import START_ATTEMPTS, WorkerLeases
 from worker.shutdown import Shutdown
 from worker.taking import JobTaker
@@ -147,38 +148,31 @@ class TaskWorker(SimpleWorker):
             raise
 
     def take(self, claimed: ClaimedJob, queue: Queue) -> TaskJob | None:
-        """The claimed job, read and (when take_job.lua may) started; None when it was moved aside.
+        """The claimed job, read and started; None when it was moved aside.
 
-        RQ's bookkeeping of the start is recorded before the hash is read, for a job of the
-        orchestrators' timeout on this queue: the script applies it only to such a job.
+        A job whose hash came with its dequeue (peek_claimed.lua) is decoded first and then
+        started without waiting (WorkerLeases.send_start): its functions run while START
+        travels. Any other is read and, when take_job.lua may, started in one call: RQ's
+        bookkeeping of the start is recorded before the hash is read, for a job of the
+        orchestrators' timeout on this queue, and the script applies it only to such a job.
         """
         assert self.context is not None and self.context.leases is not None and self.taker is not None
-        queue_class = self.queue_class
-        assert issubclass(queue_class, ClaimingQueue) and queue_class.keys is not None
         self.execution = None
+        peeked = claimed.peeked
+        if peeked is not None:
+            job = self.as_the_orchestrators_write_it(claimed, queue, peeked)
+            if job is None:  # read strictly; started in its preparation, as any other job is
+                return self.decoded_or_moved_aside(claimed, queue, peeked.kind, peeked.fields, None)
+            leases = self.context.leases
+            tasks = [task for task in job.args[0] if is_addressable(task)]
+            leases.send_start(job.id, leases.hold(tasks), self.recorded_start(job, queue))
+            job.started_by_take = True
+            return job
         # The claimed job stands for the job expected until the hash is read.
         claimed.origin, claimed.timeout = queue.name, JOB_TIMEOUT_SECONDS
         taken = self.taker.take(claimed.id, self.recorded_start(claimed, queue))
-        try:
-            if taken.kind == "none":
-                raise NoSuchJobError(f"No such job: {claimed.key}")
-            if taken.kind != "hash":
-                raise MalformedJob(claimed.id, f"its key {claimed.key} holds no hash")
-            job = decode_task_job(claimed.id, taken.fields, self.connection)
-            wrong_place = misaddressed(job, queue.name, queue_class.keys.events)
-            if wrong_place is not None:
-                raise wrong_place
-        except (NoSuchJobError, MalformedJob) as refused:
-            if taken.leases is not None:
-                self.taker.put_back(claimed.id, taken.leases)
-            reason = (
-                refused.reason
-                if isinstance(refused, MalformedJob)
-                else f"its key {claimed.key} does not exist"
-            )
-            tasks = refused.tasks if isinstance(refused, MalformedJob) else []
-            queue_class.move_aside(self.connection, claimed.id, reason, tasks)
-            self.execution = None
+        job = self.decoded_or_moved_aside(claimed, queue, taken.kind, taken.fields, taken.leases)
+        if job is None:
             return None
         tasks = [task for task in job.args[0] if is_addressable(task)]
         if taken.leases is not None and len(taken.leases) == len(tasks):
@@ -188,6 +182,57 @@ class TaskWorker(SimpleWorker):
             job.started_at = claimed.started_at
         elif taken.leases is not None:
             self.taker.put_back(claimed.id, taken.leases)  # cannot happen: both read the same tasks
+        return job
+
+    def as_the_orchestrators_write_it(
+        self, claimed: ClaimedJob, queue: Queue, peeked: Peeked
+    ) -> TaskJob | None:
+        """The peeked job when its hash is exactly as the orchestrators write it for this queue, else None."""
+        queue_class = self.queue_class
+        assert issubclass(queue_class, ClaimingQueue) and queue_class.keys is not None
+        if peeked.kind != "hash":
+            return None
+        job = decoded_quickly(claimed.id, peeked.fields, self.connection)
+        if job is None or misaddressed(job, queue.name, queue_class.keys.events) is not None:
+            return None
+        return job
+
+    def decoded_or_moved_aside(
+        self,
+        claimed: ClaimedJob,
+        queue: Queue,
+        kind: str,
+        fields: dict[bytes, bytes],
+        leases: list[bytes] | None,
+    ) -> TaskJob | None:
+        """The task job the claimed job's key holds; None when it cannot run (moved aside).
+
+        A job take_job.lua started (``leases``) that cannot run is first put back as it was claimed.
+        """
+        queue_class = self.queue_class
+        assert issubclass(queue_class, ClaimingQueue) and queue_class.keys is not None
+        try:
+            if kind == "none":
+                raise NoSuchJobError(f"No such job: {claimed.key}")
+            if kind != "hash":
+                raise MalformedJob(claimed.id, f"its key {claimed.key} holds no hash")
+            job = decode_task_job(claimed.id, fields, self.connection)
+            wrong_place = misaddressed(job, queue.name, queue_class.keys.events)
+            if wrong_place is not None:
+                raise wrong_place
+        except (NoSuchJobError, MalformedJob) as refused:
+            if leases is not None:
+                assert self.taker is not None
+                self.taker.put_back(claimed.id, leases)
+            reason = (
+                refused.reason
+                if isinstance(refused, MalformedJob)
+                else f"its key {claimed.key} does not exist"
+            )
+            tasks = refused.tasks if isinstance(refused, MalformedJob) else []
+            queue_class.move_aside(self.connection, claimed.id, reason, tasks)
+            self.execution = None
+            return None
         return job
 
     def recorded_start(self, job: TaskJob, queue: Queue) -> list[EncodableT]:
@@ -479,4 +524,8 @@ def task_worker(
     worker.context = WorkerContext(settings.prefix, leases)
     if leases is not None:
         worker.taker = JobTaker(connection, SharedKeys(settings.prefix), name, leases.lease_seconds)
+        # Sent without waiting or pipelined behind a dequeue, these two find out only late that
+        # Redis lacks them (a restart, SCRIPT FLUSH): load them now, as the loop starts.
+        for script in ("peek_claimed", "start_tasks"):
+            connection.script_load(lua_source(script))
     return worker

@@ -6,6 +6,11 @@ The script starts only what passes its checks; the worker still decodes the hash
 (worker.jobs), and a job the script left alone is started as before (START, worker.leases).
 A job the script started that the strict decoding refuses after all is put back as it was
 claimed, its leases removed, before it is moved aside.
+
+Most jobs never come here: their hash comes with the dequeue (peek_claimed.lua,
+worker.claiming) and they are started while their functions run (WorkerLeases.send_start).
+This call serves a job whose hash did not (the dequeue's read met a Redis that had lost the
+script, or another id at the claimed list's tail).
 """
 
 from __future__ import annotations
