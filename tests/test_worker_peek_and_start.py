@@ -23,6 +23,7 @@ from orchestrator.protocol.jobs import rq_job_fields
 from orchestrator.protocol.keys import SharedKeys
 from orchestrator.protocol.scripts import lua_source
 from orchestrator.settings import Settings
+from tests.test_worker_fast_path import leading_words
 from worker.direct_calls import DirectScript
 from worker.leases import WorkerLeases
 from worker.process import task_worker
@@ -94,9 +95,10 @@ class LosesStartReplyConnection(redis.Connection):
     lost = 0
     _sent_start = False
 
-    def send_command(self, *args: Any, **kwargs: Any) -> None:
-        self._sent_start = args[0] == "EVALSHA" and any(str(a).endswith(":claimed:w1") for a in args[3:4])
-        super().send_command(*args, **kwargs)
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        words = leading_words(command)
+        self._sent_start = words[:1] == [b"EVALSHA"] and words[3:4] == [KEYS.claimed("w1").encode()]
+        super().send_packed_command(command, check_health)
 
     def read_response(self, *args: Any, **kwargs: Any) -> Any:
         reply = super().read_response(*args, **kwargs)

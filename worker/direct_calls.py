@@ -24,7 +24,7 @@ from redis.connection import AbstractConnection
 from redis.exceptions import NoScriptError
 from redis.typing import EncodableT
 
-from orchestrator.protocol.scripts import lua_script
+from orchestrator.protocol.scripts import lua_script, send_evalsha
 
 
 class RedisPyScript:
@@ -171,7 +171,7 @@ class DirectScript(RedisPyScript):
     def _send_evalsha(
         self, connection: AbstractConnection, keys: Sequence[EncodableT], args: Sequence[EncodableT]
     ) -> None:
-        connection.send_command("EVALSHA", self.script.sha, len(keys), *keys, *args)
+        send_evalsha(connection, self.script.sha, keys, args)
 
     def _read_reply(
         self, connection: AbstractConnection, keys: Sequence[EncodableT], args: Sequence[EncodableT]

@@ -29,6 +29,7 @@ from orchestrator.protocol.decoding import loads
 from orchestrator.protocol.jobs import rq_job_fields
 from orchestrator.protocol.keys import RQ_QUEUES
 from orchestrator.protocol.metrics import flat, metrics_key
+from orchestrator.protocol.scripts import send_evalsha
 from orchestrator.protocol.tasks import Task
 from orchestrator.runtime import execution_index
 from orchestrator.runtime.keys import FINISHED_STATUSES, GROUP, Keys
@@ -323,7 +324,7 @@ class Store:
         pool = self.redis.connection_pool
         connection = pool.get_connection()
         try:
-            connection.send_command("EVALSHA", self._commit_script.sha, len(keys), *keys, *argv)
+            send_evalsha(connection, self._commit_script.sha, keys, argv)
         except BaseException:
             connection.disconnect()
             pool.release(connection)
