@@ -26,6 +26,7 @@ from orchestrator.runtime import execution_index
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.dead_letters import DeadLetters
 from orchestrator.runtime.keys import STATUSES
+from orchestrator.runtime.optimistic import CommitConflict
 from orchestrator.settings import Settings
 from tests.test_dlq import dead_letter_records
 
@@ -287,6 +288,25 @@ def test_a_redrive_of_a_succeeded_execution_is_refused(browser: TestClient, clie
     token = _csrf(browser.get("/ui/executions/done-already").text)
     answer = browser.post("/ui/executions/done-already/redrive", data={"csrf": token, "confirmed": "yes"})
     assert answer.status_code == 409 and "cannot be redriven" in answer.text
+
+
+def test_a_redrive_that_keeps_losing_races_is_a_503_that_changed_nothing(
+    browser: TestClient, client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client.start_execution("Passes", {}, name="contested")
+    token = _csrf(browser.get("/ui/executions/contested").text)
+    before = _events(client)
+
+    def always_overtaken(self: Client, name: str) -> None:
+        # No real part loses a race on cue: what redrive raises after COMMIT_RETRIES lost races.
+        raise CommitConflict(f"the redrive of {name}", 8, [])
+
+    monkeypatch.setattr(Client, "redrive", always_overtaken)
+    answer = browser.post("/ui/executions/contested/redrive", data={"csrf": token, "confirmed": "yes"})
+
+    assert answer.status_code == 503
+    assert "Nothing was changed: try again." in answer.text
+    assert _events(client) == before and client.describe("contested")["status"] == "SUCCEEDED"
 
 
 @pytest.mark.parametrize(

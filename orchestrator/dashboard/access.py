@@ -6,6 +6,7 @@ request without a valid session through (with ``--no-auth`` a visitor is given o
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
@@ -24,6 +25,9 @@ from orchestrator.dashboard.auth import (
     Session,
     Sessions,
 )
+from orchestrator.runtime.optimistic import CommitConflict
+
+log = logging.getLogger("redstep.dashboard")
 
 BASE = "/ui"
 MAX_FORM_BYTES = 4 * 1024 * 1024
@@ -83,9 +87,16 @@ def viewer(sessions: Sessions, page: Page) -> Callable[[Request], Awaitable[Resp
 
 
 def actor(
-    sessions: Sessions, action: Page, refused: Callable[[Request, str], Response]
+    sessions: Sessions,
+    action: Page,
+    refused: Callable[[Request, str], Response],
+    busy: Callable[[Request, str], Response],
 ) -> Callable[[Request], Awaitable[Response]]:
-    """A POST action: refused (403, nothing done) without a session or with a wrong CSRF token."""
+    """A POST action: refused (403, nothing done) without a session or with a wrong CSRF token.
+
+    An action whose commit kept losing races to other writers (CommitConflict: nothing was
+    written) is answered ``busy`` (503): the same action a moment later can pass.
+    """
 
     async def endpoint(request: Request) -> Response:
         session = sessions.read(request.cookies.get(COOKIE))
@@ -107,7 +118,12 @@ def actor(
             )
         request.state.session = session
         request.state.form = form
-        return await action(request, session)
+        try:
+            return await action(request, session)
+        except CommitConflict as lost:
+            log.warning("dashboard: %s: %s", request.url.path, lost)
+            why = f"Others kept changing what this action changes ({lost}). Nothing was changed: try again."
+            return busy(request, why)
 
     return endpoint
 

@@ -40,7 +40,7 @@ def create_dashboard(client: Client, credentials: dict[str, str] | None) -> Star
         return viewer(sessions, endpoint)
 
     def action(endpoint: Page) -> Any:
-        return actor(sessions, endpoint, renderer.refused)
+        return actor(sessions, endpoint, renderer.refused, renderer.busy)
 
     routes = [
         Route("/", page(pages.overview)),

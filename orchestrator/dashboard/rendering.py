@@ -61,6 +61,10 @@ class Renderer:
     def refused(self, request: Request, why: str) -> HTMLResponse:
         return self.render(request, "refused.html", 403, why=why, title="Refused")
 
+    def busy(self, request: Request, why: str) -> HTMLResponse:
+        """A temporary refusal (503): the same action a moment later can pass."""
+        return self.render(request, "refused.html", 503, why=why, title="Try again")
+
 
 def see(url: str) -> RedirectResponse:
     """The answer to a form that worked: go (GET) to ``url``."""
