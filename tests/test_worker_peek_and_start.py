@@ -23,7 +23,7 @@ from orchestrator.protocol.jobs import rq_job_fields
 from orchestrator.protocol.keys import SharedKeys
 from orchestrator.protocol.scripts import lua_source
 from orchestrator.settings import Settings
-from tests.test_worker_fast_path import leading_words
+from tests.test_worker_fast_path import LosesOneReplyConnection
 from worker.direct_calls import DirectScript
 from worker.leases import WorkerLeases
 from worker.process import task_worker
@@ -89,24 +89,12 @@ def test_jobs_claimed_with_their_hash_run_once_without_take_job(
     assert not take_job_loaded
 
 
-class LosesStartReplyConnection(redis.Connection):
-    """A connection on which the first START is applied but its reply lost, the socket dropped."""
+class LosesStartReplyConnection(LosesOneReplyConnection):
+    """Loses the reply of the first START (start_tasks.lua: the worker's claimed list first)."""
 
-    lost = 0
-    _sent_start = False
-
-    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
-        words = leading_words(command)
-        self._sent_start = words[:1] == [b"EVALSHA"] and words[3:4] == [KEYS.claimed("w1").encode()]
-        super().send_packed_command(command, check_health)
-
-    def read_response(self, *args: Any, **kwargs: Any) -> Any:
-        reply = super().read_response(*args, **kwargs)
-        if self._sent_start and not LosesStartReplyConnection.lost:
-            LosesStartReplyConnection.lost += 1
-            self.disconnect()
-            raise redis.ConnectionError("Connection closed by server.")
-        return reply
+    @staticmethod
+    def lost_on(words: list[bytes]) -> bool:
+        return words[:1] == [b"EVALSHA"] and words[3:4] == [KEYS.claimed("w1").encode()]
 
 
 def test_a_start_whose_reply_is_lost_is_sent_again_before_the_reports_and_the_task_runs_once(
