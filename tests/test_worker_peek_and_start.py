@@ -132,6 +132,20 @@ def test_a_start_that_never_left_is_sent_before_the_reports_and_the_task_runs_on
     assert_each_task_ran_and_reported_once_and_nothing_is_left(redis_client, 2)
 
 
+def test_a_start_redis_refuses_still_reports_what_the_function_returned_and_runs_it_once(
+    redis_client: redis.Redis, settings: Settings, counting_function: None
+) -> None:
+    redis_client.set(KEYS.leases, "not a zset")  # written by someone else
+    enqueue_as_the_orchestrators_do(redis_client, 1)
+
+    run_in_burst(redis_client, settings)
+
+    assert RUNS == [0]  # once: the job is not given back to run again
+    outputs = [json.loads(fields[b"event"])["output"] for _, fields in redis_client.xrange(KEYS.events)]
+    assert outputs == [0]
+    assert redis_client.llen(KEYS.claimed("w1")) == 0 and redis_client.llen(KEYS.task_queue) == 0
+
+
 def flushes_scripts(event: Any, context: Any) -> Any:
     RUNS.append(event)
     if event == 0:

@@ -191,7 +191,6 @@ class WorkerLeases:
 
         Raises:
             redis.ConnectionError, redis.TimeoutError: when Redis stays away.
-            redis.ResponseError: when START fails again.
         """
         starting = self._starting.pop(job_id, None)
         if starting is None:
@@ -200,7 +199,14 @@ class WorkerLeases:
         try:
             claimed, retried = int(sent.reply()), False
         except (*OUTAGE_ERRORS, ResponseError):
-            claimed, retried = self._start_leases(job_id, members, recorded)
+            try:
+                claimed, retried = self._start_leases(job_id, members, recorded)
+            except ResponseError as refused:
+                # A key START writes holds something else (the leases zset, an RQ key): the
+                # functions ran all the same, and their reports, which carry their results, go
+                # out; the job is not given back to run again.
+                log.error("job %s: Redis refused its START (%s); its reports go out anyway", job_id, refused)
+                return
         self.check_claimed(job_id, claimed, retried)
 
     def started_by_take(
