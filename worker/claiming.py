@@ -163,8 +163,8 @@ class ClaimingQueue(Queue):
 
         The read is pipelined behind the move, so Redis runs it as soon as the move is served.
         Its answer is None when it cannot be trusted to be the moved job's (another id at the
-        list's tail) or when Redis lost the script (loaded again for the next move); the worker
-        then reads the hash as it starts the job.
+        list's tail) or when the read failed (a script Redis lost is loaded again for the next
+        move); the worker then reads the hash as it starts the job.
 
         Raises:
             DequeueTimeout: when ``timeout`` passed with the queue empty.
@@ -185,11 +185,10 @@ class ClaimingQueue(Queue):
             if timeout is not None:
                 raise DequeueTimeout(timeout, queue_key)
             return None
-        if isinstance(peek, NoScriptError):
-            connection.script_load(lua_source("peek_claimed"))
+        if isinstance(peek, Exception):  # the job is claimed all the same: never leave it unseen
+            if isinstance(peek, NoScriptError):
+                connection.script_load(lua_source("peek_claimed"))
             return moved, None
-        if isinstance(peek, Exception):
-            raise peek
         if not peek or peek[0] != moved:
             return moved, None
         kind, flat = lossless_text(peek[1]), peek[2]
