@@ -2,10 +2,13 @@
 
 redis-py sends each command through its pool, its retry wrapper and its observability hooks:
 about 25 us a call in a tight loop here (PING: 38 us, against 18 us on a bare socket), and a
-worker makes two script calls a job (take_job.lua, append_reports.lua). A DirectScript keeps
+worker makes two script calls a job (start_tasks.lua, append_reports.lua). A DirectScript keeps
 one connection of the client's pool for itself and sends EVALSHA on it: the same command, the
-same reply, the same errors. A lost connection raises redis.ConnectionError or TimeoutError as
-before, having dropped the socket, which the next call opens again; the callers' own retries
+same reply, the same errors. :meth:`DirectScript.send` sends a call without waiting for it: the
+worker starts a job (START) and runs its functions while Redis applies it.
+
+A lost connection raises redis.ConnectionError or TimeoutError as before, having dropped the
+socket, which the next call opens again; the callers' own retries
 (orchestrator.protocol.reconnect) wait out an outage as they did. A script Redis lost (a restart
 without persistence, SCRIPT FLUSH) is loaded again, as redis-py's Script does.
 """
@@ -18,6 +21,7 @@ import weakref
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import redis
 from redis import Redis
 from redis.commands.core import Script
 from redis.connection import AbstractConnection
@@ -86,10 +90,10 @@ class SentCall:
             redis.ConnectionError, redis.TimeoutError: when the connection was lost.
             redis.ResponseError: when the script failed.
         """
-        if self._outcome is None:
-            assert self._read is not None
+        if self._outcome is None and self._read is not None:
             self._read()
-        assert self._outcome is not None
+        if self._outcome is None:  # its connection was left to a forked child's own
+            raise redis.ConnectionError("the call's reply was left on a connection this process gave up")
         succeeded, value = self._outcome
         if succeeded:
             return value
