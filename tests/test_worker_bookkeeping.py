@@ -141,10 +141,10 @@ def test_rq_sees_the_job_start_run_and_end_as_its_own_worker_shows_them(
         assert 0 < redis_client.ttl(job.key) <= result_ttl
 
 
-def test_a_job_the_script_started_but_rq_cannot_read_leaves_no_lease_and_is_moved_aside(
+def test_a_job_shaped_as_the_orchestrators_write_it_that_rq_cannot_read_is_moved_aside_unstarted(
     redis_client: redis.Redis, worker_process: subprocess.Popen[str]
 ) -> None:
-    """take_job.lua starts what looks like the orchestrators' job; RQ's own reading refuses a bad date."""
+    """Shaped as the orchestrators' job but for a date RQ's own reading refuses: never started or run."""
     redis_client.hset(KEYS.execution("exec-1"), "execution", "{}")  # it exists, so it is told
     job = enqueue_as_the_orchestrators_do(redis_client, [task(1)], created_at="the day before yesterday")
 

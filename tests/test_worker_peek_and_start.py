@@ -26,7 +26,7 @@ from orchestrator.settings import Settings
 from tests.test_worker_fast_path import LosesOneReplyConnection
 from worker.direct_calls import DirectScript
 from worker.leases import WorkerLeases
-from worker.process import task_worker
+from worker.process import TaskWorker, task_worker
 from worker.registry import default_registry
 
 KEYS = SharedKeys("t")
@@ -75,18 +75,29 @@ def assert_each_task_ran_and_reported_once_and_nothing_is_left(client: redis.Red
     assert client.keys("rq:job:*") == [] and client.keys("rq:execution:*") == []
 
 
-def test_jobs_claimed_with_their_hash_run_once_without_take_job(
-    redis_client: redis.Redis, settings: Settings, counting_function: None
+def test_jobs_claimed_with_their_hash_run_once_without_reading_it_again(
+    redis_client: redis.Redis, settings: Settings, counting_function: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    redis_client.script_flush()
     enqueue_as_the_orchestrators_do(redis_client, 3)
+    read_again = spy_on_read_claimed(monkeypatch)
 
     run_in_burst(redis_client, settings)
 
     assert_each_task_ran_and_reported_once_and_nothing_is_left(redis_client, 3)
-    # Every job came with its hash and started while it ran: the one-call take was never needed.
-    [take_job_loaded] = redis_client.script_exists(DirectScript(redis_client, "take_job").script.sha)
-    assert not take_job_loaded
+    assert read_again == []  # every job came with its hash
+
+
+def spy_on_read_claimed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The ids of the jobs whose hash the worker had to read after their dequeue."""
+    read_again: list[str] = []
+    read_claimed = TaskWorker.read_claimed
+
+    def noted(worker: TaskWorker, claimed: Any) -> Any:
+        read_again.append(claimed.id)
+        return read_claimed(worker, claimed)
+
+    monkeypatch.setattr(TaskWorker, "read_claimed", noted)
+    return read_again
 
 
 class LosesStartReplyConnection(LosesOneReplyConnection):
@@ -154,14 +165,16 @@ def flushes_scripts(event: Any, context: Any) -> Any:
 
 
 def test_jobs_after_redis_lost_its_scripts_still_run_once(
-    redis_client: redis.Redis, settings: Settings, counting_function: None
+    redis_client: redis.Redis, settings: Settings, counting_function: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     default_registry.register("Counted", flushes_scripts)
     enqueue_as_the_orchestrators_do(redis_client, 3)
+    read_again = spy_on_read_claimed(monkeypatch)
 
     run_in_burst(redis_client, settings)
 
     assert_each_task_ran_and_reported_once_and_nothing_is_left(redis_client, 3)
+    assert len(read_again) == 1  # the job dequeued just after the flush; the next came with its hash
     [peek_loaded] = redis_client.script_exists(DirectScript(redis_client, "peek_claimed").script.sha)
     assert peek_loaded  # loaded again on the way
 

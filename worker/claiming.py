@@ -61,7 +61,7 @@ class ClaimingQueue(Queue):
     claimed_key: ClassVar[str | None] = None
     keys: ClassVar[SharedKeys | None] = None
     reply_lost: ClassVar[bool] = False
-    # Whether its worker reads each job's hash itself, with the job's start (worker.taking).
+    # Whether its worker reads each job's hash with its dequeue and starts it itself (TaskWorker.take).
     takes: ClassVar[bool] = False
 
     @classmethod
@@ -164,7 +164,7 @@ class ClaimingQueue(Queue):
         The read is pipelined behind the move, so Redis runs it as soon as the move is served.
         Its answer is None when it cannot be trusted to be the moved job's (another id at the
         list's tail) or when the read failed (a script Redis lost is loaded again for the next
-        move); the worker then reads the hash as it starts the job.
+        move); the worker then reads the hash on its own (TaskWorker.read_claimed).
 
         Raises:
             DequeueTimeout: when ``timeout`` passed with the queue empty.
@@ -214,7 +214,7 @@ def claiming_queue_class(settings: Settings, worker: str, takes: bool = False) -
 
 
 class ClaimedJob(TaskJob):
-    """A job id just claimed by a worker that reads each job's hash as it starts it (worker.taking)."""
+    """A job id just claimed by a worker that reads each job's hash with its dequeue (TaskWorker.take)."""
 
     # The job's key as read in the dequeue's round trip; None: the worker reads it as it starts the job.
     peeked: Peeked | None = None

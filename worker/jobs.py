@@ -161,7 +161,7 @@ class TaskJob(Job):
         return run_tasks
 
     persisted = False  # whether the worker's preparation persisted the key already
-    started_by_take = False  # whether take_job.lua started it (worker.taking)
+    started_by_take = False  # whether the worker started it as it took it (WorkerLeases.send_start)
     worker: WorkerContext | None = None  # the context of the TaskWorker that runs the job
 
     def _execute(self) -> Any:

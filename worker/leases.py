@@ -16,9 +16,8 @@ A job's life on a worker:
        (``lua/peek_claimed.lua``, worker.claiming); a job as the orchestrators write it is then
        started (``lua/start_tasks.lua``) without waiting, while its functions run, and START's
        reply is read before the reports go out (:meth:`WorkerLeases.send_start`). Any other job
-       starts in its preparation, before its functions; a job whose hash did not come with its
-       dequeue starts in the call that reads it (``lua/take_job.lua``, worker.taking). Every
-       START carries RQ's bookkeeping (worker.bookkeeping).
+       starts in its preparation, before its functions. Every START carries RQ's bookkeeping
+       (worker.bookkeeping).
     3. A thread renews the leases (``lua/renew_leases.lua``, again by Redis's ``TIME``) every
        ``lease_seconds / 3`` and sends a TaskHeartbeat at least every ``heartbeat_seconds / 3``
        for tasks that ask for one.
@@ -66,7 +65,7 @@ class HeldTask:
     """A task this worker holds: its lease member and when its last heartbeat went out."""
 
     task: dict[str, Any]
-    lease: str | bytes  # bytes: as take_job.lua built it, byte for byte
+    lease: str | bytes
     heartbeat_seconds: float | None
     beaten_at: float = field(default=float("-inf"))
 
@@ -135,7 +134,7 @@ class WorkerLeases:
         """Lease ``tasks`` of job ``job_id`` and take the job out of the claimed list, atomically.
 
         When the job was started already, in its preparation (:meth:`start_with`) or as it was
-        read (:meth:`started_by_take`), the leases set then are taken as they are.
+        taken (:meth:`send_start`), the leases set then are taken as they are.
 
         Returns:
             The lease members, to be removed together with the tasks' reports.
@@ -208,15 +207,6 @@ class WorkerLeases:
                 log.error("job %s: Redis refused its START (%s); its reports go out anyway", job_id, refused)
                 return
         self.check_claimed(job_id, claimed, retried)
-
-    def started_by_take(
-        self, job_id: str, tasks: list[dict[str, Any]], leases: list[bytes], claimed: bool, retried: bool
-    ) -> None:
-        """Note the leases take_job.lua set for ``tasks`` (in order); :meth:`take` then takes them."""
-        self.check_claimed(job_id, int(claimed), retried)
-        self._started[job_id] = [
-            HeldTask(task, lease, heartbeat_of(task)) for task, lease in zip(tasks, leases, strict=True)
-        ]
 
     @staticmethod
     def check_claimed(job_id: str, claimed: int, retried: bool) -> None:

@@ -8,9 +8,11 @@ around it is worker.running.
 A task job needs less bookkeeping than RQ does for any job (no dependents, repeats, kept
 results or callbacks), so TaskWorker sends RQ's bookkeeping of its start with the tasks'
 leases and that of its end with the reports (worker.bookkeeping), and beats and checks for
-``rq suspend`` at most once a second. A job as the orchestrators write it is read and started
-in one script call (worker.taking): from the job's id to its function one round trip where RQ
-with START took five, and none after the reports. Any other job is read, then started.
+``rq suspend`` at most once a second. A job's hash comes with its dequeue (worker.claiming),
+and a job as the orchestrators write it is started while its functions run
+(WorkerLeases.send_start): from the job's id to its function no round trip of its own where
+RQ with START took five, and none after the reports. Any other job is started before its
+functions, in its preparation.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from types import FrameType
 
 from redis import Redis
 from redis.client import Pipeline
+from redis.exceptions import ResponseError
 from redis.typing import EncodableT
 from rq import Queue, SimpleWorker
 from rq.exceptions import NoSuchJobError
@@ -33,8 +36,7 @@ from rq.registry import StartedJobRegistry
 from rq.utils import now
 from rq.worker import WorkerStatus
 
-from orchestrator.protocol.jobs import JOB_TIMEOUT_SECONDS
-from orchestrator.protocol.keys import SharedKeys
+from orchestrator.protocol.decoding import lossless_text
 from orchestrator.protocol.reconnect import OUTAGE_ERRORS, retry_through_outage
 from orchestrator.protocol.scripts import lua_source
 from orchestrator.settings import Settings
@@ -44,7 +46,6 @@ from worker.entry import ColdShutdown, JobEnding, WorkerContext, is_addressable
 from worker.jobs import SERIALIZER, MalformedJob, TaskJob, decode_task_job, decoded_quickly, misaddressed
 from worker.leases import START_ATTEMPTS, WorkerLeases
 from worker.shutdown import Shutdown
-from worker.taking import JobTaker
 
 HEARTBEAT_EVERY_SECONDS = 1.0
 
@@ -60,7 +61,6 @@ class TaskWorker(SimpleWorker):
     _beaten_at = float("-inf")
     _suspension_checked_at = float("-inf")
     context: WorkerContext | None = None  # what its jobs run with: the key prefix and the leases
-    taker: JobTaker | None = None  # with leases: reads each claimed job and starts it in one call
     shutdown: Shutdown | None = None
     # The job whose run raised something other than a lost connection, and what it raised.
     poisoned_by: tuple[Job, Exception] | None = None
@@ -148,41 +148,37 @@ class TaskWorker(SimpleWorker):
             raise
 
     def take(self, claimed: ClaimedJob, queue: Queue) -> TaskJob | None:
-        """The claimed job, read and started; None when it was moved aside.
+        """The claimed job, decoded and, when the orchestrators wrote it, started; None when moved aside.
 
-        A job whose hash came with its dequeue (peek_claimed.lua) is decoded first and then
-        started without waiting (WorkerLeases.send_start): its functions run while START
-        travels. Any other is read and, when take_job.lua may, started in one call: RQ's
-        bookkeeping of the start is recorded before the hash is read, for a job of the
-        orchestrators' timeout on this queue, and the script applies it only to such a job.
+        Its hash came with its dequeue (peek_claimed.lua), or is read now when it did not. A job
+        exactly as the orchestrators write it is started without waiting (WorkerLeases.send_start):
+        its functions run while START travels. Any other is read strictly and started in its
+        preparation, before its functions, as RQ starts a job.
         """
-        assert self.context is not None and self.context.leases is not None and self.taker is not None
+        assert self.context is not None and self.context.leases is not None
         self.execution = None
-        peeked = claimed.peeked
-        if peeked is not None:
-            job = self.as_the_orchestrators_write_it(claimed, queue, peeked)
-            if job is None:  # read strictly; started in its preparation, as any other job is
-                return self.decoded_or_moved_aside(claimed, queue, peeked.kind, peeked.fields, None)
-            leases = self.context.leases
-            tasks = [task for task in job.args[0] if is_addressable(task)]
-            leases.send_start(job.id, leases.hold(tasks), self.recorded_start(job, queue))
-            job.started_by_take = True
-            return job
-        # The claimed job stands for the job expected until the hash is read.
-        claimed.origin, claimed.timeout = queue.name, JOB_TIMEOUT_SECONDS
-        taken = self.taker.take(claimed.id, self.recorded_start(claimed, queue))
-        job = self.decoded_or_moved_aside(claimed, queue, taken.kind, taken.fields, taken.leases)
+        peeked = claimed.peeked or self.read_claimed(claimed)
+        job = self.as_the_orchestrators_write_it(claimed, queue, peeked)
         if job is None:
-            return None
+            return self.decoded_or_moved_aside(claimed, queue, peeked)
+        leases = self.context.leases
         tasks = [task for task in job.args[0] if is_addressable(task)]
-        if taken.leases is not None and len(taken.leases) == len(tasks):
-            self.context.leases.started_by_take(job.id, tasks, taken.leases, taken.claimed, taken.retried)
-            job.started_by_take = True
-            job.worker_name, job.last_heartbeat = claimed.worker_name, claimed.last_heartbeat
-            job.started_at = claimed.started_at
-        elif taken.leases is not None:
-            self.taker.put_back(claimed.id, taken.leases)  # cannot happen: both read the same tasks
+        leases.send_start(job.id, leases.hold(tasks), self.recorded_start(job, queue))
+        job.started_by_take = True
         return job
+
+    def read_claimed(self, claimed: ClaimedJob) -> Peeked:
+        """The claimed job's key, read now: its hash did not come with its dequeue.
+
+        Raises:
+            redis.ConnectionError, redis.TimeoutError: when Redis is away; the job stays claimed,
+                and the work loop, starting afresh, gives it back.
+        """
+        try:
+            fields = self.connection.hgetall(claimed.key)
+        except ResponseError:  # WRONGTYPE: the key holds something else
+            return Peeked(lossless_text(self.connection.type(claimed.key)), {})
+        return Peeked("hash" if fields else "none", fields)
 
     def as_the_orchestrators_write_it(
         self, claimed: ClaimedJob, queue: Queue, peeked: Peeked
@@ -197,33 +193,20 @@ class TaskWorker(SimpleWorker):
             return None
         return job
 
-    def decoded_or_moved_aside(
-        self,
-        claimed: ClaimedJob,
-        queue: Queue,
-        kind: str,
-        fields: dict[bytes, bytes],
-        leases: list[bytes] | None,
-    ) -> TaskJob | None:
-        """The task job the claimed job's key holds; None when it cannot run (moved aside).
-
-        A job take_job.lua started (``leases``) that cannot run is first put back as it was claimed.
-        """
+    def decoded_or_moved_aside(self, claimed: ClaimedJob, queue: Queue, peeked: Peeked) -> TaskJob | None:
+        """The task job the claimed job's key holds, read strictly; None when it cannot run (moved aside)."""
         queue_class = self.queue_class
         assert issubclass(queue_class, ClaimingQueue) and queue_class.keys is not None
         try:
-            if kind == "none":
+            if peeked.kind == "none":
                 raise NoSuchJobError(f"No such job: {claimed.key}")
-            if kind != "hash":
+            if peeked.kind != "hash":
                 raise MalformedJob(claimed.id, f"its key {claimed.key} holds no hash")
-            job = decode_task_job(claimed.id, fields, self.connection)
+            job = decode_task_job(claimed.id, peeked.fields, self.connection)
             wrong_place = misaddressed(job, queue.name, queue_class.keys.events)
             if wrong_place is not None:
                 raise wrong_place
         except (NoSuchJobError, MalformedJob) as refused:
-            if leases is not None:
-                assert self.taker is not None
-                self.taker.put_back(claimed.id, leases)
             reason = (
                 refused.reason
                 if isinstance(refused, MalformedJob)
@@ -262,8 +245,8 @@ class TaskWorker(SimpleWorker):
         return ours
 
     def quick_bookkeeping(self, queue: Queue, intermediate: bool) -> TaskJobBookkeeping | None:
-        """The direct writer of RQ's bookkeeping of the worker's jobs on ``queue``; None without a taker."""
-        if self.taker is None:
+        """The direct writer of RQ's bookkeeping of the worker's jobs on ``queue``; None without leases."""
+        if self.context is None or self.context.leases is None:
             return None
         quick = self._quick_bookkeeping
         removes = quick is not None and quick[1].intermediate_queue is not None
@@ -330,7 +313,7 @@ class TaskWorker(SimpleWorker):
         fourth, all before the function runs: here one script call does all four.
         """
         if isinstance(job, TaskJob) and job.started_by_take and self.execution is not None:
-            return self.execution  # the one take_job.lua wrote
+            return self.execution  # the one its START wrote (TaskWorker.take)
         self.execution = Execution(uuid.uuid4().hex, job.id, job.connection, worker_name=self.name)
         return self.execution
 
@@ -342,7 +325,7 @@ class TaskWorker(SimpleWorker):
         was; when Redis stays away, the job fails before its tasks began, as RQ's own
         preparation would (see handle_job_failure).
         """
-        if not (isinstance(job, TaskJob) and job.started_by_take):  # else take_job.lua wrote it all
+        if not (isinstance(job, TaskJob) and job.started_by_take):  # else its START wrote it all
             self.send_preparation(job, remove_from_intermediate_queue)
         if isinstance(job, TaskJob):
             job.persisted = True
@@ -523,7 +506,6 @@ def task_worker(
     worker.shutdown = shutdown
     worker.context = WorkerContext(settings.prefix, leases)
     if leases is not None:
-        worker.taker = JobTaker(connection, SharedKeys(settings.prefix), name, leases.lease_seconds)
         # Sent without waiting or pipelined behind a dequeue, these two find out only late that
         # Redis lacks them (a restart, SCRIPT FLUSH): load them now, as the loop starts.
         for script in ("peek_claimed", "start_tasks"):

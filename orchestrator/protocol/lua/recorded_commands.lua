@@ -1,4 +1,4 @@
--- recorded_commands.lua: a piece take_job, start_tasks and append_reports include, never run alone:
+-- recorded_commands.lua: a piece start_tasks and append_reports include, never run alone:
 -- it applies writes a worker recorded instead of sending them (RQ's bookkeeping of a job, queued by
 -- RQ's own methods on a pipeline that is never executed; worker.bookkeeping), so that they go in
 -- the script call the worker makes anyway instead of a transaction of their own.
