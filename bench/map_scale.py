@@ -20,6 +20,10 @@ between them, all at once, and waits until every one ends. It prints:
   and bytes;
 * CPU milliseconds per item of the orchestrators, the workers and redis-server.
 
+``--result-bytes N`` makes every item's task return N bytes of text instead (``padded``): the
+results together pass the 256 KiB a Map may output long before the last item, and the Map fails
+as it joins them, as AWS's does; the largest record shows what the run kept of them meanwhile.
+
 AWS ends a Standard execution whose history reaches 25,000 events. An inline Map iteration of
 one Lambda Task writes 7 (MapIterationStarted, TaskStateEntered, LambdaFunctionScheduled,
 LambdaFunctionStarted, LambdaFunctionSucceeded, TaskStateExited, MapIterationSucceeded), so one
@@ -27,6 +31,7 @@ execution holds some 3,500 items; ``--executions 4`` shares 10,000 items among f
 under the limit.
 
     python bench/map_scale.py [--items 10000] [--workers 4] [--executions 1] [--max-concurrency 0]
+                              [--result-bytes 0]
 """
 
 from __future__ import annotations
@@ -50,12 +55,16 @@ from orchestrator.runtime.server import RedisServer
 MACHINE = "MapScale"
 FUNCTIONS = Path(__file__).resolve().with_name("map_functions.py")
 RESOURCE = "arn:aws:lambda:us-east-1:000000000000:function:which_worker"
+PADDED = "arn:aws:lambda:us-east-1:000000000000:function:padded"
 # A task's success event: a Lambda function ARN's, as AWS records it, or an integration's.
 SUCCEEDED = {"LambdaFunctionSucceeded", "TaskSucceeded"}
 
 
-def definition(max_concurrency: int) -> dict[str, Any]:
-    """The Map machine: every item of ``$.items`` through one Task."""
+def definition(max_concurrency: int, result_bytes: int = 0) -> dict[str, Any]:
+    """The Map machine: every item of ``$.items`` through one Task (``padded`` with ``result_bytes``)."""
+    call: dict[str, Any] = {"Type": "Task", "Resource": RESOURCE, "End": True}
+    if result_bytes:
+        call = {"Type": "Task", "Resource": PADDED, "Parameters": {"bytes": result_bytes}, "End": True}
     return {
         "StartAt": "Each",
         "States": {
@@ -66,7 +75,7 @@ def definition(max_concurrency: int) -> dict[str, Any]:
                 "ItemProcessor": {
                     "ProcessorConfig": {"Mode": "INLINE"},
                     "StartAt": "Call",
-                    "States": {"Call": {"Type": "Task", "Resource": RESOURCE, "End": True}},
+                    "States": {"Call": call},
                 },
                 "End": True,
             }
@@ -122,7 +131,7 @@ def run(args: argparse.Namespace, log: Path) -> dict[str, Any]:
         stack.start(client)
         try:
             api = Client(client, stack.settings)
-            api.register_machine(MACHINE, definition(args.max_concurrency))
+            api.register_machine(MACHINE, definition(args.max_concurrency, args.result_bytes))
             warm = api.start_execution(MACHINE, {"items": list(range(20))})
             api.wait(warm, timeout=120, poll_seconds=0.2)
             client.config_resetstat()  # also resets used_memory_peak
@@ -170,8 +179,9 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> None:
     print(f"items whose task succeeded: {len(outputs)} of {args.items}")
     rate = f"{len(outputs) / seconds:,.0f}" if seconds > 0 else "-"
     print(f"time, first start to last stop: {seconds:.2f} s -> {rate} items/s")
-    spread = Counter(outputs)
-    print("items per worker process: " + ", ".join(f"{count}" for _, count in spread.most_common()))
+    spread = Counter(output for output in outputs if isinstance(output, int))  # which_worker's pids
+    if spread:
+        print("items per worker process: " + ", ".join(f"{count}" for _, count in spread.most_common()))
     print(
         f"Redis used_memory MiB: before {before:.1f}, peak {peak:.1f} (+{peak - before:.1f}),"
         f" highest sampled {highest:.1f}, after {after:.1f}"
@@ -204,6 +214,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--executions", type=int, default=1, help="executions the items are shared among")
     parser.add_argument("--workers", type=int, default=4, help="worker processes")
     parser.add_argument("--orchestrators", type=int, default=1)
+    parser.add_argument("--result-bytes", type=int, default=0, help="bytes each item's task returns")
     parser.add_argument(
         "--max-concurrency", type=int, default=0, help="the Map's MaxConcurrency (0: no limit)"
     )

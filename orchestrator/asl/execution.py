@@ -58,6 +58,9 @@ class Fork(TypedDict):
     max: NotRequired[int]
     toleratedCount: NotRequired[float]
     toleratedPercentage: NotRequired[float]
+    bound: NotRequired[int]  # payload_bound of the results gathered, until they are measured
+    measured: NotRequired[int]  # their size in bytes, once measured
+    over: NotRequired[bool]  # the results together are surely over the limit: dropped, not kept
 
 
 class Thread(TypedDict):

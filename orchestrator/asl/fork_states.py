@@ -11,7 +11,14 @@ from orchestrator.asl.dataflow import StateData
 from orchestrator.asl.definition import child_scope
 from orchestrator.asl.errors import StatesError
 from orchestrator.asl.execution import Fork, Run, Thread
-from orchestrator.asl.json_values import exceeds_payload_limit, json_type
+from orchestrator.asl.json_values import (
+    BOUND_LIMIT,
+    PAYLOAD_LIMIT_BYTES,
+    exceeds_payload_limit,
+    json_type,
+    payload_bound,
+    payload_bytes,
+)
 from orchestrator.asl.task_state import ReportedError, data_limit_error
 
 # "Using Map state in Inline mode" (AWS Step Functions Developer Guide): an inline Map runs
@@ -206,8 +213,8 @@ def _item_input(data: StateData, selected: Any, item: dict[str, Any]) -> Any:
 
 def child_succeeded(run: Run, parent: Thread, child: Thread, output: Any) -> None:
     fork = parent["fork"]
-    fork["results"][child["slot"]] = output
     fork["pending"] -= 1
+    _gather(fork, child["slot"], output)
     fork["children"].remove(child["id"])
     data = run.data(parent)
     try:
@@ -236,10 +243,7 @@ def child_failed(run: Run, parent: Thread, child: Thread, error: str | None, cau
         fork["running"] -= 1
         fork["pending"] -= 1
         if _tolerated(fork):
-            fork["results"][child["slot"]] = {
-                "Error": error,
-                **({"Cause": cause} if cause is not None else {}),
-            }
+            _gather(fork, child["slot"], {"Error": error, **({"Cause": cause} if cause is not None else {})})
             try:
                 if fork["pending"] == 0:
                     _map_done(run, parent, data)
@@ -258,6 +262,41 @@ def child_failed(run: Run, parent: Thread, child: Thread, error: str | None, cau
         run.record(child, "TaskStateAborted")
     _abort_children(run, parent)
     run.fail_state(parent, data, error, cause, reported=True)
+
+
+def _gather(fork: Fork, slot: int, result: Any) -> None:
+    """Keep a finished child's ``result`` in its slot, unless the results together are surely too big.
+
+    The results wait in the execution's record, which every commit writes whole, until the
+    last child finishes; the join then fails the state if together they are over 256 KiB.
+    Thousands of iterations returning large results would grow that record to hundreds of
+    megabytes on the way to that failure. So once the results gathered, with at least one
+    byte for each still to come, are over the limit, they are dropped and the fork keeps
+    only that verdict (``over``): the children still run and the join fails as it would have.
+
+    A cheap bound (``payload_bound``) vouches for small results; past it they are measured,
+    all once, then each as it comes (``measured``). ``pending`` no longer counts this child.
+    """
+    if fork.get("over"):
+        return
+    results = fork["results"]
+    results[slot] = result
+    brackets_and_commas = len(results) + 1
+    measured = fork.get("measured")
+    if measured is None:
+        bound = fork.get("bound", 0) + payload_bound(result)
+        if bound + brackets_and_commas <= BOUND_LIMIT:
+            fork["bound"] = bound
+            return
+        fork.pop("bound", None)
+        # A slot still to come holds null, four bytes, in the measure of them all.
+        measured = payload_bytes(results) - brackets_and_commas - 4 * fork["pending"]
+    else:
+        measured += payload_bytes(result)
+    fork["measured"] = measured
+    if measured + brackets_and_commas + fork["pending"] > PAYLOAD_LIMIT_BYTES:
+        fork["over"] = True
+        fork["results"] = [None] * len(results)
 
 
 def _raised(run: Run, thread: Thread, data: StateData, failure: StatesError) -> None:
@@ -296,8 +335,9 @@ def _map_done(run: Run, thread: Thread, data: StateData) -> None:
 
 
 def _join(run: Run, thread: Thread, data: StateData, state_type: str) -> None:
-    results = thread.pop("fork")["results"]
-    if exceeds_payload_limit(results):
+    fork = thread.pop("fork")
+    results = fork["results"]
+    if fork.get("over") or exceeds_payload_limit(results):
         # "Quotas for Standard Workflows": 262,144 bytes is the most "a task, state, or
         # execution" may output; the branches' or iterations' results together count as one.
         failure = data_limit_error(thread["state"])

@@ -75,7 +75,12 @@ def exceeds_payload_limit(value: Any) -> bool:
             return False
     except (RecursionError, ValueError):
         pass  # nested too deeply, or an int too long for text: the exact measure answers
-    return len(_COMPACT.encode(value).encode()) > PAYLOAD_LIMIT_BYTES
+    return payload_bytes(value) > PAYLOAD_LIMIT_BYTES
+
+
+def payload_bytes(value: Any) -> int:
+    """The size of ``value`` as compact UTF-8 JSON: what AWS holds to its payload limit."""
+    return len(_COMPACT.encode(value).encode())
 
 
 # ``payload_bound`` counts characters, none of which becomes more than six bytes of compact
