@@ -22,9 +22,10 @@ ready-made TaskFailed events; the timer path still fires those.
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any, NotRequired, TypedDict
+
+from orchestrator.protocol import json_text
 
 LEASE_ERROR = "Lambda.Unknown"
 LEASE_MESSAGE = "The worker running the task stopped responding: worker %s renewed no lease for %.2f seconds"
@@ -52,7 +53,7 @@ def lease_record(task: dict[str, Any], worker: str, lease_seconds: float) -> str
         "lease_seconds": float(lease_seconds),
         "request_id": str(uuid.uuid4()),
     }
-    return json.dumps(record, separators=(",", ":"))
+    return json_text.dumps(record)  # orjson: the worker makes one per task, before its function runs
 
 
 def lease_message(worker: str, lease_seconds: float) -> str:
