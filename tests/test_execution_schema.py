@@ -19,7 +19,7 @@ import redis
 
 from orchestrator.asl.definition import StateMachine
 from orchestrator.asl.engine import SUCCEEDED, advance, redrive_execution, start_execution
-from orchestrator.asl.execution import SCHEMA_VERSION, upgrade_execution
+from orchestrator.asl.execution import NEWEST_SCHEMA, SCHEMA_VERSION, upgrade_execution
 from orchestrator.runtime.callbacks import send_task_success
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.loop import Orchestrator
@@ -59,8 +59,8 @@ def test_upgrading_a_version_1_execution_adds_the_field_and_keeps_every_other_on
 
 
 def test_an_execution_from_a_newer_redstep_is_refused_with_a_clear_error() -> None:
-    newer = {**stored(WAITING), "schema": SCHEMA_VERSION + 1}
-    with pytest.raises(ValueError, match="schema 3; this redstep reads schema 1 to 2"):
+    newer = {**stored(WAITING), "schema": NEWEST_SCHEMA + 1}
+    with pytest.raises(ValueError, match="schema 4; this redstep reads schema 1 to 3"):
         upgrade_execution(newer)
 
 

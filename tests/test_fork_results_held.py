@@ -7,7 +7,8 @@ fork's result. The fork fails with States.DataLimitExceeded when it joins them; 
 finished child's result waits in the execution's record, which every commit writes whole. These
 tests drive the core one report at a time, as an orchestrator does, and read that record after
 every step: it stays small however much the children return, and the fork still ends exactly
-as it did when every result was kept.
+as it did when every result was kept. A record whose results were dropped says schema 3, which
+a redstep reading only up to schema 2 (one that would join the dropped results as nulls) refuses.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import pytest
 
 from orchestrator.asl.definition import StateMachine
 from orchestrator.asl.engine import advance, start_execution
+from orchestrator.asl.execution import DROPPED_RESULTS_SCHEMA, SCHEMA_VERSION, upgrade_execution
 from orchestrator.asl.json_values import PAYLOAD_LIMIT_BYTES
 
 TASK = {"Type": "Task", "Resource": "f", "End": True}
@@ -86,6 +88,8 @@ def test_a_map_whose_results_pass_the_limit_keeps_a_small_record_and_fails_at_it
     assert driven.types()[-2:] == ["MapStateFailed", "ExecutionFailed"]
     # The limit's worth of results, and the Map's items and threads besides, at most.
     assert max(driven.record_sizes) < 2 * PAYLOAD_LIMIT_BYTES
+    assert driven.execution["schema"] == DROPPED_RESULTS_SCHEMA == 3
+    assert upgrade_execution(json.loads(json.dumps(driven.execution)))["schema"] == 3
 
 
 # Four results of 13 + sum(lengths) bytes together: "[", "]", three commas, two quotes each.
@@ -125,3 +129,4 @@ def test_small_results_are_kept_as_they_come_and_are_the_output() -> None:
 
     assert driven.execution["status"] == "SUCCEEDED"
     assert driven.execution["output"] == [None if i == 3 else {"item": i} for i in range(60)]
+    assert driven.execution["schema"] == SCHEMA_VERSION == 2  # nothing dropped: any reader reads it

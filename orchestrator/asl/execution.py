@@ -4,7 +4,9 @@ An execution is one JSON document, stored as it is (the runtime keeps it in Redi
 events), so these are TypedDicts: plain dicts at run time, costing nothing on the hot path,
 with their keys named here once. A stored execution carries ``"schema"``; one stored before
 that field existed is version 1, and ``upgrade_execution`` brings any older document up to
-``SCHEMA_VERSION`` when the core reads it.
+``SCHEMA_VERSION`` when the core reads it. A document holding what a reader of
+``SCHEMA_VERSION`` would misread says so with a higher version (``DROPPED_RESULTS_SCHEMA``),
+so that such a reader refuses it instead.
 
 State modules see the run deciding a step through the ``Run`` protocol, never the execution
 document itself: tokens, timers and sequence numbers change only through its methods.
@@ -22,6 +24,10 @@ from orchestrator.asl.history import RawEvent, history_events
 
 SCHEMA_VERSION = 2
 """The layout of the execution document this code writes; 1 is the layout before ``schema`` existed."""
+DROPPED_RESULTS_SCHEMA = 3
+"""The layout of a document holding a fork whose gathered results were dropped (``Fork.over``):
+code that reads only up to 2 would join them as nulls, and must refuse it instead."""
+NEWEST_SCHEMA = DROPPED_RESULTS_SCHEMA
 
 RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED = "RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"
 ACCOUNT = "000000000000"
@@ -208,12 +214,12 @@ def upgrade_execution(stored: dict[str, Any]) -> Execution:
             version this code knows.
     """
     version = stored.get("schema", 1)
-    if version == SCHEMA_VERSION:
+    if version in (SCHEMA_VERSION, DROPPED_RESULTS_SCHEMA):
         return stored  # type: ignore[return-value]
     if type(version) is not int or not 1 <= version < SCHEMA_VERSION:
         raise ValueError(
             f"execution {stored.get('name')!r} has schema {version!r}; this redstep reads schema "
-            f"1 to {SCHEMA_VERSION} (a newer redstep wrote it?)"
+            f"1 to {NEWEST_SCHEMA} (a newer redstep wrote it?)"
         )
     for key in ("output", "error", "cause", "stopDate"):
         stored.setdefault(key, None)
@@ -287,6 +293,9 @@ class Run(Protocol):
     def token_kind(self, token: str) -> str | None: ...
     def drop_tokens(self, thread: Thread) -> None: ...
     def drop_timers(self, thread: Thread, kind: TimerKind) -> None: ...
+
+    # the document
+    def require_schema(self, version: int) -> None: ...
 
     # threads
     def spawn(

@@ -10,7 +10,7 @@ from orchestrator.asl import errors, payload
 from orchestrator.asl.dataflow import StateData
 from orchestrator.asl.definition import child_scope
 from orchestrator.asl.errors import StatesError
-from orchestrator.asl.execution import Fork, Run, Thread
+from orchestrator.asl.execution import DROPPED_RESULTS_SCHEMA, Fork, Run, Thread
 from orchestrator.asl.json_values import (
     BOUND_LIMIT,
     PAYLOAD_LIMIT_BYTES,
@@ -214,7 +214,7 @@ def _item_input(data: StateData, selected: Any, item: dict[str, Any]) -> Any:
 def child_succeeded(run: Run, parent: Thread, child: Thread, output: Any) -> None:
     fork = parent["fork"]
     fork["pending"] -= 1
-    _gather(fork, child["slot"], output)
+    _gather(run, fork, child["slot"], output)
     fork["children"].remove(child["id"])
     data = run.data(parent)
     try:
@@ -243,7 +243,8 @@ def child_failed(run: Run, parent: Thread, child: Thread, error: str | None, cau
         fork["running"] -= 1
         fork["pending"] -= 1
         if _tolerated(fork):
-            _gather(fork, child["slot"], {"Error": error, **({"Cause": cause} if cause is not None else {})})
+            failure = {"Error": error, **({"Cause": cause} if cause is not None else {})}
+            _gather(run, fork, child["slot"], failure)
             try:
                 if fork["pending"] == 0:
                     _map_done(run, parent, data)
@@ -264,7 +265,7 @@ def child_failed(run: Run, parent: Thread, child: Thread, error: str | None, cau
     run.fail_state(parent, data, error, cause, reported=True)
 
 
-def _gather(fork: Fork, slot: int, result: Any) -> None:
+def _gather(run: Run, fork: Fork, slot: int, result: Any) -> None:
     """Keep a finished child's ``result`` in its slot, unless the results together are surely too big.
 
     The results wait in the execution's record, which every commit writes whole, until the
@@ -273,6 +274,7 @@ def _gather(fork: Fork, slot: int, result: Any) -> None:
     megabytes on the way to that failure. So once the results gathered, with at least one
     byte for each still to come, are over the limit, they are dropped and the fork keeps
     only that verdict (``over``): the children still run and the join fails as it would have.
+    The document then says DROPPED_RESULTS_SCHEMA, which code that would join nulls refuses.
 
     A cheap bound (``payload_bound``) vouches for small results; past it they are measured,
     all once, then each as it comes (``measured``). ``pending`` no longer counts this child.
@@ -297,6 +299,7 @@ def _gather(fork: Fork, slot: int, result: Any) -> None:
     if measured + brackets_and_commas + fork["pending"] > PAYLOAD_LIMIT_BYTES:
         fork["over"] = True
         fork["results"] = [None] * len(results)
+        run.require_schema(DROPPED_RESULTS_SCHEMA)
 
 
 def _raised(run: Run, thread: Thread, data: StateData, failure: StatesError) -> None:

@@ -121,6 +121,11 @@ class Run:
     def step(self) -> Step:
         return Step(self.execution, self.actions, self.history)
 
+    def require_schema(self, version: int) -> None:
+        """Have the document say it is of layout ``version`` (or later): older code must refuse it."""
+        if self.execution.get("schema", 1) < version:
+            self.execution["schema"] = version
+
     # -- history -----------------------------------------------------------------------------
 
     def record(self, thread: Thread | None, event_type: str, **details: Any) -> int:
