@@ -7,11 +7,13 @@ N dragon records to their end, then measures:
 * ``MEMORY USAGE`` (exact: ``SAMPLES 0``) of every key, grouped by what it is: the execution's
   description, its history, its entries in the indexes, the dragon store, the notification log,
   the RQ leftovers; the first three are what ``REDSTEP_RETENTION_SECONDS`` keeps and removes;
-* what zlib would make of a history, as a figure for history compression;
+* the histories' bytes as lists of events, and as the orchestrators compact them once their
+  executions have finished (``--compact``: the stack compacts at once, and the figures are taken
+  after every history was compacted; runtime.history_compaction);
 * what a retention of ``--days`` on DragonPipeline alone (``redstep machines retention``)
   keeps at ``--per-day`` executions a day: arithmetic from the figure measured here.
 
-    python bench/retained_memory.py [--records 5000] [--workers 2] [--per-day 100000] [--days 7]
+    python bench/retained_memory.py [--records 5000] [--workers 2] [--per-day 100000] [--days 7] [--compact]
 """
 
 from __future__ import annotations
@@ -23,13 +25,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import zlib
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 import redis
 
+from orchestrator.protocol import json_text
+from orchestrator.runtime.histories import history_range, pack
 from orchestrator.runtime.keys import STATUSES, Keys
 from orchestrator.runtime.server import RedisServer
 from orchestrator.runtime.sources import send_messages
@@ -41,7 +44,7 @@ SEND_BATCH = 500
 TERMINAL = [status for status in STATUSES if status != "RUNNING"]
 # Kept per execution and removed by retention; everything else outlives the execution.
 SAMPLES = json.loads((ROOT / "producer" / "data" / "dragons.json").read_text())
-RETAINED = ("description (exec hash)", "history (list)", "index entries (zsets)")
+RETAINED = ("description (exec hash)", "history", "index entries (zsets)")
 
 
 def dragon(index: int) -> dict[str, Any]:
@@ -51,8 +54,10 @@ def dragon(index: int) -> dict[str, Any]:
     return record
 
 
-def start_stack(url: str, workers: int, log: Path) -> list[subprocess.Popen[bytes]]:
+def start_stack(url: str, workers: int, log: Path, compact: bool) -> list[subprocess.Popen[bytes]]:
     env = {**os.environ, "REDIS_URL": url, "REDSTEP_PREFIX": PREFIX, "REDSTEP_LOG_LEVEL": "WARNING"}
+    # Compact each history as soon as its execution ends, or (for the lists' figures) never.
+    env["REDSTEP_HISTORY_COMPACT_AFTER_SECONDS"] = "0" if compact else "-1"
     sink = log.open("ab")
     commands = [["orchestrator"]] + [["worker"]] * workers
     return [
@@ -95,7 +100,7 @@ def kind_of(key: str, keys: Keys) -> str:
     if key.startswith(f"{p}:exec:"):
         return "description (exec hash)"
     if key.startswith(f"{p}:history:"):
-        return "history (list)"
+        return "history"
     if key in (keys.executions, keys.closed) or key.startswith(f"{p}:status:"):
         return "index entries (zsets)"
     if key == keys.dragons:
@@ -121,18 +126,35 @@ def usage_by_kind(client: redis.Redis, keys: Keys) -> tuple[dict[str, int], dict
     return dict(sizes), dict(counts)
 
 
-def compression(client: redis.Redis, keys: Keys, sample: int) -> tuple[float, float, float, float]:
-    """Mean events, raw and zlib-compressed bytes of a history (as one JSON array), and blob bytes."""
+def history_sizes(client: redis.Redis, keys: Keys, sample: int) -> tuple[float, float, float, float]:
+    """Mean events, bytes of a history's JSON (as one array), of its compacted form, and blob bytes."""
     names = [n.decode() for n in client.zrange(keys.executions, 0, sample - 1)]
     raw = packed = blob = count = 0
     for name in names:
-        events = client.lrange(keys.history(name), 0, -1)
+        events = [
+            json_text.dumps(event).encode() for event in history_range(client, keys.history(name), 0, -1)
+        ]
         count += len(events)
-        joined = b"[" + b",".join(events) + b"]"
-        raw += len(joined)
-        packed += len(zlib.compress(joined, 6))
+        raw += len(b"[" + b",".join(events) + b"]")
+        packed += len(pack(events))
         blob += len(client.hget(keys.execution(name), "execution") or b"")
     return count / len(names), raw / len(names), packed / len(names), blob / len(names)
+
+
+def wait_compacted(client: redis.Redis, keys: Keys, timeout: float) -> None:
+    """Wait until no finished execution's history is a list any more."""
+    deadline = time.monotonic() + timeout
+    while True:
+        names = [n.decode() for n in client.zrange(keys.closed, 0, -1)]
+        pipe = client.pipeline(transaction=False)
+        for name in names:
+            pipe.type(keys.history(name))
+        lists = sum(1 for kind in pipe.execute() if kind == b"list")
+        if not lists:
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{lists} histories still lists after {timeout:.0f}s")
+        time.sleep(0.5)
 
 
 def main() -> None:
@@ -144,13 +166,14 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=600.0)
     parser.add_argument("--per-day", type=int, default=100_000, help="DragonPipeline executions a day")
     parser.add_argument("--days", type=float, default=7.0, help="a retention for DragonPipeline alone")
+    parser.add_argument("--compact", action="store_true", help="measure after the histories were compacted")
     args = parser.parse_args()
 
     keys = Keys(PREFIX)
     with RedisServer() as server, tempfile.TemporaryDirectory() as logs:
         client = redis.Redis.from_url(server.url)
         settings = Settings(redis_url=server.url, prefix=PREFIX)
-        stack = start_stack(server.url, args.workers, Path(logs) / "stack.log")
+        stack = start_stack(server.url, args.workers, Path(logs) / "stack.log", args.compact)
         try:
             run_records(client, settings, 0, 20, args.timeout)  # warm up: machines, groups, RQ registries
             before = int(client.info("memory")["used_memory"])
@@ -158,9 +181,11 @@ def main() -> None:
             started = time.monotonic()
             run_records(client, settings, 20, args.records, args.timeout)
             elapsed = time.monotonic() - started
+            if args.compact:
+                wait_compacted(client, keys, args.timeout)
             after = int(client.info("memory")["used_memory"])
             sizes_after, counts = usage_by_kind(client, keys)
-            events, history_raw, history_packed, blob = compression(client, keys, min(500, args.records))
+            events, history_raw, history_packed, blob = history_sizes(client, keys, min(500, args.records))
             version = client.info("server")["redis_version"]
         finally:
             for process in stack:
@@ -182,8 +207,9 @@ def main() -> None:
     print(f"  {'retained per execution (first three)':<38} {retained:>8,.0f} B")
     per_million = retained * 1_000_000 / 2**30
     print(f"projection: {per_million:.1f} GiB per million retained executions (retention keeps them 90 days)")
-    print(f"history: {events:.0f} events, {history_raw:,.0f} B of JSON per execution, "
-          f"{history_packed:,.0f} B zlib-compressed ({history_packed / history_raw:.0%}); "
+    form = "compacted strings" if args.compact else "lists of events (compaction off)"
+    print(f"histories kept as {form}: {events:.0f} events, {history_raw:,.0f} B of JSON per execution, "
+          f"{history_packed:,.0f} B compacted ({history_packed / history_raw:.0%}); "
           f"description blob {blob:,.0f} B")  # fmt: skip
     kept = args.per_day * args.days
     used = (after - before) / n

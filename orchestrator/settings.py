@@ -78,6 +78,13 @@ class Settings(BaseSettings):
         gt=0,
         description="How often each orchestrator removes executions past their retention.",
     )
+    history_compact_after_seconds: float = Field(
+        default=60.0,
+        description=(
+            "How long after an execution stops its history is compacted: the list of events becomes"
+            " one compressed string, about a sixth of its memory. Negative: never."
+        ),
+    )
     fault_point: str = Field(
         default="",
         description="Tests only: <point>[:<n>] makes the orchestrator SIGKILL itself there.",

@@ -26,6 +26,7 @@ from typing import IO, Any
 import redis
 
 from orchestrator.runtime import doctor
+from orchestrator.runtime.histories import history_range
 from orchestrator.runtime.keys import Keys
 from orchestrator.settings import Settings
 from producer.produce import produce
@@ -299,10 +300,10 @@ def check(
     pipe = client.pipeline(transaction=False)
     for name in names:
         pipe.hget(keys.execution(name), "execution")
-        pipe.lrange(keys.history(name), 0, -1)
     replies = pipe.execute()
-    executions = {name: json.loads(replies[2 * i]) for i, name in enumerate(names)}
-    histories = {name: [json.loads(e) for e in replies[2 * i + 1]] for i, name in enumerate(names)}
+    executions = {name: json.loads(replies[i]) for i, name in enumerate(names)}
+    # A history finished a while ago may be compacted already: read it either way.
+    histories = {name: history_range(client, keys.history(name), 0, -1) for name in names}
     report.statuses = Counter(e["status"] for e in executions.values())
 
     wanted = Counter(r["dragon_name_str"] for r in produced)

@@ -13,8 +13,7 @@ from rq import Queue, Worker
 from rq.serializers import JSONSerializer
 
 from orchestrator.asl import engine, errors
-from orchestrator.protocol.decoding import loads
-from orchestrator.runtime import heartbeats, transitions
+from orchestrator.runtime import heartbeats, histories, transitions
 from orchestrator.runtime.clock import RedisClock
 from orchestrator.runtime.keys import GROUP, STATUSES, Keys
 from orchestrator.runtime.lone_failures import LoneFailures, blames_shared_keys, is_server_state
@@ -170,6 +169,7 @@ class Client:
             execution, version = self.store.load([name])[name]
             if execution is None:
                 raise ExecutionNotFound(name)
+            histories.expand(self.redis, self.keys.history(name))  # the redrive appends to it
             machine_name = execution["stateMachine"]
             machines = MachineCache(self.redis, self.keys, refresh_seconds=0)
             machine = machines.get(machine_name, execution.get("machineVersion"))
@@ -243,16 +243,16 @@ class Client:
         return entries
 
     def history_length(self, name: str) -> int:
-        """How many events the execution's history holds (0 when there is none)."""
-        return int(self.redis.llen(self.keys.history(name)))
+        """How many events the execution's history holds (0 when there is none), compacted or not."""
+        return histories.history_length(self.redis, self.keys.history(name))
 
     def history_range(self, name: str, start: int, stop: int) -> list[dict[str, Any]]:
         """The history events at positions ``start`` to ``stop`` (inclusive, from 0)."""
-        return [loads(event) for event in self.redis.lrange(self.keys.history(name), start, stop)]
+        return histories.history_range(self.redis, self.keys.history(name), start, stop)
 
     def history(self, name: str) -> list[dict[str, Any]]:
         """The execution's events, in GetExecutionHistory shape (empty when there is none)."""
-        return [loads(event) for event in self.redis.lrange(self.keys.history(name), 0, -1)]
+        return histories.history_range(self.redis, self.keys.history(name), 0, -1)
 
     def wait(self, name: str, timeout: float, poll_seconds: float = 0.02) -> dict[str, Any]:
         """The execution once it is no longer RUNNING.

@@ -45,6 +45,7 @@ import redis
 
 from orchestrator.protocol.decoding import loads, lossless_text
 from orchestrator.runtime import movers
+from orchestrator.runtime.histories import MAGIC, MalformedHistory, compacted_length
 from orchestrator.runtime.keys import FINISHED_STATUSES, STATUSES, Keys
 from orchestrator.runtime.movers import find_movers, glob_escape, json_object
 from orchestrator.settings import Settings
@@ -103,7 +104,9 @@ class Snapshot:
     execution: dict[str, Any] | None = None
     version: int | None = None
     unreadable: str | None = None
-    history_length: int | None = None  # None: the history key is not a list
+    history_length: int | None = None  # None: the history key is neither a list nor compacted
+    history_compacted: bool = False  # a string: the compacted form of a finished execution's history
+    history_malformed: str | None = None  # why a string at the history key is no compacted history
     history_exists: bool = False
     indexes: set[str] = field(default_factory=set)  # keys of the indexes that list it
 
@@ -195,10 +198,12 @@ class Doctor:
             pipe.hmget(self.keys.execution(name), ["execution", "version"])
             pipe.exists(self.keys.history(name))
             pipe.llen(self.keys.history(name))
+            # A compacted history is a string: its header counts its events (runtime.histories).
+            pipe.getrange(self.keys.history(name), 0, len(MAGIC) + 20)
             for index in self.indexes:
                 pipe.zscore(index, name)
         replies = pipe.execute(raise_on_error=False)
-        width = 4 + len(self.indexes)
+        width = 5 + len(self.indexes)
         return [snapshot_of(name, replies[i * width : (i + 1) * width], self) for i, name in enumerate(names)]
 
     # -- the invariants ----------------------------------------------------------------------
@@ -309,9 +314,15 @@ class Doctor:
 
 def snapshot_of(name: str, replies: list[Any], doctor: Doctor) -> Snapshot:
     """A :class:`Snapshot` from one execution's replies in :meth:`Doctor.read_batch`."""
-    exists, fields, history_exists, history_length, *scores = replies
+    exists, fields, history_exists, history_length, header, *scores = replies
     snapshot = Snapshot(name, exists == 1, history_exists=history_exists == 1)
     snapshot.history_length = history_length if isinstance(history_length, int) else None
+    if snapshot.history_length is None and isinstance(header, bytes):
+        try:
+            snapshot.history_length = compacted_length(doctor.keys.history(name), header)
+            snapshot.history_compacted = True
+        except MalformedHistory as malformed:
+            snapshot.history_malformed = str(malformed)
     snapshot.indexes = {index for index, score in zip(doctor.indexes, scores, strict=True) if is_score(score)}
     if snapshot.exists:
         snapshot.execution, snapshot.version, snapshot.unreadable = read_execution(name, fields)
@@ -355,9 +366,17 @@ def blob_problem(name: str, execution: Any) -> str | None:
 def history_problems(snapshot: Snapshot, keys: Keys) -> list[Problem]:
     assert snapshot.execution is not None
     name, expected = snapshot.name, snapshot.execution["lastEventId"]
+    if snapshot.history_malformed is not None:
+        return [Problem(name, "history-length", snapshot.history_malformed)]
     if snapshot.history_length is None:
         why = (
             f"{keys.history(name)} is not a list: every commit of this execution is refused; restore the list"
+        )
+        return [Problem(name, "history-length", why)]
+    if snapshot.history_compacted and snapshot.execution["status"] not in FINISHED_STATUSES:
+        why = (
+            f"{keys.history(name)} is compacted, but the execution is {snapshot.execution['status']}: every "
+            "commit of this execution is refused; restore the history as a list of events"
         )
         return [Problem(name, "history-length", why)]
     if snapshot.history_length != expected:

@@ -9,7 +9,9 @@ Executions
     ``{p}:exec:{<name>}``        (shared) hash: ``execution`` (the JSON blob the ASL core reads and writes)
                                  and ``version`` (an integer bumped on every committed transition;
                                  optimistic concurrency between orchestrators)
-    ``{p}:history:{<name>}``     list of JSON history events, in AWS GetExecutionHistory shape
+    ``{p}:history:{<name>}``     list of JSON history events, in AWS GetExecutionHistory shape; once the
+                                 execution has finished a while, one string instead: the same events
+                                 compacted (runtime.histories, runtime.history_compaction)
     ``{p}:executions``           zset: execution name scored by start time (the index)
     ``{p}:status:<STATUS>``      zset per status (RUNNING, SUCCEEDED, ...): name scored by start time
     ``{p}:closed``               zset: each finished execution scored by its stop time; written by the

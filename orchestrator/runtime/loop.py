@@ -36,6 +36,7 @@ from orchestrator.protocol.reconnect import OUTAGE_ERRORS, Outage
 from orchestrator.runtime import heartbeats, transitions
 from orchestrator.runtime.clock import RedisClock
 from orchestrator.runtime.faults import FaultPoints
+from orchestrator.runtime.history_compaction import HistoryCompaction
 from orchestrator.runtime.intake import EVENT_BATCH, Entry, Event, EventIntake, stream_batches
 from orchestrator.runtime.keys import GROUP, Keys
 from orchestrator.runtime.lone_failures import LoneFailures, blames_shared_keys, halves, is_server_state
@@ -102,6 +103,7 @@ class Orchestrator:
         self.machines = MachineCache(redis_client, self.keys)
         self.source = EventSourceMapping(redis_client, settings, consumer, clock=clock)
         self.retention = Retention(redis_client, settings, clock=clock)
+        self.history_compaction = HistoryCompaction(redis_client, settings, clock=clock)
         self._fire_timers = lua_script(redis_client, "fire_timers")
         load_for_pipelines(self._fire_timers)
         self._count_expired_leases = "1" if counting_enabled() else "0"
@@ -152,6 +154,7 @@ class Orchestrator:
     def _iterate(self, block_seconds: float | None) -> int:
         self.source.reclaim_if_due()
         self.retention.sweep_if_due()
+        self.history_compaction.compact_if_due()
         self.forget_dead_orchestrators_if_due()
         upkeep = self.upkeep_due(block_seconds)
         events = self.read_all(upkeep) if upkeep or self.more_waiting else []
@@ -159,6 +162,8 @@ class Orchestrator:
         if not events and not batch and block_seconds:
             events = self.wait_for_work(block_seconds)
             batch = self.source.take_batch()
+            if not events and not batch:
+                self.history_compaction.compact_if_due(idle=True)  # a wait found nothing: idle
         events += self.intake.abandoned_events()
         if batch:
             self.faults.reach("after-source-batch")
