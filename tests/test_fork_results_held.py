@@ -21,7 +21,7 @@ import pytest
 
 from orchestrator.asl.definition import StateMachine
 from orchestrator.asl.engine import advance, start_execution
-from orchestrator.asl.execution import DROPPED_RESULTS_SCHEMA, SCHEMA_VERSION, upgrade_execution
+from orchestrator.asl.execution import LEAN_FORK_SCHEMA, SCHEMA_VERSION, upgrade_execution
 from orchestrator.asl.json_values import PAYLOAD_LIMIT_BYTES
 
 TASK = {"Type": "Task", "Resource": "f", "End": True}
@@ -88,7 +88,7 @@ def test_a_map_whose_results_pass_the_limit_keeps_a_small_record_and_fails_at_it
     assert driven.types()[-2:] == ["MapStateFailed", "ExecutionFailed"]
     # The limit's worth of results, and the Map's items and threads besides, at most.
     assert max(driven.record_sizes) < 2 * PAYLOAD_LIMIT_BYTES
-    assert driven.execution["schema"] == DROPPED_RESULTS_SCHEMA == 3
+    assert driven.execution["schema"] == LEAN_FORK_SCHEMA == 3
     assert upgrade_execution(json.loads(json.dumps(driven.execution)))["schema"] == 3
 
 

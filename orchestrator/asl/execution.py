@@ -5,8 +5,8 @@ events), so these are TypedDicts: plain dicts at run time, costing nothing on th
 with their keys named here once. A stored execution carries ``"schema"``; one stored before
 that field existed is version 1, and ``upgrade_execution`` brings any older document up to
 ``SCHEMA_VERSION`` when the core reads it. A document holding what a reader of
-``SCHEMA_VERSION`` would misread says so with a higher version (``DROPPED_RESULTS_SCHEMA``),
-so that such a reader refuses it instead.
+``SCHEMA_VERSION`` would misread says so with a higher version (``LEAN_FORK_SCHEMA``), so
+that such a reader refuses it instead.
 
 State modules see the run deciding a step through the ``Run`` protocol, never the execution
 document itself: tokens, timers and sequence numbers change only through its methods.
@@ -24,10 +24,12 @@ from orchestrator.asl.history import RawEvent, history_events
 
 SCHEMA_VERSION = 2
 """The layout of the execution document this code writes; 1 is the layout before ``schema`` existed."""
-DROPPED_RESULTS_SCHEMA = 3
-"""The layout of a document holding a fork whose gathered results were dropped (``Fork.over``):
-code that reads only up to 2 would join them as nulls, and must refuse it instead."""
-NEWEST_SCHEMA = DROPPED_RESULTS_SCHEMA
+LEAN_FORK_SCHEMA = 3
+"""The layout of a document holding a fork that leaves out what layout 2 kept: its gathered
+results, dropped once they were surely over the limit (``Fork.over``), or a large copy of a
+Map's input that it finds again (no ``items``, no ``selected``). Code that reads only up to 2
+would join nulls or fail on the missing copy, and must refuse the document instead."""
+NEWEST_SCHEMA = LEAN_FORK_SCHEMA
 
 RUNNING, SUCCEEDED, FAILED, TIMED_OUT, ABORTED = "RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"
 ACCOUNT = "000000000000"
@@ -59,8 +61,9 @@ class Fork(TypedDict):
     next: NotRequired[int]
     running: NotRequired[int]
     failures: NotRequired[int]
-    items: NotRequired[list[Any]]
-    selected: NotRequired[Any]
+    items: NotRequired[list[Any]]  # absent when found again by the state's ItemsPath (large items)
+    selected: NotRequired[Any]  # absent when it is the state's input itself (large items)
+    count: NotRequired[int]  # the number of items, when they are not kept
     max: NotRequired[int]
     toleratedCount: NotRequired[float]
     toleratedPercentage: NotRequired[float]
@@ -214,7 +217,7 @@ def upgrade_execution(stored: dict[str, Any]) -> Execution:
             version this code knows.
     """
     version = stored.get("schema", 1)
-    if version in (SCHEMA_VERSION, DROPPED_RESULTS_SCHEMA):
+    if version in (SCHEMA_VERSION, LEAN_FORK_SCHEMA):
         return stored  # type: ignore[return-value]
     if type(version) is not int or not 1 <= version < SCHEMA_VERSION:
         raise ValueError(

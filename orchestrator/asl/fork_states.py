@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from typing import Any
 
 from orchestrator.asl import errors, payload
 from orchestrator.asl.dataflow import StateData
 from orchestrator.asl.definition import child_scope
 from orchestrator.asl.errors import StatesError
-from orchestrator.asl.execution import DROPPED_RESULTS_SCHEMA, Fork, Run, Thread
+from orchestrator.asl.execution import LEAN_FORK_SCHEMA, Fork, Run, Thread
 from orchestrator.asl.json_values import (
     BOUND_LIMIT,
     PAYLOAD_LIMIT_BYTES,
@@ -25,6 +26,13 @@ from orchestrator.asl.task_state import ReportedError, data_limit_error
 # "up to 40 concurrent iterations", whatever its MaxConcurrency asks for beyond that, and 0
 # (the default) means as many as that limit allows, not every item at once.
 INLINE_MAP_CONCURRENCY = 40
+# A Map's fork would keep copies of its input: the items, and the input after InputPath. The
+# record holding them is written whole on every commit, so items whose bound (payload_bound)
+# is over this are not copied when they can be found again: the input after InputPath when it
+# is the state's input itself, the items when a plain ItemsPath (names and indexes) finds them
+# there. The record then says LEAN_FORK_SCHEMA.
+REFIND_ABOVE = 16 * 1024
+PLAIN_PATH = re.compile(r"\$(?:\.[A-Za-z_][A-Za-z0-9_]*|\[[0-9]+\])*")
 
 
 def enter_parallel(run: Run, thread: Thread, data: StateData) -> None:
@@ -59,7 +67,7 @@ def enter_map(run: Run, thread: Thread, data: StateData) -> None:
     tolerated_count, tolerated_percentage = _tolerance(data, selected)
     if _distributed(state):
         run.record(thread, "MapRunStarted")
-    thread["fork"] = {
+    fork: Fork = {
         "results": [None] * len(items),
         "pending": len(items),
         "next": 0,
@@ -72,6 +80,13 @@ def enter_map(run: Run, thread: Thread, data: StateData) -> None:
         "toleratedPercentage": tolerated_percentage,
         "children": [],
     }
+    thread["fork"] = fork
+    if selected is data.raw_input and payload_bound(items) > REFIND_ABOVE:
+        del fork["selected"]
+        if not data.jsonata and PLAIN_PATH.fullmatch(state.get("ItemsPath", "$")):
+            del fork["items"]
+            fork["count"] = len(items)
+        run.require_schema(LEAN_FORK_SCHEMA)
     if not items:
         _map_done(run, thread, data)
         return
@@ -177,12 +192,17 @@ def _tolerance(data: StateData, selected: Any) -> tuple[float, float]:
 
 def _start_iterations(run: Run, thread: Thread, data: StateData) -> None:
     fork = thread["fork"]
-    while fork["next"] < len(fork["items"]) and fork["running"] < fork["max"]:
+    count = fork["count"] if "count" in fork else len(fork["items"])
+    if fork["next"] >= count or fork["running"] >= fork["max"]:
+        return
+    selected = fork.get("selected", data.raw_input)
+    items = fork["items"] if "items" in fork else _items(data, selected)
+    while fork["next"] < count and fork["running"] < fork["max"]:
         index = fork["next"]
         fork["next"] += 1
         fork["running"] += 1
-        item = {"Index": index, "Value": fork["items"][index]}
-        item_input = _item_input(data, fork["selected"], item)
+        item = {"Index": index, "Value": items[index]}
+        item_input = _item_input(data, selected, item)
         if item_input is not item["Value"] and exceeds_payload_limit(item_input):
             # An item is part of the Map's input, under the limit; ItemSelector can make more.
             _abort_children(run, thread)
@@ -274,7 +294,7 @@ def _gather(run: Run, fork: Fork, slot: int, result: Any) -> None:
     megabytes on the way to that failure. So once the results gathered, with at least one
     byte for each still to come, are over the limit, they are dropped and the fork keeps
     only that verdict (``over``): the children still run and the join fails as it would have.
-    The document then says DROPPED_RESULTS_SCHEMA, which code that would join nulls refuses.
+    The document then says LEAN_FORK_SCHEMA, which code that would join nulls refuses.
 
     A cheap bound (``payload_bound``) vouches for small results; past it they are measured,
     all once, then each as it comes (``measured``). ``pending`` no longer counts this child.
@@ -299,7 +319,7 @@ def _gather(run: Run, fork: Fork, slot: int, result: Any) -> None:
     if measured + brackets_and_commas + fork["pending"] > PAYLOAD_LIMIT_BYTES:
         fork["over"] = True
         fork["results"] = [None] * len(results)
-        run.require_schema(DROPPED_RESULTS_SCHEMA)
+        run.require_schema(LEAN_FORK_SCHEMA)
 
 
 def _raised(run: Run, thread: Thread, data: StateData, failure: StatesError) -> None:
