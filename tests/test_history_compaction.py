@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 
 from orchestrator.runtime import doctor, histories
 from orchestrator.runtime.client import Client
-from orchestrator.runtime.history_compaction import HistoryCompaction
+from orchestrator.runtime.history_compaction import MOST_EVENTS, HistoryCompaction
 from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.loop import Orchestrator
 from orchestrator.runtime.machines import register_shipped_machines
@@ -126,6 +126,31 @@ def test_running_and_recently_finished_executions_keep_their_lists(
     assert key_type(redis_client, finished) == "list"
     assert compact_all(redis_client, at_once(settings)) == 1
     assert key_type(redis_client, finished) == "string" and key_type(redis_client, waiting) == "list"
+
+
+def pass_chain(states: int) -> dict[str, Any]:
+    """A machine of ``states`` Pass states one after another: 2 + 2 * states history events."""
+    chain = {f"P{i}": {"Type": "Pass", "Next": f"P{i + 1}"} for i in range(states)}
+    chain[f"P{states - 1}"] = {"Type": "Pass", "End": True}
+    return {"StartAt": "P0", "States": chain}
+
+
+def test_a_history_longer_than_a_page_stays_a_list(redis_client: redis.Redis, settings: Settings) -> None:
+    """The API and the dashboard read a long history a page (1,000 events) at a time: a page of
+    a list costs what it holds, a page of the compacted form would cost unpacking it all."""
+    client = Client(redis_client, settings)
+    client.register_machine("Page", pass_chain(MOST_EVENTS // 2 - 1))
+    client.register_machine("Longer", pass_chain(MOST_EVENTS // 2))
+    page = client.start_execution("Page", {}, name="page")
+    longer = client.start_execution("Longer", {}, name="longer")
+    orchestrator = Orchestrator(redis_client, settings, "o1")
+    drive(redis_client, settings, [orchestrator], all_finished(2), with_worker=False)
+    assert (client.history_length(page), client.history_length(longer)) == (MOST_EVENTS, MOST_EVENTS + 2)
+
+    assert compact_all(redis_client, at_once(settings)) == 1
+
+    assert key_type(redis_client, page) == "string" and key_type(redis_client, longer) == "list"
+    assert client.history_length(page) == MOST_EVENTS
 
 
 def test_a_redriven_execution_gets_its_list_back_and_its_history_goes_on(

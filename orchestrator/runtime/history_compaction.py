@@ -12,6 +12,11 @@ them in one script call (lua/compact_histories.lua), which leaves alone any hist
 changed meanwhile or whose execution was redriven. Orchestrators that walk the same entries
 find them compacted already and skip them.
 
+A history of more than MOST_EVENTS events stays a list: the API and the dashboard read such a
+history a page at a time, and a page of a list costs what the page holds, where a page of the
+compacted form would cost unpacking all of it. Most histories are far shorter (a dragon's has
+19 events), and they hold most of the memory.
+
 A pass costs the loop about 150 us per history (on a slow 2-vCPU machine), time an event
 waiting behind it would wait too. So a loop makes one pass of ``batch`` every
 COMPACT_EVERY_SECONDS, and while that pass found more due than it took, more passes of up to
@@ -38,6 +43,7 @@ COMPACT_BATCH = 10
 IDLE_BATCH = 50
 COMPACT_EVERY_SECONDS = 1.0
 MOST_BYTES_PER_CALL = 4 * 1024 * 1024  # compacted strings per script call, at most (roughly)
+MOST_EVENTS = 1000  # GetExecutionHistory's largest page
 
 
 class HistoryCompaction:
@@ -102,13 +108,15 @@ class HistoryCompaction:
         pipe = self.redis.pipeline(transaction=False)
         for key in keys:
             pipe.type(key)
-            pipe.lrange(key, 0, -1)
+            pipe.lrange(key, 0, MOST_EVENTS)  # one more than MOST_EVENTS says it is longer
         replies = pipe.execute(raise_on_error=False)
         compacted, chosen, size = 0, [], 0
         for i, name in enumerate(names):
             kind, events = replies[2 * i], replies[2 * i + 1]
             if kind not in (b"list", "list") or isinstance(events, Exception) or not events:
                 continue  # compacted already, gone, or not a list (the doctor says so)
+            if len(events) > MOST_EVENTS:
+                continue  # read a page at a time: it stays a list
             blob = pack(events)
             chosen.append((name, len(events), blob))
             size += len(blob)
