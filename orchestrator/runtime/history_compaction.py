@@ -71,7 +71,7 @@ class HistoryCompaction:
         self._script = lua_script(redis_client, "compact_histories")
         self._next_pass = float("-inf")
         self._behind = False  # the last pass found more due than it took
-        self._cursor: tuple[float, str] | None = None  # the last entry of closed a pass looked at
+        self._cursor: tuple[str, float] | None = None  # the last entry of closed a pass looked at
 
     def compact_if_due(self, idle: bool = False) -> int:
         """Make a pass when the loop is ``idle`` or one is due; returns how many histories it compacted.
