@@ -124,12 +124,5 @@ def expand(client: redis.Redis, key: str) -> bool:
         raise
     if blob is None:
         return False
-    count, start = _header(key, blob)
-    try:
-        events = zlib.decompress(blob[start:])
-    except zlib.error as exc:
-        raise MalformedHistory(key, f"its events cannot be read: {exc}") from None
-    texts = [dumps(event).encode() for event in loads(events)]
-    if len(texts) != count:
-        raise MalformedHistory(key, f"its header says {count} event(s), its body holds {len(texts)}")
+    texts = [dumps(event).encode() for event in unpack(key, blob)]
     return bool(lua_script(client, "expand_history")(keys=[key], args=[blob, SLICE, *texts]))
