@@ -107,14 +107,12 @@ class HistoryCompaction:
         keys = [self.keys.history(name) for name in names]
         pipe = self.redis.pipeline(transaction=False)
         for key in keys:
-            pipe.type(key)
             pipe.lrange(key, 0, MOST_EVENTS)  # one more than MOST_EVENTS says it is longer
         replies = pipe.execute(raise_on_error=False)
         compacted, chosen, size = 0, [], 0
-        for i, name in enumerate(names):
-            kind, events = replies[2 * i], replies[2 * i + 1]
-            if kind not in (b"list", "list") or isinstance(events, Exception) or not events:
-                continue  # compacted already, gone, or not a list (the doctor says so)
+        for name, events in zip(names, replies, strict=True):
+            if isinstance(events, Exception) or not events:
+                continue  # compacted already (WRONGTYPE), gone, or another type (the doctor says so)
             if len(events) > MOST_EVENTS:
                 continue  # read a page at a time: it stays a list
             blob = pack(events)
