@@ -17,6 +17,7 @@ import json
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -124,8 +125,9 @@ class Stack:
             self.server.stop()
 
 
-@pytest.fixture
-def stack(tmp_path: Path, subprocess_env: dict[str, str]) -> Iterator[Stack]:
+@contextmanager
+def running_stack(tmp_path: Path, subprocess_env: dict[str, str]) -> Iterator[Stack]:
+    """A private AOF redis-server with WaitingPipeline registered; stops whatever it started."""
     data = tmp_path / "redis"
     data.mkdir()
     server = RedisServer(data_dir=data, aof=True, appendfsync="always", extra_args=DEBUG).start()
@@ -149,6 +151,12 @@ def stack(tmp_path: Path, subprocess_env: dict[str, str]) -> Iterator[Stack]:
         yield running
     finally:
         running.stop()
+
+
+@pytest.fixture
+def stack(tmp_path: Path, subprocess_env: dict[str, str]) -> Iterator[Stack]:
+    with running_stack(tmp_path, subprocess_env) as running:
+        yield running
 
 
 def start_pipeline(stack: Stack) -> None:

@@ -112,6 +112,7 @@ class WorkerLeases:
         self._reclaim: Script = lua_script(connection, "reclaim_jobs")
         self._give_back: Script = lua_script(connection, "give_back_jobs")
         self._reaped_at = float("-inf")
+        self._renewals_failing = False  # whether the last tick met an outage (logged once per outage)
 
     # -- the worker's side -------------------------------------------------------------------
 
@@ -253,9 +254,19 @@ class WorkerLeases:
                 if self.clock() - self._reaped_at >= self.lease_seconds / 2:
                     self._reaped_at = self.clock()
                     self.reap()
+            except OUTAGE_ERRORS as exc:
+                # The next tick tries again; a lease outlives a few missed ticks. One line per
+                # outage: a full Redis refuses every tick until it is given room.
+                if not self._renewals_failing:
+                    log.warning("renewing leases failed (%s); trying again every tick", exc)
+                self._renewals_failing = True
+                continue
             except Exception:
-                # The next tick tries again; a lease outlives a few missed ticks.
                 log.warning("renewing leases failed", exc_info=True)
+                continue
+            if self._renewals_failing:
+                log.warning("renewing leases works again")
+                self._renewals_failing = False
 
     def tick(self) -> float:
         """How long the thread may sleep: a third of the lease or of the shortest heartbeat."""
@@ -263,13 +274,26 @@ class WorkerLeases:
             beats = [h.heartbeat_seconds for held in self._held.values() for h in held if h.heartbeat_seconds]
         return min([self.lease_seconds, *beats]) / 3
 
+    def mark_alive(self) -> None:
+        """Renew the worker's liveness key alone.
+
+        Raises:
+            redis.ConnectionError, redis.TimeoutError, redis.exceptions.OutOfMemoryError, ...:
+                while Redis is away or refuses writes (OUTAGE_ERRORS).
+        """
+        self.connection.set(self.alive_key, self.worker, px=self.lease_milliseconds)
+
+    @property
+    def lease_milliseconds(self) -> int:
+        return max(1, int(self.lease_seconds * 1000))
+
     def beat(self) -> None:
         """Renew liveness and every held lease; send the heartbeats that are due; one pipeline."""
         now = self.clock()
         with self._lock:
             held = [h for tasks in self._held.values() for h in tasks]
         pipe = self.connection.pipeline(transaction=False)
-        pipe.set(self.alive_key, self.worker, px=max(1, int(self.lease_seconds * 1000)))
+        pipe.set(self.alive_key, self.worker, px=self.lease_milliseconds)
         pipe.sadd(self.workers_key, self.worker)
         if held:
             leases = [h.lease for h in held]

@@ -163,10 +163,10 @@ def _start_afresh(
     """
     while True:
         try:
-            if lost is None and _redis_answers(connection):
+            if lost is None and _redis_takes_writes(leases):
                 _recover_from_crash(connection, worker, shutdown, restarts)
             else:
-                _wait_for_redis(connection, outage, shutdown, lost or ConnectionError("RQ's work loop quit"))
+                _wait_for_redis(leases, outage, shutdown, lost or ConnectionError("RQ's work loop quit"))
             connection.delete(worker.key)
             leases.give_back_unstarted()
             return
@@ -194,15 +194,17 @@ def _recover_from_crash(connection: Redis, worker: TaskWorker, shutdown: Shutdow
         raise StopRequested()
 
 
-def _redis_answers(connection: Redis) -> bool:
+def _redis_takes_writes(leases: WorkerLeases) -> bool:
+    """Whether Redis answers and takes a write (the worker's liveness key): a full one answers PING."""
     try:
-        return bool(connection.ping())
+        leases.mark_alive()
     except OUTAGE_ERRORS:
         return False
+    return True
 
 
-def _wait_for_redis(connection: Redis, outage: Outage, shutdown: Shutdown, error: Exception) -> None:
-    """Wait with back-off until Redis answers.
+def _wait_for_redis(leases: WorkerLeases, outage: Outage, shutdown: Shutdown, error: Exception) -> None:
+    """Wait with back-off until Redis answers and takes writes.
 
     Raises:
         StopRequested: when a stop is requested meanwhile.
@@ -210,7 +212,7 @@ def _wait_for_redis(connection: Redis, outage: Outage, shutdown: Shutdown, error
     while True:
         if shutdown.wait(outage.failed(error)):
             raise StopRequested()
-        if _redis_answers(connection):
+        if _redis_takes_writes(leases):
             outage.succeeded()
             return
 

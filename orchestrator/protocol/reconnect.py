@@ -1,10 +1,12 @@
 """Riding out a Redis outage: bounded, jittered back-off, and one log line per outage.
 
 A restarted Redis, a dropped connection (CLIENT KILL) or a server still loading its AOF
-all surface in redis-py as ConnectionError (BusyLoadingError is one) or TimeoutError. The
-process keeps its state (what it consumed is still pending in Redis) and retries; the
-delay doubles from ``initial`` up to ``maximum``, and each delay is drawn from its upper
-half so that many processes that lost Redis at once do not all come back at once.
+all surface in redis-py as ConnectionError (BusyLoadingError is one) or TimeoutError. A Redis
+that answers but refuses every write for its own state is as good as gone: a full one under
+``noeviction`` (OOM), a replica after a failover (READONLY), a replica cut off from its master
+(MASTERDOWN). The process keeps its state (what it consumed is still pending in Redis) and
+retries; the delay doubles from ``initial`` up to ``maximum``, and each delay is drawn from its
+upper half so that many processes that lost Redis at once do not all come back at once.
 """
 
 from __future__ import annotations
@@ -19,7 +21,14 @@ import redis
 
 from orchestrator.settings import Settings
 
-OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError)
+# Nothing the refused command would have written was written (a script is refused at its first
+# write, before any), and nothing the caller sent was wrong: the same command succeeds later.
+REFUSAL_ERRORS = (
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.MasterDownError,
+)
+OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError, *REFUSAL_ERRORS)
 
 T = TypeVar("T")
 
@@ -67,6 +76,7 @@ class Outage:
         self.what = what
         self.clock = clock
         self.since: float | None = None
+        self.refused = False  # whether this outage began with writes refused, not a lost connection
 
     @classmethod
     def for_settings(cls, settings: Settings, what: str) -> Outage:
@@ -81,16 +91,22 @@ class Outage:
         """Note a failed attempt; returns how long to wait before the next one."""
         if self.since is None:
             self.since = self.clock()
-            log.warning("%s lost Redis (%s); reconnecting with back-off", self.what, error)
+            self.refused = isinstance(error, REFUSAL_ERRORS)
+            if self.refused:
+                log.warning("%s: Redis refuses writes (%s); trying again with back-off", self.what, error)
+            else:
+                log.warning("%s lost Redis (%s); reconnecting with back-off", self.what, error)
         return self.backoff.next_delay()
 
     def succeeded(self) -> None:
         """Note a successful round trip; ends the outage, if there was one."""
         if self.since is None:
             return
+        back = "Redis took writes again" if self.refused else "reconnected to Redis"
         log.warning(
-            "%s reconnected to Redis after %.1fs (%d attempt(s))",
+            "%s %s after %.1fs (%d attempt(s))",
             self.what,
+            back,
             self.clock() - self.since,
             self.backoff.attempts,
         )
@@ -105,6 +121,8 @@ def retry_through_outage(action: Callable[[], T], attempts: int, what: str) -> T
 
     Raises:
         redis.ConnectionError, redis.TimeoutError: the last attempt's, when Redis stays away.
+        redis.exceptions.OutOfMemoryError, ReadOnlyError, MasterDownError: the last attempt's,
+            when Redis still refuses writes.
     """
     return retried_through_outage(action, attempts, what)[0]
 
@@ -121,5 +139,5 @@ def retried_through_outage(action: Callable[[], T], attempts: int, what: str) ->
         except OUTAGE_ERRORS:
             if backoff.attempts + 1 >= attempts:
                 raise
-            log.warning("%s: Redis did not answer; trying again", what)
+            log.warning("%s: Redis did not answer or refused the write; trying again", what)
             time.sleep(backoff.next_delay())

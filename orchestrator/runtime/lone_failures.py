@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import redis
 
 from orchestrator.asl import errors
+from orchestrator.protocol.reconnect import REFUSAL_ERRORS
 from orchestrator.runtime import transitions
 from orchestrator.runtime.clock import RedisClock
 from orchestrator.runtime.optimistic import Attempt, CommitConflict, Lost, commit_optimistically
@@ -34,13 +35,7 @@ log = logging.getLogger(__name__)
 
 # Redis refusing for its own state (full memory, a replica, a busy script, a failover), which
 # says nothing about the batch: it stays pending and is tried again, nobody is failed for it.
-SERVER_STATE_ERRORS = (
-    redis.exceptions.OutOfMemoryError,
-    redis.exceptions.ReadOnlyError,
-    redis.exceptions.MasterDownError,
-    redis.exceptions.TryAgainError,
-    redis.exceptions.NoScriptError,
-)
+SERVER_STATE_ERRORS = (*REFUSAL_ERRORS, redis.exceptions.TryAgainError, redis.exceptions.NoScriptError)
 
 Item = TypeVar("Item")
 

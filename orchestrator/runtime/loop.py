@@ -202,6 +202,17 @@ class Orchestrator:
             return True
         return False
 
+    def beat(self) -> None:
+        """Write this orchestrator's heartbeat, in a round trip of its own.
+
+        Raises:
+            redis.ConnectionError, redis.TimeoutError, redis.exceptions.OutOfMemoryError, ...:
+                while Redis is away or refuses writes (OUTAGE_ERRORS).
+        """
+        pipe = self.redis.pipeline(transaction=False)
+        heartbeats.beat(pipe, self.keys, self.consumer, self.clock(), HEARTBEAT_TTL_SECONDS)
+        pipe.execute()
+
     def forget_dead_orchestrators_if_due(self) -> None:
         """Now and then, drop from ``{p}:orchestrators`` the names whose beat expired; see who else beats."""
         now = time.monotonic()
@@ -565,13 +576,18 @@ class Orchestrator:
     def run(self, stop: threading.Event) -> None:
         """Repeat :meth:`run_once` until ``stop`` is set; a Redis outage is waited out, not fatal.
 
-        While Redis is away the loop backs off (bounded, jittered) and logs one line when the
-        outage starts and one when it ends. Whatever was consumed and not committed is still
-        pending in Redis and is claimed again once ``claim_idle_seconds`` pass.
+        While Redis is away or refuses writes the loop backs off (bounded, jittered) and logs
+        one line when the outage starts and one when it ends. Whatever was consumed and not
+        committed is still pending in Redis and is claimed again once ``claim_idle_seconds``
+        pass. Until a heartbeat lands the loop reads nothing: a Redis that refuses writes still
+        serves reads, and every message read then would wait out its visibility timeout and
+        count one more delivery toward the dead-letter queue.
         """
         outage = Outage.for_settings(self.settings, f"orchestrator {self.consumer}")
         while not stop.is_set():
             try:
+                if outage.ongoing:
+                    self.beat()
                 self.run_once(block_seconds=self.settings.poll_interval_seconds)
             except OUTAGE_ERRORS as exc:
                 stop.wait(outage.failed(exc))
