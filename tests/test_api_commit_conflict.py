@@ -1,5 +1,6 @@
-"""A commit that loses every race it may (CommitConflict) is answered as AWS answers a temporary
-failure, ServiceUnavailable (503) with its JSON error body, which botocore retries; not as a crash.
+"""A commit that loses every race it may (CommitConflict), or that a full Redis refuses, is answered
+as AWS answers a temporary failure, ServiceUnavailable (503) with its JSON error body, which
+botocore retries; not as a crash.
 
 ``redstep serve``'s own app (``build_app``) runs under uvicorn in a thread of the test, on the
 session's redis-server, and boto3 talks to it over HTTP as to AWS.
@@ -12,6 +13,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import boto3
@@ -25,6 +27,7 @@ from orchestrator.api.config import ApiSettings
 from orchestrator.api.server import build_app
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.optimistic import CommitConflict
+from orchestrator.runtime.server import RedisServer
 from orchestrator.runtime.store import Conflict
 from orchestrator.settings import Settings
 
@@ -36,7 +39,13 @@ ATTEMPTS = 3
 
 @pytest.fixture
 def endpoint(settings: Settings) -> Iterator[str]:
-    """The URL of ``build_app`` served under uvicorn in a thread, stopped after the test."""
+    with serving(settings) as url:
+        yield url
+
+
+@contextmanager
+def serving(settings: Settings) -> Iterator[str]:
+    """The URL of ``build_app`` served under uvicorn in a thread, stopped on leaving."""
     app = build_app(settings, ApiSettings(region=REGION, account_id=ACCOUNT), {KEY_ID: SECRET})
     listening = socket.socket()
     listening.bind(("127.0.0.1", 0))
@@ -93,3 +102,32 @@ def test_a_start_that_loses_every_race_is_a_retried_service_unavailable(
     assert tries == ["contested"] * ATTEMPTS
     assert not [record for record in caplog.records if record.exc_info], "logged as a crash"
     connection.close()
+
+
+def test_a_start_while_redis_is_full_is_a_retried_service_unavailable_naming_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with RedisServer() as server:  # its own server: this one is made to refuse every write
+        settings = Settings(redis_url=server.url, prefix="full")
+        connection = redis.Redis.from_url(server.url)
+        Client(connection, settings).register_machine("Crowded", PASS)
+        connection.config_set("maxmemory", 1)  # below what any server holds: full at once
+        arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:Crowded"
+
+        with serving(settings) as endpoint, caplog.at_level(logging.INFO):
+            with pytest.raises(ClientError) as refused:
+                _sfn(endpoint).start_execution(stateMachineArn=arn, name="crowded", input="{}")
+            connection.config_set("maxmemory", 0)
+            started = _sfn(endpoint).start_execution(stateMachineArn=arn, name="crowded", input="{}")
+
+        error = refused.value.response
+        assert error["Error"]["Code"] == "ServiceUnavailable"
+        assert error["ResponseMetadata"]["HTTPStatusCode"] == 503
+        assert "refuses writes" in error["Error"]["Message"] and "maxmemory" in error["Error"]["Message"]
+        assert error["ResponseMetadata"]["RetryAttempts"] == ATTEMPTS - 1
+        assert not [record for record in caplog.records if record.exc_info], "logged as a crash"
+        # Nothing of the refused start was written: once Redis has room, the same start is the first.
+        assert started["executionArn"].endswith(":crowded")
+        history = Client(connection, settings).history("crowded")
+        assert [event["type"] for event in history].count("ExecutionStarted") == 1
+        connection.close()

@@ -35,6 +35,7 @@ from orchestrator.api.errors import (
     service_unavailable,
     validation_error,
 )
+from orchestrator.protocol.reconnect import REFUSAL_ERRORS
 from orchestrator.runtime.optimistic import CommitConflict
 
 MAX_BODY_BYTES = 8 * 1024 * 1024
@@ -97,6 +98,11 @@ def create_app(endpoint: Endpoint, healthy: Any) -> Starlette:
             # can pass, so it is a temporary failure the caller's SDK retries, not a crash.
             log.warning("request %s: %s", request_id, lost)
             return _error(service_unavailable(f"{lost}; try again"), request_id)
+        except REFUSAL_ERRORS as error:
+            # Redis answers but writes nothing for now (full, or a replica): a temporary failure.
+            log.warning("request %s: Redis refused a write: %s", request_id, error)
+            refused = f"redstep's Redis refuses writes for now ({error}); try again"
+            return _error(service_unavailable(refused), request_id)
         except redis.RedisError as error:
             log.warning("request %s: Redis failed: %s", request_id, error)
             return _error(internal_failure("redstep could not reach its Redis; try again"), request_id)
