@@ -281,3 +281,22 @@ def test_a_redis_that_comes_back_empty_gets_its_consumer_groups_created_again(st
 
     wait_until(lambda: stack.finished() == 1, 60, "the record sent after FLUSHALL to be processed")
     assert "consumer groups missing" in stack.log("orchestrator")
+
+
+def test_a_redis_that_comes_back_empty_runs_the_shipped_pipeline_again_without_a_restart(
+    stack: Stack,
+) -> None:
+    stack.env["REDSTEP_STATE_MACHINE"] = "DragonPipeline"
+    start_pipeline_without_producing(stack)
+    keys = Keys(stack.env["REDSTEP_PREFIX"])
+    client = stack.client()
+    wait_until(lambda: client.hexists(keys.machines, "DragonPipeline"), 30, "the orchestrator to start")
+
+    client.flushall()  # the definitions go with everything else
+    stack.produce(1)
+
+    wait_until(lambda: stack.finished() == 1, 60, "the record sent after FLUSHALL to be processed")
+    [execution] = Client(client, stack.settings()).list_executions()
+    client.close()
+    assert (execution["stateMachine"], execution["status"]) == ("DragonPipeline", "SUCCEEDED"), execution
+    assert "registered the shipped definitions again" in stack.log("orchestrator")

@@ -40,7 +40,7 @@ from orchestrator.runtime.history_compaction import HistoryCompaction
 from orchestrator.runtime.intake import EVENT_BATCH, Entry, Event, EventIntake, stream_batches
 from orchestrator.runtime.keys import GROUP, Keys
 from orchestrator.runtime.lone_failures import LoneFailures, blames_shared_keys, halves, is_server_state
-from orchestrator.runtime.machines import MachineCache, register_shipped_machines
+from orchestrator.runtime.machines import MachineCache, register_shipped_machines, restore_shipped_machines
 from orchestrator.runtime.optimistic import Attempt, CommitConflict, Lost, commit_optimistically
 from orchestrator.runtime.overlap import Computed, InFlight, group_by_execution, turns
 from orchestrator.runtime.retention import Retention
@@ -123,10 +123,17 @@ class Orchestrator:
         ensure_group(redis_client, self.keys.events)
 
     def ensure_groups(self) -> None:
-        """Create the consumer groups again; Redis lost them (FLUSHALL, a restart without data)."""
+        """Create the consumer groups again; Redis lost them (FLUSHALL, a restart without data).
+
+        The shipped machines went with them: registered again, the records that come next run
+        on them instead of failing as "State Machine Does Not Exist" until a restart.
+        """
         log.warning("consumer groups missing (Redis lost its data?): creating them again")
         ensure_group(self.redis, self.keys.events)
         ensure_group(self.redis, self.source.stream)
+        restored = restore_shipped_machines(self.redis, self.keys)
+        if restored:
+            log.warning("state machine(s) %s missing too: registered the shipped definitions again", restored)
 
     # -- one iteration -----------------------------------------------------------------------
 

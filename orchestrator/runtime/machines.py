@@ -61,6 +61,17 @@ def register_shipped_machines(redis_client: redis.Redis, keys: Keys) -> None:
     register_machine(redis_client, keys, DRAGON_PIPELINE, dragon_pipeline_definition())
 
 
+def restore_shipped_machines(redis_client: redis.Redis, keys: Keys) -> list[str]:
+    """Register again each shipped machine that has no definition (Redis lost its data); their names.
+
+    A definition registered under a shipped name is left as it is.
+    """
+    if redis_client.hexists(keys.machines, DRAGON_PIPELINE):
+        return []
+    register_shipped_machines(redis_client, keys)
+    return [DRAGON_PIPELINE]
+
+
 class MachineCache:
     """Parsed state machines by name, re-read from Redis at most every ``refresh_seconds``.
 

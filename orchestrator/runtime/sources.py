@@ -336,8 +336,12 @@ def delivery_counts(redis_client: redis.Redis, stream: str, ids: list[str]) -> d
 
 
 def is_missing_group(error: Exception) -> bool:
-    """Whether ``error`` says a stream or its consumer group is gone (FLUSHALL, Redis lost its data)."""
-    return isinstance(error, redis.ResponseError) and "NOGROUP" in str(error)
+    """Whether ``error`` says a stream or its consumer group is gone (FLUSHALL, Redis lost its data).
+
+    NOGROUP answers a read of a stream without the group; UNBLOCKED, a blocking read whose
+    stream was deleted while it waited.
+    """
+    return isinstance(error, redis.ResponseError) and ("NOGROUP" in str(error) or "UNBLOCKED" in str(error))
 
 
 def entries_of(reply: Any) -> list[tuple[Any, dict[Any, Any]]]:
