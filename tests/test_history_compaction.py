@@ -35,6 +35,7 @@ from tests.runtime_fixtures import all_finished, dragon, drive
 KEYS = Keys("t")
 DRAGONS = "DragonPipeline"
 BROKEN = {"StartAt": "Boom", "States": {"Boom": {"Type": "Fail", "Error": "Broken", "Cause": "on purpose"}}}
+REDRIVEN_BROKEN = ["ExecutionRedriven", "FailStateEntered", "ExecutionFailed"]
 WAITING = {"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 30 * 86_400, "End": True}}}
 
 
@@ -171,15 +172,40 @@ def test_a_redriven_execution_gets_its_list_back_and_its_history_goes_on(
     assert key_type(redis_client, name) == "list"
     history = client.history(name)
     assert history[: len(first)] == first
-    assert [event["type"] for event in history[len(first) :]] == [
-        "ExecutionRedriven",
-        "FailStateEntered",
-        "ExecutionFailed",
-    ]
+    assert [event["type"] for event in history[len(first) :]] == REDRIVEN_BROKEN
     assert [event["id"] for event in history] == list(range(1, len(history) + 1))
     assert doctor.check(redis_client, settings) == []
     assert compact_all(redis_client, at_once(settings)) == 1  # finished again: compacted again
     assert client.history(name) == history
+
+
+def test_a_redrive_overtaken_by_a_compaction_pass_expands_again_and_lands(
+    redis_client: redis.Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = Client(redis_client, settings)
+    client.register_machine("Broken", BROKEN)
+    orchestrator = Orchestrator(redis_client, settings, "o1")
+    name = client.start_execution("Broken", {}, name="overtaken")
+    drive(redis_client, settings, [orchestrator], all_finished(1), with_worker=False)
+    compact_all(redis_client, at_once(settings))
+    expand, overtaken = histories.expand, []
+
+    def expand_then_overtaken(connection: redis.Redis, key: str) -> bool:
+        expanded = expand(connection, key)
+        if not overtaken:  # an orchestrator's pass lands between the expansion and the commit, once
+            overtaken.append(compact_all(redis_client, at_once(settings)))
+        return expanded
+
+    monkeypatch.setattr(histories, "expand", expand_then_overtaken)
+    client.redrive(name)
+    drive(redis_client, settings, [orchestrator], all_finished(1), with_worker=False)
+
+    assert overtaken == [1]
+    history = client.history(name)
+    types = [event["type"] for event in history]
+    assert types.count("ExecutionRedriven") == 1 and types[-3:] == REDRIVEN_BROKEN
+    assert [event["id"] for event in history] == list(range(1, len(history) + 1))
+    assert doctor.check(redis_client, settings) == []
 
 
 def test_retention_removes_a_compacted_history(

@@ -20,7 +20,7 @@ from orchestrator.runtime.lone_failures import LoneFailures, blames_shared_keys,
 from orchestrator.runtime.machines import MachineCache, register_machine
 from orchestrator.runtime.optimistic import Attempt, Lost, commit_optimistically
 from orchestrator.runtime.sources import message_id_problem
-from orchestrator.runtime.store import Store
+from orchestrator.runtime.store import CommitRefused, Conflict, Store
 from orchestrator.settings import Settings
 
 TERMINAL = frozenset(STATUSES) - {"RUNNING"}
@@ -188,6 +188,13 @@ class Client:
             commit.enqueue_tasks(transition.tasks)
             try:
                 conflicts = self.store.commit(commit)
+            except CommitRefused as refused:
+                history = self.keys.history(name)
+                if refused.keys == [history] and histories.expand(self.redis, history):
+                    # An orchestrator compacted the history again between its expansion and this
+                    # commit (the execution still read as stopped): expanded again, try again.
+                    return Lost([Conflict("wrongtype", history)])
+                raise NotRedrivable(f"the redrive of {name} could not be committed: {refused}") from None
             except (redis.ResponseError, ValueError) as exc:
                 if is_server_state(exc):
                     raise
