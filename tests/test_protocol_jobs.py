@@ -13,7 +13,9 @@ from orchestrator.protocol.jobs import (
     FAILED_JOB_TTL_SECONDS,
     JOB_TIMEOUT_SECONDS,
     TASK_ENTRY_POINT,
+    TIMEOUT_GRACE_SECONDS,
     rq_job_fields,
+    timed_by_own_timeouts,
 )
 from orchestrator.protocol.keys import SharedKeys
 
@@ -80,3 +82,36 @@ def test_every_job_gets_its_own_id_and_its_own_tasks() -> None:
     assert first_id != second_id
     assert first["data"] != second["data"]
     assert first["description"].endswith("(1 task(s))")
+
+
+def timed(*seconds: float | None) -> list[Any]:
+    """Tasks with these TimeoutSeconds (None: none)."""
+    tasks = [{**TASKS[0], "token": f"t-{i}"} for i in range(len(seconds))]
+    for task, limit in zip(tasks, seconds, strict=True):
+        if limit is not None:
+            task["timeout_seconds"] = limit
+    return tasks
+
+
+def test_a_job_whose_every_task_has_a_timeout_may_run_their_longest_and_a_grace() -> None:
+    for tasks, expected in [
+        (timed(1.0), 1 + TIMEOUT_GRACE_SECONDS),
+        (timed(2.5, 10.0, 0.2), 10 + TIMEOUT_GRACE_SECONDS),
+        (timed(2.5), 3 + TIMEOUT_GRACE_SECONDS),  # whole seconds, as RQ's alarm takes them
+        (timed(30.0, None), JOB_TIMEOUT_SECONDS),  # one task may run as long as Lambda lets it
+        (timed(None), JOB_TIMEOUT_SECONDS),
+        (timed(99_999_999.0), JOB_TIMEOUT_SECONDS),  # never longer than Lambda's longest
+    ]:
+        _, fields = rq_job_fields(tasks, KEYS)
+        job = Job("j", connection=redis.Redis(), serializer=JSONSerializer)
+        job.restore({name.encode(): str(value).encode() for name, value in fields.items()})
+        assert job.timeout == expected, tasks
+        assert timed_by_own_timeouts(tasks, job.timeout) == (expected < JOB_TIMEOUT_SECONDS)
+
+
+def test_a_job_timed_otherwise_than_its_tasks_say_is_not_taken_for_one_timed_by_them() -> None:
+    tasks = timed(1.0)
+
+    assert timed_by_own_timeouts(tasks, 1 + TIMEOUT_GRACE_SECONDS)
+    assert not timed_by_own_timeouts(tasks, 100)  # written by hand, or by another version
+    assert not timed_by_own_timeouts(timed(None), JOB_TIMEOUT_SECONDS)

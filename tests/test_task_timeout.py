@@ -46,6 +46,12 @@ def sleeps_past_its_timeout(event: Any, context: Any) -> Any:
     return {"late": True}
 
 
+def runs_until_stopped(event: Any, context: Any) -> Any:
+    """Never returns on its own: only its worker can stop it."""
+    while True:
+        time.sleep(0.05)
+
+
 def lambda_task(resource: str = "takes_ten_minutes", **fields: Any) -> dict[str, Any]:
     return {"Type": "Task", "Resource": LAMBDA + resource, "End": True, **fields}
 
@@ -180,6 +186,37 @@ def test_on_the_stack_a_function_that_outlives_its_timeout_fails_the_task_and_it
         "ExecutionFailed",
     ]
     assert stack.client.describe(name)["status"] == "FAILED"
+
+
+@pytest.mark.stack
+def test_on_the_stack_a_function_that_never_returns_frees_its_worker_soon_after_its_timeout(
+    stack: Stack, tmp_path: Path
+) -> None:
+    """A worker is not held for the result of a task that has failed: it stops the function
+    TIMEOUT_GRACE_SECONDS past its TimeoutSeconds (Lambda would run it to its own timeout, 900 s
+    here, but Lambda does not run out of workers). The task's verdict stays the timer's:
+    States.Timeout, and nothing of the worker's in the history."""
+    machine = f"forever-{uuid.uuid4().hex[:6]}"
+    stack.client.register_machine(
+        machine, {"StartAt": "T", "States": {"T": lambda_task("runs_until_stopped", TimeoutSeconds=1)}}
+    )
+    name = stack.client.start_execution(machine, {})
+    described = stack.client.wait(name, timeout=60)
+    assert (described["status"], described.get("error")) == ("FAILED", "States.Timeout")
+
+    # The stack's one worker runs the next execution once it has stopped the first function.
+    after = f"{machine}-after"
+    stack.client.register_machine(
+        after, {"StartAt": "T", "States": {"T": lambda_task("sleeps_past_its_timeout")}}
+    )
+    next_one = stack.client.start_execution(after, {"seconds": 0, "marker": str(tmp_path / "after")})
+    assert stack.client.wait(next_one, timeout=60)["status"] == "SUCCEEDED", stack.logs_tail()
+
+    assert [event["type"] for event in stack.client.history(name)][-2:] == [
+        "LambdaFunctionTimedOut",
+        "ExecutionFailed",
+    ]
+    assert "past its task's TimeoutSeconds" in stack.logs_tail(20_000)
 
 
 def test_a_function_that_outlives_lambdas_own_timeout_fails_with_sandbox_timedout_at_900_seconds() -> None:

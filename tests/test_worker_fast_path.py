@@ -66,6 +66,19 @@ def test_the_orchestrators_job_is_decoded_quickly_into_what_rqs_reading_makes_of
     assert quick.webhooks is not rq_read.webhooks and quick.meta is not rq_read.meta  # none shared
 
 
+def test_a_job_timed_by_its_tasks_timeouts_is_decoded_quickly_with_that_timeout() -> None:
+    task = {"execution": "e", "token": "e:1", "function": "F", "timeout_seconds": 2}
+    _, fields = rq_job_fields([task], SharedKeys("t"))
+    raw = {name.encode(): str(value).encode() for name, value in fields.items()}
+
+    quick = decoded_quickly(JOB_ID, raw, CONNECTION)
+
+    rq_read = read_by_rq(raw)
+    assert quick is not None and isinstance(rq_read, TaskJob)
+    assert quick.timeout == rq_read.timeout == 7
+    assert state(quick, raw) == state(rq_read, raw)
+
+
 @pytest.mark.parametrize(
     "change",
     [
@@ -75,6 +88,9 @@ def test_the_orchestrators_job_is_decoded_quickly_into_what_rqs_reading_makes_of
         {b"data": b'["worker.entry.run_tasks", null, [[], "t:events"], {}, 1]'},
         {b"meta": b"{}"},
         {b"origin": b""},
+        {b"timeout": b"1h"},  # RQ reads it as 3600
+        {b"timeout": b"0"},
+        {b"timeout": b"-1"},  # RQ's "none"
     ],
     ids=[
         "older date format",
@@ -83,6 +99,9 @@ def test_the_orchestrators_job_is_decoded_quickly_into_what_rqs_reading_makes_of
         "five-part data",
         "an extra field",
         "no origin",
+        "timeout in RQ's units",
+        "zero timeout",
+        "no timeout",
     ],
 )
 def test_a_hash_not_quite_as_the_orchestrators_write_it_is_left_to_rqs_reading(

@@ -28,7 +28,7 @@ from rq.timeouts import JobTimeoutException
 from orchestrator.protocol import invocation
 from orchestrator.protocol.hops import HOPS
 from orchestrator.protocol.invocation import LambdaContext, error_document, marshal_error
-from orchestrator.protocol.jobs import rq_job_fields
+from orchestrator.protocol.jobs import rq_job_fields, timed_by_own_timeouts
 from orchestrator.protocol.keys import EVENT_FIELD, RQ_QUEUES, SharedKeys
 from orchestrator.protocol.metrics import TaskMeter
 from orchestrator.protocol.reconnect import retry_through_outage
@@ -157,24 +157,34 @@ def carry_out(
     """
     limit = TimeLimit.from_now(timeout_seconds)
     runnable = addressable(tasks)
+    own_timeouts = timed_by_own_timeouts(runnable, timeout_seconds)
     held = leases.take(job_id, runnable) if leases is not None else []
     encoded: list[tuple[TaskReport, str]] = []
+    ended = 0  # how many tasks ended, reported or stopped past their own timeout
     meter = TaskMeter()  # metrics: each task's duration and failure, sent with the reports
     try:
         try:
             # One at a time, so a cold shutdown keeps the reports of the tasks that finished.
             began = time.time()
-            for item in invoke_all(
-                runnable, connection=connection, prefix=prefix, limit=limit, registry=registry
+            for task, item in invoke_all(
+                runnable,
+                connection=connection,
+                prefix=prefix,
+                limit=limit,
+                registry=registry,
+                own_timeouts=own_timeouts,
             ):
+                ended += 1
+                if item is None:
+                    continue
                 encoded.append(item)
-                meter.lap(runnable[len(encoded) - 1], item[0])
+                meter.lap(task, item[0])
                 if HOPS.on:
-                    ended = time.time()
-                    HOPS.note("ran", job=job_id, execution=item[0]["execution"], began=began, at=ended)
-                    began = ended
+                    now = time.time()
+                    HOPS.note("ran", job=job_id, execution=task["execution"], began=began, at=now)
+                    began = now
         except ColdShutdown:
-            unfinished = runnable[len(encoded) :]
+            unfinished = runnable[ended:]
             log.warning("stopping now: %d task(s) handed back to the queue", len(unfinished))
             if leases is not None:
                 leases.confirm_start(job_id)  # the hand-back removes the leases START set
@@ -246,20 +256,37 @@ def invoke_all(
     prefix: str,
     limit: TimeLimit,
     registry: FunctionRegistry,
-) -> Iterator[tuple[TaskReport, str]]:
-    """Each addressable task's report and its JSON; once the job's time is up, the rest time out unrun."""
+    own_timeouts: bool = False,
+) -> Iterator[tuple[dict[str, Any], tuple[TaskReport, str] | None]]:
+    """Each addressable task with its report and the report's JSON; once the job's time is up, the
+    rest time out unrun.
+
+    With ``own_timeouts`` (the job's time came from its tasks' TimeoutSeconds), a task still
+    running when the time is up, and those after it, get no report (None): each is past its own
+    TimeoutSeconds, so its execution's timer fails it as States.Timeout, and a report could only
+    race that timer. Their leases go with the job's other reports.
+    """
     timed_out = False
     for task in tasks:
         if timed_out:
-            report = timeout_report(task, limit.seconds, started=False)
-        else:
-            context = context_for(task, connection=connection, prefix=prefix, deadline=limit.deadline)
-            try:
-                report = invoke(task, context, registry)
-            except JobTimeoutException:
-                timed_out = True
-                report = timeout_report(task, limit.seconds, started=True, request_id=context.aws_request_id)
-        yield encode(report)
+            yield task, None if own_timeouts else encode(timeout_report(task, limit.seconds, started=False))
+            continue
+        context = context_for(task, connection=connection, prefix=prefix, deadline=limit.deadline)
+        try:
+            report = invoke(task, context, registry)
+        except JobTimeoutException:
+            timed_out = True
+            if own_timeouts:
+                log.warning(
+                    "stopped function %s of execution %s: it ran %.0f s, past its task's TimeoutSeconds",
+                    task.get("function"),
+                    task["execution"],
+                    limit.seconds,
+                )
+                yield task, None
+                continue
+            report = timeout_report(task, limit.seconds, started=True, request_id=context.aws_request_id)
+        yield task, encode(report)
 
 
 def is_addressable(task: object) -> bool:

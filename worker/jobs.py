@@ -232,9 +232,11 @@ def decode_task_job(job_id: str, raw: Mapping[Any, Any], connection: Redis) -> T
 
 # The fields of a task job the orchestrators write (protocol.jobs.rq_job_fields) that differ from
 # one job to the next; every other field holds the same bytes in every job.
-OWN_FIELDS = frozenset({b"created_at", b"enqueued_at", b"data", b"description", b"origin"})
+OWN_FIELDS = frozenset({b"created_at", b"enqueued_at", b"data", b"description", b"origin", b"timeout"})
 # RQ's timestamp format (rq.utils.utcformat), digit for digit: what the orchestrators write.
 _TIMESTAMP = re.compile(rb"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
+# A job timeout in whole seconds as the orchestrators write it (protocol.jobs.job_timeout_for).
+_SECONDS = re.compile(rb"[1-9]\d{0,5}")
 
 
 @cache
@@ -248,7 +250,7 @@ def _alike() -> tuple[dict[bytes, bytes], dict[str, Any]]:
     fields = {name.encode(): str(value).encode() for name, value in written.items()}
     job = TaskJob("0", connection=Redis())  # restoring does no I/O
     job.restore(fields)
-    own = {"_id", "connection", "created_at", "enqueued_at", "origin", "description"}
+    own = {"_id", "connection", "created_at", "enqueued_at", "origin", "description", "timeout"}
     own |= {"_data", "_func_name", "_instance", "_args", "_kwargs"}
     shared = {name: value for name, value in fields.items() if name not in OWN_FIELDS}
     return shared, {name: value for name, value in vars(job).items() if name not in own}
@@ -271,8 +273,11 @@ def decoded_quickly(job_id: str, raw: Mapping[Any, Any], connection: Redis) -> T
             return None
     created, enqueued = raw.get(b"created_at"), raw.get(b"enqueued_at")
     data, description, origin = raw.get(b"data"), raw.get(b"description"), raw.get(b"origin")
+    timeout = raw.get(b"timeout")
     if not (
-        isinstance(created, bytes)
+        isinstance(timeout, bytes)
+        and _SECONDS.fullmatch(timeout)
+        and isinstance(created, bytes)
         and isinstance(enqueued, bytes)
         and _TIMESTAMP.fullmatch(created)
         and _TIMESTAMP.fullmatch(enqueued)
@@ -298,6 +303,7 @@ def decoded_quickly(job_id: str, raw: Mapping[Any, Any], connection: Redis) -> T
     state["_id"], state["connection"] = job_id, connection
     state["created_at"], state["enqueued_at"] = created_at, enqueued_at
     state["description"], state["origin"] = texts
+    state["timeout"] = int(timeout)  # as RQ's parse_timeout reads whole seconds
     state["_data"], state["_func_name"], state["_instance"] = data, func_name, instance
     state["_args"], state["_kwargs"] = args, kwargs
     if job.unfit_to_run():

@@ -128,6 +128,7 @@ class RunTask(TypedDict):
     payload: Any
     attempt: int
     heartbeat_seconds: NotRequired[float]
+    timeout_seconds: NotRequired[float]
 
 
 class RunService(TypedDict):

@@ -96,6 +96,10 @@ def enter(run: Run, thread: Thread, data: StateData) -> None:
     if heartbeat is not None and action["type"] == "RunTask":
         # The worker running it reports a heartbeat this often, so a frozen worker shows.
         action["heartbeat_seconds"] = heartbeat
+    if timeout is not None and action["type"] == "RunTask":
+        # Its worker stops a function still running well past this (protocol.jobs): its task has
+        # failed as States.Timeout by then, and a worker is not held for a result nobody takes.
+        action["timeout_seconds"] = timeout
     run.actions.append(action)
     if timeout is not None:
         run.set_timer(thread, "timeout", run.now + timeout)

@@ -22,6 +22,7 @@ class Task(TypedDict):
     payload: Any  # the event the function receives
     attempt: int
     heartbeat_seconds: NotRequired[float]  # report TaskHeartbeat at least this often while running
+    timeout_seconds: NotRequired[float]  # the state's TimeoutSeconds: the task fails as States.Timeout then
 
 
 class TaskReport(TypedDict):

@@ -134,6 +134,8 @@ def task_of(execution: str, action: dict[str, Any]) -> Task:
     }
     if action.get("heartbeat_seconds") is not None:
         task["heartbeat_seconds"] = float(action["heartbeat_seconds"])
+    if action.get("timeout_seconds") is not None:
+        task["timeout_seconds"] = float(action["timeout_seconds"])
     return task
 
 
