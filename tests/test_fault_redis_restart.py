@@ -40,7 +40,8 @@ from tests.test_fault_crash_points import assert_each_execution_ended_exactly_on
 # wave is large enough that it still has executions in flight when the fault lands.
 WAVE = 60
 FAULT_AFTER = 5
-DEBUG = ["--enable-debug-command", "local"]  # DEBUG SLEEP plays a slow Redis
+# DEBUG SLEEP plays a slow Redis; CONFIG SET dir plays a disk Redis cannot write to.
+DEBUG = ["--enable-debug-command", "local", "--enable-protected-configs", "local"]
 DONE = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 
 

@@ -4,9 +4,10 @@ A restarted Redis, a dropped connection (CLIENT KILL) or a server still loading 
 all surface in redis-py as ConnectionError (BusyLoadingError is one) or TimeoutError. A Redis
 that answers but refuses every write for its own state is as good as gone: a full one under
 ``noeviction`` (OOM), a replica after a failover (READONLY), a replica cut off from its master
-(MASTERDOWN). The process keeps its state (what it consumed is still pending in Redis) and
-retries; the delay doubles from ``initial`` up to ``maximum``, and each delay is drawn from its
-upper half so that many processes that lost Redis at once do not all come back at once.
+(MASTERDOWN), one that cannot persist what it would write (MISCONF: a full disk). The process
+keeps its state (what it consumed is still pending in Redis) and retries; the delay doubles
+from ``initial`` up to ``maximum``, and each delay is drawn from its upper half so that many
+processes that lost Redis at once do not all come back at once.
 """
 
 from __future__ import annotations
@@ -18,8 +19,19 @@ from collections.abc import Callable
 from typing import TypeVar
 
 import redis
+from redis._parsers.base import BaseParser
 
 from orchestrator.settings import Settings
+
+
+class PersistenceError(redis.exceptions.ResponseError):
+    """MISCONF: Redis refuses writes because it cannot persist them (say, a full disk under its
+    append-only file, or a failed snapshot with ``stop-writes-on-bgsave-error``)."""
+
+
+# redis-py leaves a MISCONF reply a plain ResponseError; its parsers (hiredis's included) look an
+# error's first word up in this table, so named here it is raised as the refusal it is, as OOM is.
+BaseParser.EXCEPTION_CLASSES.setdefault("MISCONF", PersistenceError)
 
 # Nothing the refused command would have written was written (a script is refused at its first
 # write, before any), and nothing the caller sent was wrong: the same command succeeds later.
@@ -27,6 +39,7 @@ REFUSAL_ERRORS = (
     redis.exceptions.OutOfMemoryError,
     redis.exceptions.ReadOnlyError,
     redis.exceptions.MasterDownError,
+    PersistenceError,
 )
 OUTAGE_ERRORS = (redis.ConnectionError, redis.TimeoutError, *REFUSAL_ERRORS)
 
