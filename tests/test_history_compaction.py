@@ -154,16 +154,24 @@ def test_a_history_longer_than_a_page_stays_a_list(redis_client: redis.Redis, se
     assert client.history_length(page) == MOST_EVENTS
 
 
-def test_a_redriven_execution_gets_its_list_back_and_its_history_goes_on(
-    redis_client: redis.Redis, settings: Settings
-) -> None:
+def failed_and_compacted(
+    redis_client: redis.Redis, settings: Settings, name: str
+) -> tuple[Client, Orchestrator, str]:
+    """An execution of BROKEN called ``name`` that failed and whose history was compacted."""
     client = Client(redis_client, settings)
     client.register_machine("Broken", BROKEN)
     orchestrator = Orchestrator(redis_client, settings, "o1")
-    name = client.start_execution("Broken", {}, name="broken")
+    client.start_execution("Broken", {}, name=name)
     drive(redis_client, settings, [orchestrator], all_finished(1), with_worker=False)
-    first = client.history(name)
     compact_all(redis_client, at_once(settings))
+    return client, orchestrator, name
+
+
+def test_a_redriven_execution_gets_its_list_back_and_its_history_goes_on(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    client, orchestrator, name = failed_and_compacted(redis_client, settings, "broken")
+    first = client.history(name)
     assert key_type(redis_client, name) == "string"
 
     client.redrive(name)
@@ -182,12 +190,7 @@ def test_a_redriven_execution_gets_its_list_back_and_its_history_goes_on(
 def test_a_redrive_overtaken_by_a_compaction_pass_expands_again_and_lands(
     redis_client: redis.Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    client = Client(redis_client, settings)
-    client.register_machine("Broken", BROKEN)
-    orchestrator = Orchestrator(redis_client, settings, "o1")
-    name = client.start_execution("Broken", {}, name="overtaken")
-    drive(redis_client, settings, [orchestrator], all_finished(1), with_worker=False)
-    compact_all(redis_client, at_once(settings))
+    client, orchestrator, name = failed_and_compacted(redis_client, settings, "overtaken")
     expand, overtaken = histories.expand, []
 
     def expand_then_overtaken(connection: redis.Redis, key: str) -> bool:
