@@ -104,8 +104,16 @@ def test_an_input_over_256_kib_is_refused_and_starts_nothing(serve_only: ApiStac
 
 def test_an_input_that_is_not_json_is_an_invalid_execution_input(serve_only: ApiStack) -> None:
     machine = new_machine(serve_only)
-    answer = post(serve_only, "StartExecution", {"stateMachineArn": machine, "input": "{oops"})
-    assert answer.code == "InvalidExecutionInput"
+    # What Python's json reads but JSON has not: NaN, the infinities, a number beyond a float.
+    for text, named in [
+        ("{oops", "Expecting"),
+        ('{"weight": NaN}', "NaN is not a JSON value"),
+        ("[Infinity]", "Infinity is not a JSON value"),
+        ('{"weight": 1e400}', "1e400 is too large"),
+    ]:
+        answer = post(serve_only, "StartExecution", {"stateMachineArn": machine, "input": text})
+        assert answer.code == "InvalidExecutionInput", text
+        assert named in answer.body["message"], answer.body
     assert serve_only.client().list_executions(stateMachineArn=machine)["executions"] == []
 
 

@@ -104,6 +104,20 @@ def test_a_task_naming_an_unregistered_function_fails_clearly(files: dict[str, P
     assert "double" in done.stdout
 
 
+def test_an_input_or_a_definition_holding_what_json_has_not_is_refused_before_anything_runs(
+    files: dict[str, Path], tmp_path: Path
+) -> None:
+    # Python's json reads NaN, the infinities and 1e400 (as an infinite float); JSON has none.
+    for text, named in [('{"value": NaN}', "NaN"), ('{"value": 1e400}', "1e400"), ("-Infinity", "-Infinity")]:
+        done = redstep("run", str(files["definition"]), "--local", "--input", text)
+        assert done.returncode == 2, done.stdout
+        assert "--input is not valid JSON" in done.stderr and named in done.stderr, done.stderr
+    odd = tmp_path / "nan.asl.json"
+    odd.write_text('{"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": NaN, "End": true}}}')
+    done = redstep("machines", "validate", str(odd))
+    assert done.returncode != 0 and "NaN is not a JSON value" in done.stdout + done.stderr
+
+
 def test_machines_validate_names_every_problem_and_exits_1(tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
     broken.write_text(

@@ -15,6 +15,7 @@ import redis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from orchestrator.protocol.decoding import strict_loads
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.keys import GROUP, Keys
 from orchestrator.runtime.loop import Orchestrator
@@ -52,6 +53,8 @@ def hostile_entries(field: bytes) -> st.SearchStrategy[dict[bytes, bytes]]:
         raw_bytes.filter(lambda raw: not _is_json(raw))
         | json_values.filter(lambda v: not isinstance(v, dict)).map(lambda v: json.dumps(v).encode())
         | st.just(b"[" * 100 + b"]" * 100)
+        # What Python's json reads but JSON has not.
+        | st.sampled_from([b'{"x": NaN}', b"[Infinity]", b"-Infinity", b'{"x": 1e400}'])
     )
     if field == b"event":
         payload = payload | event_like.map(lambda v: json.dumps(v).encode())
@@ -59,8 +62,9 @@ def hostile_entries(field: bytes) -> st.SearchStrategy[dict[bytes, bytes]]:
 
 
 def _is_json(raw: bytes) -> bool:
+    """Whether ``raw`` is JSON text (RFC 8259): Python's json also reads NaN and the infinities."""
     try:
-        json.loads(raw)
+        strict_loads(raw)
     except ValueError:
         return False
     return True

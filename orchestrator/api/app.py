@@ -35,6 +35,7 @@ from orchestrator.api.errors import (
     service_unavailable,
     validation_error,
 )
+from orchestrator.protocol.decoding import strict_loads
 from orchestrator.protocol.reconnect import REFUSAL_ERRORS
 from orchestrator.runtime.optimistic import CommitConflict
 
@@ -212,13 +213,9 @@ def _target(endpoint: Endpoint, target: str | None) -> tuple[JsonService, str]:
 
 def _json_body(body: bytes) -> Any:
     try:
-        return json.loads(body, parse_constant=_no_constant)
-    except (ValueError, RecursionError) as error:
+        return strict_loads(body)
+    except ValueError as error:
         raise serialization_error(f"the request body is not JSON: {error}") from None
-
-
-def _no_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
 
 
 def _error(error: ApiError, request_id: str) -> Response:

@@ -3,7 +3,6 @@ shows a confirmation page, and is logged with who did it."""
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from urllib.parse import quote
@@ -16,6 +15,7 @@ from orchestrator.dashboard.access import BASE, set_cookie
 from orchestrator.dashboard.auth import Session
 from orchestrator.dashboard.pages import Pages
 from orchestrator.dashboard.rendering import see
+from orchestrator.protocol.decoding import strict_loads
 from orchestrator.runtime.client import ExecutionNotFound, NotRedrivable
 
 log = logging.getLogger("redstep.dashboard")
@@ -93,7 +93,7 @@ class Actions:
             str(form.get("name") or "").strip() or None,
         )
         try:
-            payload = json.loads(input_text)
+            payload = strict_loads(input_text)
         except ValueError as error:
             view = self.machine_view(
                 name, entry.definition, entry.revision, f"The input is not JSON: {error}", input_text

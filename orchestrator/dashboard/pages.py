@@ -27,6 +27,7 @@ from orchestrator.dashboard.access import (
 from orchestrator.dashboard.auth import LOGIN_COOKIE, Session
 from orchestrator.dashboard.history_reads import HistoryReadings, read_history
 from orchestrator.dashboard.rendering import Renderer, graph_or_problem, pretty, see, shown_values
+from orchestrator.protocol.decoding import strict_loads
 from orchestrator.runtime.catalog import Catalog
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.dead_letters import DeadLetters
@@ -299,11 +300,9 @@ def _check_definition(text: str) -> tuple[list[dict[str, str]], str | None, str 
         )
         return [{"where": "/", "message": problem}], None, "No graph: the definition is too large."
     try:
-        definition = json.loads(text)
+        definition = strict_loads(text)
     except ValueError as error:
         return [{"where": "/", "message": f"not JSON: {error}"}], None, "No graph: the text is not JSON."
-    except RecursionError:
-        return [{"where": "/", "message": "not JSON this server can read: it nests too deeply"}], None, None
     problems = [{"where": problem.where, "message": problem.message} for problem in validate(definition)]
     graph, graph_problem = graph_or_problem(definition, None, None, "Graph of the pasted definition")
     return problems, graph, graph_problem

@@ -29,6 +29,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, NotRequired, TypedDict
 
+from orchestrator.protocol.decoding import strict_loads
 from orchestrator.protocol.tasks import function_arn, function_not_found
 
 if TYPE_CHECKING:  # only named: the local runner, which has no Redis, need not import redis
@@ -310,10 +311,6 @@ def marshalled(result: Any) -> Any:
         return json.loads(json.dumps(result, allow_nan=False))
 
 
-def _not_json(constant: str) -> Any:
-    raise ValueError(f"{constant} is not JSON")
-
-
 def _raw_body(body: bytes) -> Any:
     """The JSON value a raw response body holds.
 
@@ -321,7 +318,7 @@ def _raw_body(body: bytes) -> Any:
         ValueError: when the body is not UTF-8 JSON text.
     """
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_not_json)
+        return strict_loads(body.decode("utf-8"))
     except ValueError:
         raise ValueError(f"the {len(body)} bytes returned are not UTF-8 JSON text") from None
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import redis
 
-from orchestrator.protocol.decoding import loads
+from orchestrator.protocol.decoding import strict_loads
 from orchestrator.protocol.keys import EVENT_FIELD
 from orchestrator.runtime.keys import GROUP, Keys
 from orchestrator.runtime.sources import delivery_counts, entries_of, move_aside, text
@@ -150,7 +150,7 @@ def parse_event(fields: dict[Any, Any]) -> tuple[dict[str, Any] | None, str]:
     if raw is None:
         return None, f"no {EVENT_FIELD!r} field"
     try:
-        event = loads(raw)
+        event = strict_loads(raw)
     except ValueError as exc:
         return None, f"not JSON: {exc}"
     if not isinstance(event, dict):

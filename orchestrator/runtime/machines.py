@@ -19,6 +19,8 @@ from typing import Any
 import redis
 
 from orchestrator.asl.definition import StateMachine
+from orchestrator.asl.errors import DefinitionError, Problem
+from orchestrator.protocol.decoding import strict_loads
 from orchestrator.runtime.keys import Keys
 
 log = logging.getLogger(__name__)
@@ -43,6 +45,11 @@ def register_machine(
     Raises:
         DefinitionError: with every problem and its JSON path, before anything is stored.
     """
+    if isinstance(definition, str):
+        try:
+            strict_loads(definition)  # the core's parse reads NaN and the infinities, as Python does
+        except ValueError as exc:
+            raise DefinitionError([Problem("/", f"not valid JSON: {exc}")]) from None
     StateMachine.parse(definition, name)
     text = definition if isinstance(definition, str) else json.dumps(definition)
     pipe = redis_client.pipeline(transaction=True)

@@ -23,7 +23,7 @@ from typing import Any
 
 import redis
 
-from orchestrator.protocol.decoding import loads, lossless_text
+from orchestrator.protocol.decoding import lossless_text, strict_loads
 from orchestrator.runtime.clock import RedisClock
 from orchestrator.runtime.keys import BODY_FIELD, GROUP, Keys
 from orchestrator.settings import Settings
@@ -252,11 +252,11 @@ class EventSourceMapping:
         """The message an entry holds, or None and why it is malformed."""
         raw = fields.get(BODY_FIELD.encode(), fields.get(BODY_FIELD))
         if raw is None:
-            return None, "body is missing or not JSON"
+            return None, f"no {BODY_FIELD!r} field"
         try:
-            body = loads(raw)
-        except ValueError:
-            return None, "body is missing or not JSON"
+            body = strict_loads(raw)
+        except ValueError as exc:
+            return None, f"body is not JSON: {exc}"
         name = fields.get(MESSAGE_ID_FIELD.encode(), fields.get(MESSAGE_ID_FIELD, entry_id))
         if isinstance(name, bytes):
             try:

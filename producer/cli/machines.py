@@ -21,6 +21,7 @@ import typer
 from orchestrator.asl.definition import StateMachine
 from orchestrator.asl.errors import DefinitionError
 from orchestrator.asl.validation import validate
+from orchestrator.protocol.decoding import strict_loads
 from producer.cli.views import printable
 
 if TYPE_CHECKING:
@@ -34,7 +35,7 @@ machines_app = typer.Typer(help="Check and manage state machine definitions.", n
 
 def _read_json(path: Path, what: str) -> Any:
     try:
-        return json.loads(path.read_text())
+        return strict_loads(path.read_text())
     except OSError as exc:
         raise typer.BadParameter(f"cannot read {what} {path}: {exc.strerror}") from None
     except ValueError as exc:
@@ -173,7 +174,7 @@ def _execution_input(text: str | None, path: Path | None) -> Any:
     if text is None:
         return {}
     try:
-        return json.loads(text)
+        return strict_loads(text)
     except ValueError as exc:
         raise typer.BadParameter(f"--input is not valid JSON: {exc}") from None
 

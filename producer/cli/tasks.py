@@ -8,7 +8,6 @@ malformed token or ``--output`` that is not JSON.
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Callable
 from typing import Annotated, Any
@@ -16,6 +15,7 @@ from typing import Annotated, Any
 import redis
 import typer
 
+from orchestrator.protocol.decoding import strict_loads
 from orchestrator.runtime import callbacks
 from orchestrator.settings import Settings, masked_url
 
@@ -36,7 +36,7 @@ def send_task_success(
 ) -> None:
     """Complete a .waitForTaskToken task with OUTPUT as its result."""
     try:
-        value = json.loads(output)
+        value = strict_loads(output)
     except ValueError as exc:
         raise typer.BadParameter(f"--output is not valid JSON: {exc}", param_hint="--output") from None
     _answer(ctx, lambda r, s: callbacks.send_task_success(r, s, token, value), "success")

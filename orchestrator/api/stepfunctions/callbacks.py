@@ -2,19 +2,19 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from orchestrator.api.errors import ApiError
 from orchestrator.api.stepfunctions.context import StepFunctions
+from orchestrator.protocol.decoding import strict_loads
 from orchestrator.runtime import callbacks
 
 
 def send_task_success(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, Any]:
     try:
-        output = json.loads(request["output"])
-    except (ValueError, RecursionError) as error:
+        output = strict_loads(request["output"])
+    except ValueError as error:
         raise ApiError("InvalidOutput", f"Invalid Output: the output is not JSON: {error}") from None
     _answer(
         lambda: callbacks.send_task_success(

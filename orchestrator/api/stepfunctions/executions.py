@@ -15,6 +15,7 @@ from orchestrator.api.errors import ApiError, validation_error
 from orchestrator.api.pagination import listing_key
 from orchestrator.api.stepfunctions import aliases, versions
 from orchestrator.api.stepfunctions.context import StepFunctions, page_size
+from orchestrator.protocol.decoding import strict_loads
 from orchestrator.runtime import execution_index
 from orchestrator.runtime.catalog import MachineEntry
 from orchestrator.runtime.client import TERMINAL, ExecutionNotFound, NotRedrivable
@@ -62,8 +63,8 @@ def execution_name(request: dict[str, Any]) -> str:
 def execution_input(request: dict[str, Any]) -> Any:
     """The input a start request gives its execution, decoded (``{}`` when it gives none)."""
     try:
-        return json.loads(request.get("input", "{}"))
-    except (ValueError, RecursionError) as error:
+        return strict_loads(request.get("input", "{}"))
+    except ValueError as error:
         raise ApiError(
             "InvalidExecutionInput", f"Invalid State Machine Execution Input: the input is not JSON: {error}"
         ) from None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from typing import Any
@@ -14,6 +13,7 @@ from orchestrator.api.stepfunctions import activities, versions
 from orchestrator.api.stepfunctions.context import StepFunctions, page_size
 from orchestrator.asl.errors import DefinitionError, Problem
 from orchestrator.asl.validation import validate
+from orchestrator.protocol.decoding import strict_loads
 from orchestrator.runtime.catalog import MachineAlreadyExists, MachineEntry, MachineNotFound
 
 ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
@@ -117,10 +117,9 @@ def list_state_machines(sfn: StepFunctions, request: dict[str, Any]) -> dict[str
 def validate_state_machine_definition(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, Any]:
     limit = request.get("maxResults") or 100
     try:
-        definition = json.loads(request["definition"])
-    except (ValueError, RecursionError) as error:
-        reason = "nested too deeply" if isinstance(error, RecursionError) else str(error)
-        diagnostics = [_diagnostic("INVALID_JSON_DESCRIPTION", Problem("/", f"not valid JSON: {reason}"))]
+        definition = strict_loads(request["definition"])
+    except ValueError as error:
+        diagnostics = [_diagnostic("INVALID_JSON_DESCRIPTION", Problem("/", f"not valid JSON: {error}"))]
     else:
         diagnostics = [_diagnostic("SCHEMA_VALIDATION_FAILED", problem) for problem in validate(definition)]
     return {

@@ -33,6 +33,7 @@ from orchestrator.asl.definition import StateMachine
 from orchestrator.asl.errors import NOT_MATCHED_BY_ALL, DefinitionError
 from orchestrator.asl.resources import parse_resource
 from orchestrator.local import LocalRunner
+from orchestrator.protocol.decoding import strict_loads
 from orchestrator.runtime.notifications import publish
 from orchestrator.runtime.queues import OutgoingMessage, Queues
 
@@ -136,7 +137,7 @@ def _input(text: str | None) -> Any:
     if text is None:
         return {}
     try:
-        return json.loads(text)
+        return strict_loads(text)
     except ValueError as error:
         raise ApiError("InvalidExecutionInput", f"Invalid State Machine Execution Input: {error}") from None
 
