@@ -278,6 +278,21 @@ def test_a_started_execution_with_a_name_queued_messages_could_not_have_is_refus
     assert client.list_executions() == []
 
 
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), -float("inf")], ids=["nan", "inf", "-inf"])
+def test_an_input_or_a_message_json_has_no_form_for_is_refused_before_anything_is_written(
+    redis_client: redis.Redis, settings: Settings, value: float
+) -> None:
+    client = Client(redis_client, settings)
+    client.register_machine("One", one_task_machine())
+    with pytest.raises(ValueError, match="the execution input is not JSON"):
+        client.start_execution("One", {"weight": value})
+    with pytest.raises(ValueError, match=r"bodies\[1\] is not JSON.*nothing was sent"):
+        send_messages(redis_client, settings, "dragons", [{"weight": 1.5}, {"weight": value}])
+
+    assert client.list_executions() == []
+    assert redis_client.xlen(Keys(settings.prefix).queue("dragons")) == 0
+
+
 # -- a produce cut short by a dead Redis, then run again ----------------------------------------
 
 XADD_MARKER = b"\r\nXADD\r\n"  # every XADD command's name; bodies are JSON, which holds no raw CRLF

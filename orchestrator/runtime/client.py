@@ -68,13 +68,17 @@ class Client:
         start whose commit Redis refuses (States.Runtime, with Redis's error as the cause).
 
         Raises:
-            ValueError: ``name`` breaks the rule for execution names (as a message id's), before
-                anything is written.
+            ValueError: ``name`` breaks the rule for execution names (as a message id's), or
+                ``input`` is not JSON (a NaN, an infinity), before anything is written.
             CommitConflict: other writers kept changing the name's execution (never in practice:
                 after one lost race it exists, and this call returns its name).
         """
         if name is not None and (problem := message_id_problem(name)):
             raise ValueError(f"the execution name {problem}")
+        try:
+            json.dumps(input, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"the execution input is not JSON: {exc}") from None
         name = name or str(uuid.uuid4())
 
         def attempt(_: Attempt) -> str | Lost:

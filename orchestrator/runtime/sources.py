@@ -95,7 +95,8 @@ def send_messages(
             gets a fresh UUID, as AWS names executions.
 
     Raises:
-        ValueError: ``message_ids`` does not give one valid id per body; nothing is sent.
+        ValueError: ``message_ids`` does not give one valid id per body, or a body is not JSON
+            (it holds a NaN, an infinity, or a value JSON has no form for); nothing is sent.
     """
     if message_ids is None:
         message_ids = [str(uuid.uuid4()) for _ in bodies]
@@ -105,12 +106,18 @@ def send_messages(
         problem = message_id_problem(message_id)
         if problem:
             raise ValueError(f"message_ids[{index}] {problem}; nothing was sent")
+    texts = []
+    for index, body in enumerate(bodies):
+        try:
+            texts.append(json.dumps(body, allow_nan=False))  # as the orchestrators read it back
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"bodies[{index}] is not JSON: {exc}; nothing was sent") from None
     keys = Keys(settings.prefix)
     stream = keys.queue(queue)
     pipe = redis_client.pipeline(transaction=False)
     pipe.sadd(keys.queue_names, queue)  # listing queues then needs no SCAN
-    for body, message_id in zip(bodies, message_ids, strict=True):
-        pipe.xadd(stream, {BODY_FIELD: json.dumps(body), MESSAGE_ID_FIELD: message_id})
+    for text, message_id in zip(texts, message_ids, strict=True):
+        pipe.xadd(stream, {BODY_FIELD: text, MESSAGE_ID_FIELD: message_id})
     pipe.execute()
     return list(message_ids)
 
