@@ -134,6 +134,75 @@ def test_the_core_ignores_a_result_reported_after_the_timeout_fired() -> None:
     assert (late.history, late.actions) == ([], [])
 
 
+def started_with_timeout(state: dict[str, Any]) -> tuple[StateMachine, Any, dict[str, Any], dict[str, Any]]:
+    """The machine of one state ``T``, its execution started at 0 s, its task and its timeout timer."""
+    machine = StateMachine.parse({"StartAt": "T", "States": {"T": state}}, "Timeouts")
+    step = start_execution(machine, "e", {}, 0.0)
+    task = next(a for a in step.actions if a["type"] in ("RunTask", "RunService"))
+    timer = next(a for a in step.actions if a["type"] == "SetTimer")
+    return machine, step, task, timer
+
+
+@pytest.mark.parametrize("outcome", ["TaskSucceeded", "TaskFailed"])
+def test_an_outcome_taken_after_the_timeout_was_due_but_before_its_timer_fired_is_a_timeout(
+    outcome: str,
+) -> None:
+    """As on AWS, whatever order the orchestrators take them in: the task ran past TimeoutSeconds.
+
+    A result reaches the event stream before the timer's firing does when the orchestrators were
+    away, or busy, at the due time (fire_timers appends behind what is already on the stream).
+    """
+    machine, step, task, timer = started_with_timeout(lambda_task(TimeoutSeconds=5))
+
+    late = advance(machine, step.execution, {"type": outcome, "token": task["token"], "output": 1}, 6.0)
+    fired = advance(machine, late.execution, {"type": "TimerFired", "token": timer["token"]}, 6.5)
+
+    assert (late.execution["status"], late.execution["error"]) == ("FAILED", "States.Timeout")
+    assert [e["type"] for e in late.history][-2:] == ["LambdaFunctionTimedOut", "ExecutionFailed"]
+    assert {"type": "CancelTimer", "token": timer["token"]} in late.actions
+    assert (fired.history, fired.actions) == ([], [])
+
+
+def test_an_outcome_taken_before_the_timeout_was_due_is_the_tasks() -> None:
+    machine, step, task, _ = started_with_timeout(lambda_task(TimeoutSeconds=5))
+
+    on_time = advance(
+        machine, step.execution, {"type": "TaskSucceeded", "token": task["token"], "output": 1}, 5.0
+    )
+
+    assert (on_time.execution["status"], on_time.execution["output"]) == ("SUCCEEDED", 1)
+    assert all("timeoutAt" not in thread for thread in on_time.execution["threads"].values())
+
+
+def test_a_late_outcome_is_retried_as_the_timeout_it_is() -> None:
+    retried = lambda_task(TimeoutSeconds=5, Retry=[{"ErrorEquals": ["States.Timeout"], "IntervalSeconds": 2}])
+    machine, step, task, _ = started_with_timeout(retried)
+
+    late = advance(
+        machine, step.execution, {"type": "TaskSucceeded", "token": task["token"], "output": 1}, 9.0
+    )
+
+    assert late.execution["status"] == "RUNNING"
+    assert [e["type"] for e in late.history] == ["LambdaFunctionTimedOut"]
+    assert any(a["type"] == "SetTimer" and a["due"] == 11.0 for a in late.actions)  # the retry's interval
+
+
+def test_a_callback_answered_after_its_timeout_was_due_times_out() -> None:
+    callback = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        "Parameters": {"QueueUrl": "q", "MessageBody": {"token.$": "$$.Task.Token"}},
+        "TimeoutSeconds": 5,
+        "End": True,
+    }
+    machine, step, _, _ = started_with_timeout(callback)
+    token = step.execution["threads"]["0"]["tokens"][0]
+
+    late = advance(machine, step.execution, {"type": "TaskSucceeded", "token": token, "output": 1}, 7.0)
+
+    assert (late.execution["status"], late.execution["error"]) == ("FAILED", "States.Timeout")
+
+
 # -- on a real stack ---------------------------------------------------------------------------
 
 

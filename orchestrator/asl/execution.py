@@ -92,6 +92,7 @@ class Thread(TypedDict):
     quiet: NotRequired[bool]
     item: NotRequired[Any]
     heartbeat: NotRequired[float]
+    timeoutAt: NotRequired[float]  # when its task's TimeoutSeconds ends (the timeout timer's due time)
 
 
 class Execution(TypedDict):

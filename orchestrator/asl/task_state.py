@@ -103,6 +103,9 @@ def enter(run: Run, thread: Thread, data: StateData) -> None:
     run.actions.append(action)
     if timeout is not None:
         run.set_timer(thread, "timeout", run.now + timeout)
+        thread["timeoutAt"] = run.now + timeout
+    else:
+        thread.pop("timeoutAt", None)
     if heartbeat is not None:
         thread["heartbeat"] = heartbeat
         # A function a worker runs is timed from its worker's first heartbeat, sent as the
@@ -209,14 +212,30 @@ def resume(run: Run, thread: Thread, data: StateData, kind: str, event: Event) -
             run, thread, kind, event, f"{prefix}TimedOut" if resource.kind == "activity" else "TaskTimedOut"
         )
         return
-    if kind == "timeout":
+    if kind == "timeout" or _outcome_past_timeout(run, thread, kind, event_type):
+        thread.pop("timeoutAt", None)
         run.drop_tokens(thread)
         run.record(thread, f"{prefix}TimedOut", error=errors.TIMEOUT, **resource.event_details)
         raise ReportedError(errors.TIMEOUT, None)
     if kind == "dispatch" and event_type != "TaskFailed":
         return  # the function ran; a callback task waits for SendTaskSuccess instead
+    thread.pop("timeoutAt", None)
     run.drop_tokens(thread)
     _take_report(run, thread, data, resource, event)
+
+
+def _outcome_past_timeout(run: Run, thread: Thread, kind: str, event_type: Any) -> bool:
+    """Whether the task's outcome comes after its TimeoutSeconds ended, before its timer fired.
+
+    "If the task runs longer than the specified seconds, this state fails with a States.Timeout
+    error name" (state-task.html): an outcome taken late (its orchestrators were away, or busy,
+    when the timer came due) is a timeout all the same, as it would be on AWS. The timer,
+    firing after, finds its token gone.
+    """
+    due = thread.get("timeoutAt")
+    if due is None or run.now <= due:
+        return False
+    return event_type == "TaskFailed" if kind == "dispatch" else event_type in ("TaskSucceeded", "TaskFailed")
 
 
 def _activity_started(run: Run, thread: Thread, event: Event) -> None:
