@@ -102,8 +102,8 @@ def enter(run: Run, thread: Thread, data: StateData) -> None:
         action["timeout_seconds"] = timeout
     run.actions.append(action)
     if timeout is not None:
-        run.set_timer(thread, "timeout", run.now + timeout)
-        thread["timeoutAt"] = run.now + timeout
+        thread["timeoutAt"] = due = run.now + timeout
+        run.set_timer(thread, "timeout", due)
     else:
         thread.pop("timeoutAt", None)
     if heartbeat is not None:

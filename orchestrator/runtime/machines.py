@@ -45,12 +45,13 @@ def register_machine(
     Raises:
         DefinitionError: with every problem and its JSON path, before anything is stored.
     """
+    parsed = definition
     if isinstance(definition, str):
         try:
-            strict_loads(definition)  # the core's parse reads NaN and the infinities, as Python does
+            parsed = strict_loads(definition)  # the core's parse reads NaN and the infinities, as Python does
         except ValueError as exc:
             raise DefinitionError([Problem("/", f"not valid JSON: {exc}")]) from None
-    StateMachine.parse(definition, name)
+    StateMachine.parse(parsed, name)
     text = definition if isinstance(definition, str) else json.dumps(definition)
     pipe = redis_client.pipeline(transaction=True)
     # The version first: an execution never starts on a version that is not kept.
@@ -64,8 +65,14 @@ def machine_version(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+def shipped_machines() -> dict[str, str]:
+    """The state machines redstep ships, by name: their definitions' JSON text."""
+    return {DRAGON_PIPELINE: dragon_pipeline_definition()}
+
+
 def register_shipped_machines(redis_client: redis.Redis, keys: Keys) -> None:
-    register_machine(redis_client, keys, DRAGON_PIPELINE, dragon_pipeline_definition())
+    for name, definition in shipped_machines().items():
+        register_machine(redis_client, keys, name, definition)
 
 
 def restore_shipped_machines(redis_client: redis.Redis, keys: Keys) -> list[str]:
@@ -73,10 +80,14 @@ def restore_shipped_machines(redis_client: redis.Redis, keys: Keys) -> list[str]
 
     A definition registered under a shipped name is left as it is.
     """
-    if redis_client.hexists(keys.machines, DRAGON_PIPELINE):
-        return []
-    register_shipped_machines(redis_client, keys)
-    return [DRAGON_PIPELINE]
+    missing = {
+        name: definition
+        for name, definition in shipped_machines().items()
+        if not redis_client.hexists(keys.machines, name)
+    }
+    for name, definition in missing.items():
+        register_machine(redis_client, keys, name, definition)
+    return list(missing)
 
 
 class MachineCache:
