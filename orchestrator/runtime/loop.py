@@ -639,9 +639,11 @@ def start_when_reachable(
     outage = Outage.for_settings(settings, f"orchestrator {consumer}")
     while not stop.is_set():
         try:
-            register_shipped_machines(redis_client, Keys(settings.prefix))
             idle = settings.claim_idle_seconds
             orchestrator = Orchestrator(redis_client, settings, consumer, claim_idle_seconds=idle)
+            # After the consumer groups: Redis losing its data between the two then shows as
+            # missing groups at the first read, which registers the shipped machines again.
+            register_shipped_machines(redis_client, Keys(settings.prefix))
         except OUTAGE_ERRORS as exc:
             stop.wait(outage.failed(exc))
             continue
