@@ -102,7 +102,8 @@ def assert_each_execution_ended_exactly_once(
     assert {n["Subject"] for n in notifications} == {"Record inserted"}
     status = client.status()
     assert status["queue"]["depth"] == status["queue"]["pending"] == status["queue"]["dead_letters"] == 0
-    assert status["events"]["pending"] == 0 and status["malformed"] == 0
+    assert status["events"]["pending"] == 0, status["events"]
+    assert status["malformed"] == 0, f"moved aside: {redis_client.xrange(keys.malformed)}"
     assert_consistent(redis_client, settings)
 
 

@@ -22,7 +22,7 @@ from worker.bookkeeping import NO_COMMANDS, recorded, recorder
 def apply(client: redis.Redis, words: list[object]) -> None:
     """Apply recorded commands through start_tasks.lua with no leases, as a worker's START does."""
     start = lua_script(client, "start_tasks")
-    start(keys=["t:claimed:w", "t:leases"], args=["job-1", "30.0", *words])
+    start(keys=["t:claimed:w", "t:leases", "rq:queue:t-tasks"], args=["job-1", "30.0", *words])
 
 
 def written(client: redis.Redis, execution_key: str) -> tuple[object, ...]:

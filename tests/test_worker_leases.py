@@ -243,3 +243,68 @@ def test_a_lease_member_that_is_no_lease_record_is_set_aside_and_the_leases_behi
     assert redis_client.zcard(keys.leases) == 0
     set_aside = [fields[b"fields"].decode() for _, fields in redis_client.xrange(keys.malformed)]
     assert any("not json" in entry for entry in set_aside), set_aside
+
+
+def give_back_as_a_reaper_does(redis_client: redis.Redis, worker: str) -> None:
+    """Another worker's reaper gives back ``worker``'s claimed jobs: its liveness key is gone."""
+    redis_client.sadd(Keys(PREFIX).workers, worker)
+    WorkerLeases(redis_client, PREFIX, "reaper", lease_seconds=30).reap()
+
+
+def test_a_job_given_back_while_its_worker_looked_dead_runs_there_and_leaves_the_queue_again(
+    redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    keys = Keys(PREFIX)
+    redis_client.rpush(keys.task_queue, "job-0")
+    redis_client.rpush(keys.claimed("w1"), "job-1")
+    give_back_as_a_reaper_does(redis_client, "w1")
+    assert redis_client.lrange(keys.task_queue, 0, -1) == [b"job-1", b"job-0"]
+
+    # The worker was only slow (frozen, or Redis took no writes for a lease): it starts the job.
+    WorkerLeases(redis_client, PREFIX, "w1", lease_seconds=30).take("job-1", [TASK])
+
+    # It runs there once: no other worker dequeues it, and none finds it once its end deleted it.
+    assert redis_client.lrange(keys.task_queue, 0, -1) == [b"job-0"]
+    leased = [json.loads(member) for member in redis_client.zrange(keys.leases, 0, -1)]
+    assert [(lease["worker"], lease["token"]) for lease in leased] == [("w1", "e1:1")]
+    assert "job-1 was given back while this worker looked dead; it runs here, off the queue" in caplog.text
+
+
+def test_a_job_given_back_and_taken_by_another_worker_stays_with_it(
+    redis_client: redis.Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    keys = Keys(PREFIX)
+    redis_client.rpush(keys.claimed("w1"), "job-1")
+    give_back_as_a_reaper_does(redis_client, "w1")
+    redis_client.lmove(keys.task_queue, keys.claimed("w2"))
+
+    WorkerLeases(redis_client, PREFIX, "w1", lease_seconds=30).take("job-1", [TASK])
+
+    assert redis_client.lrange(keys.claimed("w2"), 0, -1) == [b"job-1"]
+    assert "job-1 was given back while this worker looked dead, and another worker took it" in caplog.text
+
+
+def test_a_worker_that_could_not_renew_gives_every_worker_a_lease_to_renew_before_it_reaps(
+    redis_client: redis.Redis,
+) -> None:
+    keys = Keys(PREFIX)
+    now = [1000.0]
+    leases = WorkerLeases(redis_client, PREFIX, "w1", lease_seconds=30, clock=lambda: now[0])
+    # w2 claimed a job and, like w1, could not renew its liveness key while Redis refused writes.
+    redis_client.sadd(keys.workers, "w2")
+    redis_client.rpush(keys.claimed("w2"), "job-2")
+    redis_client.config_set("maxmemory", 1)  # full: every write refused with OOM
+    try:
+        leases.renew()
+    finally:
+        redis_client.config_set("maxmemory", 0)
+
+    leases.renew()  # Redis takes writes again: w1 is alive again, and w2 gets its chance too
+    now[0] += 29
+    leases.renew()
+    assert redis_client.lrange(keys.claimed("w2"), 0, -1) == [b"job-2"]
+
+    now[0] += 1  # a whole lease, and w2 renewed nothing: it is dead
+    leases.renew()
+    assert redis_client.lrange(keys.claimed("w2"), 0, -1) == []
+    assert redis_client.lrange(keys.task_queue, 0, -1) == [b"job-2"]

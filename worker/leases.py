@@ -26,7 +26,10 @@ A job's life on a worker:
 A SIGKILLed or frozen worker renews nothing: the orchestrators fire its expired leases as
 TaskFailed/Lambda.Unknown (runtime/lua/fire_timers.lua), so the state's Retry and Catch
 apply; its claimed jobs (dequeued, never started) go back to the head of the queue once its
-liveness key expires, moved by any other worker's reaper. No clock of the worker's decides
+liveness key expires, moved by any other worker's reaper. A reaper that could not renew its own
+key for a while (Redis away, or refusing writes) first gives every worker a lease's time to
+renew theirs: none could meanwhile. A job given back from a worker that was only slow leaves
+the queue again as that worker starts it (``lua/start_tasks.lua``). No clock of the worker's decides
 when a lease runs out: the scripts that set, renew and fire leases all read Redis's ``TIME``.
 A report and its lease can both reach the event stream only if the worker stalls past its
 lease; the token is consumed once, so the second changes nothing.
@@ -98,6 +101,7 @@ class WorkerLeases:
         self.workers_key = self.keys.workers
         self.claimed_key = self.keys.claimed(worker)
         self.alive_key = self.keys.alive(worker)
+        self.start_keys = [self.claimed_key, self.keys.leases, self.keys.task_queue]  # start_tasks.lua's
         self._held: dict[str, list[HeldTask]] = {}
         self._started: dict[str, list[HeldTask]] = {}  # leases START set in a job's preparation
         # STARTs sent without waiting (:meth:`send_start`), their replies read by :meth:`confirm_start`.
@@ -180,7 +184,7 @@ class WorkerLeases:
         members = [h.lease for h in held]
         arguments = [job_id, repr(self.lease_seconds), *recorded, *members]
         try:
-            sent = self._start_direct.send([self.claimed_key, self.keys.leases], arguments)
+            sent = self._start_direct.send(self.start_keys, arguments)
         except OUTAGE_ERRORS as lost:
             sent = SentCall.failed(lost)  # lost on its way: confirm_start sends it again
         self._starting[job_id] = (sent, members, recorded)
@@ -211,8 +215,19 @@ class WorkerLeases:
 
     @staticmethod
     def check_claimed(job_id: str, claimed: int, retried: bool) -> None:
-        if not claimed and not retried:
-            log.warning("job %s was given back while this worker looked dead; running it anyway", job_id)
+        """Say so when START found the job given back by a reaper (start_tasks.lua's reply)."""
+        if claimed == 1 or retried:
+            return
+        if claimed == 0:
+            log.warning(
+                "job %s was given back while this worker looked dead; it runs here, off the queue", job_id
+            )
+        else:
+            log.warning(
+                "job %s was given back while this worker looked dead, and another worker took it: both run"
+                " it, and each task takes the first outcome reported",
+                job_id,
+            )
 
     def _start_leases(
         self, job_id: str, members: list[str | bytes], recorded: Sequence[EncodableT] = NO_COMMANDS
@@ -227,11 +242,10 @@ class WorkerLeases:
             redis.ConnectionError, redis.TimeoutError: when Redis stays away; the work loop
                 then starts over and gives back what this worker claimed.
         """
-        keys = [self.claimed_key, self.keys.leases]
 
         def start() -> int:
             arguments = [job_id, repr(self.lease_seconds), *recorded, *members]
-            return int(self._start(keys=keys, args=arguments))
+            return int(self._start(keys=self.start_keys, args=arguments))
 
         return retried_through_outage(start, START_ATTEMPTS, f"starting job {job_id}")
 
@@ -249,24 +263,30 @@ class WorkerLeases:
             self._wake.clear()
             if self._stop.is_set():
                 return
-            try:
-                self.beat()
-                if self.clock() - self._reaped_at >= self.lease_seconds / 2:
-                    self._reaped_at = self.clock()
-                    self.reap()
-            except OUTAGE_ERRORS as exc:
-                # The next tick tries again; a lease outlives a few missed ticks. One line per
-                # outage: a full Redis refuses every tick until it is given room.
-                if not self._renewals_failing:
-                    log.warning("renewing leases failed (%s); trying again every tick", exc)
-                self._renewals_failing = True
-                continue
-            except Exception:
-                log.warning("renewing leases failed", exc_info=True)
-                continue
+            self.renew()
+
+    def renew(self) -> None:
+        """One tick of the thread: renew liveness and leases, and reap dead workers when due."""
+        try:
+            self.beat()
             if self._renewals_failing:
                 log.warning("renewing leases works again")
                 self._renewals_failing = False
+                # What kept this worker from renewing (Redis away, or refusing writes) may have
+                # kept every worker from it: each gets a lease's time to renew before it counts
+                # as dead, instead of having the jobs it is about to start given back.
+                self._reaped_at = self.clock() + self.lease_seconds / 2
+            if self.clock() - self._reaped_at >= self.lease_seconds / 2:
+                self._reaped_at = self.clock()
+                self.reap()
+        except OUTAGE_ERRORS as exc:
+            # The next tick tries again; a lease outlives a few missed ticks. One line per
+            # outage: a full Redis refuses every tick until it is given room.
+            if not self._renewals_failing:
+                log.warning("renewing leases failed (%s); trying again every tick", exc)
+            self._renewals_failing = True
+        except Exception:
+            log.warning("renewing leases failed", exc_info=True)
 
     def tick(self) -> float:
         """How long the thread may sleep: a third of the lease or of the shortest heartbeat."""
