@@ -93,6 +93,7 @@ class Thread(TypedDict):
     item: NotRequired[Any]
     heartbeat: NotRequired[float]
     timeoutAt: NotRequired[float]  # when its task's TimeoutSeconds ends (the timeout timer's due time)
+    heartbeatAt: NotRequired[float]  # when its task's HeartbeatSeconds ends unless a heartbeat comes
 
 
 class Execution(TypedDict):
@@ -174,6 +175,22 @@ class Event(TypedDict, total=False):
     output: Any
     error: str | None
     cause: str | None
+    arrivedAt: float  # when it reached the orchestrators (the runtime stamps it); else when taken
+
+
+ARRIVED_AT = "arrivedAt"
+
+
+def arrival(event: Event, now: float) -> float:
+    """When ``event`` reached the orchestrators: its ``arrivedAt``, never after ``now`` (when it is taken).
+
+    A report that came in time but was taken late (the orchestrators were away, or busy) met
+    its deadlines all the same; one with no stamp, or a stamp past ``now``, is taken as of now.
+    """
+    arrived = event.get(ARRIVED_AT)
+    if isinstance(arrived, int | float) and not isinstance(arrived, bool) and 0 <= arrived < now:
+        return float(arrived)
+    return now
 
 
 # -- the stored document --------------------------------------------------------------------------

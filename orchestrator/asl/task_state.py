@@ -10,7 +10,7 @@ from typing import Any
 from orchestrator.asl import errors
 from orchestrator.asl.dataflow import StateData
 from orchestrator.asl.errors import StatesError
-from orchestrator.asl.execution import Event, Run, RunActivity, RunService, RunTask, Thread
+from orchestrator.asl.execution import Event, Run, RunActivity, RunService, RunTask, Thread, arrival
 from orchestrator.asl.json_values import (
     BOUND_LIMIT,
     NO_BOUND,
@@ -113,7 +113,7 @@ def enter(run: Run, thread: Thread, data: StateData) -> None:
         # heartbeats come from whoever holds its token, so its clock starts now; an
         # activity's token is handed out when a worker takes the task (its clock starts then).
         if resource.kind != "activity" and (resource.callback or action["type"] != "RunTask"):
-            run.set_timer(thread, "heartbeat", run.now + heartbeat)
+            _arm_heartbeat(run, thread, run.now)
 
 
 def _callback_token(run: Run, thread: Thread) -> str:
@@ -201,41 +201,71 @@ def data_limit_error(source: str, *, matched_by_all: bool = False) -> ReportedEr
 def resume(run: Run, thread: Thread, data: StateData, kind: str, event: Event) -> None:
     """A report for the task ``thread`` waits on: its result, its error, a heartbeat or a timeout."""
     resource = data.compiled.resource or parse_resource(data.state["Resource"])
-    prefix = resource.event_prefix
     event_type = event.get("type")
     if event_type == ACTIVITY_STARTED:
         if resource.kind == "activity" and kind == CALLBACK_KIND:
             _activity_started(run, thread, event)
         return
-    if kind == "heartbeat" or (kind in ("task", "dispatch") and event_type == "TaskHeartbeat"):
-        _heartbeat(
-            run, thread, kind, event, f"{prefix}TimedOut" if resource.kind == "activity" else "TaskTimedOut"
-        )
-        return
-    if kind == "timeout" or _outcome_past_timeout(run, thread, kind, event_type):
-        thread.pop("timeoutAt", None)
-        run.drop_tokens(thread)
-        run.record(thread, f"{prefix}TimedOut", error=errors.TIMEOUT, **resource.event_details)
-        raise ReportedError(errors.TIMEOUT, None)
-    if kind == "dispatch" and event_type != "TaskFailed":
+    if kind in ("heartbeat", "timeout"):
+        _time_out(run, thread, resource, errors.HEARTBEAT_TIMEOUT if kind == "heartbeat" else errors.TIMEOUT)
+    if kind == "dispatch" and event_type not in ("TaskFailed", "TaskHeartbeat"):
         return  # the function ran; a callback task waits for SendTaskSuccess instead
-    thread.pop("timeoutAt", None)
+    arrived = arrival(event, run.now)
+    missed = _missed_deadline(thread, arrived)
+    if missed is not None:
+        _time_out(run, thread, resource, missed)
+    if event_type == "TaskHeartbeat":
+        run.drop_timers(thread, "heartbeat")
+        if thread.get("heartbeat"):
+            _arm_heartbeat(run, thread, arrived)
+        return
+    _end_deadlines(thread)
     run.drop_tokens(thread)
     _take_report(run, thread, data, resource, event)
 
 
-def _outcome_past_timeout(run: Run, thread: Thread, kind: str, event_type: Any) -> bool:
-    """Whether the task's outcome comes after its TimeoutSeconds ended, before its timer fired.
+def _missed_deadline(thread: Thread, arrived: float) -> str | None:
+    """The error of the deadline the task had met when a report ``arrived``; the first, if both.
 
     "If the task runs longer than the specified seconds, this state fails with a States.Timeout
-    error name" (state-task.html): an outcome taken late (its orchestrators were away, or busy,
-    when the timer came due) is a timeout all the same, as it would be on AWS. The timer,
-    firing after, finds its token gone.
+    error name", and a task that sends no heartbeat for HeartbeatSeconds fails with
+    States.HeartbeatTimeout (state-task.html). A report that arrives past either is too late,
+    as on AWS, though it was taken before the deadline's timer fired (the orchestrators were
+    away or busy when it came due); the timer, firing after, finds its token gone. A report
+    that arrived in time and was taken late is on time.
     """
-    due = thread.get("timeoutAt")
-    if due is None or run.now <= due:
-        return False
-    return event_type == "TaskFailed" if kind == "dispatch" else event_type in ("TaskSucceeded", "TaskFailed")
+    deadlines = [
+        (thread.get("heartbeatAt"), errors.HEARTBEAT_TIMEOUT),
+        (thread.get("timeoutAt"), errors.TIMEOUT),
+    ]
+    passed = [(due, error) for due, error in deadlines if due is not None and arrived > due]
+    return min(passed)[1] if passed else None
+
+
+def _time_out(run: Run, thread: Thread, resource: Resource, error: str) -> None:
+    """End the task as timed out: its event, then the error its Retry and Catch see.
+
+    Raises:
+        ReportedError: always, with ``error``.
+    """
+    _end_deadlines(thread)
+    run.drop_tokens(thread)
+    if error == errors.TIMEOUT:
+        run.record(thread, f"{resource.event_prefix}TimedOut", error=error, **resource.event_details)
+    else:
+        run.record(thread, "ActivityTimedOut" if resource.kind == "activity" else "TaskTimedOut", error=error)
+    raise ReportedError(error, None)
+
+
+def _arm_heartbeat(run: Run, thread: Thread, since: float) -> None:
+    """The task must send a heartbeat within its HeartbeatSeconds of ``since``."""
+    thread["heartbeatAt"] = due = since + thread["heartbeat"]
+    run.set_timer(thread, "heartbeat", due)
+
+
+def _end_deadlines(thread: Thread) -> None:
+    thread.pop("timeoutAt", None)
+    thread.pop("heartbeatAt", None)
 
 
 def _activity_started(run: Run, thread: Thread, event: Event) -> None:
@@ -248,7 +278,7 @@ def _activity_started(run: Run, thread: Thread, event: Event) -> None:
     run.record_event(thread, ACTIVITY_STARTED, {"workerName": worker} if isinstance(worker, str) else {})
     if thread.get("heartbeat"):
         run.drop_timers(thread, "heartbeat")
-        run.set_timer(thread, "heartbeat", run.now + thread["heartbeat"])
+        _arm_heartbeat(run, thread, arrival(event, run.now))
 
 
 def _take_report(run: Run, thread: Thread, data: StateData, resource: Resource, event: Event) -> None:
@@ -299,18 +329,6 @@ def _take_report(run: Run, thread: Thread, data: StateData, resource: Resource, 
         run.assign(thread, data.assignments(compiled.assign, result=result))
     run.record_state(thread, "TaskStateExited", compiled.name, "output", output)
     run.advance_or_finish(thread, compiled, output)
-
-
-def _heartbeat(
-    run: Run, thread: Thread, kind: str, event: Event, timed_out_event: str = "TaskTimedOut"
-) -> None:
-    if kind == "heartbeat":
-        run.drop_tokens(thread)
-        run.record(thread, timed_out_event, error=errors.HEARTBEAT_TIMEOUT)
-        raise ReportedError(errors.HEARTBEAT_TIMEOUT, None)
-    run.drop_timers(thread, "heartbeat")
-    if thread.get("heartbeat"):
-        run.set_timer(thread, "heartbeat", run.now + thread["heartbeat"])
 
 
 def invoke_envelope(payload: Any, now: float, request_id: str) -> dict[str, Any]:

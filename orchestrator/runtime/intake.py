@@ -15,6 +15,7 @@ from typing import Any
 
 import redis
 
+from orchestrator.asl.execution import ARRIVED_AT
 from orchestrator.protocol.decoding import strict_loads
 from orchestrator.protocol.keys import EVENT_FIELD
 from orchestrator.runtime.keys import GROUP, Keys
@@ -129,6 +130,7 @@ class EventIntake:
             if event is None:
                 malformed.append((entry_id, fields, reason, 1))
             else:
+                event[ARRIVED_AT] = arrived_at(entry_id)
                 events.append((entry_id, event))
         self.move_aside(malformed)
         return events
@@ -142,6 +144,15 @@ class EventIntake:
             log.warning("event %s moved aside: %s", entry_id, reason)
             move_aside(pipe, self.keys, self.keys.events, entry_id, fields, reason, count)
         pipe.execute()
+
+
+def arrived_at(entry_id: str) -> float:
+    """When an entry reached the stream, by Redis's clock: its id's milliseconds, in seconds.
+
+    The orchestrators judge a report's deadlines by it (the core's ``arrival``), not by when
+    they took it: a report that came in time is on time, however late it was read.
+    """
+    return int(entry_id.split("-", 1)[0]) / 1000
 
 
 def parse_event(fields: dict[Any, Any]) -> tuple[dict[str, Any] | None, str]:

@@ -26,6 +26,7 @@ from typing import Any
 import redis
 
 from orchestrator.asl import errors
+from orchestrator.asl.execution import ARRIVED_AT
 from orchestrator.protocol.faults import skew_wall_clock
 from orchestrator.protocol.hops import HOPS
 from orchestrator.protocol.keys import EVENT_FIELD
@@ -542,14 +543,15 @@ class Orchestrator:
         if execution is None:
             reason = f"no execution named {name!r}"
             for entry_id, event in batch:
-                fields = {EVENT_FIELD: json.dumps(event)}
+                # As it was sent: the arrival the intake stamped on it is the stream's, not the event's.
+                sent = {key: value for key, value in event.items() if key != ARRIVED_AT}
                 commit.add_stream_entry(
                     self.keys.malformed,
                     {
                         "stream": self.keys.events,
                         "id": entry_id,
                         "reason": reason,
-                        "fields": json.dumps(fields),
+                        "fields": json.dumps({EVENT_FIELD: json.dumps(sent)}),
                     },
                 )
             return None
