@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from orchestrator import services
+from orchestrator import nested_executions, services
 from orchestrator.asl.definition import StateMachine
 from orchestrator.asl.engine import start_execution
 from orchestrator.asl.history import RawEvent, history_events
+from orchestrator.asl.resources import START_EXECUTION
 from orchestrator.protocol.invocation import (
     FUNCTION_TIMEOUT_SECONDS,
     Function,
@@ -66,12 +67,24 @@ _Target = tuple[Function | None, str, float]
 
 
 class LocalRunner:
-    """Drives executions of one state machine to their end on a virtual clock."""
+    """Drives executions of one state machine to their end on a virtual clock.
 
-    def __init__(self, machine: StateMachine, functions: dict[str, Function] | None = None) -> None:
+    ``machines`` are the state machines its ``states:startExecution`` tasks may start, by name;
+    a nested execution runs to its end, on the same virtual clock, as it is started.
+    """
+
+    def __init__(
+        self,
+        machine: StateMachine,
+        functions: Mapping[str, Function] | None = None,
+        machines: Mapping[str, StateMachine] | None = None,
+    ) -> None:
         self.machine = machine
         # Fixed once made: what each name runs is looked up once, then remembered.
         self.functions: Mapping[str, Function] = MappingProxyType(dict(functions or {}))
+        self.machines: Mapping[str, StateMachine] = MappingProxyType(dict(machines or {}))
+        self._children: dict[str, LocalRunner] = {}
+        self._child_names: set[str] = set()
         # Execution names are UUID-shaped and unique: one random prefix, then a count,
         # which costs far less than a fresh UUID for every execution.
         self._name_prefix = str(uuid.uuid4())[:24]
@@ -120,6 +133,46 @@ class LocalRunner:
             delay = float(getattr(function, "virtual_duration_seconds", 0.0))
             target = self._targets[key] = (function, arn, delay)
         return target
+
+    def _start_child(
+        self, action: dict[str, Any], course: VirtualCourse
+    ) -> list[tuple[float, dict[str, Any]]]:
+        """Run the execution a ``states:startExecution`` task starts; its reports, by when they come."""
+        token, now = action["token"], course.now
+        request = nested_executions.start_request(action.get("parameters"), int(action.get("sync", 0)))
+        if isinstance(request, dict):
+            return [(now, {**request, "token": token})]
+        machine = self.machines.get(request.machine)
+        if machine is None:
+            return [(now, {**nested_executions.machine_missing(request.machine), "token": token})]
+        if request.name in self._child_names:
+            refusal = nested_executions.already_exists(request.machine, request.name)
+            return [(now, {**refusal, "token": token})]
+        self._child_names.add(request.name)
+        runner = self._children.get(request.machine)
+        if runner is None:
+            runner = self._children[request.machine] = LocalRunner(machine, self.functions, self.machines)
+            runner._child_names = self._child_names  # one namespace of names, as in one account
+        result = runner.run(request.input, name=request.name, start=now)
+        course.effects.extend(result.effects)
+        child = {
+            "arn": result.execution_arn,
+            "name": request.name,
+            "stateMachine": request.machine,
+            "input": request.input,
+            "output": result.output,
+            "error": result.error,
+            "cause": result.cause,
+            "status": result.status,
+            "startDate": now,
+            "stopDate": result.events[-1][2] if result.events else now,
+        }
+        reports = [(now, {**nested_executions.started(child, request.sync), "token": token})]
+        if request.sync:
+            reports.append(
+                (child["stopDate"], {**nested_executions.ended(child, request.sync), "token": token})
+            )
+        return reports
 
     def _service(self, action: dict[str, Any], effects: list[dict[str, Any]], now: float) -> dict[str, Any]:
         report, effect = services.carry_out(action["service"], action.get("parameters") or {}, now)
@@ -185,6 +238,9 @@ class VirtualCourse:
                     continue
                 event = self.runner._invoke(action, target, self)
                 heapq.heappush(due, (now + target[2], next(self.sequence), event))
+            elif kind == "RunService" and action["service"] == START_EXECUTION:
+                for when, report in self.runner._start_child(action, self):
+                    heapq.heappush(due, (when, next(self.sequence), report))
             elif kind == "RunService":
                 event = self.runner._service(action, self.effects, now)
                 heapq.heappush(due, (now, next(self.sequence), event))

@@ -186,3 +186,33 @@ def test_a_run_on_the_stack_gives_the_same_result_as_a_local_run(
     assert stack_result["output"] == local_result["output"] == {"value": 42}
     pairs = [[(e["type"], e.get("name")) for e in r["history"]] for r in (stack_result, local_result)]
     assert pairs[0] == pairs[1]
+
+
+def test_a_local_run_starts_the_nested_machines_it_is_given(tmp_path: Path) -> None:
+    child = {
+        "StartAt": "Greet",
+        "States": {"Greet": {"Type": "Pass", "Parameters": {"hi.$": "$.who"}, "End": True}},
+    }
+    start = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::states:startExecution.sync:2",
+        "Parameters": {
+            "StateMachineArn": "arn:aws:states:us-east-1:000000000000:stateMachine:Child",
+            "Input.$": "$",
+        },
+        "OutputPath": "$.Output",
+        "End": True,
+    }
+    (tmp_path / "child.asl.json").write_text(json.dumps(child))
+    (tmp_path / "parent.asl.json").write_text(json.dumps({"StartAt": "Start", "States": {"Start": start}}))
+
+    done = redstep("run", str(tmp_path / "parent.asl.json"), "--local", "--machine",
+                   f"Child={tmp_path / 'child.asl.json'}", "--input", '{"who": "you"}', "--json")  # fmt: skip
+    missing = redstep("run", str(tmp_path / "parent.asl.json"), "--local", "--json")
+    malformed = redstep("run", str(tmp_path / "parent.asl.json"), "--local", "--machine", "Child")
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["output"] == {"hi": "you"}
+    assert missing.returncode == 1
+    assert json.loads(missing.stdout)["error"] == "StepFunctions.StateMachineDoesNotExistException"
+    assert malformed.returncode == 2 and "give NAME=FILE" in malformed.stderr

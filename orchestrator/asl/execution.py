@@ -138,6 +138,7 @@ class RunService(TypedDict):
     token: str | None
     service: str
     parameters: Any
+    sync: NotRequired[int]  # states:startExecution's .sync (1) or .sync:2 (2): wait for the child's end
 
 
 class RunActivity(TypedDict):

@@ -7,12 +7,15 @@ import re
 from dataclasses import dataclass, field
 
 LAMBDA_INVOKE = "arn:aws:states:::lambda:invoke"
+START_EXECUTION = "states:startExecution"
 SERVICES = {
     "arn:aws:states:::sns:publish": "sns:publish",
     "arn:aws:states:::sqs:sendMessage": "sqs:sendMessage",
+    "arn:aws:states:::states:startExecution": START_EXECUTION,
 }
 CALLBACK_SUFFIX = ".waitForTaskToken"
 SYNC_SUFFIX = ".sync"
+SYNC_2_SUFFIX = ".sync:2"
 # An activity's task waits for a worker's GetActivityTask, then its SendTask* answer.
 ACTIVITY_ARN = re.compile(r"^arn:aws:states:[a-z0-9-]+:\d{12}:activity:([^:]+)$")
 
@@ -25,6 +28,9 @@ class Resource:
     target: str  # the function name (lambda), the service ("sns:publish") or the activity's name
     arn: str
     callback: bool = False
+    # A nested execution's "Run a Job" flavour: 1 for .sync (its input and output as JSON
+    # text), 2 for .sync:2 (as JSON values); 0 when the task does not wait for it to end.
+    sync: int = 0
     # Worked out once, for the history events of every task that runs it:
     event_prefix: str = field(init=False)  # "LambdaFunction" or "Task"
     scheduled_event: str = field(init=False)  # "LambdaFunctionScheduled", "TaskScheduled"
@@ -38,6 +44,8 @@ class Resource:
     def __post_init__(self) -> None:
         is_service = self.kind == "service"
         short_name = self.target.split(":")[-1] if is_service else "invoke"
+        if self.sync:
+            short_name += SYNC_SUFFIX if self.sync == 1 else SYNC_2_SUFFIX
         resource_type = self.target.split(":")[0] if is_service else "lambda"
         plain = self.kind in ("lambda", "activity")
         details = {} if plain else {"resource": short_name, "resourceType": resource_type}
@@ -58,15 +66,18 @@ def parse_resource(resource: str) -> Resource:
     Raises:
         ValueError: for a resource redstep cannot run, with what it accepts.
     """
-    base, callback = resource, False
+    base, callback, sync = resource, False, 0
     if base.endswith(CALLBACK_SUFFIX):
         base, callback = base[: -len(CALLBACK_SUFFIX)], True
+    elif base.endswith(SYNC_2_SUFFIX) and SERVICES.get(base[: -len(SYNC_2_SUFFIX)]) == START_EXECUTION:
+        base, sync = base[: -len(SYNC_2_SUFFIX)], 2
     elif base.endswith(SYNC_SUFFIX):
         base = base[: -len(SYNC_SUFFIX)]
+        sync = 1 if SERVICES.get(base) == START_EXECUTION else 0
     if base == LAMBDA_INVOKE:
         return Resource("invoke", "", resource, callback)
     if base in SERVICES:
-        return Resource("service", SERVICES[base], resource, callback)
+        return Resource("service", SERVICES[base], resource, callback, sync)
     if (activity := ACTIVITY_ARN.match(resource)) is not None:
         # A callback task whose dispatch is the runtime's delivery to the activity's pollers.
         return Resource("activity", activity.group(1), resource, callback=True)
@@ -78,7 +89,8 @@ def parse_resource(resource: str) -> Resource:
         return Resource("lambda", base, function_arn(base), callback)
     raise ValueError(
         f"unsupported resource {resource!r}: use a Lambda function ARN or name, {LAMBDA_INVOKE}, "
-        "arn:aws:states:::sns:publish, arn:aws:states:::sqs:sendMessage or an activity ARN"
+        "arn:aws:states:::sns:publish, arn:aws:states:::sqs:sendMessage,"
+        " arn:aws:states:::states:startExecution (.sync, .sync:2) or an activity ARN"
     )
 
 

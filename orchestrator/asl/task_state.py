@@ -124,7 +124,15 @@ def _action(
     resource: Resource, token: str | None, effective: Any, thread: Thread
 ) -> RunTask | RunService | RunActivity:
     if resource.kind == "service":
-        return {"type": "RunService", "token": token, "service": resource.target, "parameters": effective}
+        service: RunService = {
+            "type": "RunService",
+            "token": token,
+            "service": resource.target,
+            "parameters": effective,
+        }
+        if resource.sync:
+            service["sync"] = resource.sync
+        return service
     if resource.kind == "activity":
         return {"type": "RunActivity", "token": token, "activity": resource.target, "input": effective}
     return _function_task(resource, token, effective, thread)
@@ -214,6 +222,11 @@ def resume(run: Run, thread: Thread, data: StateData, kind: str, event: Event) -
     missed = _missed_deadline(thread, arrived)
     if missed is not None:
         _time_out(run, thread, resource, missed)
+    if event_type == "TaskSubmitted":
+        if resource.sync:  # a .sync task's nested execution started: the task waits on for its end
+            details = resource.event_details
+            run.record_event(thread, "TaskSubmitted", {"output": event.get("output"), **details})
+        return
     if event_type == "TaskHeartbeat":
         run.drop_timers(thread, "heartbeat")
         if thread.get("heartbeat"):

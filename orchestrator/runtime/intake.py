@@ -25,7 +25,16 @@ log = logging.getLogger(__name__)
 
 EVENT_BATCH = 500
 KNOWN_EVENTS = frozenset(
-    {"TaskSucceeded", "TaskFailed", "TaskHeartbeat", "TimerFired", "StopExecution", "ActivityStarted"}
+    {
+        "TaskSucceeded",
+        "TaskFailed",
+        "TaskHeartbeat",
+        "TaskSubmitted",
+        "TimerFired",
+        "StopExecution",
+        "ActivityStarted",
+        "StartExecution",
+    }
 )
 
 Entry = tuple[Any, dict[Any, Any]]  # (raw stream entry id, raw fields), as redis-py returns them
@@ -173,6 +182,12 @@ def parse_event(fields: dict[Any, Any]) -> tuple[dict[str, Any] | None, str]:
         return None, f"unknown event type {event['type']!r}"
     if event["type"] != "StopExecution" and not isinstance(event.get("token"), str):
         return None, "missing or non-string field(s): token"
+    if event["type"] == "StartExecution":
+        missing = [f for f in ("parent", "machine") if not isinstance(event.get(f), str)]
+        if missing:
+            return None, f"missing or non-string field(s): {', '.join(missing)}"
+        if event.get("sync", 0) not in (0, 1, 2):
+            return None, "sync is not 0, 1 or 2"
     return event, ""
 
 

@@ -27,6 +27,7 @@ import redis
 
 from orchestrator.asl import errors
 from orchestrator.asl.execution import ARRIVED_AT
+from orchestrator.nested_executions import START_EXECUTION
 from orchestrator.protocol.faults import skew_wall_clock
 from orchestrator.protocol.hops import HOPS
 from orchestrator.protocol.keys import EVENT_FIELD
@@ -42,6 +43,7 @@ from orchestrator.runtime.intake import EVENT_BATCH, Entry, Event, EventIntake, 
 from orchestrator.runtime.keys import GROUP, Keys
 from orchestrator.runtime.lone_failures import LoneFailures, blames_shared_keys, halves, is_server_state
 from orchestrator.runtime.machines import MachineCache, register_shipped_machines, restore_shipped_machines
+from orchestrator.runtime.nested import take_starts
 from orchestrator.runtime.optimistic import Attempt, CommitConflict, Lost, commit_optimistically
 from orchestrator.runtime.overlap import Computed, InFlight, group_by_execution, turns
 from orchestrator.runtime.retention import Retention
@@ -540,6 +542,13 @@ class Orchestrator:
         for entry_id, _ in batch:
             commit.expect_pending(self.keys.events, entry_id)
             commit.ack(self.keys.events, entry_id)
+        starts = [event for _, event in batch if event["type"] == START_EXECUTION]
+        if starts:
+            now = self.clock()
+            started = take_starts(commit, name, starts, execution, self.machines.get, self.settings, now)
+            batch = [(entry_id, event) for entry_id, event in batch if event["type"] != START_EXECUTION]
+            if started is not None or not batch:
+                return started
         if execution is None:
             reason = f"no execution named {name!r}"
             for entry_id, event in batch:

@@ -8,13 +8,15 @@ state change commit together) and writes the outcome into a :class:`Commit`.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
-from orchestrator import services
+from orchestrator import nested_executions, services
 from orchestrator.asl import engine
 from orchestrator.asl.definition import StateMachine
+from orchestrator.asl.resources import START_EXECUTION
 from orchestrator.metrics.counting import count_transition
+from orchestrator.protocol.keys import EVENT_FIELD
 from orchestrator.protocol.tasks import Task
 from orchestrator.runtime.callbacks import (
     CALLBACK_KIND,
@@ -50,6 +52,8 @@ class Transition:
     # The plain tokens this transition hands out (callbacks' $$.Task.Token, activity tasks);
     # record() seals them wherever they leave redstep.
     handed_tokens: set[str] = field(default_factory=set)
+    # The nested executions its states:startExecution tasks start, each with the task's token.
+    child_starts: list[tuple[nested_executions.ChildStart, str]] = field(default_factory=list)
 
 
 def start(
@@ -104,6 +108,17 @@ def settle(machine: StateMachine, transition: Transition, step: engine.Step, now
                 for token in _handed_tokens(step.execution, action):
                     task = {"execution": name, "token": token, "input": action["input"]}
                     transition.activity_tasks.append((action["activity"], task))
+            elif kind == "RunService" and action["service"] == START_EXECUTION:
+                request = nested_executions.start_request(
+                    action.get("parameters"), int(action.get("sync", 0))
+                )
+                if isinstance(request, nested_executions.ChildStart):
+                    # Started by an orchestrator as it takes the request (runtime.nested), which
+                    # reports back to this task.
+                    transition.child_starts.append((request, action["token"]))
+                else:
+                    refusal = {**request, "token": action["token"]}
+                    steps.append(engine.advance(machine, transition.execution, refusal, now))
             elif kind == "RunService":
                 event = run_service(transition, action, now)
                 steps.append(engine.advance(machine, transition.execution, event, now))
@@ -197,11 +212,33 @@ def record(commit: Commit, transition: Transition, version: int, settings: Setti
         commit.add_stream_entry(commit.keys.queue(queue), {BODY_FIELD: json.dumps(body)})
     for activity, task in transition.activity_tasks:
         commit.add_stream_entry(commit.keys.activity_tasks(activity), {ACTIVITY_TASK_FIELD: json.dumps(task)})
+    for request, token in transition.child_starts:
+        commit.add_stream_entry(
+            commit.keys.events, {EVENT_FIELD: json.dumps(start_event(execution, request, token))}
+        )
     ended = execution["status"] in FINISHED_STATUSES and transition.previous_status not in FINISHED_STATUSES
     if ended and execution.get(NOTIFY_END):
         announcement = commit.keys.execution_ended(execution["name"])
         commit.add_stream_entry(announcement, {"status": execution["status"]})
         commit.expire(announcement, ENDED_KEEP_SECONDS)
+    parent = execution.get(nested_executions.PARENT_TASK)
+    if ended and isinstance(parent, dict):
+        report = nested_executions.ended(execution, int(parent.get("sync", 1)))
+        report |= {"execution": parent.get("execution"), "token": parent.get("token")}
+        commit.add_stream_entry(commit.keys.events, {EVENT_FIELD: json.dumps(report)})
+
+
+def start_event(parent: dict[str, Any], request: nested_executions.ChildStart, token: str) -> dict[str, Any]:
+    """The StartExecution event that asks the orchestrators for ``request``'s child (runtime.nested)."""
+    return {
+        "type": nested_executions.START_EXECUTION,
+        "execution": request.name,
+        "token": token,
+        "parent": parent["name"],
+        "machine": request.machine,
+        "input": request.input,
+        "sync": request.sync,
+    }
 
 
 def _seal_handed_tokens(commit: Commit, transition: Transition) -> None:
@@ -215,4 +252,8 @@ def _seal_handed_tokens(commit: Commit, transition: Transition) -> None:
     transition.messages = [(queue, seal_handed_tokens(body, sealed)) for queue, body in transition.messages]
     transition.activity_tasks = [
         (activity, {**task, "sealed": sealed[task["token"]]}) for activity, task in transition.activity_tasks
+    ]
+    transition.child_starts = [
+        (replace(request, input=seal_handed_tokens(request.input, sealed)), token)
+        for request, token in transition.child_starts
     ]

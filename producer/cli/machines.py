@@ -144,6 +144,14 @@ def run_command(
     local: Annotated[
         bool, typer.Option("--local", help="Run in-process on a virtual clock, no Redis.")
     ] = False,
+    machines: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--machine",
+            help="NAME=FILE: a state machine its states:startExecution tasks may start (--local; on the"
+            " stack, register it with `redstep machines register`).",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for a stack execution.")] = 300.0,
 ) -> None:
@@ -156,7 +164,7 @@ def run_command(
         print(str(exc), file=sys.stderr)
         raise typer.Exit(1) from None
     if local:
-        result = _run_local(machine, execution_input, functions or [])
+        result = _run_local(machine, execution_input, functions or [], _nested_machines(machines or []))
     else:
         from orchestrator.runtime.client import Client  # imported late: a heavy module
 
@@ -186,7 +194,23 @@ def _machine_name(path: Path, document: Any) -> str:
     return f"{stem}-{digest}"
 
 
-def _run_local(machine: StateMachine, execution_input: Any, specs: list[str]) -> dict[str, Any]:
+def _nested_machines(specs: list[str]) -> dict[str, StateMachine]:
+    """The machines ``--machine NAME=FILE`` names, parsed; a bad one is a usage error."""
+    parsed = {}
+    for spec in specs:
+        name, separator, path = spec.partition("=")
+        if not separator or not name or not path:
+            raise typer.BadParameter(f"--machine {spec!r}: give NAME=FILE, e.g. Child=child.asl.json")
+        try:
+            parsed[name] = StateMachine.parse(_read_json(Path(path), f"machine {name}"), name=name)
+        except DefinitionError as exc:
+            raise typer.BadParameter(f"--machine {name}: {exc}") from None
+    return parsed
+
+
+def _run_local(
+    machine: StateMachine, execution_input: Any, specs: list[str], machines: dict[str, StateMachine]
+) -> dict[str, Any]:
     from orchestrator.local import LocalRunner
     from worker.registry import FunctionRegistry
 
@@ -197,7 +221,7 @@ def _run_local(machine: StateMachine, execution_input: Any, specs: list[str]) ->
         except (ImportError, OSError, SyntaxError) as exc:
             raise typer.BadParameter(f"cannot load functions from {spec}: {exc}") from None
     handlers = {name: registry.lookup(name) for name in registry.names()}
-    return LocalRunner(machine, handlers).run(execution_input).to_json()  # type: ignore[arg-type]
+    return LocalRunner(machine, handlers, machines).run(execution_input).to_json()  # type: ignore[arg-type]
 
 
 def _run_on_stack(

@@ -1,0 +1,172 @@
+"""``states:startExecution``: what a nested execution's start asks for, and what its parent hears.
+
+A Task whose Resource is ``arn:aws:states:::states:startExecution`` starts an execution of
+another state machine ("Start a new AWS Step Functions state machine from a running
+execution", connect-stepfunctions.html). Its parameters are StartExecution's:
+``StateMachineArn``, ``Name`` (a new UUID when absent) and ``Input`` (JSON text, or any JSON
+value, which is sent as its text; none is ``{}``). The task's result is StartExecution's
+response; with ``.sync`` or ``.sync:2`` the task records it in a TaskSubmitted event and waits
+for the child's end, whose DescribeExecution is the result (``Input`` and ``Output`` as JSON
+text with ``.sync``, as JSON values with ``.sync:2``). A child that does not succeed fails the
+task with ``States.TaskFailed``, its DescribeExecution as the cause. A refused start fails it
+with StartExecution's error, as ``StepFunctions.<Code>Exception``.
+
+Pure: the Redis runtime and the local runner both word their reports with it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from email.utils import formatdate
+from typing import Any
+
+from orchestrator.asl.execution import execution_arn, state_machine_arn
+from orchestrator.protocol.decoding import strict_loads
+from orchestrator.runtime.sources import message_id_problem
+
+START_EXECUTION = "StartExecution"
+"""The event an orchestrator takes a child's start from (keyed by the child's name)."""
+PARENT_TASK = "parentTask"
+"""The child's field naming the .sync task that waits on its end: execution, token, sync."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChildStart:
+    """A start that a ``states:startExecution`` task asks for."""
+
+    machine: str  # the child state machine's name
+    name: str  # the child execution's name
+    input: Any
+    sync: int  # 0: the task does not wait; 1 or 2: .sync or .sync:2
+
+
+def start_request(parameters: Any, sync: int) -> ChildStart | dict[str, Any]:
+    """The start ``parameters`` ask for, or the TaskFailed report (without its token) refusing it."""
+    parameters = parameters if isinstance(parameters, dict) else {}
+    arn = parameters.get("StateMachineArn")
+    machine = machine_name(arn)
+    if machine is None:
+        return refused("InvalidArn", f"Invalid Arn: 'Resource type not valid in this context: {arn}'")
+    name = parameters.get("Name", str(uuid.uuid4()))
+    if problem := message_id_problem(name):
+        return refused("InvalidName", f"Invalid Name: the execution name {problem}")
+    given = parameters.get("Input")
+    if given is None:
+        input: Any = {}
+    elif isinstance(given, str):
+        try:
+            input = strict_loads(given)
+        except ValueError as exc:
+            return refused("InvalidExecutionInput", f"Invalid State Machine Execution Input: '{exc}'")
+    else:
+        input = given
+    return ChildStart(machine, name, input, sync)
+
+
+def machine_name(arn: Any) -> str | None:
+    """The machine a StateMachineArn names: ``arn:aws:states:<region>:<account>:stateMachine:<name>``."""
+    if not isinstance(arn, str):
+        return None
+    parts = arn.split(":")
+    if len(parts) in (7, 8) and parts[:3] == ["arn", "aws", "states"] and parts[5] == "stateMachine":
+        return parts[6] or None
+    return None
+
+
+def refused(code: str, message: str) -> dict[str, Any]:
+    """The TaskFailed report of a StartExecution refused with ``code``, worded as a service error."""
+    request_id = str(uuid.uuid4())
+    details = f"Service: AWSStepFunctions; Status Code: 400; Error Code: {code}; Request ID: {request_id}"
+    return {
+        "type": "TaskFailed",
+        "error": f"StepFunctions.{code}Exception",
+        "cause": f"{message} ({details}; Proxy: null)",
+    }
+
+
+def machine_missing(machine: str) -> dict[str, Any]:
+    return refused(
+        "StateMachineDoesNotExist", f"State Machine Does Not Exist: '{state_machine_arn(machine)}'"
+    )
+
+
+def already_exists(machine: str, name: str) -> dict[str, Any]:
+    return refused("ExecutionAlreadyExists", f"Execution Already Exists: '{execution_arn(machine, name)}'")
+
+
+def started(child: dict[str, Any], sync: int) -> dict[str, Any]:
+    """The report of the child's start: StartExecution's response, submitted (.sync) or as the result."""
+    return {"type": "TaskSubmitted" if sync else "TaskSucceeded", "output": start_response(child)}
+
+
+def start_response(child: dict[str, Any]) -> dict[str, Any]:
+    """StartExecution's response as a task's result: ExecutionArn, StartDate and the SDK's metadata."""
+    request_id = str(uuid.uuid4())
+    start = milliseconds(child["startDate"])
+    body = json.dumps({"executionArn": child["arn"], "startDate": start / 1000}, separators=(",", ":"))
+    length, date = str(len(body)), formatdate(child["startDate"], usegmt=True)
+    json_type = "application/x-amz-json-1.0"
+    return {
+        "ExecutionArn": child["arn"],
+        "SdkHttpMetadata": {
+            "AllHttpHeaders": {
+                "x-amzn-RequestId": [request_id],
+                "connection": ["keep-alive"],
+                "Content-Length": [length],
+                "Date": [date],
+                "Content-Type": [json_type],
+            },
+            "HttpHeaders": {
+                "connection": "keep-alive",
+                "Content-Length": length,
+                "Content-Type": json_type,
+                "Date": date,
+                "x-amzn-RequestId": request_id,
+            },
+            "HttpStatusCode": 200,
+        },
+        "SdkResponseMetadata": {"RequestId": request_id},
+        "StartDate": start,
+    }
+
+
+def ended(child: dict[str, Any], sync: int) -> dict[str, Any]:
+    """The report of the child's end to the .sync task waiting on it (without its token)."""
+    described = describe(child, sync)
+    if child["status"] == "SUCCEEDED":
+        return {"type": "TaskSucceeded", "output": described}
+    return {"type": "TaskFailed", "error": "States.TaskFailed", "cause": json.dumps(described)}
+
+
+def describe(child: dict[str, Any], sync: int) -> dict[str, Any]:
+    """The child's DescribeExecution, as a .sync (JSON text) or .sync:2 (JSON values) task sees it."""
+
+    def data(value: Any) -> Any:
+        return json.dumps(value, separators=(",", ":")) if sync == 1 else value
+
+    described: dict[str, Any] = {}
+    if child.get("cause") is not None:
+        described["Cause"] = child["cause"]
+    if child.get("error") is not None:
+        described["Error"] = child["error"]
+    described |= {
+        "ExecutionArn": child["arn"],
+        "Input": data(child["input"]),
+        "InputDetails": {"Included": True},
+        "Name": child["name"],
+    }
+    if child["status"] == "SUCCEEDED":
+        described |= {"Output": data(child["output"]), "OutputDetails": {"Included": True}}
+    return described | {
+        "StartDate": milliseconds(child["startDate"]),
+        "StateMachineArn": state_machine_arn(child["stateMachine"]),
+        "Status": child["status"],
+        "StopDate": milliseconds(child["stopDate"]),
+    }
+
+
+def milliseconds(seconds: float) -> int:
+    """A date as the Step Functions integration gives it: milliseconds since 1970."""
+    return round(seconds * 1000)

@@ -1,0 +1,326 @@
+"""Nested executions: a Task that starts another state machine with ``states:startExecution``.
+
+"Start a new AWS Step Functions state machine from a running execution"
+(connect-stepfunctions.html) and "Start workflow executions from a task state"
+(concepts-nested-workflows.html): the request-response task's result is StartExecution's
+response; ``.sync`` records it as TaskSubmitted and waits for the child's end, whose
+DescribeExecution is the result (input and output as JSON text; ``.sync:2`` as JSON values); a
+child that does not succeed fails the task with ``States.TaskFailed``, the description as the
+cause; ``.waitForTaskToken`` waits for the token's answer. The history event sequences follow
+the ones AWS recorded for these integrations (TaskScheduled, TaskStarted, TaskSubmitted,
+TaskSucceeded or TaskFailed, resource ``startExecution.sync``, resource type ``states``).
+
+The same definitions run in the local runner (its ``machines``) and on Redis (an orchestrator
+and a worker in this process).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+import redis
+
+from orchestrator.asl.definition import StateMachine
+from orchestrator.local import LocalRunner
+from orchestrator.runtime.callbacks import send_task_success
+from orchestrator.runtime.client import Client
+from orchestrator.runtime.keys import Keys
+from orchestrator.runtime.loop import Orchestrator
+from orchestrator.settings import Settings
+from tests.runtime_fixtures import LAMBDA, dragon
+from worker.process import task_worker
+
+MACHINE_ARN = "arn:aws:states:us-east-1:000000000000:stateMachine:"
+CHILD = {
+    "StartAt": "Greet",
+    "States": {"Greet": {"Type": "Pass", "Parameters": {"hello.$": "$.who"}, "End": True}},
+}
+FAILING = {
+    "StartAt": "Fail",
+    "States": {"Fail": {"Type": "Fail", "Error": "SomeFailure", "Cause": "it broke"}},
+}
+
+
+def parent(resource: str, target: str = "Child", **parameters: Any) -> dict[str, Any]:
+    """A machine of one task that starts ``target`` with ``resource``."""
+    arguments = {
+        "StateMachineArn": MACHINE_ARN + target,
+        "Input": {"who": "world"},
+        "Name": "kid",
+        **parameters,
+    }
+    task = {
+        "Type": "Task",
+        "Resource": f"arn:aws:states:::states:{resource}",
+        "Parameters": arguments,
+        "End": True,
+    }
+    return {"StartAt": "Start", "States": {"Start": task}}
+
+
+def run_locally(definition: dict[str, Any]) -> Any:
+    machines = {
+        "Child": StateMachine.parse(CHILD, "Child"),
+        "Failing": StateMachine.parse(FAILING, "Failing"),
+    }
+    return LocalRunner(StateMachine.parse(definition, "Parent"), machines=machines).run({})
+
+
+def task_events(history: list[dict[str, Any]]) -> list[tuple[str, str | None, str | None]]:
+    return [
+        (e["type"], e.get("resource"), e.get("resourceType")) for e in history if e["type"].startswith("Task")
+    ]
+
+
+# -- in the local runner -------------------------------------------------------------------------
+
+
+def test_sync_2_waits_for_the_child_and_returns_its_description_with_json_values() -> None:
+    result = run_locally(parent("startExecution.sync:2"))
+
+    assert result.status == "SUCCEEDED"
+    output = result.output
+    assert (output["Input"], output["Output"]) == ({"who": "world"}, {"hello": "world"})
+    assert output["ExecutionArn"] == "arn:aws:states:us-east-1:000000000000:execution:Child:kid"
+    assert (output["Name"], output["Status"], output["StateMachineArn"]) == (
+        "kid",
+        "SUCCEEDED",
+        MACHINE_ARN + "Child",
+    )
+    assert output["InputDetails"] == output["OutputDetails"] == {"Included": True}
+    assert isinstance(output["StartDate"], int) and output["StopDate"] >= output["StartDate"]
+    resource = ("startExecution.sync:2", "states")
+    assert task_events(result.history) == [
+        ("TaskStateEntered", None, None),
+        ("TaskScheduled", *resource),
+        ("TaskStarted", *resource),
+        ("TaskSubmitted", *resource),
+        ("TaskSucceeded", *resource),
+        ("TaskStateExited", None, None),
+    ]
+    submitted = next(e for e in result.history if e["type"] == "TaskSubmitted")
+    assert submitted["output"]["ExecutionArn"] == output["ExecutionArn"]
+
+
+def test_sync_gives_the_childs_input_and_output_as_json_text() -> None:
+    output = run_locally(parent("startExecution.sync")).output
+
+    assert (output["Input"], output["Output"]) == ('{"who":"world"}', '{"hello":"world"}')
+
+
+def test_a_child_that_fails_fails_the_task_with_states_task_failed_and_its_description() -> None:
+    result = run_locally(parent("startExecution.sync", "Failing"))
+
+    assert (result.status, result.error) == ("FAILED", "States.TaskFailed")
+    cause = json.loads(result.cause)
+    assert (cause["Status"], cause["Error"], cause["Cause"]) == ("FAILED", "SomeFailure", "it broke")
+    assert "Output" not in cause
+
+
+def test_request_response_returns_the_start_and_does_not_wait() -> None:
+    result = run_locally(parent("startExecution", "Failing"))
+
+    assert result.status == "SUCCEEDED"  # the child's failure is not the task's
+    assert result.output["ExecutionArn"] == "arn:aws:states:us-east-1:000000000000:execution:Failing:kid"
+    assert result.output["SdkHttpMetadata"]["HttpStatusCode"] == 200
+    assert [e["type"] for e in result.history if e["type"].startswith("Task")][1:4] == [
+        "TaskScheduled",
+        "TaskStarted",
+        "TaskSucceeded",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("definition", "error"),
+    [
+        (parent("startExecution.sync", "Nowhere"), "StepFunctions.StateMachineDoesNotExistException"),
+        (parent("startExecution.sync", Input="{not json"), "StepFunctions.InvalidExecutionInputException"),
+        (parent("startExecution.sync", StateMachineArn="Child"), "StepFunctions.InvalidArnException"),
+        (parent("startExecution.sync", Name="no spaces allowed"), "StepFunctions.InvalidNameException"),
+    ],
+)
+def test_a_start_that_is_refused_fails_the_task_with_the_service_error(definition: dict, error: str) -> None:
+    result = run_locally(definition)
+
+    assert (result.status, result.error) == ("FAILED", error)
+    assert "(Service: AWSStepFunctions; Status Code: 400; Error Code: " in result.cause
+
+
+def test_a_name_started_twice_is_refused_the_second_time() -> None:
+    twice = parent("startExecution.sync:2")
+    twice["States"]["Start"]["Next"] = "Again"
+    del twice["States"]["Start"]["End"]
+    twice["States"]["Again"] = parent("startExecution.sync:2")["States"]["Start"]
+
+    result = run_locally(twice)
+
+    assert (result.status, result.error) == ("FAILED", "StepFunctions.ExecutionAlreadyExistsException")
+
+
+# -- on Redis ------------------------------------------------------------------------------------
+
+
+def run_on_redis(redis_client: redis.Redis, settings: Settings, definition: dict[str, Any]) -> Client:
+    """Start Parent with ``definition`` and drive an orchestrator and a worker until nothing runs."""
+    client = Client(redis_client, settings)
+    client.register_machine("Child", CHILD)
+    client.register_machine("Failing", FAILING)
+    client.register_machine("Parent", definition)
+    client.start_execution("Parent", {}, name="parent")
+    drive_until_nothing_runs(redis_client, settings, client)
+    return client
+
+
+def drive_until_nothing_runs(redis_client: redis.Redis, settings: Settings, client: Client) -> None:
+    orchestrator = Orchestrator(redis_client, settings, "o1")
+    worker = task_worker(redis_client, settings)
+    deadline = time.monotonic() + 30
+    while client.status()["executions"]["RUNNING"]:
+        assert time.monotonic() < deadline, client.status()
+        orchestrator.run_once()
+        worker.work(burst=True, logging_level="WARNING")
+
+
+def test_on_redis_sync_2_runs_a_child_with_a_function_and_returns_its_output(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    child = {
+        "StartAt": "Validate",
+        "States": {"Validate": {"Type": "Task", "Resource": LAMBDA + "ValidateDragon", "End": True}},
+    }
+    client = Client(redis_client, settings)
+    client.register_machine("Validating", child)
+    definition = parent("startExecution.sync:2", "Validating", Input=dragon("Nested"))
+
+    run_on_redis(redis_client, settings, definition)
+
+    described = client.describe("parent")
+    assert described is not None and described["status"] == "SUCCEEDED", described
+    assert described["output"]["Output"] == client.describe("kid")["output"]
+    assert described["output"]["Status"] == "SUCCEEDED"
+    history = client.history("parent")
+    assert [t for t, *_ in task_events(history)][1:5] == [
+        "TaskScheduled",
+        "TaskStarted",
+        "TaskSubmitted",
+        "TaskSucceeded",
+    ]
+    assert client.describe("kid")["stateMachine"] == "Validating"
+
+
+def test_on_redis_a_failing_child_fails_a_sync_task_and_a_catch_takes_it(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    definition = parent("startExecution.sync", "Failing")
+    definition["States"]["Start"]["Catch"] = [{"ErrorEquals": ["States.TaskFailed"], "Next": "Caught"}]
+    definition["States"]["Caught"] = {"Type": "Pass", "End": True}
+
+    client = run_on_redis(redis_client, settings, definition)
+
+    described = client.describe("parent")
+    assert described["status"] == "SUCCEEDED"
+    caught = described["output"]
+    assert caught["Error"] == "States.TaskFailed"
+    assert json.loads(caught["Cause"])["Error"] == "SomeFailure"
+    assert client.describe("kid")["status"] == "FAILED"
+
+
+def test_on_redis_request_response_returns_the_childs_arn_and_the_child_runs(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    client = run_on_redis(redis_client, settings, parent("startExecution"))
+
+    described = client.describe("parent")
+    assert described["output"]["ExecutionArn"] == "arn:aws:states:us-east-1:000000000000:execution:Child:kid"
+    assert client.describe("kid")["output"] == {"hello": "world"}
+
+
+def test_on_redis_a_refused_start_fails_the_task_and_starts_nothing(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    client = run_on_redis(redis_client, settings, parent("startExecution.sync", "Nowhere"))
+
+    described = client.describe("parent")
+    assert (described["status"], described["error"]) == (
+        "FAILED",
+        "StepFunctions.StateMachineDoesNotExistException",
+    )
+    assert client.describe("kid") is None
+
+
+def test_on_redis_a_name_already_taken_is_refused(redis_client: redis.Redis, settings: Settings) -> None:
+    client = Client(redis_client, settings)
+    client.register_machine("Child", CHILD)
+    client.start_execution("Child", {"who": "someone else"}, name="kid")
+
+    run_on_redis(redis_client, settings, parent("startExecution.sync:2"))
+
+    described = client.describe("parent")
+    assert (described["status"], described["error"]) == (
+        "FAILED",
+        "StepFunctions.ExecutionAlreadyExistsException",
+    )
+    assert client.describe("kid")["input"] == {"who": "someone else"}
+
+
+def child_waiting(
+    redis_client: redis.Redis, settings: Settings, definition: dict[str, Any]
+) -> tuple[Client, Orchestrator]:
+    """Parent (``definition``) started, with its child "kid" of Waiting started and waiting an hour."""
+    waiting = {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 3600, "End": True}}}
+    client = Client(redis_client, settings)
+    client.register_machine("Waiting", waiting)
+    client.register_machine("Parent", definition)
+    client.start_execution("Parent", {}, name="parent")
+    orchestrator = Orchestrator(redis_client, settings, "o1")
+    deadline = time.monotonic() + 30
+    while client.describe("kid") is None:
+        assert time.monotonic() < deadline, client.status()
+        orchestrator.run_once()
+    return client, orchestrator
+
+
+def test_on_redis_a_stopped_child_fails_the_task_waiting_for_it(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    client, _ = child_waiting(redis_client, settings, parent("startExecution.sync:2", "Waiting"))
+
+    client.stop_execution("kid", error="Halted", cause="by hand")
+    drive_until_nothing_runs(redis_client, settings, client)
+
+    described = client.describe("parent")
+    assert (described["status"], described["error"]) == ("FAILED", "States.TaskFailed")
+    assert json.loads(described["cause"])["Status"] == "ABORTED"
+
+
+def test_on_redis_wait_for_task_token_hands_the_child_a_token_its_answer_completes(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    definition = parent("startExecution.waitForTaskToken", "Waiting", Input={"token.$": "$$.Task.Token"})
+    client, orchestrator = child_waiting(redis_client, settings, definition)
+
+    send_task_success(
+        redis_client, settings, client.describe("kid")["input"]["token"], {"answered": True}, sealed_only=True
+    )
+    for _ in range(3):
+        orchestrator.run_once()
+
+    assert client.describe("parent")["output"] == {"answered": True}
+
+
+def test_on_redis_a_start_event_that_names_no_parent_is_moved_aside_and_starts_nothing(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    keys = Keys(settings.prefix)
+    Client(redis_client, settings).register_machine("Child", CHILD)
+    forged = {"type": "StartExecution", "execution": "kid", "token": "kid:1", "machine": "Child"}
+    redis_client.xadd(keys.events, {"event": json.dumps(forged)})
+
+    Orchestrator(redis_client, settings, "o1").run_once()
+
+    [(_, moved)] = redis_client.xrange(keys.malformed)
+    assert moved[b"reason"] == b"missing or non-string field(s): parent"
+    assert Client(redis_client, settings).describe("kid") is None
