@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,7 +30,9 @@ from orchestrator.runtime.callbacks import send_task_success
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.loop import Orchestrator
+from orchestrator.runtime.server import RedisServer
 from orchestrator.settings import Settings
+from tests.conformance.stack import running_stack, stack_settings
 from tests.runtime_fixtures import LAMBDA, dragon
 from worker.process import task_worker
 
@@ -324,3 +327,35 @@ def test_on_redis_a_start_event_that_names_no_parent_is_moved_aside_and_starts_n
     [(_, moved)] = redis_client.xrange(keys.malformed)
     assert moved[b"reason"] == b"missing or non-string field(s): parent"
     assert Client(redis_client, settings).describe("kid") is None
+
+
+# -- on a stack of real processes ------------------------------------------------------------------
+
+
+def shout(event: Any, context: Any) -> Any:
+    """A function the stack's worker runs for the child."""
+    return {"loud": str(event["who"]).upper()}
+
+
+@pytest.mark.stack
+def test_on_the_stack_a_sync_child_runs_on_a_worker_and_its_parent_gets_its_output(
+    redis_server: RedisServer, tmp_path: Path
+) -> None:
+    settings, env = stack_settings(redis_server.url, "nested")
+    with running_stack(settings, env, [Path(__file__).resolve()], tmp_path, workers=1) as stack:
+        child = {
+            "StartAt": "Shout",
+            "States": {"Shout": {"Type": "Task", "Resource": LAMBDA + "shout", "End": True}},
+        }
+        stack.client.register_machine("Shouting", child)
+        definition = parent("startExecution.sync:2", "Shouting", Input={"who.$": "$.who"})
+        definition["States"]["Start"]["Parameters"].pop("Name")  # a new UUID for each child
+        definition["States"]["Start"]["OutputPath"] = "$.Output"
+        stack.client.register_machine("Parent", definition)
+
+        names = [stack.client.start_execution("Parent", {"who": f"dragon {i}"}) for i in range(20)]
+
+        described = [stack.client.wait(name, timeout=60) for name in names]
+        children = [e for e in stack.client.list_executions(limit=100) if e["stateMachine"] == "Shouting"]
+    assert [d["output"] for d in described] == [{"loud": f"DRAGON {i}"} for i in range(20)]
+    assert len(children) == 20 and {c["status"] for c in children} == {"SUCCEEDED"}

@@ -210,6 +210,110 @@ def test_a_callback_answered_after_its_timeout_was_due_times_out() -> None:
     assert (late.execution["status"], late.execution["error"]) == ("FAILED", "States.Timeout")
 
 
+# -- when a report arrived, not when it was taken --------------------------------------------
+
+
+def test_an_outcome_that_arrived_in_time_is_the_tasks_however_late_it_is_taken() -> None:
+    """The orchestrators were away when the timeout came due; the result had come before it."""
+    machine, step, task, _ = started_with_timeout(lambda_task(TimeoutSeconds=5))
+
+    taken = advance(
+        machine,
+        step.execution,
+        {"type": "TaskSucceeded", "token": task["token"], "output": 1, "arrivedAt": 4.0},
+        600.0,
+    )
+
+    assert (taken.execution["status"], taken.execution["output"]) == ("SUCCEEDED", 1)
+
+
+def test_an_arrival_stamped_after_it_was_taken_counts_as_taken() -> None:
+    assert arrival({"type": "TaskSucceeded", "arrivedAt": 9.0}, 6.0) == 6.0
+    assert arrival({"type": "TaskSucceeded", "arrivedAt": "4"}, 6.0) == 6.0
+    assert arrival({"type": "TaskSucceeded", "arrivedAt": -1.0}, 6.0) == 6.0
+    assert arrival({"type": "TaskSucceeded"}, 6.0) == 6.0
+    assert arrival({"type": "TaskSucceeded", "arrivedAt": 4.0}, 6.0) == 4.0
+
+
+def heartbeat_task(**fields: Any) -> dict[str, Any]:
+    """A callback task that must hear a heartbeat every 3 s (its clock starts as it is scheduled)."""
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        "Parameters": {"QueueUrl": "q", "MessageBody": {"token.$": "$$.Task.Token"}},
+        "HeartbeatSeconds": 3,
+        "End": True,
+        **fields,
+    }
+
+
+def answered(events: list[dict[str, Any]], state: dict[str, Any], taken_at: float) -> Any:
+    """The step after ``events`` (each with the task's token added) are taken at ``taken_at``."""
+    machine, step, _, _ = started_with_timeout(state)
+    token = step.execution["threads"]["0"]["tokens"][0]
+    execution, history = step.execution, []
+    for event in events:
+        step = advance(machine, execution, {**event, "token": token}, taken_at)
+        execution, history = step.execution, history + step.history
+    return execution, history
+
+
+def test_an_outcome_that_arrived_after_the_heartbeat_was_due_is_a_heartbeat_timeout() -> None:
+    execution, history = answered(
+        [{"type": "TaskSucceeded", "output": 1, "arrivedAt": 4.0}], heartbeat_task(), 4.5
+    )
+
+    assert (execution["status"], execution["error"]) == ("FAILED", "States.HeartbeatTimeout")
+    assert [e["type"] for e in history][-2:] == ["TaskTimedOut", "ExecutionFailed"]
+
+
+def test_heartbeats_that_arrived_in_time_keep_the_task_however_late_they_are_taken() -> None:
+    beats = [{"type": "TaskHeartbeat", "arrivedAt": at} for at in (2.0, 4.5, 7.0)]
+    outcome = {"type": "TaskSucceeded", "output": 1, "arrivedAt": 9.5}
+
+    execution, _ = answered([*beats, outcome], heartbeat_task(), 60.0)
+
+    assert (execution["status"], execution["output"]) == ("SUCCEEDED", 1)
+
+
+def test_a_heartbeat_that_arrived_too_late_is_a_heartbeat_timeout() -> None:
+    beats = [{"type": "TaskHeartbeat", "arrivedAt": at} for at in (2.0, 5.5)]  # 3.5 s apart
+
+    execution, _ = answered(beats, heartbeat_task(), 6.0)
+
+    assert (execution["status"], execution["error"]) == ("FAILED", "States.HeartbeatTimeout")
+
+
+def test_an_outcome_past_both_deadlines_fails_with_the_one_that_ended_first() -> None:
+    outcome = [{"type": "TaskSucceeded", "output": 1, "arrivedAt": 12.0}]
+
+    missed_heartbeat, _ = answered(outcome, heartbeat_task(TimeoutSeconds=10), 12.0)
+    beats = [{"type": "TaskHeartbeat", "arrivedAt": at} for at in (2.0, 4.0, 6.0, 8.0, 10.0)]
+    missed_timeout, _ = answered([*beats, *outcome], heartbeat_task(TimeoutSeconds=9), 12.0)
+
+    assert missed_heartbeat["error"] == "States.HeartbeatTimeout"
+    assert missed_timeout["error"] == "States.Timeout"
+
+
+def test_on_redis_a_report_that_arrived_in_time_is_the_tasks_though_taken_past_the_timeout(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    """The orchestrators judge a report by when it reached the event stream, by Redis's clock."""
+    client = Client(redis_client, settings)
+    state = {"Type": "Task", "Resource": LAMBDA + "ValidateDragon", "TimeoutSeconds": 30, "End": True}
+    client.register_machine("Timed", {"StartAt": "Call", "States": {"Call": state}})
+    name = client.start_execution("Timed", dragon("Prompt"))
+    task_worker(redis_client, settings).work(burst=True, logging_level="WARNING")
+
+    # Taken a minute later: the orchestrators were away when the timeout came due.
+    away = Orchestrator(redis_client, settings, "o1", clock=lambda: time.time() + 60)
+    for _ in range(3):
+        away.run_once()
+
+    described = client.describe(name)
+    assert described is not None and described["status"] == "SUCCEEDED", described
+
+
 # -- on a real stack ---------------------------------------------------------------------------
 
 
@@ -318,107 +422,3 @@ def test_a_function_that_outlives_lambdas_own_timeout_fails_with_sandbox_timedou
     )
     assert kinds(result)[-2:] == ["LambdaFunctionFailed", "ExecutionFailed"]
     assert result.history[-1]["timestamp"] == 900.0
-
-
-# -- when a report arrived, not when it was taken --------------------------------------------
-
-
-def test_an_outcome_that_arrived_in_time_is_the_tasks_however_late_it_is_taken() -> None:
-    """The orchestrators were away when the timeout came due; the result had come before it."""
-    machine, step, task, _ = started_with_timeout(lambda_task(TimeoutSeconds=5))
-
-    taken = advance(
-        machine,
-        step.execution,
-        {"type": "TaskSucceeded", "token": task["token"], "output": 1, "arrivedAt": 4.0},
-        600.0,
-    )
-
-    assert (taken.execution["status"], taken.execution["output"]) == ("SUCCEEDED", 1)
-
-
-def test_an_arrival_stamped_after_it_was_taken_counts_as_taken() -> None:
-    assert arrival({"type": "TaskSucceeded", "arrivedAt": 9.0}, 6.0) == 6.0
-    assert arrival({"type": "TaskSucceeded", "arrivedAt": "4"}, 6.0) == 6.0
-    assert arrival({"type": "TaskSucceeded", "arrivedAt": -1.0}, 6.0) == 6.0
-    assert arrival({"type": "TaskSucceeded"}, 6.0) == 6.0
-    assert arrival({"type": "TaskSucceeded", "arrivedAt": 4.0}, 6.0) == 4.0
-
-
-def heartbeat_task(**fields: Any) -> dict[str, Any]:
-    """A callback task that must hear a heartbeat every 3 s (its clock starts as it is scheduled)."""
-    return {
-        "Type": "Task",
-        "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
-        "Parameters": {"QueueUrl": "q", "MessageBody": {"token.$": "$$.Task.Token"}},
-        "HeartbeatSeconds": 3,
-        "End": True,
-        **fields,
-    }
-
-
-def answered(events: list[dict[str, Any]], state: dict[str, Any], taken_at: float) -> Any:
-    """The step after ``events`` (each with the task's token added) are taken at ``taken_at``."""
-    machine, step, _, _ = started_with_timeout(state)
-    token = step.execution["threads"]["0"]["tokens"][0]
-    execution, history = step.execution, []
-    for event in events:
-        step = advance(machine, execution, {**event, "token": token}, taken_at)
-        execution, history = step.execution, history + step.history
-    return execution, history
-
-
-def test_an_outcome_that_arrived_after_the_heartbeat_was_due_is_a_heartbeat_timeout() -> None:
-    execution, history = answered(
-        [{"type": "TaskSucceeded", "output": 1, "arrivedAt": 4.0}], heartbeat_task(), 4.5
-    )
-
-    assert (execution["status"], execution["error"]) == ("FAILED", "States.HeartbeatTimeout")
-    assert [e["type"] for e in history][-2:] == ["TaskTimedOut", "ExecutionFailed"]
-
-
-def test_heartbeats_that_arrived_in_time_keep_the_task_however_late_they_are_taken() -> None:
-    beats = [{"type": "TaskHeartbeat", "arrivedAt": at} for at in (2.0, 4.5, 7.0)]
-    outcome = {"type": "TaskSucceeded", "output": 1, "arrivedAt": 9.5}
-
-    execution, _ = answered([*beats, outcome], heartbeat_task(), 60.0)
-
-    assert (execution["status"], execution["output"]) == ("SUCCEEDED", 1)
-
-
-def test_a_heartbeat_that_arrived_too_late_is_a_heartbeat_timeout() -> None:
-    beats = [{"type": "TaskHeartbeat", "arrivedAt": at} for at in (2.0, 5.5)]  # 3.5 s apart
-
-    execution, _ = answered(beats, heartbeat_task(), 6.0)
-
-    assert (execution["status"], execution["error"]) == ("FAILED", "States.HeartbeatTimeout")
-
-
-def test_an_outcome_past_both_deadlines_fails_with_the_one_that_ended_first() -> None:
-    outcome = [{"type": "TaskSucceeded", "output": 1, "arrivedAt": 12.0}]
-
-    missed_heartbeat, _ = answered(outcome, heartbeat_task(TimeoutSeconds=10), 12.0)
-    beats = [{"type": "TaskHeartbeat", "arrivedAt": at} for at in (2.0, 4.0, 6.0, 8.0, 10.0)]
-    missed_timeout, _ = answered([*beats, *outcome], heartbeat_task(TimeoutSeconds=9), 12.0)
-
-    assert missed_heartbeat["error"] == "States.HeartbeatTimeout"
-    assert missed_timeout["error"] == "States.Timeout"
-
-
-def test_on_redis_a_report_that_arrived_in_time_is_the_tasks_though_taken_past_the_timeout(
-    redis_client: redis.Redis, settings: Settings
-) -> None:
-    """The orchestrators judge a report by when it reached the event stream, by Redis's clock."""
-    client = Client(redis_client, settings)
-    state = {"Type": "Task", "Resource": LAMBDA + "ValidateDragon", "TimeoutSeconds": 30, "End": True}
-    client.register_machine("Timed", {"StartAt": "Call", "States": {"Call": state}})
-    name = client.start_execution("Timed", dragon("Prompt"))
-    task_worker(redis_client, settings).work(burst=True, logging_level="WARNING")
-
-    # Taken a minute later: the orchestrators were away when the timeout came due.
-    away = Orchestrator(redis_client, settings, "o1", clock=lambda: time.time() + 60)
-    for _ in range(3):
-        away.run_once()
-
-    described = client.describe(name)
-    assert described is not None and described["status"] == "SUCCEEDED", described
