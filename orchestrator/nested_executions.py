@@ -30,6 +30,9 @@ START_EXECUTION = "StartExecution"
 """The event an orchestrator takes a child's start from (keyed by the child's name)."""
 PARENT_TASK = "parentTask"
 """The child's field naming the .sync task that waits on its end: execution, token, sync."""
+SYNC_CHILDREN = "syncChildren"
+"""The parent's field naming the child each of its .sync tasks waits on, by the task's token:
+a child its task no longer waits for (timed out, or its execution ended) is stopped."""
 
 
 @dataclass(frozen=True, slots=True)

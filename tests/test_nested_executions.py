@@ -299,6 +299,27 @@ def test_on_redis_a_stopped_child_fails_the_task_waiting_for_it(
     assert json.loads(described["cause"])["Status"] == "ABORTED"
 
 
+@pytest.mark.parametrize("ends", ["parent stopped", "task timed out"])
+def test_on_redis_a_child_its_sync_task_no_longer_waits_for_is_stopped(
+    redis_client: redis.Redis, settings: Settings, ends: str
+) -> None:
+    definition = parent("startExecution.sync:2", "Waiting")
+    definition["States"]["Start"]["TimeoutSeconds"] = 60
+    client, orchestrator = child_waiting(redis_client, settings, definition)
+
+    if ends == "parent stopped":
+        client.stop_execution("parent")
+    else:
+        orchestrator = Orchestrator(redis_client, settings, "o2", clock=lambda: time.time() + 61)
+    for _ in range(4):
+        orchestrator.run_once()
+
+    assert client.describe("parent")["status"] == ("ABORTED" if ends == "parent stopped" else "FAILED")
+    child = client.describe("kid")
+    assert child["status"] == "ABORTED"
+    assert child["cause"] == "its parent execution parent no longer waits for it"
+
+
 def test_on_redis_wait_for_task_token_hands_the_child_a_token_its_answer_completes(
     redis_client: redis.Redis, settings: Settings
 ) -> None:

@@ -116,6 +116,9 @@ def settle(machine: StateMachine, transition: Transition, step: engine.Step, now
                     # Started by an orchestrator as it takes the request (runtime.nested), which
                     # reports back to this task.
                     transition.child_starts.append((request, action["token"]))
+                    if request.sync:
+                        children = transition.execution.setdefault(nested_executions.SYNC_CHILDREN, {})
+                        children[action["token"]] = request.name
                 else:
                     refusal = {**request, "token": action["token"]}
                     steps.append(engine.advance(machine, transition.execution, refusal, now))
@@ -197,6 +200,7 @@ def record(commit: Commit, transition: Transition, version: int, settings: Setti
     """
     _seal_handed_tokens(commit, transition)
     execution = transition.execution
+    _stop_abandoned_children(commit, execution)
     count_transition(commit.counts, transition)  # metrics
     commit.save_execution(execution, version + 1)
     commit.append_history(execution["name"], transition.history)
@@ -226,6 +230,24 @@ def record(commit: Commit, transition: Transition, version: int, settings: Setti
         report = nested_executions.ended(execution, int(parent.get("sync", 1)))
         report |= {"execution": parent.get("execution"), "token": parent.get("token")}
         commit.add_stream_entry(commit.keys.events, {EVENT_FIELD: json.dumps(report)})
+
+
+def _stop_abandoned_children(commit: Commit, execution: dict[str, Any]) -> None:
+    """Stop each child a .sync task no longer waits for: it timed out, or its execution ended.
+
+    A child that ended itself, its report having ended the task, finds the stop too late and
+    ignores it.
+    """
+    children = execution.get(nested_executions.SYNC_CHILDREN)
+    if not children:
+        return
+    waiting = execution.get("tokens", {})
+    for token in [token for token in children if token not in waiting]:
+        cause = f"its parent execution {execution['name']} no longer waits for it"
+        stop = {"type": "StopExecution", "execution": children.pop(token), "error": None, "cause": cause}
+        commit.add_stream_entry(commit.keys.events, {EVENT_FIELD: json.dumps(stop)})
+    if not children:
+        del execution[nested_executions.SYNC_CHILDREN]
 
 
 def start_event(parent: dict[str, Any], request: nested_executions.ChildStart, token: str) -> dict[str, Any]:
