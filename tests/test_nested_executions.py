@@ -28,6 +28,7 @@ from orchestrator.asl.definition import StateMachine
 from orchestrator.local import LocalRunner
 from orchestrator.runtime.callbacks import send_task_success
 from orchestrator.runtime.client import Client
+from orchestrator.runtime.doctor import check
 from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.loop import Orchestrator
 from orchestrator.runtime.server import RedisServer
@@ -41,6 +42,7 @@ CHILD = {
     "StartAt": "Greet",
     "States": {"Greet": {"Type": "Pass", "Parameters": {"hello.$": "$.who"}, "End": True}},
 }
+WAITING = {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 3600, "End": True}}}
 FAILING = {
     "StartAt": "Fail",
     "States": {"Fail": {"Type": "Fail", "Error": "SomeFailure", "Cause": "it broke"}},
@@ -273,9 +275,8 @@ def child_waiting(
     redis_client: redis.Redis, settings: Settings, definition: dict[str, Any]
 ) -> tuple[Client, Orchestrator]:
     """Parent (``definition``) started, with its child "kid" of Waiting started and waiting an hour."""
-    waiting = {"StartAt": "Wait", "States": {"Wait": {"Type": "Wait", "Seconds": 3600, "End": True}}}
     client = Client(redis_client, settings)
-    client.register_machine("Waiting", waiting)
+    client.register_machine("Waiting", WAITING)
     client.register_machine("Parent", definition)
     client.start_execution("Parent", {}, name="parent")
     orchestrator = Orchestrator(redis_client, settings, "o1")
@@ -297,6 +298,20 @@ def test_on_redis_a_stopped_child_fails_the_task_waiting_for_it(
     described = client.describe("parent")
     assert (described["status"], described["error"]) == ("FAILED", "States.TaskFailed")
     assert json.loads(described["cause"])["Status"] == "ABORTED"
+
+
+def test_on_redis_the_doctor_counts_a_running_child_as_what_moves_its_sync_parent(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    definition = parent("startExecution.sync:2", "Waiting")
+    client = Client(redis_client, settings)
+    client.register_machine("Waiting", WAITING)
+    client.register_machine("Parent", definition)
+    client.start_execution("Parent", {}, name="parent")
+    asked = check(redis_client, settings)  # the child's start is still on the event stream
+    child_waiting(redis_client, settings, definition)  # the child runs
+
+    assert asked == check(redis_client, settings) == []
 
 
 @pytest.mark.parametrize("ends", ["parent stopped", "task timed out"])

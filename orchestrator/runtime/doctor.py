@@ -43,11 +43,12 @@ from typing import Any
 
 import redis
 
+from orchestrator.nested_executions import PARENT_TASK
 from orchestrator.protocol.decoding import loads, lossless_text
 from orchestrator.runtime import movers
 from orchestrator.runtime.histories import MAGIC, MalformedHistory, compacted_length
 from orchestrator.runtime.keys import FINISHED_STATUSES, STATUSES, Keys
-from orchestrator.runtime.movers import find_movers, glob_escape, json_object
+from orchestrator.runtime.movers import add_waited_on_children, find_movers, glob_escape, json_object
 from orchestrator.settings import Settings
 
 ERROR, WARNING = "error", "warning"
@@ -287,6 +288,7 @@ class Doctor:
     def stuck(self, running: dict[str, dict[str, Any]]) -> list[Problem]:
         """RUNNING executions that nothing will move, confirmed by a second read (see the docstring)."""
         first = find_movers(self.redis, self.keys, set(running))
+        add_waited_on_children(first, set(running), running)
         suspects = [name for name, execution in running.items() if not movers.waiting(execution, first).moves]
         if not suspects:
             return []
@@ -296,6 +298,7 @@ class Doctor:
             if s.execution is not None and s.execution["status"] == "RUNNING"
         }
         second = find_movers(self.redis, self.keys, set(again))
+        add_waited_on_children(second, set(again), running)
         versions = self.versions(list(again))
         aside = moved_aside_by_execution(self.redis, self.keys, set(again))
         problems = []
@@ -442,7 +445,10 @@ def slim(execution: dict[str, Any] | None) -> dict[str, Any]:
         for thread_id, thread in (threads.items() if isinstance(threads, dict) else [])
         if isinstance(thread, dict)
     }
-    return {"name": execution["name"], "tokens": execution.get("tokens") or {}, "threads": states}
+    slimmed = {"name": execution["name"], "tokens": execution.get("tokens") or {}, "threads": states}
+    if PARENT_TASK in execution:
+        slimmed[PARENT_TASK] = execution[PARENT_TASK]
+    return slimmed
 
 
 def integer(raw: Any) -> int | None:

@@ -8,7 +8,9 @@ Something answers a token when it holds it on its way to the orchestrators:
 - a task's lease for the token in the leases zset (the TaskFailed its worker's silence turns
   into), or a member of the timers zset for it: a TimerFired event, or a lease stored there
   by an earlier version (a ready-made TaskFailed event);
-- an entry on the events stream (unread, or read and not yet committed) for the token.
+- an entry on the events stream (unread, or read and not yet committed) for the token;
+- a nested execution a ``.sync`` task waits on: its StartExecution event on the events stream,
+  then the running child itself (its ``parentTask``), whose end reports to the task.
 
 A StopExecution entry on the events stream answers the whole execution.
 
@@ -27,6 +29,7 @@ from typing import Any
 
 import redis
 
+from orchestrator.nested_executions import PARENT_TASK
 from orchestrator.protocol.decoding import loads, lossless_text
 from orchestrator.protocol.keys import EVENT_FIELD
 from orchestrator.runtime.keys import Keys
@@ -79,9 +82,17 @@ def find_movers(redis_client: redis.Redis, keys: Keys, names: set[str]) -> Mover
         event = json_object(fields.get(EVENT_FIELD.encode(), b""))
         if event.get("type") == "StopExecution" and event.get("execution") in names:
             movers.stopping.add(event["execution"])
+        elif event.get("type") == "StartExecution":
+            add_token(movers, names, {"execution": event.get("parent"), "token": event.get("token")})
         else:
             add_token(movers, names, event)
     return movers
+
+
+def add_waited_on_children(movers: Movers, names: set[str], running: dict[str, dict[str, Any]]) -> None:
+    """Count each running child as what moves the .sync task waiting on it (its ``parentTask``)."""
+    for execution in running.values():
+        add_token(movers, names, execution.get(PARENT_TASK))
 
 
 def waiting(execution: dict[str, Any], movers: Movers) -> Waiting:
