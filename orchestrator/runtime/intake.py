@@ -139,7 +139,6 @@ class EventIntake:
             if event is None:
                 malformed.append((entry_id, fields, reason, 1))
             else:
-                event[ARRIVED_AT] = arrived_at(entry_id)
                 events.append((entry_id, event))
         self.move_aside(malformed)
         return events
@@ -155,13 +154,14 @@ class EventIntake:
         pipe.execute()
 
 
-def arrived_at(entry_id: str) -> float:
-    """When an entry reached the stream, by Redis's clock: its id's milliseconds, in seconds.
+def stamped(entry_id: str, event: dict[str, Any]) -> dict[str, Any]:
+    """``event`` as the core takes it: with when its entry reached the stream, by Redis's clock.
 
-    The orchestrators judge a report's deadlines by it (the core's ``arrival``), not by when
-    they took it: a report that came in time is on time, however late it was read.
+    The entry id's milliseconds: the core judges a report's deadlines by it (``arrival``), not
+    by when an orchestrator took it, so a report that came in time is on time however late it
+    was read. The event itself stays as it was sent, wherever it is moved aside or replayed.
     """
-    return int(entry_id.split("-", 1)[0]) / 1000
+    return {**event, ARRIVED_AT: int(entry_id.split("-", 1)[0]) / 1000}
 
 
 def parse_event(fields: dict[Any, Any]) -> tuple[dict[str, Any] | None, str]:

@@ -26,7 +26,6 @@ from typing import Any
 import redis
 
 from orchestrator.asl import errors
-from orchestrator.asl.execution import ARRIVED_AT
 from orchestrator.nested_executions import START_EXECUTION
 from orchestrator.protocol.faults import skew_wall_clock
 from orchestrator.protocol.hops import HOPS
@@ -39,7 +38,7 @@ from orchestrator.runtime import heartbeats, transitions
 from orchestrator.runtime.clock import RedisClock
 from orchestrator.runtime.faults import FaultPoints
 from orchestrator.runtime.history_compaction import HistoryCompaction
-from orchestrator.runtime.intake import EVENT_BATCH, Entry, Event, EventIntake, stream_batches
+from orchestrator.runtime.intake import EVENT_BATCH, Entry, Event, EventIntake, stamped, stream_batches
 from orchestrator.runtime.keys import GROUP, Keys
 from orchestrator.runtime.lone_failures import LoneFailures, blames_shared_keys, halves, is_server_state
 from orchestrator.runtime.machines import MachineCache, register_shipped_machines, restore_shipped_machines
@@ -552,22 +551,20 @@ class Orchestrator:
         if execution is None:
             reason = f"no execution named {name!r}"
             for entry_id, event in batch:
-                # As it was sent: the arrival the intake stamped on it is the stream's, not the event's.
-                sent = {key: value for key, value in event.items() if key != ARRIVED_AT}
                 commit.add_stream_entry(
                     self.keys.malformed,
                     {
                         "stream": self.keys.events,
                         "id": entry_id,
                         "reason": reason,
-                        "fields": json.dumps({EVENT_FIELD: json.dumps(sent)}),
+                        "fields": json.dumps({EVENT_FIELD: json.dumps(event)}),
                     },
                 )
             return None
         if execution["status"] != "RUNNING":
             return None  # late reports for a finished execution change nothing
         commit.expect_version(name, version)
-        transition = self.transition(execution, [event for _, event in batch])
+        transition = self.transition(execution, [stamped(entry_id, event) for entry_id, event in batch])
         transitions.record(commit, transition, version, self.settings)
         return transition
 
