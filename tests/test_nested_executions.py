@@ -256,19 +256,54 @@ def test_on_redis_a_refused_start_fails_the_task_and_starts_nothing(
     assert client.describe("kid") is None
 
 
-def test_on_redis_a_name_already_taken_is_refused(redis_client: redis.Redis, settings: Settings) -> None:
+def test_on_redis_a_name_already_taken_is_refused_and_its_execution_left_alone(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
     client = Client(redis_client, settings)
+    client.register_machine("Waiting", WAITING)
+    client.start_execution("Waiting", {"who": "someone else"}, name="kid")
     client.register_machine("Child", CHILD)
-    client.start_execution("Child", {"who": "someone else"}, name="kid")
+    client.register_machine("Parent", parent("startExecution.sync:2"))
+    client.start_execution("Parent", {}, name="parent")
 
-    run_on_redis(redis_client, settings, parent("startExecution.sync:2"))
+    orchestrator = Orchestrator(redis_client, settings, "o1")
+    deadline = time.monotonic() + 30
+    while client.describe("parent")["status"] == "RUNNING":
+        assert time.monotonic() < deadline, client.status()
+        orchestrator.run_once()
+    for _ in range(3):  # anything the parent's end asked for is taken too
+        orchestrator.run_once()
 
     described = client.describe("parent")
     assert (described["status"], described["error"]) == (
         "FAILED",
         "StepFunctions.ExecutionAlreadyExistsException",
     )
-    assert client.describe("kid")["input"] == {"who": "someone else"}
+    kid = client.describe("kid")
+    assert (kid["stateMachine"], kid["status"], kid["input"]) == (
+        "Waiting",
+        "RUNNING",
+        {"who": "someone else"},
+    )
+
+
+def test_on_redis_a_parent_stopped_as_its_child_starts_leaves_nothing_running(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    client = Client(redis_client, settings)
+    client.register_machine("Waiting", WAITING)
+    client.register_machine("Parent", parent("startExecution.sync:2", "Waiting"))
+    client.start_execution("Parent", {}, name="parent")
+    client.stop_execution("parent")  # read in the same batch as the child's start
+
+    orchestrator = Orchestrator(redis_client, settings, "o1")
+    for _ in range(4):
+        orchestrator.run_once()
+
+    assert client.describe("parent")["status"] == "ABORTED"
+    kid = client.describe("kid")
+    assert kid is None or kid["status"] == "ABORTED", kid
+    assert check(redis_client, settings) == []
 
 
 def child_waiting(

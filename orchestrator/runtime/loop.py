@@ -543,6 +543,8 @@ class Orchestrator:
             commit.ack(self.keys.events, entry_id)
         starts = [event for _, event in batch if event["type"] == START_EXECUTION]
         if starts:
+            if execution is None and any(event["type"] == "StopExecution" for _, event in batch):
+                return None  # its .sync task gave up on it before it started: it never starts
             now = self.clock()
             started = take_starts(commit, name, starts, execution, self.machines.get, self.settings, now)
             batch = [(entry_id, event) for entry_id, event in batch if event["type"] != START_EXECUTION]

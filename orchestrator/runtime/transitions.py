@@ -81,9 +81,23 @@ def apply(
     """Feed ``events`` to a running execution, in order, settling each step."""
     transition = Transition(execution, execution["status"])
     for event in events:
+        if event.get("type") in ("TaskSucceeded", "TaskFailed"):
+            _forget_answered_child(transition.execution, event.get("token"))
         step = engine.advance(machine, transition.execution, event, now)
         settle(machine, transition, step, now)
     return transition
+
+
+def _forget_answered_child(execution: dict[str, Any], token: Any) -> None:
+    """A .sync task's outcome came (its child's end, or its start's refusal): no child to stop.
+
+    A refused start names a child that does not exist, or one that is someone else's.
+    """
+    children = execution.get(nested_executions.SYNC_CHILDREN)
+    if children and token in children:
+        del children[token]
+        if not children:
+            del execution[nested_executions.SYNC_CHILDREN]
 
 
 def settle(machine: StateMachine, transition: Transition, step: engine.Step, now: float) -> None:
@@ -233,11 +247,7 @@ def record(commit: Commit, transition: Transition, version: int, settings: Setti
 
 
 def _stop_abandoned_children(commit: Commit, execution: dict[str, Any]) -> None:
-    """Stop each child a .sync task no longer waits for: it timed out, or its execution ended.
-
-    A child that ended itself, its report having ended the task, finds the stop too late and
-    ignores it.
-    """
+    """Stop each child a .sync task no longer waits for: it timed out, or its execution ended."""
     children = execution.get(nested_executions.SYNC_CHILDREN)
     if not children:
         return
