@@ -295,6 +295,39 @@ def test_an_outcome_past_both_deadlines_fails_with_the_one_that_ended_first() ->
     assert missed_timeout["error"] == "States.Timeout"
 
 
+def started_with_execution_timeout() -> tuple[StateMachine, Any, dict[str, Any]]:
+    """An execution of one task, its machine's own TimeoutSeconds 5, started at 0 s; its task."""
+    definition = {"StartAt": "T", "TimeoutSeconds": 5, "States": {"T": lambda_task()}}
+    machine = StateMachine.parse(definition, "ExecutionTimeout")
+    step = start_execution(machine, "e", {}, 0.0)
+    return machine, step, next(a for a in step.actions if a["type"] == "RunTask")
+
+
+@pytest.mark.parametrize(
+    ("arrived", "status"), [(4.0, "SUCCEEDED"), (6.0, "TIMED_OUT")], ids=["in time", "too late"]
+)
+def test_a_report_is_judged_against_the_executions_own_timeout_by_when_it_arrived(
+    arrived: float, status: str
+) -> None:
+    """ "TimeoutSeconds: the maximum number of seconds an execution of the state machine can run"
+    (the Amazon States Language): an execution past it has timed out, whatever came after."""
+    machine, step, task = started_with_execution_timeout()
+    report = {"type": "TaskSucceeded", "token": task["token"], "output": 1, "arrivedAt": arrived}
+
+    taken = advance(machine, step.execution, report, 30.0)
+
+    assert taken.execution["status"] == status
+    assert [e["type"] for e in taken.history][-1] == f"Execution{status.title().replace('_', '')}"
+
+
+def test_a_stop_that_arrived_after_the_execution_timed_out_finds_it_timed_out() -> None:
+    machine, step, _ = started_with_execution_timeout()
+
+    taken = advance(machine, step.execution, {"type": "StopExecution", "arrivedAt": 7.0}, 8.0)
+
+    assert taken.execution["status"] == "TIMED_OUT"
+
+
 def test_on_redis_a_report_that_arrived_in_time_is_the_tasks_though_taken_past_the_timeout(
     redis_client: redis.Redis, settings: Settings
 ) -> None:

@@ -28,6 +28,7 @@ from orchestrator.asl.execution import (
     Thread,
     TimerKind,
     TokenKind,
+    arrival,
     state_machine_arn,
 )
 from orchestrator.asl.fork_states import child_failed, child_succeeded
@@ -337,6 +338,9 @@ class Run:
             self.finish(FAILED, error=RUNTIME, cause=HISTORY_LIMIT_CAUSE)
 
     def _handle(self, event: Event) -> None:
+        if self._arrived_past_timeout(event):
+            self.time_out()
+            return
         if event.get("type") == "StopExecution":
             self.stop(event.get("error"), event.get("cause"))
             return
@@ -357,6 +361,19 @@ class Run:
         if thread is None:
             return
         resume(self, thread, kind, event)
+
+    def _arrived_past_timeout(self, event: Event) -> bool:
+        """Whether ``event`` arrived after the execution's own TimeoutSeconds ended.
+
+        The execution had timed out by then, as on AWS, though the event was taken before the
+        timeout's timer fired (the orchestrators were away or busy when it came due). Timers are
+        judged by their due times instead; a redriven execution's first deadline has passed.
+        """
+        timeout = self.machine.timeout_seconds
+        execution = self.execution
+        if not timeout or event.get("type") == "TimerFired" or execution.get("redriveCount"):
+            return False
+        return arrival(event, self.now) > execution["startDate"] + timeout
 
     def goto(self, thread: Thread, next_state: str, output: Any) -> None:
         thread["state"] = next_state
