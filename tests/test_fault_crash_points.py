@@ -80,13 +80,16 @@ def produce(env: dict[str, str], tmp_path: Path, count: int = RECORDS) -> None:
 
 
 def assert_each_execution_ended_exactly_once(
-    redis_client: redis.Redis, settings: Settings, count: int = RECORDS
+    redis_client: redis.Redis, settings: Settings, count: int = RECORDS, executions_per_record: int = 1
 ) -> None:
-    """Each of the ``count`` produced records ran once, stored its dragon once and was announced once."""
+    """Each of the ``count`` produced records ran once, stored its dragon once and was announced once.
+
+    Each record made ``executions_per_record`` executions (a parent and its nested child: 2).
+    """
     client, keys = Client(redis_client, settings), Keys(settings.prefix)
-    executions = client.list_executions(limit=10 * count)
-    assert len(executions) == count
-    assert Counter(e["status"] for e in executions) == {"SUCCEEDED": count}
+    executions = client.list_executions(limit=10 * count * executions_per_record)
+    assert len(executions) == count * executions_per_record
+    assert Counter(e["status"] for e in executions) == {"SUCCEEDED": count * executions_per_record}
     for execution in executions:
         history = client.history(execution["name"])
         types = Counter(e["type"] for e in history)
