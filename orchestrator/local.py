@@ -64,6 +64,9 @@ class LocalResult:
 
 # What a function name runs: the function (None when there is none), its ARN, its virtual duration.
 _Target = tuple[Function | None, str, float]
+# How deep executions started by executions may nest here: each level runs inside its parent's
+# call, so a machine that starts itself without end would exhaust Python's stack instead.
+MAX_NESTING = 20
 
 
 class LocalRunner:
@@ -85,6 +88,7 @@ class LocalRunner:
         self.machines: Mapping[str, StateMachine] = MappingProxyType(dict(machines or {}))
         self._children: dict[str, LocalRunner] = {}
         self._child_names: set[str] = set()
+        self._depth = 0  # how many executions this runner's executions were started by
         # Execution names are UUID-shaped and unique: one random prefix, then a count,
         # which costs far less than a fresh UUID for every execution.
         self._name_prefix = str(uuid.uuid4())[:24]
@@ -145,6 +149,12 @@ class LocalRunner:
         machine = self.machines.get(request.machine)
         if machine is None:
             return [(now, {**nested_executions.machine_missing(request.machine), "token": token})]
+        if self._depth >= MAX_NESTING:
+            cause = (
+                f"the local runner runs executions started by executions at most {MAX_NESTING} deep;"
+                f" starting {request.machine!r} would go deeper (a machine that starts itself without end?)"
+            )
+            return [(now, {"type": "TaskFailed", "error": "States.Runtime", "cause": cause, "token": token})]
         if request.name in self._child_names:
             refusal = nested_executions.already_exists(request.machine, request.name)
             return [(now, {**refusal, "token": token})]
@@ -153,6 +163,7 @@ class LocalRunner:
         if runner is None:
             runner = self._children[request.machine] = LocalRunner(machine, self.functions, self.machines)
             runner._child_names = self._child_names  # one namespace of names, as in one account
+            runner._depth = self._depth + 1
         result = runner.run(request.input, name=request.name, start=now)
         course.effects.extend(result.effects)
         child = {

@@ -165,6 +165,17 @@ def test_a_name_started_twice_is_refused_the_second_time() -> None:
     assert (result.status, result.error) == ("FAILED", "StepFunctions.ExecutionAlreadyExistsException")
 
 
+def test_a_machine_that_starts_itself_without_end_fails_clearly_in_the_local_runner() -> None:
+    endless = parent("startExecution.sync:2", "Endless", Name=None)
+    del endless["States"]["Start"]["Parameters"]["Name"]
+    machine = StateMachine.parse(endless, "Endless")
+
+    result = LocalRunner(machine, machines={"Endless": machine}).run({})
+
+    assert (result.status, result.error) == ("FAILED", "States.TaskFailed")
+    assert "at most 20 deep" in result.cause
+
+
 # -- on Redis ------------------------------------------------------------------------------------
 
 
