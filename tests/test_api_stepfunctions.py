@@ -377,3 +377,27 @@ def test_callback_tasks_are_answered_with_send_task_success_failure_and_heartbea
         sfn.send_task_failure(taskToken="not a token")
     with pytest.raises(sfn.exceptions.InvalidOutput):
         sfn.send_task_success(taskToken=token, output="{not json")
+
+
+def test_a_task_starts_a_nested_execution_and_waits_for_its_output(sfn: Any) -> None:
+    child = create(sfn, pass_machine({"from": "the child"}), "child")
+    start = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::states:startExecution.sync:2",
+        "Parameters": {"StateMachineArn": child, "Input": {"n": 1}},
+        "OutputPath": "$.Output",
+        "End": True,
+    }
+    parent = create(sfn, json.dumps({"StartAt": "Run", "States": {"Run": start}}), "parent")
+
+    started = sfn.start_execution(stateMachineArn=parent, name=unique("run"), input="{}")
+    described = finished(sfn, started["executionArn"])
+
+    assert described["status"] == "SUCCEEDED"
+    assert json.loads(described["output"]) == {"from": "the child"}
+    [nested] = sfn.list_executions(stateMachineArn=child)["executions"]
+    assert nested["status"] == "SUCCEEDED"
+    history = sfn.get_execution_history(executionArn=started["executionArn"])["events"]
+    [submitted] = [e["taskSubmittedEventDetails"] for e in history if e["type"] == "TaskSubmitted"]
+    assert (submitted["resourceType"], submitted["resource"]) == ("states", "startExecution.sync:2")
+    assert json.loads(submitted["output"])["ExecutionArn"].endswith(":" + nested["name"])

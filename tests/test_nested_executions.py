@@ -242,6 +242,13 @@ def test_on_redis_a_failing_child_fails_a_sync_task_and_a_catch_takes_it(
     assert caught["Error"] == "States.TaskFailed"
     assert json.loads(caught["Cause"])["Error"] == "SomeFailure"
     assert client.describe("kid")["status"] == "FAILED"
+    # The child ended in the commit that started it: its end still comes after its start.
+    assert [t for t, *_ in task_events(client.history("parent"))][1:5] == [
+        "TaskScheduled",
+        "TaskStarted",
+        "TaskSubmitted",
+        "TaskFailed",
+    ]
 
 
 def test_on_redis_request_response_returns_the_childs_arn_and_the_child_runs(

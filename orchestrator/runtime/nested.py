@@ -41,18 +41,17 @@ def take_starts(
     started = None
     for event in starts:
         machine_name, sync = str(event.get("machine")), int(event.get("sync") or 0)
+        child = None
         if execution is None:
             machine = machine_of(machine_name)
             if machine is None:
                 report = nested_executions.machine_missing(machine_name)
             else:
-                started = transitions.start(machine, name, event.get("input"), now)
+                child = started = transitions.start(machine, name, event.get("input"), now)
                 execution = started.execution
                 if sync:
                     parent = {"execution": event.get("parent"), "token": event.get("token"), "sync": sync}
                     execution[nested_executions.PARENT_TASK] = parent
-                commit.expect_version(name, 0)
-                transitions.record(commit, started, 0, settings)
                 report = nested_executions.started(execution, sync)
         elif is_same_start(execution, machine_name, event.get("input"), sync):
             report = nested_executions.started(execution, 0)
@@ -60,6 +59,10 @@ def take_starts(
             report = nested_executions.already_exists(machine_name, name)
         answer = {**report, "execution": event.get("parent"), "token": event.get("token")}
         commit.add_stream_entry(commit.keys.events, {EVENT_FIELD: json.dumps(answer)})
+        if child is not None:
+            # After the answer: a child that ends at once reports its end behind its start.
+            commit.expect_version(name, 0)
+            transitions.record(commit, child, 0, settings)
     return started
 
 
