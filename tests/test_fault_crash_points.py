@@ -119,6 +119,15 @@ def test_an_orchestrator_killed_at_a_crash_point_leaves_every_execution_to_end_e
     Client(redis_client, settings).register_machine("WaitingPipeline", waiting_pipeline())
     produce(crash_env, tmp_path)
 
+    killed_at_then_taken_over(crash_env, point, redis_client, keys, RECORDS)
+
+    assert_each_execution_ended_exactly_once(redis_client, settings)
+
+
+def killed_at_then_taken_over(
+    crash_env: dict[str, str], point: str, redis_client: redis.Redis, keys: Keys, executions: int
+) -> None:
+    """An orchestrator that SIGKILLs itself at ``point``, then another, until ``executions`` ended."""
     doomed = redstep_process({**crash_env, "REDSTEP_FAULT_POINT": point}, "orchestrator")
     try:
         assert doomed.wait(timeout=60) == -signal.SIGKILL, f"the orchestrator never reached {point}"
@@ -128,14 +137,12 @@ def test_an_orchestrator_killed_at_a_crash_point_leaves_every_execution_to_end_e
     try:
         done = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
         wait_until(
-            lambda: sum(redis_client.zcard(keys.status(s)) for s in done) == RECORDS,
+            lambda: sum(redis_client.zcard(keys.status(s)) for s in done) == executions,
             120,
-            f"all {RECORDS} executions to finish after a kill at {point}",
+            f"all {executions} executions to finish after a kill at {point}",
         )
     finally:
         stop(survivor)
-
-    assert_each_execution_ended_exactly_once(redis_client, settings)
 
 
 def test_an_unknown_fault_point_is_refused_at_start(crash_env: dict[str, str]) -> None:

@@ -9,7 +9,6 @@ each dragon stored and announced once, and nothing is left pending, moved aside 
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,11 +18,12 @@ import redis
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.keys import Keys
 from orchestrator.settings import Settings
-from tests.chaos import FAST_RECOVERY, redstep_process, running_workers, stop, wait_until
+from tests.chaos import FAST_RECOVERY, running_workers
 from tests.test_fault_crash_points import (
     POINTS,
     RECORDS,
     assert_each_execution_ended_exactly_once,
+    killed_at_then_taken_over,
     produce,
     waiting_pipeline,
 )
@@ -66,21 +66,7 @@ def test_an_orchestrator_killed_at_a_crash_point_runs_each_nested_execution_once
     client.register_machine("NestedPipeline", NESTED_PIPELINE)
     produce(crash_env, tmp_path)
 
-    doomed = redstep_process({**crash_env, "REDSTEP_FAULT_POINT": point}, "orchestrator")
-    try:
-        assert doomed.wait(timeout=60) == -signal.SIGKILL, f"the orchestrator never reached {point}"
-    finally:
-        stop(doomed)
-    survivor = redstep_process(crash_env, "orchestrator")
-    try:
-        done = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
-        wait_until(
-            lambda: sum(redis_client.zcard(keys.status(s)) for s in done) == 2 * RECORDS,
-            120,
-            f"all {RECORDS} parents and their children to finish after a kill at {point}",
-        )
-    finally:
-        stop(survivor)
+    killed_at_then_taken_over(crash_env, point, redis_client, keys, 2 * RECORDS)
 
     assert_each_execution_ended_exactly_once(redis_client, settings, RECORDS, executions_per_record=2)
     parents = [e for e in client.list_executions(limit=1000) if e["stateMachine"] == "NestedPipeline"]
