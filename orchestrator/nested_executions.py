@@ -26,7 +26,7 @@ from orchestrator.asl.execution import execution_arn, state_machine_arn
 from orchestrator.protocol.decoding import strict_loads
 from orchestrator.runtime.sources import message_id_problem
 
-START_EXECUTION = "StartExecution"
+START_EXECUTION_EVENT = "StartExecution"
 """The event an orchestrator takes a child's start from (keyed by the child's name)."""
 PARENT_TASK = "parentTask"
 """The child's field naming the .sync task that waits on its end: execution, token, sync."""

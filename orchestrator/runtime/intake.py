@@ -16,6 +16,7 @@ from typing import Any
 import redis
 
 from orchestrator.asl.execution import ARRIVED_AT
+from orchestrator.nested_executions import START_EXECUTION_EVENT
 from orchestrator.protocol.decoding import strict_loads
 from orchestrator.protocol.keys import EVENT_FIELD
 from orchestrator.runtime.keys import GROUP, Keys
@@ -33,7 +34,7 @@ KNOWN_EVENTS = frozenset(
         "TimerFired",
         "StopExecution",
         "ActivityStarted",
-        "StartExecution",
+        START_EXECUTION_EVENT,
     }
 )
 
@@ -182,7 +183,7 @@ def parse_event(fields: dict[Any, Any]) -> tuple[dict[str, Any] | None, str]:
         return None, f"unknown event type {event['type']!r}"
     if event["type"] != "StopExecution" and not isinstance(event.get("token"), str):
         return None, "missing or non-string field(s): token"
-    if event["type"] == "StartExecution":
+    if event["type"] == START_EXECUTION_EVENT:
         missing = [f for f in ("parent", "machine") if not isinstance(event.get(f), str)]
         if missing:
             return None, f"missing or non-string field(s): {', '.join(missing)}"

@@ -26,7 +26,7 @@ from typing import Any
 import redis
 
 from orchestrator.asl import errors
-from orchestrator.nested_executions import START_EXECUTION
+from orchestrator.nested_executions import START_EXECUTION_EVENT
 from orchestrator.protocol.faults import skew_wall_clock
 from orchestrator.protocol.hops import HOPS
 from orchestrator.protocol.keys import EVENT_FIELD
@@ -541,13 +541,13 @@ class Orchestrator:
         for entry_id, _ in batch:
             commit.expect_pending(self.keys.events, entry_id)
             commit.ack(self.keys.events, entry_id)
-        starts = [event for _, event in batch if event["type"] == START_EXECUTION]
+        starts = [event for _, event in batch if event["type"] == START_EXECUTION_EVENT]
         if starts:
             if execution is None and any(event["type"] == "StopExecution" for _, event in batch):
                 return None  # its .sync task gave up on it before it started: it never starts
             now = self.clock()
             started = take_starts(commit, name, starts, execution, self.machines.get, self.settings, now)
-            batch = [(entry_id, event) for entry_id, event in batch if event["type"] != START_EXECUTION]
+            batch = [(entry_id, event) for entry_id, event in batch if event["type"] != START_EXECUTION_EVENT]
             if started is not None or not batch:
                 return started
         if execution is None:

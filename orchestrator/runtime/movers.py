@@ -29,7 +29,7 @@ from typing import Any
 
 import redis
 
-from orchestrator.nested_executions import PARENT_TASK
+from orchestrator.nested_executions import PARENT_TASK, START_EXECUTION_EVENT
 from orchestrator.protocol.decoding import loads, lossless_text
 from orchestrator.protocol.keys import EVENT_FIELD
 from orchestrator.runtime.keys import Keys
@@ -82,7 +82,7 @@ def find_movers(redis_client: redis.Redis, keys: Keys, names: set[str]) -> Mover
         event = json_object(fields.get(EVENT_FIELD.encode(), b""))
         if event.get("type") == "StopExecution" and event.get("execution") in names:
             movers.stopping.add(event["execution"])
-        elif event.get("type") == "StartExecution":
+        elif event.get("type") == START_EXECUTION_EVENT:
             add_token(movers, names, {"execution": event.get("parent"), "token": event.get("token")})
         else:
             add_token(movers, names, event)

@@ -82,22 +82,23 @@ def apply(
     transition = Transition(execution, execution["status"])
     for event in events:
         if event.get("type") in ("TaskSucceeded", "TaskFailed"):
-            _forget_answered_child(transition.execution, event.get("token"))
+            # Its outcome came (its child's end, or its start's refusal): no child to stop. A
+            # refused start names a child that does not exist, or one that is someone else's.
+            _forget_child(transition.execution, event.get("token"))
         step = engine.advance(machine, transition.execution, event, now)
         settle(machine, transition, step, now)
     return transition
 
 
-def _forget_answered_child(execution: dict[str, Any], token: Any) -> None:
-    """A .sync task's outcome came (its child's end, or its start's refusal): no child to stop.
-
-    A refused start names a child that does not exist, or one that is someone else's.
-    """
+def _forget_child(execution: dict[str, Any], token: Any) -> str | None:
+    """The child the .sync task waiting on ``token`` started, no longer remembered; None if none."""
     children = execution.get(nested_executions.SYNC_CHILDREN)
-    if children and token in children:
-        del children[token]
-        if not children:
-            del execution[nested_executions.SYNC_CHILDREN]
+    if not children or token not in children:
+        return None
+    child = children.pop(token)
+    if not children:
+        del execution[nested_executions.SYNC_CHILDREN]
+    return str(child)
 
 
 def settle(machine: StateMachine, transition: Transition, step: engine.Step, now: float) -> None:
@@ -248,22 +249,23 @@ def record(commit: Commit, transition: Transition, version: int, settings: Setti
 
 def _stop_abandoned_children(commit: Commit, execution: dict[str, Any]) -> None:
     """Stop each child a .sync task no longer waits for: it timed out, or its execution ended."""
-    children = execution.get(nested_executions.SYNC_CHILDREN)
-    if not children:
-        return
     waiting = execution.get("tokens", {})
-    for token in [token for token in children if token not in waiting]:
+    abandoned = [t for t in execution.get(nested_executions.SYNC_CHILDREN, {}) if t not in waiting]
+    for token in abandoned:
         cause = f"its parent execution {execution['name']} no longer waits for it"
-        stop = {"type": "StopExecution", "execution": children.pop(token), "error": None, "cause": cause}
+        stop = {
+            "type": "StopExecution",
+            "execution": _forget_child(execution, token),
+            "error": None,
+            "cause": cause,
+        }
         commit.add_stream_entry(commit.keys.events, {EVENT_FIELD: json.dumps(stop)})
-    if not children:
-        del execution[nested_executions.SYNC_CHILDREN]
 
 
 def start_event(parent: dict[str, Any], request: nested_executions.ChildStart, token: str) -> dict[str, Any]:
     """The StartExecution event that asks the orchestrators for ``request``'s child (runtime.nested)."""
     return {
-        "type": nested_executions.START_EXECUTION,
+        "type": nested_executions.START_EXECUTION_EVENT,
         "execution": request.name,
         "token": token,
         "parent": parent["name"],
