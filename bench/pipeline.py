@@ -10,7 +10,9 @@ worker processes, and measures:
 * memory: VmRSS of every orchestrator and worker process, Redis used_memory.
 
 Then, on the same Redis (flushed), the same 3-step flow as an RQ ``depends_on`` chain run by
-W SimpleWorkers, and the ratio of the two.
+W SimpleWorkers, and the ratio of the two. Last, the hand-off floor (bench/handoff_floor.py): the
+same hops one at a time with no framework, so the one-at-a-time latency is read against what
+this machine's round trips and wake-ups cost in the same run.
 
     python bench/pipeline.py [--records 5000] [--workers 2] [--orchestrators 1] [--redis-url URL]
 
@@ -36,6 +38,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import handoff_floor
 import redis
 import rq_chain
 
@@ -425,7 +428,7 @@ def cpu_per(result: dict[str, Any], role: int) -> str:
     return " ".join(f"{1000 * seconds / result['executions']:.2f}" for seconds in result["cpu"][role])
 
 
-def report(args: argparse.Namespace, ours: dict[str, Any], chain: dict[str, Any]) -> None:
+def report(args: argparse.Namespace, ours: dict[str, Any], chain: dict[str, Any], floor: list[float]) -> None:
     def per_execution(commands: dict[str, int], executions: int, name: str | None = None) -> str:
         total = commands.get(name, 0) if name else sum(commands.values())
         return f"{total / max(executions, 1):.2f}"
@@ -463,6 +466,10 @@ def report(args: argparse.Namespace, ours: dict[str, Any], chain: dict[str, Any]
         print(f"{label:{width}}  {a!s:>24}  {b!s:>24}")
     print(f"\nthroughput ratio redstep / RQ chain: {ours['throughput'] / chain['throughput']:.1f}x")
     print(f"redstep succeeded: {ours['succeeded']} of {args.records}")
+    if floor:
+        added = statistics.median(ours["single"]) - statistics.median(floor)
+        print(f"hand-off floor one at a time (bench/handoff_floor.py), p50/p95/p99 ms: {percentiles(floor)}")
+        print(f"  what redstep adds to it at the p50: {1000 * added:.2f} ms")
     if ours.get("hops") is not None:
         print_hops(ours["hops"], ours["single"])
     for title, result in (("redstep", ours), ("RQ chain", chain)):
@@ -541,10 +548,12 @@ def main(argv: list[str] | None = None) -> None:
                 return
             ours = run_redstep(url, args, log)
             chain = run_rq(url, args, log)
+            redis.Redis.from_url(url).flushdb()
+            floor = handoff_floor.one_at_a_time(url, args.single, args.workers) if args.single > 1 else []
         except Exception:
             print(log.read_text()[-4000:] if log.exists() else "", file=sys.stderr)
             raise
-        report(args, ours, chain)
+        report(args, ours, chain, floor)
 
 
 if __name__ == "__main__":
