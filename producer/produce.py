@@ -17,6 +17,7 @@ from collections.abc import Callable, Sequence
 
 import redis
 
+from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.sources import MESSAGE_ID, send_messages
 from orchestrator.settings import Settings
 from producer.records import DragonRecord
@@ -113,6 +114,23 @@ def idempotency_key_problem(key: str, count: int) -> str:
 def message_ids_for(key: str, count: int) -> list[str]:
     """The message ids of ``count`` records sent under ``key``: ``<key>-<position>``."""
     return [f"{key}-{position}" for position in range(count)]
+
+
+def started_before(client: redis.Redis, settings: Settings, message_ids: Sequence[str]) -> list[str]:
+    """The message ids that already name an execution: sent again, they start nothing new.
+
+    One pipelined EXISTS per id (each execution's keys live in a slot of their own), a chunk per
+    round trip.
+    """
+    keys = Keys(settings.prefix)
+    found: list[str] = []
+    for start in range(0, len(message_ids), CHUNK_SIZE):
+        chunk = message_ids[start : start + CHUNK_SIZE]
+        pipe = client.pipeline(transaction=False)
+        for message_id in chunk:
+            pipe.exists(keys.execution(message_id))
+        found += [message_id for message_id, exists in zip(chunk, pipe.execute(), strict=True) if exists]
+    return found
 
 
 def produce(

@@ -181,6 +181,7 @@ def test_the_same_file_produced_again_starts_nothing_new_while_its_repeated_name
     )
 
     again = produced_json(subprocess_env, str(DEMO))
+    told = redstep(subprocess_env, "produce", str(DEMO))
     client = drive(
         redis_client, settings, [orchestrator], drained_and_finished(redis_client, 25), 120, with_worker=False
     )
@@ -188,6 +189,12 @@ def test_the_same_file_produced_again_starts_nothing_new_while_its_repeated_name
     assert again["message_ids"] == first["message_ids"]
     assert again["idempotency_key"] == first["idempotency_key"]
     assert first["message_ids"] == [f"{first['idempotency_key']}-{index}" for index in range(25)]
+    assert first["started_before"] == []
+    assert again["started_before"] == first["message_ids"]
+    assert told.returncode == 0
+    assert told.stdout == "enqueued 25 record(s) on queue dragons\n"
+    assert "25 of them were produced before under the same message ids (the same input)" in told.stderr
+    assert "give a new --idempotency-key" in told.stderr
     assert {e["name"] for e in client.list_executions()} == set(first["message_ids"])
     # demo25's 5 repeated names are 5 records of their own: they ran, once each, the first time.
     assert subjects(redis_client) == {"Record inserted": 20, "Already exists": 5}

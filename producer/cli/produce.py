@@ -5,6 +5,7 @@ A thin command over :func:`producer.produce.produce`, the library function a Pyt
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -18,8 +19,10 @@ from producer.produce import (
     ProduceInterrupted,
     content_key,
     idempotency_key_problem,
+    message_ids_for,
     produce,
     record_from_flags,
+    started_before,
 )
 from producer.records import InvalidRecords, load_records, validate_records
 
@@ -76,6 +79,8 @@ def produce_command(
     settings, client = ctx.obj.connect()
     client.ping()  # an unreachable Redis is then the app's one line, with how to fix it
     target = queue or settings.source_queue
+    # Asked before sending, so that what this run itself starts is not counted.
+    repeated = started_before(client, settings, message_ids_for(key, len(records)))
     try:
         if len(records) > PROGRESS_THRESHOLD:
             columns = (TextColumn("enqueueing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
@@ -92,6 +97,21 @@ def produce_command(
             f"cannot enqueue: {where}: {stopped.error}\n{stopped.advice(bool(idempotency_key))}"
         ) from None
     if json_output:
-        views.print_json({"queue": target, "enqueued": len(ids), "idempotency_key": key, "message_ids": ids})
-    else:
-        print(f"enqueued {len(ids)} record(s) on queue {target}")
+        views.print_json(
+            {
+                "queue": target,
+                "enqueued": len(ids),
+                "idempotency_key": key,
+                "message_ids": ids,
+                "started_before": repeated,
+            }
+        )
+        return
+    print(f"enqueued {len(ids)} record(s) on queue {target}")
+    if repeated:
+        how = "this key" if idempotency_key else "the same input"
+        print(
+            f"{len(repeated)} of them were produced before under the same message ids ({how}): their "
+            "executions exist, so they start nothing new. To run them again, give a new --idempotency-key.",
+            file=sys.stderr,
+        )
