@@ -23,6 +23,7 @@ import json
 import multiprocessing
 import statistics
 import time
+from pathlib import Path
 
 import redis
 
@@ -32,26 +33,13 @@ SOURCE, EVENTS, QUEUE, CHANNEL, GROUP = "floor:source", "floor:events", "floor:q
 TASKS = 2  # ValidateDragon, AddDragon
 WARM_UP = 100
 
-# KEYS: the stream the entry came from, the execution, the task queue; ARGV: the entry id, the
-# execution's JSON, the next job, "1" when the job is the notification to publish instead.
-COMMIT = """
-redis.call('XACK', KEYS[1], 'g', ARGV[1])
-redis.call('HSET', KEYS[2], 'execution', ARGV[2])
-if ARGV[4] == '1' then redis.call('PUBLISH', KEYS[4], ARGV[3]) else redis.call('RPUSH', KEYS[3], ARGV[3]) end
-return 1
-"""
-# KEYS: the event stream, the worker's claimed list; ARGV: the report, the job it ends.
-REPORT = """
-redis.call('XADD', KEYS[1], '*', 'event', ARGV[1])
-redis.call('LREM', KEYS[2], 1, ARGV[2])
-return 1
-"""
+LUA = Path(__file__).resolve().parent / "lua"
 
 
 def orchestrator(url: str) -> None:
     """Answer every source entry and every report with one commit: the next task, or the outcome."""
     client = redis.Redis.from_url(url)
-    commit = client.script_load(COMMIT)
+    commit = client.script_load((LUA / "handoff_floor_commit.lua").read_text())
     while True:
         reply = client.xreadgroup(GROUP, "o", {EVENTS: ">", SOURCE: ">"}, count=10, block=1000)
         for stream, entries in reply or []:
@@ -70,7 +58,7 @@ def orchestrator(url: str) -> None:
 def worker(url: str, name: str) -> None:
     """Take each job, run its function's one command, report its outcome."""
     client = redis.Redis.from_url(url)
-    report = client.script_load(REPORT)
+    report = client.script_load((LUA / "handoff_floor_report.lua").read_text())
     claimed = f"floor:claimed:{name}"
     while True:
         job = client.blmove(QUEUE, claimed, 1, "LEFT", "RIGHT")
