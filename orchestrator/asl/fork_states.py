@@ -7,9 +7,11 @@ import math
 import re
 from typing import Any
 
-from orchestrator.asl import errors, payload
+from orchestrator.asl import distributed_map, errors, payload
 from orchestrator.asl.dataflow import StateData
 from orchestrator.asl.definition import child_scope
+from orchestrator.asl.distributed_fields import is_distributed
+from orchestrator.asl.distributed_map import Batcher
 from orchestrator.asl.errors import StatesError
 from orchestrator.asl.execution import LEAN_FORK_SCHEMA, Fork, Run, Thread
 from orchestrator.asl.json_values import (
@@ -57,6 +59,10 @@ def enter_parallel(run: Run, thread: Thread, data: StateData) -> None:
 
 def enter_map(run: Run, thread: Thread, data: StateData) -> None:
     state = data.state
+    if "ItemReader" in state:  # (only a distributed Map has one) its items would come from S3
+        run.record(thread, "MapStateStarted", length=0)
+        run.record(thread, "MapRunStarted")
+        _fail_run(run, thread, distributed_map.refusal(state))
     selected = data.selected_input()
     items = _items(data, selected)
     if data.jsonata:
@@ -65,21 +71,32 @@ def enter_map(run: Run, thread: Thread, data: StateData) -> None:
         max_concurrency = _number_field(data, selected, "MaxConcurrency", 0)
     run.record(thread, "MapStateStarted", length=len(items))
     tolerated_count, tolerated_percentage = _tolerance(data, selected)
-    if _distributed(state):
+    batcher = Batcher(data, selected) if "ItemBatcher" in state else None
+    if is_distributed(state):
         run.record(thread, "MapRunStarted")
+        _fail_run(run, thread, distributed_map.refusal(state))
+    count = len(items)
+    if batcher is not None:
+        inputs = [_item_input(data, selected, {"Index": i, "Value": item}) for i, item in enumerate(items)]
+        ends = batcher.batch_ends(inputs)
+        count = len(ends)
     fork: Fork = {
-        "results": [None] * len(items),
-        "pending": len(items),
+        "results": [None] * count,
+        "pending": count,
         "next": 0,
         "running": 0,
         "failures": 0,
         "items": items,
         "selected": selected,
-        "max": _concurrency(state, int(max_concurrency), len(items)),
+        "max": _concurrency(state, int(max_concurrency), count),
         "toleratedCount": tolerated_count,
         "toleratedPercentage": tolerated_percentage,
         "children": [],
     }
+    if batcher is not None:
+        fork["batchEnds"] = ends
+        if batcher.declared:
+            fork["batchInput"] = batcher.batch_input
     thread["fork"] = fork
     if selected is data.raw_input and payload_bound(items) > REFIND_ABOVE:
         del fork["selected"]
@@ -93,16 +110,19 @@ def enter_map(run: Run, thread: Thread, data: StateData) -> None:
     _start_iterations(run, thread, data)
 
 
+def _fail_run(run: Run, thread: Thread, refused: StatesError | None) -> None:
+    """Fail the Map run with ``refused``, when it is given: MapRunFailed, then the state fails."""
+    if refused is None:
+        return
+    run.record(thread, "MapRunFailed", error=refused.error, cause=refused.cause)
+    raise ReportedError(refused.error, refused.cause)
+
+
 def _concurrency(state: dict[str, Any], asked: int, count: int) -> int:
     """How many iterations may run at once: ``asked`` (0: no limit of its own), capped for an inline Map."""
-    if _distributed(state):
+    if is_distributed(state):
         return asked or count or 1
     return min(asked or INLINE_MAP_CONCURRENCY, INLINE_MAP_CONCURRENCY)
-
-
-def _distributed(state: dict[str, Any]) -> bool:
-    processor = state.get("ItemProcessor") or state.get("Iterator") or {}
-    return (processor.get("ProcessorConfig") or {}).get("Mode") == "DISTRIBUTED"
 
 
 def _items(data: StateData, selected: Any) -> list[Any]:
@@ -190,9 +210,16 @@ def _tolerance(data: StateData, selected: Any) -> tuple[float, float]:
     )
 
 
+def _iteration_count(fork: Fork) -> int:
+    """How many children the Map runs in all: one per batch, or one per item."""
+    if "batchEnds" in fork:
+        return len(fork["batchEnds"])
+    return fork["count"] if "count" in fork else len(fork["items"])
+
+
 def _start_iterations(run: Run, thread: Thread, data: StateData) -> None:
     fork = thread["fork"]
-    count = fork["count"] if "count" in fork else len(fork["items"])
+    count = _iteration_count(fork)
     if fork["next"] >= count or fork["running"] >= fork["max"]:
         return
     selected = fork.get("selected", data.raw_input)
@@ -201,21 +228,32 @@ def _start_iterations(run: Run, thread: Thread, data: StateData) -> None:
         index = fork["next"]
         fork["next"] += 1
         fork["running"] += 1
-        item = {"Index": index, "Value": items[index]}
-        item_input = _item_input(data, selected, item)
-        if item_input is not item["Value"] and exceeds_payload_limit(item_input):
+        if "batchEnds" in fork:
+            value, item_input = None, _batch_input(data, selected, items, fork, index)
+        else:
+            value = items[index]
+            item_input = _item_input(data, selected, {"Index": index, "Value": value})
+        if item_input is not value and exceeds_payload_limit(item_input):
             # An item is part of the Map's input, under the limit; ItemSelector can make more.
             _abort_children(run, thread)
             raise data_limit_error(thread["state"])
-        if not _distributed(data.state):
+        if not is_distributed(data.state):
             run.record(thread, "MapIterationStarted", name=thread["state"], index=index)
         scope = child_scope(thread["scope"], thread["state"])
         start = run.machine.scope(scope).start_at
         child = run.spawn(thread, scope, start, item_input, dict(thread["vars"]), index)
-        if thread.get("quiet") or _distributed(data.state):
+        if thread.get("quiet") or is_distributed(data.state):
             child["quiet"] = True
         fork["children"].append(child["id"])
         run.ready.append(child["id"])
+
+
+def _batch_input(data: StateData, selected: Any, items: list[Any], fork: Fork, index: int) -> Any:
+    """The input of the child that runs batch ``index``: its items, each as ItemSelector makes it."""
+    ends = fork["batchEnds"]
+    first = ends[index - 1] if index else 0
+    inputs = [_item_input(data, selected, {"Index": i, "Value": items[i]}) for i in range(first, ends[index])]
+    return distributed_map.batch(inputs, *([fork["batchInput"]] if "batchInput" in fork else []))
 
 
 def _item_input(data: StateData, selected: Any, item: dict[str, Any]) -> Any:
@@ -239,7 +277,7 @@ def child_succeeded(run: Run, parent: Thread, child: Thread, output: Any) -> Non
     data = run.data(parent)
     try:
         if data.state["Type"] == "Map":
-            if not _distributed(data.state):
+            if not is_distributed(data.state):
                 run.record(parent, "MapIterationSucceeded", name=parent["state"], index=child["slot"])
             fork["running"] -= 1
             if fork["pending"] == 0:
@@ -257,7 +295,7 @@ def child_failed(run: Run, parent: Thread, child: Thread, error: str | None, cau
     fork["children"].remove(child["id"])
     data = run.data(parent)
     if data.state["Type"] == "Map":
-        if not _distributed(data.state):
+        if not is_distributed(data.state):
             run.record(parent, "MapIterationFailed", name=parent["state"], index=child["slot"])
         fork["failures"] += 1
         fork["running"] -= 1
@@ -276,6 +314,9 @@ def child_failed(run: Run, parent: Thread, child: Thread, error: str | None, cau
         if fork["toleratedCount"] or fork["toleratedPercentage"]:
             error = errors.EXCEED_TOLERATED_FAILURE_THRESHOLD
             cause = "The specified tolerated failure threshold was exceeded"
+        if is_distributed(data.state):
+            details = {key: value for key, value in (("error", error), ("cause", cause)) if value is not None}
+            run.record(parent, "MapRunFailed", **details)
     if (
         data.state["Type"] == "Parallel"
         and run.machine.state(child["scope"], child["state"])["Type"] == "Task"
@@ -352,7 +393,7 @@ def _abort_children(run: Run, parent: Thread) -> None:
 
 
 def _map_done(run: Run, thread: Thread, data: StateData) -> None:
-    if _distributed(data.state):
+    if is_distributed(data.state):
         run.record(thread, "MapRunSucceeded")
     _join(run, thread, data, "Map")
 
@@ -368,6 +409,7 @@ def _join(run: Run, thread: Thread, data: StateData, state_type: str) -> None:
         return
     if state_type == "Map":
         run.record(thread, "MapStateSucceeded")
+        results = distributed_map.written(data.state, results)
     output = data.output(results)
     if output is not results and output is not data.raw_input and exceeds_payload_limit(output):
         # The results fit, but ResultSelector, ResultPath or Output made the output more.

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from orchestrator.asl import choice, intrinsics, jsonpath, query_jsonata
+from orchestrator.asl import choice, distributed_fields, intrinsics, jsonpath, query_jsonata
 from orchestrator.asl.errors import ALL, Problem
 from orchestrator.asl.resources import parse_resource
 
@@ -90,6 +90,8 @@ def check_state(state: dict[str, Any], language: str, where: str) -> list[Proble
                     where, "a Wait state needs exactly one of Seconds, SecondsPath, Timestamp, TimestampPath"
                 )
             )
+    if state_type == "Map":
+        problems.extend(distributed_fields.check(state, language, where))
     if state_type == "Fail":
         for name in ("Error", "Cause"):
             if name in state and f"{name}Path" in state:
@@ -120,6 +122,9 @@ def _check_paths(state: dict[str, Any], where: str, problems: list[Problem]) -> 
     for field in _TEMPLATES:
         if field in state:
             _check_template(state[field], f"{where}/{field}", problems)
+    batcher = state.get("ItemBatcher")
+    if isinstance(batcher, dict) and "BatchInput" in batcher:
+        _check_template(batcher["BatchInput"], f"{where}/ItemBatcher/BatchInput", problems)
     if "Assign" in state:
         _check_template(state["Assign"], f"{where}/Assign", problems)
 
