@@ -280,6 +280,36 @@ def test_a_failing_child_fails_the_map_run_then_the_map_state() -> None:
     assert event_types(result)[-3:] == ["MapRunFailed", "MapStateFailed", "ExecutionFailed"]
 
 
+@pytest.mark.parametrize(("tolerated", "status"), [(1, "FAILED"), (2, "SUCCEEDED")])
+def test_tolerated_failures_count_the_items_of_a_failed_batch(tolerated: int, status: str) -> None:
+    processor = {
+        "StartAt": "Check",
+        "States": {
+            "Check": {
+                "Type": "Choice",
+                "Choices": [{"Variable": "$.Items[0]", "NumericEquals": 3, "Next": "Boom"}],
+                "Default": "Fine",
+            },
+            "Boom": {"Type": "Fail", "Error": "Boom"},
+            "Fine": {"Type": "Pass", "End": True},
+        },
+    }
+    definition = map_machine(
+        processor=processor,
+        ItemsPath="$.items",
+        ItemBatcher={"MaxItemsPerBatch": 2},
+        ToleratedFailureCount=tolerated,
+    )
+
+    result = run(definition, {"items": [1, 2, 3, 4, 5]})
+
+    assert result.status == status
+    if status == "FAILED":
+        assert result.error == "States.ExceedToleratedFailureThreshold"
+    else:
+        assert result.output[1] == {"Error": "Boom"}
+
+
 @pytest.mark.parametrize(
     ("fields", "where", "says"),
     [

@@ -297,7 +297,7 @@ def child_failed(run: Run, parent: Thread, child: Thread, error: str | None, cau
     if data.state["Type"] == "Map":
         if not is_distributed(data.state):
             run.record(parent, "MapIterationFailed", name=parent["state"], index=child["slot"])
-        fork["failures"] += 1
+        fork["failures"] += _items_of(fork, child["slot"])
         fork["running"] -= 1
         fork["pending"] -= 1
         if _tolerated(fork):
@@ -371,8 +371,18 @@ def _raised(run: Run, thread: Thread, data: StateData, failure: StatesError) -> 
     )
 
 
+def _items_of(fork: Fork, slot: int) -> int:
+    """How many items the child in ``slot`` ran: its batch's, or one."""
+    ends = fork.get("batchEnds")
+    if ends is None:
+        return 1
+    return ends[slot] - (ends[slot - 1] if slot else 0)
+
+
 def _tolerated(fork: Fork) -> bool:
-    total = len(fork["results"])
+    # "Tolerated failure threshold for Distributed Map state": thresholds count failed items,
+    # and a batch that fails fails every item in it.
+    total = fork["batchEnds"][-1] if "batchEnds" in fork else len(fork["results"])
     if fork["failures"] <= fork["toleratedCount"]:
         return bool(fork["toleratedCount"])
     if fork["toleratedPercentage"]:
