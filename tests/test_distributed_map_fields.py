@@ -15,7 +15,6 @@ items records MapRunStarted, MapRunFailed, MapStateFailed.
 from __future__ import annotations
 
 import itertools
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -29,8 +28,7 @@ from orchestrator.local import LocalResult, LocalRunner
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.loop import Orchestrator
 from orchestrator.settings import Settings
-from tests.runtime_fixtures import LAMBDA
-from worker.process import task_worker
+from tests.runtime_fixtures import LAMBDA, all_finished, drive
 from worker.registry import default_registry
 
 DISTRIBUTED = {"ProcessorConfig": {"Mode": "DISTRIBUTED", "ExecutionType": "STANDARD"}}
@@ -397,13 +395,8 @@ def test_on_redis_each_batch_is_one_function_call_and_the_results_come_back_in_o
     client = Client(redis_client, settings)
     client.register_machine("Totals", definition)
     client.start_execution("Totals", {"items": list(range(1, 11)), "factor": 10}, name="totals")
-    orchestrator = Orchestrator(redis_client, settings, "o1")
-    worker = task_worker(redis_client, settings)
-    deadline = time.monotonic() + 30
-    while client.status()["executions"]["RUNNING"]:
-        assert time.monotonic() < deadline, client.status()
-        orchestrator.run_once()
-        worker.work(burst=True, logging_level="WARNING")
+
+    drive(redis_client, settings, [Orchestrator(redis_client, settings, "o1")], all_finished(1))
 
     described = client.describe("totals")
     assert described is not None and described["status"] == "SUCCEEDED", described
