@@ -9,12 +9,14 @@ batch data with a Lambda function" (BatchInput's ``.$`` fields read the Map's in
 Amazon States Language's "Batching Items" (ItemSelector runs on each item before batching), and
 AWS-recorded executions: a Map batching with MaxItemsPerBatchPath "2" taken from a variable (a
 numeric string) gave ``[{"Items":[a,b]},{"Items":[c,d]}]``, and a Map run that cannot read its
-items records MapRunStarted, MapRunFailed, MapStateFailed.
+items records MapRunStarted, MapRunFailed, MapStateFailed; MapRunStarted names the run
+``arn:...:mapRun:<machine>/<Label>:<id>`` (the recorded case test_map_state_label).
 """
 
 from __future__ import annotations
 
 import itertools
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -82,6 +84,14 @@ def test_batches_of_max_items_carry_the_batch_input_read_from_the_maps_input() -
         "MapStateExited",
         "ExecutionSucceeded",
     ]
+
+
+def test_the_map_run_started_event_names_the_run_with_the_maps_label() -> None:
+    result = run(map_machine(ItemsPath="$.items", Label="TestMap"), {"items": [1]})
+
+    [started] = [event for event in result.history if event["type"] == "MapRunStarted"]
+    pattern = r"arn:aws:states:us-east-1:000000000000:mapRun:Batching/TestMap:[0-9a-f-]{36}"
+    assert re.fullmatch(pattern, started["mapRunArn"]), started
 
 
 def test_a_limit_read_through_a_path_may_be_numeric_text_and_without_batch_input_there_is_no_key() -> None:

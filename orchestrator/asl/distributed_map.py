@@ -25,15 +25,23 @@ As the AWS Step Functions Developer Guide's "ItemBatcher (Map)", "ItemReader (Ma
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 from orchestrator.asl import errors, payload
 from orchestrator.asl.dataflow import StateData
 from orchestrator.asl.errors import StatesError
+from orchestrator.asl.execution import ACCOUNT, REGION
 from orchestrator.asl.json_values import PAYLOAD_LIMIT_BYTES, json_type, payload_bytes
 
 ITEM_READER_FAILED = "States.ItemReaderFailed"
 RESULT_WRITER_FAILED = "States.ResultWriterFailed"
+
+
+def map_run_arn(machine: str, state: dict[str, Any]) -> str:
+    """A new Map Run's ARN, as MapRunStarted names it: the machine, the Map's Label (else an id), an id."""
+    label = state.get("Label") or str(uuid.uuid4())
+    return f"arn:aws:states:{REGION}:{ACCOUNT}:mapRun:{machine}/{label}:{uuid.uuid4()}"
 
 
 def refusal(state: dict[str, Any]) -> StatesError | None:

@@ -61,7 +61,7 @@ def enter_map(run: Run, thread: Thread, data: StateData) -> None:
     state = data.state
     if "ItemReader" in state:  # (only a distributed Map has one) its items would come from S3
         run.record(thread, "MapStateStarted", length=0)
-        run.record(thread, "MapRunStarted")
+        run.record(thread, "MapRunStarted", mapRunArn=distributed_map.map_run_arn(run.machine.name, state))
         _fail_run(run, thread, distributed_map.refusal(state))
     selected = data.selected_input()
     items = _items(data, selected)
@@ -73,7 +73,7 @@ def enter_map(run: Run, thread: Thread, data: StateData) -> None:
     tolerated_count, tolerated_percentage = _tolerance(data, selected)
     batcher = Batcher(data, selected) if "ItemBatcher" in state else None
     if is_distributed(state):
-        run.record(thread, "MapRunStarted")
+        run.record(thread, "MapRunStarted", mapRunArn=distributed_map.map_run_arn(run.machine.name, state))
         _fail_run(run, thread, distributed_map.refusal(state))
     count = len(items)
     if batcher is not None:
