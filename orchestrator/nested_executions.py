@@ -19,10 +19,10 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from email.utils import formatdate
 from typing import Any
 
 from orchestrator.asl.execution import execution_arn, state_machine_arn
+from orchestrator.asl.sdk_responses import JSON_1_0, response_headers, with_metadata
 from orchestrator.protocol.decoding import strict_loads
 from orchestrator.runtime.sources import message_id_problem
 
@@ -109,30 +109,8 @@ def start_response(child: dict[str, Any]) -> dict[str, Any]:
     request_id = str(uuid.uuid4())
     start = milliseconds(child["startDate"])
     body = json.dumps({"executionArn": child["arn"], "startDate": start / 1000}, separators=(",", ":"))
-    length, date = str(len(body)), formatdate(child["startDate"], usegmt=True)
-    json_type = "application/x-amz-json-1.0"
-    return {
-        "ExecutionArn": child["arn"],
-        "SdkHttpMetadata": {
-            "AllHttpHeaders": {
-                "x-amzn-RequestId": [request_id],
-                "connection": ["keep-alive"],
-                "Content-Length": [length],
-                "Date": [date],
-                "Content-Type": [json_type],
-            },
-            "HttpHeaders": {
-                "connection": "keep-alive",
-                "Content-Length": length,
-                "Content-Type": json_type,
-                "Date": date,
-                "x-amzn-RequestId": request_id,
-            },
-            "HttpStatusCode": 200,
-        },
-        "SdkResponseMetadata": {"RequestId": request_id},
-        "StartDate": start,
-    }
+    headers = response_headers(JSON_1_0, len(body), child["startDate"], request_id)
+    return {**with_metadata({"ExecutionArn": child["arn"]}, headers, request_id), "StartDate": start}
 
 
 def ended(child: dict[str, Any], sync: int) -> dict[str, Any]:

@@ -15,9 +15,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.asl import errors
+from orchestrator.asl.sdk_responses import JSON_1_0, XML, response_headers, with_metadata
 
 SNS_PUBLISH = "sns:publish"
 SQS_SEND_MESSAGE = "sqs:sendMessage"
+# The length of SNS's PublishResponse (XML, its MessageId and RequestId of fixed width), as
+# every AWS-recorded sns:publish result gives it.
+PUBLISH_RESPONSE_LENGTH = 294
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,17 +33,26 @@ class Effect:
     payload: Any
 
 
-def carry_out(service: str, parameters: dict[str, Any], now: float) -> tuple[dict[str, Any], Effect | None]:
-    """The report of a service task (TaskSucceeded or TaskFailed, without its token) and its effect."""
+def carry_out(
+    service: str, parameters: dict[str, Any], now: float, sdk: bool = False
+) -> tuple[dict[str, Any], Effect | None]:
+    """The report of a service task (TaskSucceeded or TaskFailed, without its token) and its effect.
+
+    ``sdk``: the task named the AWS SDK integration (``arn:aws:states:::aws-sdk:sqs:sendMessage``),
+    whose result is the API's answer alone, without the response's metadata.
+    """
     if service == SNS_PUBLISH:
         message = envelope(parameters, now)
         effect = Effect("publish", topic_name(message["TopicArn"]), message)
-        return {"type": "TaskSucceeded", "output": publish_result(message["MessageId"])}, effect
+        answer = {"MessageId": message["MessageId"]}
+        output = answer if sdk else publish_result(message["MessageId"], now)
+        return {"type": "TaskSucceeded", "output": output}, effect
     if service == SQS_SEND_MESSAGE:
         body = parameters.get("MessageBody")
         queue = str(parameters.get("QueueUrl", "")).rstrip("/").rsplit("/", 1)[-1]
         text = body if isinstance(body, str) else json.dumps(body)
-        output = {"MessageId": str(uuid.uuid4()), "MD5OfMessageBody": hashlib.md5(text.encode()).hexdigest()}
+        answer = {"MD5OfMessageBody": hashlib.md5(text.encode()).hexdigest(), "MessageId": str(uuid.uuid4())}
+        output = answer if sdk else send_result(answer, now)
         return {"type": "TaskSucceeded", "output": output}, Effect("send", queue, body)
     cause = f"The service integration {service!r} is not supported"
     return {"type": "TaskFailed", "error": errors.RUNTIME, "cause": cause}, None
@@ -82,14 +95,15 @@ def delivered_attributes(attributes: dict[str, Any]) -> dict[str, Any]:
     return delivered
 
 
-def publish_result(message_id: str) -> dict[str, Any]:
-    """The task output of ``sns:publish``, shaped as Step Functions returns it."""
+def publish_result(message_id: str, now: float) -> dict[str, Any]:
+    """The task output of ``sns:publish``: Publish's answer and the response's metadata, as recorded."""
     request_id = str(uuid.uuid4())
-    return {
-        "MessageId": message_id,
-        "SdkHttpMetadata": {
-            "HttpHeaders": {"Content-Type": "text/xml", "x-amzn-RequestId": request_id},
-            "HttpStatusCode": 200,
-        },
-        "SdkResponseMetadata": {"RequestId": request_id},
-    }
+    headers = response_headers(XML, PUBLISH_RESPONSE_LENGTH, now, request_id)
+    return with_metadata({"MessageId": message_id}, headers, request_id)
+
+
+def send_result(answer: dict[str, Any], now: float) -> dict[str, Any]:
+    """The task output of ``sqs:sendMessage``: SendMessage's answer and the response's metadata."""
+    request_id = str(uuid.uuid4())
+    length = len(json.dumps(answer, separators=(",", ":")))
+    return with_metadata(answer, response_headers(JSON_1_0, length, now, request_id), request_id)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 
+import pytest
 import redis
 
 from orchestrator.asl.definition import StateMachine
+from orchestrator.asl.errors import DefinitionError
 from orchestrator.local import LocalRunner
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.keys import BODY_FIELD, Keys
@@ -103,3 +105,116 @@ def test_a_publish_gives_the_same_result_shape_locally_and_on_the_stack(
     )
     assert local.effects[0]["kind"] == "publish" and local.effects[0]["target"] == "news"
     assert json.loads(local.effects[0]["payload"]["Message"]) == {"hello": "world"}
+
+
+# The shapes AWS recorded for these integrations' results (LocalStack's snapshots of real
+# executions: test_sqs_task_service test_send_message, test_sns_task_service test_publish_base):
+# the API's answer, then the response's metadata. An AWS SDK integration's result is the answer
+# alone ("Learning to use AWS service SDK integrations in Step Functions"; the recorded
+# aws-sdk:sfn:startExecution result holds only ExecutionArn and StartDate).
+METADATA_HEADERS = {"connection", "Content-Length", "Content-Type", "Date", "x-amzn-RequestId"}
+
+
+def task(resource: str, parameters: dict, result_path: str, following: str | None = None) -> dict:
+    state = {"Type": "Task", "Resource": resource, "Parameters": parameters, "ResultPath": result_path}
+    return state | ({"Next": following} if following else {"End": True})
+
+
+BOTH_FORMS = {
+    "StartAt": "Send",
+    "States": {
+        "Send": task(
+            "arn:aws:states:::sqs:sendMessage", {"QueueUrl": "q", "MessageBody": "hi"}, "$.send", "Publish"
+        ),
+        "Publish": task(
+            "arn:aws:states:::sns:publish",
+            {"TopicArn": "arn:aws:sns:us-east-1:000000000000:t", "Message": "hi"},
+            "$.publish",
+            "SdkSend",
+        ),
+        "SdkSend": task(
+            "arn:aws:states:::aws-sdk:sqs:sendMessage",
+            {"QueueUrl": "q", "MessageBody": {"a": 1}},
+            "$.sdkSend",
+            "SdkPublish",
+        ),
+        "SdkPublish": task(
+            "arn:aws:states:::aws-sdk:sns:publish",
+            {"TopicArn": "arn:aws:sns:us-east-1:000000000000:t", "Message": "hi"},
+            "$.sdkPublish",
+        ),
+    },
+}
+
+
+def test_optimized_results_carry_the_responses_metadata_as_aws_recorded_it() -> None:
+    output = LocalRunner(StateMachine.parse(BOTH_FORMS, "Both")).run({}).output
+
+    for result, content_type, length in (
+        (output["send"], "application/x-amz-json-1.0", "106"),
+        (output["publish"], "text/xml", "294"),
+    ):
+        metadata = result["SdkHttpMetadata"]
+        assert set(metadata) == {"AllHttpHeaders", "HttpHeaders", "HttpStatusCode"}
+        assert set(metadata["HttpHeaders"]) == set(metadata["AllHttpHeaders"]) == METADATA_HEADERS
+        assert metadata["HttpHeaders"]["Content-Type"] == content_type
+        assert metadata["HttpHeaders"]["Content-Length"] == length
+        assert metadata["AllHttpHeaders"]["Content-Length"] == [length]
+        assert metadata["HttpStatusCode"] == 200
+        assert result["SdkResponseMetadata"] == {"RequestId": metadata["HttpHeaders"]["x-amzn-RequestId"]}
+    assert set(output["send"]) == {"MD5OfMessageBody", "MessageId", "SdkHttpMetadata", "SdkResponseMetadata"}
+    assert set(output["publish"]) == {"MessageId", "SdkHttpMetadata", "SdkResponseMetadata"}
+
+
+def test_the_aws_sdk_forms_give_the_apis_answer_alone_and_name_their_resource_type_aws_sdk() -> None:
+    result = LocalRunner(StateMachine.parse(BOTH_FORMS, "Both")).run({})
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert set(result.output["sdkSend"]) == {"MD5OfMessageBody", "MessageId"}
+    assert (
+        result.output["sdkSend"]["MD5OfMessageBody"] == hashlib.md5(json.dumps({"a": 1}).encode()).hexdigest()
+    )
+    assert set(result.output["sdkPublish"]) == {"MessageId"}
+    scheduled = [(e["resourceType"], e["resource"]) for e in result.history if e["type"] == "TaskScheduled"]
+    assert scheduled == [
+        ("sqs", "sendMessage"),
+        ("sns", "publish"),
+        ("aws-sdk:sqs", "sendMessage"),
+        ("aws-sdk:sns", "publish"),
+    ]
+    assert [effect["kind"] for effect in result.effects] == ["send", "publish", "send", "publish"]
+
+
+def test_an_aws_sdk_call_has_no_run_a_job_pattern() -> None:
+    definition = {
+        "StartAt": "S",
+        "States": {"S": task("arn:aws:states:::aws-sdk:sqs:sendMessage.sync", {}, "$.s")},
+    }
+
+    with pytest.raises(
+        DefinitionError, match=r"unsupported resource 'arn:aws:states:::aws-sdk:sqs:sendMessage\.sync'"
+    ):
+        StateMachine.parse(definition, "Sync")
+
+
+def test_the_aws_sdk_forms_send_and_publish_on_the_stack_in_the_transitions_commit(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    client = Client(redis_client, settings)
+    client.register_machine("Both", BOTH_FORMS)
+    name = client.start_execution("Both", {})
+
+    drive(
+        redis_client,
+        settings,
+        [Orchestrator(redis_client, settings, "o1")],
+        all_finished(1),
+        with_worker=False,
+    )
+
+    described = client.describe(name)
+    assert described is not None and described["status"] == "SUCCEEDED", described
+    assert set(described["output"]["sdkSend"]) == {"MD5OfMessageBody", "MessageId"}
+    assert set(described["output"]["sdkPublish"]) == {"MessageId"}
+    entries = redis_client.xrange(Keys(settings.prefix).queue("q"))
+    assert [json.loads(fields[BODY_FIELD.encode()]) for _, fields in entries] == ["hi", {"a": 1}]

@@ -139,6 +139,7 @@ class RunService(TypedDict):
     service: str
     parameters: Any
     sync: NotRequired[int]  # states:startExecution's .sync (1) or .sync:2 (2): wait for the child's end
+    sdk: NotRequired[bool]  # the AWS SDK integration's result: the API's answer alone
 
 
 class RunActivity(TypedDict):

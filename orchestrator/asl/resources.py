@@ -13,6 +13,13 @@ SERVICES = {
     "arn:aws:states:::sqs:sendMessage": "sqs:sendMessage",
     "arn:aws:states:::states:startExecution": START_EXECUTION,
 }
+# The AWS SDK integrations of the same APIs ("Learning to use AWS service SDK integrations in
+# Step Functions"): the API's answer alone as the result, Request Response or Wait for Callback.
+SDK_PREFIX = "arn:aws:states:::aws-sdk:"
+SDK_SERVICES = {
+    SDK_PREFIX + "sns:publish": "sns:publish",
+    SDK_PREFIX + "sqs:sendMessage": "sqs:sendMessage",
+}
 CALLBACK_SUFFIX = ".waitForTaskToken"
 SYNC_SUFFIX = ".sync"
 SYNC_2_SUFFIX = ".sync:2"
@@ -31,6 +38,7 @@ class Resource:
     # A nested execution's "Run a Job" flavour: 1 for .sync (its input and output as JSON
     # text), 2 for .sync:2 (as JSON values); 0 when the task does not wait for it to end.
     sync: int = 0
+    sdk: bool = False  # an AWS SDK integration (aws-sdk:<service>:<action>) rather than the optimized one
     # Worked out once, for the history events of every task that runs it:
     event_prefix: str = field(init=False)  # "LambdaFunction" or "Task"
     scheduled_event: str = field(init=False)  # "LambdaFunctionScheduled", "TaskScheduled"
@@ -47,6 +55,8 @@ class Resource:
         if self.sync:
             short_name += SYNC_SUFFIX if self.sync == 1 else SYNC_2_SUFFIX
         resource_type = self.target.split(":")[0] if is_service else "lambda"
+        if self.sdk:
+            resource_type = f"aws-sdk:{resource_type}"
         plain = self.kind in ("lambda", "activity")
         details = {} if plain else {"resource": short_name, "resourceType": resource_type}
         prefix = {"lambda": "LambdaFunction", "activity": "Activity"}.get(self.kind, "Task")
@@ -78,6 +88,8 @@ def parse_resource(resource: str) -> Resource:
         return Resource("invoke", "", resource, callback)
     if base in SERVICES:
         return Resource("service", SERVICES[base], resource, callback, sync)
+    if base in SDK_SERVICES and base == resource.removesuffix(CALLBACK_SUFFIX):  # no .sync for SDK calls
+        return Resource("service", SDK_SERVICES[base], resource, callback, sdk=True)
     if (activity := ACTIVITY_ARN.match(resource)) is not None:
         # A callback task whose dispatch is the runtime's delivery to the activity's pollers.
         return Resource("activity", activity.group(1), resource, callback=True)
@@ -89,7 +101,7 @@ def parse_resource(resource: str) -> Resource:
         return Resource("lambda", base, function_arn(base), callback)
     raise ValueError(
         f"unsupported resource {resource!r}: use a Lambda function ARN or name, {LAMBDA_INVOKE}, "
-        "arn:aws:states:::sns:publish, arn:aws:states:::sqs:sendMessage,"
+        "arn:aws:states:::sns:publish, arn:aws:states:::sqs:sendMessage (or their aws-sdk: forms),"
         " arn:aws:states:::states:startExecution (.sync, .sync:2) or an activity ARN"
     )
 

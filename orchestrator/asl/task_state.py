@@ -19,6 +19,7 @@ from orchestrator.asl.json_values import (
     payload_bound,
 )
 from orchestrator.asl.resources import Resource, function_of, parse_resource
+from orchestrator.asl.sdk_responses import with_metadata
 
 __all__ = [
     "PAYLOAD_LIMIT_BYTES",
@@ -132,6 +133,8 @@ def _action(
         }
         if resource.sync:
             service["sync"] = resource.sync
+        if resource.sdk:
+            service["sdk"] = True
         return service
     if resource.kind == "activity":
         return {"type": "RunActivity", "token": token, "activity": resource.target, "input": effective}
@@ -363,14 +366,5 @@ def invoke_envelope(payload: Any, now: float, request_id: str) -> dict[str, Any]
         "x-amzn-RequestId": request_id,
         "X-Amzn-Trace-Id": f"root=1-{int(now):08x}-{request_id.replace('-', '')[:24]};sampled=0",
     }
-    return {
-        "ExecutedVersion": "$LATEST",
-        "Payload": payload,
-        "SdkHttpMetadata": {
-            "AllHttpHeaders": {key: [value] for key, value in headers.items()},
-            "HttpHeaders": headers,
-            "HttpStatusCode": 200,
-        },
-        "SdkResponseMetadata": {"RequestId": request_id},
-        "StatusCode": 200,
-    }
+    answer = {"ExecutedVersion": "$LATEST", "Payload": payload}
+    return {**with_metadata(answer, headers, request_id), "StatusCode": 200}
