@@ -143,12 +143,13 @@ class LocalRunner:
     ) -> list[tuple[float, dict[str, Any]]]:
         """Run the execution a ``states:startExecution`` task starts; its reports, by when they come."""
         token, now = action["token"], course.now
-        request = nested_executions.start_request(action.get("parameters"), int(action.get("sync", 0)))
+        sdk = bool(action.get("sdk"))
+        request = nested_executions.start_request(action.get("parameters"), int(action.get("sync", 0)), sdk)
         if isinstance(request, dict):
             return [(now, {**request, "token": token})]
         machine = self.machines.get(request.machine)
         if machine is None:
-            return [(now, {**nested_executions.machine_missing(request.machine), "token": token})]
+            return [(now, {**nested_executions.machine_missing(request.machine, sdk), "token": token})]
         if self._depth >= MAX_NESTING:
             cause = (
                 f"the local runner runs executions started by executions at most {MAX_NESTING} deep;"
@@ -156,7 +157,7 @@ class LocalRunner:
             )
             return [(now, {"type": "TaskFailed", "error": "States.Runtime", "cause": cause, "token": token})]
         if request.name in self._child_names:
-            refusal = nested_executions.already_exists(request.machine, request.name)
+            refusal = nested_executions.already_exists(request.machine, request.name, sdk)
             return [(now, {**refusal, "token": token})]
         self._child_names.add(request.name)
         runner = self._children.get(request.machine)
@@ -178,7 +179,7 @@ class LocalRunner:
             "startDate": now,
             "stopDate": result.events[-1][2] if result.events else now,
         }
-        reports = [(now, {**nested_executions.started(child, request.sync), "token": token})]
+        reports = [(now, {**nested_executions.started(child, request.sync, sdk), "token": token})]
         if request.sync:
             reports.append(
                 (child["stopDate"], {**nested_executions.ended(child, request.sync), "token": token})

@@ -21,6 +21,7 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from orchestrator.asl.dataflow import iso_time
 from orchestrator.asl.execution import execution_arn, state_machine_arn
 from orchestrator.asl.sdk_responses import JSON_1_0, response_headers, with_metadata
 from orchestrator.protocol.decoding import strict_loads
@@ -43,18 +44,19 @@ class ChildStart:
     name: str  # the child execution's name
     input: Any
     sync: int  # 0: the task does not wait; 1 or 2: .sync or .sync:2
+    sdk: bool = False  # asked by aws-sdk:sfn:startExecution: the answer and errors as the SDK words them
 
 
-def start_request(parameters: Any, sync: int) -> ChildStart | dict[str, Any]:
+def start_request(parameters: Any, sync: int, sdk: bool = False) -> ChildStart | dict[str, Any]:
     """The start ``parameters`` ask for, or the TaskFailed report (without its token) refusing it."""
     parameters = parameters if isinstance(parameters, dict) else {}
     arn = parameters.get("StateMachineArn")
     machine = machine_name(arn)
     if machine is None:
-        return refused("InvalidArn", f"Invalid Arn: 'Resource type not valid in this context: {arn}'")
+        return refused("InvalidArn", f"Invalid Arn: 'Resource type not valid in this context: {arn}'", sdk)
     name = parameters.get("Name", str(uuid.uuid4()))
     if problem := message_id_problem(name):
-        return refused("InvalidName", f"Invalid Name: the execution name {problem}")
+        return refused("InvalidName", f"Invalid Name: the execution name {problem}", sdk)
     given = parameters.get("Input")
     if given is None:
         input: Any = {}
@@ -62,10 +64,10 @@ def start_request(parameters: Any, sync: int) -> ChildStart | dict[str, Any]:
         try:
             input = strict_loads(given)
         except ValueError as exc:
-            return refused("InvalidExecutionInput", f"Invalid State Machine Execution Input: '{exc}'")
+            return refused("InvalidExecutionInput", f"Invalid State Machine Execution Input: '{exc}'", sdk)
     else:
         input = given
-    return ChildStart(machine, name, input, sync)
+    return ChildStart(machine, name, input, sync, sdk)
 
 
 def machine_name(arn: Any) -> str | None:
@@ -78,9 +80,17 @@ def machine_name(arn: Any) -> str | None:
     return None
 
 
-def refused(code: str, message: str) -> dict[str, Any]:
-    """The TaskFailed report of a StartExecution refused with ``code``, worded as a service error."""
+def refused(code: str, message: str, sdk: bool = False) -> dict[str, Any]:
+    """The TaskFailed report of a StartExecution refused with ``code``, worded as a service error.
+
+    The optimized integration words it as AWS's Java SDK v1 does (``StepFunctions.<Code>Exception``,
+    ``(Service: AWSStepFunctions; ...; Proxy: null)``); aws-sdk:sfn as v2 does (``Sfn.<Code>Exception``,
+    ``(Service: Sfn, Status Code: 400, Request ID: ...)``), as AWS recorded an aws-sdk:sfn refusal.
+    """
     request_id = str(uuid.uuid4())
+    if sdk:
+        details = f"(Service: Sfn, Status Code: 400, Request ID: {request_id}) (SDK Attempt Count: 1)"
+        return {"type": "TaskFailed", "error": f"Sfn.{code}Exception", "cause": f"{message} {details}"}
     details = f"Service: AWSStepFunctions; Status Code: 400; Error Code: {code}; Request ID: {request_id}"
     return {
         "type": "TaskFailed",
@@ -89,19 +99,26 @@ def refused(code: str, message: str) -> dict[str, Any]:
     }
 
 
-def machine_missing(machine: str) -> dict[str, Any]:
+def machine_missing(machine: str, sdk: bool = False) -> dict[str, Any]:
     return refused(
-        "StateMachineDoesNotExist", f"State Machine Does Not Exist: '{state_machine_arn(machine)}'"
+        "StateMachineDoesNotExist", f"State Machine Does Not Exist: '{state_machine_arn(machine)}'", sdk
     )
 
 
-def already_exists(machine: str, name: str) -> dict[str, Any]:
-    return refused("ExecutionAlreadyExists", f"Execution Already Exists: '{execution_arn(machine, name)}'")
+def already_exists(machine: str, name: str, sdk: bool = False) -> dict[str, Any]:
+    arn = execution_arn(machine, name)
+    return refused("ExecutionAlreadyExists", f"Execution Already Exists: '{arn}'", sdk)
 
 
-def started(child: dict[str, Any], sync: int) -> dict[str, Any]:
+def started(child: dict[str, Any], sync: int, sdk: bool = False) -> dict[str, Any]:
     """The report of the child's start: StartExecution's response, submitted (.sync) or as the result."""
-    return {"type": "TaskSubmitted" if sync else "TaskSucceeded", "output": start_response(child)}
+    output = sdk_start_response(child) if sdk else start_response(child)
+    return {"type": "TaskSubmitted" if sync else "TaskSucceeded", "output": output}
+
+
+def sdk_start_response(child: dict[str, Any]) -> dict[str, Any]:
+    """StartExecution's response as aws-sdk:sfn:startExecution gives it: ExecutionArn, StartDate as text."""
+    return {"ExecutionArn": child["arn"], "StartDate": iso_time(child["startDate"])}
 
 
 def start_response(child: dict[str, Any]) -> dict[str, Any]:

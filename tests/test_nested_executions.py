@@ -17,6 +17,7 @@ and a worker in this process).
 from __future__ import annotations
 
 import json
+import re
 import time
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,7 @@ import pytest
 import redis
 
 from orchestrator.asl.definition import StateMachine
+from orchestrator.asl.errors import DefinitionError
 from orchestrator.local import LocalRunner
 from orchestrator.runtime.callbacks import send_task_success
 from orchestrator.runtime.client import Client
@@ -123,6 +125,56 @@ def test_a_child_that_fails_fails_the_task_with_states_task_failed_and_its_descr
     cause = json.loads(result.cause)
     assert (cause["Status"], cause["Error"], cause["Cause"]) == ("FAILED", "SomeFailure", "it broke")
     assert "Output" not in cause
+
+
+# aws-sdk:sfn:startExecution: Request Response (or a callback), its result StartExecution's answer
+# alone and its errors worded by the SDK, as AWS recorded them (LocalStack's snapshots of real
+# executions: test_aws_sdk_task_service test_sfn_start_execution gave exactly {"ExecutionArn",
+# "StartDate"} and events of resourceType "aws-sdk:sfn", resource "startExecution"; aws-sdk:sfn
+# refusals read "Sfn.<Code>Exception", "<message> (Service: Sfn, Status Code: 400, Request ID: ...)").
+SDK_START = "arn:aws:states:::aws-sdk:sfn:startExecution"
+
+
+def sdk_parent(target: str = "Child") -> dict[str, Any]:
+    definition = parent("startExecution", target)
+    definition["States"]["Start"]["Resource"] = SDK_START
+    return definition
+
+
+def test_aws_sdk_start_execution_returns_the_apis_answer_alone_and_the_child_runs() -> None:
+    result = run_locally(sdk_parent())
+
+    assert result.status == "SUCCEEDED", result.cause
+    assert set(result.output) == {"ExecutionArn", "StartDate"}
+    assert result.output["ExecutionArn"] == "arn:aws:states:us-east-1:000000000000:execution:Child:kid"
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", result.output["StartDate"])
+    resource = ("startExecution", "aws-sdk:sfn")
+    assert task_events(result.history) == [
+        ("TaskStateEntered", None, None),
+        ("TaskScheduled", *resource),
+        ("TaskStarted", *resource),
+        ("TaskSucceeded", *resource),
+        ("TaskStateExited", None, None),
+    ]
+
+
+def test_aws_sdk_start_execution_is_refused_in_the_sdks_words() -> None:
+    result = run_locally(sdk_parent("Nowhere"))
+
+    assert (result.status, result.error) == ("FAILED", "Sfn.StateMachineDoesNotExistException")
+    assert re.fullmatch(
+        r"State Machine Does Not Exist: 'arn:aws:states:us-east-1:000000000000:stateMachine:Nowhere' "
+        r"\(Service: Sfn, Status Code: 400, Request ID: [0-9a-f-]{36}\) \(SDK Attempt Count: 1\)",
+        result.cause,
+    )
+
+
+def test_aws_sdk_start_execution_has_no_run_a_job_pattern() -> None:
+    definition = sdk_parent()
+    definition["States"]["Start"]["Resource"] = SDK_START + ".sync"
+
+    with pytest.raises(DefinitionError, match="unsupported resource"):
+        StateMachine.parse(definition, "Parent")
 
 
 def test_request_response_returns_the_start_and_does_not_wait() -> None:
@@ -259,6 +311,29 @@ def test_on_redis_request_response_returns_the_childs_arn_and_the_child_runs(
     described = client.describe("parent")
     assert described["output"]["ExecutionArn"] == "arn:aws:states:us-east-1:000000000000:execution:Child:kid"
     assert client.describe("kid")["output"] == {"hello": "world"}
+
+
+def test_on_redis_aws_sdk_start_execution_starts_the_child_and_answers_in_the_sdks_shape(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    client = run_on_redis(redis_client, settings, sdk_parent())
+
+    described = client.describe("parent")
+    assert set(described["output"]) == {"ExecutionArn", "StartDate"}
+    assert client.describe("kid")["output"] == {"hello": "world"}
+    scheduled = next(e for e in client.history("parent") if e["type"] == "TaskScheduled")
+    assert (scheduled["resourceType"], scheduled["resource"]) == ("aws-sdk:sfn", "startExecution")
+
+
+def test_on_redis_aws_sdk_start_execution_of_a_missing_machine_fails_in_the_sdks_words(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    client = run_on_redis(redis_client, settings, sdk_parent("Nowhere"))
+
+    described = client.describe("parent")
+    assert (described["status"], described["error"]) == ("FAILED", "Sfn.StateMachineDoesNotExistException")
+    assert "(Service: Sfn, Status Code: 400, Request ID: " in described["cause"]
+    assert client.describe("kid") is None
 
 
 def test_on_redis_a_refused_start_fails_the_task_and_starts_nothing(

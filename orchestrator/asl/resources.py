@@ -19,6 +19,7 @@ SDK_PREFIX = "arn:aws:states:::aws-sdk:"
 SDK_SERVICES = {
     SDK_PREFIX + "sns:publish": "sns:publish",
     SDK_PREFIX + "sqs:sendMessage": "sqs:sendMessage",
+    SDK_PREFIX + "sfn:startExecution": START_EXECUTION,
 }
 CALLBACK_SUFFIX = ".waitForTaskToken"
 SYNC_SUFFIX = ".sync"
@@ -55,8 +56,8 @@ class Resource:
         if self.sync:
             short_name += SYNC_SUFFIX if self.sync == 1 else SYNC_2_SUFFIX
         resource_type = self.target.split(":")[0] if is_service else "lambda"
-        if self.sdk:
-            resource_type = f"aws-sdk:{resource_type}"
+        if self.sdk:  # named as the ARN names the service: aws-sdk:sfn, not states
+            resource_type = "aws-sdk:" + self.arn.removesuffix(CALLBACK_SUFFIX).split(":")[-2]
         plain = self.kind in ("lambda", "activity")
         details = {} if plain else {"resource": short_name, "resourceType": resource_type}
         prefix = {"lambda": "LambdaFunction", "activity": "Activity"}.get(self.kind, "Task")

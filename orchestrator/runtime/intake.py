@@ -189,6 +189,8 @@ def parse_event(fields: dict[Any, Any]) -> tuple[dict[str, Any] | None, str]:
             return None, f"missing or non-string field(s): {', '.join(missing)}"
         if event.get("sync", 0) not in (0, 1, 2):
             return None, "sync is not 0, 1 or 2"
+        if event.get("sdk", False) not in (True, False):
+            return None, "sdk is not true or false"
     return event, ""
 
 

@@ -41,22 +41,23 @@ def take_starts(
     started = None
     for event in starts:
         machine_name, sync = str(event.get("machine")), int(event.get("sync") or 0)
+        sdk = event.get("sdk") is True
         child = None
         if execution is None:
             machine = machine_of(machine_name)
             if machine is None:
-                report = nested_executions.machine_missing(machine_name)
+                report = nested_executions.machine_missing(machine_name, sdk)
             else:
                 child = started = transitions.start(machine, name, event.get("input"), now)
                 execution = started.execution
                 if sync:
                     parent = {"execution": event.get("parent"), "token": event.get("token"), "sync": sync}
                     execution[nested_executions.PARENT_TASK] = parent
-                report = nested_executions.started(execution, sync)
+                report = nested_executions.started(execution, sync, sdk)
         elif is_same_start(execution, machine_name, event.get("input"), sync):
-            report = nested_executions.started(execution, 0)
+            report = nested_executions.started(execution, 0, sdk)
         else:
-            report = nested_executions.already_exists(machine_name, name)
+            report = nested_executions.already_exists(machine_name, name, sdk)
         answer = {**report, "execution": event.get("parent"), "token": event.get("token")}
         commit.add_stream_entry(commit.keys.events, {EVENT_FIELD: json.dumps(answer)})
         if child is not None:

@@ -125,7 +125,7 @@ def settle(machine: StateMachine, transition: Transition, step: engine.Step, now
                     transition.activity_tasks.append((action["activity"], task))
             elif kind == "RunService" and action["service"] == START_EXECUTION:
                 request = nested_executions.start_request(
-                    action.get("parameters"), int(action.get("sync", 0))
+                    action.get("parameters"), int(action.get("sync", 0)), bool(action.get("sdk"))
                 )
                 if isinstance(request, nested_executions.ChildStart):
                     # Started by an orchestrator as it takes the request (runtime.nested), which
@@ -274,6 +274,7 @@ def start_event(parent: dict[str, Any], request: nested_executions.ChildStart, t
         "machine": request.machine,
         "input": request.input,
         "sync": request.sync,
+        **({"sdk": True} if request.sdk else {}),
     }
 
 
