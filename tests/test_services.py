@@ -35,6 +35,25 @@ SEND = {
 RECORD = {"record": {"dragon_name_str": "Puff", "family_str": "green"}}
 
 
+def run_on_stack(
+    redis_client: redis.Redis, settings: Settings, machine: str, definition: dict, input: object
+) -> dict:
+    """Register ``definition``, run one execution of it with an orchestrator alone; its description."""
+    client = Client(redis_client, settings)
+    client.register_machine(machine, definition)
+    name = client.start_execution(machine, input)
+    drive(
+        redis_client,
+        settings,
+        [Orchestrator(redis_client, settings, "o1")],
+        all_finished(1),
+        with_worker=False,
+    )
+    described = client.describe(name)
+    assert described is not None
+    return described
+
+
 def test_a_local_send_message_returns_what_sqs_returns_and_records_the_message() -> None:
     result = LocalRunner(StateMachine.parse(SEND, "Send")).run(RECORD)
 
@@ -48,20 +67,9 @@ def test_a_local_send_message_returns_what_sqs_returns_and_records_the_message()
 def test_a_send_message_on_the_stack_puts_the_body_on_the_named_queue_in_the_same_commit(
     redis_client: redis.Redis, settings: Settings
 ) -> None:
-    client = Client(redis_client, settings)
-    client.register_machine("Send", SEND)
-    name = client.start_execution("Send", RECORD)
+    described = run_on_stack(redis_client, settings, "Send", SEND, RECORD)
 
-    drive(
-        redis_client,
-        settings,
-        [Orchestrator(redis_client, settings, "o1")],
-        all_finished(1),
-        with_worker=False,
-    )
-
-    described = client.describe(name)
-    assert described is not None and described["status"] == "SUCCEEDED"
+    assert described["status"] == "SUCCEEDED"
     entries = redis_client.xrange(Keys(settings.prefix).queue("outbox"))
     assert [json.loads(fields[BODY_FIELD.encode()]) for _, fields in entries] == [RECORD["record"]]
     assert (
@@ -85,19 +93,9 @@ def test_a_publish_gives_the_same_result_shape_locally_and_on_the_stack(
         },
     }
     local = LocalRunner(StateMachine.parse(publish, "Notify")).run({"hello": "world"})
-    client = Client(redis_client, settings)
-    client.register_machine("Notify", publish)
-    name = client.start_execution("Notify", {"hello": "world"})
-    drive(
-        redis_client,
-        settings,
-        [Orchestrator(redis_client, settings, "o1")],
-        all_finished(1),
-        with_worker=False,
-    )
+    on_stack = run_on_stack(redis_client, settings, "Notify", publish, {"hello": "world"})
 
-    on_stack = client.describe(name)
-    assert on_stack is not None and local.status == on_stack["status"] == "SUCCEEDED"
+    assert local.status == on_stack["status"] == "SUCCEEDED"
     assert (
         set(local.output)
         == set(on_stack["output"])
@@ -200,20 +198,9 @@ def test_an_aws_sdk_call_has_no_run_a_job_pattern() -> None:
 def test_the_aws_sdk_forms_send_and_publish_on_the_stack_in_the_transitions_commit(
     redis_client: redis.Redis, settings: Settings
 ) -> None:
-    client = Client(redis_client, settings)
-    client.register_machine("Both", BOTH_FORMS)
-    name = client.start_execution("Both", {})
+    described = run_on_stack(redis_client, settings, "Both", BOTH_FORMS, {})
 
-    drive(
-        redis_client,
-        settings,
-        [Orchestrator(redis_client, settings, "o1")],
-        all_finished(1),
-        with_worker=False,
-    )
-
-    described = client.describe(name)
-    assert described is not None and described["status"] == "SUCCEEDED", described
+    assert described["status"] == "SUCCEEDED", described
     assert set(described["output"]["sdkSend"]) == {"MD5OfMessageBody", "MessageId"}
     assert set(described["output"]["sdkPublish"]) == {"MessageId"}
     entries = redis_client.xrange(Keys(settings.prefix).queue("q"))
