@@ -70,6 +70,8 @@ class Fork(TypedDict):
     bound: NotRequired[int]  # payload_bound of the results gathered, until they are measured
     measured: NotRequired[int]  # their size in bytes, once measured
     over: NotRequired[bool]  # the results together are surely over the limit: dropped, not kept
+    batchEnds: NotRequired[list[int]]  # an ItemBatcher's batches: where each ends in the items
+    batchInput: NotRequired[Any]  # its BatchInput, evaluated once, when the Map declares one
 
 
 class Thread(TypedDict):
