@@ -478,18 +478,26 @@ def test_on_redis_wait_for_task_token_hands_the_child_a_token_its_answer_complet
     assert client.describe("parent")["output"] == {"answered": True}
 
 
-def test_on_redis_a_start_event_that_names_no_parent_is_moved_aside_and_starts_nothing(
-    redis_client: redis.Redis, settings: Settings
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        ({}, "missing or non-string field(s): parent"),
+        ({"parent": "p", "sync": 3}, "sync is not 0, 1 or 2"),
+        ({"parent": "p", "sdk": "yes"}, "sdk is not true or false"),
+    ],
+)
+def test_on_redis_a_malformed_start_event_is_moved_aside_and_starts_nothing(
+    redis_client: redis.Redis, settings: Settings, fields: dict[str, Any], reason: str
 ) -> None:
     keys = Keys(settings.prefix)
     Client(redis_client, settings).register_machine("Child", CHILD)
-    forged = {"type": "StartExecution", "execution": "kid", "token": "kid:1", "machine": "Child"}
+    forged = {"type": "StartExecution", "execution": "kid", "token": "kid:1", "machine": "Child", **fields}
     redis_client.xadd(keys.events, {"event": json.dumps(forged)})
 
     Orchestrator(redis_client, settings, "o1").run_once()
 
     [(_, moved)] = redis_client.xrange(keys.malformed)
-    assert moved[b"reason"] == b"missing or non-string field(s): parent"
+    assert moved[b"reason"] == reason.encode()
     assert Client(redis_client, settings).describe("kid") is None
 
 
