@@ -26,11 +26,15 @@ PUBLISH_RESPONSE_LENGTH = 294
 
 @dataclass(frozen=True, slots=True)
 class Effect:
-    """What a service task causes: ``kind`` "publish" (to a topic) or "send" (to a queue)."""
+    """What a service task causes: ``kind`` "publish" (to a topic) or "send" (to a queue).
+
+    A message sent carries the MessageId the task's result names (``message_id``).
+    """
 
     kind: str
     target: str
     payload: Any
+    message_id: str = ""
 
 
 def carry_out(
@@ -50,12 +54,17 @@ def carry_out(
     if service == SQS_SEND_MESSAGE:
         body = parameters.get("MessageBody")
         queue = str(parameters.get("QueueUrl", "")).rstrip("/").rsplit("/", 1)[-1]
-        text = body if isinstance(body, str) else json.dumps(body)
+        text = message_text(body)
         answer = {"MD5OfMessageBody": hashlib.md5(text.encode()).hexdigest(), "MessageId": str(uuid.uuid4())}
         output = answer if sdk else send_result(answer, now)
-        return {"type": "TaskSucceeded", "output": output}, Effect("send", queue, body)
+        return {"type": "TaskSucceeded", "output": output}, Effect("send", queue, body, answer["MessageId"])
     cause = f"The service integration {service!r} is not supported"
     return {"type": "TaskFailed", "error": errors.RUNTIME, "cause": cause}, None
+
+
+def message_text(body: Any) -> str:
+    """The body of the SQS message a sendMessage task's MessageBody makes: text as given, JSON as its text."""
+    return body if isinstance(body, str) else json.dumps(body)
 
 
 def topic_name(topic_arn: str) -> str:

@@ -24,6 +24,7 @@ from tests.api_fixtures import (
     SECRET_ACCESS_KEY,
     ApiStack,
     api_stack,
+    role_arn,
     sfn,
 )
 from tests.chaos import wait_until
@@ -302,3 +303,40 @@ def test_a_message_sqs_refuses_is_refused_with_a_clear_error_and_not_queued(
     assert says in refused.value.response["Error"]["Message"]
     depth = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["ApproximateNumberOfMessages"])
     assert depth["Attributes"]["ApproximateNumberOfMessages"] == "0"
+
+
+def test_a_state_machines_send_message_is_received_with_its_body_and_the_tasks_message_id(
+    sqs: Any, sfn: Any
+) -> None:
+    name = f"outbox-{uuid.uuid4().hex[:8]}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+
+    def send(body: Any, following: str | None) -> dict[str, Any]:
+        state = {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::sqs:sendMessage",
+            "Parameters": {"QueueUrl": url, "MessageBody": body},
+            "ResultPath": f"$.{'text' if isinstance(body, str) else 'json'}",
+        }
+        return state | ({"Next": following} if following else {"End": True})
+
+    definition = {"StartAt": "Text", "States": {"Text": send("hi", "Json"), "Json": send({"a": 1}, None)}}
+    machine = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=role_arn())
+    arn = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], input="{}")["executionArn"]
+    described = finished(sfn, arn)
+    assert described["status"] == "SUCCEEDED", described
+    results = json.loads(described["output"])
+
+    received: list[dict[str, Any]] = []
+
+    def both_received() -> bool:
+        received.extend(sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []))
+        return len(received) >= 2
+
+    wait_until(both_received, FINISH_SECONDS, "both messages to be received", interval=0.05)
+    # As SQS delivers what sendMessage sent: the text as given, an object as its JSON text.
+    bodies = {message["MessageId"]: message["Body"] for message in received}
+    assert bodies == {results["text"]["MessageId"]: "hi", results["json"]["MessageId"]: json.dumps({"a": 1})}
+    for result in (results["text"], results["json"]):
+        body = bodies[result["MessageId"]]
+        assert result["MD5OfMessageBody"] == hashlib.md5(body.encode()).hexdigest()

@@ -8,6 +8,7 @@ state change commit together) and writes the outcome into a :class:`Commit`.
 from __future__ import annotations
 
 import json
+import uuid
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -25,7 +26,8 @@ from orchestrator.runtime.callbacks import (
     seal_handed_tokens,
     token_key,
 )
-from orchestrator.runtime.keys import ACTIVITY_TASK_FIELD, BODY_FIELD, FINISHED_STATUSES
+from orchestrator.runtime.keys import ACTIVITY_TASK_FIELD, FINISHED_STATUSES
+from orchestrator.runtime.queues import OutgoingMessage
 from orchestrator.runtime.store import Commit
 from orchestrator.settings import Settings
 
@@ -47,7 +49,7 @@ class Transition:
     timers: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     cancelled_timers: list[dict[str, Any]] = field(default_factory=list)
     publishes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    messages: list[tuple[str, Any]] = field(default_factory=list)
+    messages: list[tuple[str, Any, str]] = field(default_factory=list)  # queue, body, message id
     activity_tasks: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     # The plain tokens this transition hands out (callbacks' $$.Task.Token, activity tasks);
     # record() seals them wherever they leave redstep.
@@ -180,7 +182,7 @@ def run_service(transition: Transition, action: dict[str, Any], now: float) -> d
     if effect is not None and effect.kind == "publish":
         transition.publishes.append((effect.target, effect.payload))
     elif effect is not None:
-        transition.messages.append((effect.target, effect.payload))
+        transition.messages.append((effect.target, effect.payload, effect.message_id))
     return {**report, "token": action["token"]}
 
 
@@ -229,8 +231,10 @@ def record(commit: Commit, transition: Transition, version: int, settings: Setti
         commit.remove_timer(event)
     for topic, message in transition.publishes:
         commit.publish(topic, message, settings.notification_stream_length)
-    for queue, body in transition.messages:
-        commit.add_stream_entry(commit.keys.queue(queue), {BODY_FIELD: json.dumps(body)})
+    for queue, body, message_id in transition.messages:
+        # As a SendMessage writes it: the receiver gets the body's text and the task's MessageId.
+        message = OutgoingMessage(message_id or str(uuid.uuid4()), services.message_text(body), {})
+        commit.add_stream_entry(commit.keys.queue(queue), message.fields())
     for activity, task in transition.activity_tasks:
         commit.add_stream_entry(commit.keys.activity_tasks(activity), {ACTIVITY_TASK_FIELD: json.dumps(task)})
     for request, token in transition.child_starts:
@@ -286,7 +290,10 @@ def _seal_handed_tokens(commit: Commit, transition: Transition) -> None:
     for task in transition.tasks:
         task["payload"] = seal_handed_tokens(task["payload"], sealed)
     transition.publishes = [(topic, seal_handed_tokens(m, sealed)) for topic, m in transition.publishes]
-    transition.messages = [(queue, seal_handed_tokens(body, sealed)) for queue, body in transition.messages]
+    transition.messages = [
+        (queue, seal_handed_tokens(body, sealed), message_id)
+        for queue, body, message_id in transition.messages
+    ]
     transition.activity_tasks = [
         (activity, {**task, "sealed": sealed[task["token"]]}) for activity, task in transition.activity_tasks
     ]

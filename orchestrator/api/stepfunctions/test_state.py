@@ -36,6 +36,7 @@ from orchestrator.local import LocalRunner
 from orchestrator.protocol.decoding import strict_loads
 from orchestrator.runtime.notifications import publish
 from orchestrator.runtime.queues import OutgoingMessage, Queues
+from orchestrator.services import message_text
 
 TESTED = "TestState"
 SERVICE_RESOURCES = ("arn:aws:states:::sns:publish", "arn:aws:states:::sqs:sendMessage")
@@ -248,7 +249,7 @@ def _carry_out(sfn: StepFunctions, effects: list[dict[str, Any]]) -> None:
         if effect["kind"] == "publish":
             publish(sfn.client.redis, settings, effect["payload"])
         elif effect["kind"] == "send":
-            message = OutgoingMessage(str(uuid.uuid4()), json.dumps(effect["payload"]), {})
+            message = OutgoingMessage(str(uuid.uuid4()), message_text(effect["payload"]), {})
             Queues(sfn.client.redis, settings).send(effect["target"], [message])
 
 
