@@ -53,6 +53,8 @@ def carry_out(
         return {"type": "TaskSucceeded", "output": output}, effect
     if service == SQS_SEND_MESSAGE:
         body = parameters.get("MessageBody")
+        if body is None:
+            return missing_parameter("MessageBody", sdk), None
         queue = str(parameters.get("QueueUrl", "")).rstrip("/").rsplit("/", 1)[-1]
         text = message_text(body)
         answer = {"MD5OfMessageBody": hashlib.md5(text.encode()).hexdigest(), "MessageId": str(uuid.uuid4())}
@@ -60,6 +62,26 @@ def carry_out(
         return {"type": "TaskSucceeded", "output": output}, Effect("send", queue, body, answer["MessageId"])
     cause = f"The service integration {service!r} is not supported"
     return {"type": "TaskFailed", "error": errors.RUNTIME, "cause": cause}, None
+
+
+def missing_parameter(name: str, sdk: bool) -> dict[str, Any]:
+    """The TaskFailed report of a SendMessage without ``name``, as SQS refuses it.
+
+    AWS recorded the optimized integration's (``SQS.AmazonSQSException``, the Java SDK v1's
+    wording); an AWS SDK call's is worded as the SDK v2 words an error it has no class for
+    (``Sqs.SqsException``, "(Service: Sqs, Status Code: 400, ...)").
+    """
+    message = f"The request must contain the parameter {name}."
+    request_id = str(uuid.uuid4())
+    if sdk:
+        cause = f"{message} (Service: Sqs, Status Code: 400, Request ID: {request_id}) (SDK Attempt Count: 1)"
+        return {"type": "TaskFailed", "error": "Sqs.SqsException", "cause": cause}
+    details = f"Service: AmazonSQS; Status Code: 400; Error Code: MissingParameter; Request ID: {request_id}"
+    return {
+        "type": "TaskFailed",
+        "error": "SQS.AmazonSQSException",
+        "cause": f"{message} ({details}; Proxy: null)",
+    }
 
 
 def message_text(body: Any) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 
 import pytest
 import redis
@@ -205,3 +206,35 @@ def test_the_aws_sdk_forms_send_and_publish_on_the_stack_in_the_transitions_comm
     assert set(described["output"]["sdkPublish"]) == {"MessageId"}
     entries = redis_client.xrange(Keys(settings.prefix).queue("q"))
     assert [json.loads(fields[BODY_FIELD.encode()]) for _, fields in entries] == ["hi", {"a": 1}]
+
+
+@pytest.mark.parametrize(
+    ("resource", "error", "details"),
+    [
+        (
+            "arn:aws:states:::sqs:sendMessage",
+            "SQS.AmazonSQSException",
+            r"\(Service: AmazonSQS; Status Code: 400; Error Code: MissingParameter; "
+            r"Request ID: [0-9a-f-]{36}; Proxy: null\)",
+        ),
+        (
+            "arn:aws:states:::aws-sdk:sqs:sendMessage",
+            "Sqs.SqsException",
+            r"\(Service: Sqs, Status Code: 400, Request ID: [0-9a-f-]{36}\) \(SDK Attempt Count: 1\)",
+        ),
+    ],
+)
+def test_a_send_message_without_a_body_fails_as_sqs_refuses_it_and_sends_nothing(
+    resource: str, error: str, details: str
+) -> None:
+    # AWS recorded the optimized form's refusal (test_task_service_sqs test_send_message_empty_body).
+    definition = {
+        "StartAt": "S",
+        "States": {"S": task(resource, {"QueueUrl": "q", "MessageBody": None}, "$.s")},
+    }
+
+    result = LocalRunner(StateMachine.parse(definition, "Empty")).run({})
+
+    assert (result.status, result.error) == ("FAILED", error)
+    assert re.fullmatch(r"The request must contain the parameter MessageBody\. " + details, result.cause)
+    assert result.effects == []
