@@ -32,7 +32,7 @@ from orchestrator.asl import errors, payload
 from orchestrator.asl.dataflow import StateData
 from orchestrator.asl.errors import StatesError
 from orchestrator.asl.execution import ACCOUNT, REGION
-from orchestrator.asl.json_values import PAYLOAD_LIMIT_BYTES, json_type, payload_bytes
+from orchestrator.asl.json_values import PAYLOAD_LIMIT_BYTES, json_type, numeric, payload_bytes
 
 ITEM_READER_FAILED = "States.ItemReaderFailed"
 RESULT_WRITER_FAILED = "States.ResultWriterFailed"
@@ -167,11 +167,5 @@ def batch(items: list[Any], *batch_input: Any) -> dict[str, Any]:
 
 def _positive_integer(value: Any) -> int | None:
     """A path's value as a positive integer; AWS also takes numeric text such as "2" here."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            value = int(value)
-        except ValueError:
-            return None
-    return value if isinstance(value, int) and value >= 1 else None
+    number = numeric(value, integral=True)
+    return int(number) if number is not None and number >= 1 else None

@@ -19,6 +19,7 @@ from orchestrator.asl.json_values import (
     PAYLOAD_LIMIT_BYTES,
     exceeds_payload_limit,
     json_type,
+    numeric,
     payload_bound,
     payload_bytes,
 )
@@ -152,20 +153,6 @@ def _items_cause(data: StateData, items: Any) -> str:
     return f"Item path {data.state.get('ItemsPath', '$')} evaluated to a non-array value: {rendered}"
 
 
-def _numeric(value: Any, integral: bool) -> float | None:
-    """A path's value as a number; AWS also takes numeric text such as "1" here."""
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, str):
-        try:
-            return int(value) if integral else float(value)
-        except ValueError:
-            return None
-    if integral:
-        return value if isinstance(value, int) else None
-    return value if isinstance(value, (int, float)) else None
-
-
 def _number_field(data: StateData, selected: Any, field: str, default: float) -> float:
     state = data.state
     if field in state:
@@ -174,7 +161,7 @@ def _number_field(data: StateData, selected: Any, field: str, default: float) ->
         path = state[f"{field}Path"]
         raw = data.resolve(selected)(path)
         integral = field != "ToleratedFailurePercentage"
-        value = _numeric(raw, integral)
+        value = numeric(raw, integral)
         if value is None:
             shown = raw if isinstance(raw, str) else json.dumps(raw, separators=(",", ":"))
             kind = "integer" if integral else "float"

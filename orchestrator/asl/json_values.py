@@ -139,3 +139,17 @@ def payload_bound(value: Any, depth: int = _BOUND_DEPTH) -> int:
     if value_type is float:
         return 24  # repr of any float, or Infinity / NaN
     return NO_BOUND
+
+
+def numeric(value: Any, integral: bool) -> float | None:
+    """A path's value as a number; AWS also takes numeric text such as "1" here."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, str):
+        try:
+            return int(value) if integral else float(value)
+        except ValueError:
+            return None
+    if integral:
+        return value if isinstance(value, int) else None
+    return value if isinstance(value, (int, float)) else None
