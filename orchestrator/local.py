@@ -187,9 +187,7 @@ class LocalRunner:
         return reports
 
     def _service(self, action: dict[str, Any], effects: list[dict[str, Any]], now: float) -> dict[str, Any]:
-        report, effect = services.carry_out(
-            action["service"], action.get("parameters") or {}, now, bool(action.get("sdk"))
-        )
+        report, effect = services.carry_out(action, now)
         if effect is not None:
             effects.append({"kind": effect.kind, "target": effect.target, "payload": effect.payload})
         return {**report, "token": action["token"]}

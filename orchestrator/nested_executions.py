@@ -23,7 +23,13 @@ from typing import Any
 
 from orchestrator.asl.dataflow import iso_time
 from orchestrator.asl.execution import execution_arn, state_machine_arn
-from orchestrator.asl.sdk_responses import JSON_1_0, response_headers, with_metadata
+from orchestrator.asl.sdk_responses import (
+    JSON_1_0,
+    response_headers,
+    sdk_v1_failure,
+    sdk_v2_failure,
+    with_metadata,
+)
 from orchestrator.protocol.decoding import strict_loads
 from orchestrator.runtime.sources import message_id_problem
 
@@ -81,22 +87,12 @@ def machine_name(arn: Any) -> str | None:
 
 
 def refused(code: str, message: str, sdk: bool = False) -> dict[str, Any]:
-    """The TaskFailed report of a StartExecution refused with ``code``, worded as a service error.
-
-    The optimized integration words it as AWS's Java SDK v1 does (``StepFunctions.<Code>Exception``,
-    ``(Service: AWSStepFunctions; ...; Proxy: null)``); aws-sdk:sfn as v2 does (``Sfn.<Code>Exception``,
-    ``(Service: Sfn, Status Code: 400, Request ID: ...)``), as AWS recorded an aws-sdk:sfn refusal.
-    """
-    request_id = str(uuid.uuid4())
+    """The TaskFailed report of a StartExecution refused with ``code``, worded as a service error:
+    ``StepFunctions.<Code>Exception`` for the optimized integration, ``Sfn.<Code>Exception`` for
+    aws-sdk:sfn (as AWS recorded an aws-sdk:sfn refusal)."""
     if sdk:
-        details = f"(Service: Sfn, Status Code: 400, Request ID: {request_id}) (SDK Attempt Count: 1)"
-        return {"type": "TaskFailed", "error": f"Sfn.{code}Exception", "cause": f"{message} {details}"}
-    details = f"Service: AWSStepFunctions; Status Code: 400; Error Code: {code}; Request ID: {request_id}"
-    return {
-        "type": "TaskFailed",
-        "error": f"StepFunctions.{code}Exception",
-        "cause": f"{message} ({details}; Proxy: null)",
-    }
+        return sdk_v2_failure(f"Sfn.{code}Exception", message, "Sfn")
+    return sdk_v1_failure(f"StepFunctions.{code}Exception", message, "AWSStepFunctions", code)
 
 
 def machine_missing(machine: str, sdk: bool = False) -> dict[str, Any]:

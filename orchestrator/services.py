@@ -15,7 +15,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from orchestrator.asl import errors
-from orchestrator.asl.sdk_responses import JSON_1_0, XML, response_headers, with_metadata
+from orchestrator.asl.sdk_responses import (
+    JSON_1_0,
+    XML,
+    response_headers,
+    sdk_v1_failure,
+    sdk_v2_failure,
+    with_metadata,
+)
 
 SNS_PUBLISH = "sns:publish"
 SQS_SEND_MESSAGE = "sqs:sendMessage"
@@ -37,14 +44,13 @@ class Effect:
     message_id: str = ""
 
 
-def carry_out(
-    service: str, parameters: dict[str, Any], now: float, sdk: bool = False
-) -> tuple[dict[str, Any], Effect | None]:
-    """The report of a service task (TaskSucceeded or TaskFailed, without its token) and its effect.
+def carry_out(action: dict[str, Any], now: float) -> tuple[dict[str, Any], Effect | None]:
+    """The report of a RunService ``action`` (TaskSucceeded or TaskFailed, without its token) and its effect.
 
-    ``sdk``: the task named the AWS SDK integration (``arn:aws:states:::aws-sdk:sqs:sendMessage``),
+    An action with ``sdk`` named the AWS SDK integration (``arn:aws:states:::aws-sdk:sqs:sendMessage``),
     whose result is the API's answer alone, without the response's metadata.
     """
+    service, parameters, sdk = action["service"], action.get("parameters") or {}, bool(action.get("sdk"))
     if service == SNS_PUBLISH:
         message = envelope(parameters, now)
         effect = Effect("publish", topic_name(message["TopicArn"]), message)
@@ -67,21 +73,13 @@ def carry_out(
 def missing_parameter(name: str, sdk: bool) -> dict[str, Any]:
     """The TaskFailed report of a SendMessage without ``name``, as SQS refuses it.
 
-    AWS recorded the optimized integration's (``SQS.AmazonSQSException``, the Java SDK v1's
-    wording); an AWS SDK call's is worded as the SDK v2 words an error it has no class for
-    (``Sqs.SqsException``, "(Service: Sqs, Status Code: 400, ...)").
+    AWS recorded the optimized integration's (``SQS.AmazonSQSException``); an AWS SDK call's is
+    named as the SDK v2 names an error it has no class for (``Sqs.SqsException``).
     """
     message = f"The request must contain the parameter {name}."
-    request_id = str(uuid.uuid4())
     if sdk:
-        cause = f"{message} (Service: Sqs, Status Code: 400, Request ID: {request_id}) (SDK Attempt Count: 1)"
-        return {"type": "TaskFailed", "error": "Sqs.SqsException", "cause": cause}
-    details = f"Service: AmazonSQS; Status Code: 400; Error Code: MissingParameter; Request ID: {request_id}"
-    return {
-        "type": "TaskFailed",
-        "error": "SQS.AmazonSQSException",
-        "cause": f"{message} ({details}; Proxy: null)",
-    }
+        return sdk_v2_failure("Sqs.SqsException", message, "Sqs")
+    return sdk_v1_failure("SQS.AmazonSQSException", message, "AmazonSQS", "MissingParameter")
 
 
 def message_text(body: Any) -> str:

@@ -5,10 +5,16 @@ AWS-recorded results of lambda:invoke, sqs:sendMessage, sns:publish and states:s
 headers, each also as a one-element list under ``AllHttpHeaders``, and ``HttpStatusCode``
 200; and ``SdkResponseMetadata.RequestId``. An AWS SDK integration's result
 (``arn:aws:states:::aws-sdk:...``) is the API's answer alone.
+
+A refusal is worded as the Java SDK that made the call words it: version 1 for an optimized
+integration (``(Service: AmazonSQS; Status Code: 400; Error Code: ...; Proxy: null)``), version 2
+for an AWS SDK integration (``(Service: Sqs, Status Code: 400, ...) (SDK Attempt Count: 1)``),
+as AWS recorded them.
 """
 
 from __future__ import annotations
 
+import uuid
 from email.utils import formatdate
 from typing import Any
 
@@ -38,3 +44,15 @@ def with_metadata(answer: dict[str, Any], headers: dict[str, str], request_id: s
         },
         "SdkResponseMetadata": {"RequestId": request_id},
     }
+
+
+def sdk_v1_failure(error: str, message: str, service: str, code: str) -> dict[str, Any]:
+    """The TaskFailed report of a call an optimized integration made and ``service`` refused with ``code``."""
+    details = f"Service: {service}; Status Code: 400; Error Code: {code}; Request ID: {uuid.uuid4()}"
+    return {"type": "TaskFailed", "error": error, "cause": f"{message} ({details}; Proxy: null)"}
+
+
+def sdk_v2_failure(error: str, message: str, service: str) -> dict[str, Any]:
+    """The TaskFailed report of a call an AWS SDK integration made and ``service`` refused."""
+    details = f"(Service: {service}, Status Code: 400, Request ID: {uuid.uuid4()}) (SDK Attempt Count: 1)"
+    return {"type": "TaskFailed", "error": error, "cause": f"{message} {details}"}

@@ -176,9 +176,7 @@ def task_of(execution: str, action: dict[str, Any]) -> Task:
 
 def run_service(transition: Transition, action: dict[str, Any], now: float) -> dict[str, Any]:
     """Carry out one service task into ``transition``; the event that reports how it went."""
-    report, effect = services.carry_out(
-        action["service"], action.get("parameters") or {}, now, bool(action.get("sdk"))
-    )
+    report, effect = services.carry_out(action, now)
     if effect is not None and effect.kind == "publish":
         transition.publishes.append((effect.target, effect.payload))
     elif effect is not None:
