@@ -227,3 +227,25 @@ def test_a_call_sent_without_waiting_reports_a_lost_connection_and_a_lost_script
         sent.reply()
     redis_client.rpush("t:claimed:a", "2")
     assert give_back(["t:claimed:a", "t:queue"], []) == 1
+
+
+class LosesDequeueReplyConnection(LosesOneReplyConnection):
+    """Loses the reply of the first dequeue that moved a job (LMOVE, as a burst worker moves one)."""
+
+    @staticmethod
+    def lost_on(words: list[bytes]) -> bool:
+        return words[:1] == [b"LMOVE"]
+
+
+def test_a_dequeue_whose_reply_is_lost_gives_the_job_back_and_each_task_runs_once(
+    redis_client: redis.Redis, redis_url: str, settings: Settings, counting_function: None
+) -> None:
+    enqueue_as_the_orchestrators_do(redis_client, 2)
+    LosesDequeueReplyConnection.lost = 0
+    pool = redis.ConnectionPool.from_url(redis_url, connection_class=LosesDequeueReplyConnection)
+    connection = redis.Redis(connection_pool=pool)
+
+    run_in_burst(connection, settings)
+
+    assert LosesDequeueReplyConnection.lost == 1
+    assert_each_task_ran_and_reported_once_and_nothing_is_left(redis_client, 2)

@@ -13,8 +13,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from hiredis import pack_command
 from redis import Redis
 from redis.exceptions import NoScriptError
+from redis.typing import EncodableT
 from rq import Queue
 from rq.exceptions import DequeueTimeout, NoSuchJobError
 from rq.job import Job
@@ -22,6 +24,7 @@ from rq.job import Job
 from orchestrator.protocol.decoding import lossless_text
 from orchestrator.protocol.hops import HOPS
 from orchestrator.protocol.keys import RQ_JOB_PREFIX, SharedKeys
+from orchestrator.protocol.own_connection import own_connection
 from orchestrator.protocol.reconnect import OUTAGE_ERRORS
 from orchestrator.protocol.scripts import lua_script, lua_source
 from orchestrator.settings import Settings
@@ -170,29 +173,55 @@ class ClaimingQueue(Queue):
             DequeueTimeout: when ``timeout`` passed with the queue empty.
         """
         assert cls.claimed_key is not None
-        cls.give_back_if_reply_lost(connection, queue_key)
-        pipe = connection.pipeline(transaction=False)
         if timeout is not None:
-            pipe.blmove(queue_key, cls.claimed_key, timeout)
+            move: tuple[EncodableT, ...] = ("BLMOVE", queue_key, cls.claimed_key, "LEFT", "RIGHT", timeout)
         else:
-            pipe.lmove(queue_key, cls.claimed_key)
-        # EVALSHA itself: a Script in a pipeline asks SCRIPT EXISTS first, a round trip of its own.
-        pipe.evalsha(PEEK_SHA, 1, cls.claimed_key, RQ_JOB_PREFIX)
-        moved, peek = pipe.execute(raise_on_error=False)
+            move = ("LMOVE", queue_key, cls.claimed_key, "LEFT", "RIGHT")
+        peek = ("EVALSHA", PEEK_SHA, 1, cls.claimed_key, RQ_JOB_PREFIX)
+        moved, peek_reply = cls.exchange(connection, queue_key, [move, peek])
         if isinstance(moved, Exception):
             raise moved
         if moved is None:
             if timeout is not None:
                 raise DequeueTimeout(timeout, queue_key)
             return None
-        if isinstance(peek, Exception):  # the job is claimed all the same: never leave it unseen
-            if isinstance(peek, NoScriptError):
+        if isinstance(peek_reply, Exception):  # the job is claimed all the same: never leave it unseen
+            if isinstance(peek_reply, NoScriptError):
                 connection.script_load(lua_source("peek_claimed"))
             return moved, None
-        if not peek or peek[0] != moved:
+        if not peek_reply or peek_reply[0] != moved:
             return moved, None
-        kind, flat = lossless_text(peek[1]), peek[2]
+        kind, flat = lossless_text(peek_reply[1]), peek_reply[2]
         return moved, Peeked(kind, {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)})
+
+    @classmethod
+    def exchange(cls, connection: Redis, queue_key: str, commands: list[tuple[EncodableT, ...]]) -> list[Any]:
+        """The replies to ``commands`` (a move first), sent in one write; an error reply is its exception.
+
+        They go on a connection the worker keeps for its dequeues (orchestrator.protocol.own_connection);
+        through a redis-py pipeline for a client whose class sends commands its own way. A lost
+        connection is retried as the client retries its own commands, each attempt first giving
+        back what the lost one may have moved.
+        """
+        assert cls.claimed_key is not None
+        own = own_connection(connection, f"dequeue:{cls.claimed_key}")
+        if own is None:
+            cls.give_back_if_reply_lost(connection, queue_key)
+            pipe = connection.pipeline(transaction=False)
+            for command in commands:
+                pipe.execute_command(*command)
+            return pipe.execute(raise_on_error=False)  # type: ignore[no-any-return]
+        packed = b"".join(pack_command(command) for command in commands)
+
+        def attempt() -> list[Any]:
+            cls.give_back_if_reply_lost(connection, queue_key)
+            try:
+                return own.exchange(packed, len(commands))
+            except OUTAGE_ERRORS:
+                cls.reply_lost = True
+                raise
+
+        return own.connection().retry.call_with_retry(attempt, lambda _error: None)  # type: ignore[no-any-return]
 
     @classmethod
     def give_back_if_reply_lost(cls, connection: Redis, queue_key: str) -> None:

@@ -15,7 +15,6 @@ without persistence, SCRIPT FLUSH) is loaded again, as redis-py's Script does.
 
 from __future__ import annotations
 
-import os
 import threading
 import weakref
 from collections.abc import Callable, Sequence
@@ -28,6 +27,7 @@ from redis.connection import AbstractConnection
 from redis.exceptions import NoScriptError
 from redis.typing import EncodableT
 
+from orchestrator.protocol.own_connection import OwnConnection, sends_commands_as_redis_does
 from orchestrator.protocol.scripts import lua_script, send_evalsha
 
 
@@ -109,8 +109,7 @@ class DirectScript(RedisPyScript):
 
     def __init__(self, client: Redis, name: str) -> None:
         super().__init__(client, name)
-        self._connection: AbstractConnection | None = None
-        self._pid = 0
+        self._own = OwnConnection(client)
         self._busy = threading.Lock()
         # A call sent on the connection whose reply is not read yet, with its keys and arguments.
         self._unread: tuple[SentCall, Sequence[EncodableT], Sequence[EncodableT]] | None = None
@@ -158,19 +157,18 @@ class DirectScript(RedisPyScript):
 
     def _settle_unread(self) -> None:
         """Read the reply of the call sent without waiting (the lock held), keeping it in its SentCall."""
-        assert self._unread is not None and self._connection is not None
+        assert self._unread is not None
         (sent, keys, args), self._unread = self._unread, None
-        connection = self._connection
+        connection = self._own.connection()
         sent.settle(lambda: self._read_reply(connection, keys, args))
 
     def _ready_connection(self) -> AbstractConnection:
         """The connection, its last reply read (the lock held); a forked child opens its own."""
-        if self._pid != os.getpid():
-            self._unread = None  # the parent's call, on the parent's connection
-            return self._own_connection()
-        if self._unread is not None:
+        if not self._own.held_here():
+            self._unread = None  # none, or the parent's call, on the parent's connection
+        elif self._unread is not None:
             self._settle_unread()
-        return self._connection or self._own_connection()
+        return self._own.connection()
 
     def _send_evalsha(
         self, connection: AbstractConnection, keys: Sequence[EncodableT], args: Sequence[EncodableT]
@@ -192,24 +190,9 @@ class DirectScript(RedisPyScript):
         self._send_evalsha(connection, keys, args)
         return connection.read_response()
 
-    def _own_connection(self) -> AbstractConnection:
-        pool = self.client.connection_pool
-        try:
-            connection = pool.get_connection()
-        except TypeError:  # redis-py before 5.3 wants a command's name
-            connection = pool.get_connection("EVALSHA")  # type: ignore[call-arg]
-        self._connection, self._pid = connection, os.getpid()
-        return connection
-
 
 _scripts: weakref.WeakKeyDictionary[Redis, dict[str, RedisPyScript]] = weakref.WeakKeyDictionary()
 _scripts_lock = threading.Lock()
-
-
-def sends_commands_as_redis_does(client: Redis) -> bool:
-    """Whether ``client``'s class sends commands as redis-py's own Redis does (no override in between)."""
-    kind = type(client)
-    return kind is Redis or (kind.execute_command is Redis.execute_command and kind.evalsha is Redis.evalsha)
 
 
 def direct_script(client: Redis, name: str) -> RedisPyScript:

@@ -38,7 +38,7 @@ from orchestrator.runtime import heartbeats, transitions
 from orchestrator.runtime.clock import RedisClock
 from orchestrator.runtime.faults import FaultPoints
 from orchestrator.runtime.history_compaction import HistoryCompaction
-from orchestrator.runtime.intake import EVENT_BATCH, Entry, Event, EventIntake, stamped, stream_batches
+from orchestrator.runtime.intake import EVENT_BATCH, Entry, Event, EventIntake, stamped
 from orchestrator.runtime.keys import GROUP, Keys
 from orchestrator.runtime.lone_failures import LoneFailures, blames_shared_keys, halves, is_server_state
 from orchestrator.runtime.machines import MachineCache, register_shipped_machines, restore_shipped_machines
@@ -62,6 +62,7 @@ from orchestrator.runtime.store import (
     acked_elsewhere,
 )
 from orchestrator.runtime.transitions import Transition
+from orchestrator.runtime.work_wait import WorkWait
 from orchestrator.settings import Settings, masked_url
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ class Orchestrator:
         self._fire_timers = lua_script(redis_client, "fire_timers")
         load_for_pipelines(self._fire_timers)
         self._count_expired_leases = "1" if counting_enabled() else "0"
+        self.work_wait = WorkWait(redis_client, consumer)
         self.intake = EventIntake(
             redis_client, self.keys, consumer, clock, claim_idle_seconds, settings.max_event_deliveries
         )
@@ -264,15 +266,13 @@ class Orchestrator:
     def wait_for_work(self, block_seconds: float) -> list[Event]:
         """Block until a message or an event arrives on either stream, or ``block_seconds`` pass."""
         room = self.source.room
-        streams = {self.keys.events: ">", self.source.stream: ">"} if room > 0 else {self.keys.events: ">"}
-        block = max(1, int(block_seconds * 1000))
+        streams = [self.keys.events, self.source.stream] if room > 0 else [self.keys.events]
         # One COUNT serves both streams; a stream that filled it has more waiting, which the next
         # iteration takes with read_all's larger batch instead of waiting.
         count = max(1, room)
-        reply = self.redis.xreadgroup(GROUP, self.consumer, streams, count=count, block=block)
         entries: list[Entry] = []
         self.more_waiting = False
-        for stream, batch in stream_batches(reply):
+        for stream, batch in self.work_wait.read(streams, count, max(1, int(block_seconds * 1000))):
             self.more_waiting = self.more_waiting or len(batch) >= count
             if stream == self.source.stream:
                 self.source.accept_entries(batch)
