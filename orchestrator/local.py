@@ -190,6 +190,8 @@ class LocalRunner:
         report, effect = services.carry_out(action, now)
         if effect is not None:
             effects.append({"kind": effect.kind, "target": effect.target, "payload": effect.payload})
+            if effect.attributes:
+                effects[-1]["attributes"] = effect.attributes
         return {**report, "token": action["token"]}
 
 

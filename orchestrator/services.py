@@ -7,7 +7,6 @@ runner keeps it in memory. Both therefore give a state the same result.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -23,8 +22,12 @@ from orchestrator.asl.sdk_responses import (
     sdk_v2_failure,
     with_metadata,
 )
+from orchestrator.sqs_messages import MessageRefused, check_message, md5_of_attributes, md5_of_body
 
 SNS_PUBLISH = "sns:publish"
+MISSING_BODY = "The request must contain the parameter MessageBody."
+# The SendMessage errors SQS's API model names, by error code: each is an exception class of its own.
+MODELED_ERRORS = {"InvalidMessageContents": "InvalidMessageContentsException"}
 SQS_SEND_MESSAGE = "sqs:sendMessage"
 # The length of SNS's PublishResponse (XML, its MessageId and RequestId of fixed width), as
 # every AWS-recorded sns:publish result gives it.
@@ -35,13 +38,15 @@ PUBLISH_RESPONSE_LENGTH = 294
 class Effect:
     """What a service task causes: ``kind`` "publish" (to a topic) or "send" (to a queue).
 
-    A message sent carries the MessageId the task's result names (``message_id``).
+    A message sent carries the MessageId the task's result names (``message_id``) and the
+    message attributes the task gave (``attributes``).
     """
 
     kind: str
     target: str
     payload: Any
     message_id: str = ""
+    attributes: dict[str, Any] | None = None  # a message's SQS message attributes
 
 
 def carry_out(action: dict[str, Any], now: float) -> tuple[dict[str, Any], Effect | None]:
@@ -60,26 +65,36 @@ def carry_out(action: dict[str, Any], now: float) -> tuple[dict[str, Any], Effec
     if service == SQS_SEND_MESSAGE:
         body = parameters.get("MessageBody")
         if body is None:
-            return missing_parameter("MessageBody", sdk), None
+            return refused_message(MessageRefused("MissingParameter", MISSING_BODY), sdk), None
         queue = str(parameters.get("QueueUrl", "")).rstrip("/").rsplit("/", 1)[-1]
-        text = message_text(body)
-        answer = {"MD5OfMessageBody": hashlib.md5(text.encode()).hexdigest(), "MessageId": str(uuid.uuid4())}
+        text, attributes = message_text(body), parameters.get("MessageAttributes") or {}
+        try:
+            check_message(text, attributes)
+        except MessageRefused as refused:
+            return refused_message(refused, sdk), None
+        answer = {"MD5OfMessageBody": md5_of_body(text), "MessageId": str(uuid.uuid4())}
+        if attributes:
+            answer["MD5OfMessageAttributes"] = md5_of_attributes(attributes)
         output = answer if sdk else send_result(answer, now)
-        return {"type": "TaskSucceeded", "output": output}, Effect("send", queue, body, answer["MessageId"])
+        effect = Effect("send", queue, body, answer["MessageId"], attributes)
+        return {"type": "TaskSucceeded", "output": output}, effect
     cause = f"The service integration {service!r} is not supported"
     return {"type": "TaskFailed", "error": errors.RUNTIME, "cause": cause}, None
 
 
-def missing_parameter(name: str, sdk: bool) -> dict[str, Any]:
-    """The TaskFailed report of a SendMessage without ``name``, as SQS refuses it.
+def refused_message(refused: MessageRefused, sdk: bool) -> dict[str, Any]:
+    """The TaskFailed report of a SendMessage SQS refuses, as the SDK the integration uses names it.
 
-    AWS recorded the optimized integration's (``SQS.AmazonSQSException``); an AWS SDK call's is
-    named as the SDK v2 names an error it has no class for (``Sqs.SqsException``).
+    AWS recorded the optimized integration's refusal of a missing body (``SQS.AmazonSQSException``,
+    SDK v1's name for an error it has no class for, the code in the cause); an AWS SDK call's is
+    named as SDK v2 names one (``Sqs.SqsException``). An error SQS models has its own class in both.
     """
-    message = f"The request must contain the parameter {name}."
+    modeled = MODELED_ERRORS.get(refused.code)
     if sdk:
-        return sdk_v2_failure("Sqs.SqsException", message, "Sqs")
-    return sdk_v1_failure("SQS.AmazonSQSException", message, "AmazonSQS", "MissingParameter")
+        return sdk_v2_failure(f"Sqs.{modeled or 'SqsException'}", refused.message, "Sqs")
+    return sdk_v1_failure(
+        f"SQS.{modeled or 'AmazonSQSException'}", refused.message, "AmazonSQS", refused.code
+    )
 
 
 def message_text(body: Any) -> str:

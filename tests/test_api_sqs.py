@@ -340,3 +340,48 @@ def test_a_state_machines_send_message_is_received_with_its_body_and_the_tasks_m
     for result in (results["text"], results["json"]):
         body = bodies[result["MessageId"]]
         assert result["MD5OfMessageBody"] == hashlib.md5(body.encode()).hexdigest()
+
+
+def test_a_state_machines_message_attributes_are_received_with_the_digest_its_task_answered(
+    sqs: Any, sfn: Any
+) -> None:
+    # AWS's template (LocalStack's recorded test_send_message_attributes): two string attributes
+    # taken from the input, the message received with both ("MessageAttributeNames": All).
+    name = f"outbox-{uuid.uuid4().hex[:8]}"
+    url = sqs.create_queue(QueueName=name)["QueueUrl"]
+    attributes = {
+        f"my_attribute_no_{n}": {"DataType": "String", "StringValue.$": f"$.MessageAttributeValue{n}"}
+        for n in (1, 2)
+    }
+    parameters = {"QueueUrl.$": "$.QueueUrl", "MessageBody.$": "$.Message", "MessageAttributes": attributes}
+    definition = {
+        "StartAt": "SendSQS",
+        "States": {
+            "SendSQS": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage",
+                "Parameters": parameters,
+                "End": True,
+            }
+        },
+    }
+    machine = sfn.create_state_machine(name=name, definition=json.dumps(definition), roleArn=role_arn())
+    given = {"QueueUrl": url, "Message": "test_message_body", "MessageAttributeValue1": "Hello"}
+    given["MessageAttributeValue2"] = "World"
+    arn = sfn.start_execution(stateMachineArn=machine["stateMachineArn"], input=json.dumps(given))[
+        "executionArn"
+    ]
+    described = finished(sfn, arn)
+    assert described["status"] == "SUCCEEDED", described
+    result = json.loads(described["output"])
+
+    received = sqs.receive_message(QueueUrl=url, MessageAttributeNames=["All"], WaitTimeSeconds=5)
+    [message] = received["Messages"]
+    assert message["Body"] == "test_message_body"
+    assert message["MessageAttributes"] == {
+        "my_attribute_no_1": {"StringValue": "Hello", "DataType": "String"},
+        "my_attribute_no_2": {"StringValue": "World", "DataType": "String"},
+    }
+    assert message["MD5OfMessageAttributes"] == result["MD5OfMessageAttributes"]
+    assert message["MessageId"] == result["MessageId"]
+    assert result["SdkHttpMetadata"]["HttpHeaders"]["Content-Length"] == "166"

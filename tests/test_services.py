@@ -238,3 +238,106 @@ def test_a_send_message_without_a_body_fails_as_sqs_refuses_it_and_sends_nothing
     assert (result.status, result.error) == ("FAILED", error)
     assert re.fullmatch(r"The request must contain the parameter MessageBody\. " + details, result.cause)
     assert result.effects == []
+
+
+# AWS's recorded execution (LocalStack's snapshot, test_sqs_task_service test_send_message_attributes,
+# template sqs_send_msg_attributes): the result adds MD5OfMessageAttributes, and the response's
+# Content-Length grows to 166; the message is received with its attributes. The digest of this
+# attribute is the one the SQS developer guide works out ("Calculating the MD5 message digest for
+# message attributes").
+SELLER = {"SellerName": {"DataType": "String", "StringValue": "Example Store"}}
+SELLER_MD5 = "cd28f3b68aeee4b2eac9c66f2f694b58"
+SEND_WITH_ATTRIBUTES = {
+    "StartAt": "Send",
+    "States": {
+        "Send": task(
+            "arn:aws:states:::sqs:sendMessage",
+            {"QueueUrl": "q", "MessageBody.$": "$.message", "MessageAttributes": SELLER},
+            "$.sent",
+        )
+    },
+}
+
+
+def test_a_send_messages_attributes_are_digested_and_sent_with_it_as_aws_recorded() -> None:
+    result = LocalRunner(StateMachine.parse(SEND_WITH_ATTRIBUTES, "Attributes")).run({"message": "hi"})
+
+    sent = result.output["sent"]
+    assert sent["MD5OfMessageAttributes"] == SELLER_MD5
+    assert sent["MD5OfMessageBody"] == hashlib.md5(b"hi").hexdigest()
+    assert sent["SdkHttpMetadata"]["HttpHeaders"]["Content-Length"] == "166"
+    assert result.effects == [{"kind": "send", "target": "q", "payload": "hi", "attributes": SELLER}]
+
+
+def test_a_send_messages_attributes_reach_the_queue_on_the_stack(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    described = run_on_stack(redis_client, settings, "Attributes", SEND_WITH_ATTRIBUTES, {"message": "hi"})
+
+    assert described["status"] == "SUCCEEDED", described
+    assert described["output"]["sent"]["MD5OfMessageAttributes"] == SELLER_MD5
+    [(_, fields)] = redis_client.xrange(Keys(settings.prefix).queue("q"))
+    assert json.loads(fields[b"attributes"]) == SELLER
+
+
+@pytest.mark.parametrize(
+    ("attributes", "body", "error", "code", "says"),
+    [
+        (
+            {"n": {"DataType": "Number", "StringValue": "many"}},
+            "hi",
+            "SQS.AmazonSQSException",
+            "InvalidParameterValue",
+            "MessageAttributes.n.StringValue 'many' is not a number",
+        ),
+        (
+            {"a": {"DataType": "Text", "StringValue": "v"}},
+            "hi",
+            "SQS.AmazonSQSException",
+            "InvalidParameterValue",
+            "MessageAttributes.a.DataType 'Text' must be String, Number or Binary",
+        ),
+        (
+            ["not", "an", "object"],
+            "hi",
+            "SQS.AmazonSQSException",
+            "InvalidParameterValue",
+            "MessageAttributes must be an object",
+        ),
+        (
+            {},
+            "bell \x07",
+            "SQS.InvalidMessageContentsException",
+            "InvalidMessageContents",
+            "MessageBody contains the character U+0007",
+        ),
+    ],
+)
+def test_a_message_sqs_would_refuse_fails_the_task_as_sqs_refuses_it_and_sends_nothing(
+    attributes: object, body: str, error: str, code: str, says: str
+) -> None:
+    parameters = {"QueueUrl": "q", "MessageBody": body, "MessageAttributes": attributes}
+    definition = {
+        "StartAt": "S",
+        "States": {"S": task("arn:aws:states:::sqs:sendMessage", parameters, "$.s")},
+    }
+
+    result = LocalRunner(StateMachine.parse(definition, "Refused")).run({})
+
+    assert (result.status, result.error) == ("FAILED", error)
+    assert says in result.cause
+    assert f"(Service: AmazonSQS; Status Code: 400; Error Code: {code}; Request ID: " in result.cause
+    assert result.effects == []
+
+
+def test_an_aws_sdk_send_message_sqs_would_refuse_fails_with_the_sdk_v2s_names() -> None:
+    parameters = {"QueueUrl": "q", "MessageBody": "bell \x07"}
+    definition = {
+        "StartAt": "S",
+        "States": {"S": task("arn:aws:states:::aws-sdk:sqs:sendMessage", parameters, "$.s")},
+    }
+
+    result = LocalRunner(StateMachine.parse(definition, "Refused")).run({})
+
+    assert (result.status, result.error) == ("FAILED", "Sqs.InvalidMessageContentsException")
+    assert "(Service: Sqs, Status Code: 400, Request ID: " in result.cause

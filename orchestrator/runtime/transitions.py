@@ -49,7 +49,8 @@ class Transition:
     timers: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
     cancelled_timers: list[dict[str, Any]] = field(default_factory=list)
     publishes: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    messages: list[tuple[str, Any, str]] = field(default_factory=list)  # queue, body, message id
+    # queue, body, message id, message attributes
+    messages: list[tuple[str, Any, str, dict[str, Any]]] = field(default_factory=list)
     activity_tasks: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     # The plain tokens this transition hands out (callbacks' $$.Task.Token, activity tasks);
     # record() seals them wherever they leave redstep.
@@ -180,7 +181,8 @@ def run_service(transition: Transition, action: dict[str, Any], now: float) -> d
     if effect is not None and effect.kind == "publish":
         transition.publishes.append((effect.target, effect.payload))
     elif effect is not None:
-        transition.messages.append((effect.target, effect.payload, effect.message_id))
+        attributes = effect.attributes or {}
+        transition.messages.append((effect.target, effect.payload, effect.message_id, attributes))
     return {**report, "token": action["token"]}
 
 
@@ -229,9 +231,10 @@ def record(commit: Commit, transition: Transition, version: int, settings: Setti
         commit.remove_timer(event)
     for topic, message in transition.publishes:
         commit.publish(topic, message, settings.notification_stream_length)
-    for queue, body, message_id in transition.messages:
-        # As a SendMessage writes it: the receiver gets the body's text and the task's MessageId.
-        message = OutgoingMessage(message_id or str(uuid.uuid4()), services.message_text(body), {})
+    for queue, body, message_id, attributes in transition.messages:
+        # As a SendMessage writes it: the receiver gets the body's text, its attributes and the
+        # task's MessageId.
+        message = OutgoingMessage(message_id or str(uuid.uuid4()), services.message_text(body), attributes)
         commit.add_stream_entry(commit.keys.queue(queue), message.fields())
     for activity, task in transition.activity_tasks:
         commit.add_stream_entry(commit.keys.activity_tasks(activity), {ACTIVITY_TASK_FIELD: json.dumps(task)})
@@ -289,8 +292,8 @@ def _seal_handed_tokens(commit: Commit, transition: Transition) -> None:
         task["payload"] = seal_handed_tokens(task["payload"], sealed)
     transition.publishes = [(topic, seal_handed_tokens(m, sealed)) for topic, m in transition.publishes]
     transition.messages = [
-        (queue, seal_handed_tokens(body, sealed), message_id)
-        for queue, body, message_id in transition.messages
+        (queue, seal_handed_tokens(body, sealed), message_id, seal_handed_tokens(attributes, sealed))
+        for queue, body, message_id, attributes in transition.messages
     ]
     transition.activity_tasks = [
         (activity, {**task, "sealed": sealed[task["token"]]}) for activity, task in transition.activity_tasks

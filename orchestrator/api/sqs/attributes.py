@@ -13,7 +13,7 @@ from typing import Any
 
 from orchestrator.api.errors import ApiError
 from orchestrator.api.sqs.context import QUEUE_NAME, Sqs, sqs_error
-from orchestrator.api.sqs.messages import MAX_MESSAGE_BYTES
+from orchestrator.sqs_messages import MAX_MESSAGE_BYTES
 
 RETENTION_SECONDS = 345_600
 """SQS's default four days."""

@@ -6,28 +6,23 @@ as a record from ``redstep produce`` does: its MessageId is the execution's name
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
 import uuid
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from orchestrator.api.errors import ApiError
 from orchestrator.api.sqs.context import Sqs, invalid_parameter, sqs_error
-from orchestrator.api.sqs.md5 import md5_of_attributes, md5_of_body
 from orchestrator.runtime.queues import OutgoingMessage
+from orchestrator.sqs_messages import (
+    MessageRefused,
+    check_message,
+    md5_of_attributes,
+    md5_of_body,
+)
 
-MAX_MESSAGE_BYTES = 262_144
-"""AWS's 256 KiB for a body with its attributes, which is also the largest execution input."""
 MAX_BATCH_ENTRIES = 10
-MAX_ATTRIBUTES = 10
 BATCH_ENTRY_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
-ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,256}")
-DATA_TYPE = re.compile(r"(String|Number|Binary)(\.[^\s]{1,249})?")
-# The characters SQS accepts in a body or a string value (XML 1.0's Char production).
-FORBIDDEN_CHARACTER = re.compile("[^\x09\x0a\x0d\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 UNSUPPORTED = ("DelaySeconds", "MessageSystemAttributes", "MessageDeduplicationId", "MessageGroupId")
 
 
@@ -87,14 +82,11 @@ def accept(request: dict[str, Any], where: str) -> Accepted:
     body = request["MessageBody"]
     if not body:
         raise sqs_error("MissingParameter", f"{where}MessageBody must not be empty")
-    _check_characters(body, f"{where}MessageBody")
     attributes = request.get("MessageAttributes") or {}
-    size = len(body.encode()) + _check_attributes(attributes, f"{where}MessageAttributes")
-    if size > MAX_MESSAGE_BYTES:
-        raise invalid_parameter(
-            f"{where}MessageBody with its attributes is {size} bytes; a message must be at most"
-            f" {MAX_MESSAGE_BYTES} bytes (256 KiB). Keep large payloads elsewhere and send a reference"
-        )
+    try:
+        check_message(body, attributes, where)
+    except MessageRefused as refused:
+        raise sqs_error(refused.code, refused.message) from None
     return Accepted(OutgoingMessage(str(uuid.uuid4()), body, attributes))
 
 
@@ -130,66 +122,3 @@ def check_batch(entries: list[dict[str, Any]]) -> None:
                 "AWS.SimpleQueueService.BatchEntryIdsNotDistinct",
             )
         seen.add(entry_id)
-
-
-def _check_characters(text: str, where: str) -> None:
-    forbidden = FORBIDDEN_CHARACTER.search(text)
-    if forbidden:
-        raise sqs_error(
-            "InvalidMessageContents",
-            f"{where} contains the character U+{ord(forbidden.group()):04X} at offset {forbidden.start()},"
-            " which SQS does not accept (allowed: tab, newline, carriage return and Unicode from U+0020,"
-            " without surrogates, U+FFFE or U+FFFF)",
-        )
-
-
-def _check_attributes(attributes: dict[str, Any], where: str) -> int:
-    """Check message attributes as SQS does; their size in bytes (they count toward the 256 KiB)."""
-    if len(attributes) > MAX_ATTRIBUTES:
-        raise invalid_parameter(
-            f"{where} has {len(attributes)} attributes; at most {MAX_ATTRIBUTES} are allowed"
-        )
-    size = 0
-    for name, value in attributes.items():
-        here = f"{where}.{name}"
-        if not ATTRIBUTE_NAME.fullmatch(name) or ".." in name or name.startswith(".") or name.endswith("."):
-            raise invalid_parameter(
-                f"{where}: the attribute name {name[:100]!r} must be 1 to 256 letters, digits, hyphens,"
-                " underscores or periods, without a leading, trailing or doubled period"
-            )
-        if name.lower().startswith(("aws.", "amazon.")):
-            raise invalid_parameter(
-                f"{where}: the attribute name {name!r} uses a prefix AWS reserves (AWS., Amazon.)"
-            )
-        data_type = value.get("DataType", "") if isinstance(value, dict) else ""
-        if not DATA_TYPE.fullmatch(data_type):
-            raise invalid_parameter(
-                f"{here}.DataType {data_type[:100]!r} must be String, Number or Binary, optionally"
-                " followed by a custom label (String.json)"
-            )
-        size += len(name.encode()) + len(data_type.encode()) + _value_size(value, data_type, here)
-    return size
-
-
-def _value_size(value: dict[str, Any], data_type: str, here: str) -> int:
-    if data_type.startswith("Binary"):
-        raw = value.get("BinaryValue")
-        try:
-            decoded = base64.b64decode(raw, validate=True) if isinstance(raw, str) else b""
-        except (binascii.Error, ValueError):
-            decoded = b""
-        if not decoded:
-            raise invalid_parameter(f"{here}: a Binary attribute needs a non-empty BinaryValue (base64)")
-        return len(decoded)
-    text = value.get("StringValue")
-    if not isinstance(text, str) or not text:
-        raise invalid_parameter(
-            f"{here}: a {data_type.split('.')[0]} attribute needs a non-empty StringValue"
-        )
-    _check_characters(text, f"{here}.StringValue")
-    if data_type.startswith("Number"):
-        try:
-            Decimal(text)
-        except InvalidOperation:
-            raise invalid_parameter(f"{here}.StringValue {text[:100]!r} is not a number") from None
-    return len(text.encode())

@@ -24,9 +24,9 @@ from starlette.concurrency import run_in_threadpool
 from orchestrator.api.errors import ApiError
 from orchestrator.api.sqs import attributes
 from orchestrator.api.sqs.context import Sqs, invalid_parameter, sqs_error
-from orchestrator.api.sqs.md5 import md5_of_attributes, md5_of_body
 from orchestrator.api.sqs.messages import check_batch
 from orchestrator.runtime.receiving import HORIZON_SECONDS, Received, Redrive
+from orchestrator.sqs_messages import md5_of_attributes, md5_of_body
 
 MAX_MESSAGES = 10
 MAX_WAIT_SECONDS = 20

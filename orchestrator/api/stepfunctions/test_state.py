@@ -249,7 +249,8 @@ def _carry_out(sfn: StepFunctions, effects: list[dict[str, Any]]) -> None:
         if effect["kind"] == "publish":
             publish(sfn.client.redis, settings, effect["payload"])
         elif effect["kind"] == "send":
-            message = OutgoingMessage(str(uuid.uuid4()), message_text(effect["payload"]), {})
+            attributes = effect.get("attributes") or {}
+            message = OutgoingMessage(str(uuid.uuid4()), message_text(effect["payload"]), attributes)
             Queues(sfn.client.redis, settings).send(effect["target"], [message])
 
 
