@@ -30,6 +30,7 @@ from orchestrator.protocol.invocation import (
     invoke,
     json_copy,
 )
+from orchestrator.services import QueueExists
 
 
 @dataclass
@@ -81,8 +82,11 @@ class LocalRunner:
         machine: StateMachine,
         functions: Mapping[str, Function] | None = None,
         machines: Mapping[str, StateMachine] | None = None,
+        queue_exists: QueueExists | None = None,
     ) -> None:
         self.machine = machine
+        # Which queues its sqs:sendMessage tasks may send to; None: any (a local run has no queues).
+        self.queue_exists = queue_exists
         # Fixed once made: what each name runs is looked up once, then remembered.
         self.functions: Mapping[str, Function] = MappingProxyType(dict(functions or {}))
         self.machines: Mapping[str, StateMachine] = MappingProxyType(dict(machines or {}))
@@ -162,7 +166,8 @@ class LocalRunner:
         self._child_names.add(request.name)
         runner = self._children.get(request.machine)
         if runner is None:
-            runner = self._children[request.machine] = LocalRunner(machine, self.functions, self.machines)
+            runner = LocalRunner(machine, self.functions, self.machines, self.queue_exists)
+            self._children[request.machine] = runner
             runner._child_names = self._child_names  # one namespace of names, as in one account
             runner._depth = self._depth + 1
         result = runner.run(request.input, name=request.name, start=now)
@@ -187,7 +192,7 @@ class LocalRunner:
         return reports
 
     def _service(self, action: dict[str, Any], effects: list[dict[str, Any]], now: float) -> dict[str, Any]:
-        report, effect = services.carry_out(action, now)
+        report, effect = services.carry_out(action, now, self.queue_exists)
         if effect is not None:
             effects.append({"kind": effect.kind, "target": effect.target, "payload": effect.payload})
             if effect.attributes:

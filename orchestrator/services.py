@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -26,8 +27,15 @@ from orchestrator.sqs_messages import MessageRefused, check_message, md5_of_attr
 
 SNS_PUBLISH = "sns:publish"
 MISSING_BODY = "The request must contain the parameter MessageBody."
+# SQS's code and words for a queue that does not exist (SendMessage's QueueDoesNotExist).
+NO_SUCH_QUEUE = "AWS.SimpleQueueService.NonExistentQueue"
+NO_SUCH_QUEUE_MESSAGE = "The specified queue does not exist."
 # The SendMessage errors SQS's API model names, by error code: each is an exception class of its own.
-MODELED_ERRORS = {"InvalidMessageContents": "InvalidMessageContentsException"}
+MODELED_ERRORS = {
+    "InvalidMessageContents": "InvalidMessageContentsException",
+    NO_SUCH_QUEUE: "QueueDoesNotExistException",
+}
+QueueExists = Callable[[str], bool]
 SQS_SEND_MESSAGE = "sqs:sendMessage"
 # The length of SNS's PublishResponse (XML, its MessageId and RequestId of fixed width), as
 # every AWS-recorded sns:publish result gives it.
@@ -49,8 +57,13 @@ class Effect:
     attributes: dict[str, Any] | None = None  # a message's SQS message attributes
 
 
-def carry_out(action: dict[str, Any], now: float) -> tuple[dict[str, Any], Effect | None]:
+def carry_out(
+    action: dict[str, Any], now: float, queue_exists: QueueExists | None = None
+) -> tuple[dict[str, Any], Effect | None]:
     """The report of a RunService ``action`` (TaskSucceeded or TaskFailed, without its token) and its effect.
+
+    With ``queue_exists``, a message for a queue that does not exist fails as SQS refuses it
+    (QueueDoesNotExist); without it (the local runner has no queues) every queue exists.
 
     An action with ``sdk`` named the AWS SDK integration (``arn:aws:states:::aws-sdk:sqs:sendMessage``),
     whose result is the API's answer alone, without the response's metadata.
@@ -67,6 +80,10 @@ def carry_out(action: dict[str, Any], now: float) -> tuple[dict[str, Any], Effec
         if body is None:
             return refused_message(MessageRefused("MissingParameter", MISSING_BODY), sdk), None
         queue = str(parameters.get("QueueUrl", "")).rstrip("/").rsplit("/", 1)[-1]
+        if queue_exists is not None and not queue_exists(queue):
+            return refused_message(
+                MessageRefused(NO_SUCH_QUEUE, "The specified queue does not exist."), sdk
+            ), None
         text, attributes = message_text(body), parameters.get("MessageAttributes") or {}
         try:
             check_message(text, attributes)

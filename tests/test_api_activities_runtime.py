@@ -12,6 +12,7 @@ from orchestrator.runtime import callbacks
 from orchestrator.runtime.activities import POLLERS, Activities, ActivityDeleted, TaskPoller
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.doctor import check
+from orchestrator.runtime.queues import Queues
 from orchestrator.settings import Settings
 
 ACTIVITY_ARN = "arn:aws:states:us-east-1:000000000000:activity:greeter"
@@ -127,6 +128,7 @@ def test_a_callback_token_leaves_in_a_message_sealed_even_inside_a_longer_string
         "End": True,
     }
     client.register_machine("Approval", json.dumps({"StartAt": "Ask", "States": {"Ask": ask}}))
+    Queues(redis_client, settings).create("approvals", {})
     name = client.start_execution("Approval", {}, "approve-1")
 
     ((_, fields),) = redis_client.xrange(f"{settings.prefix}:queue:approvals")

@@ -213,3 +213,17 @@ def test_a_parallel_state_runs_its_branches(sfn: Any) -> None:
     }
     answer = run(sfn, state, {})
     assert (json.loads(answer["output"]), answer["nextState"]) == ([1, 2], "Joined")
+
+
+def test_a_send_message_task_fails_for_a_queue_that_does_not_exist_as_in_an_execution(sfn: Any) -> None:
+    state = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sqs:sendMessage",
+        "Parameters": {"QueueUrl": f"http://localhost/000000000000/{unique('absent')}", "MessageBody": "hi"},
+        "End": True,
+    }
+
+    answer = run(sfn, state, {})
+
+    assert (answer["status"], answer["error"]) == ("FAILED", "SQS.QueueDoesNotExistException")
+    assert answer["cause"].startswith("The specified queue does not exist. (Service: AmazonSQS;")

@@ -15,6 +15,7 @@ from orchestrator.local import LocalRunner
 from orchestrator.runtime.client import Client
 from orchestrator.runtime.keys import BODY_FIELD, Keys
 from orchestrator.runtime.loop import Orchestrator
+from orchestrator.runtime.queues import Queues
 from orchestrator.settings import Settings
 from tests.runtime_fixtures import all_finished, drive
 
@@ -39,7 +40,12 @@ RECORD = {"record": {"dragon_name_str": "Puff", "family_str": "green"}}
 def run_on_stack(
     redis_client: redis.Redis, settings: Settings, machine: str, definition: dict, input: object
 ) -> dict:
-    """Register ``definition``, run one execution of it with an orchestrator alone; its description."""
+    """Register ``definition``, run one execution of it with an orchestrator alone; its description.
+
+    The queues the tests send to (``outbox``, ``q``) are created first, as CreateQueue does.
+    """
+    for queue in ("outbox", "q"):
+        Queues(redis_client, settings).create(queue, {})
     client = Client(redis_client, settings)
     client.register_machine(machine, definition)
     name = client.start_execution(machine, input)
@@ -341,3 +347,37 @@ def test_an_aws_sdk_send_message_sqs_would_refuse_fails_with_the_sdk_v2s_names()
 
     assert (result.status, result.error) == ("FAILED", "Sqs.InvalidMessageContentsException")
     assert "(Service: Sqs, Status Code: 400, Request ID: " in result.cause
+
+
+@pytest.mark.parametrize(
+    ("resource", "error", "details"),
+    [
+        (
+            "arn:aws:states:::sqs:sendMessage",
+            "SQS.QueueDoesNotExistException",
+            r"\(Service: AmazonSQS; Status Code: 400; Error Code: AWS\.SimpleQueueService\.NonExistentQueue; "
+            r"Request ID: [0-9a-f-]{36}; Proxy: null\)",
+        ),
+        (
+            "arn:aws:states:::aws-sdk:sqs:sendMessage",
+            "Sqs.QueueDoesNotExistException",
+            r"\(Service: Sqs, Status Code: 400, Request ID: [0-9a-f-]{36}\) \(SDK Attempt Count: 1\)",
+        ),
+    ],
+)
+def test_a_message_for_a_queue_that_does_not_exist_fails_the_task_and_creates_no_queue(
+    redis_client: redis.Redis, settings: Settings, resource: str, error: str, details: str
+) -> None:
+    # SendMessage answers QueueDoesNotExist ("The specified queue does not exist."); the task fails
+    # with it, as the SDK the integration uses names it, and Catch or Retry can take it.
+    url = "https://sqs.us-east-1.amazonaws.com/000000000000/no-such-queue"
+    definition = {
+        "StartAt": "S",
+        "States": {"S": task(resource, {"QueueUrl": url, "MessageBody": "hi"}, "$.s")},
+    }
+
+    described = run_on_stack(redis_client, settings, "NoQueue", definition, {})
+
+    assert (described["status"], described["error"]) == ("FAILED", error)
+    assert re.fullmatch(r"The specified queue does not exist\. " + details, described["cause"])
+    assert not Queues(redis_client, settings).exists("no-such-queue")
