@@ -108,20 +108,6 @@ class LosesStartReplyConnection(LosesOneReplyConnection):
         return words[:1] == [b"EVALSHA"] and words[3:4] == [KEYS.claimed("w1").encode()]
 
 
-def test_a_start_whose_reply_is_lost_is_sent_again_before_the_reports_and_the_task_runs_once(
-    redis_client: redis.Redis, redis_url: str, settings: Settings, counting_function: None
-) -> None:
-    enqueue_as_the_orchestrators_do(redis_client, 2)
-    LosesStartReplyConnection.lost = 0
-    pool = redis.ConnectionPool.from_url(redis_url, connection_class=LosesStartReplyConnection)
-    connection = redis.Redis(connection_pool=pool)
-
-    run_in_burst(connection, settings)
-
-    assert LosesStartReplyConnection.lost == 1
-    assert_each_task_ran_and_reported_once_and_nothing_is_left(redis_client, 2)
-
-
 def test_a_start_that_never_left_is_sent_before_the_reports_and_the_task_runs_once(
     redis_client: redis.Redis, settings: Settings, counting_function: None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -237,15 +223,24 @@ class LosesDequeueReplyConnection(LosesOneReplyConnection):
         return words[:1] == [b"LMOVE"]
 
 
-def test_a_dequeue_whose_reply_is_lost_gives_the_job_back_and_each_task_runs_once(
-    redis_client: redis.Redis, redis_url: str, settings: Settings, counting_function: None
+@pytest.mark.parametrize(
+    "losing",
+    [LosesStartReplyConnection, LosesDequeueReplyConnection],
+    ids=["START is sent again before the reports", "the dequeue gives the job back and claims it again"],
+)
+def test_a_reply_lost_on_the_way_costs_no_task_a_second_run(
+    redis_client: redis.Redis,
+    redis_url: str,
+    settings: Settings,
+    counting_function: None,
+    losing: type[LosesOneReplyConnection],
 ) -> None:
     enqueue_as_the_orchestrators_do(redis_client, 2)
-    LosesDequeueReplyConnection.lost = 0
-    pool = redis.ConnectionPool.from_url(redis_url, connection_class=LosesDequeueReplyConnection)
+    losing.lost = 0
+    pool = redis.ConnectionPool.from_url(redis_url, connection_class=losing)
     connection = redis.Redis(connection_pool=pool)
 
     run_in_burst(connection, settings)
 
-    assert LosesDequeueReplyConnection.lost == 1
+    assert losing.lost == 1
     assert_each_task_ran_and_reported_once_and_nothing_is_left(redis_client, 2)
