@@ -23,7 +23,13 @@ from orchestrator.asl.sdk_responses import (
     sdk_v2_failure,
     with_metadata,
 )
-from orchestrator.sqs_messages import MessageRefused, check_message, md5_of_attributes, md5_of_body
+from orchestrator.sqs_messages import (
+    MessageRefused,
+    check_message,
+    check_supported,
+    md5_of_attributes,
+    md5_of_body,
+)
 
 SNS_PUBLISH = "sns:publish"
 MISSING_BODY = "The request must contain the parameter MessageBody."
@@ -86,6 +92,7 @@ def carry_out(
             ), None
         text, attributes = message_text(body), parameters.get("MessageAttributes") or {}
         try:
+            check_supported(parameters)
             check_message(text, attributes)
         except MessageRefused as refused:
             return refused_message(refused, sdk), None

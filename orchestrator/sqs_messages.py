@@ -23,6 +23,8 @@ from typing import Any
 MAX_MESSAGE_BYTES = 262_144
 """AWS's 256 KiB for a body with its attributes, which is also the largest execution input."""
 MAX_ATTRIBUTES = 10
+# SendMessage members redstep's queues have no use for: they are standard queues that deliver at once.
+UNSUPPORTED = ("DelaySeconds", "MessageSystemAttributes", "MessageDeduplicationId", "MessageGroupId")
 ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,256}")
 DATA_TYPE = re.compile(r"(String|Number|Binary)(\.[^\s]{1,249})?")
 # The characters SQS accepts in a body or a string value (XML 1.0's Char production).
@@ -63,6 +65,20 @@ class MessageRefused(ValueError):
         super().__init__(message)
         self.code = code
         self.message = message
+
+
+def check_supported(request: dict[str, Any], where: str = "") -> None:
+    """Refuse a SendMessage ``request`` that asks for what redstep's queues cannot do (a delay, FIFO).
+
+    Raises:
+        MessageRefused: InvalidParameterValue, naming the member.
+    """
+    for member in UNSUPPORTED:
+        if request.get(member) not in (None, 0, {}):
+            raise _invalid(
+                f"{where}{member} is not supported by redstep: its queues are standard queues that"
+                " deliver at once; send the message without it"
+            )
 
 
 def check_message(body: str, attributes: Any, where: str = "") -> None:

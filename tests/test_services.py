@@ -381,3 +381,16 @@ def test_a_message_for_a_queue_that_does_not_exist_fails_the_task_and_creates_no
     assert (described["status"], described["error"]) == ("FAILED", error)
     assert re.fullmatch(r"The specified queue does not exist\. " + details, described["cause"])
     assert not Queues(redis_client, settings).exists("no-such-queue")
+
+
+def test_a_send_message_asking_for_a_delay_or_a_fifo_queue_fails_saying_redstep_has_none() -> None:
+    # SendMessage on redstep's queues refuses these members; a task asking for them is refused the same
+    # way rather than sent without them.
+    parameters = {"QueueUrl": "q", "MessageBody": "hi", "DelaySeconds": 30}
+    state = task("arn:aws:states:::sqs:sendMessage", parameters, "$.s")
+
+    result = LocalRunner(StateMachine.parse({"StartAt": "S", "States": {"S": state}}, "Delayed")).run({})
+
+    assert (result.status, result.error) == ("FAILED", "SQS.AmazonSQSException")
+    assert result.cause.startswith("DelaySeconds is not supported by redstep: its queues are standard queues")
+    assert result.effects == []

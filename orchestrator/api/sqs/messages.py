@@ -12,18 +12,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.api.errors import ApiError
-from orchestrator.api.sqs.context import Sqs, invalid_parameter, sqs_error
+from orchestrator.api.sqs.context import Sqs, sqs_error
 from orchestrator.runtime.queues import OutgoingMessage
 from orchestrator.sqs_messages import (
     MessageRefused,
     check_message,
+    check_supported,
     md5_of_attributes,
     md5_of_body,
 )
 
 MAX_BATCH_ENTRIES = 10
 BATCH_ENTRY_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
-UNSUPPORTED = ("DelaySeconds", "MessageSystemAttributes", "MessageDeduplicationId", "MessageGroupId")
 
 
 @dataclass(frozen=True)
@@ -73,17 +73,11 @@ def accept(request: dict[str, Any], where: str) -> Accepted:
     Raises:
         ApiError: what SQS refuses it with, naming the member (``where`` prefixes it in a batch).
     """
-    for member in UNSUPPORTED:
-        if request.get(member) not in (None, 0, {}):
-            raise invalid_parameter(
-                f"{where}{member} is not supported by redstep: its queues are standard queues that"
-                " deliver at once; send the message without it"
-            )
-    body = request["MessageBody"]
-    if not body:
-        raise sqs_error("MissingParameter", f"{where}MessageBody must not be empty")
-    attributes = request.get("MessageAttributes") or {}
+    body, attributes = request["MessageBody"], request.get("MessageAttributes") or {}
     try:
+        check_supported(request, where)
+        if not body:
+            raise MessageRefused("MissingParameter", f"{where}MessageBody must not be empty")
         check_message(body, attributes, where)
     except MessageRefused as refused:
         raise sqs_error(refused.code, refused.message) from None
