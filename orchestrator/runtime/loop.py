@@ -45,7 +45,7 @@ from orchestrator.runtime.machines import MachineCache, register_shipped_machine
 from orchestrator.runtime.nested import take_starts
 from orchestrator.runtime.optimistic import Attempt, CommitConflict, Lost, commit_optimistically
 from orchestrator.runtime.overlap import Computed, InFlight, group_by_execution, turns
-from orchestrator.runtime.queues import Queues
+from orchestrator.runtime.queues import Queues, RememberedQueues
 from orchestrator.runtime.retention import Retention
 from orchestrator.runtime.scripts import load_for_pipelines, lua_script
 from orchestrator.runtime.sources import (
@@ -106,7 +106,8 @@ class Orchestrator:
         self.known = KnownExecutions()
         self.machines = MachineCache(redis_client, self.keys)
         self.source = EventSourceMapping(redis_client, settings, consumer, clock=clock)
-        self.queues = Queues(redis_client, settings)  # which queues sqs:sendMessage tasks may send to
+        # Which queues sqs:sendMessage tasks may send to.
+        self.queues = RememberedQueues(Queues(redis_client, settings))
         self.retention = Retention(redis_client, settings, clock=clock)
         self.history_compaction = HistoryCompaction(redis_client, settings, clock=clock)
         self._fire_timers = lua_script(redis_client, "fire_timers")
