@@ -30,7 +30,7 @@ from orchestrator.protocol.invocation import (
     invoke,
     json_copy,
 )
-from orchestrator.services import QueueExists
+from orchestrator.services import Targets
 
 
 @dataclass
@@ -82,11 +82,11 @@ class LocalRunner:
         machine: StateMachine,
         functions: Mapping[str, Function] | None = None,
         machines: Mapping[str, StateMachine] | None = None,
-        queue_exists: QueueExists | None = None,
+        targets: Targets | None = None,
     ) -> None:
         self.machine = machine
-        # Which queues its sqs:sendMessage tasks may send to; None: any (a local run has no queues).
-        self.queue_exists = queue_exists
+        # Which queues and topics its service tasks may send to; None: any (a local run has none).
+        self.targets = targets
         # Fixed once made: what each name runs is looked up once, then remembered.
         self.functions: Mapping[str, Function] = MappingProxyType(dict(functions or {}))
         self.machines: Mapping[str, StateMachine] = MappingProxyType(dict(machines or {}))
@@ -166,7 +166,7 @@ class LocalRunner:
         self._child_names.add(request.name)
         runner = self._children.get(request.machine)
         if runner is None:
-            runner = LocalRunner(machine, self.functions, self.machines, self.queue_exists)
+            runner = LocalRunner(machine, self.functions, self.machines, self.targets)
             self._children[request.machine] = runner
             runner._child_names = self._child_names  # one namespace of names, as in one account
             runner._depth = self._depth + 1
@@ -192,7 +192,7 @@ class LocalRunner:
         return reports
 
     def _service(self, action: dict[str, Any], effects: list[dict[str, Any]], now: float) -> dict[str, Any]:
-        report, effect = services.carry_out(action, now, self.queue_exists)
+        report, effect = services.carry_out(action, now, self.targets)
         if effect is not None:
             effects.append({"kind": effect.kind, "target": effect.target, "payload": effect.payload})
             if effect.attributes:

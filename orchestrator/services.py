@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from orchestrator.asl import errors
 from orchestrator.asl.sdk_responses import (
@@ -32,6 +31,7 @@ from orchestrator.sqs_messages import (
 )
 
 SNS_PUBLISH = "sns:publish"
+TOPIC_NOT_FOUND = "Topic does not exist"
 MISSING_BODY = "The request must contain the parameter MessageBody."
 # SQS's code and words for a queue that does not exist (SendMessage's QueueDoesNotExist).
 NO_SUCH_QUEUE = "AWS.SimpleQueueService.NonExistentQueue"
@@ -41,11 +41,18 @@ MODELED_ERRORS = {
     "InvalidMessageContents": "InvalidMessageContentsException",
     NO_SUCH_QUEUE: "QueueDoesNotExistException",
 }
-QueueExists = Callable[[str], bool]
 SQS_SEND_MESSAGE = "sqs:sendMessage"
 # The length of SNS's PublishResponse (XML, its MessageId and RequestId of fixed width), as
 # every AWS-recorded sns:publish result gives it.
 PUBLISH_RESPONSE_LENGTH = 294
+
+
+class Targets(Protocol):
+    """Which queues and topics exist, for the messages and notifications service tasks send."""
+
+    def queue_exists(self, name: str) -> bool: ...
+
+    def topic_exists(self, name: str) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,12 +71,13 @@ class Effect:
 
 
 def carry_out(
-    action: dict[str, Any], now: float, queue_exists: QueueExists | None = None
+    action: dict[str, Any], now: float, targets: Targets | None = None
 ) -> tuple[dict[str, Any], Effect | None]:
     """The report of a RunService ``action`` (TaskSucceeded or TaskFailed, without its token) and its effect.
 
-    With ``queue_exists``, a message for a queue that does not exist fails as SQS refuses it
-    (QueueDoesNotExist); without it (the local runner has no queues) every queue exists.
+    With ``targets``, a message for a queue that does not exist fails as SQS refuses it
+    (QueueDoesNotExist), and a notification for a topic that does not exist as SNS refuses it
+    (NotFound); without them (the local runner has no queues or topics) every one exists.
 
     An action with ``sdk`` named the AWS SDK integration (``arn:aws:states:::aws-sdk:sqs:sendMessage``),
     whose result is the API's answer alone, without the response's metadata.
@@ -77,16 +85,18 @@ def carry_out(
     service, parameters, sdk = action["service"], action.get("parameters") or {}, bool(action.get("sdk"))
     if service == SNS_PUBLISH:
         message = envelope(parameters, now)
-        effect = Effect("publish", topic_name(message["TopicArn"]), message)
+        topic = topic_name(message["TopicArn"])
+        if targets is not None and not targets.topic_exists(topic):
+            return topic_not_found(sdk), None
         answer = {"MessageId": message["MessageId"]}
         output = answer if sdk else publish_result(message["MessageId"], now)
-        return {"type": "TaskSucceeded", "output": output}, effect
+        return {"type": "TaskSucceeded", "output": output}, Effect("publish", topic, message)
     if service == SQS_SEND_MESSAGE:
         body = parameters.get("MessageBody")
         if body is None:
             return refused_message(MessageRefused("MissingParameter", MISSING_BODY), sdk), None
         queue = str(parameters.get("QueueUrl", "")).rstrip("/").rsplit("/", 1)[-1]
-        if queue_exists is not None and not queue_exists(queue):
+        if targets is not None and not targets.queue_exists(queue):
             return refused_message(
                 MessageRefused(NO_SUCH_QUEUE, "The specified queue does not exist."), sdk
             ), None
@@ -104,6 +114,14 @@ def carry_out(
         return {"type": "TaskSucceeded", "output": output}, effect
     cause = f"The service integration {service!r} is not supported"
     return {"type": "TaskFailed", "error": errors.RUNTIME, "cause": cause}, None
+
+
+def topic_not_found(sdk: bool) -> dict[str, Any]:
+    """The TaskFailed report of a Publish to a topic that does not exist, as AWS recorded it
+    (test_sns_task_service test_publish_base_error_topic_arn: ``SNS.NotFoundException``, 404)."""
+    if sdk:
+        return sdk_v2_failure("Sns.NotFoundException", TOPIC_NOT_FOUND, "Sns", status=404)
+    return sdk_v1_failure("SNS.NotFoundException", TOPIC_NOT_FOUND, "AmazonSNS", "NotFound", status=404)
 
 
 def refused_message(refused: MessageRefused, sdk: bool) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 
@@ -74,3 +75,9 @@ def queued_tasks(redis_client: redis.Redis, settings: Settings) -> list[dict]:
     """The tasks waiting in the RQ task queue, in order."""
     queue = Queue(Keys(settings.prefix).task_queue_name, connection=redis_client, serializer=JSONSerializer)
     return [task for job in queue.jobs for task in job.args[0]]
+
+
+def create_topic(redis_client: redis.Redis, settings: Settings, name: str) -> None:
+    """Make SNS topic ``name`` exist, as CreateTopic makes it (an sns:publish task needs one)."""
+    made = json.dumps({"attributes": {}, "tags": []})
+    redis_client.hsetnx(Keys(settings.prefix).sns_topics, name, made)

@@ -12,6 +12,7 @@ import pytest
 from botocore.config import Config
 
 from tests.api_fixtures import FINISH_SECONDS, ApiStack, role_arn, serve_only, unique
+from tests.test_api_sns import client as sns_client
 
 __all__ = ["serve_only"]
 
@@ -88,6 +89,7 @@ def test_an_sns_publish_task_really_publishes_and_a_caught_error_is_answered(
     serve_only: ApiStack, sfn: Any
 ) -> None:
     topic = unique("tested")
+    sns_client(serve_only, "sns").create_topic(Name=topic)  # a topic that does not exist fails the task
     state = {
         "Type": "Task",
         "Resource": "arn:aws:states:::sns:publish",

@@ -17,7 +17,7 @@ from orchestrator.runtime.keys import BODY_FIELD, Keys
 from orchestrator.runtime.loop import Orchestrator
 from orchestrator.runtime.queues import Queues
 from orchestrator.settings import Settings
-from tests.runtime_fixtures import all_finished, drive
+from tests.runtime_fixtures import all_finished, create_topic, drive
 
 SEND = {
     "StartAt": "Send",
@@ -42,10 +42,13 @@ def run_on_stack(
 ) -> dict:
     """Register ``definition``, run one execution of it with an orchestrator alone; its description.
 
-    The queues the tests send to (``outbox``, ``q``) are created first, as CreateQueue does.
+    The queues and topics the tests send to are created first, as CreateQueue and CreateTopic
+    make them.
     """
     for queue in ("outbox", "q"):
         Queues(redis_client, settings).create(queue, {})
+    for topic in ("news", "t"):
+        create_topic(redis_client, settings, topic)
     client = Client(redis_client, settings)
     client.register_machine(machine, definition)
     name = client.start_execution(machine, input)
@@ -394,3 +397,38 @@ def test_a_send_message_asking_for_a_delay_or_a_fifo_queue_fails_saying_redstep_
     assert (result.status, result.error) == ("FAILED", "SQS.AmazonSQSException")
     assert result.cause.startswith("DelaySeconds is not supported by redstep: its queues are standard queues")
     assert result.effects == []
+
+
+@pytest.mark.parametrize(
+    ("resource", "error", "details"),
+    [
+        (
+            "arn:aws:states:::sns:publish",
+            "SNS.NotFoundException",
+            r"\(Service: AmazonSNS; Status Code: 404; Error Code: NotFound; "
+            r"Request ID: [0-9a-f-]{36}; Proxy: null\)",
+        ),
+        (
+            "arn:aws:states:::aws-sdk:sns:publish",
+            "Sns.NotFoundException",
+            r"\(Service: Sns, Status Code: 404, Request ID: [0-9a-f-]{36}\) \(SDK Attempt Count: 1\)",
+        ),
+    ],
+)
+def test_a_publish_to_a_topic_that_does_not_exist_fails_the_task_as_aws_recorded(
+    redis_client: redis.Redis, settings: Settings, resource: str, error: str, details: str
+) -> None:
+    # AWS recorded the optimized form (test_sns_task_service test_publish_base_error_topic_arn):
+    # SNS.NotFoundException, "Topic does not exist (Service: AmazonSNS; Status Code: 404; ...)".
+    arn = "arn:aws:sns:us-east-1:000000000000:no-such-topic"
+    definition = {"StartAt": "P", "States": {"P": task(resource, {"TopicArn": arn, "Message": "hi"}, "$.p")}}
+    channel = redis_client.pubsub()
+    channel.subscribe(Keys(settings.prefix).topic("no-such-topic"))
+
+    described = run_on_stack(redis_client, settings, "NoTopic", definition, {})
+
+    assert (described["status"], described["error"]) == ("FAILED", error)
+    assert re.fullmatch(r"Topic does not exist " + details, described["cause"])
+    assert channel.get_message(timeout=0.1)["type"] == "subscribe"
+    assert channel.get_message(timeout=0.2) is None  # nothing was published
+    channel.close()

@@ -19,7 +19,7 @@ from orchestrator.runtime.client import Client
 from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.loop import Orchestrator
 from orchestrator.settings import Settings
-from tests.runtime_fixtures import all_finished, drive
+from tests.runtime_fixtures import all_finished, create_topic, drive
 
 KEYS = Keys("t")
 TOPIC = "arn:aws:sns:us-east-1:000000000000:approvals"
@@ -60,6 +60,7 @@ def test_a_callback_task_that_ends_early_leaves_no_timeout_or_heartbeat_timer(
             },
         },
     )
+    create_topic(redis_client, settings, "approvals")
     orchestrator = Orchestrator(redis_client, settings, "o1")
     name = client.start_execution("Approval", {})
     token = callback_token(redis_client, name)

@@ -46,13 +46,15 @@ def with_metadata(answer: dict[str, Any], headers: dict[str, str], request_id: s
     }
 
 
-def sdk_v1_failure(error: str, message: str, service: str, code: str) -> dict[str, Any]:
+def sdk_v1_failure(error: str, message: str, service: str, code: str, status: int = 400) -> dict[str, Any]:
     """The TaskFailed report of a call an optimized integration made and ``service`` refused with ``code``."""
-    details = f"Service: {service}; Status Code: 400; Error Code: {code}; Request ID: {uuid.uuid4()}"
+    details = f"Service: {service}; Status Code: {status}; Error Code: {code}; Request ID: {uuid.uuid4()}"
     return {"type": "TaskFailed", "error": error, "cause": f"{message} ({details}; Proxy: null)"}
 
 
-def sdk_v2_failure(error: str, message: str, service: str) -> dict[str, Any]:
+def sdk_v2_failure(error: str, message: str, service: str, status: int = 400) -> dict[str, Any]:
     """The TaskFailed report of a call an AWS SDK integration made and ``service`` refused."""
-    details = f"(Service: {service}, Status Code: 400, Request ID: {uuid.uuid4()}) (SDK Attempt Count: 1)"
+    details = (
+        f"(Service: {service}, Status Code: {status}, Request ID: {uuid.uuid4()}) (SDK Attempt Count: 1)"
+    )
     return {"type": "TaskFailed", "error": error, "cause": f"{message} {details}"}

@@ -19,9 +19,9 @@ from orchestrator.runtime.keys import GROUP, STATUSES, Keys
 from orchestrator.runtime.lone_failures import LoneFailures, blames_shared_keys, is_server_state
 from orchestrator.runtime.machines import MachineCache, register_machine
 from orchestrator.runtime.optimistic import Attempt, Lost, commit_optimistically
-from orchestrator.runtime.queues import Queues
 from orchestrator.runtime.sources import message_id_problem
 from orchestrator.runtime.store import CommitRefused, Conflict, Store
+from orchestrator.runtime.targets import ServiceTargets
 from orchestrator.settings import Settings
 
 TERMINAL = frozenset(STATUSES) - {"RUNNING"}
@@ -151,8 +151,8 @@ class Client:
         if machine is None:
             cause = f"State Machine Does Not Exist: '{machine_name}' (no definition is registered under it)"
             return transitions.fail(name, machine_name, input, errors.RUNTIME, cause, now)
-        queues = Queues(self.redis, self.settings)
-        return transitions.start(machine, name, input, now, notify_end=notify_end, queue_exists=queues.exists)
+        targets = ServiceTargets(self.redis, self.settings, remember_seconds=0)
+        return transitions.start(machine, name, input, now, notify_end=notify_end, targets=targets)
 
     def redrive(self, name: str) -> dict[str, Any]:
         """Restart a FAILED, TIMED_OUT or ABORTED execution from the state where it stopped.
@@ -186,8 +186,8 @@ class Client:
                 step = engine.redrive_execution(machine, execution, now)
             except ValueError as exc:
                 raise NotRedrivable(str(exc)) from None
-            queues = Queues(self.redis, self.settings)
-            transition = transitions.Transition(step.execution, previous, queue_exists=queues.exists)
+            targets = ServiceTargets(self.redis, self.settings, remember_seconds=0)
+            transition = transitions.Transition(step.execution, previous, targets=targets)
             transitions.settle(machine, transition, step, now)
             commit = self.store.new_commit()
             commit.expect_version(name, version)

@@ -45,7 +45,6 @@ from orchestrator.runtime.machines import MachineCache, register_shipped_machine
 from orchestrator.runtime.nested import take_starts
 from orchestrator.runtime.optimistic import Attempt, CommitConflict, Lost, commit_optimistically
 from orchestrator.runtime.overlap import Computed, InFlight, group_by_execution, turns
-from orchestrator.runtime.queues import Queues, RememberedQueues
 from orchestrator.runtime.retention import Retention
 from orchestrator.runtime.scripts import load_for_pipelines, lua_script
 from orchestrator.runtime.sources import (
@@ -62,6 +61,7 @@ from orchestrator.runtime.store import (
     Store,
     acked_elsewhere,
 )
+from orchestrator.runtime.targets import ServiceTargets
 from orchestrator.runtime.transitions import Transition
 from orchestrator.runtime.work_wait import WorkWait
 from orchestrator.settings import Settings, masked_url
@@ -106,8 +106,7 @@ class Orchestrator:
         self.known = KnownExecutions()
         self.machines = MachineCache(redis_client, self.keys)
         self.source = EventSourceMapping(redis_client, settings, consumer, clock=clock)
-        # Which queues sqs:sendMessage tasks may send to.
-        self.queues = RememberedQueues(Queues(redis_client, settings))
+        self.targets = ServiceTargets(redis_client, settings)  # the queues and topics service tasks find
         self.retention = Retention(redis_client, settings, clock=clock)
         self.history_compaction = HistoryCompaction(redis_client, settings, clock=clock)
         self._fire_timers = lua_script(redis_client, "fire_timers")
@@ -442,7 +441,7 @@ class Orchestrator:
             cause = f"State Machine Does Not Exist: '{machine_name}' (no definition is registered under it)"
             return transitions.fail(name, machine_name, input, errors.RUNTIME, cause, now)
         try:
-            return transitions.start(machine, name, input, now, queue_exists=self.queues.exists)
+            return transitions.start(machine, name, input, now, targets=self.targets)
         except Exception as exc:
             log.exception("starting %s failed", name)
             cause = f"The orchestrator could not start the execution: {type(exc).__name__}: {exc}"
@@ -550,7 +549,7 @@ class Orchestrator:
                 return None  # its .sync task gave up on it before it started: it never starts
             now = self.clock()
             started = take_starts(
-                commit, name, starts, execution, self.machines.get, self.settings, now, self.queues.exists
+                commit, name, starts, execution, self.machines.get, self.settings, now, self.targets
             )
             batch = [(entry_id, event) for entry_id, event in batch if event["type"] != START_EXECUTION_EVENT]
             if started is not None or not batch:
@@ -583,7 +582,7 @@ class Orchestrator:
             cause = f"State Machine Does Not Exist: '{machine_name}' (its definition was removed)"
             return transitions.fail(name, machine_name, None, errors.RUNTIME, cause, now, execution)
         try:
-            return transitions.apply(machine, execution, events, now, self.queues.exists)
+            return transitions.apply(machine, execution, events, now, self.targets)
         except Exception as exc:
             log.exception("advancing %s failed", name)
             cause = f"The orchestrator could not advance the execution: {type(exc).__name__}: {exc}"

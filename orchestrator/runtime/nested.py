@@ -20,7 +20,7 @@ from orchestrator.asl.definition import StateMachine
 from orchestrator.protocol.keys import EVENT_FIELD
 from orchestrator.runtime import transitions
 from orchestrator.runtime.store import Commit
-from orchestrator.services import QueueExists
+from orchestrator.services import Targets
 from orchestrator.settings import Settings
 
 
@@ -32,7 +32,7 @@ def take_starts(
     machine_of: Callable[[str], StateMachine | None],
     settings: Settings,
     now: float,
-    queue_exists: QueueExists | None = None,
+    targets: Targets | None = None,
 ) -> transitions.Transition | None:
     """Start the execution ``name`` that ``starts`` ask for, once, and answer each asking task.
 
@@ -50,9 +50,7 @@ def take_starts(
             if machine is None:
                 report = nested_executions.machine_missing(machine_name, sdk)
             else:
-                child = started = transitions.start(
-                    machine, name, event.get("input"), now, queue_exists=queue_exists
-                )
+                child = started = transitions.start(machine, name, event.get("input"), now, targets=targets)
                 execution = started.execution
                 if sync:
                     parent = {"execution": event.get("parent"), "token": event.get("token"), "sync": sync}

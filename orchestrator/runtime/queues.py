@@ -12,7 +12,6 @@ in ``{p}:queue-attributes``.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +23,6 @@ from orchestrator.runtime.sources import MESSAGE_ID_FIELD, ensure_group, message
 from orchestrator.settings import Settings
 
 TEXT_FIELD = "text"
-REMEMBERED_QUEUES = 1000  # the most queues a RememberedQueues keeps at once
 ATTRIBUTES_FIELD = "attributes"
 
 
@@ -61,33 +59,6 @@ class QueueDepth:
 
     visible: int
     in_flight: int
-
-
-class RememberedQueues:
-    """Whether a queue exists, as :meth:`Queues.exists` answers, each queue found remembered a while.
-
-    An execution's sqs:sendMessage tasks ask on every send; a Map of them would cost a round trip
-    per item. A queue found is taken as existing for ``remember_seconds`` more (a deleted queue
-    may take a message meanwhile, as SQS's may for up to a minute after DeleteQueue); one not
-    found is asked about again every time, so a queue created a moment ago is found at once.
-    """
-
-    def __init__(self, queues: Queues, remember_seconds: float = 1.0) -> None:
-        self.queues = queues
-        self.remember_seconds = remember_seconds
-        self._found: dict[str, float] = {}  # queue -> time.monotonic() until which it is taken as existing
-
-    def exists(self, name: str) -> bool:
-        now = time.monotonic()
-        if self._found.get(name, 0.0) > now:
-            return True
-        if not self.queues.exists(name):
-            self._found.pop(name, None)
-            return False
-        if len(self._found) >= REMEMBERED_QUEUES:
-            self._found.clear()
-        self._found[name] = now + self.remember_seconds
-        return True
 
 
 class Queues:

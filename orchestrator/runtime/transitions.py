@@ -29,7 +29,7 @@ from orchestrator.runtime.callbacks import (
 from orchestrator.runtime.keys import ACTIVITY_TASK_FIELD, FINISHED_STATUSES
 from orchestrator.runtime.queues import OutgoingMessage
 from orchestrator.runtime.store import Commit
-from orchestrator.services import QueueExists
+from orchestrator.services import Targets
 from orchestrator.settings import Settings
 
 NOTIFY_END = "notifyEnd"
@@ -58,8 +58,8 @@ class Transition:
     handed_tokens: set[str] = field(default_factory=set)
     # The nested executions its states:startExecution tasks start, each with the task's token.
     child_starts: list[tuple[nested_executions.ChildStart, str]] = field(default_factory=list)
-    # Whether a queue exists, for its sqs:sendMessage tasks (services.carry_out); None: not checked.
-    queue_exists: QueueExists | None = field(default=None, repr=False, compare=False)
+    # Which queues and topics exist, for its service tasks (services.carry_out); None: not checked.
+    targets: Targets | None = field(default=None, repr=False, compare=False)
 
 
 def start(
@@ -69,11 +69,11 @@ def start(
     now: float,
     *,
     notify_end: bool = False,
-    queue_exists: QueueExists | None = None,
+    targets: Targets | None = None,
 ) -> Transition:
     """Start an execution of ``machine`` and carry it as far as it goes without a worker.
 
-    ``queue_exists`` answers for the queues its sqs:sendMessage tasks name (runtime.queues).
+    ``targets`` answers for the queues and topics its service tasks name (runtime.targets).
 
     With ``notify_end`` (StartSyncExecution waits on it), the commit that ends it also adds
     its status to ``{p}:ended:{<name>}``.
@@ -84,7 +84,7 @@ def start(
     if machine.version is not None:
         # It runs on this version to its end, whatever is registered under its name later.
         step.execution["machineVersion"] = machine.version
-    transition = Transition(step.execution, None, queue_exists=queue_exists)
+    transition = Transition(step.execution, None, targets=targets)
     settle(machine, transition, step, now)
     return transition
 
@@ -94,10 +94,10 @@ def apply(
     execution: dict[str, Any],
     events: list[dict[str, Any]],
     now: float,
-    queue_exists: QueueExists | None = None,
+    targets: Targets | None = None,
 ) -> Transition:
     """Feed ``events`` to a running execution, in order, settling each step."""
-    transition = Transition(execution, execution["status"], queue_exists=queue_exists)
+    transition = Transition(execution, execution["status"], targets=targets)
     for event in events:
         if event.get("type") in ("TaskSucceeded", "TaskFailed"):
             # Its outcome came (its child's end, or its start's refusal): no child to stop. A
@@ -192,7 +192,7 @@ def task_of(execution: str, action: dict[str, Any]) -> Task:
 
 def run_service(transition: Transition, action: dict[str, Any], now: float) -> dict[str, Any]:
     """Carry out one service task into ``transition``; the event that reports how it went."""
-    report, effect = services.carry_out(action, now, transition.queue_exists)
+    report, effect = services.carry_out(action, now, transition.targets)
     if effect is not None and effect.kind == "publish":
         transition.publishes.append((effect.target, effect.payload))
     elif effect is not None:

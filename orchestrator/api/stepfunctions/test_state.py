@@ -36,6 +36,7 @@ from orchestrator.local import LocalRunner
 from orchestrator.protocol.decoding import strict_loads
 from orchestrator.runtime.notifications import publish
 from orchestrator.runtime.queues import OutgoingMessage, Queues
+from orchestrator.runtime.targets import ServiceTargets
 from orchestrator.services import message_text
 
 TESTED = "TestState"
@@ -68,9 +69,9 @@ async def test_state(sfn: StepFunctions, request: dict[str, Any]) -> dict[str, A
         ran = await run_on_workers(sfn, wrapper, given)
         await run_in_threadpool(_carry_out, sfn, ran.effects)
         return with_missing_said(_answer(request, given, ran, exits, judged), ran)
-    # As the state would run in an execution: a message for a queue that does not exist fails it.
-    queues = Queues(sfn.client.redis, sfn.client.settings)
-    result = await run_in_threadpool(LocalRunner(machine, queue_exists=queues.exists).run, given)
+    # As the state would run in an execution: a queue or topic that does not exist fails it.
+    targets = ServiceTargets(sfn.client.redis, sfn.client.settings, remember_seconds=0)
+    result = await run_in_threadpool(LocalRunner(machine, targets=targets).run, given)
     await run_in_threadpool(_carry_out, sfn, result.effects)
     return _answer(request, given, result, exits, judged)
 
