@@ -352,40 +352,6 @@ def test_an_aws_sdk_send_message_sqs_would_refuse_fails_with_the_sdk_v2s_names()
     assert "(Service: Sqs, Status Code: 400, Request ID: " in result.cause
 
 
-@pytest.mark.parametrize(
-    ("resource", "error", "details"),
-    [
-        (
-            "arn:aws:states:::sqs:sendMessage",
-            "SQS.QueueDoesNotExistException",
-            r"\(Service: AmazonSQS; Status Code: 400; Error Code: AWS\.SimpleQueueService\.NonExistentQueue; "
-            r"Request ID: [0-9a-f-]{36}; Proxy: null\)",
-        ),
-        (
-            "arn:aws:states:::aws-sdk:sqs:sendMessage",
-            "Sqs.QueueDoesNotExistException",
-            r"\(Service: Sqs, Status Code: 400, Request ID: [0-9a-f-]{36}\) \(SDK Attempt Count: 1\)",
-        ),
-    ],
-)
-def test_a_message_for_a_queue_that_does_not_exist_fails_the_task_and_creates_no_queue(
-    redis_client: redis.Redis, settings: Settings, resource: str, error: str, details: str
-) -> None:
-    # SendMessage answers QueueDoesNotExist ("The specified queue does not exist."); the task fails
-    # with it, as the SDK the integration uses names it, and Catch or Retry can take it.
-    url = "https://sqs.us-east-1.amazonaws.com/000000000000/no-such-queue"
-    definition = {
-        "StartAt": "S",
-        "States": {"S": task(resource, {"QueueUrl": url, "MessageBody": "hi"}, "$.s")},
-    }
-
-    described = run_on_stack(redis_client, settings, "NoQueue", definition, {})
-
-    assert (described["status"], described["error"]) == ("FAILED", error)
-    assert re.fullmatch(r"The specified queue does not exist\. " + details, described["cause"])
-    assert not Queues(redis_client, settings).exists("no-such-queue")
-
-
 def test_a_send_message_asking_for_a_delay_or_a_fifo_queue_fails_saying_redstep_has_none() -> None:
     # SendMessage on redstep's queues refuses these members; a task asking for them is refused the same
     # way rather than sent without them.
@@ -399,36 +365,57 @@ def test_a_send_message_asking_for_a_delay_or_a_fifo_queue_fails_saying_redstep_
     assert result.effects == []
 
 
+NO_QUEUE = {"QueueUrl": "https://sqs.us-east-1.amazonaws.com/000000000000/no-such-queue", "MessageBody": "hi"}
+NO_TOPIC = {"TopicArn": "arn:aws:sns:us-east-1:000000000000:no-such-topic", "Message": "hi"}
+V1_DETAILS = r"\(Service: {}; Status Code: {}; Error Code: {}; Request ID: [0-9a-f-]{{36}}; Proxy: null\)"
+V2_DETAILS = r"\(Service: {}, Status Code: {}, Request ID: [0-9a-f-]{{36}}\) \(SDK Attempt Count: 1\)"
+
+
 @pytest.mark.parametrize(
-    ("resource", "error", "details"),
+    ("resource", "parameters", "error", "cause"),
     [
         (
+            "arn:aws:states:::sqs:sendMessage",
+            NO_QUEUE,
+            "SQS.QueueDoesNotExistException",
+            r"The specified queue does not exist\. "
+            + V1_DETAILS.format("AmazonSQS", 400, r"AWS\.SimpleQueueService\.NonExistentQueue"),
+        ),
+        (
+            "arn:aws:states:::aws-sdk:sqs:sendMessage",
+            NO_QUEUE,
+            "Sqs.QueueDoesNotExistException",
+            r"The specified queue does not exist\. " + V2_DETAILS.format("Sqs", 400),
+        ),
+        # AWS recorded this one (test_sns_task_service test_publish_base_error_topic_arn).
+        (
             "arn:aws:states:::sns:publish",
+            NO_TOPIC,
             "SNS.NotFoundException",
-            r"\(Service: AmazonSNS; Status Code: 404; Error Code: NotFound; "
-            r"Request ID: [0-9a-f-]{36}; Proxy: null\)",
+            "Topic does not exist " + V1_DETAILS.format("AmazonSNS", 404, "NotFound"),
         ),
         (
             "arn:aws:states:::aws-sdk:sns:publish",
+            NO_TOPIC,
             "Sns.NotFoundException",
-            r"\(Service: Sns, Status Code: 404, Request ID: [0-9a-f-]{36}\) \(SDK Attempt Count: 1\)",
+            "Topic does not exist " + V2_DETAILS.format("Sns", 404),
         ),
     ],
 )
-def test_a_publish_to_a_topic_that_does_not_exist_fails_the_task_as_aws_recorded(
-    redis_client: redis.Redis, settings: Settings, resource: str, error: str, details: str
+def test_a_message_or_notification_for_a_target_that_does_not_exist_fails_the_task_and_sends_nothing(
+    redis_client: redis.Redis, settings: Settings, resource: str, parameters: dict, error: str, cause: str
 ) -> None:
-    # AWS recorded the optimized form (test_sns_task_service test_publish_base_error_topic_arn):
-    # SNS.NotFoundException, "Topic does not exist (Service: AmazonSNS; Status Code: 404; ...)".
-    arn = "arn:aws:sns:us-east-1:000000000000:no-such-topic"
-    definition = {"StartAt": "P", "States": {"P": task(resource, {"TopicArn": arn, "Message": "hi"}, "$.p")}}
+    # SendMessage answers QueueDoesNotExist and Publish NotFound; the task fails with it, as the SDK
+    # the integration uses names it, and Catch or Retry can take it.
+    definition = {"StartAt": "S", "States": {"S": task(resource, parameters, "$.s")}}
     channel = redis_client.pubsub()
     channel.subscribe(Keys(settings.prefix).topic("no-such-topic"))
 
-    described = run_on_stack(redis_client, settings, "NoTopic", definition, {})
+    described = run_on_stack(redis_client, settings, "Nowhere", definition, {})
 
     assert (described["status"], described["error"]) == ("FAILED", error)
-    assert re.fullmatch(r"Topic does not exist " + details, described["cause"])
+    assert re.fullmatch(cause, described["cause"])
+    assert not Queues(redis_client, settings).exists("no-such-queue")
     assert channel.get_message(timeout=0.1)["type"] == "subscribe"
     assert channel.get_message(timeout=0.2) is None  # nothing was published
     channel.close()
