@@ -97,9 +97,7 @@ def carry_out(
             return refused_message(MessageRefused("MissingParameter", MISSING_BODY), sdk), None
         queue = str(parameters.get("QueueUrl", "")).rstrip("/").rsplit("/", 1)[-1]
         if targets is not None and not targets.queue_exists(queue):
-            return refused_message(
-                MessageRefused(NO_SUCH_QUEUE, "The specified queue does not exist."), sdk
-            ), None
+            return refused_message(MessageRefused(NO_SUCH_QUEUE, NO_SUCH_QUEUE_MESSAGE), sdk), None
         text, attributes = message_text(body), parameters.get("MessageAttributes") or {}
         try:
             check_supported(parameters)
