@@ -22,6 +22,7 @@ from orchestrator.asl.sdk_responses import (
     sdk_v2_failure,
     with_metadata,
 )
+from orchestrator.sns_messages import PublishRefused, checked_publish
 from orchestrator.sqs_messages import (
     MessageRefused,
     check_message,
@@ -84,10 +85,14 @@ def carry_out(
     """
     service, parameters, sdk = action["service"], action.get("parameters") or {}, bool(action.get("sdk"))
     if service == SNS_PUBLISH:
-        message = envelope(parameters, now)
-        topic = topic_name(message["TopicArn"])
+        topic = topic_name(str(parameters.get("TopicArn", "")))
         if targets is not None and not targets.topic_exists(topic):
             return topic_not_found(sdk), None
+        try:
+            checked = checked_publish({**parameters, "Message": publish_text(parameters.get("Message"))})
+        except PublishRefused as refused:
+            return publish_refused(refused, sdk), None
+        message = envelope({**parameters, **checked}, now)
         answer = {"MessageId": message["MessageId"]}
         output = answer if sdk else publish_result(message["MessageId"], now)
         return {"type": "TaskSucceeded", "output": output}, Effect("publish", topic, message)
@@ -120,6 +125,26 @@ def topic_not_found(sdk: bool) -> dict[str, Any]:
     if sdk:
         return sdk_v2_failure("Sns.NotFoundException", TOPIC_NOT_FOUND, "Sns", status=404)
     return sdk_v1_failure("SNS.NotFoundException", TOPIC_NOT_FOUND, "AmazonSNS", "NotFound", status=404)
+
+
+def publish_text(message: Any) -> str:
+    """The text a Publish carries for a task's Message: text as given, a JSON value as its JSON text.
+
+    Raises:
+        PublishRefused: when there is no Message.
+    """
+    if message is None:
+        raise PublishRefused("Message Reason: no value for required parameter")
+    return message if isinstance(message, str) else json.dumps(message)
+
+
+def publish_refused(refused: PublishRefused, sdk: bool) -> dict[str, Any]:
+    """The TaskFailed report of a Publish SNS refuses, as AWS recorded one (test_fifo_message_attribute:
+    ``SNS.InvalidParameterException``, "Invalid parameter: ...", Error Code InvalidParameter)."""
+    message = f"Invalid parameter: {refused.message}"
+    if sdk:
+        return sdk_v2_failure("Sns.InvalidParameterException", message, "Sns")
+    return sdk_v1_failure("SNS.InvalidParameterException", message, "AmazonSNS", "InvalidParameter")
 
 
 def refused_message(refused: MessageRefused, sdk: bool) -> dict[str, Any]:

@@ -419,3 +419,65 @@ def test_a_message_or_notification_for_a_target_that_does_not_exist_fails_the_ta
     assert channel.get_message(timeout=0.1)["type"] == "subscribe"
     assert channel.get_message(timeout=0.2) is None  # nothing was published
     channel.close()
+
+
+def publish_state(resource: str, parameters: dict) -> dict:
+    return {"StartAt": "P", "States": {"P": task(resource, parameters, "$.p")}}
+
+
+def test_a_publish_with_a_json_message_structure_delivers_its_default_message() -> None:
+    parameters = {
+        "TopicArn": "arn:aws:sns:us-east-1:000000000000:t",
+        "MessageStructure": "json",
+        "Message": {"default": "for everyone", "sqs": "for queues"},
+    }
+    definition = publish_state("arn:aws:states:::sns:publish", parameters)
+
+    result = LocalRunner(StateMachine.parse(definition, "Structured")).run({})
+
+    assert result.status == "SUCCEEDED"
+    assert result.effects[0]["payload"]["Message"] == "for everyone"
+
+
+@pytest.mark.parametrize(
+    ("parameters", "says"),
+    [
+        (
+            {"Subject": "two\nlines", "Message": "hi"},
+            "Subject: a subject is 1 to 100 printable ASCII characters",
+        ),
+        (
+            {"Message": "hi", "MessageAttributes": {"a": {"DataType": "Text", "StringValue": "v"}}},
+            "MessageAttributes: The message attribute 'a' has an invalid message attribute type 'Text'",
+        ),
+        ({"Message": "hi", "MessageAttributes": {"a": {"DataType": "String"}}}, "must contain a non-empty"),
+        ({}, "Message Reason: no value for required parameter"),
+        ({"Message": ""}, "Message: Empty message"),
+        ({"Message": "{}", "MessageStructure": "json"}, "No default entry in JSON message body"),
+    ],
+)
+def test_a_publish_sns_would_refuse_fails_the_task_as_sns_refuses_it_and_publishes_nothing(
+    parameters: dict, says: str
+) -> None:
+    # AWS recorded one such refusal (test_sns_task_service test_fifo_message_attribute):
+    # SNS.InvalidParameterException, "Invalid parameter: ... (Service: AmazonSNS; Status Code: 400;
+    # Error Code: InvalidParameter; ...)". Publish's own checks decide what is refused.
+    arn = {"TopicArn": "arn:aws:sns:us-east-1:000000000000:t"}
+    definition = publish_state("arn:aws:states:::sns:publish", arn | parameters)
+
+    result = LocalRunner(StateMachine.parse(definition, "Refused")).run({})
+
+    assert (result.status, result.error) == ("FAILED", "SNS.InvalidParameterException")
+    assert result.cause.startswith("Invalid parameter: ") and says in result.cause
+    assert "(Service: AmazonSNS; Status Code: 400; Error Code: InvalidParameter; Request ID: " in result.cause
+    assert result.effects == []
+
+
+def test_an_aws_sdk_publish_sns_would_refuse_fails_with_the_sdk_v2s_names() -> None:
+    arn = "arn:aws:sns:us-east-1:000000000000:t"
+    definition = publish_state("arn:aws:states:::aws-sdk:sns:publish", {"TopicArn": arn, "Message": ""})
+
+    result = LocalRunner(StateMachine.parse(definition, "Refused")).run({})
+
+    assert (result.status, result.error) == ("FAILED", "Sns.InvalidParameterException")
+    assert "(Service: Sns, Status Code: 400, Request ID: " in result.cause

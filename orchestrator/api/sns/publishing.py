@@ -4,7 +4,6 @@ shows it and the topic's subscriptions receive it."""
 
 from __future__ import annotations
 
-import json
 import re
 import time
 from typing import Any
@@ -13,15 +12,10 @@ from orchestrator.api.errors import ApiError
 from orchestrator.api.sns.context import Sns, invalid_parameter, sns_error
 from orchestrator.runtime.notifications import publish as publish_envelope
 from orchestrator.services import envelope
+from orchestrator.sns_messages import MAX_MESSAGE_BYTES, PublishRefused, checked_publish
 
-MAX_MESSAGE_BYTES = 262_144
-"""SNS's 256 KiB for a message with its attributes."""
-MAX_SUBJECT = 100
-MAX_ATTRIBUTES = 10
 MAX_BATCH_ENTRIES = 10
 BATCH_ENTRY_ID = re.compile(r"[A-Za-z0-9_-]{1,80}")
-DATA_TYPE = re.compile(r"(String|Number|Binary|String\.Array)(\.[^\s]{1,249})?")
-SUBJECT = re.compile(r"[\x20-\x7e]+")
 
 
 def publish(sns: Sns, request: dict[str, Any]) -> dict[str, Any]:
@@ -90,61 +84,7 @@ def accepted(request: dict[str, Any], where: str) -> dict[str, Any]:
     Raises:
         ApiError: InvalidParameter naming the member (``where`` prefixes it in a batch).
     """
-    text = request["Message"]
-    if request.get("MessageStructure") is not None:
-        text = _default_of_structure(request["MessageStructure"], text, where)
-    if not text:
-        raise invalid_parameter(f"{where}Message: Empty message")
-    subject = request.get("Subject")
-    if subject is not None and (len(subject) > MAX_SUBJECT or not SUBJECT.fullmatch(subject)):
-        raise invalid_parameter(
-            f"{where}Subject: a subject is 1 to {MAX_SUBJECT} printable ASCII characters, without line breaks"
-        )
-    attributes = request.get("MessageAttributes", {})
-    _check_attributes(attributes, where)
-    size = len(text.encode()) + sum(
-        len(name.encode()) + len(json.dumps(value).encode()) for name, value in attributes.items()
-    )
-    if size > MAX_MESSAGE_BYTES:
-        raise invalid_parameter(
-            f"{where}Message too long: {size} bytes with its attributes, over SNS's {MAX_MESSAGE_BYTES}"
-        )
-    return {"Message": text, "Subject": subject, "MessageAttributes": attributes}
-
-
-def _default_of_structure(structure: str, text: str, where: str) -> str:
-    if structure != "json":
-        raise invalid_parameter(
-            f"{where}MessageStructure: the only structure is 'json', not {structure[:20]!r}"
-        )
     try:
-        messages = json.loads(text)
-    except ValueError:
-        messages = None
-    if not isinstance(messages, dict) or not isinstance(messages.get("default"), str):
-        raise invalid_parameter(
-            f"{where}Message Structure - No default entry in JSON message body"
-            " (with MessageStructure json, Message is a JSON object with a string 'default')"
-        )
-    # Every protocol redstep delivers to reads the default message.
-    return str(messages["default"])
-
-
-def _check_attributes(attributes: dict[str, Any], where: str) -> None:
-    if len(attributes) > MAX_ATTRIBUTES:
-        raise invalid_parameter(
-            f"{where}MessageAttributes: at most {MAX_ATTRIBUTES} attributes, not {len(attributes)}"
-        )
-    for name, attribute in attributes.items():
-        data_type = attribute.get("DataType", "")
-        if not DATA_TYPE.fullmatch(data_type):
-            raise invalid_parameter(
-                f"{where}MessageAttributes: The message attribute '{name}' has an invalid message attribute"
-                f" type {data_type[:50]!r}: String, Number, Binary or String.Array"
-            )
-        wanted = "BinaryValue" if data_type.startswith("Binary") else "StringValue"
-        if attribute.get(wanted) is None:
-            raise invalid_parameter(
-                f"{where}MessageAttributes: The message attribute '{name}' with type '{data_type}' must"
-                f" contain a non-empty {wanted}"
-            )
+        return checked_publish(request, where)
+    except PublishRefused as refused:
+        raise invalid_parameter(refused.message) from None
