@@ -192,12 +192,3 @@ def parse_event(fields: dict[Any, Any]) -> tuple[dict[str, Any] | None, str]:
         if event.get("sdk", False) not in (True, False):
             return None, "sdk is not true or false"
     return event, ""
-
-
-def stream_batches(reply: Any) -> list[tuple[str, list[Entry]]]:
-    """(stream, entries) pairs of an XREADGROUP reply, whichever protocol it came in."""
-    if not reply:
-        return []
-    if isinstance(reply, dict):
-        return [(text(stream), [e for batch in batches for e in batch]) for stream, batches in reply.items()]
-    return [(text(stream), batch) for stream, batch in reply]

@@ -14,7 +14,7 @@ import redis
 from hiredis import pack_command
 
 from orchestrator.protocol.own_connection import OwnConnection, sends_commands_as_redis_does
-from orchestrator.runtime.intake import Entry, stream_batches
+from orchestrator.runtime.intake import Entry
 from orchestrator.runtime.keys import GROUP
 from orchestrator.runtime.sources import text
 
@@ -53,6 +53,15 @@ class WorkWait:
         if isinstance(reply, redis.ResponseError):
             raise reply
         return raw_stream_batches(reply)
+
+
+def stream_batches(reply: Any) -> list[tuple[str, list[Entry]]]:
+    """(stream, entries) pairs of an XREADGROUP reply as redis-py parsed it, in RESP2 or RESP3."""
+    if not reply:
+        return []
+    if isinstance(reply, dict):
+        return [(text(stream), [e for batch in batches for e in batch]) for stream, batches in reply.items()]
+    return [(text(stream), batch) for stream, batch in reply]
 
 
 def raw_stream_batches(reply: Any) -> list[tuple[str, list[Entry]]]:
