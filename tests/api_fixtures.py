@@ -22,11 +22,16 @@ from typing import Any
 
 import boto3
 import pytest
+import redis
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.config import Config
 from botocore.credentials import Credentials
+from rq import Queue, Worker
+from rq.serializers import JSONSerializer
 
+from orchestrator.runtime import heartbeats
+from orchestrator.runtime.keys import Keys
 from orchestrator.runtime.server import RedisServer, free_port
 from tests.chaos import stop, wait_until
 
@@ -122,6 +127,26 @@ def serve(env: dict[str, str], logs: Path, *args: str) -> tuple[subprocess.Popen
     return process, url
 
 
+def wait_listening(env: dict[str, str], *, orchestrator: bool, worker: bool, logs: Path) -> None:
+    """Return once the stack's orchestrator beats and its worker listens on the task queue, as asked.
+
+    A request that looks for them (TestState runs a function on the workers only when both are
+    there) must not race their start-up on a busy machine."""
+    keys = Keys(env["REDSTEP_PREFIX"])
+    with redis.Redis.from_url(env["REDIS_URL"]) as connection:
+        queue = Queue(keys.task_queue_name, connection=connection, serializer=JSONSerializer)
+
+        def ready() -> bool:
+            beating = not orchestrator or bool(heartbeats.alive(connection, keys))
+            return beating and (not worker or bool(Worker.all(queue=queue)))
+
+        try:
+            wait_until(ready, READY_SECONDS, "the stack's orchestrator and worker to register")
+        except AssertionError as exc:
+            logs_text = "\n".join(f"--- {log.name}\n{log.read_text()[-4000:]}" for log in logs.glob("*.log"))
+            raise AssertionError(f"{exc}\n{logs_text}") from None
+
+
 def running_stack(
     redis_server: RedisServer,
     logs: Path,
@@ -142,6 +167,7 @@ def running_stack(
             processes.append(start(env, logs / "worker.log", "worker", "--functions", str(FUNCTIONS)))
         process, url = serve(env, logs)
         processes.append(process)
+        wait_listening(env, orchestrator=orchestrator, worker=worker, logs=logs)
         yield ApiStack(url, env, prefix, logs)
     finally:
         for process in processes:

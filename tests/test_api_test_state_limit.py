@@ -11,7 +11,7 @@ import pytest
 from botocore.config import Config
 
 from orchestrator.runtime.server import RedisServer
-from tests.api_fixtures import FUNCTIONS, ApiStack, api_env, role_arn, serve, start
+from tests.api_fixtures import FUNCTIONS, ApiStack, api_env, role_arn, serve, start, wait_listening
 from tests.chaos import stop
 
 
@@ -28,6 +28,7 @@ def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -
     try:
         process, url = serve(env, logs)
         processes.append(process)
+        wait_listening(env, orchestrator=True, worker=True, logs=logs)
         yield ApiStack(url, env, prefix, logs)
     finally:
         for process in processes:
