@@ -58,3 +58,22 @@ def test_each_execution_is_named_after_its_message_and_has_an_aws_shaped_history
     for expected in ("TaskStateEntered", "ChoiceStateEntered", "ChoiceStateExited", "TaskStateExited"):
         assert expected in types
     assert [e["id"] for e in client.history(message_id)] == list(range(1, len(types) + 1))
+
+
+def test_an_installation_with_a_topic_of_its_own_is_notified_there(
+    redis_client: redis.Redis, settings: Settings
+) -> None:
+    """REDSTEP_TOPIC names where the shipped pipeline publishes, not only where subscribers listen."""
+    settings = settings.model_copy(update={"topic": "hoard-news"})
+    keys = Keys(settings.prefix)
+    send_messages(redis_client, settings, "dragons", [dragon("Glaurung")])
+    orchestrator = Orchestrator(redis_client, settings, "o1")
+    register_shipped_machines(redis_client, keys, settings.topic)
+
+    client = drive(redis_client, settings, [orchestrator], all_finished(1))
+
+    assert client.status()["executions"]["SUCCEEDED"] == 1
+    (notice,) = [json.loads(f[b"message"]) for _, f in redis_client.xrange(keys.topic_log("hoard-news"))]
+    assert notice["Subject"] == "Record inserted"
+    assert notice["TopicArn"].endswith(":hoard-news")
+    assert redis_client.xlen(keys.topic_log("dragon-notifications")) == 0

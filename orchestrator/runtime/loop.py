@@ -137,7 +137,7 @@ class Orchestrator:
         log.warning("consumer groups missing (Redis lost its data?): creating them again")
         ensure_group(self.redis, self.keys.events)
         ensure_group(self.redis, self.source.stream)
-        restored = restore_shipped_machines(self.redis, self.keys)
+        restored = restore_shipped_machines(self.redis, self.keys, self.settings.topic)
         if restored:
             log.warning("state machine(s) %s missing too: registered the shipped definitions again", restored)
 
@@ -657,7 +657,7 @@ def start_when_reachable(
             orchestrator = Orchestrator(redis_client, settings, consumer, claim_idle_seconds=idle)
             # After the consumer groups: Redis losing its data between the two then shows as
             # missing groups at the first read, which registers the shipped machines again.
-            register_shipped_machines(redis_client, Keys(settings.prefix))
+            register_shipped_machines(redis_client, Keys(settings.prefix), settings.topic)
         except OUTAGE_ERRORS as exc:
             stop.wait(outage.failed(exc))
             continue

@@ -26,15 +26,27 @@ from orchestrator.runtime.keys import Keys
 log = logging.getLogger(__name__)
 
 DRAGON_PIPELINE = "DragonPipeline"
+SHIPPED_TOPIC = "dragon-notifications"
+"""The topic the shipped definition names; it publishes to the installation's topic instead."""
+SHIPPED_TOPIC_ARN = f"arn:aws:sns:us-east-1:000000000000:{SHIPPED_TOPIC}"
 
 
 class RetentionValueError(ValueError):
     """A machine's retention that cannot be kept: not a number, negative, or for no known machine."""
 
 
-def dragon_pipeline_definition() -> str:
-    """The shipped dragon pipeline definition (ASL JSON text)."""
-    return resources.files("orchestrator").joinpath("state_machines", "dragon_pipeline.asl.json").read_text()
+def dragon_pipeline_definition(topic: str = SHIPPED_TOPIC) -> str:
+    """The shipped dragon pipeline definition (ASL JSON text), its notifications published to ``topic``.
+
+    An installation whose topic is not the default (``REDSTEP_TOPIC``) gets a definition that
+    publishes where its subscribers listen; the default's text is the file's, byte for byte, so
+    its version does not change.
+    """
+    text = resources.files("orchestrator").joinpath("state_machines", "dragon_pipeline.asl.json").read_text()
+    if topic == SHIPPED_TOPIC:
+        return text
+    arn = topic if topic.startswith("arn:") else SHIPPED_TOPIC_ARN.removesuffix(SHIPPED_TOPIC) + topic
+    return text.replace(json.dumps(SHIPPED_TOPIC_ARN), json.dumps(arn))
 
 
 def register_machine(
@@ -65,24 +77,24 @@ def machine_version(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def shipped_machines() -> dict[str, str]:
-    """The state machines redstep ships, by name: their definitions' JSON text."""
-    return {DRAGON_PIPELINE: dragon_pipeline_definition()}
+def shipped_machines(topic: str = SHIPPED_TOPIC) -> dict[str, str]:
+    """The state machines redstep ships, by name: their definitions' JSON text, publishing to ``topic``."""
+    return {DRAGON_PIPELINE: dragon_pipeline_definition(topic)}
 
 
-def register_shipped_machines(redis_client: redis.Redis, keys: Keys) -> None:
-    for name, definition in shipped_machines().items():
+def register_shipped_machines(redis_client: redis.Redis, keys: Keys, topic: str = SHIPPED_TOPIC) -> None:
+    for name, definition in shipped_machines(topic).items():
         register_machine(redis_client, keys, name, definition)
 
 
-def restore_shipped_machines(redis_client: redis.Redis, keys: Keys) -> list[str]:
+def restore_shipped_machines(redis_client: redis.Redis, keys: Keys, topic: str = SHIPPED_TOPIC) -> list[str]:
     """Register again each shipped machine that has no definition (Redis lost its data); their names.
 
     A definition registered under a shipped name is left as it is.
     """
     missing = {
         name: definition
-        for name, definition in shipped_machines().items()
+        for name, definition in shipped_machines(topic).items()
         if not redis_client.hexists(keys.machines, name)
     }
     for name, definition in missing.items():
