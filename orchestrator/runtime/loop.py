@@ -62,6 +62,7 @@ from orchestrator.runtime.store import (
     acked_elsewhere,
 )
 from orchestrator.runtime.targets import ServiceTargets
+from orchestrator.runtime.timer_order import HeldTimers, stream_order
 from orchestrator.runtime.transitions import Transition
 from orchestrator.runtime.work_wait import WorkWait
 from orchestrator.settings import Settings, masked_url
@@ -116,6 +117,7 @@ class Orchestrator:
         self.intake = EventIntake(
             redis_client, self.keys, consumer, clock, claim_idle_seconds, settings.max_event_deliveries
         )
+        self.held_timers = HeldTimers(redis_client, self.keys, consumer)  # timer_order
         self.faults = FaultPoints(settings.fault_point)
         self.lone_failures = LoneFailures(self.store, settings, self.commit, clock)
         self.forget_dead_every_seconds = forget_dead_every_seconds
@@ -177,7 +179,10 @@ class Orchestrator:
             batch = self.source.take_batch()
             if not events and not batch:
                 self.history_compaction.compact_if_due(idle=True)  # a wait found nothing: idle
-        events += self.intake.abandoned_events()
+        abandoned = self.intake.abandoned_events()
+        if abandoned:  # older than what was just read: applied in the order they reached the stream
+            events = sorted(events + abandoned, key=lambda event: stream_order(event[0]))
+        events = self.held_timers.sort_out(events)
         if batch:
             self.faults.reach("after-source-batch")
         in_flight = self.send_starts(batch)

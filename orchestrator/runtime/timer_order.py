@@ -1,0 +1,130 @@
+"""A timer waits for the events of its execution that reached the event stream before it.
+
+The core judges a report by when it reached the stream, so a result that came in time wins
+over a timeout that fired after it, however late the orchestrators take it. An event read by
+an orchestrator that died before committing it stays pending with that orchestrator until
+another claims it, ``claim_idle_seconds`` later; a timer that fires meanwhile is read by a
+live orchestrator, which would apply it first and time the task out. So a TimerFired event
+whose execution has an older event pending with another consumer of the group is not applied
+yet: the orchestrator holds it, unacknowledged, and judges it again every ``RECHECK_SECONDS``
+until the older event is committed, which usually takes its token away (the firing is then
+ignored, as any stale timer's is).
+
+Only batches that hold a timer pay for the check: one XPENDING summary, and when other
+consumers hold entries, two more round trips to read which executions those are (at most
+``PENDING_LOOKED_AT`` per consumer; past that, every timer of the batch waits, the safe side).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import redis
+
+from orchestrator.protocol.decoding import strict_loads
+from orchestrator.protocol.keys import EVENT_FIELD
+from orchestrator.runtime.intake import Event
+from orchestrator.runtime.keys import GROUP, Keys
+from orchestrator.runtime.sources import text
+
+log = logging.getLogger(__name__)
+
+RECHECK_SECONDS = 0.25
+PENDING_LOOKED_AT = 1000
+
+
+def stream_order(entry_id: str) -> tuple[int, int]:
+    """An entry id as the stream orders it (``"1700000000000-3"`` -> (1700000000000, 3))."""
+    milliseconds, _, sequence = entry_id.partition("-")
+    return int(milliseconds), int(sequence or 0)
+
+
+class HeldTimers:
+    """The timers one orchestrator holds back, unacknowledged, until the older events of their
+    execution that other orchestrators hold are committed.
+
+    A held timer stays in this orchestrator's pending entries under its own entry id, so it is
+    judged against the events older than its first firing only (newer ones never hold it back,
+    however busy its execution), and one that dies holding it leaves it to be claimed as any
+    event it read.
+    """
+
+    def __init__(
+        self, redis_client: redis.Redis, keys: Keys, consumer: str, recheck_seconds: float = RECHECK_SECONDS
+    ) -> None:
+        self.redis = redis_client
+        self.keys = keys
+        self.consumer = consumer
+        self.recheck_seconds = recheck_seconds
+        self.held: dict[str, dict[str, Any]] = {}  # entry id -> its TimerFired event
+        self._next_check = 0.0  # time.monotonic() from which the held timers are judged again
+
+    def sort_out(self, events: list[Event]) -> list[Event]:
+        """``events`` to apply now, in the order they reached the stream: the held timers whose
+        wait is over join them, and the timers that must wait are held instead."""
+        candidates = [event for event in events if event[0] not in self.held]  # one claimed back
+        now = time.monotonic()
+        if self.held and now >= self._next_check:
+            candidates = sorted([*candidates, *self.held.items()], key=lambda event: stream_order(event[0]))
+            self.held = {}
+        waiting = timers_behind_others(self.redis, self.keys, self.consumer, candidates)
+        if not waiting:
+            return candidates
+        if not self.held:
+            self._next_check = now + self.recheck_seconds
+        self.held.update(waiting)
+        log.debug("%d timer(s) wait for older events another orchestrator holds", len(self.held))
+        return [event for event in candidates if event[0] not in self.held]
+
+
+def timers_behind_others(
+    redis_client: redis.Redis, keys: Keys, consumer: str, events: list[Event]
+) -> list[Event]:
+    """The TimerFired events of ``events`` whose execution has an older entry pending with
+    another consumer (an orchestrator busy with it, or one that died holding it)."""
+    timers = [(entry_id, event) for entry_id, event in events if event.get("type") == "TimerFired"]
+    if not timers:
+        return []
+    newest = max((entry_id for entry_id, _ in timers), key=stream_order)
+    summary = redis_client.xpending(keys.events, GROUP)
+    others = [text(row["name"]) for row in summary.get("consumers") or [] if int(row["pending"])]
+    others = [name for name in others if name != consumer]
+    if not others:
+        return []
+    pipe = redis_client.pipeline(transaction=False)
+    for other in others:
+        pipe.xpending_range(
+            keys.events, GROUP, min="-", max=newest, count=PENDING_LOOKED_AT + 1, consumername=other
+        )
+    held_by_others = pipe.execute()
+    if any(len(rows) > PENDING_LOOKED_AT for rows in held_by_others):
+        return timers
+    elsewhere = [text(row["message_id"]) for rows in held_by_others for row in rows]
+    if not elsewhere:
+        return []
+    for entry_id in elsewhere:
+        pipe.xrange(keys.events, min=entry_id, max=entry_id, count=1)
+    entries = [entry for found in pipe.execute() for entry in found]
+    oldest_elsewhere: dict[str, tuple[float, int]] = {}
+    for raw_id, fields in entries:
+        execution, order = _execution_of(fields), stream_order(text(raw_id))
+        if execution is not None and order < oldest_elsewhere.get(execution, (float("inf"), 0)):
+            oldest_elsewhere[execution] = order
+    return [
+        (entry_id, event)
+        for entry_id, event in timers
+        if (oldest := oldest_elsewhere.get(event.get("execution", ""))) is not None
+        and oldest < stream_order(entry_id)
+    ]
+
+
+def _execution_of(fields: dict[Any, Any]) -> str | None:
+    raw = fields.get(EVENT_FIELD.encode(), fields.get(EVENT_FIELD))
+    try:
+        event = strict_loads(raw) if raw is not None else None
+    except ValueError:
+        return None
+    execution = event.get("execution") if isinstance(event, dict) else None
+    return execution if isinstance(execution, str) else None
