@@ -197,6 +197,8 @@ class LocalRunner:
             effects.append({"kind": effect.kind, "target": effect.target, "payload": effect.payload})
             if effect.attributes:
                 effects[-1]["attributes"] = effect.attributes
+            if effect.message_id:  # the id the task's result names, which the message is sent under
+                effects[-1]["message_id"] = effect.message_id
         return {**report, "token": action["token"]}
 
 

@@ -229,3 +229,23 @@ def test_a_send_message_task_fails_for_a_queue_that_does_not_exist_as_in_an_exec
 
     assert (answer["status"], answer["error"]) == ("FAILED", "SQS.QueueDoesNotExistException")
     assert answer["cause"].startswith("The specified queue does not exist. (Service: AmazonSQS;")
+
+
+def test_a_send_message_task_sends_under_the_message_id_its_result_names(
+    serve_only: ApiStack, sfn: Any
+) -> None:
+    sqs = sns_client(serve_only, "sqs")
+    url = sqs.create_queue(QueueName=unique("tested"))["QueueUrl"]
+    state = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::sqs:sendMessage",
+        "Parameters": {"QueueUrl": url, "MessageBody.$": "$.text"},
+        "End": True,
+    }
+
+    answer = run(sfn, state, {"text": "sent alone"})
+
+    assert answer["status"] == "SUCCEEDED", answer
+    (received,) = sqs.receive_message(QueueUrl=url, WaitTimeSeconds=5)["Messages"]
+    assert received["Body"] == "sent alone"
+    assert received["MessageId"] == json.loads(answer["output"])["MessageId"]

@@ -253,7 +253,8 @@ def _carry_out(sfn: StepFunctions, effects: list[dict[str, Any]]) -> None:
             publish(sfn.client.redis, settings, effect["payload"])
         elif effect["kind"] == "send":
             attributes = effect.get("attributes") or {}
-            message = OutgoingMessage(str(uuid.uuid4()), message_text(effect["payload"]), attributes)
+            message_id = effect.get("message_id") or str(uuid.uuid4())
+            message = OutgoingMessage(message_id, message_text(effect["payload"]), attributes)
             Queues(sfn.client.redis, settings).send(effect["target"], [message])
 
 
