@@ -36,6 +36,7 @@ from orchestrator.protocol.pauses import settle_garbage_collector
 from orchestrator.protocol.reconnect import OUTAGE_ERRORS, Outage
 from orchestrator.runtime import heartbeats, transitions
 from orchestrator.runtime.clock import RedisClock
+from orchestrator.runtime.event_order import HeldEvents, stream_order
 from orchestrator.runtime.faults import FaultPoints
 from orchestrator.runtime.history_compaction import HistoryCompaction
 from orchestrator.runtime.intake import EVENT_BATCH, Entry, Event, EventIntake, stamped
@@ -62,7 +63,6 @@ from orchestrator.runtime.store import (
     acked_elsewhere,
 )
 from orchestrator.runtime.targets import ServiceTargets
-from orchestrator.runtime.timer_order import HeldTimers, stream_order
 from orchestrator.runtime.transitions import Transition
 from orchestrator.runtime.work_wait import WorkWait
 from orchestrator.settings import Settings, masked_url
@@ -117,7 +117,7 @@ class Orchestrator:
         self.intake = EventIntake(
             redis_client, self.keys, consumer, clock, claim_idle_seconds, settings.max_event_deliveries
         )
-        self.held_timers = HeldTimers(redis_client, self.keys, consumer)  # timer_order
+        self.held_events = HeldEvents(redis_client, self.keys, consumer)  # event_order
         self.faults = FaultPoints(settings.fault_point)
         self.lone_failures = LoneFailures(self.store, settings, self.commit, clock)
         self.forget_dead_every_seconds = forget_dead_every_seconds
@@ -182,7 +182,7 @@ class Orchestrator:
         abandoned = self.intake.abandoned_events()
         if abandoned:  # older than what was just read: applied in the order they reached the stream
             events = sorted(events + abandoned, key=lambda event: stream_order(event[0]))
-        events = self.held_timers.sort_out(events)
+        events = self.held_events.sort_out(events)
         if batch:
             self.faults.reach("after-source-batch")
         in_flight = self.send_starts(batch)

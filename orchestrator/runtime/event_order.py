@@ -1,18 +1,29 @@
-"""A timer waits for the events of its execution that reached the event stream before it.
+"""A timer or a stop waits for the events of its execution that reached the stream before it.
 
-The core judges a report by when it reached the stream, so a result that came in time wins
-over a timeout that fired after it, however late the orchestrators take it. An event read by
-an orchestrator that died before committing it stays pending with that orchestrator until
-another claims it, ``claim_idle_seconds`` later; a timer that fires meanwhile is read by a
-live orchestrator, which would apply it first and time the task out. So a TimerFired event
-whose execution has an older event pending with another consumer of the group is not applied
-yet: the orchestrator holds it, unacknowledged, and judges it again every ``RECHECK_SECONDS``
-until the older event is committed, which usually takes its token away (the firing is then
-ignored, as any stale timer's is).
+The core judges a report by when it reached the event stream, so a result that came in time
+wins over a timeout that fired after it, however late the orchestrators take it. But an event
+read by an orchestrator that died before committing it stays pending with that orchestrator
+until another claims it, ``claim_idle_seconds`` later, and whatever comes after it meanwhile is
+read by the live ones:
 
-Only batches that hold a timer pay for the check: one XPENDING summary, and when other
+- a task's timeout that fires then would be applied first, and the result that came in time
+  would lose to it;
+- a StopExecution (a user's, or a parent's for its abandoned child) would be applied before the
+  older event, and could find nothing to stop: the child's start, still pending, would then
+  start a child nobody waits for.
+
+So a TimerFired or StopExecution event whose execution has an older event pending with another
+consumer of the group is not applied yet: the orchestrator holds it, unacknowledged, and judges
+it again every ``RECHECK_SECONDS`` until the older event is committed. A held event stays in
+this orchestrator's pending entries under its own entry id, so it waits only for events older
+than itself (newer ones never hold it back, however busy its execution), and an orchestrator
+that dies holding it leaves it to be claimed as any event it read. The same ordering spares a
+live orchestrator's commit the same race, by a few milliseconds.
+
+Only batches that hold such an event pay for the check: one XPENDING summary, and when other
 consumers hold entries, two more round trips to read which executions those are (at most
-``PENDING_LOOKED_AT`` per consumer; past that, every timer of the batch waits, the safe side).
+``PENDING_LOOKED_AT`` per consumer; past that, every such event of the batch waits, the safe
+side).
 """
 
 from __future__ import annotations
@@ -33,6 +44,8 @@ log = logging.getLogger(__name__)
 
 RECHECK_SECONDS = 0.25
 PENDING_LOOKED_AT = 1000
+ORDERED = frozenset({"TimerFired", "StopExecution"})
+"""The events that wait for their execution's older ones held elsewhere."""
 
 
 def stream_order(entry_id: str) -> tuple[int, int]:
@@ -41,15 +54,9 @@ def stream_order(entry_id: str) -> tuple[int, int]:
     return int(milliseconds), int(sequence or 0)
 
 
-class HeldTimers:
-    """The timers one orchestrator holds back, unacknowledged, until the older events of their
-    execution that other orchestrators hold are committed.
-
-    A held timer stays in this orchestrator's pending entries under its own entry id, so it is
-    judged against the events older than its first firing only (newer ones never hold it back,
-    however busy its execution), and one that dies holding it leaves it to be claimed as any
-    event it read.
-    """
+class HeldEvents:
+    """The timers and stops one orchestrator holds back, unacknowledged, until the older events
+    of their execution that other orchestrators hold are committed."""
 
     def __init__(
         self, redis_client: redis.Redis, keys: Keys, consumer: str, recheck_seconds: float = RECHECK_SECONDS
@@ -58,36 +65,34 @@ class HeldTimers:
         self.keys = keys
         self.consumer = consumer
         self.recheck_seconds = recheck_seconds
-        self.held: dict[str, dict[str, Any]] = {}  # entry id -> its TimerFired event
-        self._next_check = 0.0  # time.monotonic() from which the held timers are judged again
+        self.held: dict[str, dict[str, Any]] = {}  # entry id -> its event
+        self._next_check = 0.0  # time.monotonic() from which the held events are judged again
 
     def sort_out(self, events: list[Event]) -> list[Event]:
-        """``events`` to apply now, in the order they reached the stream: the held timers whose
-        wait is over join them, and the timers that must wait are held instead."""
+        """``events`` to apply now, in the order they reached the stream: the held events whose
+        wait is over join them, and the timers and stops that must wait are held instead."""
         candidates = [event for event in events if event[0] not in self.held]  # one claimed back
         now = time.monotonic()
         if self.held and now >= self._next_check:
             candidates = sorted([*candidates, *self.held.items()], key=lambda event: stream_order(event[0]))
             self.held = {}
-        waiting = timers_behind_others(self.redis, self.keys, self.consumer, candidates)
+        waiting = behind_others(self.redis, self.keys, self.consumer, candidates)
         if not waiting:
             return candidates
         if not self.held:
             self._next_check = now + self.recheck_seconds
         self.held.update(waiting)
-        log.debug("%d timer(s) wait for older events another orchestrator holds", len(self.held))
+        log.debug("%d timer(s) or stop(s) wait for older events another orchestrator holds", len(self.held))
         return [event for event in candidates if event[0] not in self.held]
 
 
-def timers_behind_others(
-    redis_client: redis.Redis, keys: Keys, consumer: str, events: list[Event]
-) -> list[Event]:
-    """The TimerFired events of ``events`` whose execution has an older entry pending with
+def behind_others(redis_client: redis.Redis, keys: Keys, consumer: str, events: list[Event]) -> list[Event]:
+    """The timers and stops of ``events`` whose execution has an older entry pending with
     another consumer (an orchestrator busy with it, or one that died holding it)."""
-    timers = [(entry_id, event) for entry_id, event in events if event.get("type") == "TimerFired"]
-    if not timers:
+    ordered = [(entry_id, event) for entry_id, event in events if event.get("type") in ORDERED]
+    if not ordered:
         return []
-    newest = max((entry_id for entry_id, _ in timers), key=stream_order)
+    newest = max((entry_id for entry_id, _ in ordered), key=stream_order)
     summary = redis_client.xpending(keys.events, GROUP)
     others = [text(row["name"]) for row in summary.get("consumers") or [] if int(row["pending"])]
     others = [name for name in others if name != consumer]
@@ -100,7 +105,7 @@ def timers_behind_others(
         )
     held_by_others = pipe.execute()
     if any(len(rows) > PENDING_LOOKED_AT for rows in held_by_others):
-        return timers
+        return ordered
     elsewhere = [text(row["message_id"]) for rows in held_by_others for row in rows]
     if not elsewhere:
         return []
@@ -114,7 +119,7 @@ def timers_behind_others(
             oldest_elsewhere[execution] = order
     return [
         (entry_id, event)
-        for entry_id, event in timers
+        for entry_id, event in ordered
         if (oldest := oldest_elsewhere.get(event.get("execution", ""))) is not None
         and oldest < stream_order(entry_id)
     ]

@@ -1,8 +1,9 @@
-"""A timer waits for the older events of its execution that another orchestrator holds.
+"""A timer or a stop waits for the older events of its execution that another orchestrator holds.
 
 A result that reached the event stream before its task's timeout is the task's, however late
 it is taken (README, Limits): even when the orchestrator that read it died before committing
-it, and the timeout fired while its entry waited to be claimed.
+it, and the timeout fired while its entry waited to be claimed. Likewise a child whose start a
+dead orchestrator held is stopped when its parent is, not left running.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import pytest
 import redis
 
 from orchestrator.runtime.client import Client
+from orchestrator.runtime.event_order import RECHECK_SECONDS
 from orchestrator.runtime.keys import GROUP, Keys
 from orchestrator.runtime.loop import Orchestrator
-from orchestrator.runtime.timer_order import RECHECK_SECONDS
 from orchestrator.settings import Settings
 from tests.runtime_fixtures import LAMBDA, queued_tasks
 
@@ -27,6 +28,21 @@ TIMED_TASK = {
     "States": {"Call": {"Type": "Task", "Resource": LAMBDA + "Slow", "TimeoutSeconds": 1, "End": True}},
 }
 WAIT = {"StartAt": "Pause", "States": {"Pause": {"Type": "Wait", "Seconds": 1, "End": True}}}
+LONG_WAIT = {"StartAt": "Pause", "States": {"Pause": {"Type": "Wait", "Seconds": 3600, "End": True}}}
+SYNC_PARENT = {
+    "StartAt": "Start",
+    "States": {
+        "Start": {
+            "Type": "Task",
+            "Resource": "arn:aws:states:::states:startExecution.sync:2",
+            "Parameters": {
+                "StateMachineArn": "arn:aws:states:us-east-1:000000000000:stateMachine:Long",
+                "Name": "kid",
+            },
+            "End": True,
+        }
+    },
+}
 
 
 @pytest.fixture
@@ -112,3 +128,33 @@ def test_the_timers_of_other_executions_do_not_wait(
 
     assert client.describe(waiting)["status"] == "SUCCEEDED"
     assert client.describe(held)["status"] == "RUNNING"
+
+
+def test_a_child_whose_start_a_dead_orchestrator_held_is_stopped_with_its_parent(
+    redis_client: redis.Redis, settings: Settings, client: Client
+) -> None:
+    client.register_machine("Long", LONG_WAIT)
+    client.register_machine("Parent", SYNC_PARENT)
+    parent = client.start_execution("Parent", {})
+    dead = Orchestrator(redis_client, settings, "dead")
+    dead.intake.last_claim = time.time()
+    (start,) = dead.intake.read_events(None)  # the child's start: read, never committed
+    assert start[1]["type"] == "StartExecution"
+    survivor = Orchestrator(redis_client, settings, "survivor")
+    survivor.intake.last_claim = time.time()
+
+    client.stop_execution(parent, "Stopped", "by a person")
+    survivor.run_once()  # the parent stops, and asks for its child to be stopped
+    survivor.run_once()  # which waits: the child's start is older, and held elsewhere
+    assert client.describe(parent)["status"] == "ABORTED"
+    assert client.describe("kid") is None
+
+    survivor.intake.claim_idle_seconds = 0.001
+    survivor.intake.last_claim = float("-inf")
+    survivor.run_once()  # the start is claimed: the child starts, and its parent's stop is judged again
+    time.sleep(RECHECK_SECONDS)
+    survivor.run_once()
+
+    assert client.describe("kid")["status"] == "ABORTED"
+    survivor.run_once()  # the child's end, reported to a parent that no longer waits for it
+    assert redis_client.xlen(KEYS.events) == 0
