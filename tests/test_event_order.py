@@ -16,7 +16,7 @@ import pytest
 import redis
 
 from orchestrator.runtime.client import Client
-from orchestrator.runtime.event_order import RECHECK_SECONDS
+from orchestrator.runtime.event_order import RECHECK_SECONDS, STALE_SECONDS
 from orchestrator.runtime.keys import GROUP, Keys
 from orchestrator.runtime.loop import Orchestrator
 from orchestrator.settings import Settings
@@ -66,6 +66,7 @@ def result_read_by_a_dead_orchestrator(redis_client: redis.Redis, settings: Sett
     dead = Orchestrator(redis_client, settings, "dead")
     dead.intake.last_claim = time.time()
     assert len(dead.intake.read_events(None)) == 1
+    time.sleep(STALE_SECONDS)  # it is not coming back: what it read goes stale
     return name
 
 
@@ -140,6 +141,7 @@ def test_a_child_whose_start_a_dead_orchestrator_held_is_stopped_with_its_parent
     dead.intake.last_claim = time.time()
     (start,) = dead.intake.read_events(None)  # the child's start: read, never committed
     assert start[1]["type"] == "StartExecution"
+    time.sleep(STALE_SECONDS)  # it is not coming back: what it read goes stale
     survivor = Orchestrator(redis_client, settings, "survivor")
     survivor.intake.last_claim = time.time()
 

@@ -13,17 +13,23 @@ read by the live ones:
   start a child nobody waits for.
 
 So a TimerFired or StopExecution event whose execution has an older event pending with another
-consumer of the group is not applied yet: the orchestrator holds it, unacknowledged, and judges
-it again every ``RECHECK_SECONDS`` until the older event is committed. A held event stays in
-this orchestrator's pending entries under its own entry id, so it waits only for events older
-than itself (newer ones never hold it back, however busy its execution), and an orchestrator
-that dies holding it leaves it to be claimed as any event it read. The same ordering spares a
-live orchestrator's commit the same race, by a few milliseconds.
+consumer of the group for ``STALE_SECONDS`` or more is not applied yet: the orchestrator holds
+it, unacknowledged, and judges it again every ``RECHECK_SECONDS`` until the older event is
+committed. A held event stays in this orchestrator's pending entries under its own entry id, so
+it waits only for events older than itself (newer ones never hold it back, however busy its
+execution), and an orchestrator that dies holding it leaves it to be claimed as any event it
+read.
 
-Only batches that hold such an event pay for the check: one XPENDING summary, and when other
-consumers hold entries, two more round trips to read which executions those are (at most
-``PENDING_LOOKED_AT`` per consumer; past that, every such event of the batch waits, the safe
-side).
+Entries pending for less than ``STALE_SECONDS`` are a live orchestrator's work in progress,
+committed within milliseconds; learning their executions would cost a read per entry of every
+batch in flight, so they are not waited for. What this leaves: an event read in the last tenth
+of a second before its orchestrator died, or a live orchestrator's commit racing by a few
+milliseconds, can still be overtaken by a timer or a stop.
+
+Only batches that hold a timer or a stop pay for the check: one XPENDING summary, and when
+other consumers hold entries, one XPENDING per consumer for its stale ones, and a read of each
+of those (at most ``PENDING_LOOKED_AT`` per consumer; past that, every such event of the batch
+waits, the safe side).
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ log = logging.getLogger(__name__)
 
 RECHECK_SECONDS = 0.25
 PENDING_LOOKED_AT = 1000
+STALE_SECONDS = 0.1
+"""How long an entry sits with another orchestrator before a timer or a stop waits for it."""
 ORDERED = frozenset({"TimerFired", "StopExecution"})
 """The events that wait for their execution's older ones held elsewhere."""
 
@@ -87,8 +95,8 @@ class HeldEvents:
 
 
 def behind_others(redis_client: redis.Redis, keys: Keys, consumer: str, events: list[Event]) -> list[Event]:
-    """The timers and stops of ``events`` whose execution has an older entry pending with
-    another consumer (an orchestrator busy with it, or one that died holding it)."""
+    """The timers and stops of ``events`` whose execution has an older entry that has sat
+    ``STALE_SECONDS`` or more with another consumer (one that died holding it, or is stalled)."""
     ordered = [(entry_id, event) for entry_id, event in events if event.get("type") in ORDERED]
     if not ordered:
         return []
@@ -99,9 +107,16 @@ def behind_others(redis_client: redis.Redis, keys: Keys, consumer: str, events: 
     if not others:
         return []
     pipe = redis_client.pipeline(transaction=False)
+    stale_ms = int(STALE_SECONDS * 1000)
     for other in others:
         pipe.xpending_range(
-            keys.events, GROUP, min="-", max=newest, count=PENDING_LOOKED_AT + 1, consumername=other
+            keys.events,
+            GROUP,
+            min="-",
+            max=newest,
+            count=PENDING_LOOKED_AT + 1,
+            consumername=other,
+            idle=stale_ms,
         )
     held_by_others = pipe.execute()
     if any(len(rows) > PENDING_LOOKED_AT for rows in held_by_others):
