@@ -71,7 +71,9 @@ def test_a_local_send_message_returns_what_sqs_returns_and_records_the_message()
     sent = result.output["sent"]
     assert sent["MD5OfMessageBody"] == hashlib.md5(json.dumps(RECORD["record"]).encode()).hexdigest()
     assert sent["MessageId"]
-    assert result.effects == [{"kind": "send", "target": "outbox", "payload": RECORD["record"]}]
+    assert result.effects == [
+        {"kind": "send", "target": "outbox", "payload": RECORD["record"], "message_id": sent["MessageId"]}
+    ]
 
 
 def test_a_send_message_on_the_stack_puts_the_body_on_the_named_queue_in_the_same_commit(
@@ -275,7 +277,10 @@ def test_a_send_messages_attributes_are_digested_and_sent_with_it_as_aws_recorde
     assert sent["MD5OfMessageAttributes"] == SELLER_MD5
     assert sent["MD5OfMessageBody"] == hashlib.md5(b"hi").hexdigest()
     assert sent["SdkHttpMetadata"]["HttpHeaders"]["Content-Length"] == "166"
-    assert result.effects == [{"kind": "send", "target": "q", "payload": "hi", "attributes": SELLER}]
+    sent_under = sent["MessageId"]
+    assert result.effects == [
+        {"kind": "send", "target": "q", "payload": "hi", "attributes": SELLER, "message_id": sent_under}
+    ]
 
 
 def test_a_send_messages_attributes_reach_the_queue_on_the_stack(
