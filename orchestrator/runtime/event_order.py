@@ -40,9 +40,7 @@ from typing import Any
 
 import redis
 
-from orchestrator.protocol.decoding import strict_loads
-from orchestrator.protocol.keys import EVENT_FIELD
-from orchestrator.runtime.intake import Event
+from orchestrator.runtime.intake import Event, parse_event
 from orchestrator.runtime.keys import GROUP, Keys
 from orchestrator.runtime.sources import text
 
@@ -129,22 +127,13 @@ def behind_others(redis_client: redis.Redis, keys: Keys, consumer: str, events: 
     entries = [entry for found in pipe.execute() for entry in found]
     oldest_elsewhere: dict[str, tuple[float, int]] = {}
     for raw_id, fields in entries:
-        execution, order = _execution_of(fields), stream_order(text(raw_id))
-        if execution is not None and order < oldest_elsewhere.get(execution, (float("inf"), 0)):
-            oldest_elsewhere[execution] = order
+        event, _ = parse_event(fields)  # a malformed entry is no execution's: the intake sets it aside
+        order = stream_order(text(raw_id))
+        if event is not None and order < oldest_elsewhere.get(event["execution"], (float("inf"), 0)):
+            oldest_elsewhere[event["execution"]] = order
     return [
         (entry_id, event)
         for entry_id, event in ordered
         if (oldest := oldest_elsewhere.get(event.get("execution", ""))) is not None
         and oldest < stream_order(entry_id)
     ]
-
-
-def _execution_of(fields: dict[Any, Any]) -> str | None:
-    raw = fields.get(EVENT_FIELD.encode(), fields.get(EVENT_FIELD))
-    try:
-        event = strict_loads(raw) if raw is not None else None
-    except ValueError:
-        return None
-    execution = event.get("execution") if isinstance(event, dict) else None
-    return execution if isinstance(execution, str) else None
