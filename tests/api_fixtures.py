@@ -127,13 +127,13 @@ def serve(env: dict[str, str], logs: Path, *args: str) -> tuple[subprocess.Popen
     return process, url
 
 
-def wait_listening(env: dict[str, str], *, orchestrator: bool, worker: bool, logs: Path) -> None:
+def wait_listening(stack: ApiStack, *, orchestrator: bool, worker: bool) -> None:
     """Return once the stack's orchestrator beats and its worker listens on the task queue, as asked.
 
     A request that looks for them (TestState runs a function on the workers only when both are
     there) must not race their start-up on a busy machine."""
-    keys = Keys(env["REDSTEP_PREFIX"])
-    with redis.Redis.from_url(env["REDIS_URL"]) as connection:
+    keys = Keys(stack.prefix)
+    with redis.Redis.from_url(stack.env["REDIS_URL"]) as connection:
         queue = Queue(keys.task_queue_name, connection=connection, serializer=JSONSerializer)
 
         def ready() -> bool:
@@ -143,8 +143,7 @@ def wait_listening(env: dict[str, str], *, orchestrator: bool, worker: bool, log
         try:
             wait_until(ready, READY_SECONDS, "the stack's orchestrator and worker to register")
         except AssertionError as exc:
-            logs_text = "\n".join(f"--- {log.name}\n{log.read_text()[-4000:]}" for log in logs.glob("*.log"))
-            raise AssertionError(f"{exc}\n{logs_text}") from None
+            raise AssertionError(f"{exc}\n{stack.log_text()}") from None
 
 
 def running_stack(
@@ -167,8 +166,9 @@ def running_stack(
             processes.append(start(env, logs / "worker.log", "worker", "--functions", str(FUNCTIONS)))
         process, url = serve(env, logs)
         processes.append(process)
-        wait_listening(env, orchestrator=orchestrator, worker=worker, logs=logs)
-        yield ApiStack(url, env, prefix, logs)
+        stack = ApiStack(url, env, prefix, logs)
+        wait_listening(stack, orchestrator=orchestrator, worker=worker)
+        yield stack
     finally:
         for process in processes:
             stop(process)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -11,28 +10,15 @@ import pytest
 from botocore.config import Config
 
 from orchestrator.runtime.server import RedisServer
-from tests.api_fixtures import FUNCTIONS, ApiStack, api_env, role_arn, serve, start, wait_listening
-from tests.chaos import stop
+from tests.api_fixtures import ApiStack, role_arn, running_stack
 
 
 @pytest.fixture(scope="module")
 def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiStack]:
     """serve with AWS's five-minute limit shortened to two seconds, one orchestrator and one worker."""
     logs = tmp_path_factory.mktemp("test-state-limit")
-    prefix = f"tsl{uuid.uuid4().hex[:8]}"
-    env = {**api_env(redis_server.url, prefix), "REDSTEP_SYNC_EXECUTION_LIMIT_SECONDS": "2"}
-    processes = [
-        start(env, logs / "orchestrator.log", "orchestrator"),
-        start(env, logs / "worker.log", "worker", "--functions", str(FUNCTIONS)),
-    ]
-    try:
-        process, url = serve(env, logs)
-        processes.append(process)
-        wait_listening(env, orchestrator=True, worker=True, logs=logs)
-        yield ApiStack(url, env, prefix, logs)
-    finally:
-        for process in processes:
-            stop(process)
+    limit = {"REDSTEP_SYNC_EXECUTION_LIMIT_SECONDS": "2"}
+    yield from running_stack(redis_server, logs, orchestrator=True, worker=True, settings=limit)
 
 
 def test_a_function_that_outlives_the_limit_answers_states_timeout(stack: ApiStack) -> None:
